@@ -1,0 +1,7 @@
+"""The venue's core: domain types, commands and events, order books and matching, the sequencer,
+and the journal (write-ahead log, snapshots, recovery).
+
+It imports nothing else of the venue; every other package builds on it. The core is a
+deterministic state machine: ``Core.apply(command) -> events`` reads no clock, draws no random
+number and does no I/O, so replaying the journal rebuilds the same state (same ``state_hash``).
+"""
