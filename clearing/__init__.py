@@ -1,0 +1,10 @@
+"""Clearing: the risk stage and settlement.
+
+Owns the risk stage of the core (balances available and locked, holds taken when an order is
+accepted and released as it fills or is cancelled, fees), the settlement of events into the
+double-entry ledger (SQLAlchemy: SQLite by default, PostgreSQL via psycopg), reconciliation,
+statements and reports. The ledger is a projection of the event stream, idempotent by event
+sequence number.
+
+May import ``engine`` only. Filled in by later work.
+"""

@@ -1,0 +1,9 @@
+"""Gateways: the doors participants come in through.
+
+Owns FIX 4.4 (codec, session layer, message store, order entry, market data, drop copy), REST and
+WebSocket following the Binance Spot API conventions (aiohttp), authentication and rate limits.
+A gateway turns wire messages into commands for the sequencer and events back into execution
+reports, responses and market data.
+
+May import ``engine`` (types, commands, events) only. Filled in by later work.
+"""

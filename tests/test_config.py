@@ -1,0 +1,342 @@
+"""The configuration loader: the shipped file loads, and every kind of bad input is a ConfigError
+whose message names the file and the key."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.types import InstrumentState, StpMode
+from venue.config import DEFAULT_CONFIG_PATH, ConfigError, VenueConfig, load_config, parse_config
+
+SHIPPED = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "venue.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def edited(*replacements: tuple[str, str]) -> str:
+    """The shipped config with each ``old`` replaced (once) by ``new``."""
+    text = SHIPPED
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def without_line(start: str) -> str:
+    """The shipped config without the first line that starts with ``start``."""
+    lines = SHIPPED.splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if line.startswith(start))
+    return "".join(lines[:index] + lines[index + 1 :])
+
+
+def error_for(tmp_path: Path, text: str) -> ConfigError:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    error = caught.value
+    assert str(path) in str(error)
+    assert "\n" not in str(error)
+    return error
+
+
+# -- the shipped configuration ------------------------------------------------------------------
+def test_shipped_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert isinstance(config, VenueConfig)
+    assert config.source == DEFAULT_CONFIG_PATH
+    assert config.data_dir == tmp_path / "data"  # relative to the working directory
+    assert config.default_stp is StpMode.EXPIRE_TAKER
+    assert config.session_end_utc == 0
+    assert config.snapshot_every == 100_000
+    assert config.journal.segment_mb == 64
+    assert config.journal.segment_bytes == 64 * 1024 * 1024
+    assert config.journal.fsync is True
+    assert config.admin.host == "127.0.0.1"
+    assert config.admin.port == 8081
+    assert config.symbols == ("BTC-USDT", "ETH-USDT", "ETH-BTC")
+
+
+def test_shipped_instruments_are_in_integer_units() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH)
+    btc = config.instrument("BTC-USDT")
+    assert (btc.base, btc.quote) == ("BTC", "USDT")
+    assert btc.tick_size == Decimal("0.01")
+    assert btc.lot_size == Decimal("0.00001")
+    assert btc.min_qty == 1
+    assert btc.max_qty == 900_000_000
+    assert btc.units_to_notional(btc.min_notional) == Decimal("5")
+    assert btc.price_band_bps == 1000
+    assert btc.reference_price > 0
+    assert btc.initial_state is InstrumentState.OPEN
+    for spec in config.instruments:
+        assert isinstance(spec.min_qty, int)
+        assert isinstance(spec.reference_price, int)
+        assert spec.reference_price > 0
+    with pytest.raises(KeyError):
+        config.instrument("DOGE-USDT")
+
+
+def test_absolute_data_dir_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    config = parse_config(edited(('data_dir = "data"', f'data_dir = "{target}"')))
+    assert config.data_dir == target
+
+
+def test_session_end_with_seconds_and_optional_state() -> None:
+    config = parse_config(
+        edited(
+            ('session_end_utc = "00:00"', 'session_end_utc = "21:30:15"'),
+            ('state = "OPEN"', 'state = "HALTED"'),
+            ('state = "OPEN"\n', ""),
+        )
+    )
+    assert config.session_end_utc == 21 * 3600 + 30 * 60 + 15
+    assert config.instruments[0].initial_state is InstrumentState.HALTED
+    assert config.instruments[1].initial_state is InstrumentState.OPEN  # the default
+
+
+# -- files that cannot be read or parsed --------------------------------------------------------
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="not found") as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="directory"):
+        load_config(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = write(tmp_path, SHIPPED)
+    path.chmod(0)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(path)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "venue.toml"
+    path.write_bytes(b'[venue]\ndata_dir = "\xff"\n')
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(path)
+
+
+def test_toml_syntax_error(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(("[journal]", "[journal")))
+    assert "not valid TOML" in error.problem
+    assert "line" in error.problem
+
+
+# -- missing and unknown keys -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('data_dir = "data"', "venue.data_dir"),
+        ("snapshot_every = 100000", "venue.snapshot_every"),
+        ("fsync = true", "journal.fsync"),
+        ("port = 8081", "admin.port"),
+        ('tick_size = "0.01"', "instruments[0].tick_size"),
+        ('reference_price = "3200.00"', "instruments[1].reference_price"),
+        ('symbol = "ETH-BTC"', "instruments[2].symbol"),
+    ],
+)
+def test_missing_key(tmp_path: Path, line: str, key: str) -> None:
+    error = error_for(tmp_path, without_line(line))
+    assert error.key == key
+    assert "missing" in error.problem
+    assert key in str(error)
+
+
+def test_missing_section(tmp_path: Path) -> None:
+    text = edited(("[admin]", "[other]"), ('host = "127.0.0.1"', 'x = "1"'))
+    error = error_for(tmp_path, text.replace("port = 8081", "y = 1"))
+    assert error.key == "admin"
+    assert "missing" in error.problem
+
+
+def test_section_that_is_not_a_table(tmp_path: Path) -> None:
+    error = error_for(tmp_path, "journal = 1\n" + SHIPPED.replace("[journal]", "[old_journal]"))
+    assert error.key == "journal"
+    assert "table" in error.problem
+
+
+def test_no_instruments(tmp_path: Path) -> None:
+    without = SHIPPED.split("[[instruments]]")[0]
+    error = error_for(tmp_path, without)
+    assert error.key == "instruments"
+    assert "missing" in error.problem
+    error = error_for(tmp_path, "instruments = []\n" + without)
+    assert error.key == "instruments"
+    assert "at least one" in error.problem
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(("fsync = true", "fsync = true\nfsnyc = false")))
+    assert error.key == "journal.fsnyc"
+    assert "unknown key" in error.problem
+    assert "fsync" in error.problem  # lists the keys it knows
+
+
+def test_misspelt_key_is_named(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(("fsync = true", "fsnyc = true")))
+    assert error.key == "journal.fsync"
+    assert "missing" in error.problem
+    assert "'fsnyc'" in error.problem
+
+
+def test_unknown_section_is_refused(tmp_path: Path) -> None:
+    error = error_for(tmp_path, SHIPPED + "\n[fees]\nmaker_bps = 1\n")
+    assert error.key == "fees"
+    assert "unknown" in error.problem
+
+
+# -- wrong types --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        ("port = 8081", 'port = "8081"', "admin.port", "integer"),
+        ("port = 8081", "port = true", "admin.port", "integer"),
+        ("port = 8081", "port = 8081.0", "admin.port", "integer"),
+        ("fsync = true", 'fsync = "yes"', "journal.fsync", "true or false"),
+        ('data_dir = "data"', "data_dir = 3", "venue.data_dir", "string"),
+        ('host = "127.0.0.1"', "host = []", "admin.host", "string"),
+        ("price_band_bps = 1000", 'price_band_bps = "1000"', "instruments[0].price_band_bps", ""),
+        ('tick_size = "0.01"', "tick_size = true", "instruments[0].tick_size", "decimal string"),
+    ],
+)
+def test_wrong_type(tmp_path: Path, old: str, new: str, key: str, expected: str) -> None:
+    error = error_for(tmp_path, edited((old, new)))
+    assert error.key == key
+    assert expected in error.problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ('tick_size = "0.01"', "tick_size = 0.01", "instruments[0].tick_size"),
+        ('min_notional = "5"', "min_notional = 5", "instruments[0].min_notional"),
+        (
+            'reference_price = "0.03368"',
+            "reference_price = 0.03368",
+            "instruments[2].reference_price",
+        ),
+    ],
+)
+def test_bare_number_where_a_decimal_string_is_required(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    error = error_for(tmp_path, edited((old, new)))
+    assert error.key == key
+    assert "decimal string in quotes" in error.problem
+
+
+def test_not_a_decimal(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(('lot_size = "0.00001"', 'lot_size = "a lot"')))
+    assert error.key == "instruments[0].lot_size"
+    assert "not a decimal number" in error.problem
+    error = error_for(tmp_path, edited(('max_qty = "9000"', 'max_qty = "Infinity"')))
+    assert "not a finite number" in error.problem
+
+
+# -- enumerations and times ---------------------------------------------------------------------
+def test_unknown_stp_mode(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(('"EXPIRE_TAKER"', '"EXPIRE_SOMEONE"')))
+    assert error.key == "venue.default_stp"
+    assert "EXPIRE_SOMEONE" in error.problem
+    assert "EXPIRE_MAKER" in error.problem  # lists the valid names
+
+
+def test_default_is_not_a_venue_default(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(('"EXPIRE_TAKER"', '"DEFAULT"')))
+    assert error.key == "venue.default_stp"
+
+
+def test_unknown_instrument_state(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(('state = "OPEN"', 'state = "open"')))
+    assert error.key == "instruments[0].state"
+    assert "CANCEL_ONLY" in error.problem
+
+
+@pytest.mark.parametrize("value", ['"24:00"', '"7:00"', '"12:60"', '"midnight"', "00:00:00"])
+def test_bad_session_end(tmp_path: Path, value: str) -> None:
+    error = error_for(tmp_path, edited(('session_end_utc = "00:00"', f"session_end_utc = {value}")))
+    assert error.key == "venue.session_end_utc"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("snapshot_every = 100000", "snapshot_every = 0", "venue.snapshot_every"),
+        ("segment_mb = 64", "segment_mb = 0", "journal.segment_mb"),
+        ("port = 8081", "port = 70000", "admin.port"),
+        ("price_band_bps = 1000", "price_band_bps = 10000", "instruments[0].price_band_bps"),
+        ("price_band_bps = 1000", "price_band_bps = 0", "instruments[0].price_band_bps"),
+    ],
+)
+def test_integer_out_of_range(tmp_path: Path, old: str, new: str, key: str) -> None:
+    error = error_for(tmp_path, edited((old, new)))
+    assert error.key == key
+    assert "between" in error.problem
+
+
+# -- instruments --------------------------------------------------------------------------------
+def test_duplicate_symbol(tmp_path: Path) -> None:
+    error = error_for(tmp_path, edited(('symbol = "ETH-BTC"', 'symbol = "BTC-USDT"')))
+    assert error.key == "instruments[2].symbol"
+    assert "BTC-USDT" in error.problem
+    assert "instruments[0]" in error.problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        ('tick_size = "0.01"', 'tick_size = "0"', "instruments[0].tick_size", "positive"),
+        ('lot_size = "0.00001"', 'lot_size = "-1"', "instruments[0].lot_size", "positive"),
+        (
+            'min_qty = "0.00001"',
+            'min_qty = "0.000015"',
+            "instruments[0].min_qty",
+            "multiple of the lot_size",
+        ),
+        ('min_qty = "0.00001"', 'min_qty = "0"', "instruments[0].min_qty", "positive"),
+        ('max_qty = "9000"', 'max_qty = "0"', "instruments[0].max_qty", "below min_qty"),
+        ('min_qty = "0.00001"', 'min_qty = "10000"', "instruments[0].max_qty", "below min_qty"),
+        ('max_qty = "9000"', 'max_qty = "1e30"', "instruments[0].max_qty", "too large"),
+        (
+            'reference_price = "95000.00"',
+            'reference_price = "95000.001"',
+            "instruments[0].reference_price",
+            "multiple of the tick_size",
+        ),
+        (
+            'reference_price = "95000.00"',
+            'reference_price = "0"',
+            "instruments[0].reference_price",
+            "positive",
+        ),
+        ('min_notional = "5"', 'min_notional = "-5"', "instruments[0].min_notional", "negative"),
+        ('symbol = "BTC-USDT"', 'symbol = "btc usdt"', "instruments[0].symbol", "not a symbol"),
+        ('base = "BTC"', 'base = "bitcoin"', "instruments[0].base", "asset code"),
+        ('quote = "USDT"', 'quote = "BTC"', "instruments[0].quote", "both"),
+    ],
+)
+def test_invalid_instrument(tmp_path: Path, old: str, new: str, key: str, problem: str) -> None:
+    error = error_for(tmp_path, edited((old, new)))
+    assert error.key == key
+    assert problem in error.problem
+
+
+def test_parse_config_names_its_source() -> None:
+    with pytest.raises(ConfigError, match=r"^inline: venue\.snapshot_every: "):
+        parse_config(edited(("snapshot_every = 100000", "snapshot_every = -1")), source="inline")

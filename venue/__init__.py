@@ -1,0 +1,5 @@
+"""The composition root: the command line and the wiring of the pieces into processes.
+
+It may import every other package of the venue; nothing imports it. ``venue.config`` loads the
+configuration files in ``config/``.
+"""

@@ -1,0 +1,424 @@
+"""The venue's configuration: a TOML file loaded into typed, frozen values.
+
+``load_config(path)`` reads a file such as ``config/venue.toml`` and returns a ``VenueConfig``.
+Every problem with the file (it cannot be read, it is not TOML, a key is missing, unknown or of
+the wrong type, a price is written as a float, an enum name is unknown, a symbol is listed twice,
+a quantity is not a whole number of lots...) raises ``ConfigError`` whose message names the file
+and the key, so that the command line can print one line instead of a traceback.
+
+Decimals (sizes, prices, quantities, amounts) must be TOML strings: a TOML float is binary and
+inexact, and nothing inexact may reach a price or a quantity. Instruments become
+``engine.instrument.InstrumentSpec`` values, whose integer units the core works in.
+
+Relative paths resolve against the current working directory of the process that loads the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal, DecimalException
+from enum import IntEnum
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+from engine.instrument import InstrumentSpec, spec_from_decimals
+from engine.types import InstrumentState, StpMode
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AdminConfig",
+    "ConfigError",
+    "JournalConfig",
+    "VenueConfig",
+    "load_config",
+    "parse_config",
+]
+
+#: The embedded default configuration shipped with the repository.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "venue.toml"
+
+#: Integer units (ticks, lots, tick-lots) must fit in a signed 64-bit integer.
+_MAX_UNITS = 2**63 - 1
+_MAX_SEGMENT_MB = 4096
+_SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
+_ASSET_RE = re.compile(r"[A-Z0-9]{1,20}")
+_TIME_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2}))?")
+
+_E = TypeVar("_E", bound=IntEnum)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used. ``str(error)`` is a complete, one-line message."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalConfig:
+    segment_mb: int  # a segment is closed and the next one opened at this size
+    fsync: bool  # fsync before acknowledging; false only for throwaway benchmarks
+
+    @property
+    def segment_bytes(self) -> int:
+        return self.segment_mb * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    host: str
+    port: int  # 0: any free port
+
+
+@dataclass(frozen=True, slots=True)
+class VenueConfig:
+    source: Path  # the file this was loaded from
+    data_dir: Path  # absolute
+    default_stp: StpMode  # never StpMode.DEFAULT
+    session_end_utc: int  # seconds after midnight UTC at which DAY orders expire
+    snapshot_every: int  # journal records between two snapshots
+    journal: JournalConfig
+    admin: AdminConfig
+    instruments: tuple[InstrumentSpec, ...]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(spec.symbol for spec in self.instruments)
+
+    def instrument(self, symbol: str) -> InstrumentSpec:
+        """The spec of ``symbol``; ``KeyError`` if the venue does not list it."""
+        for spec in self.instruments:
+            if spec.symbol == symbol:
+                return spec
+        raise KeyError(symbol)
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_config(path: str | Path) -> VenueConfig:
+    """Read and check the TOML file at ``path``; raise ``ConfigError`` on any problem."""
+    file = Path(path)
+    source = str(file)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(source, "", "configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(source, "", "is a directory, not a configuration file") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start})") from None
+    return parse_config(text, source=file)
+
+
+def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
+    """Check TOML ``text``; ``source`` names it in error messages."""
+    name = str(source)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "", f"not valid TOML: {exc}") from None
+    root = _Table(document, "", name)
+
+    venue = root.table("venue")
+    data_dir = _absolute(venue.string("data_dir"))
+    default_stp = venue.enum("default_stp", StpMode, exclude=(StpMode.DEFAULT,))
+    session_end = venue.time_of_day("session_end_utc")
+    snapshot_every = venue.integer("snapshot_every", minimum=1)
+    venue.finish()
+
+    journal_table = root.table("journal")
+    journal = JournalConfig(
+        segment_mb=journal_table.integer("segment_mb", minimum=1, maximum=_MAX_SEGMENT_MB),
+        fsync=journal_table.boolean("fsync"),
+    )
+    journal_table.finish()
+
+    admin_table = root.table("admin")
+    admin = AdminConfig(
+        host=admin_table.string("host"),
+        port=admin_table.integer("port", minimum=0, maximum=65535),
+    )
+    admin_table.finish()
+
+    instruments = _instruments(root)
+    root.finish()
+
+    return VenueConfig(
+        source=Path(source),
+        data_dir=data_dir,
+        default_stp=default_stp,
+        session_end_utc=session_end,
+        snapshot_every=snapshot_every,
+        journal=journal,
+        admin=admin,
+        instruments=instruments,
+    )
+
+
+def _absolute(value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def _instruments(root: _Table) -> tuple[InstrumentSpec, ...]:
+    tables = root.tables("instruments")
+    if not tables:
+        root.fail("instruments", "at least one [[instruments]] table is required")
+    specs: list[InstrumentSpec] = []
+    seen: dict[str, str] = {}
+    for table in tables:
+        spec = _instrument(table)
+        if spec.symbol in seen:
+            table.fail("symbol", f"{spec.symbol!r} is already listed at {seen[spec.symbol]}")
+        seen[spec.symbol] = table.where
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _instrument(table: _Table) -> InstrumentSpec:
+    symbol = table.string("symbol")
+    if not _SYMBOL_RE.fullmatch(symbol):
+        table.fail(
+            "symbol",
+            f"{symbol!r} is not a symbol: 1 to 32 of A-Z, 0-9, '.', '_', '-' (e.g. \"BTC-USDT\")",
+        )
+    base = table.string("base")
+    quote = table.string("quote")
+    for key, asset in (("base", base), ("quote", quote)):
+        if not _ASSET_RE.fullmatch(asset):
+            table.fail(key, f'{asset!r} is not an asset code: 1 to 20 of A-Z, 0-9 (e.g. "BTC")')
+    if base == quote:
+        table.fail("quote", f"base and quote are both {base!r}")
+
+    tick = table.decimal("tick_size")
+    lot = table.decimal("lot_size")
+    for key, step in (("tick_size", tick), ("lot_size", lot)):
+        if step <= 0:
+            table.fail(key, f"must be positive, got {step}")
+    min_qty = table.units("min_qty", lot, "lot_size", minimum=1)
+    table.units("max_qty", lot, "lot_size", minimum=min_qty, minimum_name="min_qty")
+    min_notional = table.decimal("min_notional")
+    if min_notional < 0:
+        table.fail("min_notional", f"must not be negative, got {min_notional}")
+    try:
+        _fits(table, "min_notional", -(-min_notional // (tick * lot)))
+    except DecimalException:
+        table.fail("min_notional", f"{min_notional} is too large for tick_size x lot_size")
+    band = table.integer("price_band_bps", minimum=1, maximum=9999)
+    table.units("reference_price", tick, "tick_size", minimum=1)
+    state = table.enum("state", InstrumentState, default=InstrumentState.OPEN)
+    table.finish()
+
+    try:
+        return spec_from_decimals(
+            symbol=symbol,
+            base=base,
+            quote=quote,
+            tick_size=table.raw_string("tick_size"),
+            lot_size=table.raw_string("lot_size"),
+            min_qty=table.raw_string("min_qty"),
+            max_qty=table.raw_string("max_qty"),
+            min_notional=table.raw_string("min_notional"),
+            price_band_bps=band,
+            reference_price=table.raw_string("reference_price"),
+            initial_state=state,
+        )
+    except (ValueError, ArithmeticError) as exc:  # the checks above should have caught it
+        table.fail("", f"invalid instrument {symbol!r}: {exc}")
+
+
+def _fits(table: _Table, key: str, units: Decimal) -> int:
+    if units > _MAX_UNITS:
+        table.fail(key, "too large: the value in integer units does not fit in 64 bits")
+    return int(units)
+
+
+# -- typed access to one TOML table -------------------------------------------------------------
+class _Table:
+    """One TOML table with typed getters that fail with the file and the full key name."""
+
+    def __init__(self, data: Mapping[str, object], where: str, source: str) -> None:
+        self._data = data
+        self._used: set[str] = set()
+        self.where = where  # e.g. "venue" or "instruments[1]"; "" for the top level
+        self.source = source
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def key(self, key: str) -> str:
+        if not key:
+            return self.where
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise ConfigError(self.source, self.key(key), problem)
+
+    def finish(self) -> None:
+        """Refuse keys nobody asked for: a misspelt key must not be silently ignored."""
+        unknown = [k for k in self._data if k not in self._used]
+        if unknown:
+            kind = "key" if self.where else "top-level key or section"
+            self.fail(unknown[0], f"unknown {kind} (expected one of: {_names(self._used)})")
+
+    def _get(self, key: str) -> object:
+        self._used.add(key)
+        if key not in self._data:
+            unknown = [k for k in self._data if k not in self._used]
+            close = difflib.get_close_matches(key, unknown, n=1)
+            hint = f" (is {close[0]!r} a misspelling of it?)" if close else ""
+            self.fail(key, f"missing (required){hint}")
+        return self._data[key]
+
+    def _wrong(self, key: str, expected: str, value: object) -> NoReturn:
+        self.fail(key, f"must be {expected}, got {_describe(value)}")
+
+    def table(self, key: str) -> _Table:
+        value = self._get(key)
+        if not isinstance(value, dict):
+            self._wrong(key, f"a table ([{self.key(key)}])", value)
+        return _Table(value, self.key(key), self.source)
+
+    def tables(self, key: str) -> list[_Table]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self._wrong(key, f"an array of tables ([[{self.key(key)}]])", value)
+        return [_Table(v, f"{self.key(key)}[{i}]", self.source) for i, v in enumerate(value)]
+
+    def string(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            self._wrong(key, "a string", value)
+        if not value.strip():
+            self.fail(key, "must not be empty")
+        return value
+
+    def raw_string(self, key: str) -> str:
+        value = self._data[key]
+        assert isinstance(value, str)
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            self._wrong(key, "true or false", value)
+        return value
+
+    def integer(self, key: str, *, minimum: int, maximum: int = _MAX_UNITS) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._wrong(key, "an integer", value)
+        if not minimum <= value <= maximum:
+            self.fail(key, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def decimal(self, key: str) -> Decimal:
+        value = self._get(key)
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            if isinstance(value, float):
+                why = "a TOML float is binary and inexact"
+            else:
+                why = "decimals are always written as strings"
+            self.fail(
+                key,
+                f'must be a decimal string in quotes, such as "{value}", not the bare number '
+                f"{value!r} ({why})",
+            )
+        if not isinstance(value, str):
+            self._wrong(key, 'a decimal string such as "0.01"', value)
+        try:
+            number = Decimal(value)
+        except DecimalException:
+            self.fail(key, f"{value!r} is not a decimal number")
+        if not number.is_finite():
+            self.fail(key, f"{value!r} is not a finite number")
+        return number
+
+    def units(
+        self,
+        key: str,
+        step: Decimal,
+        step_key: str,
+        *,
+        minimum: int,
+        minimum_name: str = "",
+    ) -> int:
+        """A decimal that must be a whole number of ``step`` (ticks or lots), at least ``minimum``
+        units; returns the number of units."""
+        number = self.decimal(key)
+        try:
+            units, rest = divmod(number, step)
+        except DecimalException:
+            self.fail(key, f"{number} is too large or too precise for the {step_key} {step}")
+        if rest != 0:
+            self.fail(key, f"{number} is not a multiple of the {step_key} {step}")
+        count = _fits(self, key, units)
+        if count < minimum:
+            if minimum_name:
+                self.fail(key, f"{number} is below {minimum_name}")
+            self.fail(key, f"must be positive, got {number}")
+        return count
+
+    def enum(
+        self, key: str, kind: type[_E], *, exclude: Iterable[_E] = (), default: _E | None = None
+    ) -> _E:
+        """A member of ``kind`` written by name; optional when a ``default`` is given."""
+        if default is not None and key not in self._data:
+            self._used.add(key)
+            return default
+        value = self._get(key)
+        excluded = set(exclude)
+        allowed = [member for member in kind if member not in excluded]
+        names = _names(member.name for member in allowed)
+        if not isinstance(value, str):
+            self._wrong(key, f"a string, one of: {names}", value)
+        for member in allowed:
+            if member.name == value:
+                return member
+        self.fail(key, f"unknown value {value!r} (expected one of: {names})")
+
+    def time_of_day(self, key: str) -> int:
+        """``"HH:MM"`` or ``"HH:MM:SS"`` (24-hour clock) as seconds after midnight."""
+        value = self._get(key)
+        if not isinstance(value, str):
+            self._wrong(key, 'a time of day in quotes, such as "00:00"', value)
+        match = _TIME_RE.fullmatch(value)
+        hours, minutes, seconds = (int(g or 0) for g in match.groups()) if match else (99, 0, 0)
+        if hours > 23 or minutes > 59 or seconds > 59:
+            self.fail(key, f'{value!r} is not a time of day "HH:MM" or "HH:MM:SS" (00:00-23:59:59)')
+        return hours * 3600 + minutes * 60 + seconds
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+def _describe(value: object) -> str:
+    kinds: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        (dict, "table"),
+        (list, "array"),
+        ((datetime, date, time), "date/time"),
+    ]
+    for kind, name in kinds:
+        if isinstance(value, kind):
+            if isinstance(value, bool):
+                return f"{name} {str(value).lower()}"
+            shown = "" if isinstance(value, dict | list) else f" {value!r}"
+            return f"{name}{shown}"
+    return type(value).__name__
