@@ -11,6 +11,7 @@ Quantities are in lots, prices in ticks, quote amounts in tick-lots (see ``engin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from engine.types import (
     CancelReason,
@@ -21,6 +22,13 @@ from engine.types import (
     StpMode,
     TimeInForce,
 )
+
+
+class Stamped(Protocol):
+    """What the core needs of any command, including those other packages define."""
+
+    seq: int
+    ts: int
 
 
 @dataclass(slots=True)

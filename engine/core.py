@@ -1,0 +1,1059 @@
+"""The core: a deterministic state machine over sequenced commands.
+
+``Core.apply(command)`` validates the command, runs the risk stage (when one is plugged in) and
+matching, and returns the events, in order. It reads no clock (time is the command's ``ts``,
+stamped by the sequencer), draws no random number and does no I/O, so the same journal always
+rebuilds the same state and the same ``state_hash()``.
+
+Matching is price-time priority per instrument. Rules the issue texts leave open, as built:
+- Market orders (and triggered stop-market orders) are protected by the price band: they never
+  trade beyond ``reference * (1 +/- band)``; the rest expires with MARKET_PROTECTION (or
+  NO_LIQUIDITY when the other side is empty). The reference is the last trade price, else the
+  operator's reference price, else the configured one, else (market orders only) the best
+  opposite price on arrival.
+- Stop orders trigger on the last trade price (buy stop-loss and sell take-profit when it rises
+  to the stop price, the others when it falls to it), are refused when they would trigger at
+  once, and enter the book one after another in trigger order once the command that moved the
+  price has finished. A triggered stop-limit whose price is outside the band expires.
+- Self-trade prevention uses the taker's mode (the order's, else its account's default, else
+  the venue's); owners group accounts. NONE lets self-trades happen (surveillance flags them).
+- FOK is checked before matching against the crossing quantity, hidden iceberg quantity
+  included; an order of the same owner in the way makes it fail unless the mode is
+  EXPIRE_MAKER or NONE. A failed FOK changes nothing but itself.
+- Replace: ``qty`` is the new total; it must stay above the filled quantity. Lowering the
+  quantity at the same price keeps priority; a price change or a larger quantity loses it, and
+  a replaced order that now crosses trades as a taker. LIMIT_MAKER orders are refused if the new
+  price would take.
+- A sell by quote amount stops once what is left is worth less than one lot at the last price.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import marshal
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from engine.book import BookSide, Level, StopBook
+from engine.commands import (
+    CancelOrder,
+    ConfigureAccount,
+    MassCancel,
+    NewOrder,
+    ReplaceOrder,
+    SetInstrumentState,
+    SetKillSwitch,
+    SetReferencePrice,
+    Stamped,
+    Tick,
+)
+from engine.events import (
+    AccountConfigured,
+    CancelRejected,
+    CommandRejected,
+    Event,
+    IcebergRefreshed,
+    InstrumentStateChanged,
+    KillSwitchChanged,
+    MassCancelDone,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderRejected,
+    OrderReplaced,
+    OrderTriggered,
+    ReferencePriceSet,
+    ReplaceRejected,
+    SelfTradePrevented,
+    Trade,
+)
+from engine.instrument import InstrumentSpec
+from engine.order import Order
+from engine.risk import RiskStage
+from engine.types import (
+    PRICED_TYPES,
+    STOP_TYPES,
+    CancelReason,
+    InstrumentState,
+    MassCancelScope,
+    OrderStatus,
+    OrdType,
+    RejectReason,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+
+SNAPSHOT_VERSION = 1
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+BUY = Side.BUY
+SELL = Side.SELL
+MARKET_TYPES = frozenset({OrdType.MARKET, OrdType.STOP_LOSS, OrdType.TAKE_PROFIT})
+RESTING_TIFS = frozenset({TimeInForce.GTC, TimeInForce.GTD, TimeInForce.DAY})
+# Stops that trigger when the last price rises to them: buy stop-loss and sell take-profit.
+RISING_STOPS = frozenset(
+    {
+        (Side.BUY, OrdType.STOP_LOSS),
+        (Side.BUY, OrdType.STOP_LOSS_LIMIT),
+        (Side.SELL, OrdType.TAKE_PROFIT),
+        (Side.SELL, OrdType.TAKE_PROFIT_LIMIT),
+    }
+)
+_NO_STP = StpMode.NONE
+
+
+class SequenceError(RuntimeError):
+    """A command arrived out of sequence or with time running backwards: a bug upstream."""
+
+
+class Market:
+    """Per-instrument state: the book, the stop book, the state and the prices it trades at."""
+
+    __slots__ = ("asks", "bids", "last_price", "ref_price", "spec", "state", "stops", "symbol")
+
+    def __init__(self, spec: InstrumentSpec) -> None:
+        self.spec = spec
+        self.symbol = spec.symbol
+        self.bids = BookSide(1)
+        self.asks = BookSide(-1)
+        self.stops = StopBook()
+        self.state = spec.initial_state
+        self.last_price = 0
+        self.ref_price = spec.reference_price
+
+    def reference(self) -> int:
+        return self.last_price or self.ref_price
+
+    def band(self) -> tuple[int, int]:
+        """(lowest, highest) price allowed now; (0, 0) when there is no reference price."""
+        ref = self.reference()
+        if ref <= 0:
+            return 0, 0
+        bps = self.spec.price_band_bps
+        return -((-ref * (10_000 - bps)) // 10_000), ref * (10_000 + bps) // 10_000
+
+
+class Core:
+    def __init__(
+        self,
+        instruments: Sequence[InstrumentSpec],
+        *,
+        default_stp: StpMode = StpMode.EXPIRE_TAKER,
+        session_end_s: int = 0,
+        risk: RiskStage | None = None,
+    ) -> None:
+        if default_stp == StpMode.DEFAULT:
+            raise ValueError("the venue's default STP mode must be a real mode, not DEFAULT")
+        self.markets: dict[str, Market] = {}
+        for spec in instruments:
+            if spec.symbol in self.markets:
+                raise ValueError(f"instrument {spec.symbol} configured twice")
+            self.markets[spec.symbol] = Market(spec)
+        self.default_stp = default_stp
+        self.session_end_ns = session_end_s * 1_000_000_000
+        self.risk = risk
+        self.last_seq = 0
+        self.last_ts = 0
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.kill_switch = False
+        self.owners: dict[int, int] = {}  # account -> owner, only where they differ
+        self.stp_defaults: dict[int, StpMode] = {}
+        self.live: dict[int, dict[int, Order]] = {}  # account -> order id -> live order
+        self.clids: dict[int, dict[str, Order]] = {}  # account -> client order id -> live order
+        self.expiries: list[tuple[int, int, int]] = []  # heap of (expire_time, order id, account)
+        self._triggered: list[Order] = []
+
+    # ------------------------------------------------------------------ entry point
+    def apply(self, cmd: Stamped) -> list[Event]:
+        """Apply one stamped command and return its events."""
+        seq = cmd.seq
+        ts = cmd.ts
+        if seq != self.last_seq + 1:
+            raise SequenceError(f"command seq {seq} after {self.last_seq}: sequence broken")
+        if ts < self.last_ts:
+            raise SequenceError(f"command ts {ts} before {self.last_ts}: time ran backwards")
+        self.last_seq = seq
+        self.last_ts = ts
+        out: list[Event] = []
+        if self.expiries and self.expiries[0][0] <= ts:
+            self._expire_due(ts, out)
+        if isinstance(cmd, NewOrder):
+            self._new_order(cmd, out)
+        elif isinstance(cmd, CancelOrder):
+            self._cancel(cmd, out)
+        elif isinstance(cmd, ReplaceOrder):
+            self._replace(cmd, out)
+        elif isinstance(cmd, MassCancel):
+            self._mass_cancel(cmd, out)
+        elif isinstance(cmd, Tick):
+            pass
+        elif isinstance(cmd, SetInstrumentState):
+            self._set_state(cmd, out)
+        elif isinstance(cmd, SetKillSwitch):
+            self._set_kill_switch(cmd, out)
+        elif isinstance(cmd, SetReferencePrice):
+            self._set_reference(cmd, out)
+        elif isinstance(cmd, ConfigureAccount):
+            self._configure_account(cmd, out)
+        elif self.risk is None or not self.risk.handle_command(cmd, out):
+            out.append(CommandRejected(RejectReason.INVALID_COMMAND, type(cmd).__name__))
+        if self.risk is not None:
+            self.risk.apply_events(seq, out)
+        return out
+
+    def next_deadline(self) -> int:
+        """The earliest time at which a GTD or DAY order expires (0 if none): the runtime
+        sequences a Tick then so expiry does not wait for traffic."""
+        heap = self.expiries
+        while heap:
+            expire_time, order_id, account = heap[0]
+            order = self.order(account, order_id)
+            if order is not None and order.expire_time == expire_time:
+                return expire_time
+            heapq.heappop(heap)  # the order left the book before it expired
+        return 0
+
+    # ------------------------------------------------------------------ queries
+    def market(self, symbol: str) -> Market | None:
+        return self.markets.get(symbol)
+
+    def order(self, account: int, order_id: int) -> Order | None:
+        orders = self.live.get(account)
+        return orders.get(order_id) if orders is not None else None
+
+    def open_orders(self, account: int) -> list[Order]:
+        orders = self.live.get(account)
+        return sorted(orders.values(), key=_order_id) if orders else []
+
+    def resting_count(self) -> int:
+        return sum(len(orders) for orders in self.live.values())
+
+    # ------------------------------------------------------------------ new orders
+    def _new_order(self, cmd: NewOrder, out: list[Event]) -> None:
+        m = self.markets.get(cmd.instrument)
+        reason = self._validate_new(cmd, m)
+        if reason or m is None:
+            out.append(
+                OrderRejected(cmd.account, cmd.instrument, cmd.client_order_id, reason, cmd.session)
+            )
+            return
+        stp = cmd.stp_mode
+        if stp == StpMode.DEFAULT:
+            stp = self.stp_defaults.get(cmd.account, self.default_stp)
+        ord_type = cmd.ord_type
+        tif = cmd.tif if ord_type not in MARKET_TYPES else TimeInForce.IOC
+        expire_time = cmd.expire_time if tif == TimeInForce.GTD else 0
+        if tif == TimeInForce.DAY:
+            expire_time = self._session_end_after(cmd.ts)
+        order = Order(
+            self.next_order_id,
+            cmd.account,
+            m.symbol,
+            cmd.client_order_id,
+            cmd.side,
+            ord_type,
+            tif,
+            cmd.price if ord_type in PRICED_TYPES else 0,
+            cmd.qty,
+            cmd.stop_price if ord_type in STOP_TYPES else 0,
+            cmd.quote_qty,
+            cmd.display_qty,
+            expire_time,
+            stp,
+            cmd.session,
+        )
+        if self.risk is not None:
+            lo, hi = m.band()
+            reason = self.risk.check_new_order(order, m.spec, hi if cmd.side == BUY else lo)
+            if reason:
+                out.append(
+                    OrderRejected(
+                        cmd.account, cmd.instrument, cmd.client_order_id, reason, cmd.session
+                    )
+                )
+                return
+        self.next_order_id += 1
+        is_stop = ord_type in STOP_TYPES
+        if is_stop:
+            order.status = OrderStatus.PENDING_TRIGGER
+        out.append(
+            OrderAccepted(
+                order.order_id,
+                order.account,
+                order.instrument,
+                order.client_order_id,
+                order.side,
+                ord_type,
+                tif,
+                order.price,
+                order.qty,
+                order.quote_qty,
+                order.stop_price,
+                order.display_qty,
+                expire_time,
+                stp,
+                order.session,
+                order.status,
+            )
+        )
+        if is_stop:
+            self._add_live(order)
+            m.stops.add(order, (order.side, ord_type) in RISING_STOPS)
+            return
+        self._execute(m, order, out)
+        if self._triggered:
+            self._drain_triggers(m, out)
+
+    def _validate_new(self, cmd: NewOrder, m: Market | None) -> RejectReason:
+        if m is None:
+            return RejectReason.UNKNOWN_INSTRUMENT
+        if self.kill_switch:
+            return RejectReason.KILL_SWITCH
+        if m.state != InstrumentState.OPEN:
+            if m.state == InstrumentState.HALTED:
+                return RejectReason.INSTRUMENT_HALTED
+            return RejectReason.INSTRUMENT_NOT_OPEN
+        ord_type = cmd.ord_type
+        spec = m.spec
+        is_market = ord_type in MARKET_TYPES
+        if ord_type == OrdType.LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
+            return RejectReason.INVALID_TIME_IN_FORCE
+        if cmd.quote_qty:
+            if ord_type != OrdType.MARKET or cmd.qty != 0 or cmd.quote_qty < 0:
+                return RejectReason.INVALID_QUANTITY
+            if cmd.quote_qty < spec.min_notional:
+                return RejectReason.NOTIONAL_BELOW_MIN
+        else:
+            if cmd.qty <= 0:
+                return RejectReason.INVALID_QUANTITY
+            if cmd.qty < spec.min_qty:
+                return RejectReason.QTY_BELOW_MIN
+            if cmd.qty > spec.max_qty:
+                return RejectReason.QTY_ABOVE_MAX
+        if ord_type in PRICED_TYPES:
+            if cmd.price <= 0:
+                return RejectReason.INVALID_PRICE
+            if cmd.price * cmd.qty < spec.min_notional:
+                return RejectReason.NOTIONAL_BELOW_MIN
+        elif cmd.qty and m.reference() and m.reference() * cmd.qty < spec.min_notional:
+            return RejectReason.NOTIONAL_BELOW_MIN
+        if cmd.display_qty and (
+            cmd.display_qty < 0
+            or cmd.display_qty >= cmd.qty
+            or ord_type not in PRICED_TYPES
+            or cmd.tif not in RESTING_TIFS
+        ):
+            return RejectReason.INVALID_DISPLAY_QTY
+        if ord_type == OrdType.LIMIT or ord_type == OrdType.LIMIT_MAKER:
+            lo, hi = m.band()
+            if hi and not lo <= cmd.price <= hi:
+                return RejectReason.PRICE_OUTSIDE_BAND
+        if not is_market and cmd.tif == TimeInForce.GTD and cmd.expire_time <= cmd.ts:
+            return RejectReason.EXPIRE_TIME_IN_PAST
+        if cmd.client_order_id:
+            clids = self.clids.get(cmd.account)
+            if clids is not None and cmd.client_order_id in clids:
+                return RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        if ord_type in STOP_TYPES:
+            if cmd.stop_price <= 0:
+                return RejectReason.INVALID_STOP_PRICE
+            if self._would_trigger(m, cmd.side, ord_type, cmd.stop_price):
+                return RejectReason.WOULD_TRIGGER_IMMEDIATELY
+        if ord_type == OrdType.LIMIT_MAKER and self._would_take(m, cmd.side, cmd.price):
+            return RejectReason.WOULD_TAKE
+        return RejectReason.NONE
+
+    @staticmethod
+    def _would_trigger(m: Market, side: Side, ord_type: OrdType, stop_price: int) -> bool:
+        last = m.last_price
+        if last <= 0:
+            return False
+        if (side, ord_type) in RISING_STOPS:
+            return last >= stop_price
+        return last <= stop_price
+
+    @staticmethod
+    def _would_take(m: Market, side: Side, price: int) -> bool:
+        best = m.asks.best() if side == BUY else m.bids.best()
+        if best is None:
+            return False
+        return price >= best.price if side == BUY else price <= best.price
+
+    def _session_end_after(self, ts: int) -> int:
+        end = ts - ts % NS_PER_DAY + self.session_end_ns
+        return end if end > ts else end + NS_PER_DAY
+
+    # ------------------------------------------------------------------ matching
+    def _execute(self, m: Market, order: Order, out: list[Event]) -> None:
+        """Run an order that enters the book (new, triggered or repriced): match what crosses,
+        then rest the remainder or expire it as its type and time in force say."""
+        is_market = order.ord_type in MARKET_TYPES
+        if is_market:
+            lo, hi = m.band()
+            if not hi:
+                best = m.asks.best() if order.side == BUY else m.bids.best()
+                if best is None:
+                    self._finish_unfilled(order, CancelReason.NO_LIQUIDITY, out)
+                    return
+                ref = best.price
+                bps = m.spec.price_band_bps
+                lo = -((-ref * (10_000 - bps)) // 10_000)
+                hi = ref * (10_000 + bps) // 10_000
+            limit = hi if order.side == BUY else lo
+        else:
+            limit = order.price
+        if order.tif == TimeInForce.FOK and not self._fok_fillable(m, order, limit):
+            self._finish_unfilled(order, CancelReason.FOK_NOT_FILLED, out)
+            return
+        if not self._match(m, order, limit, out):
+            return  # the taker was expired by self-trade prevention
+        if order.quote_qty and is_market:
+            self._finish_by_quote(m, order, limit, out)
+            return
+        if order.leaves == 0:
+            order.status = OrderStatus.FILLED
+            self._remove_live(order)
+            return
+        if is_market:
+            opposite = m.asks.best() if order.side == BUY else m.bids.best()
+            reason = CancelReason.MARKET_PROTECTION
+            if opposite is None:
+                reason = CancelReason.NO_LIQUIDITY
+            self._finish_unfilled(order, reason, out)
+            return
+        if order.tif == TimeInForce.IOC or order.tif == TimeInForce.FOK:
+            self._finish_unfilled(order, CancelReason.IOC_REMAINDER, out)
+            return
+        self._rest(m, order)
+
+    def _rest(self, m: Market, order: Order) -> None:
+        order.visible = min(order.display_qty, order.leaves) if order.display_qty else order.leaves
+        (m.bids if order.side == BUY else m.asks).add(order)
+        orders = self.live.get(order.account)
+        if orders is None or order.order_id not in orders:
+            self._add_live(order)
+
+    def _match(self, m: Market, taker: Order, limit: int, out: list[Event]) -> bool:
+        """Trade ``taker`` against the opposite side up to ``limit``. False if self-trade
+        prevention expired the taker (its events are already out)."""
+        is_buy = taker.side == BUY
+        side = m.asks if is_buy else m.bids
+        keys = side.keys
+        levels = side.levels
+        sign = side.sign
+        by_quote = taker.quote_qty > 0 and taker.ord_type in MARKET_TYPES
+        owners = self.owners
+        taker_owner = owners.get(taker.account, taker.account) if owners else taker.account
+        stp = taker.stp_mode
+        symbol = m.symbol
+        stops = m.stops
+        triggered = self._triggered
+        while keys:
+            level = levels[keys[-1] * sign]
+            px = level.price
+            if (px > limit) if is_buy else (px < limit):
+                break
+            while True:
+                maker = level.head
+                if maker is None:
+                    break
+                if by_quote:
+                    cap = taker.quote_qty // px
+                    if cap <= 0:
+                        return True
+                else:
+                    cap = taker.leaves
+                    if cap <= 0:
+                        return True
+                maker_account = maker.account
+                if (
+                    stp != _NO_STP
+                    and (owners.get(maker_account, maker_account) if owners else maker_account)
+                    == taker_owner
+                ):
+                    if not self._self_trade(m, taker, maker, level, cap, out):
+                        if level.count == 0:
+                            side.drop_level(level)
+                        return False
+                    continue
+                qty = maker.visible if maker.visible < cap else cap
+                maker.visible -= qty
+                maker.leaves -= qty
+                maker.cum_qty += qty
+                level.qty -= qty
+                if by_quote:
+                    taker.quote_qty -= qty * px
+                    taker_leaves = taker.quote_qty // px
+                else:
+                    taker.leaves -= qty
+                    taker_leaves = taker.leaves
+                taker.cum_qty += qty
+                out.append(
+                    Trade(
+                        self.next_trade_id,
+                        symbol,
+                        px,
+                        qty,
+                        taker.side,
+                        maker.order_id,
+                        maker_account,
+                        maker.client_order_id,
+                        maker.leaves,
+                        maker.cum_qty,
+                        taker.order_id,
+                        taker.account,
+                        taker.client_order_id,
+                        taker_leaves,
+                        taker.cum_qty,
+                    )
+                )
+                self.next_trade_id += 1
+                m.last_price = px
+                if stops.up_keys or stops.down_keys:
+                    stops.pop_triggered(px, triggered)
+                if maker.leaves == 0:
+                    maker.status = OrderStatus.FILLED
+                    level.unlink(maker)
+                    self._remove_live(maker)
+                elif maker.visible == 0:
+                    self._refresh_iceberg(m, level, maker, out)
+                else:
+                    maker.status = OrderStatus.PARTIALLY_FILLED
+            if level.count == 0:
+                side.drop_level(level)
+        return True
+
+    def _refresh_iceberg(self, m: Market, level: Level, maker: Order, out: list[Event]) -> None:
+        maker.status = OrderStatus.PARTIALLY_FILLED
+        level.unlink(maker)
+        maker.visible = min(maker.display_qty, maker.leaves)
+        level.append(maker)
+        out.append(
+            IcebergRefreshed(maker.order_id, maker.account, m.symbol, maker.visible, maker.leaves)
+        )
+
+    def _self_trade(
+        self, m: Market, taker: Order, maker: Order, level: Level, cap: int, out: list[Event]
+    ) -> bool:
+        """Apply the taker's STP mode against ``maker``. False if the taker is finished. The
+        caller drops the level if this empties it."""
+        mode = taker.stp_mode
+        qty = maker.visible if maker.visible < cap else cap
+        px = level.price
+        by_quote = taker.quote_qty > 0 and taker.ord_type in MARKET_TYPES
+        if mode == StpMode.DECREMENT:
+            maker.visible -= qty
+            maker.leaves -= qty
+            level.qty -= qty
+            if by_quote:
+                taker.quote_qty -= qty * px
+            else:
+                taker.leaves -= qty
+        taker_leaves = taker.quote_qty // px if by_quote else taker.leaves
+        out.append(
+            SelfTradePrevented(
+                m.symbol,
+                mode,
+                taker.order_id,
+                taker.account,
+                maker.order_id,
+                maker.account,
+                px,
+                qty,
+                taker_leaves,
+                maker.leaves,
+            )
+        )
+        expire_maker = mode == StpMode.EXPIRE_MAKER or mode == StpMode.EXPIRE_BOTH
+        expire_taker = mode == StpMode.EXPIRE_TAKER or mode == StpMode.EXPIRE_BOTH
+        if mode == StpMode.DECREMENT:
+            if maker.leaves == 0:
+                expire_maker = True
+            elif maker.visible == 0:
+                self._refresh_iceberg(m, level, maker, out)
+            if taker_leaves == 0:
+                expire_taker = True
+        if expire_maker:
+            level.unlink(maker)
+            level.qty -= maker.visible
+            self._expire(maker, CancelReason.SELF_TRADE, out)
+        if expire_taker:
+            if by_quote:
+                taker.leaves = taker.quote_qty // px
+            self._expire(taker, CancelReason.SELF_TRADE, out)
+            return False
+        return True
+
+    def _fok_fillable(self, m: Market, order: Order, limit: int) -> bool:
+        side = m.asks if order.side == BUY else m.bids
+        owners = self.owners
+        taker_owner = owners.get(order.account, order.account)
+        need = order.leaves
+        for key in reversed(side.keys):
+            level = side.levels[key * side.sign]
+            px = level.price
+            if (px > limit) if order.side == BUY else (px < limit):
+                return False
+            node = level.head
+            while node is not None:
+                if (
+                    order.stp_mode != _NO_STP
+                    and owners.get(node.account, node.account) == taker_owner
+                ):
+                    if order.stp_mode != StpMode.EXPIRE_MAKER:
+                        return False
+                else:
+                    need -= node.leaves
+                    if need <= 0:
+                        return True
+                node = node.next
+        return False
+
+    def _finish_by_quote(self, m: Market, order: Order, limit: int, out: list[Event]) -> None:
+        """End a market order by quote amount. It is filled when its last trade left less than
+        one lot's worth at that trade's price (that Trade reported ``taker_leaves`` 0); otherwise
+        it expires, ``qty`` being the lots the rest could still have bought at the next price."""
+        if order.cum_qty and order.quote_qty < m.last_price:
+            order.status = OrderStatus.FILLED
+            self._remove_live(order)
+            return
+        best = m.asks.best() if order.side == BUY else m.bids.best()
+        if best is None:
+            reason = CancelReason.NO_LIQUIDITY
+            price = m.last_price or limit
+        elif (best.price > limit) if order.side == BUY else (best.price < limit):
+            reason = CancelReason.MARKET_PROTECTION
+            price = best.price
+        else:
+            reason = CancelReason.IOC_REMAINDER
+            price = best.price
+        order.leaves = order.quote_qty // price if price > 0 else 0
+        self._finish_unfilled(order, reason, out)
+
+    def _finish_unfilled(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
+        self._expire(order, reason, out)
+
+    def _drain_triggers(self, m: Market, out: list[Event]) -> None:
+        """Enter the stop orders triggered by the last command, one after the other, in the
+        order they were triggered; their own trades may trigger more, which queue behind."""
+        queue = self._triggered
+        i = 0
+        while i < len(queue):
+            order = queue[i]
+            i += 1
+            order.status = OrderStatus.NEW
+            out.append(
+                OrderTriggered(
+                    order.order_id,
+                    order.account,
+                    m.symbol,
+                    order.client_order_id,
+                    order.stop_price,
+                    m.last_price,
+                )
+            )
+            if order.ord_type not in MARKET_TYPES:
+                lo, hi = m.band()
+                if hi and not lo <= order.price <= hi:
+                    self._expire(order, CancelReason.TRIGGERED_OUTSIDE_BAND, out)
+                    continue
+            self._execute(m, order, out)
+        queue.clear()
+
+    # ------------------------------------------------------------------ removal
+    def _add_live(self, order: Order) -> None:
+        orders = self.live.get(order.account)
+        if orders is None:
+            orders = self.live[order.account] = {}
+        orders[order.order_id] = order
+        if order.client_order_id:
+            clids = self.clids.get(order.account)
+            if clids is None:
+                clids = self.clids[order.account] = {}
+            clids[order.client_order_id] = order
+        if order.expire_time:
+            heapq.heappush(self.expiries, (order.expire_time, order.order_id, order.account))
+
+    def _remove_live(self, order: Order) -> None:
+        orders = self.live.get(order.account)
+        if orders is not None and orders.pop(order.order_id, None) is not None:
+            if not orders:
+                del self.live[order.account]
+            if order.client_order_id:
+                clids = self.clids[order.account]
+                del clids[order.client_order_id]
+                if not clids:
+                    del self.clids[order.account]
+
+    def _expire(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
+        qty = order.leaves
+        order.leaves = 0
+        order.visible = 0
+        order.status = OrderStatus.EXPIRED
+        self._remove_live(order)
+        out.append(
+            OrderExpired(
+                order.order_id,
+                order.account,
+                order.instrument,
+                order.client_order_id,
+                qty,
+                order.cum_qty,
+                reason,
+            )
+        )
+
+    def _take_off_book(self, m: Market, order: Order) -> None:
+        """Remove a live order from wherever it waits (book or stop book)."""
+        if order.status == OrderStatus.PENDING_TRIGGER:
+            m.stops.remove(order, (order.side, order.ord_type) in RISING_STOPS)
+        else:
+            (m.bids if order.side == BUY else m.asks).remove(order)
+
+    def _cancel_order(
+        self, m: Market, order: Order, reason: CancelReason, out: list[Event]
+    ) -> None:
+        self._take_off_book(m, order)
+        qty = order.leaves
+        order.leaves = 0
+        order.visible = 0
+        order.status = OrderStatus.CANCELLED
+        self._remove_live(order)
+        out.append(
+            OrderCancelled(
+                order.order_id,
+                order.account,
+                order.instrument,
+                order.client_order_id,
+                qty,
+                order.cum_qty,
+                reason,
+            )
+        )
+
+    def _expire_due(self, ts: int, out: list[Event]) -> None:
+        heap = self.expiries
+        while heap and heap[0][0] <= ts:
+            expire_time, order_id, account = heapq.heappop(heap)
+            order = self.order(account, order_id)
+            if order is None or order.expire_time != expire_time:
+                continue
+            m = self.markets[order.instrument]
+            self._take_off_book(m, order)
+            reason = (
+                CancelReason.DAY_EXPIRED
+                if order.tif == TimeInForce.DAY
+                else CancelReason.GTD_EXPIRED
+            )
+            self._expire(order, reason, out)
+
+    # ------------------------------------------------------------------ cancel, replace
+    def _find(self, account: int, order_id: int, client_order_id: str) -> Order | None:
+        if order_id:
+            return self.order(account, order_id)
+        clids = self.clids.get(account)
+        return clids.get(client_order_id) if clids is not None and client_order_id else None
+
+    def _cancel(self, cmd: CancelOrder, out: list[Event]) -> None:
+        m = self.markets.get(cmd.instrument)
+        order = self._find(cmd.account, cmd.order_id, cmd.client_order_id)
+        reason = RejectReason.NONE
+        if m is None:
+            reason = RejectReason.UNKNOWN_INSTRUMENT
+        elif order is None or order.instrument != cmd.instrument:
+            reason = RejectReason.UNKNOWN_ORDER
+        elif m.state == InstrumentState.HALTED:
+            reason = RejectReason.INSTRUMENT_HALTED
+        if reason or m is None or order is None:
+            out.append(
+                CancelRejected(
+                    cmd.account, cmd.instrument, cmd.order_id, cmd.client_order_id, reason
+                )
+            )
+            return
+        self._cancel_order(m, order, CancelReason.USER, out)
+
+    def _replace(self, cmd: ReplaceOrder, out: list[Event]) -> None:
+        m = self.markets.get(cmd.instrument)
+        order = self._find(cmd.account, cmd.order_id, cmd.orig_client_order_id)
+        reason = self._validate_replace(cmd, m, order)
+        if reason or m is None or order is None:
+            out.append(
+                ReplaceRejected(
+                    cmd.account,
+                    cmd.instrument,
+                    cmd.order_id,
+                    cmd.orig_client_order_id,
+                    cmd.client_order_id,
+                    reason,
+                )
+            )
+            return
+        is_stop = order.status == OrderStatus.PENDING_TRIGGER
+        new_price = cmd.price if order.ord_type in PRICED_TYPES else 0
+        new_stop = (cmd.stop_price or order.stop_price) if is_stop else order.stop_price
+        new_leaves = cmd.qty - order.cum_qty
+        keeps = new_price == order.price and new_stop == order.stop_price and cmd.qty <= order.qty
+        old_clid = order.client_order_id
+        new_clid = cmd.client_order_id or old_clid
+        if new_clid != old_clid:
+            clids = self.clids.get(order.account)
+            if old_clid and clids is not None:
+                del clids[old_clid]
+                if not clids:
+                    del self.clids[order.account]
+            order.client_order_id = new_clid
+            if new_clid:
+                self.clids.setdefault(order.account, {})[new_clid] = order
+        if is_stop:
+            rising = (order.side, order.ord_type) in RISING_STOPS
+            if not keeps:
+                m.stops.remove(order, rising)
+            order.price = new_price
+            order.stop_price = new_stop
+            order.qty = cmd.qty
+            order.leaves = new_leaves
+            order.visible = min(order.display_qty, new_leaves) if order.display_qty else new_leaves
+            if not keeps:
+                m.stops.add(order, rising)
+            self._replaced(order, old_clid, keeps, out)
+            return
+        book = m.bids if order.side == BUY else m.asks
+        if keeps:
+            level = book.levels[order.price]
+            shown = min(order.visible, new_leaves)
+            level.qty -= order.visible - shown
+            order.visible = shown
+            order.qty = cmd.qty
+            order.leaves = new_leaves
+            self._replaced(order, old_clid, True, out)
+            return
+        book.remove(order)
+        order.price = new_price
+        order.qty = cmd.qty
+        order.leaves = new_leaves
+        self._replaced(order, old_clid, False, out)
+        self._execute(m, order, out)
+        if self._triggered:
+            self._drain_triggers(m, out)
+
+    def _replaced(self, order: Order, old_clid: str, kept: bool, out: list[Event]) -> None:
+        out.append(
+            OrderReplaced(
+                order.order_id,
+                order.account,
+                order.instrument,
+                old_clid,
+                order.client_order_id,
+                order.price,
+                order.qty,
+                order.stop_price,
+                order.leaves,
+                order.cum_qty,
+                kept,
+            )
+        )
+
+    def _validate_replace(
+        self, cmd: ReplaceOrder, m: Market | None, order: Order | None
+    ) -> RejectReason:
+        if m is None:
+            return RejectReason.UNKNOWN_INSTRUMENT
+        if order is None or order.instrument != cmd.instrument:
+            return RejectReason.UNKNOWN_ORDER
+        if self.kill_switch:
+            return RejectReason.KILL_SWITCH
+        if m.state != InstrumentState.OPEN:
+            if m.state == InstrumentState.HALTED:
+                return RejectReason.INSTRUMENT_HALTED
+            return RejectReason.INSTRUMENT_NOT_OPEN
+        spec = m.spec
+        if cmd.client_order_id and cmd.client_order_id != order.client_order_id:
+            clids = self.clids.get(cmd.account)
+            if clids is not None and cmd.client_order_id in clids:
+                return RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        if cmd.qty <= 0:
+            return RejectReason.INVALID_QUANTITY
+        if cmd.qty <= order.cum_qty:
+            return RejectReason.REPLACE_QTY_NOT_ABOVE_FILLED
+        if cmd.qty < spec.min_qty:
+            return RejectReason.QTY_BELOW_MIN
+        if cmd.qty > spec.max_qty:
+            return RejectReason.QTY_ABOVE_MAX
+        is_stop = order.status == OrderStatus.PENDING_TRIGGER
+        if order.ord_type in PRICED_TYPES:
+            if cmd.price <= 0:
+                return RejectReason.INVALID_PRICE
+            if cmd.price * cmd.qty < spec.min_notional:
+                return RejectReason.NOTIONAL_BELOW_MIN
+            if not is_stop:
+                lo, hi = m.band()
+                if hi and not lo <= cmd.price <= hi:
+                    return RejectReason.PRICE_OUTSIDE_BAND
+        elif cmd.price:
+            return RejectReason.INVALID_PRICE
+        if is_stop:
+            if cmd.stop_price < 0:
+                return RejectReason.INVALID_STOP_PRICE
+            stop = cmd.stop_price or order.stop_price
+            if self._would_trigger(m, order.side, order.ord_type, stop):
+                return RejectReason.WOULD_TRIGGER_IMMEDIATELY
+        elif cmd.stop_price:
+            return RejectReason.INVALID_STOP_PRICE
+        if order.ord_type == OrdType.LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
+            return RejectReason.WOULD_TAKE
+        if self.risk is not None:
+            return self.risk.check_replace(order, cmd.price, cmd.qty, spec)
+        return RejectReason.NONE
+
+    # ------------------------------------------------------------------ mass actions
+    def _mass_cancel(self, cmd: MassCancel, out: list[Event]) -> None:
+        scope = cmd.scope
+        if scope in (MassCancelScope.ACCOUNT_INSTRUMENT, MassCancelScope.INSTRUMENT) and (
+            cmd.instrument not in self.markets
+        ):
+            out.append(CommandRejected(RejectReason.UNKNOWN_INSTRUMENT, cmd.instrument))
+            return
+        participant = cmd.reason == CancelReason.MASS_CANCEL
+        chosen = [
+            o
+            for o in self._orders_in_scope(scope, cmd.account, cmd.instrument, cmd.session)
+            if not (participant and self.markets[o.instrument].state == InstrumentState.HALTED)
+        ]
+        chosen.sort(key=_order_id)
+        for order in chosen:
+            self._cancel_order(self.markets[order.instrument], order, cmd.reason, out)
+        out.append(
+            MassCancelDone(
+                scope,
+                cmd.account,
+                cmd.instrument,
+                cmd.session,
+                cmd.request_id,
+                len(chosen),
+                cmd.reason,
+            )
+        )
+
+    def _orders_in_scope(
+        self, scope: MassCancelScope, account: int, instrument: str, session: str
+    ) -> Iterable[Order]:
+        if scope == MassCancelScope.ACCOUNT:
+            return list(self.live.get(account, {}).values())
+        if scope == MassCancelScope.ACCOUNT_INSTRUMENT:
+            return [o for o in self.live.get(account, {}).values() if o.instrument == instrument]
+        everything = [o for orders in self.live.values() for o in orders.values()]
+        if scope == MassCancelScope.SESSION:
+            return [o for o in everything if o.session == session]
+        if scope == MassCancelScope.INSTRUMENT:
+            return [o for o in everything if o.instrument == instrument]
+        return everything
+
+    def _set_state(self, cmd: SetInstrumentState, out: list[Event]) -> None:
+        m = self.markets.get(cmd.instrument)
+        if m is None:
+            out.append(CommandRejected(RejectReason.UNKNOWN_INSTRUMENT, cmd.instrument))
+            return
+        m.state = InstrumentState(cmd.state)
+        out.append(InstrumentStateChanged(m.symbol, m.state))
+
+    def _set_kill_switch(self, cmd: SetKillSwitch, out: list[Event]) -> None:
+        self.kill_switch = bool(cmd.active)
+        out.append(KillSwitchChanged(self.kill_switch))
+        if cmd.active and cmd.cancel_orders:
+            self._mass_cancel(MassCancel(MassCancelScope.ALL, reason=CancelReason.KILL_SWITCH), out)
+
+    def _set_reference(self, cmd: SetReferencePrice, out: list[Event]) -> None:
+        m = self.markets.get(cmd.instrument)
+        if m is None:
+            out.append(CommandRejected(RejectReason.UNKNOWN_INSTRUMENT, cmd.instrument))
+            return
+        if cmd.price <= 0:
+            out.append(CommandRejected(RejectReason.INVALID_PRICE, str(cmd.price)))
+            return
+        m.ref_price = cmd.price
+        out.append(ReferencePriceSet(m.symbol, cmd.price))
+
+    def _configure_account(self, cmd: ConfigureAccount, out: list[Event]) -> None:
+        if cmd.stp_default == StpMode.DEFAULT:
+            out.append(CommandRejected(RejectReason.INVALID_STP_MODE, str(cmd.stp_default)))
+            return
+        if cmd.owner == cmd.account:
+            self.owners.pop(cmd.account, None)
+        else:
+            self.owners[cmd.account] = cmd.owner
+        self.stp_defaults[cmd.account] = cmd.stp_default
+        out.append(AccountConfigured(cmd.account, cmd.owner, cmd.stp_default))
+
+    # ------------------------------------------------------------------ state
+    def snapshot(self) -> bytes:
+        """The whole state as canonical bytes (marshal version 2: no back-references, so equal
+        states give equal bytes). Loaded by ``restore``; hashed by ``state_hash``."""
+        markets = []
+        for symbol in sorted(self.markets):
+            m = self.markets[symbol]
+            markets.append(
+                (
+                    symbol,
+                    int(m.state),
+                    m.last_price,
+                    m.ref_price,
+                    [o.as_tuple() for o in m.bids.orders()],
+                    [o.as_tuple() for o in m.asks.orders()],
+                    [o.as_tuple() for o in m.stops.orders()],
+                )
+            )
+        state = (
+            SNAPSHOT_VERSION,
+            self.last_seq,
+            self.last_ts,
+            self.next_order_id,
+            self.next_trade_id,
+            self.kill_switch,
+            sorted(self.owners.items()),
+            sorted((a, int(s)) for a, s in self.stp_defaults.items()),
+            markets,
+            self.risk.snapshot_state() if self.risk is not None else None,
+        )
+        return marshal.dumps(cast(Any, state), 2)
+
+    def restore(self, data: bytes) -> None:
+        """Load a snapshot into this (freshly built) core."""
+        state = marshal.loads(data)
+        if not isinstance(state, tuple) or state[0] != SNAPSHOT_VERSION:
+            raise ValueError("snapshot has an unknown format or version")
+        (_, seq, ts, next_oid, next_tid, kill, owners, stp_defaults, markets, risk) = state
+        if self.last_seq or self.resting_count():
+            raise ValueError("restore needs an empty core")
+        self.last_seq, self.last_ts = seq, ts
+        self.next_order_id, self.next_trade_id = next_oid, next_tid
+        self.kill_switch = kill
+        self.owners = dict(owners)
+        self.stp_defaults = {a: StpMode(s) for a, s in stp_defaults}
+        for symbol, st, last, ref, bids, asks, stops in markets:
+            m = self.markets.get(symbol)
+            if m is None:
+                raise ValueError(f"snapshot holds instrument {symbol}, not in the configuration")
+            m.state = InstrumentState(st)
+            m.last_price, m.ref_price = last, ref
+            for book, rows in ((m.bids, bids), (m.asks, asks)):
+                for row in rows:
+                    order = Order.from_tuple(symbol, row)
+                    book.add(order)
+                    self._add_live(order)
+            for row in stops:
+                order = Order.from_tuple(symbol, row)
+                m.stops.add(order, (order.side, order.ord_type) in RISING_STOPS)
+                self._add_live(order)
+        if self.risk is not None and risk is not None:
+            self.risk.restore_state(risk)
+
+    def state_hash(self) -> str:
+        return hashlib.blake2b(self.snapshot(), digest_size=32).hexdigest()
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id
