@@ -48,6 +48,7 @@ from engine.commands import (
     Stamped,
     Tick,
 )
+from engine.errors import SequenceError
 from engine.events import (
     AccountConfigured,
     CancelRejected,
@@ -102,10 +103,6 @@ RISING_STOPS = frozenset(
     }
 )
 _NO_STP = StpMode.NONE
-
-
-class SequenceError(RuntimeError):
-    """A command arrived out of sequence or with time running backwards: a bug upstream."""
 
 
 class Market:

@@ -1,0 +1,1 @@
+"""Benchmarks that print their figures; the last line of each is JSON."""

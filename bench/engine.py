@@ -1,0 +1,150 @@
+"""In-process matching benchmark: the workload the pure-Python ``matching-engine`` package on PyPI
+publishes figures for, run through ``Core.apply``.
+
+Workload (fixed seed): 25% cancels of a random earlier limit order (some already filled), 5%
+market orders, the rest limit orders priced uniformly from 50 ticks on the passive side to 5
+ticks through the mid (about one in ten crosses), 1 to 100 lots, 1,000 accounts, one
+instrument. Commands are built before the clock starts. Two passes over the same commands on
+fresh cores: one timed as a whole (throughput), one timing every command (latency).
+
+    python -m bench.engine --count 1000000
+
+The last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import time
+from decimal import Decimal
+
+from bench.memory import rss_mb
+from engine.commands import CancelOrder, NewOrder
+from engine.core import Core
+from engine.instrument import InstrumentSpec
+from engine.types import OrdType, Side, StpMode
+
+MID = 100_000
+ACCOUNTS = 1_000
+SYMBOL = "BTC-USDT"
+
+
+def bench_spec() -> InstrumentSpec:
+    return InstrumentSpec(
+        symbol=SYMBOL,
+        base="BTC",
+        quote="USDT",
+        tick_size=Decimal("0.01"),
+        lot_size=Decimal("0.00001"),
+        min_qty=1,
+        max_qty=1_000_000,
+        min_notional=0,
+        price_band_bps=1_000,
+        reference_price=MID,
+    )
+
+
+def build_commands(count: int, seed: int = 7) -> list[NewOrder | CancelOrder]:
+    """The workload's commands, stamped with seq 1..count and a clock of 1 us per command."""
+    rng = random.Random(seed)
+    commands: list[NewOrder | CancelOrder] = []
+    limit_orders: list[tuple[int, int]] = []  # (order id, account) of every limit order so far
+    next_order_id = 1
+    ts = 1_700_000_000_000_000_000
+    for seq in range(1, count + 1):
+        roll = rng.random()
+        account = rng.randrange(ACCOUNTS) + 1
+        cmd: NewOrder | CancelOrder
+        if roll < 0.25 and limit_orders:
+            order_id, owner = limit_orders[rng.randrange(len(limit_orders))]
+            cmd = CancelOrder(owner, SYMBOL, order_id)
+        elif roll < 0.30:
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            cmd = NewOrder(account, SYMBOL, "", side, OrdType.MARKET, qty=rng.randint(1, 100))
+            next_order_id += 1
+        else:
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            offset = rng.randint(-50, 5)
+            price = MID + offset if side == Side.BUY else MID - offset
+            cmd = NewOrder(
+                account, SYMBOL, "", side, OrdType.LIMIT, qty=rng.randint(1, 100), price=price
+            )
+            limit_orders.append((next_order_id, account))
+            next_order_id += 1
+        cmd.seq = seq
+        cmd.ts = ts + seq * 1_000
+        commands.append(cmd)
+    return commands
+
+
+def new_core() -> Core:
+    return Core([bench_spec()], default_stp=StpMode.EXPIRE_TAKER)
+
+
+def run(count: int) -> dict[str, float | int | str]:
+    commands = build_commands(count)
+    gc.collect()
+    base_rss = rss_mb()
+
+    core = new_core()
+    apply = core.apply
+    gc.disable()
+    start = time.perf_counter()
+    events = 0
+    for cmd in commands:
+        events += len(apply(cmd))
+    elapsed = time.perf_counter() - start
+    gc.enable()
+    resting = core.resting_count()
+    after_rss = rss_mb()
+    state_hash = core.state_hash()
+    del core
+
+    latencies = [0] * count
+    core = new_core()
+    apply = core.apply
+    clock = time.perf_counter_ns
+    gc.disable()
+    for i, cmd in enumerate(commands):
+        t0 = clock()
+        apply(cmd)
+        latencies[i] = clock() - t0
+    gc.enable()
+    latencies.sort()
+    assert core.state_hash() == state_hash, "two runs of the same commands diverged"
+
+    def pct(p: float) -> float:
+        return round(latencies[min(count - 1, int(count * p))] / 1_000, 2)
+
+    return {
+        "count": count,
+        "commands_per_s": round(count / elapsed),
+        "events": events,
+        "p50_us": pct(0.50),
+        "p99_us": pct(0.99),
+        "p999_us": pct(0.999),
+        "max_us": round(latencies[-1] / 1_000, 2),
+        "resting_orders": resting,
+        "rss_mb": round(after_rss, 1),
+        "rss_over_start_mb": round(after_rss - base_rss, 1),
+        "state_hash": state_hash[:16],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    result = run(args.count)
+    for key, value in result.items():
+        print(f"{key:>20}: {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
