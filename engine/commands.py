@@ -6,6 +6,10 @@ records the stamped command. The core reads the time from ``ts`` only, never fro
 replaying the journal gives the same state.
 
 Quantities are in lots, prices in ticks, quote amounts in tick-lots (see ``engine.instrument``).
+
+Each class spells out its ``__init__`` (``init=False``): compiled with mypyc, an explicit
+``__init__`` is native code, while the one ``dataclass`` generates stays interpreted and costs
+several times more per command. The dataclass still gives equality, repr and ``fields()``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class Stamped(Protocol):
     ts: int
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class NewOrder:
     account: int
     instrument: str
@@ -50,8 +54,44 @@ class NewOrder:
     seq: int = 0
     ts: int = 0
 
+    def __init__(
+        self,
+        account: int,
+        instrument: str,
+        client_order_id: str,
+        side: Side,
+        ord_type: OrdType,
+        qty: int = 0,
+        price: int = 0,
+        tif: TimeInForce = TimeInForce.GTC,
+        stop_price: int = 0,
+        quote_qty: int = 0,
+        display_qty: int = 0,
+        expire_time: int = 0,
+        stp_mode: StpMode = StpMode.DEFAULT,
+        session: str = "",
+        seq: int = 0,
+        ts: int = 0,
+    ) -> None:
+        self.account = account
+        self.instrument = instrument
+        self.client_order_id = client_order_id
+        self.side = side
+        self.ord_type = ord_type
+        self.qty = qty
+        self.price = price
+        self.tif = tif
+        self.stop_price = stop_price
+        self.quote_qty = quote_qty
+        self.display_qty = display_qty
+        self.expire_time = expire_time
+        self.stp_mode = stp_mode
+        self.session = session
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class CancelOrder:
     """Cancel by venue ``order_id`` or, when it is 0, by the account's ``client_order_id``."""
 
@@ -62,8 +102,24 @@ class CancelOrder:
     seq: int = 0
     ts: int = 0
 
+    def __init__(
+        self,
+        account: int,
+        instrument: str,
+        order_id: int = 0,
+        client_order_id: str = "",
+        seq: int = 0,
+        ts: int = 0,
+    ) -> None:
+        self.account = account
+        self.instrument = instrument
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class ReplaceOrder:
     """Cancel/replace. ``qty`` is the new total quantity (filled part included), as in FIX.
 
@@ -83,8 +139,32 @@ class ReplaceOrder:
     seq: int = 0
     ts: int = 0
 
+    def __init__(
+        self,
+        account: int,
+        instrument: str,
+        order_id: int,
+        orig_client_order_id: str,
+        client_order_id: str,
+        qty: int,
+        price: int,
+        stop_price: int = 0,
+        seq: int = 0,
+        ts: int = 0,
+    ) -> None:
+        self.account = account
+        self.instrument = instrument
+        self.order_id = order_id
+        self.orig_client_order_id = orig_client_order_id
+        self.client_order_id = client_order_id
+        self.qty = qty
+        self.price = price
+        self.stop_price = stop_price
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class MassCancel:
     """Cancel many orders at once. ``reason`` MASS_CANCEL marks a participant's request, which
     halted instruments refuse; OPERATOR, DISCONNECT, KILL_SWITCH and ACCOUNT_FROZEN always apply."""
@@ -98,16 +178,42 @@ class MassCancel:
     seq: int = 0
     ts: int = 0
 
+    def __init__(
+        self,
+        scope: MassCancelScope,
+        account: int = 0,
+        instrument: str = "",
+        session: str = "",
+        reason: CancelReason = CancelReason.MASS_CANCEL,
+        request_id: str = "",
+        seq: int = 0,
+        ts: int = 0,
+    ) -> None:
+        self.scope = scope
+        self.account = account
+        self.instrument = instrument
+        self.session = session
+        self.reason = reason
+        self.request_id = request_id
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class SetInstrumentState:
     instrument: str
     state: InstrumentState
     seq: int = 0
     ts: int = 0
 
+    def __init__(self, instrument: str, state: InstrumentState, seq: int = 0, ts: int = 0) -> None:
+        self.instrument = instrument
+        self.state = state
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class SetKillSwitch:
     """Venue-wide: while active every new order and replace is refused; ``cancel_orders`` also
     cancels every open order (stops included) when it is switched on."""
@@ -117,8 +223,14 @@ class SetKillSwitch:
     seq: int = 0
     ts: int = 0
 
+    def __init__(self, active: bool, cancel_orders: bool = True, seq: int = 0, ts: int = 0) -> None:
+        self.active = active
+        self.cancel_orders = cancel_orders
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class SetReferencePrice:
     """The price band's reference until the next trade sets it (operator command)."""
 
@@ -127,8 +239,14 @@ class SetReferencePrice:
     seq: int = 0
     ts: int = 0
 
+    def __init__(self, instrument: str, price: int, seq: int = 0, ts: int = 0) -> None:
+        self.instrument = instrument
+        self.price = price
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class ConfigureAccount:
     """Group an account under an owner (self-trade prevention applies across the group) and set
     its default STP mode."""
@@ -139,13 +257,26 @@ class ConfigureAccount:
     seq: int = 0
     ts: int = 0
 
+    def __init__(
+        self, account: int, owner: int, stp_default: StpMode, seq: int = 0, ts: int = 0
+    ) -> None:
+        self.account = account
+        self.owner = owner
+        self.stp_default = stp_default
+        self.seq = seq
+        self.ts = ts
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class Tick:
     """Advances the core's time with no other effect, so GTD and DAY orders expire on time."""
 
     seq: int = 0
     ts: int = 0
+
+    def __init__(self, seq: int = 0, ts: int = 0) -> None:
+        self.seq = seq
+        self.ts = ts
 
 
 Command = (

@@ -33,7 +33,7 @@ import hashlib
 import heapq
 import marshal
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from engine.book import BookSide, Level, StopBook
 from engine.commands import (
@@ -87,22 +87,49 @@ from engine.types import (
 )
 
 SNAPSHOT_VERSION = 1
+# Enum members as module constants: in the hot path a constant is a static load where
+# ``Side.BUY`` is an attribute lookup on the enum's metaclass (slow on Python 3.11).
+BUY: Final = Side.BUY
+CANCELLED: Final = OrderStatus.CANCELLED
+DAY: Final = TimeInForce.DAY
+DECREMENT: Final = StpMode.DECREMENT
+EXPIRED: Final = OrderStatus.EXPIRED
+EXPIRE_BOTH: Final = StpMode.EXPIRE_BOTH
+EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
+EXPIRE_TAKER: Final = StpMode.EXPIRE_TAKER
+FILLED: Final = OrderStatus.FILLED
+FOK: Final = TimeInForce.FOK
+GTC: Final = TimeInForce.GTC
+GTD: Final = TimeInForce.GTD
+HALTED: Final = InstrumentState.HALTED
+IOC: Final = TimeInForce.IOC
+LIMIT: Final = OrdType.LIMIT
+LIMIT_MAKER: Final = OrdType.LIMIT_MAKER
+MARKET: Final = OrdType.MARKET
+NEW: Final = OrderStatus.NEW
+OPEN: Final = InstrumentState.OPEN
+PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
+PENDING_TRIGGER: Final = OrderStatus.PENDING_TRIGGER
+SELL: Final = Side.SELL
+STOP_LOSS: Final = OrdType.STOP_LOSS
+STOP_LOSS_LIMIT: Final = OrdType.STOP_LOSS_LIMIT
+STP_DEFAULT: Final = StpMode.DEFAULT
+STP_NONE: Final = StpMode.NONE
+TAKE_PROFIT: Final = OrdType.TAKE_PROFIT
+TAKE_PROFIT_LIMIT: Final = OrdType.TAKE_PROFIT_LIMIT
 NS_PER_DAY = 86_400 * 1_000_000_000
 
-BUY = Side.BUY
-SELL = Side.SELL
-MARKET_TYPES = frozenset({OrdType.MARKET, OrdType.STOP_LOSS, OrdType.TAKE_PROFIT})
-RESTING_TIFS = frozenset({TimeInForce.GTC, TimeInForce.GTD, TimeInForce.DAY})
+MARKET_TYPES: Final = frozenset({MARKET, STOP_LOSS, TAKE_PROFIT})
+RESTING_TIFS: Final = frozenset({GTC, GTD, DAY})
 # Stops that trigger when the last price rises to them: buy stop-loss and sell take-profit.
-RISING_STOPS = frozenset(
+RISING_STOPS: Final = frozenset(
     {
-        (Side.BUY, OrdType.STOP_LOSS),
-        (Side.BUY, OrdType.STOP_LOSS_LIMIT),
-        (Side.SELL, OrdType.TAKE_PROFIT),
-        (Side.SELL, OrdType.TAKE_PROFIT_LIMIT),
+        (BUY, STOP_LOSS),
+        (BUY, STOP_LOSS_LIMIT),
+        (SELL, TAKE_PROFIT),
+        (SELL, TAKE_PROFIT_LIMIT),
     }
 )
-_NO_STP = StpMode.NONE
 
 
 class Market:
@@ -137,11 +164,11 @@ class Core:
         self,
         instruments: Sequence[InstrumentSpec],
         *,
-        default_stp: StpMode = StpMode.EXPIRE_TAKER,
+        default_stp: StpMode = EXPIRE_TAKER,
         session_end_s: int = 0,
         risk: RiskStage | None = None,
     ) -> None:
-        if default_stp == StpMode.DEFAULT:
+        if default_stp == STP_DEFAULT:
             raise ValueError("the venue's default STP mode must be a real mode, not DEFAULT")
         self.markets: dict[str, Market] = {}
         for spec in instruments:
@@ -238,12 +265,12 @@ class Core:
             )
             return
         stp = cmd.stp_mode
-        if stp == StpMode.DEFAULT:
+        if stp == STP_DEFAULT:
             stp = self.stp_defaults.get(cmd.account, self.default_stp)
         ord_type = cmd.ord_type
-        tif = cmd.tif if ord_type not in MARKET_TYPES else TimeInForce.IOC
-        expire_time = cmd.expire_time if tif == TimeInForce.GTD else 0
-        if tif == TimeInForce.DAY:
+        tif = cmd.tif if ord_type not in MARKET_TYPES else IOC
+        expire_time = cmd.expire_time if tif == GTD else 0
+        if tif == DAY:
             expire_time = self._session_end_after(cmd.ts)
         order = Order(
             self.next_order_id,
@@ -275,7 +302,7 @@ class Core:
         self.next_order_id += 1
         is_stop = ord_type in STOP_TYPES
         if is_stop:
-            order.status = OrderStatus.PENDING_TRIGGER
+            order.status = PENDING_TRIGGER
         out.append(
             OrderAccepted(
                 order.order_id,
@@ -309,17 +336,17 @@ class Core:
             return RejectReason.UNKNOWN_INSTRUMENT
         if self.kill_switch:
             return RejectReason.KILL_SWITCH
-        if m.state != InstrumentState.OPEN:
-            if m.state == InstrumentState.HALTED:
+        if m.state != OPEN:
+            if m.state == HALTED:
                 return RejectReason.INSTRUMENT_HALTED
             return RejectReason.INSTRUMENT_NOT_OPEN
         ord_type = cmd.ord_type
         spec = m.spec
         is_market = ord_type in MARKET_TYPES
-        if ord_type == OrdType.LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
+        if ord_type == LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
             return RejectReason.INVALID_TIME_IN_FORCE
         if cmd.quote_qty:
-            if ord_type != OrdType.MARKET or cmd.qty != 0 or cmd.quote_qty < 0:
+            if ord_type != MARKET or cmd.qty != 0 or cmd.quote_qty < 0:
                 return RejectReason.INVALID_QUANTITY
             if cmd.quote_qty < spec.min_notional:
                 return RejectReason.NOTIONAL_BELOW_MIN
@@ -344,11 +371,11 @@ class Core:
             or cmd.tif not in RESTING_TIFS
         ):
             return RejectReason.INVALID_DISPLAY_QTY
-        if ord_type == OrdType.LIMIT or ord_type == OrdType.LIMIT_MAKER:
+        if ord_type in (LIMIT, LIMIT_MAKER):
             lo, hi = m.band()
             if hi and not lo <= cmd.price <= hi:
                 return RejectReason.PRICE_OUTSIDE_BAND
-        if not is_market and cmd.tif == TimeInForce.GTD and cmd.expire_time <= cmd.ts:
+        if not is_market and cmd.tif == GTD and cmd.expire_time <= cmd.ts:
             return RejectReason.EXPIRE_TIME_IN_PAST
         if cmd.client_order_id:
             clids = self.clids.get(cmd.account)
@@ -359,7 +386,7 @@ class Core:
                 return RejectReason.INVALID_STOP_PRICE
             if self._would_trigger(m, cmd.side, ord_type, cmd.stop_price):
                 return RejectReason.WOULD_TRIGGER_IMMEDIATELY
-        if ord_type == OrdType.LIMIT_MAKER and self._would_take(m, cmd.side, cmd.price):
+        if ord_type == LIMIT_MAKER and self._would_take(m, cmd.side, cmd.price):
             return RejectReason.WOULD_TAKE
         return RejectReason.NONE
 
@@ -402,7 +429,7 @@ class Core:
             limit = hi if order.side == BUY else lo
         else:
             limit = order.price
-        if order.tif == TimeInForce.FOK and not self._fok_fillable(m, order, limit):
+        if order.tif == FOK and not self._fok_fillable(m, order, limit):
             self._finish_unfilled(order, CancelReason.FOK_NOT_FILLED, out)
             return
         if not self._match(m, order, limit, out):
@@ -411,7 +438,7 @@ class Core:
             self._finish_by_quote(m, order, limit, out)
             return
         if order.leaves == 0:
-            order.status = OrderStatus.FILLED
+            order.status = FILLED
             self._remove_live(order)
             return
         if is_market:
@@ -421,7 +448,7 @@ class Core:
                 reason = CancelReason.NO_LIQUIDITY
             self._finish_unfilled(order, reason, out)
             return
-        if order.tif == TimeInForce.IOC or order.tif == TimeInForce.FOK:
+        if order.tif == IOC or order.tif == FOK:
             self._finish_unfilled(order, CancelReason.IOC_REMAINDER, out)
             return
         self._rest(m, order)
@@ -467,7 +494,7 @@ class Core:
                         return True
                 maker_account = maker.account
                 if (
-                    stp != _NO_STP
+                    stp != STP_NONE
                     and (owners.get(maker_account, maker_account) if owners else maker_account)
                     == taker_owner
                 ):
@@ -512,19 +539,19 @@ class Core:
                 if stops.up_keys or stops.down_keys:
                     stops.pop_triggered(px, triggered)
                 if maker.leaves == 0:
-                    maker.status = OrderStatus.FILLED
+                    maker.status = FILLED
                     level.unlink(maker)
                     self._remove_live(maker)
                 elif maker.visible == 0:
                     self._refresh_iceberg(m, level, maker, out)
                 else:
-                    maker.status = OrderStatus.PARTIALLY_FILLED
+                    maker.status = PARTIALLY_FILLED
             if level.count == 0:
                 side.drop_level(level)
         return True
 
     def _refresh_iceberg(self, m: Market, level: Level, maker: Order, out: list[Event]) -> None:
-        maker.status = OrderStatus.PARTIALLY_FILLED
+        maker.status = PARTIALLY_FILLED
         level.unlink(maker)
         maker.visible = min(maker.display_qty, maker.leaves)
         level.append(maker)
@@ -541,7 +568,7 @@ class Core:
         qty = maker.visible if maker.visible < cap else cap
         px = level.price
         by_quote = taker.quote_qty > 0 and taker.ord_type in MARKET_TYPES
-        if mode == StpMode.DECREMENT:
+        if mode == DECREMENT:
             maker.visible -= qty
             maker.leaves -= qty
             level.qty -= qty
@@ -564,9 +591,9 @@ class Core:
                 maker.leaves,
             )
         )
-        expire_maker = mode == StpMode.EXPIRE_MAKER or mode == StpMode.EXPIRE_BOTH
-        expire_taker = mode == StpMode.EXPIRE_TAKER or mode == StpMode.EXPIRE_BOTH
-        if mode == StpMode.DECREMENT:
+        expire_maker = mode in (EXPIRE_MAKER, EXPIRE_BOTH)
+        expire_taker = mode in (EXPIRE_TAKER, EXPIRE_BOTH)
+        if mode == DECREMENT:
             if maker.leaves == 0:
                 expire_maker = True
             elif maker.visible == 0:
@@ -597,10 +624,10 @@ class Core:
             node = level.head
             while node is not None:
                 if (
-                    order.stp_mode != _NO_STP
+                    order.stp_mode != STP_NONE
                     and owners.get(node.account, node.account) == taker_owner
                 ):
-                    if order.stp_mode != StpMode.EXPIRE_MAKER:
+                    if order.stp_mode != EXPIRE_MAKER:
                         return False
                 else:
                     need -= node.leaves
@@ -614,7 +641,7 @@ class Core:
         one lot's worth at that trade's price (that Trade reported ``taker_leaves`` 0); otherwise
         it expires, ``qty`` being the lots the rest could still have bought at the next price."""
         if order.cum_qty and order.quote_qty < m.last_price:
-            order.status = OrderStatus.FILLED
+            order.status = FILLED
             self._remove_live(order)
             return
         best = m.asks.best() if order.side == BUY else m.bids.best()
@@ -641,7 +668,7 @@ class Core:
         while i < len(queue):
             order = queue[i]
             i += 1
-            order.status = OrderStatus.NEW
+            order.status = NEW
             out.append(
                 OrderTriggered(
                     order.order_id,
@@ -689,7 +716,7 @@ class Core:
         qty = order.leaves
         order.leaves = 0
         order.visible = 0
-        order.status = OrderStatus.EXPIRED
+        order.status = EXPIRED
         self._remove_live(order)
         out.append(
             OrderExpired(
@@ -705,7 +732,7 @@ class Core:
 
     def _take_off_book(self, m: Market, order: Order) -> None:
         """Remove a live order from wherever it waits (book or stop book)."""
-        if order.status == OrderStatus.PENDING_TRIGGER:
+        if order.status == PENDING_TRIGGER:
             m.stops.remove(order, (order.side, order.ord_type) in RISING_STOPS)
         else:
             (m.bids if order.side == BUY else m.asks).remove(order)
@@ -717,7 +744,7 @@ class Core:
         qty = order.leaves
         order.leaves = 0
         order.visible = 0
-        order.status = OrderStatus.CANCELLED
+        order.status = CANCELLED
         self._remove_live(order)
         out.append(
             OrderCancelled(
@@ -740,11 +767,7 @@ class Core:
                 continue
             m = self.markets[order.instrument]
             self._take_off_book(m, order)
-            reason = (
-                CancelReason.DAY_EXPIRED
-                if order.tif == TimeInForce.DAY
-                else CancelReason.GTD_EXPIRED
-            )
+            reason = CancelReason.DAY_EXPIRED if order.tif == DAY else CancelReason.GTD_EXPIRED
             self._expire(order, reason, out)
 
     # ------------------------------------------------------------------ cancel, replace
@@ -762,7 +785,7 @@ class Core:
             reason = RejectReason.UNKNOWN_INSTRUMENT
         elif order is None or order.instrument != cmd.instrument:
             reason = RejectReason.UNKNOWN_ORDER
-        elif m.state == InstrumentState.HALTED:
+        elif m.state == HALTED:
             reason = RejectReason.INSTRUMENT_HALTED
         if reason or m is None or order is None:
             out.append(
@@ -789,7 +812,7 @@ class Core:
                 )
             )
             return
-        is_stop = order.status == OrderStatus.PENDING_TRIGGER
+        is_stop = order.status == PENDING_TRIGGER
         new_price = cmd.price if order.ord_type in PRICED_TYPES else 0
         new_stop = (cmd.stop_price or order.stop_price) if is_stop else order.stop_price
         new_leaves = cmd.qty - order.cum_qty
@@ -863,8 +886,8 @@ class Core:
             return RejectReason.UNKNOWN_ORDER
         if self.kill_switch:
             return RejectReason.KILL_SWITCH
-        if m.state != InstrumentState.OPEN:
-            if m.state == InstrumentState.HALTED:
+        if m.state != OPEN:
+            if m.state == HALTED:
                 return RejectReason.INSTRUMENT_HALTED
             return RejectReason.INSTRUMENT_NOT_OPEN
         spec = m.spec
@@ -880,7 +903,7 @@ class Core:
             return RejectReason.QTY_BELOW_MIN
         if cmd.qty > spec.max_qty:
             return RejectReason.QTY_ABOVE_MAX
-        is_stop = order.status == OrderStatus.PENDING_TRIGGER
+        is_stop = order.status == PENDING_TRIGGER
         if order.ord_type in PRICED_TYPES:
             if cmd.price <= 0:
                 return RejectReason.INVALID_PRICE
@@ -900,7 +923,7 @@ class Core:
                 return RejectReason.WOULD_TRIGGER_IMMEDIATELY
         elif cmd.stop_price:
             return RejectReason.INVALID_STOP_PRICE
-        if order.ord_type == OrdType.LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
+        if order.ord_type == LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
             return RejectReason.WOULD_TAKE
         if self.risk is not None:
             return self.risk.check_replace(order, cmd.price, cmd.qty, spec)
@@ -918,7 +941,7 @@ class Core:
         chosen = [
             o
             for o in self._orders_in_scope(scope, cmd.account, cmd.instrument, cmd.session)
-            if not (participant and self.markets[o.instrument].state == InstrumentState.HALTED)
+            if not (participant and self.markets[o.instrument].state == HALTED)
         ]
         chosen.sort(key=_order_id)
         for order in chosen:
@@ -975,7 +998,7 @@ class Core:
         out.append(ReferencePriceSet(m.symbol, cmd.price))
 
     def _configure_account(self, cmd: ConfigureAccount, out: list[Event]) -> None:
-        if cmd.stp_default == StpMode.DEFAULT:
+        if cmd.stp_default == STP_DEFAULT:
             out.append(CommandRejected(RejectReason.INVALID_STP_MODE, str(cmd.stp_default)))
             return
         if cmd.owner == cmd.account:

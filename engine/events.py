@@ -6,6 +6,10 @@ outside the core (gateways, clearing, surveillance, audit) is a projection of th
 
 Quantities are in lots, prices in ticks. ``leaves`` is what is still open on the book after
 the event; ``cum_qty`` what has filled so far.
+
+Each class spells out its ``__init__`` (``init=False``): compiled with mypyc, an explicit
+``__init__`` is native code, while the one ``dataclass`` generates stays interpreted and costs
+several times more per event. The dataclass still gives equality, repr and ``fields()``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from engine.types import (
 )
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class OrderAccepted:
     order_id: int
     account: int
@@ -44,8 +48,44 @@ class OrderAccepted:
     session: str
     status: OrderStatus  # NEW, or PENDING_TRIGGER for a stop waiting in the stop book
 
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: str,
+        client_order_id: str,
+        side: Side,
+        ord_type: OrdType,
+        tif: TimeInForce,
+        price: int,
+        qty: int,
+        quote_qty: int,
+        stop_price: int,
+        display_qty: int,
+        expire_time: int,
+        stp_mode: StpMode,
+        session: str,
+        status: OrderStatus,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.client_order_id = client_order_id
+        self.side = side
+        self.ord_type = ord_type
+        self.tif = tif
+        self.price = price
+        self.qty = qty
+        self.quote_qty = quote_qty
+        self.stop_price = stop_price
+        self.display_qty = display_qty
+        self.expire_time = expire_time
+        self.stp_mode = stp_mode
+        self.session = session
+        self.status = status
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class OrderRejected:
     account: int
     instrument: str
@@ -53,8 +93,22 @@ class OrderRejected:
     reason: RejectReason
     session: str = ""
 
+    def __init__(
+        self,
+        account: int,
+        instrument: str,
+        client_order_id: str,
+        reason: RejectReason,
+        session: str = "",
+    ) -> None:
+        self.account = account
+        self.instrument = instrument
+        self.client_order_id = client_order_id
+        self.reason = reason
+        self.session = session
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class Trade:
     trade_id: int
     instrument: str
@@ -72,8 +126,42 @@ class Trade:
     taker_leaves: int
     taker_cum_qty: int
 
+    def __init__(
+        self,
+        trade_id: int,
+        instrument: str,
+        price: int,
+        qty: int,
+        taker_side: Side,
+        maker_order_id: int,
+        maker_account: int,
+        maker_client_order_id: str,
+        maker_leaves: int,
+        maker_cum_qty: int,
+        taker_order_id: int,
+        taker_account: int,
+        taker_client_order_id: str,
+        taker_leaves: int,
+        taker_cum_qty: int,
+    ) -> None:
+        self.trade_id = trade_id
+        self.instrument = instrument
+        self.price = price
+        self.qty = qty
+        self.taker_side = taker_side
+        self.maker_order_id = maker_order_id
+        self.maker_account = maker_account
+        self.maker_client_order_id = maker_client_order_id
+        self.maker_leaves = maker_leaves
+        self.maker_cum_qty = maker_cum_qty
+        self.taker_order_id = taker_order_id
+        self.taker_account = taker_account
+        self.taker_client_order_id = taker_client_order_id
+        self.taker_leaves = taker_leaves
+        self.taker_cum_qty = taker_cum_qty
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class OrderCancelled:
     """Removed at someone's request (user, mass cancel, operator, kill switch, disconnect)."""
 
@@ -85,8 +173,26 @@ class OrderCancelled:
     cum_qty: int
     reason: CancelReason
 
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: str,
+        client_order_id: str,
+        qty: int,
+        cum_qty: int,
+        reason: CancelReason,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.client_order_id = client_order_id
+        self.qty = qty
+        self.cum_qty = cum_qty
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class OrderExpired:
     """Removed by a rule (IOC/FOK/market remainder, GTD/DAY, STP, market protection)."""
 
@@ -98,8 +204,26 @@ class OrderExpired:
     cum_qty: int
     reason: CancelReason
 
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: str,
+        client_order_id: str,
+        qty: int,
+        cum_qty: int,
+        reason: CancelReason,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.client_order_id = client_order_id
+        self.qty = qty
+        self.cum_qty = cum_qty
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class CancelRejected:
     account: int
     instrument: str
@@ -107,8 +231,22 @@ class CancelRejected:
     client_order_id: str
     reason: RejectReason
 
+    def __init__(
+        self,
+        account: int,
+        instrument: str,
+        order_id: int,
+        client_order_id: str,
+        reason: RejectReason,
+    ) -> None:
+        self.account = account
+        self.instrument = instrument
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class OrderReplaced:
     order_id: int
     account: int
@@ -122,8 +260,34 @@ class OrderReplaced:
     cum_qty: int
     priority_kept: bool
 
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: str,
+        orig_client_order_id: str,
+        client_order_id: str,
+        price: int,
+        qty: int,
+        stop_price: int,
+        leaves: int,
+        cum_qty: int,
+        priority_kept: bool,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.orig_client_order_id = orig_client_order_id
+        self.client_order_id = client_order_id
+        self.price = price
+        self.qty = qty
+        self.stop_price = stop_price
+        self.leaves = leaves
+        self.cum_qty = cum_qty
+        self.priority_kept = priority_kept
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class ReplaceRejected:
     account: int
     instrument: str
@@ -132,8 +296,24 @@ class ReplaceRejected:
     client_order_id: str
     reason: RejectReason
 
+    def __init__(
+        self,
+        account: int,
+        instrument: str,
+        order_id: int,
+        orig_client_order_id: str,
+        client_order_id: str,
+        reason: RejectReason,
+    ) -> None:
+        self.account = account
+        self.instrument = instrument
+        self.order_id = order_id
+        self.orig_client_order_id = orig_client_order_id
+        self.client_order_id = client_order_id
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class OrderTriggered:
     """A stop order's condition was met by the last trade price; it now enters the book."""
 
@@ -144,8 +324,24 @@ class OrderTriggered:
     stop_price: int
     last_price: int
 
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: str,
+        client_order_id: str,
+        stop_price: int,
+        last_price: int,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.client_order_id = client_order_id
+        self.stop_price = stop_price
+        self.last_price = last_price
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class SelfTradePrevented:
     """Taker and maker share an owner; ``qty`` is what would have traded (DECREMENT removes it
     from both). Orders left with nothing open follow as OrderExpired(SELF_TRADE)."""
@@ -161,8 +357,32 @@ class SelfTradePrevented:
     taker_leaves: int
     maker_leaves: int
 
+    def __init__(
+        self,
+        instrument: str,
+        mode: StpMode,
+        taker_order_id: int,
+        taker_account: int,
+        maker_order_id: int,
+        maker_account: int,
+        price: int,
+        qty: int,
+        taker_leaves: int,
+        maker_leaves: int,
+    ) -> None:
+        self.instrument = instrument
+        self.mode = mode
+        self.taker_order_id = taker_order_id
+        self.taker_account = taker_account
+        self.maker_order_id = maker_order_id
+        self.maker_account = maker_account
+        self.price = price
+        self.qty = qty
+        self.taker_leaves = taker_leaves
+        self.maker_leaves = maker_leaves
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class IcebergRefreshed:
     """An iceberg's visible part was used up and refreshed at the back of its price level."""
 
@@ -172,8 +392,17 @@ class IcebergRefreshed:
     visible_qty: int
     leaves: int
 
+    def __init__(
+        self, order_id: int, account: int, instrument: str, visible_qty: int, leaves: int
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.visible_qty = visible_qty
+        self.leaves = leaves
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class MassCancelDone:
     scope: MassCancelScope
     account: int
@@ -183,37 +412,75 @@ class MassCancelDone:
     cancelled: int
     reason: CancelReason
 
+    def __init__(
+        self,
+        scope: MassCancelScope,
+        account: int,
+        instrument: str,
+        session: str,
+        request_id: str,
+        cancelled: int,
+        reason: CancelReason,
+    ) -> None:
+        self.scope = scope
+        self.account = account
+        self.instrument = instrument
+        self.session = session
+        self.request_id = request_id
+        self.cancelled = cancelled
+        self.reason = reason
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class InstrumentStateChanged:
     instrument: str
     state: InstrumentState
 
+    def __init__(self, instrument: str, state: InstrumentState) -> None:
+        self.instrument = instrument
+        self.state = state
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class KillSwitchChanged:
     active: bool
 
+    def __init__(self, active: bool) -> None:
+        self.active = active
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class ReferencePriceSet:
     instrument: str
     price: int
 
+    def __init__(self, instrument: str, price: int) -> None:
+        self.instrument = instrument
+        self.price = price
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class AccountConfigured:
     account: int
     owner: int
     stp_default: StpMode
 
+    def __init__(self, account: int, owner: int, stp_default: StpMode) -> None:
+        self.account = account
+        self.owner = owner
+        self.stp_default = stp_default
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class CommandRejected:
     """A command that is not about one order (state change, reference price...) was refused."""
 
     reason: RejectReason
     detail: str
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
 
 
 Event = (
