@@ -135,7 +135,20 @@ RISING_STOPS: Final = frozenset(
 class Market:
     """Per-instrument state: the book, the stop book, the state and the prices it trades at."""
 
-    __slots__ = ("asks", "bids", "last_price", "ref_price", "spec", "state", "stops", "symbol")
+    __slots__ = (
+        "asks",
+        "band_bps",
+        "bids",
+        "last_price",
+        "max_qty",
+        "min_notional",
+        "min_qty",
+        "ref_price",
+        "spec",
+        "state",
+        "stops",
+        "symbol",
+    )
 
     def __init__(self, spec: InstrumentSpec) -> None:
         self.spec = spec
@@ -146,6 +159,11 @@ class Market:
         self.state = spec.initial_state
         self.last_price = 0
         self.ref_price = spec.reference_price
+        # The filters, copied out of the spec so the hot path reads native attributes.
+        self.min_qty = spec.min_qty
+        self.max_qty = spec.max_qty
+        self.min_notional = spec.min_notional
+        self.band_bps = spec.price_band_bps
 
     def reference(self) -> int:
         return self.last_price or self.ref_price
@@ -155,7 +173,7 @@ class Market:
         ref = self.reference()
         if ref <= 0:
             return 0, 0
-        bps = self.spec.price_band_bps
+        bps = self.band_bps
         return -((-ref * (10_000 - bps)) // 10_000), ref * (10_000 + bps) // 10_000
 
 
@@ -327,7 +345,7 @@ class Core:
             self._add_live(order)
             m.stops.add(order, (order.side, ord_type) in RISING_STOPS)
             return
-        self._execute(m, order, out)
+        self._execute(m, order, out, False)
         if self._triggered:
             self._drain_triggers(m, out)
 
@@ -341,7 +359,7 @@ class Core:
                 return RejectReason.INSTRUMENT_HALTED
             return RejectReason.INSTRUMENT_NOT_OPEN
         ord_type = cmd.ord_type
-        spec = m.spec
+        spec = m
         is_market = ord_type in MARKET_TYPES
         if ord_type == LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
             return RejectReason.INVALID_TIME_IN_FORCE
@@ -411,9 +429,10 @@ class Core:
         return end if end > ts else end + NS_PER_DAY
 
     # ------------------------------------------------------------------ matching
-    def _execute(self, m: Market, order: Order, out: list[Event]) -> None:
+    def _execute(self, m: Market, order: Order, out: list[Event], indexed: bool) -> None:
         """Run an order that enters the book (new, triggered or repriced): match what crosses,
-        then rest the remainder or expire it as its type and time in force say."""
+        then rest the remainder or expire it as its type and time in force say. ``indexed``
+        says the order is already among the live orders (a triggered stop, a replaced order)."""
         is_market = order.ord_type in MARKET_TYPES
         if is_market:
             lo, hi = m.band()
@@ -423,7 +442,7 @@ class Core:
                     self._finish_unfilled(order, CancelReason.NO_LIQUIDITY, out)
                     return
                 ref = best.price
-                bps = m.spec.price_band_bps
+                bps = m.band_bps
                 lo = -((-ref * (10_000 - bps)) // 10_000)
                 hi = ref * (10_000 + bps) // 10_000
             limit = hi if order.side == BUY else lo
@@ -451,13 +470,12 @@ class Core:
         if order.tif == IOC or order.tif == FOK:
             self._finish_unfilled(order, CancelReason.IOC_REMAINDER, out)
             return
-        self._rest(m, order)
+        self._rest(m, order, indexed)
 
-    def _rest(self, m: Market, order: Order) -> None:
+    def _rest(self, m: Market, order: Order, indexed: bool) -> None:
         order.visible = min(order.display_qty, order.leaves) if order.display_qty else order.leaves
         (m.bids if order.side == BUY else m.asks).add(order)
-        orders = self.live.get(order.account)
-        if orders is None or order.order_id not in orders:
+        if not indexed:
             self._add_live(order)
 
     def _match(self, m: Market, taker: Order, limit: int, out: list[Event]) -> bool:
@@ -684,7 +702,7 @@ class Core:
                 if hi and not lo <= order.price <= hi:
                     self._expire(order, CancelReason.TRIGGERED_OUTSIDE_BAND, out)
                     continue
-            self._execute(m, order, out)
+            self._execute(m, order, out, True)
         queue.clear()
 
     # ------------------------------------------------------------------ removal
@@ -856,7 +874,7 @@ class Core:
         order.qty = cmd.qty
         order.leaves = new_leaves
         self._replaced(order, old_clid, False, out)
-        self._execute(m, order, out)
+        self._execute(m, order, out, True)
         if self._triggered:
             self._drain_triggers(m, out)
 
@@ -890,7 +908,7 @@ class Core:
             if m.state == HALTED:
                 return RejectReason.INSTRUMENT_HALTED
             return RejectReason.INSTRUMENT_NOT_OPEN
-        spec = m.spec
+        spec = m
         if cmd.client_order_id and cmd.client_order_id != order.client_order_id:
             clids = self.clids.get(cmd.account)
             if clids is not None and cmd.client_order_id in clids:
@@ -926,7 +944,7 @@ class Core:
         if order.ord_type == LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
             return RejectReason.WOULD_TAKE
         if self.risk is not None:
-            return self.risk.check_replace(order, cmd.price, cmd.qty, spec)
+            return self.risk.check_replace(order, cmd.price, cmd.qty, m.spec)
         return RejectReason.NONE
 
     # ------------------------------------------------------------------ mass actions
