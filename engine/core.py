@@ -119,6 +119,15 @@ TAKE_PROFIT: Final = OrdType.TAKE_PROFIT
 TAKE_PROFIT_LIMIT: Final = OrdType.TAKE_PROFIT_LIMIT
 NS_PER_DAY = 86_400 * 1_000_000_000
 
+NO_REJECT: Final = RejectReason.NONE
+CANCEL_USER: Final = CancelReason.USER
+CANCEL_IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
+CANCEL_MARKET_PROTECTION: Final = CancelReason.MARKET_PROTECTION
+CANCEL_NO_LIQUIDITY: Final = CancelReason.NO_LIQUIDITY
+CANCEL_FOK_NOT_FILLED: Final = CancelReason.FOK_NOT_FILLED
+CANCEL_SELF_TRADE: Final = CancelReason.SELF_TRADE
+PRICED: Final = PRICED_TYPES
+STOPS: Final = STOP_TYPES
 MARKET_TYPES: Final = frozenset({MARKET, STOP_LOSS, TAKE_PROFIT})
 RESTING_TIFS: Final = frozenset({GTC, GTD, DAY})
 # Stops that trigger when the last price rises to them: buy stop-loss and sell take-profit.
@@ -298,9 +307,9 @@ class Core:
             cmd.side,
             ord_type,
             tif,
-            cmd.price if ord_type in PRICED_TYPES else 0,
+            cmd.price if ord_type in PRICED else 0,
             cmd.qty,
-            cmd.stop_price if ord_type in STOP_TYPES else 0,
+            cmd.stop_price if ord_type in STOPS else 0,
             cmd.quote_qty,
             cmd.display_qty,
             expire_time,
@@ -318,7 +327,7 @@ class Core:
                 )
                 return
         self.next_order_id += 1
-        is_stop = ord_type in STOP_TYPES
+        is_stop = ord_type in STOPS
         if is_stop:
             order.status = PENDING_TRIGGER
         out.append(
@@ -375,7 +384,7 @@ class Core:
                 return RejectReason.QTY_BELOW_MIN
             if cmd.qty > spec.max_qty:
                 return RejectReason.QTY_ABOVE_MAX
-        if ord_type in PRICED_TYPES:
+        if ord_type in PRICED:
             if cmd.price <= 0:
                 return RejectReason.INVALID_PRICE
             if cmd.price * cmd.qty < spec.min_notional:
@@ -385,7 +394,7 @@ class Core:
         if cmd.display_qty and (
             cmd.display_qty < 0
             or cmd.display_qty >= cmd.qty
-            or ord_type not in PRICED_TYPES
+            or ord_type not in PRICED
             or cmd.tif not in RESTING_TIFS
         ):
             return RejectReason.INVALID_DISPLAY_QTY
@@ -399,14 +408,14 @@ class Core:
             clids = self.clids.get(cmd.account)
             if clids is not None and cmd.client_order_id in clids:
                 return RejectReason.DUPLICATE_CLIENT_ORDER_ID
-        if ord_type in STOP_TYPES:
+        if ord_type in STOPS:
             if cmd.stop_price <= 0:
                 return RejectReason.INVALID_STOP_PRICE
             if self._would_trigger(m, cmd.side, ord_type, cmd.stop_price):
                 return RejectReason.WOULD_TRIGGER_IMMEDIATELY
         if ord_type == LIMIT_MAKER and self._would_take(m, cmd.side, cmd.price):
             return RejectReason.WOULD_TAKE
-        return RejectReason.NONE
+        return NO_REJECT
 
     @staticmethod
     def _would_trigger(m: Market, side: Side, ord_type: OrdType, stop_price: int) -> bool:
@@ -439,7 +448,7 @@ class Core:
             if not hi:
                 best = m.asks.best() if order.side == BUY else m.bids.best()
                 if best is None:
-                    self._finish_unfilled(order, CancelReason.NO_LIQUIDITY, out)
+                    self._finish_unfilled(order, CANCEL_NO_LIQUIDITY, out)
                     return
                 ref = best.price
                 bps = m.band_bps
@@ -449,7 +458,7 @@ class Core:
         else:
             limit = order.price
         if order.tif == FOK and not self._fok_fillable(m, order, limit):
-            self._finish_unfilled(order, CancelReason.FOK_NOT_FILLED, out)
+            self._finish_unfilled(order, CANCEL_FOK_NOT_FILLED, out)
             return
         if not self._match(m, order, limit, out):
             return  # the taker was expired by self-trade prevention
@@ -462,13 +471,13 @@ class Core:
             return
         if is_market:
             opposite = m.asks.best() if order.side == BUY else m.bids.best()
-            reason = CancelReason.MARKET_PROTECTION
+            reason = CANCEL_MARKET_PROTECTION
             if opposite is None:
-                reason = CancelReason.NO_LIQUIDITY
+                reason = CANCEL_NO_LIQUIDITY
             self._finish_unfilled(order, reason, out)
             return
         if order.tif == IOC or order.tif == FOK:
-            self._finish_unfilled(order, CancelReason.IOC_REMAINDER, out)
+            self._finish_unfilled(order, CANCEL_IOC_REMAINDER, out)
             return
         self._rest(m, order, indexed)
 
@@ -621,11 +630,11 @@ class Core:
         if expire_maker:
             level.unlink(maker)
             level.qty -= maker.visible
-            self._expire(maker, CancelReason.SELF_TRADE, out)
+            self._expire(maker, CANCEL_SELF_TRADE, out)
         if expire_taker:
             if by_quote:
                 taker.leaves = taker.quote_qty // px
-            self._expire(taker, CancelReason.SELF_TRADE, out)
+            self._expire(taker, CANCEL_SELF_TRADE, out)
             return False
         return True
 
@@ -664,13 +673,13 @@ class Core:
             return
         best = m.asks.best() if order.side == BUY else m.bids.best()
         if best is None:
-            reason = CancelReason.NO_LIQUIDITY
+            reason = CANCEL_NO_LIQUIDITY
             price = m.last_price or limit
         elif (best.price > limit) if order.side == BUY else (best.price < limit):
-            reason = CancelReason.MARKET_PROTECTION
+            reason = CANCEL_MARKET_PROTECTION
             price = best.price
         else:
-            reason = CancelReason.IOC_REMAINDER
+            reason = CANCEL_IOC_REMAINDER
             price = best.price
         order.leaves = order.quote_qty // price if price > 0 else 0
         self._finish_unfilled(order, reason, out)
@@ -798,7 +807,7 @@ class Core:
     def _cancel(self, cmd: CancelOrder, out: list[Event]) -> None:
         m = self.markets.get(cmd.instrument)
         order = self._find(cmd.account, cmd.order_id, cmd.client_order_id)
-        reason = RejectReason.NONE
+        reason = NO_REJECT
         if m is None:
             reason = RejectReason.UNKNOWN_INSTRUMENT
         elif order is None or order.instrument != cmd.instrument:
@@ -812,7 +821,7 @@ class Core:
                 )
             )
             return
-        self._cancel_order(m, order, CancelReason.USER, out)
+        self._cancel_order(m, order, CANCEL_USER, out)
 
     def _replace(self, cmd: ReplaceOrder, out: list[Event]) -> None:
         m = self.markets.get(cmd.instrument)
@@ -831,7 +840,7 @@ class Core:
             )
             return
         is_stop = order.status == PENDING_TRIGGER
-        new_price = cmd.price if order.ord_type in PRICED_TYPES else 0
+        new_price = cmd.price if order.ord_type in PRICED else 0
         new_stop = (cmd.stop_price or order.stop_price) if is_stop else order.stop_price
         new_leaves = cmd.qty - order.cum_qty
         keeps = new_price == order.price and new_stop == order.stop_price and cmd.qty <= order.qty
@@ -922,7 +931,7 @@ class Core:
         if cmd.qty > spec.max_qty:
             return RejectReason.QTY_ABOVE_MAX
         is_stop = order.status == PENDING_TRIGGER
-        if order.ord_type in PRICED_TYPES:
+        if order.ord_type in PRICED:
             if cmd.price <= 0:
                 return RejectReason.INVALID_PRICE
             if cmd.price * cmd.qty < spec.min_notional:
@@ -945,7 +954,7 @@ class Core:
             return RejectReason.WOULD_TAKE
         if self.risk is not None:
             return self.risk.check_replace(order, cmd.price, cmd.qty, m.spec)
-        return RejectReason.NONE
+        return NO_REJECT
 
     # ------------------------------------------------------------------ mass actions
     def _mass_cancel(self, cmd: MassCancel, out: list[Event]) -> None:
