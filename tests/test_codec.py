@@ -1,0 +1,273 @@
+"""The command codec: exact round trips, the tag registry, and refusal of what cannot be stored."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import get_args
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine import codec
+from engine.codec import CodecError, decode, encode, register, unregister
+from engine.commands import (
+    CancelOrder,
+    Command,
+    ConfigureAccount,
+    MassCancel,
+    NewOrder,
+    ReplaceOrder,
+    SetInstrumentState,
+    SetKillSwitch,
+    SetReferencePrice,
+    Tick,
+)
+from engine.types import (
+    CancelReason,
+    InstrumentState,
+    MassCancelScope,
+    OrdType,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+
+U64 = 2**64 - 1
+I64 = 2**63 - 1
+
+SAMPLES: list[Command] = [
+    NewOrder(7, "BTC-USDT", "c1", Side.BUY, OrdType.LIMIT, 100, 65_000, seq=1, ts=10),
+    NewOrder(
+        U64,
+        "ETH-USDT",
+        "ordre-été-🚀",
+        Side.SELL,
+        OrdType.STOP_LOSS_LIMIT,
+        qty=I64,
+        price=-(2**63),
+        tif=TimeInForce.GTD,
+        stop_price=123,
+        quote_qty=456,
+        display_qty=7,
+        expire_time=1_700_000_000_000_000_000,
+        stp_mode=StpMode.EXPIRE_BOTH,
+        session="FIX.4.4:MM1->VENUE",
+        seq=U64,
+        ts=U64,
+    ),
+    NewOrder(1, "BTC-USDT", "", Side.BUY, OrdType.MARKET, quote_qty=10**12, seq=3, ts=4),
+    CancelOrder(5, "BTC-USDT", order_id=99, seq=5, ts=6),
+    CancelOrder(5, "ΔΣ-USDT", client_order_id="标识", seq=7, ts=8),
+    ReplaceOrder(5, "BTC-USDT", 0, "orig-ü", "new-ü", 300, 65_001, stop_price=2, seq=9, ts=9),
+    MassCancel(MassCancelScope.ALL, reason=CancelReason.KILL_SWITCH, seq=10, ts=11),
+    MassCancel(
+        MassCancelScope.ACCOUNT_INSTRUMENT, 5, "BTC-USDT", "sess", CancelReason.MASS_CANCEL, "r1"
+    ),
+    SetInstrumentState("BTC-USDT", InstrumentState.HALTED, seq=12, ts=13),
+    SetKillSwitch(True, False, seq=14, ts=15),
+    SetKillSwitch(False, True),
+    SetReferencePrice("BTC-USDT", -5, seq=16, ts=17),
+    ConfigureAccount(5, 2, StpMode.DECREMENT, seq=18, ts=19),
+    Tick(seq=20, ts=21),
+]
+
+
+@pytest.mark.parametrize("cmd", SAMPLES, ids=lambda c: type(c).__name__)
+def test_round_trip_is_exact(cmd: Command) -> None:
+    payload = encode(cmd)
+    back = decode(payload)
+    assert back == cmd
+    assert type(back) is type(cmd)
+    for f in fields(cmd):  # enums come back as their IntEnum, bools as bool
+        assert type(getattr(back, f.name)) is type(getattr(cmd, f.name)), f.name
+    assert decode(memoryview(payload)) == cmd
+    assert decode(bytearray(payload)) == cmd
+
+
+def test_every_command_class_is_covered() -> None:
+    assert {type(c) for c in SAMPLES} == set(get_args(Command))
+
+
+def test_plain_limit_order_is_compact() -> None:
+    order = NewOrder(12345, "BTC-USDT", "cl-000001", Side.BUY, OrdType.LIMIT, 100, 6_500_000)
+    assert len(encode(order)) <= 72
+
+
+@given(
+    account=st.integers(0, U64),
+    instrument=st.text(max_size=20),
+    cloid=st.text(max_size=40),
+    session=st.text(max_size=10),
+    side=st.sampled_from(Side),
+    ord_type=st.sampled_from(OrdType),
+    tif=st.sampled_from(TimeInForce),
+    stp=st.sampled_from(StpMode),
+    ints=st.lists(st.integers(-(2**63), I64), min_size=6, max_size=6),
+    seq=st.integers(0, U64),
+    ts=st.integers(0, U64),
+)
+def test_new_order_round_trip_property(
+    account: int,
+    instrument: str,
+    cloid: str,
+    session: str,
+    side: Side,
+    ord_type: OrdType,
+    tif: TimeInForce,
+    stp: StpMode,
+    ints: list[int],
+    seq: int,
+    ts: int,
+) -> None:
+    qty, price, stop, quote, display, expire = ints
+    cmd = NewOrder(
+        account, instrument, cloid, side, ord_type, qty, price, tif, stop, quote, display, expire
+    )
+    cmd.stp_mode, cmd.session, cmd.seq, cmd.ts = stp, session, seq, ts
+    try:
+        payload = encode(cmd)
+    except CodecError:
+        assert any("\ud800" <= ch <= "\udfff" for ch in instrument + cloid + session)
+        return
+    assert decode(payload) == cmd
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        NewOrder(-1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1),
+        NewOrder(2**64, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1),
+        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 2**63, 1),
+        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, seq=-1),
+        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, expire_time=2**63),
+        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1.5, 1),  # type: ignore[arg-type]
+        NewOrder(1, "X", "c", 3, OrdType.LIMIT, 1, 1),  # type: ignore[arg-type]
+        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, stp_mode=9),  # type: ignore[arg-type]
+        NewOrder(1, "X" * 70_000, "c", Side.BUY, OrdType.LIMIT, 1, 1),
+        NewOrder(1, "X", "\ud800", Side.BUY, OrdType.LIMIT, 1, 1),
+        NewOrder(1, "X", None, Side.BUY, OrdType.LIMIT, 1, 1),  # type: ignore[arg-type]
+        CancelOrder(1, "X", order_id=2**64),
+        ReplaceOrder(1, "X", 1, "", "", -(2**63) - 1, 1),
+        MassCancel(MassCancelScope.ALL, reason=99),  # type: ignore[arg-type]
+        SetInstrumentState("X", 0),  # type: ignore[arg-type]
+        SetReferencePrice("X", 2**63),
+        ConfigureAccount(1, -2, StpMode.NONE),
+        Tick(seq=2**64),
+    ],
+)
+def test_out_of_range_or_invalid_raises_codec_error(cmd: Command) -> None:
+    with pytest.raises(CodecError):
+        encode(cmd)
+
+
+def test_unregistered_class_raises() -> None:
+    @dataclass
+    class Unknown:
+        x: int
+
+    with pytest.raises(CodecError, match="no codec registered for Unknown"):
+        encode(Unknown(1))
+
+
+@dataclass(slots=True)
+class Deposit:
+    account: int
+    asset: str
+    amount: int
+    seq: int = 0
+    ts: int = 0
+
+
+_DEPOSIT = struct.Struct("<QQQqH")
+
+
+def _enc_deposit(d: Deposit) -> bytes:
+    raw = d.asset.encode()
+    return _DEPOSIT.pack(d.seq, d.ts, d.account, d.amount, len(raw)) + raw
+
+
+def _dec_deposit(buf: bytes, off: int) -> Deposit:
+    seq, ts, account, amount, n = _DEPOSIT.unpack_from(buf, off)
+    start = off + _DEPOSIT.size
+    return Deposit(account, buf[start : start + n].decode(), amount, seq, ts)
+
+
+@pytest.fixture
+def deposit_tag() -> Iterator[int]:
+    register(200, Deposit, _enc_deposit, _dec_deposit)
+    yield 200
+    unregister(200)
+
+
+@pytest.mark.usefixtures("deposit_tag")
+def test_registered_class_round_trips() -> None:
+    dep = Deposit(4, "BTC", 150_000_000, seq=33, ts=44)
+    payload = encode(dep)
+    assert payload[0] == 200
+    assert decode(payload) == dep
+    assert codec.tag_of(Deposit) == 200
+    with pytest.raises(CodecError, match="cannot encode Deposit"):
+        encode(Deposit(-1, "BTC", 1))
+
+
+@pytest.mark.usefixtures("deposit_tag")
+def test_duplicate_tag_or_class_raises() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register(200, Tick, _enc_deposit, _dec_deposit)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="already registered"):
+        register(1, Deposit, _enc_deposit, _dec_deposit)
+    with pytest.raises(ValueError, match="already registered"):
+        register(201, Deposit, _enc_deposit, _dec_deposit)
+    with pytest.raises(ValueError, match=r"1\.\.255"):
+        register(256, Tick, _enc_deposit, _dec_deposit)  # type: ignore[arg-type]
+
+
+def test_unknown_tag_raises() -> None:
+    with pytest.raises(CodecError, match="unknown command tag 201"):
+        decode(bytes([201]) + b"\x00" * 20)
+
+
+def test_unregister_makes_the_tag_unknown_again() -> None:
+    register(202, Deposit, _enc_deposit, _dec_deposit)
+    payload = encode(Deposit(1, "ETH", 2))
+    unregister(202)
+    with pytest.raises(CodecError, match="unknown command tag 202"):
+        decode(payload)
+    with pytest.raises(CodecError, match="no codec registered"):
+        encode(Deposit(1, "ETH", 2))
+
+
+@pytest.mark.parametrize("cmd", SAMPLES, ids=lambda c: type(c).__name__)
+def test_truncated_or_extended_payload_raises(cmd: Command) -> None:
+    payload = encode(cmd)
+    for cut in range(len(payload)):
+        with pytest.raises(CodecError):
+            decode(payload[:cut])
+    with pytest.raises(CodecError):
+        decode(payload + b"x")
+
+
+def test_invalid_enum_byte_raises() -> None:
+    payload = bytearray(encode(SetInstrumentState("X", InstrumentState.OPEN)))
+    payload[17] = 0  # the state byte: tag, seq, ts, then state
+    with pytest.raises(CodecError, match="state=0"):
+        decode(payload)
+    order = bytearray(encode(NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1)))
+    order[25] = 9  # the side byte: tag, seq, ts, account, then side
+    with pytest.raises(CodecError, match="side/ord_type"):
+        decode(order)
+
+
+def test_invalid_utf8_raises() -> None:
+    payload = bytearray(encode(CancelOrder(1, "XY", client_order_id="ab")))
+    payload[-1] = 0xFF
+    with pytest.raises(CodecError):
+        decode(payload)
+
+
+def test_empty_payload_raises() -> None:
+    with pytest.raises(CodecError, match="empty"):
+        decode(b"")
