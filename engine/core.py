@@ -147,6 +147,9 @@ class Market:
     __slots__ = (
         "asks",
         "band_bps",
+        "band_hi",
+        "band_lo",
+        "band_ref",
         "bids",
         "last_price",
         "max_qty",
@@ -173,17 +176,30 @@ class Market:
         self.max_qty = spec.max_qty
         self.min_notional = spec.min_notional
         self.band_bps = spec.price_band_bps
+        self.band_ref = -1  # the reference price band_lo/band_hi were computed for
+        self.band_lo = 0
+        self.band_hi = 0
 
     def reference(self) -> int:
         return self.last_price or self.ref_price
 
     def band(self) -> tuple[int, int]:
         """(lowest, highest) price allowed now; (0, 0) when there is no reference price."""
-        ref = self.reference()
+        self.refresh_band()
+        return self.band_lo, self.band_hi
+
+    def refresh_band(self) -> None:
+        """Recompute ``band_lo``/``band_hi`` if the reference moved since they were computed."""
+        ref = self.last_price or self.ref_price
+        if ref == self.band_ref:
+            return
+        self.band_ref = ref
         if ref <= 0:
-            return 0, 0
+            self.band_lo = self.band_hi = 0
+            return
         bps = self.band_bps
-        return -((-ref * (10_000 - bps)) // 10_000), ref * (10_000 + bps) // 10_000
+        self.band_lo = -((-ref * (10_000 - bps)) // 10_000)
+        self.band_hi = ref * (10_000 + bps) // 10_000
 
 
 class Core:
@@ -398,9 +414,9 @@ class Core:
             or cmd.tif not in RESTING_TIFS
         ):
             return RejectReason.INVALID_DISPLAY_QTY
-        if ord_type in (LIMIT, LIMIT_MAKER):
-            lo, hi = m.band()
-            if hi and not lo <= cmd.price <= hi:
+        if ord_type == LIMIT or ord_type == LIMIT_MAKER:
+            m.refresh_band()
+            if m.band_hi and not m.band_lo <= cmd.price <= m.band_hi:
                 return RejectReason.PRICE_OUTSIDE_BAND
         if not is_market and cmd.tif == GTD and cmd.expire_time <= cmd.ts:
             return RejectReason.EXPIRE_TIME_IN_PAST
