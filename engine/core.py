@@ -128,7 +128,6 @@ CANCEL_FOK_NOT_FILLED: Final = CancelReason.FOK_NOT_FILLED
 CANCEL_SELF_TRADE: Final = CancelReason.SELF_TRADE
 PRICED: Final = PRICED_TYPES
 STOPS: Final = STOP_TYPES
-MARKET_TYPES: Final = frozenset({MARKET, STOP_LOSS, TAKE_PROFIT})
 RESTING_TIFS: Final = frozenset({GTC, GTD, DAY})
 # Stops that trigger when the last price rises to them: buy stop-loss and sell take-profit.
 RISING_STOPS: Final = frozenset(
@@ -139,6 +138,11 @@ RISING_STOPS: Final = frozenset(
         (SELL, TAKE_PROFIT_LIMIT),
     }
 )
+
+
+def _is_market(ord_type: OrdType) -> bool:
+    """Market, stop-loss and take-profit orders trade at market (within the band)."""
+    return ord_type is MARKET or ord_type is STOP_LOSS or ord_type is TAKE_PROFIT
 
 
 class Market:
@@ -211,7 +215,7 @@ class Core:
         session_end_s: int = 0,
         risk: RiskStage | None = None,
     ) -> None:
-        if default_stp == STP_DEFAULT:
+        if default_stp is STP_DEFAULT:
             raise ValueError("the venue's default STP mode must be a real mode, not DEFAULT")
         self.markets: dict[str, Market] = {}
         for spec in instruments:
@@ -308,12 +312,12 @@ class Core:
             )
             return
         stp = cmd.stp_mode
-        if stp == STP_DEFAULT:
+        if stp is STP_DEFAULT:
             stp = self.stp_defaults.get(cmd.account, self.default_stp)
         ord_type = cmd.ord_type
-        tif = cmd.tif if ord_type not in MARKET_TYPES else IOC
-        expire_time = cmd.expire_time if tif == GTD else 0
-        if tif == DAY:
+        tif = IOC if _is_market(ord_type) else cmd.tif
+        expire_time = cmd.expire_time if tif is GTD else 0
+        if tif is DAY:
             expire_time = self._session_end_after(cmd.ts)
         order = Order(
             self.next_order_id,
@@ -334,7 +338,7 @@ class Core:
         )
         if self.risk is not None:
             lo, hi = m.band()
-            reason = self.risk.check_new_order(order, m.spec, hi if cmd.side == BUY else lo)
+            reason = self.risk.check_new_order(order, m.spec, hi if cmd.side is BUY else lo)
             if reason:
                 out.append(
                     OrderRejected(
@@ -379,17 +383,17 @@ class Core:
             return RejectReason.UNKNOWN_INSTRUMENT
         if self.kill_switch:
             return RejectReason.KILL_SWITCH
-        if m.state != OPEN:
-            if m.state == HALTED:
+        if m.state is not OPEN:
+            if m.state is HALTED:
                 return RejectReason.INSTRUMENT_HALTED
             return RejectReason.INSTRUMENT_NOT_OPEN
         ord_type = cmd.ord_type
         spec = m
-        is_market = ord_type in MARKET_TYPES
-        if ord_type == LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
+        is_market = _is_market(ord_type)
+        if ord_type is LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
             return RejectReason.INVALID_TIME_IN_FORCE
         if cmd.quote_qty:
-            if ord_type != MARKET or cmd.qty != 0 or cmd.quote_qty < 0:
+            if ord_type is not MARKET or cmd.qty != 0 or cmd.quote_qty < 0:
                 return RejectReason.INVALID_QUANTITY
             if cmd.quote_qty < spec.min_notional:
                 return RejectReason.NOTIONAL_BELOW_MIN
@@ -414,11 +418,11 @@ class Core:
             or cmd.tif not in RESTING_TIFS
         ):
             return RejectReason.INVALID_DISPLAY_QTY
-        if ord_type == LIMIT or ord_type == LIMIT_MAKER:
+        if ord_type is LIMIT or ord_type is LIMIT_MAKER:
             m.refresh_band()
             if m.band_hi and not m.band_lo <= cmd.price <= m.band_hi:
                 return RejectReason.PRICE_OUTSIDE_BAND
-        if not is_market and cmd.tif == GTD and cmd.expire_time <= cmd.ts:
+        if not is_market and cmd.tif is GTD and cmd.expire_time <= cmd.ts:
             return RejectReason.EXPIRE_TIME_IN_PAST
         if cmd.client_order_id:
             clids = self.clids.get(cmd.account)
@@ -429,7 +433,7 @@ class Core:
                 return RejectReason.INVALID_STOP_PRICE
             if self._would_trigger(m, cmd.side, ord_type, cmd.stop_price):
                 return RejectReason.WOULD_TRIGGER_IMMEDIATELY
-        if ord_type == LIMIT_MAKER and self._would_take(m, cmd.side, cmd.price):
+        if ord_type is LIMIT_MAKER and self._would_take(m, cmd.side, cmd.price):
             return RejectReason.WOULD_TAKE
         return NO_REJECT
 
@@ -444,10 +448,10 @@ class Core:
 
     @staticmethod
     def _would_take(m: Market, side: Side, price: int) -> bool:
-        best = m.asks.best() if side == BUY else m.bids.best()
+        best = m.asks.best() if side is BUY else m.bids.best()
         if best is None:
             return False
-        return price >= best.price if side == BUY else price <= best.price
+        return price >= best.price if side is BUY else price <= best.price
 
     def _session_end_after(self, ts: int) -> int:
         end = ts - ts % NS_PER_DAY + self.session_end_ns
@@ -458,11 +462,11 @@ class Core:
         """Run an order that enters the book (new, triggered or repriced): match what crosses,
         then rest the remainder or expire it as its type and time in force say. ``indexed``
         says the order is already among the live orders (a triggered stop, a replaced order)."""
-        is_market = order.ord_type in MARKET_TYPES
+        is_market = _is_market(order.ord_type)
         if is_market:
             lo, hi = m.band()
             if not hi:
-                best = m.asks.best() if order.side == BUY else m.bids.best()
+                best = m.asks.best() if order.side is BUY else m.bids.best()
                 if best is None:
                     self._finish_unfilled(order, CANCEL_NO_LIQUIDITY, out)
                     return
@@ -470,10 +474,10 @@ class Core:
                 bps = m.band_bps
                 lo = -((-ref * (10_000 - bps)) // 10_000)
                 hi = ref * (10_000 + bps) // 10_000
-            limit = hi if order.side == BUY else lo
+            limit = hi if order.side is BUY else lo
         else:
             limit = order.price
-        if order.tif == FOK and not self._fok_fillable(m, order, limit):
+        if order.tif is FOK and not self._fok_fillable(m, order, limit):
             self._finish_unfilled(order, CANCEL_FOK_NOT_FILLED, out)
             return
         if not self._match(m, order, limit, out):
@@ -486,32 +490,32 @@ class Core:
             self._remove_live(order)
             return
         if is_market:
-            opposite = m.asks.best() if order.side == BUY else m.bids.best()
+            opposite = m.asks.best() if order.side is BUY else m.bids.best()
             reason = CANCEL_MARKET_PROTECTION
             if opposite is None:
                 reason = CANCEL_NO_LIQUIDITY
             self._finish_unfilled(order, reason, out)
             return
-        if order.tif == IOC or order.tif == FOK:
+        if order.tif is IOC or order.tif is FOK:
             self._finish_unfilled(order, CANCEL_IOC_REMAINDER, out)
             return
         self._rest(m, order, indexed)
 
     def _rest(self, m: Market, order: Order, indexed: bool) -> None:
         order.visible = min(order.display_qty, order.leaves) if order.display_qty else order.leaves
-        (m.bids if order.side == BUY else m.asks).add(order)
+        (m.bids if order.side is BUY else m.asks).add(order)
         if not indexed:
             self._add_live(order)
 
     def _match(self, m: Market, taker: Order, limit: int, out: list[Event]) -> bool:
         """Trade ``taker`` against the opposite side up to ``limit``. False if self-trade
         prevention expired the taker (its events are already out)."""
-        is_buy = taker.side == BUY
+        is_buy = taker.side is BUY
         side = m.asks if is_buy else m.bids
         keys = side.keys
         levels = side.levels
         sign = side.sign
-        by_quote = taker.quote_qty > 0 and taker.ord_type in MARKET_TYPES
+        by_quote = taker.quote_qty > 0 and _is_market(taker.ord_type)
         owners = self.owners
         taker_owner = owners.get(taker.account, taker.account) if owners else taker.account
         stp = taker.stp_mode
@@ -537,7 +541,7 @@ class Core:
                         return True
                 maker_account = maker.account
                 if (
-                    stp != STP_NONE
+                    stp is not STP_NONE
                     and (owners.get(maker_account, maker_account) if owners else maker_account)
                     == taker_owner
                 ):
@@ -610,8 +614,8 @@ class Core:
         mode = taker.stp_mode
         qty = maker.visible if maker.visible < cap else cap
         px = level.price
-        by_quote = taker.quote_qty > 0 and taker.ord_type in MARKET_TYPES
-        if mode == DECREMENT:
+        by_quote = taker.quote_qty > 0 and _is_market(taker.ord_type)
+        if mode is DECREMENT:
             maker.visible -= qty
             maker.leaves -= qty
             level.qty -= qty
@@ -636,7 +640,7 @@ class Core:
         )
         expire_maker = mode in (EXPIRE_MAKER, EXPIRE_BOTH)
         expire_taker = mode in (EXPIRE_TAKER, EXPIRE_BOTH)
-        if mode == DECREMENT:
+        if mode is DECREMENT:
             if maker.leaves == 0:
                 expire_maker = True
             elif maker.visible == 0:
@@ -655,22 +659,22 @@ class Core:
         return True
 
     def _fok_fillable(self, m: Market, order: Order, limit: int) -> bool:
-        side = m.asks if order.side == BUY else m.bids
+        side = m.asks if order.side is BUY else m.bids
         owners = self.owners
         taker_owner = owners.get(order.account, order.account)
         need = order.leaves
         for key in reversed(side.keys):
             level = side.levels[key * side.sign]
             px = level.price
-            if (px > limit) if order.side == BUY else (px < limit):
+            if (px > limit) if order.side is BUY else (px < limit):
                 return False
             node = level.head
             while node is not None:
                 if (
-                    order.stp_mode != STP_NONE
+                    order.stp_mode is not STP_NONE
                     and owners.get(node.account, node.account) == taker_owner
                 ):
-                    if order.stp_mode != EXPIRE_MAKER:
+                    if order.stp_mode is not EXPIRE_MAKER:
                         return False
                 else:
                     need -= node.leaves
@@ -687,11 +691,11 @@ class Core:
             order.status = FILLED
             self._remove_live(order)
             return
-        best = m.asks.best() if order.side == BUY else m.bids.best()
+        best = m.asks.best() if order.side is BUY else m.bids.best()
         if best is None:
             reason = CANCEL_NO_LIQUIDITY
             price = m.last_price or limit
-        elif (best.price > limit) if order.side == BUY else (best.price < limit):
+        elif (best.price > limit) if order.side is BUY else (best.price < limit):
             reason = CANCEL_MARKET_PROTECTION
             price = best.price
         else:
@@ -722,7 +726,7 @@ class Core:
                     m.last_price,
                 )
             )
-            if order.ord_type not in MARKET_TYPES:
+            if not _is_market(order.ord_type):
                 lo, hi = m.band()
                 if hi and not lo <= order.price <= hi:
                     self._expire(order, CancelReason.TRIGGERED_OUTSIDE_BAND, out)
@@ -775,10 +779,10 @@ class Core:
 
     def _take_off_book(self, m: Market, order: Order) -> None:
         """Remove a live order from wherever it waits (book or stop book)."""
-        if order.status == PENDING_TRIGGER:
+        if order.status is PENDING_TRIGGER:
             m.stops.remove(order, (order.side, order.ord_type) in RISING_STOPS)
         else:
-            (m.bids if order.side == BUY else m.asks).remove(order)
+            (m.bids if order.side is BUY else m.asks).remove(order)
 
     def _cancel_order(
         self, m: Market, order: Order, reason: CancelReason, out: list[Event]
@@ -810,7 +814,7 @@ class Core:
                 continue
             m = self.markets[order.instrument]
             self._take_off_book(m, order)
-            reason = CancelReason.DAY_EXPIRED if order.tif == DAY else CancelReason.GTD_EXPIRED
+            reason = CancelReason.DAY_EXPIRED if order.tif is DAY else CancelReason.GTD_EXPIRED
             self._expire(order, reason, out)
 
     # ------------------------------------------------------------------ cancel, replace
@@ -828,7 +832,7 @@ class Core:
             reason = RejectReason.UNKNOWN_INSTRUMENT
         elif order is None or order.instrument != cmd.instrument:
             reason = RejectReason.UNKNOWN_ORDER
-        elif m.state == HALTED:
+        elif m.state is HALTED:
             reason = RejectReason.INSTRUMENT_HALTED
         if reason or m is None or order is None:
             out.append(
@@ -855,7 +859,7 @@ class Core:
                 )
             )
             return
-        is_stop = order.status == PENDING_TRIGGER
+        is_stop = order.status is PENDING_TRIGGER
         new_price = cmd.price if order.ord_type in PRICED else 0
         new_stop = (cmd.stop_price or order.stop_price) if is_stop else order.stop_price
         new_leaves = cmd.qty - order.cum_qty
@@ -884,7 +888,7 @@ class Core:
                 m.stops.add(order, rising)
             self._replaced(order, old_clid, keeps, out)
             return
-        book = m.bids if order.side == BUY else m.asks
+        book = m.bids if order.side is BUY else m.asks
         if keeps:
             level = book.levels[order.price]
             shown = min(order.visible, new_leaves)
@@ -929,8 +933,8 @@ class Core:
             return RejectReason.UNKNOWN_ORDER
         if self.kill_switch:
             return RejectReason.KILL_SWITCH
-        if m.state != OPEN:
-            if m.state == HALTED:
+        if m.state is not OPEN:
+            if m.state is HALTED:
                 return RejectReason.INSTRUMENT_HALTED
             return RejectReason.INSTRUMENT_NOT_OPEN
         spec = m
@@ -946,7 +950,7 @@ class Core:
             return RejectReason.QTY_BELOW_MIN
         if cmd.qty > spec.max_qty:
             return RejectReason.QTY_ABOVE_MAX
-        is_stop = order.status == PENDING_TRIGGER
+        is_stop = order.status is PENDING_TRIGGER
         if order.ord_type in PRICED:
             if cmd.price <= 0:
                 return RejectReason.INVALID_PRICE
@@ -966,7 +970,7 @@ class Core:
                 return RejectReason.WOULD_TRIGGER_IMMEDIATELY
         elif cmd.stop_price:
             return RejectReason.INVALID_STOP_PRICE
-        if order.ord_type == LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
+        if order.ord_type is LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
             return RejectReason.WOULD_TAKE
         if self.risk is not None:
             return self.risk.check_replace(order, cmd.price, cmd.qty, m.spec)
@@ -984,7 +988,7 @@ class Core:
         chosen = [
             o
             for o in self._orders_in_scope(scope, cmd.account, cmd.instrument, cmd.session)
-            if not (participant and self.markets[o.instrument].state == HALTED)
+            if not (participant and self.markets[o.instrument].state is HALTED)
         ]
         chosen.sort(key=_order_id)
         for order in chosen:
@@ -1041,7 +1045,7 @@ class Core:
         out.append(ReferencePriceSet(m.symbol, cmd.price))
 
     def _configure_account(self, cmd: ConfigureAccount, out: list[Event]) -> None:
-        if cmd.stp_default == STP_DEFAULT:
+        if cmd.stp_default is STP_DEFAULT:
             out.append(CommandRejected(RejectReason.INVALID_STP_MODE, str(cmd.stp_default)))
             return
         if cmd.owner == cmd.account:
