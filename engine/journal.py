@@ -25,7 +25,7 @@ from pathlib import Path
 MAGIC = b"VWAL"
 VERSION = 1
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
-#: Largest payload accepted; a header claiming more is treated as garbage when reading.
+#: Largest payload ``append`` accepts.
 MAX_PAYLOAD = 16 * 1024 * 1024
 
 _SEG_HEADER = struct.Struct("<4sHHQ")  # magic, version, reserved, first seq
@@ -350,6 +350,11 @@ class JournalWriter:
     thread (the loop), ``sync`` may run meanwhile in one worker thread at a time (it touches no
     buffer). After any I/O error the writer refuses all further work: the process must restart
     and recover, since the file may hold a partial batch (cut as a torn tail on the next scan).
+
+    ``fsync=False`` (tests, benchmarks) skips every fsync: ``durable_seq`` then only means
+    written. On open the last segment is verified; a torn tail must be cut first with
+    ``scan(repair=True)``. ``expected_last_seq`` checks where the log ends, and on an empty
+    directory says where the log starts (after that seq).
     """
 
     def __init__(
