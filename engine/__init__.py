@@ -5,3 +5,8 @@ It imports nothing else of the venue; every other package builds on it. The core
 deterministic state machine: ``Core.apply(command) -> events`` reads no clock, draws no random
 number and does no I/O, so replaying the journal rebuilds the same state (same ``state_hash``).
 """
+
+from engine._native import activate as _activate
+
+#: True when the compiled build of the hot modules is in use (see engine/_native.py).
+NATIVE = _activate(__path__)

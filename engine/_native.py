@@ -1,0 +1,59 @@
+"""Optional compiled build of the core's hot modules (mypyc), kept out of the source tree.
+
+The same typed source runs interpreted or compiled. ``scripts/build-native`` compiles the
+modules in ``COMPILED`` into ``.native/`` at the repository root and writes there a hash of
+the sources it compiled. At import, ``engine/__init__`` calls ``activate()``: if that build
+exists and was made from the sources as they are now, ``.native/engine`` is put in front of the
+package path so the compiled modules load instead of the ``.py`` files. A stale build (a source
+changed since) is ignored with a warning, never loaded; ``VENUE_PURE=1`` forces the
+interpreted source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+#: The modules compiled, in dependency order. They must stay mypyc-compatible: typed, no
+#: subclassing of built-in exceptions, explicit ``__init__`` on hot classes.
+COMPILED = ("order", "book", "events", "commands", "core")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+NATIVE_DIR = PACKAGE_DIR.parent / ".native"
+STAMP = "SOURCE_HASH"
+
+
+def source_hash() -> str:
+    """Hash of the compiled modules' sources and of the Python that compiles them."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(sys.version.encode())
+    for name in COMPILED:
+        digest.update(name.encode())
+        digest.update((PACKAGE_DIR / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def activate(package_path: list[str]) -> bool:
+    """Load the compiled build if it is there and current; True if it is now in use."""
+    if os.environ.get("VENUE_PURE") == "1":
+        return False
+    stamp = NATIVE_DIR / STAMP
+    if not stamp.is_file():
+        return False
+    if stamp.read_text(encoding="ascii").strip() != source_hash():
+        warnings.warn(
+            f"the compiled engine in {NATIVE_DIR} was built from other sources; running the "
+            "interpreted engine (scripts/build-native rebuilds it)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    native_pkg = str(NATIVE_DIR / "engine")
+    if native_pkg not in package_path:
+        package_path.insert(0, native_pkg)
+    if str(NATIVE_DIR) not in sys.path:
+        sys.path.append(str(NATIVE_DIR))  # the shared library mypyc puts at the top level
+    return True

@@ -1,0 +1,70 @@
+"""Compile the engine's hot modules with mypyc into .native/ (see engine/_native.py).
+
+Run from the repository root: ``python scripts/build_native.py``. It builds in a temporary
+folder and swaps the result in only when the build succeeded, so a failed build leaves the
+previous one (or none) and the interpreted engine keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP = """
+from setuptools import setup
+from mypyc.build import mypycify
+setup(name="venue-native", ext_modules=mypycify({modules!r}, opt_level="3"))
+"""
+
+
+def main() -> int:
+    os.environ["VENUE_PURE"] = "1"  # import the sources, not an older build, to hash them
+    sys.path.insert(0, str(ROOT))
+    from engine._native import COMPILED, NATIVE_DIR, STAMP, source_hash
+
+    digest = source_hash()
+    stamp = NATIVE_DIR / STAMP
+    if stamp.is_file() and stamp.read_text(encoding="ascii").strip() == digest:
+        print(f"compiled engine up to date in {NATIVE_DIR}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="venue-native-") as tmp:
+        work = Path(tmp)
+        (work / "engine").mkdir()
+        for name in ("__init__", "_native", "errors", "types", "instrument", "risk", *COMPILED):
+            shutil.copy2(ROOT / "engine" / f"{name}.py", work / "engine" / f"{name}.py")
+        # The compiled package must not activate itself while it is being built.
+        (work / "engine" / "__init__.py").write_text('"""Build copy of the engine."""\n')
+        modules = [f"engine/{name}.py" for name in COMPILED]
+        (work / "setup.py").write_text(SETUP.format(modules=modules))
+        result = subprocess.run(
+            [sys.executable, "setup.py", "build_ext", "--inplace"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+            print("native build failed; the interpreted engine stays in use", file=sys.stderr)
+            return 1
+        staged = Path(tempfile.mkdtemp(prefix=".native-", dir=ROOT))
+        (staged / "engine").mkdir()
+        for built in work.glob("*.so"):
+            shutil.copy2(built, staged / built.name)
+        for built in (work / "engine").glob("*.so"):
+            shutil.copy2(built, staged / "engine" / built.name)
+        (staged / STAMP).write_text(digest + "\n", encoding="ascii")
+        if NATIVE_DIR.exists():
+            shutil.rmtree(NATIVE_DIR)
+        staged.rename(NATIVE_DIR)
+    print(f"compiled {', '.join(COMPILED)} into {NATIVE_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
