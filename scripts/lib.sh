@@ -1,0 +1,70 @@
+# Shared set-up steps of scripts/start and scripts/test (sourced, not run).
+# shellcheck shell=bash
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 DEBIAN_FRONTEND=noninteractive
+
+# Make .venv with a working pip, installing python3-venv from apt if needed.
+ensure_venv() {
+    local python=${PYTHON:-python3}
+    if [[ -x .venv/bin/python ]] && .venv/bin/python -m pip --version >/dev/null 2>&1; then
+        return 0
+    fi
+    rm -rf .venv
+    if ! "$python" -m venv .venv >/dev/null 2>&1; then
+        rm -rf .venv
+        echo "scripts: $python cannot make a virtualenv; installing python3-venv with apt-get" >&2
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq python3-venv >/dev/null
+        "$python" -m venv .venv
+    fi
+}
+
+# Install the project (with extras "$1", if any) unless pyproject.toml is unchanged since the last
+# successful install; the install is editable, so source changes need no reinstall.
+ensure_installed() {
+    local extras=${1:-} target=. stamp
+    [[ -n $extras ]] && target=".[$extras]"
+    stamp=".venv/.installed${extras:+-$extras}"
+    local want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    .venv/bin/python -m pip install -q -e "$target"
+    echo "$want" >"$stamp"
+}
+
+# Start PostgreSQL and Redis on 127.0.0.1 when they are installed but not answering. Installs
+# nothing, and never fails: tests that need a service skip or fail on their own.
+ensure_services() {
+    if ! pg_isready -q -h 127.0.0.1 >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1; then
+        local version
+        for version in $(ls /etc/postgresql 2>/dev/null); do
+            echo "scripts: starting PostgreSQL $version" >&2
+            pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+        done
+    fi
+    if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then
+        echo "scripts: starting Redis" >&2
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+            >/dev/null 2>&1 || true
+    fi
+    return 0
+}
+
+# Compile the engine's hot modules with mypyc into .native/ (engine/_native.py). Needs a C
+# compiler and Python's headers: installed with apt-get when missing. A failed build is not fatal:
+# the same source runs interpreted, only slower.
+ensure_native() {
+    local include
+    include=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    if ! command -v gcc >/dev/null 2>&1 || [[ ! -f $include/Python.h ]]; then
+        if command -v apt-get >/dev/null 2>&1; then
+            echo "scripts: installing gcc and the Python headers with apt-get" >&2
+            apt-get update -qq >/dev/null 2>&1 || true
+            apt-get install -y -qq gcc python3-dev >/dev/null 2>&1 || true
+        fi
+    fi
+    .venv/bin/python scripts/build_native.py ||
+        echo "scripts: running the interpreted engine" >&2
+}

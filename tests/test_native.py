@@ -1,0 +1,56 @@
+"""The compiled build of the engine is used only when it was built from the current sources."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import engine
+import engine.core
+from engine import _native
+
+
+def test_native_flag_matches_loaded_modules() -> None:
+    compiled = engine.core.__file__ is not None and engine.core.__file__.endswith(".so")
+    assert compiled == engine.NATIVE
+    if os.environ.get("VENUE_PURE") == "1":
+        assert not compiled
+
+
+def test_stale_build_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VENUE_PURE", raising=False)
+    monkeypatch.setattr(_native, "NATIVE_DIR", tmp_path)
+    (tmp_path / "engine").mkdir()
+    (tmp_path / _native.STAMP).write_text("0" * 32 + "\n", encoding="ascii")
+    path: list[str] = ["/src/engine"]
+    with pytest.warns(RuntimeWarning, match="built from other sources"):
+        assert not _native.activate(path)
+    assert path == ["/src/engine"]
+
+
+def test_current_build_is_put_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VENUE_PURE", raising=False)
+    monkeypatch.setattr(_native, "NATIVE_DIR", tmp_path)
+    (tmp_path / _native.STAMP).write_text(_native.source_hash() + "\n", encoding="ascii")
+    path: list[str] = ["/src/engine"]
+    assert _native.activate(path)
+    assert path == [str(tmp_path / "engine"), "/src/engine"]
+
+
+def test_pure_mode_ignores_any_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VENUE_PURE", "1")
+    monkeypatch.setattr(_native, "NATIVE_DIR", tmp_path)
+    (tmp_path / _native.STAMP).write_text(_native.source_hash() + "\n", encoding="ascii")
+    path: list[str] = []
+    assert not _native.activate(path)
+    assert path == []
+
+
+def test_missing_build_is_quietly_interpreted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VENUE_PURE", raising=False)
+    monkeypatch.setattr(_native, "NATIVE_DIR", tmp_path / "absent")
+    assert not _native.activate([])
