@@ -313,7 +313,9 @@ class Core:
             return
         stp = cmd.stp_mode
         if stp is STP_DEFAULT:
-            stp = self.stp_defaults.get(cmd.account, self.default_stp)
+            stp = self.default_stp
+            if self.stp_defaults:
+                stp = self.stp_defaults.get(cmd.account, stp)
         ord_type = cmd.ord_type
         tif = IOC if _is_market(ord_type) else cmd.tif
         expire_time = cmd.expire_time if tif is GTD else 0
