@@ -30,6 +30,7 @@ from engine.commands import (
     SetReferencePrice,
     Tick,
 )
+from engine.errors import CodecError as CodecError  # re-exported: part of this module's API
 from engine.types import (
     CancelReason,
     InstrumentState,
@@ -46,10 +47,6 @@ DecodeFn = Callable[[bytes, int], Any]
 
 #: Longest string field, in UTF-8 bytes (lengths are stored as unsigned 16-bit).
 MAX_STRING_BYTES = 0xFFFF
-
-
-class CodecError(ValueError):
-    """A command that cannot be encoded, or a payload that is not a valid encoding."""
 
 
 # -- registry ----------------------------------------------------------------------------------

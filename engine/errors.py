@@ -3,3 +3,7 @@
 
 class SequenceError(RuntimeError):
     """A command arrived out of sequence or with time running backwards: a bug upstream."""
+
+
+class CodecError(ValueError):
+    """A command that cannot be encoded, or a payload that is not a valid encoding."""
