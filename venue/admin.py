@@ -1,0 +1,550 @@
+"""The operators' admin HTTP API (aiohttp): JSON in, JSON out, on a loopback address by default.
+
+Every request is checked completely at this edge (symbols, decimals on the tick and lot grid,
+enum names, required and unknown fields) before anything is sequenced, so a bad request gets a
+400 ``{"code": <int>, "msg": "<message>"}`` and changes nothing. Codes follow the Binance Spot
+API where one fits, so the REST gateway and the operators' tools speak the same language.
+Business rules (price band, minimum quantity, unknown order...) are the core's: such a command is
+sequenced and journaled, and its rejection comes back as an event with a 200.
+
+A command's response is sent only once it is durable: ``{"seq", "ts", "events"}``, each event a
+JSON object with a ``"type"`` and its fields in camelCase, prices and quantities as decimal
+strings in the instrument's units. Fields may come in the JSON body or the query string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from enum import Enum, IntEnum
+from typing import Any, NoReturn, TypeVar
+
+from aiohttp import web
+
+from engine.commands import (
+    CancelOrder,
+    Command,
+    ConfigureAccount,
+    MassCancel,
+    NewOrder,
+    ReplaceOrder,
+    SetInstrumentState,
+    SetKillSwitch,
+    SetReferencePrice,
+)
+from engine.events import Event
+from engine.instrument import InstrumentSpec
+from engine.order import Order
+from engine.types import (
+    PRICED_TYPES,
+    STOP_TYPES,
+    CancelReason,
+    InstrumentState,
+    MassCancelScope,
+    OrdType,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+from venue.runtime import CommandRefused, Venue, VenueStopped
+
+__all__ = ["AdminError", "make_app", "render_event", "start_admin"]
+
+# Error codes (Binance Spot numbering where one fits).
+UNKNOWN = -1000
+INTERNAL = -1001
+FILTER_FAILURE = -1013
+ILLEGAL_CHARS = -1100
+MANDATORY = -1102
+UNKNOWN_PARAM = -1103
+NOT_REQUIRED = -1106
+INVALID_TIF = -1115
+INVALID_TYPE = -1116
+INVALID_SIDE = -1117
+BAD_SYMBOL = -1121
+INVALID_PARAM = -1130
+NOT_FOUND = -1
+
+_MAX_INT = 2**63 - 1
+_MAX_DEPTH = 5000
+_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+_CLIENT_ID = re.compile(r"[.A-Za-z0-9:/_-]{1,36}")
+_SESSION = re.compile(r"[.A-Za-z0-9:/_-]{1,64}")
+_NS_PER_MS = 1_000_000
+
+_E = TypeVar("_E", bound=IntEnum)
+
+
+class AdminError(Exception):
+    """A request refused at the edge: answered with ``status`` and ``{"code", "msg"}``."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+def _fail(code: int, msg: str) -> NoReturn:
+    raise AdminError(code, msg)
+
+
+# -- reading a request's fields -----------------------------------------------------------------
+class Fields:
+    """The request's fields (JSON body merged over the query string); each getter marks its key
+    used, and ``finish`` refuses the rest, so a misspelt field never goes unnoticed."""
+
+    def __init__(self, data: Mapping[str, Any], config_specs: Mapping[str, InstrumentSpec]) -> None:
+        self._data = dict(data)
+        self._used: set[str] = set()
+        self._specs = config_specs
+
+    def has(self, key: str) -> bool:
+        self._used.add(key)
+        return self._data.get(key) not in (None, "")
+
+    def _raw(self, key: str) -> Any:
+        if not self.has(key):
+            _fail(
+                MANDATORY,
+                f"Mandatory parameter '{key}' was not sent, was empty/null, or malformed.",
+            )
+        return self._data[key]
+
+    def finish(self) -> None:
+        unknown = sorted(k for k in self._data if k not in self._used)
+        if unknown:
+            _fail(UNKNOWN_PARAM, f"An unknown parameter was sent: '{unknown[0]}'.")
+
+    def refuse(self, key: str, why: str) -> None:
+        """Refuse ``key`` if it was sent (a field that makes no sense for this request)."""
+        if self.has(key):
+            _fail(NOT_REQUIRED, f"Parameter '{key}' sent when not required ({why}).")
+
+    def integer(self, key: str, *, minimum: int = 0, default: int | None = None) -> int:
+        if default is not None and not self.has(key):
+            return default
+        value = self._raw(key)
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be an integer, got {_show(value)}.")
+        if not minimum <= value <= _MAX_INT:
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be between {minimum} and {_MAX_INT}.")
+        return value
+
+    def account(self, key: str = "account") -> int:
+        return self.integer(key, minimum=1)
+
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        if default is not None and not self.has(key):
+            return default
+        value = self._raw(key)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be true or false, got {_show(value)}.")
+        return value
+
+    def text(self, key: str, pattern: re.Pattern[str], default: str | None = None) -> str:
+        if default is not None and not self.has(key):
+            return default
+        value = self._raw(key)
+        if not isinstance(value, str):
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be a string, got {_show(value)}.")
+        if not pattern.fullmatch(value):
+            _fail(ILLEGAL_CHARS, f"Illegal characters found in parameter '{key}': {value!r}.")
+        return value
+
+    def symbol(self, key: str = "symbol") -> InstrumentSpec:
+        value = self._raw(key)
+        spec = self._specs.get(value) if isinstance(value, str) else None
+        if spec is None:
+            known = ", ".join(sorted(self._specs))
+            _fail(BAD_SYMBOL, f"Invalid symbol {_show(value)} (this venue lists: {known}).")
+        return spec
+
+    def enum(self, key: str, kind: type[_E], code: int = INVALID_PARAM) -> _E:
+        value = self._raw(key)
+        if isinstance(value, str):
+            for member in kind:
+                if member.name == value:
+                    return member
+        names = ", ".join(m.name for m in kind)
+        _fail(code, f"Invalid {key} {_show(value)} (expected one of: {names}).")
+
+    def decimal(self, key: str) -> Decimal:
+        """A non-negative decimal: a string such as "0.01" (or an exact JSON number)."""
+        value = self._raw(key)
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            value = format(Decimal(value), "f")
+        if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+            _fail(
+                INVALID_PARAM,
+                f"Parameter '{key}' must be a positive decimal string such as \"0.01\", "
+                f"got {_show(value)}.",
+            )
+        return Decimal(value)
+
+    def price(self, key: str, spec: InstrumentSpec) -> int:
+        return _units(key, self.decimal(key), spec.tick_size, "PRICE_FILTER", "tick size")
+
+    def qty(self, key: str, spec: InstrumentSpec) -> int:
+        return _units(key, self.decimal(key), spec.lot_size, "LOT_SIZE", "lot size")
+
+
+def _units(key: str, value: Decimal, step: Decimal, filter_name: str, step_name: str) -> int:
+    try:
+        units, rest = divmod(value, step)
+    except InvalidOperation:
+        _fail(INVALID_PARAM, f"Parameter '{key}' {value} is too large.")
+    if rest:
+        _fail(
+            FILTER_FAILURE,
+            f"Filter failure: {filter_name}: {key} {value} is not a multiple of the "
+            f"{step_name} {step}.",
+        )
+    if units <= 0:
+        _fail(INVALID_PARAM, f"Parameter '{key}' must be greater than zero.")
+    if units > _MAX_INT:
+        _fail(INVALID_PARAM, f"Parameter '{key}' {value} is too large.")
+    return int(units)
+
+
+def _show(value: object) -> str:
+    shown = json.dumps(value, default=str)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+# -- building commands --------------------------------------------------------------------------
+def new_order(f: Fields) -> NewOrder:
+    """``POST /v1/orders``."""
+    account = f.account()
+    spec = f.symbol()
+    side = f.enum("side", Side, INVALID_SIDE)
+    ord_type = f.enum("type", OrdType, INVALID_TYPE)
+    market = ord_type not in PRICED_TYPES
+    if f.has("timeInForce"):
+        tif = f.enum("timeInForce", TimeInForce, INVALID_TIF)
+    else:
+        tif = TimeInForce.IOC if market else TimeInForce.GTC
+    cmd = NewOrder(account, spec.symbol, "", side, ord_type, tif=tif)
+    if f.has("quoteOrderQty"):
+        if ord_type != OrdType.MARKET:
+            _fail(NOT_REQUIRED, "Parameter 'quoteOrderQty' sent when not required (MARKET only).")
+        f.refuse("quantity", "quoteOrderQty is given")
+        amount = f.decimal("quoteOrderQty")
+        cmd.quote_qty = spec.notional_to_units(amount)
+        if cmd.quote_qty <= 0 or cmd.quote_qty > _MAX_INT:
+            _fail(INVALID_PARAM, f"Parameter 'quoteOrderQty' {amount} is out of range.")
+    else:
+        cmd.qty = f.qty("quantity", spec)
+    if market:
+        f.refuse("price", f"{ord_type.name} orders take no limit price")
+    else:
+        cmd.price = f.price("price", spec)
+    if ord_type in STOP_TYPES:
+        cmd.stop_price = f.price("stopPrice", spec)
+    else:
+        f.refuse("stopPrice", f"{ord_type.name} orders take no stop price")
+    if f.has("icebergQty"):
+        cmd.display_qty = f.qty("icebergQty", spec)
+    if tif == TimeInForce.GTD:
+        cmd.expire_time = f.integer("expireTime", minimum=1) * _NS_PER_MS
+        if cmd.expire_time > _MAX_INT:
+            _fail(INVALID_PARAM, "Parameter 'expireTime' is out of range.")
+    else:
+        f.refuse("expireTime", "only GTD orders expire at a given time")
+    cmd.client_order_id = f.text("clientOrderId", _CLIENT_ID, "")
+    if f.has("stpMode"):
+        cmd.stp_mode = f.enum("stpMode", StpMode)
+    cmd.session = f.text("session", _SESSION, "")
+    return cmd
+
+
+def cancel_order(f: Fields) -> CancelOrder:
+    """``DELETE /v1/orders``."""
+    account = f.account()
+    spec = f.symbol()
+    order_id = f.integer("orderId", minimum=1, default=0)
+    clid = f.text("clientOrderId", _CLIENT_ID, "")
+    if not order_id and not clid:
+        _fail(MANDATORY, "Param 'orderId' or 'clientOrderId' must be sent, but both were empty.")
+    return CancelOrder(account, spec.symbol, order_id, clid)
+
+
+def replace_order(f: Fields) -> ReplaceOrder:
+    """``PUT /v1/orders``: ``quantity`` is the new total quantity (filled part included)."""
+    account = f.account()
+    spec = f.symbol()
+    order_id = f.integer("orderId", minimum=1, default=0)
+    orig = f.text("origClientOrderId", _CLIENT_ID, "")
+    if not order_id and not orig:
+        _fail(
+            MANDATORY, "Param 'orderId' or 'origClientOrderId' must be sent, but both were empty."
+        )
+    clid = f.text("newClientOrderId", _CLIENT_ID, "")
+    qty = f.qty("quantity", spec)
+    price = f.price("price", spec) if f.has("price") else 0
+    stop = f.price("stopPrice", spec) if f.has("stopPrice") else 0
+    return ReplaceOrder(account, spec.symbol, order_id, orig, clid, qty, price, stop)
+
+
+def mass_cancel(f: Fields) -> MassCancel:
+    """``POST /v1/mass-cancel``; the admin API acts as the operator (reason OPERATOR)."""
+    scope = f.enum("scope", MassCancelScope)
+    cmd = MassCancel(scope, reason=CancelReason.OPERATOR)
+    needs_account = scope in (MassCancelScope.ACCOUNT, MassCancelScope.ACCOUNT_INSTRUMENT)
+    needs_symbol = scope in (MassCancelScope.ACCOUNT_INSTRUMENT, MassCancelScope.INSTRUMENT)
+    if needs_account:
+        cmd.account = f.account()
+    else:
+        f.refuse("account", f"scope {scope.name} is not about one account")
+    if needs_symbol:
+        cmd.instrument = f.symbol().symbol
+    else:
+        f.refuse("symbol", f"scope {scope.name} is not about one instrument")
+    if scope == MassCancelScope.SESSION:
+        cmd.session = f.text("session", _SESSION)
+    else:
+        f.refuse("session", f"scope {scope.name} is not about one session")
+    cmd.request_id = f.text("requestId", _CLIENT_ID, "")
+    return cmd
+
+
+def set_state(f: Fields) -> SetInstrumentState:
+    """``POST /v1/instruments/{symbol}/state``."""
+    return SetInstrumentState(f.symbol().symbol, f.enum("state", InstrumentState))
+
+
+def kill_switch(f: Fields) -> SetKillSwitch:
+    """``POST /v1/kill-switch``."""
+    return SetKillSwitch(f.boolean("active"), f.boolean("cancelOrders", True))
+
+
+def configure_account(f: Fields) -> ConfigureAccount:
+    """``POST /v1/accounts/{account}``; ``owner`` defaults to the account itself."""
+    account = f.account()
+    owner = f.integer("owner", minimum=1, default=account)
+    stp = f.enum("stpDefault", StpMode) if f.has("stpDefault") else StpMode.DEFAULT
+    return ConfigureAccount(account, owner, stp)
+
+
+def reference_price(f: Fields) -> SetReferencePrice:
+    """``POST /v1/instruments/{symbol}/reference-price``."""
+    spec = f.symbol()
+    return SetReferencePrice(spec.symbol, f.price("price", spec))
+
+
+# -- rendering ----------------------------------------------------------------------------------
+_PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
+_QTY_FIELDS = frozenset(
+    {
+        "qty",
+        "leaves",
+        "cum_qty",
+        "display_qty",
+        "visible_qty",
+        "maker_leaves",
+        "maker_cum_qty",
+        "taker_leaves",
+        "taker_cum_qty",
+    }
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def render_event(event: Event, specs: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
+    """One event as JSON: its class as ``type``, enums by name, units as decimal strings."""
+    spec = specs.get(getattr(event, "instrument", ""))
+    out: dict[str, Any] = {"type": type(event).__name__}
+    for field in dataclasses.fields(event):
+        name = field.name
+        value = getattr(event, name)
+        if isinstance(value, Enum):
+            value = value.name
+        elif isinstance(value, bool) or not isinstance(value, int):
+            pass
+        elif name == "expire_time":
+            value = value // _NS_PER_MS
+        elif spec is not None and name in _PRICE_FIELDS:
+            value = format(spec.ticks_to_price(value), "f")
+        elif spec is not None and name in _QTY_FIELDS:
+            value = format(spec.lots_to_qty(value), "f")
+        elif spec is not None and name == "quote_qty":
+            value = format(spec.units_to_notional(value), "f")
+        out[_camel(name)] = value
+    return out
+
+
+def render_order(order: Order, spec: InstrumentSpec) -> dict[str, Any]:
+    return {
+        "orderId": order.order_id,
+        "clientOrderId": order.client_order_id,
+        "symbol": order.instrument,
+        "side": order.side.name,
+        "type": order.ord_type.name,
+        "timeInForce": order.tif.name,
+        "status": order.status.name,
+        "price": format(spec.ticks_to_price(order.price), "f"),
+        "origQty": format(spec.lots_to_qty(order.qty), "f"),
+        "executedQty": format(spec.lots_to_qty(order.cum_qty), "f"),
+        "leavesQty": format(spec.lots_to_qty(order.leaves), "f"),
+        "stopPrice": format(spec.ticks_to_price(order.stop_price), "f"),
+        "icebergQty": format(spec.lots_to_qty(order.display_qty), "f"),
+        "expireTime": order.expire_time // _NS_PER_MS,
+        "stpMode": order.stp_mode.name,
+        "session": order.session,
+    }
+
+
+# -- the application ----------------------------------------------------------------------------
+Builder = Callable[[Fields], Command]
+_VENUE = web.AppKey("venue", Venue)
+
+
+def make_app(venue: Venue) -> web.Application:
+    """The aiohttp application serving ``venue``."""
+    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app[_VENUE] = venue
+    app.router.add_post("/v1/orders", _command(new_order))
+    app.router.add_delete("/v1/orders", _command(cancel_order))
+    app.router.add_put("/v1/orders", _command(replace_order))
+    app.router.add_post("/v1/mass-cancel", _command(mass_cancel))
+    app.router.add_post("/v1/instruments/{symbol}/state", _command(set_state))
+    app.router.add_post("/v1/instruments/{symbol}/reference-price", _command(reference_price))
+    app.router.add_post("/v1/kill-switch", _command(kill_switch))
+    app.router.add_post("/v1/accounts/{account}", _command(configure_account))
+    app.router.add_get("/v1/book/{symbol}", _book)
+    app.router.add_get("/v1/accounts/{account}/orders", _orders)
+    app.router.add_get("/v1/status", _status)
+    return app
+
+
+async def start_admin(venue: Venue, host: str, port: int) -> tuple[web.AppRunner, str, int]:
+    """Serve the admin API; returns the runner (``await runner.cleanup()`` to stop) and the
+    address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if it cannot bind."""
+    runner = web.AppRunner(make_app(venue), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = host, port
+    server = site._server
+    sockets = getattr(server, "sockets", None)
+    if sockets:
+        bound = sockets[0].getsockname()[:2]
+    return runner, str(bound[0]), int(bound[1])
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AdminError as exc:
+        return web.json_response({"code": exc.code, "msg": exc.msg}, status=exc.status)
+    except CommandRefused as exc:
+        return web.json_response({"code": INVALID_PARAM, "msg": str(exc)}, status=400)
+    except VenueStopped as exc:
+        return web.json_response({"code": INTERNAL, "msg": str(exc)}, status=503)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        msg = f"{exc.reason}: {request.method} {request.path}"
+        return web.json_response({"code": NOT_FOUND, "msg": msg}, status=exc.status)
+
+
+async def _fields(request: web.Request) -> Fields:
+    data: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw, parse_float=Decimal)
+            except (ValueError, UnicodeDecodeError) as exc:
+                _fail(INVALID_PARAM, f"The request body is not valid JSON: {exc}.")
+            if not isinstance(body, dict):
+                _fail(INVALID_PARAM, "The request body must be a JSON object.")
+            data.update(body)
+    for key, value in request.match_info.items():
+        if key in data and str(data[key]) != value:
+            _fail(INVALID_PARAM, f"Parameter '{key}' differs from the one in the path.")
+        data[key] = value
+    specs = {spec.symbol: spec for spec in request.app[_VENUE].config.instruments}
+    return Fields(data, specs)
+
+
+def _command(build: Builder) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        fields = await _fields(request)
+        cmd = build(fields)
+        fields.finish()
+        venue = request.app[_VENUE]
+        events = await venue.submit(cmd)
+        specs = {spec.symbol: spec for spec in venue.config.instruments}
+        body = {
+            "seq": cmd.seq,
+            "ts": cmd.ts,
+            "events": [render_event(event, specs) for event in events],
+        }
+        return web.json_response(body)
+
+    return handle
+
+
+async def _book(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    spec = f.symbol()
+    depth = f.integer("depth", minimum=1, default=20)
+    f.finish()
+    if depth > _MAX_DEPTH:
+        _fail(INVALID_PARAM, f"Parameter 'depth' must be at most {_MAX_DEPTH}.")
+    venue = request.app[_VENUE]
+    market = venue.core.markets[spec.symbol]
+
+    def levels(rows: list[tuple[int, int, int]]) -> list[list[str | int]]:
+        return [
+            [format(spec.ticks_to_price(p), "f"), format(spec.lots_to_qty(q), "f"), n]
+            for p, q, n in rows
+        ]
+
+    return web.json_response(
+        {
+            "symbol": spec.symbol,
+            "seq": venue.core.last_seq,
+            "state": market.state.name,
+            "lastPrice": format(spec.ticks_to_price(market.last_price), "f"),
+            "bids": levels(market.bids.depth(depth)),
+            "asks": levels(market.asks.depth(depth)),
+        }
+    )
+
+
+async def _orders(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    account = f.account()
+    f.finish()
+    venue = request.app[_VENUE]
+    specs = {spec.symbol: spec for spec in venue.config.instruments}
+    orders = venue.core.open_orders(account)
+    return web.json_response(
+        {"account": account, "orders": [render_order(o, specs[o.instrument]) for o in orders]}
+    )
+
+
+async def _status(request: web.Request) -> web.Response:
+    f = await _fields(request)
+    f.finish()
+    return web.json_response(request.app[_VENUE].status())

@@ -1,0 +1,330 @@
+"""The ``venue`` command line: ``venue run`` serves the venue, ``venue verify`` checks a data dir.
+
+Every expected failure (bad configuration, unusable data dir, port in use, corrupt journal) is
+one line on stderr and a non-zero exit code, never a traceback: operators read these at 3 am.
+
+Exit codes: 0 success; 1 the venue could not start or stopped on a failure (``verify``: a torn
+tail would be cut); 2 the journal or a snapshot is corrupt; 3 bad configuration or arguments;
+130 interrupted during start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+from engine.journal import JournalError
+from engine.recovery import RecoveryError, recover
+from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, ConfigError, VenueConfig, load_config
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_TAIL = 1
+EXIT_CORRUPT = 2
+EXIT_CONFIG = 3
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit with ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``venue`` console script."""
+    sys.exit(run_cli(argv))
+
+
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command and return the exit code."""
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="venue: %(levelname)s: %(message)s")
+    try:
+        config = _config(args)
+        if args.command == "verify":
+            return verify(config)
+        return _serve(config, demo=args.demo)
+    except CliError as exc:
+        _error(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="venue", description="The trading venue.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="recover the state and serve the venue")
+    verify_cmd = commands.add_parser(
+        "verify", help="check the journal and snapshots without changing any file"
+    )
+    for sub in (run, verify_cmd):
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="TOML file")
+        sub.add_argument("--data-dir", type=Path, help="overrides [venue] data_dir")
+    run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
+    run.add_argument("--demo", action="store_true", help="drive a short scripted flow")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> VenueConfig:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    if args.data_dir is not None:
+        config = dataclasses.replace(config, data_dir=args.data_dir.expanduser().absolute())
+    port = getattr(args, "admin_port", None)
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise CliError(f"--admin-port {port}: must be between 0 and 65535", EXIT_CONFIG)
+        config = dataclasses.replace(config, admin=AdminConfig(config.admin.host, port))
+    return config
+
+
+def _error(message: str) -> None:
+    print(f"venue: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+# -- venue verify -------------------------------------------------------------------------------
+def verify(config: VenueConfig) -> int:
+    """Recover in memory without repair and print the report; change no file."""
+    from engine.core import Core
+
+    root = config.data_dir
+    if not root.is_dir():
+        raise CliError(f"data dir {root} does not exist", EXIT_FAILED)
+
+    def make_core() -> Core:
+        return Core(
+            config.instruments,
+            default_stp=config.default_stp,
+            session_end_s=config.session_end_utc,
+        )
+
+    try:
+        _, report = recover(root, make_core, repair=False)
+    except RecoveryError as exc:
+        raise CliError(f"verify failed: {exc}", EXIT_CORRUPT) from None
+    for line in report.lines():
+        print(line)
+    if report.tail_cut is not None:
+        print("result: a torn tail would be cut on the next start (never acknowledged records)")
+        return EXIT_TAIL
+    print("result: clean")
+    return EXIT_OK
+
+
+# -- venue run ----------------------------------------------------------------------------------
+def _serve(config: VenueConfig, *, demo: bool) -> int:
+    import uvloop
+
+    result: int = uvloop.run(_run(config, demo=demo))
+    return result
+
+
+async def _run(config: VenueConfig, *, demo: bool) -> int:
+    from venue.admin import start_admin
+    from venue.runtime import StartError, Venue
+
+    venue = Venue(config)
+    try:
+        report = await venue.start()
+    except RecoveryError as exc:
+        raise CliError(f"the venue refuses to start: {exc}", EXIT_CORRUPT) from None
+    except (StartError, JournalError) as exc:
+        raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
+    except OSError as exc:
+        raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
+    try:
+        runner, host, port = await start_admin(venue, config.admin.host, config.admin.port)
+    except OSError as exc:
+        await venue.stop()
+        where = f"{config.admin.host}:{config.admin.port}"
+        why = exc.strerror or str(exc)
+        raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
+    url = f"http://{host}:{port}"
+    print(
+        f"venue: running; admin API on {url}; data {config.data_dir}; recovery: {report.summary()}"
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    demo_task = None
+    if demo:
+        demo_task = asyncio.create_task(run_demo(url, config))
+    stopped = asyncio.create_task(venue.wait_stopped())
+    waiting = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopped, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (demo_task, stopped, waiting):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    await runner.cleanup()
+    await venue.stop()
+    if venue.failure is not None:
+        raise CliError(f"the venue stopped after a failure: {venue.failure}", EXIT_FAILED)
+    print(f"venue: stopped at seq {venue.core.last_seq}; snapshot at seq {venue.snapshot_seq}")
+    return EXIT_OK
+
+
+# -- the demo -------------------------------------------------------------------------------------
+DEMO_SYMBOL = "BTC-USDT"
+DEMO_ACCOUNTS = {1001: "alice", 1002: "bob"}  # two owners: the default STP would stop one owner
+
+
+async def run_demo(url: str, config: VenueConfig) -> None:
+    """A short scripted flow through the admin HTTP API, printed as it goes; errors are printed,
+    never fatal (the venue keeps serving)."""
+    try:
+        async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=10)) as http:
+            await _demo_flow(_Demo(http))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        _error(f"demo: {type(exc).__name__}: {exc}")
+    else:
+        print("demo: done; the venue keeps serving until Ctrl-C", flush=True)
+
+
+class _Demo:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http = http
+        self.run = 0
+        self.orders: dict[int, str] = {}  # order id -> who
+
+    async def call(
+        self, method: str, path: str, body: dict[str, object]
+    ) -> list[dict[str, object]]:
+        async with self.http.request(method, path, json=body) as response:
+            data = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"{method} {path} -> {response.status} {data}")
+        events: list[dict[str, object]] = data["events"]
+        for event in events:
+            if event["type"] == "OrderAccepted":
+                self.orders[int(str(event["orderId"]))] = DEMO_ACCOUNTS.get(
+                    int(str(event["account"])), str(event["account"])
+                )
+            print(f"    <- {self.describe(event)}", flush=True)
+        return events
+
+    def clid(self, name: str) -> str:
+        return f"demo{self.run}-{name}"
+
+    async def order(
+        self, account: int, side: str, kind: str, qty: str, price: str = "", name: str = ""
+    ) -> int:
+        body: dict[str, object] = {
+            "account": account,
+            "symbol": DEMO_SYMBOL,
+            "side": side,
+            "type": kind,
+            "quantity": qty,
+            "clientOrderId": self.clid(name),
+        }
+        at = ""
+        if price:
+            body["price"] = price
+            at = f" @ {price}"
+        who = DEMO_ACCOUNTS[account]
+        print(f"  -> {who} {side} {kind} {qty} {DEMO_SYMBOL}{at} ({body['clientOrderId']})")
+        events = await self.call("POST", "/v1/orders", body)
+        for event in events:
+            if event["type"] == "OrderAccepted":
+                return int(str(event["orderId"]))
+        return 0
+
+    def describe(self, e: dict[str, object]) -> str:
+        kind = e["type"]
+        if kind == "OrderAccepted":
+            at = (
+                "" if e["ordType"] in ("MARKET", "STOP_LOSS", "TAKE_PROFIT") else f" @ {e['price']}"
+            )
+            return f"accepted #{e['orderId']} {e['side']} {e['ordType']} {e['qty']}{at} {e['tif']}"
+        if kind == "Trade":
+            maker = self.orders.get(int(str(e["makerOrderId"])), "?")
+            taker = self.orders.get(int(str(e["takerOrderId"])), "?")
+            return (
+                f"TRADE #{e['tradeId']} {e['qty']} {DEMO_SYMBOL} @ {e['price']}"
+                f" (maker #{e['makerOrderId']} {maker}, taker #{e['takerOrderId']} {taker},"
+                f" taker {e['takerSide']}; taker leaves {e['takerLeaves']})"
+            )
+        if kind in ("OrderCancelled", "OrderExpired"):
+            return f"{kind[5:].lower()} #{e['orderId']} {e['qty']} ({e['reason']})"
+        if kind == "OrderReplaced":
+            kept = "priority kept" if e["priorityKept"] else "priority lost"
+            return f"replaced #{e['orderId']}: {e['qty']} @ {e['price']} ({kept})"
+        if kind == "MassCancelDone":
+            return f"mass cancel of account {e['account']}: {e['cancelled']} order(s) cancelled"
+        fields = ", ".join(f"{k}={v}" for k, v in e.items() if k != "type")
+        return f"{kind} {fields}"
+
+    async def book(self) -> None:
+        async with self.http.get(f"/v1/book/{DEMO_SYMBOL}", params={"depth": "5"}) as response:
+            book = await response.json()
+        print(f"  book {DEMO_SYMBOL} (last price {book['lastPrice']}):")
+        for price, qty, count in reversed(book["asks"]):
+            print(f"    ask {price:>12} {qty:>10}  ({count} order(s))")
+        print("    " + "-" * 40)
+        for price, qty, count in book["bids"]:
+            print(f"    bid {price:>12} {qty:>10}  ({count} order(s))")
+
+
+async def _demo_flow(demo: _Demo) -> None:
+    async with demo.http.get("/v1/status") as response:
+        status = await response.json()
+    demo.run = int(status["lastSeq"])  # unique per run: client order ids never repeat
+    alice, bob = DEMO_ACCOUNTS
+    print(f"demo: run {demo.run}: orders on {DEMO_SYMBOL} through the admin API", flush=True)
+    print("  clearing the demo accounts' open orders from earlier runs")
+    for account in (alice, bob):
+        await demo.call("POST", "/v1/mass-cancel", {"scope": "ACCOUNT", "account": account})
+    print("  resting orders:")
+    await demo.order(alice, "SELL", "LIMIT", "0.50000", "95010.00", "a-ask1")
+    ask2 = await demo.order(alice, "SELL", "LIMIT", "0.25000", "95020.00", "a-ask2")
+    await demo.order(alice, "BUY", "LIMIT", "0.40000", "94990.00", "a-bid1")
+    print("  a crossing order:")
+    await demo.order(bob, "BUY", "LIMIT", "0.60000", "95015.00", "b-bid1")
+    print("  a cancel:")
+    print(f"  -> alice cancels {demo.clid('a-bid1')}")
+    await demo.call(
+        "DELETE",
+        "/v1/orders",
+        {"account": alice, "symbol": DEMO_SYMBOL, "clientOrderId": demo.clid("a-bid1")},
+    )
+    print("  a replace:")
+    print(f"  -> alice replaces #{ask2}: 0.30000 @ 95018.00")
+    body = {
+        "account": alice,
+        "symbol": DEMO_SYMBOL,
+        "orderId": ask2,
+        "newClientOrderId": demo.clid("a-ask2b"),
+        "quantity": "0.30000",
+        "price": "95018.00",
+    }
+    await demo.call("PUT", "/v1/orders", body)
+    print("  a market order:")
+    await demo.order(bob, "BUY", "MARKET", "0.10000", name="b-mkt1")
+    await demo.book()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""The running venue: the core behind a sequencer and a journal with group commit, on asyncio.
+
+``await venue.submit(cmd)`` queues a command. One commit loop takes every queued command as a
+batch, stamps each (sequencer), encodes it, applies it to the core and appends it to the journal,
+then writes the batch and fsyncs it in a worker thread, so the loop keeps accepting commands and
+the next batch forms while the disk syncs. Only then are the submitters' futures resolved and
+the events published to subscribers: nothing is acknowledged before it is durable.
+
+Fail-stop: if the journal cannot write or sync, or the core fails on a command, the venue stops
+at once; every pending submitter gets ``VenueStopped`` and nothing more is acknowledged. The
+process must restart and recover (a partly written batch is a torn tail, cut on recovery). A
+command the core fails on is never journaled, so the restart does not meet it again.
+
+A timer sequences a ``Tick`` when the core's next deadline (GTD or DAY expiry) has passed, so
+orders expire without traffic. Every ``snapshot_every`` records a snapshot is taken: the bytes
+on the loop (the core is single-threaded), the file write and fsync in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from engine.codec import CodecError, encode
+from engine.commands import Command, Tick
+from engine.core import Core
+from engine.events import Event
+from engine.journal import JournalWriter
+from engine.recovery import JOURNAL_DIR, SNAPSHOT_DIR, RecoveryReport, recover
+from engine.sequencer import Sequencer
+from engine.snapshot import write_snapshot
+from venue.config import VenueConfig
+
+__all__ = ["CommandRefused", "EventCallback", "StartError", "Venue", "VenueStopped"]
+
+log = logging.getLogger("venue.runtime")
+
+#: Called with ``(seq, ts, events)`` for every command once it is durable, in sequence order.
+EventCallback = Callable[[int, int, list[Event]], None]
+
+#: Longest the timer sleeps without looking at the core's next deadline again (seconds).
+MAX_TIMER_SLEEP = 1.0
+
+
+class VenueStopped(Exception):
+    """The venue is not running (not started, stopping, stopped, or failed): nothing was done."""
+
+
+class StartError(Exception):
+    """The venue cannot start (its data directory cannot be used); ``str`` is one line."""
+
+
+class CommandRefused(ValueError):
+    """The command cannot be journaled (not a command, a field out of range): nothing was done."""
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+_Pending = tuple[Command, asyncio.Future[list[Event]]]
+
+
+class Venue:
+    """One venue process: recovery, sequencer, journal, core, snapshots and the Tick timer."""
+
+    def __init__(self, config: VenueConfig, *, clock: Callable[[], int] = time.time_ns) -> None:
+        self.config = config
+        self.data_dir: Path = config.data_dir
+        self.core = self._make_core()
+        self.report: RecoveryReport | None = None
+        self.failure: BaseException | None = None
+        self.snapshot_seq = 0  # seq of the last snapshot written (or recovered from)
+        self._clock = clock
+        self._state = _State.NEW
+        self._queue: list[_Pending] = []
+        self._subscribers: list[EventCallback] = []
+        self._journal: JournalWriter | None = None
+        self._sequencer = Sequencer(0, 0, clock)
+        self._wakeup = asyncio.Event()
+        self._deadline_changed = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._sync_pool: ThreadPoolExecutor | None = None
+        self._snapshot_pool: ThreadPoolExecutor | None = None
+
+    def _make_core(self) -> Core:
+        c = self.config
+        return Core(c.instruments, default_stp=c.default_stp, session_end_s=c.session_end_utc)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> RecoveryReport:
+        """Recover (cutting a torn tail), open the journal, start the commit loop and the timer.
+
+        Raises ``engine.recovery.RecoveryError`` on corruption, ``OSError`` when the data
+        directory cannot be used; the venue is then not running.
+        """
+        if self._state is not _State.NEW:
+            raise VenueStopped(f"the venue cannot start: it is {self._state.value}")
+        _check_writable(self.data_dir)
+        core, report = recover(self.data_dir, self._make_core, repair=True)
+        journal = JournalWriter(
+            self.data_dir / JOURNAL_DIR,
+            segment_bytes=self.config.journal.segment_bytes,
+            fsync=self.config.journal.fsync,
+            expected_last_seq=core.last_seq,
+        )
+        self.core = core
+        self.report = report
+        self.snapshot_seq = report.snapshot_seq
+        self._journal = journal
+        self._sequencer = Sequencer(core.last_seq, core.last_ts, self._clock)
+        self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="venue-fsync")
+        self._snapshot_pool = ThreadPoolExecutor(1, thread_name_prefix="venue-snapshot")
+        self._state = _State.RUNNING
+        self._tasks = [
+            asyncio.create_task(self._commit_loop(), name="venue-commit"),
+            asyncio.create_task(self._timer_loop(), name="venue-timer"),
+        ]
+        log.info("recovered: %s", report.summary())
+        return report
+
+    async def stop(self) -> None:
+        """Refuse new commands, commit those queued, take a snapshot, close the journal."""
+        if self._state is _State.RUNNING:
+            self._state = _State.STOPPING
+            commit, timer = self._tasks
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+            self._wakeup.set()
+            await commit
+        if self._snapshot_task is not None:
+            await self._snapshot_task
+        if self._state is _State.STOPPING:
+            if self.core.last_seq > self.snapshot_seq:
+                await self._write_snapshot(self.core.last_seq, self.core.snapshot())
+            self._state = _State.STOPPED
+        self._close()
+
+    def _close(self) -> None:
+        if self._journal is not None:
+            try:
+                self._journal.close()
+            except Exception as exc:  # already failed: the next start recovers
+                log.error("closing the journal: %s", exc)
+            self._journal = None
+        for pool in (self._sync_pool, self._snapshot_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._sync_pool = self._snapshot_pool = None
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once the venue has stopped, cleanly or by failing (see ``failure``)."""
+        await self._stopped.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._state is _State.RUNNING
+
+    # -- commands and events ------------------------------------------------------------------
+    async def submit(self, cmd: Command) -> list[Event]:
+        """Sequence ``cmd`` and return its events once it is durable in the journal."""
+        if self._state is not _State.RUNNING:
+            raise VenueStopped(self._why_not_running())
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._queue.append((cmd, future))
+        self._wakeup.set()
+        return await future
+
+    def subscribe(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(seq, ts, events)`` for each durable command; returns the unsubscriber."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def status(self) -> dict[str, Any]:
+        core = self.core
+        journal = self._journal
+        return {
+            "state": self._state.value,
+            "lastSeq": core.last_seq,
+            "lastTs": core.last_ts,
+            "restingOrders": core.resting_count(),
+            "journalLastSeq": journal.durable_seq if journal is not None else core.last_seq,
+            "snapshotSeq": self.snapshot_seq,
+            "killSwitch": core.kill_switch,
+            "instruments": {s: m.state.name for s, m in sorted(core.markets.items())},
+            "recovery": self.report.summary() if self.report is not None else "",
+            "failure": str(self.failure) if self.failure is not None else "",
+        }
+
+    def _why_not_running(self) -> str:
+        if self.failure is not None:
+            return f"the venue stopped after a failure: {self.failure}"
+        return f"the venue is {self._state.value}, not running"
+
+    # -- the commit loop ----------------------------------------------------------------------
+    async def _commit_loop(self) -> None:
+        try:
+            while True:
+                if not self._queue:
+                    if self._state is not _State.RUNNING:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
+                if self.failure is not None:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug in the loop itself: stop rather than hang
+            self._fail(exc, [])
+            raise
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        journal = self._journal
+        assert journal is not None
+        stamp = self._sequencer.stamp
+        apply = self.core.apply
+        done: list[tuple[Command, asyncio.Future[list[Event]], list[Event]]] = []
+        fatal: BaseException | None = None
+        for index, (cmd, future) in enumerate(batch):
+            stamp(cmd)
+            try:
+                payload = encode(cmd)
+            except CodecError as exc:
+                self._sequencer.last_seq -= 1  # the number was not used: keep the log gap-free
+                if not future.done():
+                    future.set_exception(CommandRefused(str(exc)))
+                continue
+            try:
+                events = apply(cmd)
+                journal.append(cmd.seq, payload)
+            except Exception as exc:
+                fatal = exc
+                self._fail_futures(batch[index:], exc)
+                break
+            done.append((cmd, future, events))
+        if done:
+            try:
+                journal.write_batch()
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._sync_pool, journal.sync)
+            except Exception as exc:
+                self._fail(exc, [(cmd, future) for cmd, future, _ in done], in_flight=True)
+                return
+            for _, future, events in done:
+                if not future.done():
+                    future.set_result(events)
+            self._publish(done)
+            self._deadline_changed.set()
+            self._maybe_snapshot()
+        if fatal is not None:
+            self._fail(fatal, [])
+
+    def _publish(
+        self, done: list[tuple[Command, asyncio.Future[list[Event]], list[Event]]]
+    ) -> None:
+        for callback in list(self._subscribers):
+            for cmd, _, events in done:
+                try:
+                    callback(cmd.seq, cmd.ts, events)
+                except Exception:
+                    log.exception("event subscriber %r failed at seq %d", callback, cmd.seq)
+
+    def _fail(
+        self, exc: BaseException, pending: list[_Pending], *, in_flight: bool = False
+    ) -> None:
+        """Fail-stop: refuse everything from now on; the process must restart and recover.
+
+        ``pending`` commands were written but not made durable (``in_flight``): their outcome
+        is unknown until the restart shows whether the disk kept them. Queued ones never ran.
+        """
+        if self.failure is None:
+            self.failure = exc
+            log.critical("venue stopped (fail-stop): %s: %s", type(exc).__name__, exc)
+        self._state = _State.FAILED
+        queued, self._queue = self._queue, []
+        self._fail_futures(pending, exc, in_flight=in_flight)
+        self._fail_futures(queued, exc)
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._close()
+
+    def _fail_futures(
+        self, pending: list[_Pending], exc: BaseException, *, in_flight: bool = False
+    ) -> None:
+        if in_flight:
+            why = f"the venue stopped before the command was durable ({exc}); its outcome is "
+            why += "known after the restart (look it up by client order id)"
+        else:
+            why = f"the venue stopped; the command was not executed ({exc})"
+        for _, future in pending:
+            if not future.done():
+                future.set_exception(VenueStopped(why))
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def _maybe_snapshot(self) -> None:
+        if self.core.last_seq - self.snapshot_seq < self.config.snapshot_every:
+            return
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return  # the previous one is still being written: the next commit tries again
+        data = self.core.snapshot()
+        self._snapshot_task = asyncio.create_task(self._write_snapshot(self.core.last_seq, data))
+
+    async def _write_snapshot(self, seq: int, data: bytes) -> None:
+        """Write in a worker thread. A failure is logged, not fatal: the journal is the truth."""
+        loop = asyncio.get_running_loop()
+        directory = self.data_dir / SNAPSHOT_DIR
+        try:
+            path = await loop.run_in_executor(
+                self._snapshot_pool, write_snapshot, directory, seq, data
+            )
+        except Exception as exc:
+            log.error("snapshot at seq %d not written: %s", seq, exc)
+            return
+        self.snapshot_seq = max(self.snapshot_seq, seq)
+        log.info("snapshot at seq %d: %s (%d bytes)", seq, path.name, len(data))
+
+    # -- the timer ----------------------------------------------------------------------------
+    async def _timer_loop(self) -> None:
+        """Sequence a Tick when the core's next expiry has passed."""
+        ticked = 0
+        while self._state is _State.RUNNING:
+            deadline = self.core.next_deadline()
+            now = self._sequencer.now()
+            if deadline and deadline <= now and deadline != ticked:
+                ticked = deadline
+                try:
+                    await self.submit(Tick())
+                except VenueStopped:
+                    return
+                continue
+            sleep = MAX_TIMER_SLEEP
+            if deadline > now:
+                sleep = min(sleep, (deadline - now) / 1e9)
+            self._deadline_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadline_changed.wait(), sleep)
+
+
+def _check_writable(directory: Path) -> None:
+    """Fail before recovery touches anything if the data directory cannot be written."""
+    probe = directory / ".write-probe"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise StartError(f"data dir {directory} cannot be used: {why}") from None
