@@ -8,6 +8,8 @@ mypyc compile it to a native struct.
 
 from __future__ import annotations
 
+from typing import Final
+
 from engine.types import OrderStatus, OrdType, Side, StpMode, TimeInForce
 
 
@@ -107,25 +109,34 @@ class Order:
 
     @staticmethod
     def from_tuple(instrument: str, t: tuple[int | str, ...]) -> Order:
+        """Rebuild an order from ``as_tuple`` (restart from a snapshot: millions of calls, so
+        enum members come from lookup tables rather than the slow ``Enum(value)`` call)."""
         o = Order(
             int(t[0]),
             int(t[1]),
             instrument,
             str(t[2]),
-            Side(int(t[3])),
-            OrdType(int(t[4])),
-            TimeInForce(int(t[5])),
+            _SIDES[int(t[3])],
+            _ORD_TYPES[int(t[4])],
+            _TIFS[int(t[5])],
             int(t[6]),
             int(t[7]),
             int(t[10]),
             int(t[11]),
             int(t[12]),
             int(t[14]),
-            StpMode(int(t[15])),
+            _STP_MODES[int(t[15])],
             str(t[16]),
         )
         o.leaves = int(t[8])
         o.cum_qty = int(t[9])
         o.visible = int(t[13])
-        o.status = OrderStatus(int(t[17]))
+        o.status = _STATUSES[int(t[17])]
         return o
+
+
+_SIDES: Final = {int(m): m for m in Side}
+_ORD_TYPES: Final = {int(m): m for m in OrdType}
+_TIFS: Final = {int(m): m for m in TimeInForce}
+_STP_MODES: Final = {int(m): m for m in StpMode}
+_STATUSES: Final = {int(m): m for m in OrderStatus}
