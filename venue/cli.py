@@ -141,6 +141,10 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     from venue.admin import start_admin
     from venue.runtime import StartError, Venue
 
+    stop = asyncio.Event()  # set by SIGINT/SIGTERM, even during recovery: then stop at once
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     venue = Venue(config)
     try:
         report = await venue.start()
@@ -162,10 +166,6 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         f"venue: running; admin API on {url}; data {config.data_dir}; recovery: {report.summary()}"
     )
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     demo_task = None
     if demo:
         demo_task = asyncio.create_task(run_demo(url, config))

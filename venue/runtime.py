@@ -104,8 +104,9 @@ class Venue:
     async def start(self) -> RecoveryReport:
         """Recover (cutting a torn tail), open the journal, start the commit loop and the timer.
 
-        Raises ``engine.recovery.RecoveryError`` on corruption, ``OSError`` when the data
-        directory cannot be used; the venue is then not running.
+        Raises ``engine.recovery.RecoveryError`` on corruption, ``StartError`` when the data
+        directory cannot be written, ``JournalError`` or ``OSError`` when the journal cannot be
+        opened; the venue is then not running.
         """
         if self._state is not _State.NEW:
             raise VenueStopped(f"the venue cannot start: it is {self._state.value}")
