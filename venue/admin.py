@@ -439,12 +439,10 @@ async def start_admin(venue: Venue, host: str, port: int) -> tuple[web.AppRunner
     except BaseException:
         await runner.cleanup()
         raise
-    bound = host, port
-    server = site._server
-    sockets = getattr(server, "sockets", None)
-    if sockets:
-        bound = sockets[0].getsockname()[:2]
-    return runner, str(bound[0]), int(bound[1])
+    addresses = runner.addresses
+    if not addresses:
+        return runner, host, port
+    return runner, str(addresses[0][0]), int(addresses[0][1])
 
 
 @web.middleware
