@@ -19,7 +19,7 @@ from pathlib import Path
 
 #: The modules compiled, in dependency order. They must stay mypyc-compatible: typed, no
 #: subclassing of built-in exceptions, explicit ``__init__`` on hot classes.
-COMPILED = ("order", "book", "events", "commands", "core", "codec")
+COMPILED = ("order", "book", "events", "commands", "core", "codec", "journal")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 NATIVE_DIR = PACKAGE_DIR.parent / ".native"

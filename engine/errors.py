@@ -7,3 +7,11 @@ class SequenceError(RuntimeError):
 
 class CodecError(ValueError):
     """A command that cannot be encoded, or a payload that is not a valid encoding."""
+
+
+class JournalError(Exception):
+    """The journal cannot be used as asked (bad sequence, failed writer, needs repair...)."""
+
+
+class JournalCorruption(JournalError):
+    """The log does not verify before its tail: the venue must not start on it."""

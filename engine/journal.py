@@ -22,6 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import JournalCorruption as JournalCorruption  # re-exported
+from engine.errors import JournalError as JournalError  # re-exported
+
 MAGIC = b"VWAL"
 VERSION = 1
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -36,14 +39,6 @@ RECORD_HEADER_SIZE = _RECORD.size
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
 _NONZERO = re.compile(rb"[^\x00]")
 _NO_RECORDS = 1 << 64  # an ``after_seq`` beyond any seq: verify without yielding
-
-
-class JournalError(Exception):
-    """The journal cannot be used as asked (bad sequence, failed writer, needs repair...)."""
-
-
-class JournalCorruption(JournalError):
-    """The log does not verify before its tail: the venue must not start on it."""
 
 
 def segment_name(first_seq: int) -> str:
