@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -124,6 +125,11 @@ class Venue:
         self._journal = journal
         self._sequencer = Sequencer(core.last_seq, core.last_ts, self._clock)
         self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="venue-fsync")
+        # The recovered book can hold millions of long-lived objects: collect once, then move
+        # them out of the cyclic collector's reach so its full passes do not stall order entry
+        # (the core frees its own cycles; freed orders are still reclaimed by refcount).
+        gc.collect()
+        gc.freeze()
         self._snapshot_pool = ThreadPoolExecutor(1, thread_name_prefix="venue-snapshot")
         self._state = _State.RUNNING
         self._tasks = [
