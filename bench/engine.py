@@ -19,6 +19,7 @@ import gc
 import json
 import random
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 
 from bench.memory import rss_mb
@@ -78,6 +79,26 @@ def build_commands(count: int, seed: int = 7) -> list[NewOrder | CancelOrder]:
         cmd.ts = ts + seq * 1_000
         commands.append(cmd)
     return commands
+
+
+def resting_book(count: int) -> Iterator[NewOrder]:
+    """``count`` limit orders that never cross (bids below the mid, asks above, 5,000 levels a
+    side) from 1,000 accounts, stamped with seq 1..count: a book to measure memory and restarts."""
+    ts = 1_700_000_000_000_000_000
+    for seq in range(1, count + 1):
+        buy = seq % 2 == 0
+        cmd = NewOrder(
+            seq % ACCOUNTS + 1,
+            SYMBOL,
+            "",
+            Side.BUY if buy else Side.SELL,
+            OrdType.LIMIT,
+            qty=seq % 100 + 1,
+            price=MID - 1 - seq % 5_000 if buy else MID + 1 + seq % 5_000,
+        )
+        cmd.seq = seq
+        cmd.ts = ts + seq
+        yield cmd
 
 
 def new_core() -> Core:

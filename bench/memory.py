@@ -27,30 +27,14 @@ def rss_mb() -> float:
 
 
 def run(orders: int) -> dict[str, float | int]:
-    from bench.engine import MID, SYMBOL, bench_spec
-    from engine.commands import NewOrder
+    from bench.engine import bench_spec, resting_book
     from engine.core import Core
-    from engine.types import OrdType, Side
 
     gc.collect()
     core = Core([bench_spec()])
     empty_rss = rss_mb()
-    ts = 1_700_000_000_000_000_000
     start = time.perf_counter()
-    for seq in range(1, orders + 1):
-        buy = seq % 2 == 0
-        price = MID - 1 - seq % 5_000 if buy else MID + 1 + seq % 5_000
-        cmd = NewOrder(
-            seq % 1_000 + 1,
-            SYMBOL,
-            "",
-            Side.BUY if buy else Side.SELL,
-            OrdType.LIMIT,
-            qty=seq % 100 + 1,
-            price=price,
-        )
-        cmd.seq = seq
-        cmd.ts = ts + seq
+    for cmd in resting_book(orders):
         core.apply(cmd)
     fill_s = time.perf_counter() - start
     gc.collect()

@@ -27,14 +27,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench.engine import MID, SYMBOL, build_commands, new_core
+from bench.engine import build_commands, new_core, resting_book
 from engine import NATIVE
 from engine.codec import decode, encode
 from engine.commands import CancelOrder, NewOrder
 from engine.journal import JournalWriter, iter_records
 from engine.recovery import JOURNAL_DIR, SNAPSHOT_DIR, recover
 from engine.snapshot import write_snapshot
-from engine.types import OrdType, Side
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "bench"
 TS0 = 1_700_000_000_000_000_000
@@ -86,30 +85,9 @@ def replay_run(root: Path, records: int) -> dict[str, float | int | str]:
     }
 
 
-def fill(resting: int) -> list[NewOrder]:
-    """Non-crossing limit orders from 1,000 accounts (the fill of ``bench.memory``)."""
-    out = []
-    for seq in range(1, resting + 1):
-        buy = seq % 2 == 0
-        price = MID - 1 - seq % 5_000 if buy else MID + 1 + seq % 5_000
-        cmd = NewOrder(
-            seq % 1_000 + 1,
-            SYMBOL,
-            "",
-            Side.BUY if buy else Side.SELL,
-            OrdType.LIMIT,
-            qty=seq % 100 + 1,
-            price=price,
-        )
-        cmd.seq = seq
-        cmd.ts = TS0 + seq
-        out.append(cmd)
-    return out
-
-
 def restart_run(root: Path, resting: int, tail: int) -> dict[str, float | int | str]:
     core = new_core()
-    for order in fill(resting):
+    for order in resting_book(resting):
         core.apply(order)
     last_ts = core.last_ts
     snapshot = core.snapshot()

@@ -1,6 +1,6 @@
 """Optional compiled build of the core's hot modules (mypyc), kept out of the source tree.
 
-The same typed source runs interpreted or compiled. ``scripts/build-native`` compiles the
+The same typed source runs interpreted or compiled. ``scripts/build_native.py`` compiles the
 modules in ``COMPILED`` into ``.native/`` at the repository root and writes there a hash of
 the sources it compiled. At import, ``engine/__init__`` calls ``activate()``: if that build
 exists and was made from the sources as they are now, ``.native/engine`` is put in front of the
@@ -48,7 +48,7 @@ def activate(package_path: list[str]) -> bool:
     if stamp.read_text(encoding="ascii").strip() != source_hash():
         warnings.warn(
             f"the compiled engine in {NATIVE_DIR} was built from other sources; running the "
-            "interpreted engine (scripts/build-native rebuilds it)",
+            "interpreted engine (python scripts/build_native.py rebuilds it)",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -8,15 +8,16 @@ rebuilds the same state and the same ``state_hash()``.
 Matching is price-time priority per instrument. Rules the issue texts leave open, as built:
 - Market orders (and triggered stop-market orders) are protected by the price band: they never
   trade beyond ``reference * (1 +/- band)``; the rest expires with MARKET_PROTECTION (or
-  NO_LIQUIDITY when the other side is empty). The reference is the last trade price, else the
-  operator's reference price, else the configured one, else (market orders only) the best
-  opposite price on arrival.
+  NO_LIQUIDITY when the other side is empty). The reference is the last trade price or the
+  operator's reference price, whichever came last (before either, the configured one), else
+  (market orders only) the best opposite price on arrival.
 - Stop orders trigger on the last trade price (buy stop-loss and sell take-profit when it rises
   to the stop price, the others when it falls to it), are refused when they would trigger at
   once, and enter the book one after another in trigger order once the command that moved the
   price has finished. A triggered stop-limit whose price is outside the band expires.
 - Self-trade prevention uses the taker's mode (the order's, else its account's default, else
   the venue's); owners group accounts. NONE lets self-trades happen (surveillance flags them).
+  DECREMENT takes the quantity that would have traded off both orders' ``qty`` and ``leaves``.
 - FOK is checked before matching against the crossing quantity, hidden iceberg quantity
   included; an order of the same owner in the way makes it fail unless the mode is
   EXPIRE_MAKER or NONE. A failed FOK changes nothing but itself.
@@ -186,7 +187,9 @@ class Market:
         self.band_hi = 0
 
     def reference(self) -> int:
-        return self.last_price or self.ref_price
+        """The price band's reference: the last trade price or the operator's reference price,
+        whichever was set last (the configured one before either)."""
+        return self.ref_price
 
     def band(self) -> tuple[int, int]:
         """(lowest, highest) price allowed now; (0, 0) when there is no reference price."""
@@ -195,7 +198,7 @@ class Market:
 
     def refresh_band(self) -> None:
         """Recompute ``band_lo``/``band_hi`` if the reference moved since they were computed."""
-        ref = self.last_price or self.ref_price
+        ref = self.ref_price
         if ref == self.band_ref:
             return
         self.band_ref = ref
@@ -502,6 +505,8 @@ class Core:
         if order.tif is IOC or order.tif is FOK:
             self._finish_unfilled(order, CANCEL_IOC_REMAINDER, out)
             return
+        if order.cum_qty:
+            order.status = PARTIALLY_FILLED
         self._rest(m, order, indexed)
 
     def _rest(self, m: Market, order: Order, indexed: bool) -> None:
@@ -586,6 +591,7 @@ class Core:
                 )
                 self.next_trade_id += 1
                 m.last_price = px
+                m.ref_price = px
                 if stops.up_keys or stops.down_keys:
                     stops.pop_triggered(px, triggered)
                 if maker.leaves == 0:
@@ -601,7 +607,8 @@ class Core:
         return True
 
     def _refresh_iceberg(self, m: Market, level: Level, maker: Order, out: list[Event]) -> None:
-        maker.status = PARTIALLY_FILLED
+        if maker.cum_qty:  # a DECREMENT can use up the visible part with nothing filled
+            maker.status = PARTIALLY_FILLED
         level.unlink(maker)
         maker.visible = min(maker.display_qty, maker.leaves)
         level.append(maker)
@@ -619,13 +626,17 @@ class Core:
         px = level.price
         by_quote = taker.quote_qty > 0 and _is_market(taker.ord_type)
         if mode is DECREMENT:
+            # The quantity that would have traded is taken off both orders' quantity itself, so
+            # qty == cum_qty + leaves holds and a later replace cannot give it back unnoticed.
             maker.visible -= qty
             maker.leaves -= qty
+            maker.qty -= qty
             level.qty -= qty
             if by_quote:
                 taker.quote_qty -= qty * px
             else:
                 taker.leaves -= qty
+                taker.qty -= qty
         taker_leaves = taker.quote_qty // px if by_quote else taker.leaves
         out.append(
             SelfTradePrevented(
@@ -687,24 +698,31 @@ class Core:
         return False
 
     def _finish_by_quote(self, m: Market, order: Order, limit: int, out: list[Event]) -> None:
-        """End a market order by quote amount. It is filled when its last trade left less than
-        one lot's worth at that trade's price (that Trade reported ``taker_leaves`` 0); otherwise
-        it expires, ``qty`` being the lots the rest could still have bought at the next price."""
-        if order.cum_qty and order.quote_qty < m.last_price:
+        """End a market order by quote amount once matching stopped.
+
+        What is left buys ``quote // price`` lots at the next price on the book (the last trade
+        price when the book is empty). When that is none and something traded, the order is
+        filled: its last Trade is amended to report ``taker_leaves`` 0 (during matching that
+        field says what the rest could buy at the trade's own price). Otherwise it expires with
+        ``qty`` the lots the rest could still have bought."""
+        best = m.asks.best() if order.side is BUY else m.bids.best()
+        price = best.price if best is not None else (m.last_price or limit)
+        affordable = order.quote_qty // price if price > 0 else 0
+        if affordable == 0 and order.cum_qty:
+            for event in reversed(out):
+                if isinstance(event, Trade) and event.taker_order_id == order.order_id:
+                    event.taker_leaves = 0
+                    break
             order.status = FILLED
             self._remove_live(order)
             return
-        best = m.asks.best() if order.side is BUY else m.bids.best()
         if best is None:
             reason = CANCEL_NO_LIQUIDITY
-            price = m.last_price or limit
         elif (best.price > limit) if order.side is BUY else (best.price < limit):
             reason = CANCEL_MARKET_PROTECTION
-            price = best.price
         else:
             reason = CANCEL_IOC_REMAINDER
-            price = best.price
-        order.leaves = order.quote_qty // price if price > 0 else 0
+        order.leaves = affordable
         self._finish_unfilled(order, reason, out)
 
     def _finish_unfilled(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
@@ -763,13 +781,20 @@ class Core:
                     del self.clids[order.account]
 
     def _expire(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
+        self._close(order, EXPIRED, reason, out)
+
+    def _close(
+        self, order: Order, status: OrderStatus, reason: CancelReason, out: list[Event]
+    ) -> None:
+        """End a live order (already off its book) as cancelled or expired, with its event."""
         qty = order.leaves
         order.leaves = 0
         order.visible = 0
-        order.status = EXPIRED
+        order.status = status
         self._remove_live(order)
+        event = OrderExpired if status is EXPIRED else OrderCancelled
         out.append(
-            OrderExpired(
+            event(
                 order.order_id,
                 order.account,
                 order.instrument,
@@ -791,22 +816,7 @@ class Core:
         self, m: Market, order: Order, reason: CancelReason, out: list[Event]
     ) -> None:
         self._take_off_book(m, order)
-        qty = order.leaves
-        order.leaves = 0
-        order.visible = 0
-        order.status = CANCELLED
-        self._remove_live(order)
-        out.append(
-            OrderCancelled(
-                order.order_id,
-                order.account,
-                order.instrument,
-                order.client_order_id,
-                qty,
-                order.cum_qty,
-                reason,
-            )
-        )
+        self._close(order, CANCELLED, reason, out)
 
     def _expire_due(self, ts: int, out: list[Event]) -> None:
         heap = self.expiries
