@@ -75,8 +75,6 @@ from engine.instrument import InstrumentSpec
 from engine.order import Order
 from engine.risk import RiskStage
 from engine.types import (
-    PRICED_TYPES,
-    STOP_TYPES,
     CancelReason,
     InstrumentState,
     MassCancelScope,
@@ -128,8 +126,6 @@ CANCEL_MARKET_PROTECTION: Final = CancelReason.MARKET_PROTECTION
 CANCEL_NO_LIQUIDITY: Final = CancelReason.NO_LIQUIDITY
 CANCEL_FOK_NOT_FILLED: Final = CancelReason.FOK_NOT_FILLED
 CANCEL_SELF_TRADE: Final = CancelReason.SELF_TRADE
-PRICED: Final = PRICED_TYPES
-STOPS: Final = STOP_TYPES
 RESTING_TIFS: Final = frozenset({GTC, GTD, DAY})
 # Stops that trigger when the last price rises to them: buy stop-loss and sell take-profit.
 RISING_STOPS: Final = frozenset(
@@ -140,6 +136,26 @@ RISING_STOPS: Final = frozenset(
         (SELL, TAKE_PROFIT_LIMIT),
     }
 )
+
+
+def _is_stop(ord_type: OrdType) -> bool:
+    """Stop-loss and take-profit orders, market or limit, wait for their trigger."""
+    return (
+        ord_type is STOP_LOSS
+        or ord_type is STOP_LOSS_LIMIT
+        or ord_type is TAKE_PROFIT
+        or ord_type is TAKE_PROFIT_LIMIT
+    )
+
+
+def _is_priced(ord_type: OrdType) -> bool:
+    """Order types that carry a limit price."""
+    return (
+        ord_type is LIMIT
+        or ord_type is LIMIT_MAKER
+        or ord_type is STOP_LOSS_LIMIT
+        or ord_type is TAKE_PROFIT_LIMIT
+    )
 
 
 def _is_market(ord_type: OrdType) -> bool:
@@ -244,40 +260,49 @@ class Core:
     # ------------------------------------------------------------------ entry point
     def apply(self, cmd: Stamped) -> list[Event]:
         """Apply one stamped command and return its events."""
-        seq = cmd.seq
-        ts = cmd.ts
+        out: list[Event] = []
+        # Order entry first, read through its concrete class: on the compiled core that is a
+        # native field load, where the ``Stamped`` protocol is a generic attribute lookup.
+        if isinstance(cmd, NewOrder):
+            seq = self._begin(cmd.seq, cmd.ts, out)
+            self._new_order(cmd, out)
+        elif isinstance(cmd, CancelOrder):
+            seq = self._begin(cmd.seq, cmd.ts, out)
+            self._cancel(cmd, out)
+        elif isinstance(cmd, ReplaceOrder):
+            seq = self._begin(cmd.seq, cmd.ts, out)
+            self._replace(cmd, out)
+        else:
+            seq = self._begin(cmd.seq, cmd.ts, out)
+            if isinstance(cmd, MassCancel):
+                self._mass_cancel(cmd, out)
+            elif isinstance(cmd, Tick):
+                pass
+            elif isinstance(cmd, SetInstrumentState):
+                self._set_state(cmd, out)
+            elif isinstance(cmd, SetKillSwitch):
+                self._set_kill_switch(cmd, out)
+            elif isinstance(cmd, SetReferencePrice):
+                self._set_reference(cmd, out)
+            elif isinstance(cmd, ConfigureAccount):
+                self._configure_account(cmd, out)
+            elif self.risk is None or not self.risk.handle_command(cmd, out):
+                out.append(CommandRejected(RejectReason.INVALID_COMMAND, type(cmd).__name__))
+        if self.risk is not None:
+            self.risk.apply_events(seq, out)
+        return out
+
+    def _begin(self, seq: int, ts: int, out: list[Event]) -> int:
+        """Check the stamp, advance the core's time and expire what is due by then."""
         if seq != self.last_seq + 1:
             raise SequenceError(f"command seq {seq} after {self.last_seq}: sequence broken")
         if ts < self.last_ts:
             raise SequenceError(f"command ts {ts} before {self.last_ts}: time ran backwards")
         self.last_seq = seq
         self.last_ts = ts
-        out: list[Event] = []
         if self.expiries and self.expiries[0][0] <= ts:
             self._expire_due(ts, out)
-        if isinstance(cmd, NewOrder):
-            self._new_order(cmd, out)
-        elif isinstance(cmd, CancelOrder):
-            self._cancel(cmd, out)
-        elif isinstance(cmd, ReplaceOrder):
-            self._replace(cmd, out)
-        elif isinstance(cmd, MassCancel):
-            self._mass_cancel(cmd, out)
-        elif isinstance(cmd, Tick):
-            pass
-        elif isinstance(cmd, SetInstrumentState):
-            self._set_state(cmd, out)
-        elif isinstance(cmd, SetKillSwitch):
-            self._set_kill_switch(cmd, out)
-        elif isinstance(cmd, SetReferencePrice):
-            self._set_reference(cmd, out)
-        elif isinstance(cmd, ConfigureAccount):
-            self._configure_account(cmd, out)
-        elif self.risk is None or not self.risk.handle_command(cmd, out):
-            out.append(CommandRejected(RejectReason.INVALID_COMMAND, type(cmd).__name__))
-        if self.risk is not None:
-            self.risk.apply_events(seq, out)
-        return out
+        return seq
 
     def next_deadline(self) -> int:
         """The earliest time at which a GTD or DAY order expires (0 if none): the runtime
@@ -333,9 +358,9 @@ class Core:
             cmd.side,
             ord_type,
             tif,
-            cmd.price if ord_type in PRICED else 0,
+            cmd.price if _is_priced(ord_type) else 0,
             cmd.qty,
-            cmd.stop_price if ord_type in STOPS else 0,
+            cmd.stop_price if _is_stop(ord_type) else 0,
             cmd.quote_qty,
             cmd.display_qty,
             expire_time,
@@ -353,7 +378,7 @@ class Core:
                 )
                 return
         self.next_order_id += 1
-        is_stop = ord_type in STOPS
+        is_stop = _is_stop(ord_type)
         if is_stop:
             order.status = PENDING_TRIGGER
         out.append(
@@ -410,7 +435,7 @@ class Core:
                 return RejectReason.QTY_BELOW_MIN
             if cmd.qty > spec.max_qty:
                 return RejectReason.QTY_ABOVE_MAX
-        if ord_type in PRICED:
+        if _is_priced(ord_type):
             if cmd.price <= 0:
                 return RejectReason.INVALID_PRICE
             if cmd.price * cmd.qty < spec.min_notional:
@@ -420,7 +445,7 @@ class Core:
         if cmd.display_qty and (
             cmd.display_qty < 0
             or cmd.display_qty >= cmd.qty
-            or ord_type not in PRICED
+            or not _is_priced(ord_type)
             or cmd.tif not in RESTING_TIFS
         ):
             return RejectReason.INVALID_DISPLAY_QTY
@@ -434,7 +459,7 @@ class Core:
             clids = self.clids.get(cmd.account)
             if clids is not None and cmd.client_order_id in clids:
                 return RejectReason.DUPLICATE_CLIENT_ORDER_ID
-        if ord_type in STOPS:
+        if _is_stop(ord_type):
             if cmd.stop_price <= 0:
                 return RejectReason.INVALID_STOP_PRICE
             if self._would_trigger(m, cmd.side, ord_type, cmd.stop_price):
@@ -873,7 +898,7 @@ class Core:
             )
             return
         is_stop = order.status is PENDING_TRIGGER
-        new_price = cmd.price if order.ord_type in PRICED else 0
+        new_price = cmd.price if _is_priced(order.ord_type) else 0
         new_stop = (cmd.stop_price or order.stop_price) if is_stop else order.stop_price
         new_leaves = cmd.qty - order.cum_qty
         keeps = new_price == order.price and new_stop == order.stop_price and cmd.qty <= order.qty
@@ -964,7 +989,7 @@ class Core:
         if cmd.qty > spec.max_qty:
             return RejectReason.QTY_ABOVE_MAX
         is_stop = order.status is PENDING_TRIGGER
-        if order.ord_type in PRICED:
+        if _is_priced(order.ord_type):
             if cmd.price <= 0:
                 return RejectReason.INVALID_PRICE
             if cmd.price * cmd.qty < spec.min_notional:
