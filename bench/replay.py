@@ -102,9 +102,12 @@ def restart_run(root: Path, resting: int, tail: int) -> dict[str, float | int | 
 
     gc.disable()
     start = time.perf_counter()
-    restored, report = recover(root, new_core, repair=False)
-    restart_s = time.perf_counter() - start
+    restored, report = recover(root, new_core, repair=False, state_hash=False)
+    restart_s = time.perf_counter() - start  # what `venue run` waits for
     gc.enable()
+    hash_start = time.perf_counter()
+    restored.state_hash()  # what `venue verify` adds on top
+    hash_s = time.perf_counter() - hash_start
     assert report.snapshot_seq == resting and report.records_replayed == tail
     return {
         "resting": resting,
@@ -113,7 +116,7 @@ def restart_run(root: Path, resting: int, tail: int) -> dict[str, float | int | 
         "restart_s": round(restart_s, 3),
         "restart_snapshot_load_s": round(report.snapshot_s, 3),
         "restart_tail_replay_s": round(report.replay_s, 3),
-        "restart_state_hash_s": round(report.hash_s, 3),
+        "state_hash_s": round(hash_s, 3),
         "restart_resting_orders": restored.resting_count(),
     }
 

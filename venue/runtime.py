@@ -76,8 +76,17 @@ _Pending = tuple[Command, asyncio.Future[list[Event]]]
 class Venue:
     """One venue process: recovery, sequencer, journal, core, snapshots and the Tick timer."""
 
-    def __init__(self, config: VenueConfig, *, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        config: VenueConfig,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        hash_on_start: bool = False,
+    ) -> None:
         self.config = config
+        # Hashing the recovered state costs seconds with millions of orders; `venue verify`
+        # reports it, a restart need not wait for it.
+        self.hash_on_start = hash_on_start
         self.data_dir: Path = config.data_dir
         self.core = self._make_core()
         self.report: RecoveryReport | None = None
@@ -112,7 +121,9 @@ class Venue:
         if self._state is not _State.NEW:
             raise VenueStopped(f"the venue cannot start: it is {self._state.value}")
         _check_writable(self.data_dir)
-        core, report = recover(self.data_dir, self._make_core, repair=True)
+        core, report = recover(
+            self.data_dir, self._make_core, repair=True, state_hash=self.hash_on_start
+        )
         journal = JournalWriter(
             self.data_dir / JOURNAL_DIR,
             segment_bytes=self.config.journal.segment_bytes,
