@@ -256,6 +256,7 @@ class Core:
         self.clids: dict[int, dict[str, Order]] = {}  # account -> client order id -> live order
         self.expiries: list[tuple[int, int, int]] = []  # heap of (expire_time, order id, account)
         self._triggered: list[Order] = []
+        self._trigger_prices: list[int] = []  # the trade price that triggered each, in step
 
     # ------------------------------------------------------------------ entry point
     def apply(self, cmd: Stamped) -> list[Event]:
@@ -346,7 +347,7 @@ class Core:
             if self.stp_defaults:
                 stp = self.stp_defaults.get(cmd.account, stp)
         ord_type = cmd.ord_type
-        tif = IOC if _is_market(ord_type) else cmd.tif
+        tif = IOC if ord_type is MARKET else cmd.tif  # a stop keeps it while it waits
         expire_time = cmd.expire_time if tif is GTD else 0
         if tif is DAY:
             expire_time = self._session_end_after(cmd.ts)
@@ -420,8 +421,9 @@ class Core:
             return RejectReason.INSTRUMENT_NOT_OPEN
         ord_type = cmd.ord_type
         spec = m
-        is_market = _is_market(ord_type)
-        if ord_type is LIMIT_MAKER and cmd.tif not in RESTING_TIFS:
+        if (ord_type is LIMIT_MAKER or ord_type is STOP_LOSS or ord_type is TAKE_PROFIT) and (
+            cmd.tif not in RESTING_TIFS
+        ):
             return RejectReason.INVALID_TIME_IN_FORCE
         if cmd.quote_qty:
             if ord_type is not MARKET or cmd.qty != 0 or cmd.quote_qty < 0:
@@ -453,7 +455,7 @@ class Core:
             m.refresh_band()
             if m.band_hi and not m.band_lo <= cmd.price <= m.band_hi:
                 return RejectReason.PRICE_OUTSIDE_BAND
-        if not is_market and cmd.tif is GTD and cmd.expire_time <= cmd.ts:
+        if ord_type is not MARKET and cmd.tif is GTD and cmd.expire_time <= cmd.ts:
             return RejectReason.EXPIRE_TIME_IN_PAST
         if cmd.client_order_id:
             clids = self.clids.get(cmd.account)
@@ -618,7 +620,9 @@ class Core:
                 m.last_price = px
                 m.ref_price = px
                 if stops.up_keys or stops.down_keys:
+                    before = len(triggered)
                     stops.pop_triggered(px, triggered)
+                    self._trigger_prices.extend([px] * (len(triggered) - before))
                 if maker.leaves == 0:
                     maker.status = FILLED
                     level.unlink(maker)
@@ -757,9 +761,11 @@ class Core:
         """Enter the stop orders triggered by the last command, one after the other, in the
         order they were triggered; their own trades may trigger more, which queue behind."""
         queue = self._triggered
+        prices = self._trigger_prices
         i = 0
         while i < len(queue):
             order = queue[i]
+            trigger_price = prices[i]
             i += 1
             order.status = NEW
             out.append(
@@ -769,7 +775,7 @@ class Core:
                     m.symbol,
                     order.client_order_id,
                     order.stop_price,
-                    m.last_price,
+                    trigger_price,
                 )
             )
             if not _is_market(order.ord_type):
@@ -779,6 +785,7 @@ class Core:
                     continue
             self._execute(m, order, out, True)
         queue.clear()
+        prices.clear()
 
     # ------------------------------------------------------------------ removal
     def _add_live(self, order: Order) -> None:
@@ -1021,6 +1028,13 @@ class Core:
             cmd.instrument not in self.markets
         ):
             out.append(CommandRejected(RejectReason.UNKNOWN_INSTRUMENT, cmd.instrument))
+            return
+        if scope == MassCancelScope.SESSION and not cmd.session:
+            out.append(
+                CommandRejected(
+                    RejectReason.INVALID_COMMAND, "mass cancel by session needs a session"
+                )
+            )
             return
         participant = cmd.reason == CancelReason.MASS_CANCEL
         chosen = [

@@ -315,7 +315,8 @@ class ReplaceRejected:
 
 @dataclass(init=False, slots=True)
 class OrderTriggered:
-    """A stop order's condition was met by the last trade price; it now enters the book."""
+    """A stop order's condition was met by a trade; it now enters the book. ``last_price`` is
+    the price of the trade that triggered it."""
 
     order_id: int
     account: int

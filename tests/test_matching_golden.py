@@ -366,7 +366,7 @@ def test_stop_orders_golden(side: str, typ: str, stop: int, limit: int, rising: 
     ord_type = OrdType[typ]
     stop_side = Side[side]
     other = SELL if stop_side == BUY else BUY
-    tif = "GTC" if limit else "IOC"
+    tif = "GTC"  # a stop-market order keeps its time in force while it waits
     assert v.order(3, stop_side, ord_type, 2, limit, stop_price=stop, clid="stop") == [
         acc(3, 3, "stop", side, typ, limit, 2, tif, "PENDING_TRIGGER", stop=stop)
     ]
@@ -413,7 +413,7 @@ def test_stop_would_trigger_immediately(
 def test_stops_before_any_trade_never_trigger_immediately() -> None:
     v = Venue()
     assert v.order(1, BUY, SL, 1, stop_price=50, clid="s") == [
-        acc(1, 1, "s", "BUY", "STOP_LOSS", 0, 1, "IOC", "PENDING_TRIGGER", stop=50)
+        acc(1, 1, "s", "BUY", "STOP_LOSS", 0, 1, "GTC", "PENDING_TRIGGER", stop=50)
     ]
 
 
@@ -437,13 +437,13 @@ def test_several_stops_enter_in_trigger_order() -> None:
         trade(2, 99, 1, "SELL", 7, 0, 1, 11, 2, 1),
         trade(3, 98, 1, "SELL", 8, 0, 1, 11, 1, 2),
         trade(4, 97, 1, "SELL", 9, 0, 1, 11, 0, 3),
-        ("Triggered", 4, 99, 97),
+        ("Triggered", 4, 99, 99),
         trade(5, 90, 1, "SELL", 10, 9, 1, 4, 0, 1),
-        ("Triggered", 5, 99, 90),
+        ("Triggered", 5, 99, 99),
         trade(6, 90, 1, "SELL", 10, 8, 2, 5, 0, 1),
-        ("Triggered", 3, 98, 90),
+        ("Triggered", 3, 98, 98),
         trade(7, 90, 1, "SELL", 10, 7, 3, 3, 0, 1),
-        ("Triggered", 6, 97, 90),
+        ("Triggered", 6, 97, 97),
         trade(8, 90, 1, "SELL", 10, 6, 4, 6, 0, 1),
     ]
     assert v.stop_ids() == []
@@ -464,7 +464,7 @@ def test_rising_stops_at_one_price_enter_in_acceptance_order() -> None:
         trade(2, 102, 1, "BUY", 7, 9, 1, 9, 0, 1),
         ("Triggered", 4, 101, 102),
         trade(3, 95, 1, "SELL", 8, 9, 1, 4, 0, 1),
-        ("Triggered", 6, 101, 95),
+        ("Triggered", 6, 101, 102),
         trade(4, 102, 1, "BUY", 7, 8, 2, 6, 0, 1),
         ("Triggered", 3, 102, 102),
         trade(5, 102, 1, "BUY", 7, 7, 3, 3, 0, 1),
@@ -737,6 +737,27 @@ def test_gtd_stop_order_expires_from_stop_book() -> None:
     assert v.stop_ids() == []
 
 
+def test_gtd_stop_market_order_expires_from_stop_book() -> None:
+    """A stop-market order keeps its time in force while it waits for its trigger."""
+    v = Venue()
+    _seed_last_price(v)
+    exp = T0 + 5 * NS
+    v.order(3, SELL, SL, 1, stop_price=90, tif=GTD, expire_time=exp, clid="s")
+    assert v.stop_ids() == [3]
+    assert v.core.next_deadline() == exp
+    assert v.tick(at=exp) == [("Expired", 3, 1, 0, "GTD_EXPIRED")]
+    assert v.stop_ids() == []
+
+
+@pytest.mark.parametrize("tif", [TimeInForce.IOC, TimeInForce.FOK])
+def test_stop_market_order_refuses_immediate_time_in_force(tif: TimeInForce) -> None:
+    v = Venue()
+    _seed_last_price(v)
+    assert v.order(3, SELL, SL, 1, stop_price=90, tif=tif, clid="s") == [
+        ("Rejected", 3, "s", "INVALID_TIME_IN_FORCE")
+    ]
+
+
 def test_day_order_expires_at_session_end() -> None:
     v = Venue(session_end_s=22 * 3600)
     end = MIDNIGHT + 22 * 3600 * NS
@@ -927,7 +948,7 @@ def test_replace_pending_stop() -> None:
         trade(2, 94, 1, "SELL", 5, 0, 1, 7, 0, 1),
         ("Triggered", 4, 94, 94),
         trade(3, 90, 1, "SELL", 6, 9, 1, 4, 0, 1),
-        ("Triggered", 3, 94, 90),
+        ("Triggered", 3, 94, 94),
         trade(4, 90, 3, "SELL", 6, 6, 4, 3, 0, 3),
     ]
 
@@ -962,6 +983,16 @@ def _mass_setup() -> Venue:
     v.order(1, BUY, SL, 1, stop_price=120, clid="f")  # 6 (pending)
     v.sell(2, 111, 1, clid="g")  # 7
     return v
+
+
+def test_mass_cancel_by_session_needs_a_session() -> None:
+    """An empty session would name every order entered outside a session: refused."""
+    v = Venue()
+    v.buy(1, 90, 1)
+    assert v.mass_cancel(MassCancelScope.SESSION, session="") == [
+        ("CommandRejected", "INVALID_COMMAND", "mass cancel by session needs a session")
+    ]
+    assert v.bid_ids() == [1]
 
 
 @pytest.mark.parametrize(

@@ -150,6 +150,7 @@ class Rec:
     where: str = ""  # incoming | book | stop | triggered | gone
     limit: int | None = None  # band limit of a market taker
     stop_seq: int = 0  # time priority in the stop book
+    trigger_px: int = 0  # the price of the trade that triggered it
     band_ok: bool = True  # a triggered stop-limit inside the band
     fok_ok: bool = False  # a FOK order the documented pre-check finds fillable
     amended: bool = False  # a quote order whose last Trade reports taker_leaves 0
@@ -338,7 +339,7 @@ class Model:
         if want_stp == StpMode.DEFAULT:
             want_stp = self.stp_defaults.get(cmd.account, self.core.default_stp)
         self.check("accept", e.stp_mode == want_stp, f"stp resolved to {e.stp_mode}: {e}")
-        if e.ord_type in MARKET_TYPES:
+        if e.ord_type == OrdType.MARKET:  # stop-market orders keep theirs while they wait
             self.check("accept", e.tif == TimeInForce.IOC, f"market tif: {e}")
         else:
             self.check("accept", e.tif == cmd.tif, f"tif: {e}")
@@ -434,7 +435,7 @@ class Model:
             conditions[RejectReason.WOULD_TRIGGER_IMMEDIATELY] = last > 0 and (
                 last >= cmd.stop_price if rising else last <= cmd.stop_price
             )
-        if cmd.tif == TimeInForce.GTD and cmd.ord_type not in MARKET_TYPES:
+        if cmd.tif == TimeInForce.GTD and cmd.ord_type != OrdType.MARKET:
             conditions[RejectReason.EXPIRE_TIME_IN_PAST] = cmd.expire_time <= cmd.ts
         if reason is None:
             held = [r.name for r, held in conditions.items() if held]
@@ -513,9 +514,11 @@ class Model:
         ]
         for r in sorted((r for r in up if r.stop <= px), key=lambda r: (r.stop, r.stop_seq)):
             r.where = "triggered"
+            r.trigger_px = px
             self.trigger_queue.append(r.oid)
         for r in sorted((r for r in down if r.stop >= px), key=lambda r: (-r.stop, r.stop_seq)):
             r.where = "triggered"
+            r.trigger_px = px
             self.trigger_queue.append(r.oid)
 
     def _stp(self, e: SelfTradePrevented) -> None:
@@ -689,8 +692,8 @@ class Model:
             self.trigger_queue.remove(r.oid)
         self.check(
             "stops",
-            e.last_price == m.last and e.stop_price == r.stop,
-            f"trigger prices (last {m.last}): {e}",
+            e.last_price == r.trigger_px and e.stop_price == r.stop,
+            f"trigger prices (triggering trade at {r.trigger_px}): {e}",
         )
         if r.ord_type not in MARKET_TYPES:
             lo, hi = band_of(m.reference(), m.spec.price_band_bps)
