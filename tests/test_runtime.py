@@ -503,6 +503,24 @@ BAD_INPUTS: list[tuple[str, str, Any, int]] = [
 ]
 
 
+def test_admin_stop_market_order_waits_with_gtc_by_default(tmp_path: Path) -> None:
+    async def body(admin: Admin, venue: Venue) -> None:
+        stop = {
+            "account": 1,
+            "symbol": SYM,
+            "side": "BUY",
+            "type": "STOP_LOSS",
+            "quantity": "0.10000",
+            "stopPrice": "99000.00",
+        }
+        data = await admin.ok("POST", "/v1/orders", stop)
+        accepted = data["events"][0]
+        assert accepted["type"] == "OrderAccepted", data
+        assert accepted["tif"] == "GTC" and accepted["status"] == "PENDING_TRIGGER"
+
+    admin_test(tmp_path, body)
+
+
 def test_admin_bad_inputs_are_400_with_code_and_msg_and_change_nothing(tmp_path: Path) -> None:
     async def body(admin: Admin, venue: Venue) -> None:
         await admin.ok("POST", "/v1/orders", order(1, "BUY", "0.10000", "94000.00"))

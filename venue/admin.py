@@ -230,7 +230,8 @@ def new_order(f: Fields) -> NewOrder:
     if f.has("timeInForce"):
         tif = f.enum("timeInForce", TimeInForce, INVALID_TIF)
     else:
-        tif = TimeInForce.IOC if market else TimeInForce.GTC
+        # A stop-market order keeps its time in force while it waits for its trigger.
+        tif = TimeInForce.IOC if ord_type == OrdType.MARKET else TimeInForce.GTC
     cmd = NewOrder(account, spec.symbol, "", side, ord_type, tif=tif)
     if f.has("quoteOrderQty"):
         if ord_type != OrdType.MARKET:
