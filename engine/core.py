@@ -587,16 +587,17 @@ class Core:
                     continue
                 qty = maker.visible if maker.visible < cap else cap
                 maker.visible -= qty
-                maker.leaves -= qty
-                maker.cum_qty += qty
+                maker.leaves -= qty  # and so cum_qty grows by qty (see Order.cum_qty)
                 level.qty -= qty
                 if by_quote:
-                    taker.quote_qty -= qty * px
-                    taker_leaves = taker.quote_qty // px
+                    ext = taker.ext
+                    assert ext is not None
+                    ext.quote_qty -= qty * px
+                    ext.quote_cum += qty
+                    taker_leaves = ext.quote_qty // px
                 else:
                     taker.leaves -= qty
                     taker_leaves = taker.leaves
-                taker.cum_qty += qty
                 out.append(
                     Trade(
                         self.next_trade_id,
@@ -820,6 +821,7 @@ class Core:
     ) -> None:
         """End a live order (already off its book) as cancelled or expired, with its event."""
         qty = order.leaves
+        cum_qty = order.cum_qty
         order.leaves = 0
         order.visible = 0
         order.status = status
@@ -832,7 +834,7 @@ class Core:
                 order.instrument,
                 order.client_order_id,
                 qty,
-                order.cum_qty,
+                cum_qty,
                 reason,
             )
         )
