@@ -162,39 +162,9 @@ class Trade:
 
 
 @dataclass(init=False, slots=True)
-class OrderCancelled:
-    """Removed at someone's request (user, mass cancel, operator, kill switch, disconnect)."""
-
-    order_id: int
-    account: int
-    instrument: str
-    client_order_id: str
-    qty: int  # what was open and is now removed
-    cum_qty: int
-    reason: CancelReason
-
-    def __init__(
-        self,
-        order_id: int,
-        account: int,
-        instrument: str,
-        client_order_id: str,
-        qty: int,
-        cum_qty: int,
-        reason: CancelReason,
-    ) -> None:
-        self.order_id = order_id
-        self.account = account
-        self.instrument = instrument
-        self.client_order_id = client_order_id
-        self.qty = qty
-        self.cum_qty = cum_qty
-        self.reason = reason
-
-
-@dataclass(init=False, slots=True)
-class OrderExpired:
-    """Removed by a rule (IOC/FOK/market remainder, GTD/DAY, STP, market protection)."""
+class OrderDone:
+    """An order left the book other than by filling; ``qty`` is what was open and is removed.
+    Consumers see one of its two kinds below, which differ only in what they mean."""
 
     order_id: int
     account: int
@@ -221,6 +191,16 @@ class OrderExpired:
         self.qty = qty
         self.cum_qty = cum_qty
         self.reason = reason
+
+
+@dataclass(init=False, slots=True)
+class OrderCancelled(OrderDone):
+    """Removed at someone's request (user, mass cancel, operator, kill switch, disconnect)."""
+
+
+@dataclass(init=False, slots=True)
+class OrderExpired(OrderDone):
+    """Removed by a rule (IOC/FOK/market remainder, GTD/DAY, STP, market protection)."""
 
 
 @dataclass(init=False, slots=True)
