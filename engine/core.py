@@ -501,7 +501,7 @@ class Core:
             if not hi:
                 best = m.asks.best() if order.side is BUY else m.bids.best()
                 if best is None:
-                    self._finish_unfilled(order, CANCEL_NO_LIQUIDITY, out)
+                    self._expire(order, CANCEL_NO_LIQUIDITY, out)
                     return
                 ref = best.price
                 bps = m.band_bps
@@ -511,7 +511,7 @@ class Core:
         else:
             limit = order.price
         if order.tif is FOK and not self._fok_fillable(m, order, limit):
-            self._finish_unfilled(order, CANCEL_FOK_NOT_FILLED, out)
+            self._expire(order, CANCEL_FOK_NOT_FILLED, out)
             return
         if not self._match(m, order, limit, out):
             return  # the taker was expired by self-trade prevention
@@ -527,10 +527,10 @@ class Core:
             reason = CANCEL_MARKET_PROTECTION
             if opposite is None:
                 reason = CANCEL_NO_LIQUIDITY
-            self._finish_unfilled(order, reason, out)
+            self._expire(order, reason, out)
             return
         if order.tif is IOC or order.tif is FOK:
-            self._finish_unfilled(order, CANCEL_IOC_REMAINDER, out)
+            self._expire(order, CANCEL_IOC_REMAINDER, out)
             return
         if order.cum_qty:
             order.status = PARTIALLY_FILLED
@@ -753,9 +753,6 @@ class Core:
         else:
             reason = CANCEL_IOC_REMAINDER
         order.leaves = affordable
-        self._finish_unfilled(order, reason, out)
-
-    def _finish_unfilled(self, order: Order, reason: CancelReason, out: list[Event]) -> None:
         self._expire(order, reason, out)
 
     def _drain_triggers(self, m: Market, out: list[Event]) -> None:

@@ -112,7 +112,6 @@ class RejectReason(IntEnum):
     ACCOUNT_NOT_ACTIVE = 26  # risk stage
     NOT_PERMITTED = 27
     INVALID_COMMAND = 28
-    REPLACE_NO_CHANGE = 29
 
 
 class CancelReason(IntEnum):
