@@ -6,5 +6,8 @@ double-entry ledger (SQLAlchemy: SQLite by default, PostgreSQL via psycopg), rec
 statements and reports. The ledger is a projection of the event stream, idempotent by event
 sequence number.
 
-May import ``engine`` only. Filled in by later work.
+May import ``engine`` only. Importing the package registers clearing's commands with the
+engine's journal codec (tags 32 and up, ``clearing.codec``).
 """
+
+from clearing import codec as _codec  # noqa: F401  (registers the journal tags)

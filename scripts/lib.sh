@@ -34,15 +34,36 @@ ensure_installed() {
     echo "$want" >"$stamp"
 }
 
-# Start PostgreSQL and Redis on 127.0.0.1 when they are installed but not answering. Installs
-# nothing, and never fails: tests that need a service skip or fail on their own.
+# PostgreSQL and Redis on 127.0.0.1, for the tests of the ledger and of scale-out. A server that
+# is installed but not answering is started. PostgreSQL is installed with apt-get when there is
+# none (a fresh machine): the cluster then gets the database `test` and the password `postgres`
+# for the role `postgres`, which is what tests/conftest.py connects with by default
+# (VENUE_TEST_PG_URL overrides it). Never fails: a test that cannot reach its server fails then.
 ensure_services() {
+    if ! command -v pg_ctlcluster >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        echo "scripts: installing PostgreSQL with apt-get" >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1 || true
+    fi
     if ! pg_isready -q -h 127.0.0.1 >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1; then
         local version
         for version in $(ls /etc/postgresql 2>/dev/null); do
             echo "scripts: starting PostgreSQL $version" >&2
             pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
         done
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            pg_isready -q -h 127.0.0.1 >/dev/null 2>&1 && break
+            sleep 1
+        done
+    fi
+    if pg_isready -q -h 127.0.0.1 >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
+        if ! runuser -u postgres -- psql -qtAc "select 1 from pg_database where datname='test'" \
+            2>/dev/null | grep -q 1; then
+            echo "scripts: creating the PostgreSQL database test" >&2
+            runuser -u postgres -- createdb test >/dev/null 2>&1 || true
+            runuser -u postgres -- psql -qc "alter role postgres password 'postgres'" \
+                >/dev/null 2>&1 || true
+        fi
     fi
     if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then
         echo "scripts: starting Redis" >&2
