@@ -1,0 +1,222 @@
+"""From clearing events to ledger rows: balanced transactions, their postings and the balance
+deltas of a batch.
+
+Only the money movements count: ``TradeSettled``, ``Deposited``, ``WithdrawalConfirmed`` and
+``BalanceAdjusted``. Every other event (the engine's, holds and releases of withdrawals, which
+live only in the core's locked balance, account states, fees configured) is ignored.
+
+- ``TradeSettled``: one ``trade`` transaction. Base: seller -base_amount, buyer +base_amount;
+  quote: buyer -quote_amount, seller +quote_amount; each non-zero fee: the side -fee, ``fees``
+  +fee in the fee's asset (a negative fee is a rebate and flows the other way by its sign).
+  A self-trade posts every leg too.
+- ``Deposited``: ``world`` -amount, participant +amount.
+- ``WithdrawalConfirmed``: participant -amount, ``world`` +amount.
+- ``BalanceAdjusted``: participant +amount, ``adjustments`` -amount (amount signed).
+
+Every transaction is checked to balance per asset before anything is written (an invariant: a
+failure is a bug upstream, and the batch is refused with ``LedgerError``).
+
+A posting's account is the ledger account id when the cache knows it, otherwise its key
+``(kind, owner, asset)``; the projector resolves the keys (creating the accounts) and patches
+the rows before writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from clearing.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
+from clearing.ledger.schema import (
+    ADJUSTMENT,
+    ADJUSTMENTS,
+    DEPOSIT,
+    FEES,
+    LEG_BASE,
+    LEG_FEE,
+    LEG_QUOTE,
+    PARTICIPANT,
+    TRADE,
+    VENUE_KINDS,
+    VENUE_OWNER,
+    WITHDRAWAL,
+    WORLD,
+)
+
+
+class LedgerError(Exception):
+    """A batch the ledger refuses (an account that may not go negative would, an event that
+    does not balance or carries an invalid amount); nothing of the batch was written."""
+
+
+AccountKey = tuple[str, int, str]  # kind, owner, asset
+Account = int | AccountKey  # a ledger account id, or its key while unresolved
+#: seq, idx, kind, ts, ref, instrument, price, qty, buyer, seller, buyer_is_maker, withdrawal_id
+TxnRow = tuple[
+    int, int, str, int, str, str | None, int | None, int | None, int | None, int | None,
+    bool | None, int | None,
+]  # fmt: skip
+#: seq, idx, n, account, asset, amount, leg
+PostingRow = tuple[int, int, int, Account, str, int, str]
+#: (seq, ts, events of the command with that seq)
+BatchItem = tuple[int, int, Sequence[object]]
+
+TRANSACTION_COLUMNS = (
+    "seq", "idx", "kind", "ts", "ref", "instrument", "price", "qty", "buyer", "seller",
+    "buyer_is_maker", "withdrawal_id",
+)  # fmt: skip
+POSTING_COLUMNS = ("seq", "idx", "n", "account_id", "asset", "amount", "leg")
+
+
+def may_go_negative(key: AccountKey) -> bool:
+    """Whether an account of this kind may hold less than zero (participants never)."""
+    kind = key[0]
+    if kind == PARTICIPANT:
+        return False
+    try:
+        return VENUE_KINDS[kind]
+    except KeyError:
+        raise LedgerError(f"unknown ledger account kind {kind!r}") from None
+
+
+@dataclass(slots=True)
+class Built:
+    """The rows of a batch, ready to be resolved and written."""
+
+    transactions: list[TxnRow] = field(default_factory=list)
+    postings: list[PostingRow] = field(default_factory=list)
+    deltas: dict[Account, int] = field(default_factory=dict)  # account -> sum of its postings
+    last_seqs: dict[Account, int] = field(default_factory=dict)  # account -> its last seq
+    missing: set[AccountKey] = field(default_factory=set)  # keys the cache did not know
+
+    def resolve(self, ids: Mapping[AccountKey, int]) -> None:
+        """Replace account keys by ids (``ids`` must hold every key in ``missing``)."""
+        if not self.missing:
+            return
+        self.postings = [
+            r if type(r[3]) is int else (r[0], r[1], r[2], ids[r[3]], r[4], r[5], r[6])  # type: ignore[index]
+            for r in self.postings
+        ]
+        for table in (self.deltas, self.last_seqs):
+            # Within one batch an account is either known (an id everywhere) or not (its
+            # key everywhere), so a key never meets its own id here.
+            for acct in [a for a in table if isinstance(a, tuple)]:
+                table[ids[acct]] = table.pop(acct)
+        self.missing = set()
+
+
+def build(items: Sequence[BatchItem], ids: Mapping[AccountKey, int]) -> Built:
+    """The transactions, postings and balance deltas of ``items`` (all of them: the caller
+    has already dropped what was applied before). Raises ``LedgerError`` on an event that is
+    invalid or does not balance."""
+    out = Built()
+    txns = out.transactions
+    rows = out.postings
+    deltas = out.deltas
+    lasts = out.last_seqs
+    missing = out.missing
+    get_id = ids.get
+
+    def acct(kind: str, owner: int, asset: str) -> Account:
+        key = (kind, owner, asset)
+        found = get_id(key)
+        if found is None:
+            missing.add(key)
+            return key
+        return found
+
+    def post(seq: int, idx: int, n: int, a: Account, asset: str, amount: int, leg: str) -> None:
+        rows.append((seq, idx, n, a, asset, amount, leg))
+        deltas[a] = deltas.get(a, 0) + amount
+        lasts[a] = seq
+
+    for seq, ts, events in items:
+        idx = 0
+        for ev in events:
+            cls = type(ev)
+            start = len(rows)
+            if cls is TradeSettled:
+                e: TradeSettled = ev  # type: ignore[assignment]
+                base = e.base_asset
+                quote = e.quote_asset
+                ba = e.base_amount
+                qa = e.quote_amount
+                if ba < 0 or qa < 0:
+                    raise LedgerError(
+                        f"seq {seq}: trade {e.trade_id} has a negative amount (base {ba}, "
+                        f"quote {qa})"
+                    )
+                buyer = e.buyer
+                seller = e.seller
+                txns.append(
+                    (seq, idx, TRADE, ts, str(e.trade_id), e.instrument, e.price, e.qty, buyer,
+                     seller, e.buyer_is_maker, None)
+                )  # fmt: skip
+                post(seq, idx, 0, acct(PARTICIPANT, seller, base), base, -ba, LEG_BASE)
+                post(seq, idx, 1, acct(PARTICIPANT, buyer, base), base, ba, LEG_BASE)
+                post(seq, idx, 2, acct(PARTICIPANT, buyer, quote), quote, -qa, LEG_QUOTE)
+                post(seq, idx, 3, acct(PARTICIPANT, seller, quote), quote, qa, LEG_QUOTE)
+                n = 4
+                fee = e.buyer_fee
+                if fee:
+                    fa = e.buyer_fee_asset
+                    post(seq, idx, n, acct(PARTICIPANT, buyer, fa), fa, -fee, LEG_FEE)
+                    post(seq, idx, n + 1, acct(FEES, VENUE_OWNER, fa), fa, fee, LEG_FEE)
+                    n += 2
+                fee = e.seller_fee
+                if fee:
+                    fa = e.seller_fee_asset
+                    post(seq, idx, n, acct(PARTICIPANT, seller, fa), fa, -fee, LEG_FEE)
+                    post(seq, idx, n + 1, acct(FEES, VENUE_OWNER, fa), fa, fee, LEG_FEE)
+            elif cls is Deposited:
+                d: Deposited = ev  # type: ignore[assignment]
+                _positive(seq, "deposit", d.amount)
+                txns.append(
+                    (seq, idx, DEPOSIT, ts, d.ref, None, None, None, None, None, None, None)
+                )
+                post(seq, idx, 0, acct(WORLD, VENUE_OWNER, d.asset), d.asset, -d.amount, DEPOSIT)
+                post(seq, idx, 1, acct(PARTICIPANT, d.account, d.asset), d.asset, d.amount, DEPOSIT)
+            elif cls is WithdrawalConfirmed:
+                w: WithdrawalConfirmed = ev  # type: ignore[assignment]
+                _positive(seq, "withdrawal", w.amount)
+                txns.append(
+                    (seq, idx, WITHDRAWAL, ts, w.ref, None, None, None, None, None, None,
+                     w.withdrawal_id)
+                )  # fmt: skip
+                a = acct(PARTICIPANT, w.account, w.asset)
+                post(seq, idx, 0, a, w.asset, -w.amount, WITHDRAWAL)
+                post(seq, idx, 1, acct(WORLD, VENUE_OWNER, w.asset), w.asset, w.amount, WITHDRAWAL)
+            elif cls is BalanceAdjusted:
+                j: BalanceAdjusted = ev  # type: ignore[assignment]
+                if type(j.amount) is not int or j.amount == 0:
+                    raise LedgerError(f"seq {seq}: adjustment of {j.amount!r}")
+                txns.append(
+                    (seq, idx, ADJUSTMENT, ts, j.ref, None, None, None, None, None, None, None)
+                )
+                a = acct(PARTICIPANT, j.account, j.asset)
+                post(seq, idx, 0, a, j.asset, j.amount, ADJUSTMENT)
+                a = acct(ADJUSTMENTS, VENUE_OWNER, j.asset)
+                post(seq, idx, 1, a, j.asset, -j.amount, ADJUSTMENT)
+            else:
+                continue
+            _check_balanced(rows, start)
+            idx += 1
+    return out
+
+
+def _positive(seq: int, what: str, amount: int) -> None:
+    if type(amount) is not int or amount <= 0:
+        raise LedgerError(f"seq {seq}: {what} of {amount!r}: the amount must be positive")
+
+
+def _check_balanced(rows: list[PostingRow], start: int) -> None:
+    """The invariant: the postings of one transaction sum to zero in every asset."""
+    sums: dict[str, int] = {}
+    for r in rows[start:]:
+        sums[r[4]] = sums.get(r[4], 0) + r[5]
+    for asset, total in sums.items():
+        if total:
+            r = rows[start]
+            raise LedgerError(
+                f"seq {r[0]} transaction {r[1]} does not balance: {asset} sums to {total}"
+            )
