@@ -152,3 +152,22 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def load_at_or_before(
+    directory: str | os.PathLike[str], seq: int, *, report: SnapshotReport | None = None
+) -> LoadedSnapshot | None:
+    """The newest snapshot at or before ``seq`` that verifies, or None (invalid ones are
+    skipped and listed in the report, as ``load_latest`` does)."""
+    rep = report if report is not None else SnapshotReport()
+    for snap_seq, path in reversed(list_snapshots(directory)):
+        if snap_seq > seq:
+            continue
+        raw = path.read_bytes()
+        problem = _verify(raw, snap_seq)
+        if problem is not None:
+            rep.skipped.append((path, problem))
+            continue
+        rep.loaded = path
+        return LoadedSnapshot(snap_seq, raw[HEADER_SIZE:], rep)
+    return None
