@@ -245,6 +245,8 @@ class Core:
         self.default_stp = default_stp
         self.session_end_ns = session_end_s * 1_000_000_000
         self.risk = risk
+        if risk is not None:
+            risk.attach(self.cancel_account_orders)
         self.last_seq = 0
         self.last_ts = 0
         self.next_order_id = 1
@@ -290,7 +292,7 @@ class Core:
             elif self.risk is None or not self.risk.handle_command(cmd, out):
                 out.append(CommandRejected(RejectReason.INVALID_COMMAND, type(cmd).__name__))
         if self.risk is not None:
-            self.risk.apply_events(seq, out)
+            self.risk.apply_events(seq, self.last_ts, out)
         return out
 
     def _begin(self, seq: int, ts: int, out: list[Event]) -> int:
@@ -369,8 +371,12 @@ class Core:
             cmd.session,
         )
         if self.risk is not None:
-            lo, hi = m.band()
-            reason = self.risk.check_new_order(order, m.spec, hi if cmd.side is BUY else lo)
+            if ord_type is MARKET:
+                limit = self._market_limit(m, cmd.side)
+            else:
+                lo, hi = m.band()
+                limit = hi if cmd.side is BUY else lo
+            reason = self.risk.check_new_order(order, m.spec, limit)
             if reason:
                 out.append(
                     OrderRejected(
@@ -497,17 +503,14 @@ class Core:
         says the order is already among the live orders (a triggered stop, a replaced order)."""
         is_market = _is_market(order.ord_type)
         if is_market:
-            lo, hi = m.band()
-            if not hi:
-                best = m.asks.best() if order.side is BUY else m.bids.best()
-                if best is None:
-                    self._expire(order, CANCEL_NO_LIQUIDITY, out)
-                    return
-                ref = best.price
-                bps = m.band_bps
-                lo = -((-ref * (10_000 - bps)) // 10_000)
-                hi = ref * (10_000 + bps) // 10_000
-            limit = hi if order.side is BUY else lo
+            limit = self._market_limit(m, order.side)
+            if not limit:
+                self._expire(order, CANCEL_NO_LIQUIDITY, out)
+                return
+            if self.risk is not None:
+                cap = self.risk.market_cap(order)
+                if cap and ((cap < limit) if order.side is BUY else (cap > limit)):
+                    limit = cap
         else:
             limit = order.price
         if order.tif is FOK and not self._fok_fillable(m, order, limit):
@@ -535,6 +538,20 @@ class Core:
         if order.cum_qty:
             order.status = PARTIALLY_FILLED
         self._rest(m, order, indexed)
+
+    def _market_limit(self, m: Market, side: Side) -> int:
+        """The worst price a market order may reach now: the band's edge, around the best
+        opposite price when there is no reference price yet; 0 when there is neither."""
+        lo, hi = m.band()
+        if not hi:
+            best = m.asks.best() if side is BUY else m.bids.best()
+            if best is None:
+                return 0
+            ref = best.price
+            bps = m.band_bps
+            lo = -((-ref * (10_000 - bps)) // 10_000)
+            hi = ref * (10_000 + bps) // 10_000
+        return hi if side is BUY else lo
 
     def _rest(self, m: Market, order: Order, indexed: bool) -> None:
         order.visible = min(order.display_qty, order.leaves) if order.display_qty else order.leaves
@@ -1017,7 +1034,8 @@ class Core:
         if order.ord_type is LIMIT_MAKER and self._would_take(m, order.side, cmd.price):
             return RejectReason.WOULD_TAKE
         if self.risk is not None:
-            return self.risk.check_replace(order, cmd.price, cmd.qty, m.spec)
+            stop = cmd.stop_price or order.stop_price
+            return self.risk.check_replace(order, cmd.price, cmd.qty, stop, m.spec)
         return NO_REJECT
 
     # ------------------------------------------------------------------ mass actions
@@ -1055,6 +1073,11 @@ class Core:
                 cmd.reason,
             )
         )
+
+    def cancel_account_orders(self, account: int, reason: CancelReason, out: list[Event]) -> None:
+        """Cancel every open order of ``account`` (stops included) as part of the command being
+        applied: the risk stage calls it when it freezes or closes an account."""
+        self._mass_cancel(MassCancel(MassCancelScope.ACCOUNT, account, reason=reason), out)
 
     def _orders_in_scope(
         self, scope: MassCancelScope, account: int, instrument: str, session: str

@@ -9,25 +9,46 @@ part of the state machine that the journal replays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from engine.events import Event
 from engine.instrument import InstrumentSpec
 from engine.order import Order
-from engine.types import RejectReason
+from engine.types import CancelReason, RejectReason
+
+#: ``cancel(account, reason, out)``: cancel every open order of the account now, appending the
+#: events to ``out`` (the core hands it to the risk stage, which uses it to freeze an account).
+CancelAccountOrders = Callable[[int, CancelReason, list[Event]], None]
 
 
 class RiskStage(Protocol):
+    def attach(self, cancel_account_orders: CancelAccountOrders) -> None:
+        """Called once by the core that the risk stage is plugged into."""
+        ...
+
     def check_new_order(self, order: Order, spec: InstrumentSpec, band_limit: int) -> RejectReason:
         """NONE to accept (and take the hold), else the reason to reject. ``band_limit`` is the
         worst price a market order may reach (0 when there is no reference price)."""
         ...
 
     def check_replace(
-        self, order: Order, new_price: int, new_qty: int, spec: InstrumentSpec
-    ) -> RejectReason: ...
+        self, order: Order, new_price: int, new_qty: int, new_stop: int, spec: InstrumentSpec
+    ) -> RejectReason:
+        """NONE if the account can hold what the order would hold after the replace (``new_qty``
+        is the new total; ``new_stop`` the stop price it would have)."""
+        ...
 
-    def apply_events(self, seq: int, events: list[Event]) -> None: ...
+    def market_cap(self, order: Order) -> int:
+        """The worst price a market order may trade at that its hold still covers (0: no
+        limit). The core never lets a market order trade beyond it, nor beyond the band: a
+        stop-market order triggered by a price gap stops where its hold ends."""
+        ...
+
+    def apply_events(self, seq: int, ts: int, events: list[Event]) -> None:
+        """Follow the command's events (fills, cancels, expiries, replaces); may append its
+        own events at the end of the list."""
+        ...
 
     def handle_command(self, command: object, out: list[Event]) -> bool:
         """Apply a command the core does not know; False if the risk stage does not know it."""

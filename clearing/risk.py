@@ -1,0 +1,836 @@
+"""The risk stage: every account's balances and holds, inside the core's deterministic pipeline.
+
+Per account and asset the stage keeps ``total`` and ``locked`` (``available = total - locked``),
+in the asset's minor units. It runs before matching (``check_new_order``, ``check_replace``) and
+follows every command's events after it (``apply_events``), so replaying the journal rebuilds
+every balance exactly. It reads no clock and does no I/O.
+
+Holds. Accepting an order locks the most it could spend (``Hold``):
+- a limit buy (stop-limit and post-only included): price x open quantity in the quote asset,
+  plus the worst fee it could pay when fees are charged in the quote asset;
+- a market buy by base quantity: the same at the band's edge (for a stop-market buy, the band's
+  edge around its stop price), and the core never lets it trade beyond that price;
+- a market buy by quote amount: that amount (plus the worst fee when charged in quote);
+- a sell: the open quantity of the base asset; a market sell by quote amount, the base quantity
+  that amount is worth at the band's lower edge.
+After every fill, replace or self-trade decrement the hold is recomputed for what is left open,
+and the difference is released; a cancel, an expiry or the unfilled rest of an IOC/FOK/market
+order releases all of it. ``locked`` is at every moment the sum of the account's order holds and
+pending withdrawals (``check_invariants``).
+
+Fills move the money: the buyer pays ``price x qty`` of quote from its hold and receives the base,
+the seller the reverse; fees go to the venue's fee account (``clearing.fees``). A fee charged in
+the quote asset to a buyer is capped by what its hold has left for it, so no order ever spends
+more than it locked; with the hold's worst-case fee that cap only ever removes a rounding unit.
+
+The venue's own accounts are tracked too (fees, the outside world for deposits and
+withdrawals, operator adjustments), so that every asset sums to zero over all accounts, exactly
+as in the ledger: ``ledger_view()`` is what the ledger must hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from clearing.commands import (
+    AccountState,
+    AdjustBalance,
+    ConfigureFees,
+    ConfirmWithdrawal,
+    Deposit,
+    ReleaseWithdrawal,
+    SetAccountState,
+    SetFeeSchedule,
+    Withdraw,
+)
+from clearing.events import (
+    AccountStateChanged,
+    BalanceAdjusted,
+    ClearingReject,
+    ClearingRejected,
+    Deposited,
+    FeeScheduleSet,
+    FeesConfigured,
+    TradeSettled,
+    WithdrawalConfirmed,
+    WithdrawalHeld,
+    WithdrawalReleased,
+)
+from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
+from engine.events import (
+    Event,
+    OrderAccepted,
+    OrderDone,
+    OrderReplaced,
+    OrderTriggered,
+    SelfTradePrevented,
+    Trade,
+)
+from engine.instrument import InstrumentSpec
+from engine.order import Order
+from engine.risk import CancelAccountOrders
+from engine.types import CancelReason, OrdType, RejectReason, Side, StpMode
+
+STATE_VERSION = 1
+NS_PER_DAY = 86_400 * 1_000_000_000
+MAX_AMOUNT = (1 << 63) - 1  # the ledger keeps amounts in 64-bit signed integers
+BUY = Side.BUY
+SELL = Side.SELL
+MARKET_TYPES = frozenset({OrdType.MARKET, OrdType.STOP_LOSS, OrdType.TAKE_PROFIT})
+STOP_MARKET_TYPES = frozenset({OrdType.STOP_LOSS, OrdType.TAKE_PROFIT})
+ACTIVE = AccountState.ACTIVE
+#: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
+FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
+
+
+class InvariantError(AssertionError):
+    """The stage's books do not add up: a bug, never a participant's mistake. The core fails
+    the command and the venue stops rather than go on with wrong balances."""
+
+
+class AssetUnits:
+    """How one instrument's integer units map to its assets' minor units."""
+
+    __slots__ = ("band_bps", "base", "base_per_lot", "quote", "quote_per_ticklot", "symbol")
+
+    def __init__(self, spec: InstrumentSpec, decimals: Mapping[str, int]) -> None:
+        for asset in (spec.base, spec.quote):
+            if asset not in decimals:
+                raise ValueError(f"{spec.symbol}: asset {asset} is not configured in [[assets]]")
+        base_minor = Fraction(1, 10 ** decimals[spec.base])
+        quote_minor = Fraction(1, 10 ** decimals[spec.quote])
+        per_lot = Fraction(spec.lot_size) / base_minor
+        per_ticklot = Fraction(spec.tick_size) * Fraction(spec.lot_size) / quote_minor
+        if per_lot.denominator != 1:
+            raise ValueError(
+                f"{spec.symbol}: lot_size {spec.lot_size} is finer than {spec.base}'s "
+                f"{decimals[spec.base]} decimals"
+            )
+        if per_ticklot.denominator != 1:
+            raise ValueError(
+                f"{spec.symbol}: tick_size x lot_size ({spec.tick_size * spec.lot_size}) is "
+                f"finer than {spec.quote}'s {decimals[spec.quote]} decimals"
+            )
+        self.symbol = spec.symbol
+        self.base = spec.base
+        self.quote = spec.quote
+        self.base_per_lot = int(per_lot)
+        self.quote_per_ticklot = int(per_ticklot)
+        self.band_bps = spec.price_band_bps
+
+
+class Hold:
+    """What one open order has locked, and what it needs to recompute that after a change."""
+
+    __slots__ = (
+        "account",
+        "amount",
+        "asset",
+        "by_quote",
+        "fee_ppm",
+        "leaves",
+        "market",
+        "order_id",
+        "price",
+        "quote_left",
+        "side",
+        "stop_market",
+        "units",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        units: AssetUnits,
+        side: Side,
+        price: int,
+        leaves: int,
+        quote_left: int,
+        market: bool,
+        stop_market: bool,
+        fee_ppm: int,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.units = units
+        self.side = side
+        self.asset = units.quote if side is BUY else units.base
+        self.price = price  # the limit, or for a market order the worst price it may reach
+        self.leaves = leaves
+        self.quote_left = quote_left  # tick-lots, for a market order by quote amount
+        self.by_quote = quote_left > 0
+        self.market = market
+        self.stop_market = stop_market
+        self.fee_ppm = fee_ppm  # the worst fee rate held for (quote-charged buys only)
+        self.amount = 0
+
+    def needed(self) -> int:
+        """What the order must hold for what is left open."""
+        u = self.units
+        if self.side is BUY:
+            notional = (self.quote_left if self.by_quote else self.price * self.leaves) * (
+                u.quote_per_ticklot
+            )
+            return notional + fee_amount(notional, self.fee_ppm) if self.fee_ppm else notional
+        if self.by_quote:
+            if self.price <= 0:
+                return 0
+            return -(-self.quote_left // self.price) * u.base_per_lot
+        return self.leaves * u.base_per_lot
+
+    def state(self) -> tuple[Any, ...]:
+        return (
+            self.order_id,
+            self.account,
+            self.units.symbol,
+            int(self.side),
+            self.price,
+            self.leaves,
+            self.quote_left,
+            self.market,
+            self.stop_market,
+            self.fee_ppm,
+            self.amount,
+        )
+
+
+class RiskEngine:
+    """The risk stage (``engine.risk.RiskStage``) with the venue's balances, holds and fees."""
+
+    def __init__(self, instruments: Sequence[InstrumentSpec], assets: Mapping[str, int]) -> None:
+        for asset, places in assets.items():
+            if not isinstance(places, int) or not 0 <= places <= 18:
+                raise ValueError(f"asset {asset}: decimals must be an integer from 0 to 18")
+        self.decimals = dict(assets)
+        self.units = {spec.symbol: AssetUnits(spec, assets) for spec in instruments}
+        # account -> asset -> [total, locked]
+        self.balances: dict[int, dict[str, list[int]]] = {}
+        self.venue: dict[tuple[str, str], int] = {}  # (fees|world|adjustments, asset) -> balance
+        self.holds: dict[int, Hold] = {}  # order id -> hold
+        self.withdrawals: dict[int, tuple[int, str, int]] = {}  # id -> (account, asset, amount)
+        self.withdrawal_ids: set[int] = set()  # every id ever used, open or done
+        self.states: dict[int, AccountState] = {}  # only accounts that are not ACTIVE
+        self.schedules: dict[int, str] = {}  # account -> fee schedule, where not the default
+        self.volumes: dict[int, dict[int, int]] = {}  # account -> UTC day -> volume (micro-ref)
+        self.fees = zero_fees()
+        self.fee_spec = ""
+        self._rates: dict[int, tuple[int, int, int]] = {}  # account -> (day, maker, taker) cache
+        self._volume_factor: dict[str, Fraction] = {}
+        self._tier_floor: dict[str, list[int]] = {}
+        self._cancel_account_orders: CancelAccountOrders | None = None
+        self._install_fees(zero_fees(), "")
+
+    # ------------------------------------------------------------------ the RiskStage protocol
+    def attach(self, cancel_account_orders: CancelAccountOrders) -> None:
+        self._cancel_account_orders = cancel_account_orders
+
+    def check_new_order(self, order: Order, spec: InstrumentSpec, band_limit: int) -> RejectReason:
+        account = order.account
+        if self.states and self.states.get(account, ACTIVE) is not ACTIVE:
+            return RejectReason.ACCOUNT_NOT_ACTIVE
+        units = self.units[spec.symbol]
+        ord_type = order.ord_type
+        market = ord_type in MARKET_TYPES
+        stop_market = ord_type in STOP_MARKET_TYPES
+        side = order.side
+        if not market:
+            price = order.price
+        elif stop_market:
+            price = _band_edge(order.stop_price, units.band_bps, side)
+        else:
+            price = band_limit
+        fee_ppm = 0
+        if side is BUY and self.fees.charge_in == "quote":
+            fee_ppm = self._schedule(account).max_ppm
+        hold = Hold(
+            order.order_id,
+            account,
+            units,
+            side,
+            price,
+            order.leaves,
+            order.quote_qty if market else 0,
+            market,
+            stop_market,
+            fee_ppm,
+        )
+        amount = hold.needed()
+        balance = self._balance(account, hold.asset)
+        if amount > balance[0] - balance[1]:
+            return RejectReason.INSUFFICIENT_BALANCE
+        hold.amount = amount
+        balance[1] += amount
+        self.holds[order.order_id] = hold
+        return RejectReason.NONE
+
+    def check_replace(
+        self, order: Order, new_price: int, new_qty: int, new_stop: int, spec: InstrumentSpec
+    ) -> RejectReason:
+        if self.states and self.states.get(order.account, ACTIVE) is not ACTIVE:
+            return RejectReason.ACCOUNT_NOT_ACTIVE
+        hold = self.holds.get(order.order_id)
+        if hold is None:
+            return RejectReason.NONE  # nothing held (cannot happen for orders it accepted)
+        trial = _copy(hold)
+        _reshape(trial, new_price, new_qty - order.cum_qty, new_stop)
+        extra = trial.needed() - hold.amount
+        balance = self._balance(order.account, hold.asset)
+        if extra > balance[0] - balance[1]:
+            return RejectReason.INSUFFICIENT_BALANCE
+        return RejectReason.NONE
+
+    def market_cap(self, order: Order) -> int:
+        hold = self.holds.get(order.order_id)
+        if hold is None:
+            return 0
+        if hold.side is BUY:
+            return 0 if hold.by_quote else hold.price
+        return hold.price if hold.by_quote else 0
+
+    def handle_command(self, command: object, out: list[Event]) -> bool:
+        if isinstance(command, Deposit):
+            self._deposit(command, out)
+        elif isinstance(command, Withdraw):
+            self._withdraw(command, out)
+        elif isinstance(command, ConfirmWithdrawal):
+            self._end_withdrawal(command.withdrawal_id, command.ref, True, out)
+        elif isinstance(command, ReleaseWithdrawal):
+            self._end_withdrawal(command.withdrawal_id, command.ref, False, out)
+        elif isinstance(command, AdjustBalance):
+            self._adjust(command, out)
+        elif isinstance(command, SetAccountState):
+            self._set_state(command, out)
+        elif isinstance(command, SetFeeSchedule):
+            self._set_schedule(command, out)
+        elif isinstance(command, ConfigureFees):
+            self._configure_fees(command, out)
+        else:
+            return False
+        return True
+
+    def apply_events(self, seq: int, ts: int, events: list[Event]) -> None:
+        executed: list[int] = []
+        for i in range(len(events)):
+            event = events[i]
+            if isinstance(event, Trade):
+                _emit(events, self._settle(event, ts))
+            elif isinstance(event, OrderDone):
+                self._release(event.order_id)
+            elif isinstance(event, OrderAccepted):
+                if event.ord_type is OrdType.MARKET:
+                    executed.append(event.order_id)
+            elif isinstance(event, OrderTriggered):
+                executed.append(event.order_id)
+            elif isinstance(event, OrderReplaced):
+                self._replaced(event)
+            elif isinstance(event, SelfTradePrevented) and event.mode is StpMode.DECREMENT:
+                self._reduce(event.taker_order_id, event.taker_leaves)
+                self._reduce(event.maker_order_id, event.maker_leaves)
+        for order_id in executed:
+            hold = self.holds.get(order_id)
+            if hold is not None and hold.market:
+                self._release(order_id)  # a market order never rests: what is left is free
+
+    def snapshot_state(self) -> object:
+        return (
+            STATE_VERSION,
+            [
+                (account, asset, total, locked)
+                for account in sorted(self.balances)
+                for asset, (total, locked) in sorted(self.balances[account].items())
+            ],
+            sorted((kind, asset, value) for (kind, asset), value in self.venue.items()),
+            [self.holds[oid].state() for oid in sorted(self.holds)],
+            sorted((wid, *w) for wid, w in self.withdrawals.items()),
+            sorted(self.withdrawal_ids),
+            sorted((a, int(s)) for a, s in self.states.items()),
+            sorted(self.schedules.items()),
+            [(a, sorted(days.items())) for a, days in sorted(self.volumes.items())],
+            self.fee_spec,
+        )
+
+    def restore_state(self, state: object) -> None:
+        if not isinstance(state, tuple) or not state or state[0] != STATE_VERSION:
+            raise ValueError("risk state of an unknown version")
+        (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
+        self.balances = {}
+        for account, asset, total, locked in balances:
+            self.balances.setdefault(account, {})[asset] = [total, locked]
+        self.venue = {(kind, asset): value for kind, asset, value in venue}
+        self.holds = {}
+        for oid, account, symbol, side, price, leaves, quote_left, mkt, stop_mkt, ppm, amt in holds:
+            hold = Hold(
+                oid, account, self.units[symbol], Side(side), price, leaves, quote_left, mkt,
+                stop_mkt, ppm,
+            )  # fmt: skip
+            hold.amount = amt
+            self.holds[oid] = hold
+        self.withdrawals = {wid: (account, asset, amount) for wid, account, asset, amount in
+                            withdrawals}  # fmt: skip
+        self.withdrawal_ids = set(ids)
+        self.states = {a: AccountState(s) for a, s in states}
+        self.schedules = dict(schedules)
+        self.volumes = {a: dict(days) for a, days in volumes}
+        self._install_fees(FeeConfig.from_spec(spec) if spec else zero_fees(), spec)
+
+    # ------------------------------------------------------------------ queries
+    def balance(self, account: int, asset: str) -> tuple[int, int]:
+        """(total, locked) in minor units; available is the difference."""
+        row = self.balances.get(account, {}).get(asset)
+        return (row[0], row[1]) if row else (0, 0)
+
+    def account_balances(self, account: int) -> dict[str, tuple[int, int]]:
+        return {a: (t, lk) for a, (t, lk) in sorted(self.balances.get(account, {}).items())}
+
+    def account_state(self, account: int) -> AccountState:
+        return self.states.get(account, ACTIVE)
+
+    def ledger_view(self) -> dict[tuple[str, int, str], int]:
+        """Every non-zero balance the ledger must show: (kind, owner, asset) -> amount, with
+        kind ``participant`` (owner = account) or the venue's fees/world/adjustments (owner 0)."""
+        view: dict[tuple[str, int, str], int] = {}
+        for account, assets in self.balances.items():
+            for asset, (total, _) in assets.items():
+                if total:
+                    view[("participant", account, asset)] = total
+        for (kind, asset), value in self.venue.items():
+            if value:
+                view[(kind, 0, asset)] = value
+        return view
+
+    def check_invariants(self, open_orders: Iterable[Order] = ()) -> None:
+        """Raise ``InvariantError`` unless the books add up: nothing negative, ``locked`` equal to
+        the holds and pending withdrawals, every asset summing to zero over all accounts, and
+        (given the core's open orders) exactly one hold per open order, equal to what it could
+        still spend."""
+        locked: dict[tuple[int, str], int] = {}
+        for hold in self.holds.values():
+            key = (hold.account, hold.asset)
+            locked[key] = locked.get(key, 0) + hold.amount
+        for account, asset, amount in self.withdrawals.values():
+            locked[(account, asset)] = locked.get((account, asset), 0) + amount
+        sums: dict[str, int] = {}
+        for account, assets in self.balances.items():
+            for asset, (total, lk) in assets.items():
+                if total < 0 or lk < 0 or lk > total:
+                    raise InvariantError(f"account {account} {asset}: total {total} locked {lk}")
+                if lk != locked.get((account, asset), 0):
+                    raise InvariantError(
+                        f"account {account} {asset}: locked {lk} but holds add up to "
+                        f"{locked.get((account, asset), 0)}"
+                    )
+                sums[asset] = sums.get(asset, 0) + total
+        for (account, asset), amount in locked.items():
+            if amount and self.balance(account, asset)[1] != amount:
+                raise InvariantError(f"account {account} {asset}: holds without a balance")
+        for (_, asset), value in self.venue.items():
+            sums[asset] = sums.get(asset, 0) + value
+        for asset, total in sums.items():
+            if total:
+                raise InvariantError(f"{asset}: all accounts sum to {total}, not 0")
+        seen = set()
+        for order in open_orders:
+            held = self.holds.get(order.order_id)
+            if held is None:
+                raise InvariantError(f"open order {order.order_id} holds nothing")
+            seen.add(order.order_id)
+            if held.amount != held.needed():
+                raise InvariantError(f"order {order.order_id}: holds {hold.amount}, needs more")
+        if open_orders != () and seen != set(self.holds):
+            raise InvariantError(f"holds of orders that are not open: {set(self.holds) - seen}")
+
+    # ------------------------------------------------------------------ fills
+    def _settle(self, trade: Trade, ts: int) -> TradeSettled:
+        units = self.units[trade.instrument]
+        qty = trade.qty
+        base_amount = qty * units.base_per_lot
+        ticklots = trade.price * qty
+        quote_amount = ticklots * units.quote_per_ticklot
+        if trade.taker_side is BUY:
+            buyer, buyer_oid, buyer_leaves = (
+                trade.taker_account, trade.taker_order_id, trade.taker_leaves,
+            )  # fmt: skip
+            seller, seller_oid, seller_leaves = (
+                trade.maker_account, trade.maker_order_id, trade.maker_leaves,
+            )  # fmt: skip
+        else:
+            buyer, buyer_oid, buyer_leaves = (
+                trade.maker_account, trade.maker_order_id, trade.maker_leaves,
+            )  # fmt: skip
+            seller, seller_oid, seller_leaves = (
+                trade.taker_account, trade.taker_order_id, trade.taker_leaves,
+            )  # fmt: skip
+        buyer_is_maker = trade.taker_side is SELL
+        day = ts // NS_PER_DAY
+        buyer_ppm = self._rate(buyer, buyer_is_maker, day)
+        seller_ppm = self._rate(seller, not buyer_is_maker, day)
+        in_quote = self.fees.charge_in == "quote"
+
+        # the buyer pays quote out of its hold
+        hold = self.holds[buyer_oid]
+        before = hold.amount
+        if hold.by_quote:
+            hold.quote_left -= ticklots
+        hold.leaves = buyer_leaves
+        after = hold.needed()
+        if in_quote:
+            buyer_fee_asset = units.quote
+            buyer_fee = fee_amount(quote_amount, buyer_ppm)
+            if buyer_fee > 0:  # capped by what the hold has left for fees: see the module doc
+                buyer_fee = min(buyer_fee, max(0, before - quote_amount - after))
+            from_hold = quote_amount + max(buyer_fee, 0)
+        else:
+            buyer_fee_asset = units.base
+            buyer_fee = fee_amount(base_amount, buyer_ppm)
+            from_hold = quote_amount
+        if from_hold > before - after or after < 0:
+            raise InvariantError(
+                f"trade {trade.trade_id}: buy order {buyer_oid} spends {from_hold} of a hold of "
+                f"{before} that must keep {after}"
+            )
+        row = self._balance(buyer, units.quote)
+        row[0] -= quote_amount + (buyer_fee if in_quote else 0)
+        row[1] -= before - after
+        hold.amount = after
+        if after == 0 and not hold.by_quote:
+            del self.holds[buyer_oid]
+        row = self._balance(buyer, units.base)
+        row[0] += base_amount - (0 if in_quote else buyer_fee)
+
+        # the seller delivers base out of its hold
+        hold = self.holds[seller_oid]
+        before = hold.amount
+        if hold.by_quote:
+            hold.quote_left -= ticklots
+        hold.leaves = seller_leaves
+        after = hold.needed()
+        if base_amount > before - after or after < 0:
+            raise InvariantError(
+                f"trade {trade.trade_id}: sell order {seller_oid} delivers {base_amount} of a "
+                f"hold of {before} that must keep {after}"
+            )
+        row = self._balance(seller, units.base)
+        row[0] -= base_amount
+        row[1] -= before - after
+        hold.amount = after
+        if after == 0 and not hold.by_quote:
+            del self.holds[seller_oid]
+        seller_fee = fee_amount(quote_amount, seller_ppm)
+        row = self._balance(seller, units.quote)
+        row[0] += quote_amount - seller_fee
+
+        venue = self.venue
+        if buyer_fee:
+            key = (FEES, buyer_fee_asset)
+            venue[key] = venue.get(key, 0) + buyer_fee
+        if seller_fee:
+            key = (FEES, units.quote)
+            venue[key] = venue.get(key, 0) + seller_fee
+        if self.fees.window_days:
+            self._add_volume(buyer, day, units.quote, quote_amount)
+            if seller != buyer:
+                self._add_volume(seller, day, units.quote, quote_amount)
+        return TradeSettled(
+            trade.trade_id,
+            trade.instrument,
+            trade.price,
+            qty,
+            buyer,
+            seller,
+            buyer_is_maker,
+            units.base,
+            units.quote,
+            base_amount,
+            quote_amount,
+            buyer_fee_asset,
+            buyer_fee,
+            units.quote,
+            seller_fee,
+        )
+
+    def _release(self, order_id: int) -> None:
+        hold = self.holds.pop(order_id, None)
+        if hold is not None and hold.amount:
+            self._balance(hold.account, hold.asset)[1] -= hold.amount
+
+    def _reduce(self, order_id: int, leaves: int) -> None:
+        hold = self.holds.get(order_id)
+        if hold is None or hold.by_quote:
+            return
+        hold.leaves = leaves
+        self._resize(hold)
+
+    def _replaced(self, event: OrderReplaced) -> None:
+        hold = self.holds.get(event.order_id)
+        if hold is None:
+            return
+        _reshape(hold, event.price, event.leaves, event.stop_price)
+        self._resize(hold)
+
+    def _resize(self, hold: Hold) -> None:
+        needed = hold.needed()
+        row = self._balance(hold.account, hold.asset)
+        row[1] += needed - hold.amount
+        hold.amount = needed
+        if row[1] > row[0]:
+            raise InvariantError(
+                f"order {hold.order_id}: account {hold.account} locks {row[1]} {hold.asset} of "
+                f"{row[0]}"
+            )
+
+    # ------------------------------------------------------------------ fees
+    def _schedule(self, account: int) -> Schedule:
+        fees = self.fees
+        name = (
+            self.schedules.get(account, fees.default_schedule)
+            if self.schedules
+            else (fees.default_schedule)
+        )
+        return fees.schedules.get(name) or fees.schedules[fees.default_schedule]
+
+    def _rate(self, account: int, maker: bool, day: int) -> int:
+        cached = self._rates.get(account)
+        if cached is None or cached[0] != day:
+            schedule = self._schedule(account)
+            volume = 0
+            days = self.volumes.get(account)
+            if days:
+                first = day - self.fees.window_days
+                for d in [d for d in days if d < first]:
+                    del days[d]
+                volume = sum(v for d, v in days.items() if d < day)
+            index = 0
+            for i, floor in enumerate(self._tier_floor[schedule.name]):
+                if volume >= floor:
+                    index = i
+            tier = schedule.tiers[index]
+            cached = (day, tier.maker_ppm, tier.taker_ppm)
+            self._rates[account] = cached
+        return cached[1] if maker else cached[2]
+
+    def _add_volume(self, account: int, day: int, quote_asset: str, quote_amount: int) -> None:
+        factor = self._volume_factor.get(quote_asset)
+        if factor is None:
+            return  # no reference price for this quote asset: its trades do not count
+        days = self.volumes.get(account)
+        if days is None:
+            days = self.volumes[account] = {}
+        days[day] = days.get(day, 0) + (quote_amount * factor.numerator) // factor.denominator
+
+    def _install_fees(self, config: FeeConfig, spec: str) -> None:
+        self.fees = config
+        self.fee_spec = spec
+        self._rates.clear()
+        # volume in millionths of the reference asset per minor unit of each quote asset
+        self._volume_factor = {
+            asset: Fraction(price) * 1_000_000 / 10 ** self.decimals[asset]
+            for asset, price in config.reference_prices.items()
+            if asset in self.decimals
+        }
+        self._tier_floor = {
+            name: [int(t.min_volume * 1_000_000) for t in s.tiers]
+            for name, s in config.schedules.items()
+        }
+
+    # ------------------------------------------------------------------ money commands
+    def _balance(self, account: int, asset: str) -> list[int]:
+        assets = self.balances.get(account)
+        if assets is None:
+            assets = self.balances[account] = {}
+        row = assets.get(asset)
+        if row is None:
+            row = assets[asset] = [0, 0]
+        return row
+
+    def _reject(
+        self, out: list[Event], command: object, account: int, reason: ClearingReject, detail: str
+    ) -> None:
+        _emit(out, ClearingRejected(type(command).__name__, account, reason, detail))
+
+    def _check_money(self, out: list[Event], cmd: Any, signed: bool = False) -> bool:
+        if not isinstance(cmd.account, int) or cmd.account <= 0:
+            self._reject(out, cmd, 0, ClearingReject.INVALID_ACCOUNT, "account must be > 0")
+            return False
+        if cmd.asset not in self.decimals:
+            self._reject(out, cmd, cmd.account, ClearingReject.UNKNOWN_ASSET, cmd.asset)
+            return False
+        amount = cmd.amount
+        if not (0 < abs(amount) <= MAX_AMOUNT) or (amount < 0 and not signed):
+            self._reject(
+                out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT,
+                f"amount {amount} must be {'non-zero' if signed else 'positive'}",
+            )  # fmt: skip
+            return False
+        if self.states.get(cmd.account) is AccountState.CLOSED:
+            self._reject(out, cmd, cmd.account, ClearingReject.ACCOUNT_CLOSED, "account closed")
+            return False
+        return True
+
+    def _deposit(self, cmd: Deposit, out: list[Event]) -> None:
+        if not self._check_money(out, cmd):
+            return
+        row = self._balance(cmd.account, cmd.asset)
+        if row[0] + cmd.amount > MAX_AMOUNT:
+            self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
+            return
+        row[0] += cmd.amount
+        key = (WORLD, cmd.asset)
+        self.venue[key] = self.venue.get(key, 0) - cmd.amount
+        _emit(out, Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+
+    def _withdraw(self, cmd: Withdraw, out: list[Event]) -> None:
+        if not self._check_money(out, cmd):
+            return
+        if self.states.get(cmd.account, ACTIVE) is not ACTIVE:
+            self._reject(
+                out, cmd, cmd.account, ClearingReject.ACCOUNT_NOT_ACTIVE, "account is frozen"
+            )
+            return
+        if cmd.withdrawal_id <= 0 or cmd.withdrawal_id in self.withdrawal_ids:
+            self._reject(
+                out, cmd, cmd.account, ClearingReject.DUPLICATE_WITHDRAWAL,
+                f"withdrawal id {cmd.withdrawal_id} is used or invalid",
+            )  # fmt: skip
+            return
+        row = self._balance(cmd.account, cmd.asset)
+        if cmd.amount > row[0] - row[1]:
+            self._reject(
+                out, cmd, cmd.account, ClearingReject.INSUFFICIENT_BALANCE,
+                f"{cmd.amount} {cmd.asset} asked, {row[0] - row[1]} available",
+            )  # fmt: skip
+            return
+        row[1] += cmd.amount
+        self.withdrawals[cmd.withdrawal_id] = (cmd.account, cmd.asset, cmd.amount)
+        self.withdrawal_ids.add(cmd.withdrawal_id)
+        _emit(out, WithdrawalHeld(cmd.withdrawal_id, cmd.account, cmd.asset, cmd.amount, cmd.ref))
+
+    def _end_withdrawal(self, wid: int, ref: str, confirm: bool, out: list[Event]) -> None:
+        pending = self.withdrawals.pop(wid, None)
+        if pending is None:
+            name = "ConfirmWithdrawal" if confirm else "ReleaseWithdrawal"
+            _emit(
+                out,
+                ClearingRejected(name, 0, ClearingReject.UNKNOWN_WITHDRAWAL, f"withdrawal {wid}"),
+            )
+            return
+        account, asset, amount = pending
+        row = self._balance(account, asset)
+        row[1] -= amount
+        if confirm:
+            row[0] -= amount
+            key = (WORLD, asset)
+            self.venue[key] = self.venue.get(key, 0) + amount
+            _emit(out, WithdrawalConfirmed(wid, account, asset, amount, ref))
+        else:
+            _emit(out, WithdrawalReleased(wid, account, asset, amount, ref))
+
+    def _adjust(self, cmd: AdjustBalance, out: list[Event]) -> None:
+        if not self._check_money(out, cmd, signed=True):
+            return
+        row = self._balance(cmd.account, cmd.asset)
+        if cmd.amount < 0 and -cmd.amount > row[0] - row[1]:
+            self._reject(
+                out, cmd, cmd.account, ClearingReject.INSUFFICIENT_BALANCE,
+                f"cannot take {-cmd.amount} {cmd.asset}: {row[0] - row[1]} available",
+            )  # fmt: skip
+            return
+        if row[0] + cmd.amount > MAX_AMOUNT:
+            self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
+            return
+        row[0] += cmd.amount
+        key = (ADJUSTMENTS, cmd.asset)
+        self.venue[key] = self.venue.get(key, 0) - cmd.amount
+        _emit(out, BalanceAdjusted(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+
+    def _set_state(self, cmd: SetAccountState, out: list[Event]) -> None:
+        account = cmd.account
+        current = self.states.get(account, ACTIVE)
+        if not isinstance(account, int) or account <= 0:
+            self._reject(out, cmd, 0, ClearingReject.INVALID_ACCOUNT, "account must be > 0")
+            return
+        if cmd.state is current:
+            self._reject(out, cmd, account, ClearingReject.NO_CHANGE, f"already {current.name}")
+            return
+        if current is AccountState.CLOSED:
+            self._reject(out, cmd, account, ClearingReject.ACCOUNT_CLOSED, "account is closed")
+            return
+        if cmd.state is AccountState.CLOSED:
+            held = [a for a, (total, _) in self.balances.get(account, {}).items() if total]
+            if held:
+                self._reject(
+                    out, cmd, account, ClearingReject.BALANCE_NOT_ZERO,
+                    f"account still holds {', '.join(sorted(held))}",
+                )  # fmt: skip
+                return
+        if cmd.state is ACTIVE:
+            del self.states[account]
+        else:
+            self.states[account] = cmd.state
+        _emit(out, AccountStateChanged(account, cmd.state))
+        if cmd.state is not ACTIVE and self._cancel_account_orders is not None:
+            self._cancel_account_orders(account, CancelReason.ACCOUNT_FROZEN, out)
+
+    def _set_schedule(self, cmd: SetFeeSchedule, out: list[Event]) -> None:
+        if not isinstance(cmd.account, int) or cmd.account <= 0:
+            self._reject(out, cmd, 0, ClearingReject.INVALID_ACCOUNT, "account must be > 0")
+            return
+        if cmd.schedule and cmd.schedule not in self.fees.schedules:
+            self._reject(out, cmd, cmd.account, ClearingReject.UNKNOWN_FEE_SCHEDULE, cmd.schedule)
+            return
+        if cmd.schedule and cmd.schedule != self.fees.default_schedule:
+            self.schedules[cmd.account] = cmd.schedule
+        else:
+            self.schedules.pop(cmd.account, None)
+        self._rates.pop(cmd.account, None)
+        _emit(out, FeeScheduleSet(cmd.account, cmd.schedule))
+
+    def _configure_fees(self, cmd: ConfigureFees, out: list[Event]) -> None:
+        try:
+            config = FeeConfig.from_spec(cmd.spec)
+        except FeeConfigError as exc:
+            self._reject(out, cmd, 0, ClearingReject.INVALID_FEES, str(exc))
+            return
+        unknown = [a for a in config.reference_prices if a not in self.decimals]
+        if unknown:
+            self._reject(
+                out, cmd, 0, ClearingReject.INVALID_FEES,
+                f"reference prices for unknown assets: {', '.join(sorted(unknown))}",
+            )  # fmt: skip
+            return
+        self._install_fees(config, config.to_spec())
+        _emit(out, FeesConfigured(self.fee_spec))
+
+
+def _emit(out: list[Event], event: object) -> None:
+    """Add a clearing event to the command's event list: the core's list carries the risk
+    stage's events after its own (``engine.risk``), which its ``Event`` type does not name."""
+    out.append(event)  # type: ignore[arg-type]
+
+
+def _band_edge(price: int, bps: int, side: Side) -> int:
+    """The band's edge around ``price``: the worst a market order referenced there may reach."""
+    if side is BUY:
+        return price * (10_000 + bps) // 10_000
+    return -((-price * (10_000 - bps)) // 10_000)
+
+
+def _copy(hold: Hold) -> Hold:
+    trial = Hold(
+        hold.order_id, hold.account, hold.units, hold.side, hold.price, hold.leaves,
+        hold.quote_left, hold.market, hold.stop_market, hold.fee_ppm,
+    )  # fmt: skip
+    trial.amount = hold.amount
+    return trial
+
+
+def _reshape(hold: Hold, price: int, leaves: int, stop_price: int) -> None:
+    """Give the hold an order's new price, open quantity or stop price after a replace."""
+    hold.leaves = leaves
+    if hold.stop_market:
+        if stop_price:
+            hold.price = _band_edge(stop_price, hold.units.band_bps, hold.side)
+    elif not hold.market and price:
+        hold.price = price
