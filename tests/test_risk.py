@@ -101,6 +101,12 @@ def of(events: list[Any], kind: type) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
 
 
+def reason(events: list[Any]) -> Any:
+    """The reason of the command's one rejection (an order's or a clearing command's)."""
+    [rej] = [e for e in events if isinstance(e, (OrderRejected, ClearingRejected))]
+    return rej.reason
+
+
 def test_limit_buy_locks_price_times_quantity_and_fill_moves_it() -> None:
     d = Driver()
     d.do(Deposit(1, "USDT", 1000 * COIN))
