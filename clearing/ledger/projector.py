@@ -54,8 +54,15 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATE_LOCK = 0x4C454447  # "LEDG"
 _KEY_CHUNK = 300  # account keys per lookup (3 bind parameters each)
 
-_TXN_COPY = f"COPY ledger_transactions ({', '.join(TRANSACTION_COLUMNS)}) FROM STDIN"
-_POSTING_COPY = f"COPY ledger_postings ({', '.join(POSTING_COLUMNS)}) FROM STDIN"
+_TXN_COPY = (
+    f"COPY ledger_transactions ({', '.join(TRANSACTION_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
+_TXN_TYPES = [
+    "int8", "int4", "varchar", "int8", "varchar", "varchar", "int8", "int8", "int8", "int8",
+    "bool", "int8",
+]  # fmt: skip
+_POSTING_COPY = f"COPY ledger_postings ({', '.join(POSTING_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_POSTING_TYPES = ["int8", "int4", "int2", "int4", "varchar", "int8", "varchar"]
 _PG_BALANCES = """
 WITH up AS (
     INSERT INTO ledger_balances (account_id, balance, last_seq)
@@ -320,10 +327,12 @@ class Projector:
         assert driver is not None
         with driver.cursor() as cur:
             with cur.copy(_TXN_COPY) as copy:
+                copy.set_types(_TXN_TYPES)
                 write = copy.write_row
                 for row in built.transactions:
                     write(row)
             with cur.copy(_POSTING_COPY) as copy:
+                copy.set_types(_POSTING_TYPES)
                 write = copy.write_row
                 for prow in built.postings:
                     write(prow)

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -94,11 +93,6 @@ ledger_postings = Table(
     Column("amount", BigInteger, nullable=False),
     Column("leg", String(12), nullable=False),
     PrimaryKeyConstraint("seq", "idx", "n", name="pk_ledger_postings"),
-    ForeignKeyConstraint(
-        ["seq", "idx"],
-        ["ledger_transactions.seq", "ledger_transactions.idx"],
-        name="fk_ledger_postings_transaction",
-    ),
     Index("ix_ledger_postings_account_seq", "account_id", "seq"),
 )
 

@@ -51,11 +51,6 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.Column("leg", sa.String(12), nullable=False),
         sa.PrimaryKeyConstraint("seq", "idx", "n", name="pk_ledger_postings"),
-        sa.ForeignKeyConstraint(
-            ["seq", "idx"],
-            ["ledger_transactions.seq", "ledger_transactions.idx"],
-            name="fk_ledger_postings_transaction",
-        ),
     )
     op.create_index("ix_ledger_postings_account_seq", "ledger_postings", ["account_id", "seq"])
     op.create_table(

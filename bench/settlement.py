@@ -1,0 +1,278 @@
+"""Settlement benchmark: trades from the engine's order flow settled into the SQL ledger by the
+projector, against a raw COPY of the same posting rows in the same run.
+
+    python -m bench.settlement --db postgresql+psycopg://postgres@127.0.0.1/postgres --trades 200000
+    python -m bench.settlement --db sqlite --trades 50000
+
+Flow: the engine benchmark's workload (``bench.engine.build_commands``, one instrument, 1,000
+accounts) runs through the core; every ``Trade`` becomes a ``TradeSettled`` with simple fee
+arithmetic done here, so the figures do not depend on the risk stage: the buyer receives
+``qty * 1000`` base units (a lot is 0.00001 BTC, 8 decimals) and pays ``price * qty // 10``
+quote units (a tick is 0.01 USDT, 6 decimals); the taker pays 10 bps of what it receives, the
+maker gets a 2 bps rebate (a negative fee) of what it receives. Before the trades, every
+account gets a deposit of each asset (not timed). Commands are cut into batches of ``--batch``
+trades, the events of each command kept whole (engine events included: the projector skips
+them).
+
+Measured: settlement throughput (trades per second of ``Projector.apply``, summed over the
+batches), lag (from a batch's events being produced to its database commit: p50, p99, max in
+ms), and on PostgreSQL the baseline, a raw ``COPY`` of the same posting rows (same columns, same
+primary key, no other index) into a fresh scratch table in batches of the same size, one
+commit each. ``ratio_vs_copy`` is the baseline's postings per second over the projector's.
+
+Each run uses a fresh database: on PostgreSQL a scratch database created on the server of
+``--db`` and dropped at the end; with SQLite a file in a temporary directory (the path in the
+URL, if any, is not used).
+
+The last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.engine import ACCOUNTS, build_commands, new_core
+from clearing.events import Deposited, TradeSettled
+from clearing.ledger import Projector
+from clearing.ledger.postings import POSTING_COLUMNS, BatchItem, build
+from engine.events import Trade
+from engine.types import Side
+
+BASE, QUOTE = "BTC", "USDT"
+ASSETS = {BASE: 8, QUOTE: 6}
+TAKER_BPS = 10
+MAKER_REBATE_BPS = 2
+FUNDING = 10**15
+TRADES_PER_COMMAND = 0.18  # of the workload, measured; only sizes the command list
+
+
+def settle(t: Trade) -> TradeSettled:
+    """The bench's stand-in for the risk stage (see the module doc)."""
+    base_amount = t.qty * 1000
+    quote_amount = t.price * t.qty // 10
+    buyer_is_maker = t.taker_side == Side.SELL
+    if buyer_is_maker:
+        buyer, seller = t.maker_account, t.taker_account
+        buyer_fee = -(base_amount * MAKER_REBATE_BPS // 10_000)
+        seller_fee = quote_amount * TAKER_BPS // 10_000
+    else:
+        buyer, seller = t.taker_account, t.maker_account
+        buyer_fee = base_amount * TAKER_BPS // 10_000
+        seller_fee = -(quote_amount * MAKER_REBATE_BPS // 10_000)
+    return TradeSettled(
+        t.trade_id, t.instrument, t.price, t.qty, buyer, seller, buyer_is_maker, BASE, QUOTE,
+        base_amount, quote_amount, BASE, buyer_fee, QUOTE, seller_fee,
+    )  # fmt: skip
+
+
+def funding(offset: int) -> list[BatchItem]:
+    """One deposit command per account and asset, seqs 1..offset."""
+    items: list[BatchItem] = []
+    seq = 0
+    for account in range(1, ACCOUNTS + 1):
+        for asset in ASSETS:
+            seq += 1
+            items.append((seq, seq, [Deposited(account, asset, FUNDING, f"fund-{seq}")]))
+    assert seq == offset
+    return items
+
+
+def batches(trades: int, batch: int, offset: int) -> Iterator[tuple[list[BatchItem], int, float]]:
+    """Run the workload through the core and yield ``(items, trades, ready_time)`` batches of
+    ``batch`` trades (the last may be short) until ``trades`` trades; seqs start after
+    ``offset``. Everything is bounded by the command list built up front."""
+    commands = build_commands(int(trades / TRADES_PER_COMMAND * 1.2) + 1_000)
+    core = new_core()
+    apply = core.apply
+    items: list[BatchItem] = []
+    in_batch = 0
+    done = 0
+    for cmd in commands:
+        events: list[Any] = apply(cmd)
+        settled = [settle(e) for e in events if type(e) is Trade]
+        if settled:
+            take = min(len(settled), trades - done)
+            events = events + settled[:take]
+            in_batch += take
+            done += take
+        items.append((cmd.seq + offset, cmd.ts, events))
+        if in_batch >= batch or done >= trades:
+            yield items, in_batch, time.perf_counter()
+            items = []
+            in_batch = 0
+            if done >= trades:
+                return
+    raise RuntimeError(f"the workload made only {done} trades; raise TRADES_PER_COMMAND's margin")
+
+
+@contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    """A fresh database for the run (see the module doc), removed afterwards."""
+    if url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(prefix="venue-bench-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'ledger.sqlite'}"
+        return
+    import psycopg
+
+    base, _, _ = url.rpartition("/")
+    admin_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    name = f"venue_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
+
+
+def copy_baseline(projector: Projector, stored: list[list[BatchItem]]) -> tuple[int, float]:
+    """COPY the same posting rows as the projector wrote into a fresh scratch table; returns
+    (rows, seconds)."""
+    ids = dict(projector._ids)  # every account exists by now: the rows are the projector's own
+    rows_per_batch = [build(items, ids).postings for items in stored]
+    driver_url = projector.url.replace("postgresql+psycopg://", "postgresql://", 1)
+    import psycopg
+
+    with psycopg.connect(driver_url) as conn:
+        conn.execute(
+            "CREATE TABLE copy_baseline_postings (seq BIGINT, idx INTEGER, n SMALLINT, "
+            "account_id INTEGER NOT NULL, asset VARCHAR(16) NOT NULL, amount BIGINT NOT NULL, "
+            "leg VARCHAR(12) NOT NULL, PRIMARY KEY (seq, idx, n))"
+        )
+        conn.commit()
+        sql = f"COPY copy_baseline_postings ({', '.join(POSTING_COLUMNS)}) FROM STDIN"
+        total = 0
+        start = time.perf_counter()
+        for rows in rows_per_batch:
+            with conn.cursor() as cur, cur.copy(sql) as copy:
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+            conn.commit()
+            total += len(rows)
+        elapsed = time.perf_counter() - start
+    return total, elapsed
+
+
+def check(projector: Projector, trades: int) -> int:
+    """Sanity: one transaction per trade and deposit, every asset sums to zero; returns the
+    number of postings."""
+    with projector.engine.connect() as conn:
+        txns = conn.exec_driver_sql("SELECT count(*) FROM ledger_transactions").scalar()
+        postings = conn.exec_driver_sql("SELECT count(*) FROM ledger_postings").scalar()
+        sums = conn.exec_driver_sql(
+            "SELECT asset, sum(amount) FROM ledger_postings GROUP BY asset"
+        ).all()
+        balances = conn.exec_driver_sql("SELECT sum(b.balance) FROM ledger_balances b").scalar()
+    assert txns == trades + ACCOUNTS * len(ASSETS), (txns, trades)
+    assert all(total == 0 for _, total in sums), sums
+    assert balances == 0, balances
+    return int(postings or 0)
+
+
+def run(url: str, trades: int, batch: int, no_fk: bool = False) -> dict[str, Any]:
+    with fresh_database(url) as db_url:
+        projector = Projector(db_url, assets=ASSETS, name="bench")
+        try:
+            projector.migrate()
+            if no_fk and projector.postgres:
+                with projector.engine.begin() as conn:
+                    conn.exec_driver_sql(
+                        "ALTER TABLE ledger_postings DROP CONSTRAINT fk_ledger_postings_transaction"
+                    )
+            offset = ACCOUNTS * len(ASSETS)
+            fund = funding(offset)
+            for i in range(0, len(fund), 1_000):
+                projector.apply(fund[i : i + 1_000])
+            stored: list[list[BatchItem]] = []
+            lags: list[float] = []
+            applied = 0.0
+            made = 0
+            gc.collect()
+            gc.disable()
+            wall = time.perf_counter()
+            for items, count, ready in batches(trades, batch, offset):
+                t0 = time.perf_counter()
+                projector.apply(items)
+                done = time.perf_counter()
+                applied += done - t0
+                lags.append((done - ready) * 1_000)
+                made += count
+                stored.append(
+                    [(s, ts, [e for e in evs if type(e) is TradeSettled]) for s, ts, evs in items]
+                )
+            wall = time.perf_counter() - wall
+            gc.enable()
+            postings = check(projector, made) - offset * 2
+            result: dict[str, Any] = {
+                "db": projector.engine.dialect.name,
+                "trades": made,
+                "batch_size": batch,
+                "batches": len(lags),
+                "postings": postings,
+                "trades_per_s": round(made / applied),
+                "postings_per_s": round(postings / applied),
+                "end_to_end_trades_per_s": round(made / wall),
+                "lag_ms_p50": round(pct(lags, 0.50), 2),
+                "lag_ms_p99": round(pct(lags, 0.99), 2),
+                "lag_ms_max": round(max(lags), 2),
+                "posting_fk": not no_fk,
+            }
+            if projector.postgres:
+                rows, seconds = copy_baseline(projector, stored)
+                assert rows == postings, (rows, postings)
+                result["copy_postings_per_s"] = round(rows / seconds)
+                result["ratio_vs_copy"] = round(rows / seconds / result["postings_per_s"], 2)
+            return result
+        finally:
+            projector.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", required=True, help="SQLAlchemy URL (PostgreSQL) or 'sqlite'")
+    parser.add_argument("--trades", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=2_000, help="trades per batch")
+    parser.add_argument(
+        "--no-fk", action="store_true", help="drop the postings' foreign key (to measure it)"
+    )
+    args = parser.parse_args(argv)
+    if args.trades < 1 or args.batch < 1:
+        parser.error("--trades and --batch must be positive")
+    result = run(args.db, args.trades, args.batch, args.no_fk)
+    print(
+        f"{result['db']}: {result['trades']:,} trades in {result['batches']} batches of "
+        f"{result['batch_size']:,} ({result['postings']:,} postings)"
+    )
+    print(
+        f"settlement: {result['trades_per_s']:,} trades/s, {result['postings_per_s']:,} "
+        f"postings/s (end to end with the engine: {result['end_to_end_trades_per_s']:,} trades/s)"
+    )
+    print(
+        f"lag ready -> committed: p50 {result['lag_ms_p50']} ms, p99 {result['lag_ms_p99']} ms, "
+        f"max {result['lag_ms_max']} ms"
+    )
+    if "copy_postings_per_s" in result:
+        print(
+            f"raw COPY of the same postings: {result['copy_postings_per_s']:,} rows/s; "
+            f"the projector is {result['ratio_vs_copy']}x slower"
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
