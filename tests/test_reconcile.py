@@ -569,3 +569,126 @@ def test_periodic_check_stops_at_once() -> None:
         await asyncio.wait_for(task, 5)
 
     asyncio.run(main())
+
+
+# -- against the real core ------------------------------------------------------------------------
+def test_core_and_projector_agree_at_every_seq(ledger_url: str) -> None:
+    """The risk stage inside the core and the projector fed with the core's events: the ledger
+    reconciles with ``RiskEngine.ledger_view()`` after every command, and the statement's
+    closing balances are the core's."""
+    from clearing.commands import (
+        AdjustBalance,
+        ConfigureFees,
+        ConfirmWithdrawal,
+        Deposit,
+        SetFeeSchedule,
+        Withdraw,
+    )
+    from clearing.fees import parse_fees
+    from clearing.reports import balance_history, fee_report
+    from clearing.risk import RiskEngine
+    from engine.commands import NewOrder
+    from engine.core import Core
+    from engine.instrument import spec_from_decimals
+    from engine.types import OrdType, Side
+
+    spec = spec_from_decimals(
+        "BTC-USDT", "BTC", "USDT", "0.01", "0.00001", "0.00001", "1000", "0", 1000, "100.00"
+    )
+    assets = {"BTC": 8, "USDT": 8}
+    risk = RiskEngine([spec], assets)
+    core = Core([spec], risk=risk)
+    fee_spec = parse_fees(
+        {
+            "charge_in": "received",
+            "reference_asset": "USDT",
+            "reference_prices": {"BTC": "100"},
+            "schedules": {
+                "default": {"tiers": [{"min_volume": "0", "maker": "0.001", "taker": "0.002"}]},
+                "mm": {
+                    "rebates": True,
+                    "tiers": [{"min_volume": "0", "maker": "-0.0001", "taker": "0.001"}],
+                },
+            },
+        },
+        "fees",
+    ).to_spec()
+    buy, sell, limit = Side.BUY, Side.SELL, OrdType.LIMIT
+    commands: list[Any] = [
+        ConfigureFees(fee_spec),
+        SetFeeSchedule(2, "mm"),
+        Deposit(1, "USDT", 10_000_000_000, "d1"),
+        Deposit(2, "BTC", 500_000_000, "d2"),
+        NewOrder(2, "BTC-USDT", "", sell, limit, 100_000, 10_000),  # 1 BTC at 100.00
+        NewOrder(1, "BTC-USDT", "", buy, limit, 30_000, 10_000),  # takes 0.3
+        NewOrder(1, "BTC-USDT", "", buy, limit, 33_333, 10_001),  # takes 0.33333
+        Withdraw(1, "BTC", 10_000_000, 41),
+        ConfirmWithdrawal(41, "chain"),
+        AdjustBalance(2, "USDT", 1_234_567, "fix"),
+        NewOrder(1, "BTC-USDT", "", sell, limit, 20_000, 9_500),  # rests: no bid that high
+        NewOrder(2, "BTC-USDT", "", buy, limit, 20_000, 9_500),  # takes from account 1
+    ]
+    with Projector(ledger_url, assets=assets) as projector:
+        projector.migrate()
+        for seq, cmd in enumerate(commands, 1):
+            cmd.seq, cmd.ts = seq, T0 + seq * NS
+            events = core.apply(cmd)
+            assert not [e for e in events if "Rejected" in type(e).__name__], events
+            projector.apply([(seq, cmd.ts, events)])
+            report = reconcile(ledger_url, risk.ledger_view(), seq)
+            assert report.ok, report.lines()
+    view = risk.ledger_view()
+    assert any(k[0] == "fees" for k in view) and ("adjustments", 0, "USDT") in view
+    for account in (1, 2):
+        closing = balance_history(ledger_url, account).closing
+        assert {a: v for a, v in closing.items() if v} == {
+            k[2]: v for k, v in view.items() if k[:2] == ("participant", account)
+        }
+    rebates = fee_report(ledger_url, 2).totals
+    assert any(row.rebate_units > 0 for row in rebates)  # the market maker's rebates
+    # one unit more in the core is found, with its account
+    view[("participant", 1, "BTC")] += 1
+    [mismatch] = reconcile(ledger_url, view, len(commands)).balance_mismatches
+    assert (mismatch.kind, mismatch.owner, mismatch.asset, mismatch.difference) == (
+        "participant",
+        1,
+        "BTC",
+        -1,
+    )
+
+
+def test_concurrent_projection_never_gives_a_false_mismatch(ledger_url: str) -> None:
+    """Reconciling while the projector writes: every check sees one consistent snapshot."""
+    with Projector(ledger_url, assets=ASSETS) as projector:
+        projector.migrate()
+    done = threading.Event()
+    failures: list[Exception] = []
+
+    def write() -> None:
+        try:
+            with Projector(ledger_url, assets=ASSETS) as projector:
+                for item in HISTORY:
+                    projector.apply([item])
+                    time.sleep(0.01)
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    rounds = 0
+    engine = create_engine(ledger_url)
+    try:
+        while not done.is_set() or rounds < 3:
+            report = check_ledger(engine)
+            assert not report.mismatch, report.lines()
+            at = report.ledger_seq
+            full = reconcile(engine, core_view(HISTORY, at), at)
+            assert not full.mismatch, full.lines()
+            rounds += 1
+    finally:
+        writer.join()
+        engine.dispose()
+    assert failures == [] and rounds >= 3
+    assert reconcile(ledger_url, core_view(HISTORY, LAST), LAST).ok
