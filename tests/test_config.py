@@ -201,8 +201,8 @@ def test_misspelt_key_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_section_is_refused(tmp_path: Path) -> None:
-    error = error_for(tmp_path, SHIPPED + "\n[fees]\nmaker_bps = 1\n")
-    assert error.key == "fees"
+    error = error_for(tmp_path, SHIPPED + "\n[rebates]\nmaker_bps = 1\n")
+    assert error.key == "rebates"
     assert "unknown" in error.problem
 
 
@@ -345,3 +345,58 @@ def test_invalid_instrument(tmp_path: Path, old: str, new: str, key: str, proble
 def test_parse_config_names_its_source() -> None:
     with pytest.raises(ConfigError, match=r"^inline: venue\.snapshot_every: "):
         parse_config(edited(("snapshot_every = 100000", "snapshot_every = -1")), source="inline")
+
+
+# -- clearing: assets, fees, ledger ---------------------------------------------------------
+def test_shipped_clearing_sections() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.assets == {"BTC": 8, "ETH": 8, "USDT": 8}
+    assert config.fees is not None and config.fees.charge_in == "received"
+    assert config.fees.schedules["market_maker"].tiers[0].maker_ppm == -100
+    assert config.ledger is not None and config.ledger.url.endswith("/ledger.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        ('code = "USDT"\ndecimals = 8', 'code = "USDT"\ndecimals = 6', "instruments[0]",
+         "finer than USDT's 6 decimals"),
+        ('code = "ETH"\ndecimals = 8', 'code = "XRP"\ndecimals = 8', "instruments[1]",
+         "ETH is not configured"),
+        ('code = "BTC"\ndecimals = 8', 'code = "BTC"\ndecimals = 19', "assets[0].decimals",
+         "between 0 and 18"),
+        ('maker = "0.0010", taker = "0.0010"', 'maker = "-0.0010", taker = "0.0010"',
+         "fees.schedules.default.tiers[0].maker", "rebates = true"),
+        ('maker = "0.0010", taker = "0.0010"', 'maker = "0.00101", taker = 0.001',
+         "fees.schedules.default.tiers[0].taker", "decimal string"),
+        ('charge_in = "received"', 'charge_in = "base"', "fees.charge_in", "one of"),
+        ('BTC = "95000"', 'DOGE = "0.1"', "fees.reference_prices.DOGE", "not an asset"),
+        ('url = ""', 'url = "mysql://x"', "ledger.url", "sqlite:///"),
+        ("batch_max = 5000", "batch_max = 0", "ledger.batch_max", "between 1"),
+    ],
+)  # fmt: skip
+def test_clearing_sections_are_checked(
+    tmp_path: Path, old: str, new: str, key: str, expected: str
+) -> None:
+    assert old in SHIPPED
+    error = error_for(tmp_path, SHIPPED.replace(old, new, 1))
+    assert error.key == key
+    assert expected in error.problem
+
+
+def test_without_assets_there_is_no_clearing(tmp_path: Path) -> None:
+    text = SHIPPED[: SHIPPED.index("# Assets:")]
+    path = tmp_path / "venue.toml"
+    path.write_text(text)
+    config = load_config(path)
+    assert not config.clearing and config.fees is None and config.ledger is None
+    error = error_for(tmp_path, text + '\n[ledger]\nurl = ""\n')
+    assert error.key == "ledger" and "[[assets]]" in error.problem
+
+
+def test_relative_sqlite_ledger_url_is_made_absolute(tmp_path: Path) -> None:
+    path = tmp_path / "venue.toml"
+    path.write_text(SHIPPED.replace('url = ""', 'url = "sqlite:///books/ledger.db"'))
+    config = load_config(path)
+    assert config.ledger is not None
+    assert config.ledger.url == f"sqlite:///{Path.cwd() / 'books/ledger.db'}"

@@ -26,6 +26,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from clearing.fees import FeeConfig, FeeConfigError, parse_fees
+from clearing.risk import AssetUnits
 from engine.instrument import InstrumentSpec, spec_from_decimals
 from engine.types import InstrumentState, StpMode
 
@@ -34,6 +36,7 @@ __all__ = [
     "AdminConfig",
     "ConfigError",
     "JournalConfig",
+    "LedgerConfig",
     "VenueConfig",
     "load_config",
     "parse_config",
@@ -80,6 +83,13 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    url: str  # SQLAlchemy URL: sqlite:///... (the default, under data_dir) or postgresql+psycopg://
+    batch_max: int  # most commands' events written in one database transaction
+    reconcile_every_s: int  # the running venue checks the ledger against the core this often
+
+
+@dataclass(frozen=True, slots=True)
 class VenueConfig:
     source: Path  # the file this was loaded from
     data_dir: Path  # absolute
@@ -89,6 +99,14 @@ class VenueConfig:
     journal: JournalConfig
     admin: AdminConfig
     instruments: tuple[InstrumentSpec, ...]
+    #: asset -> decimals of its minor unit; empty: no clearing (a matching-only venue)
+    assets: Mapping[str, int]
+    fees: FeeConfig | None  # None: no [fees] section, no fees
+    ledger: LedgerConfig | None  # None when there is no clearing
+
+    @property
+    def clearing(self) -> bool:
+        return bool(self.assets)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -153,6 +171,13 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     admin_table.finish()
 
     instruments = _instruments(root)
+    assets = _assets(root, instruments)
+    fees = _fees(root, assets)
+    ledger = _ledger(root, data_dir) if assets else None
+    if not assets:
+        for key in ("fees", "ledger"):
+            if key in root:
+                root.fail(key, "needs [[assets]]: there is no clearing without them")
     root.finish()
 
     return VenueConfig(
@@ -164,7 +189,74 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         journal=journal,
         admin=admin,
         instruments=instruments,
+        assets=assets,
+        fees=fees,
+        ledger=ledger,
     )
+
+
+def _assets(root: _Table, instruments: tuple[InstrumentSpec, ...]) -> dict[str, int]:
+    """``[[assets]]``: each asset's code and the decimals of its minor unit. Optional: without
+    it the venue runs matching only, with no balances. With it, every instrument's assets must
+    be listed and its tick x lot and lot must be whole minor units."""
+    if "assets" not in root:
+        return {}
+    assets: dict[str, int] = {}
+    for table in root.tables("assets"):
+        code = table.string("code")
+        if not _ASSET_RE.fullmatch(code):
+            table.fail("code", f'{code!r} is not an asset code: 1 to 20 of A-Z, 0-9 (e.g. "BTC")')
+        if code in assets:
+            table.fail("code", f"{code!r} is listed twice")
+        assets[code] = table.integer("decimals", minimum=0, maximum=18)
+        table.finish()
+    if not assets:
+        root.fail("assets", "lists no asset")
+    for index, spec in enumerate(instruments):
+        try:
+            AssetUnits(spec, assets)
+        except ValueError as exc:
+            raise ConfigError(root.source, f"instruments[{index}]", str(exc)) from None
+    return assets
+
+
+def _fees(root: _Table, assets: Mapping[str, int]) -> FeeConfig | None:
+    """``[fees]``: schedules and tiers (``clearing.fees`` documents them). Optional: no fees."""
+    if "fees" not in root:
+        return None
+    table = root.table("fees")
+    try:
+        config = parse_fees(dict(table.items()), "fees")
+    except FeeConfigError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(root.source, key, problem) from None
+    for asset in config.reference_prices:
+        if asset not in assets:
+            root.fail(f"fees.reference_prices.{asset}", "not an asset listed in [[assets]]")
+    return config
+
+
+def _ledger(root: _Table, data_dir: Path) -> LedgerConfig:
+    """``[ledger]``, optional: where settlement writes (SQLite under data_dir by default)."""
+    default = LedgerConfig(f"sqlite:///{data_dir / 'ledger.sqlite'}", 5000, 60)
+    if "ledger" not in root:
+        return default
+    table = root.table("ledger")
+    url = table.optional_string("url") or default.url
+    if not url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        table.fail("url", "must start with sqlite:/// or postgresql+psycopg://")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        url = f"sqlite:///{_absolute(relative)}" if relative else default.url
+    config = LedgerConfig(
+        url=url,
+        batch_max=table.optional_integer("batch_max", default.batch_max, 1, 1_000_000),
+        reconcile_every_s=table.optional_integer(
+            "reconcile_every_s", default.reconcile_every_s, 0, 86_400
+        ),
+    )
+    table.finish()
+    return config
 
 
 def _absolute(value: str) -> Path:
@@ -304,6 +396,24 @@ class _Table:
         if not value.strip():
             self.fail(key, "must not be empty")
         return value
+
+    def items(self) -> list[tuple[str, object]]:
+        """Every key and value, all counted as used (for sections another module checks)."""
+        self._used.update(self._data)
+        return list(self._data.items())
+
+    def optional_string(self, key: str) -> str:
+        """The string at ``key``, "" when absent or empty."""
+        if key not in self._data or self._data[key] == "":
+            self._used.add(key)
+            return ""
+        return self.string(key)
+
+    def optional_integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
+        if key not in self._data:
+            self._used.add(key)
+            return default
+        return self.integer(key, minimum=minimum, maximum=maximum)
 
     def raw_string(self, key: str) -> str:
         value = self._data[key]
