@@ -113,7 +113,9 @@ def ledger_engine(url_or_engine: str | Engine, *, must_exist: bool = True) -> En
 def read_snapshot(engine: Engine) -> Iterator[Connection]:
     """A connection whose queries all see one consistent, read-only state of the database:
     ``REPEATABLE READ, READ ONLY`` on PostgreSQL, one deferred transaction on SQLite. Rolled
-    back at the end: nothing is ever written."""
+    back at the end: nothing is ever written. (An engine whose transactions take a write lock,
+    such as the projector's SQLite engine with ``BEGIN IMMEDIATE``, works but holds the writer
+    off while it reads: give the checks a URL or an engine of their own.)"""
     try:
         with engine.connect() as conn:
             dialect = engine.dialect.name
@@ -121,7 +123,9 @@ def read_snapshot(engine: Engine) -> Iterator[Connection]:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 conn.execute(text("SET TRANSACTION READ ONLY"))
             elif dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN")
+                conn.exec_driver_sql("SELECT 1")  # lets an engine's own "begin" hook run first
+                if not getattr(conn.connection.driver_connection, "in_transaction", True):
+                    conn.exec_driver_sql("BEGIN")
             try:
                 yield conn
             finally:

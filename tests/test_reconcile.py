@@ -692,3 +692,11 @@ def test_concurrent_projection_never_gives_a_false_mismatch(ledger_url: str) -> 
         engine.dispose()
     assert failures == [] and rounds >= 3
     assert reconcile(ledger_url, core_view(HISTORY, LAST), LAST).ok
+
+
+def test_the_projectors_own_engine_can_be_used(ledger: tuple[str, Engine]) -> None:
+    url, _ = ledger
+    with Projector(url, assets=ASSETS) as projector:
+        assert reconcile(projector.engine, core_view(HISTORY, LAST), LAST).ok
+        assert check_ledger(projector.engine).ok
+        assert ledger_balances_at(projector.engine, 3) == ledger_balances_at(url_engine(url), 3)
