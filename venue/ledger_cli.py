@@ -4,8 +4,8 @@ ledger-check``. ``add_commands(subparsers)`` adds them to the ``venue`` parser; 
 
 - ``venue statement --ledger URL --account N [--from ISO] [--to ISO] --report
   trades|balances|fees [--csv FILE]`` prints the account's statement as a table, or writes it as
-  CSV (``--csv -``: to stdout). The window is ``[--from, --to)``, ISO 8601 dates or times (UTC
-  when no offset is given).
+  CSV (``--csv -``: to stdout; the fee report's CSV has one row per UTC day and asset). The
+  window is ``[--from, --to)``, ISO 8601 dates or times (UTC when no offset is given).
 - ``venue ledger-check --ledger URL`` checks the ledger against itself (every asset and every
   transaction sums to zero, stored balances equal the postings, no account below zero that may
   not be) and prints one line per finding.
@@ -55,7 +55,11 @@ def add_commands(subparsers: Any) -> None:
     statement_cmd.add_argument("--from", dest="from_", metavar="ISO", help="from (inclusive)")
     statement_cmd.add_argument("--to", metavar="ISO", help="to (exclusive)")
     statement_cmd.add_argument("--report", required=True, choices=REPORTS)
-    statement_cmd.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-': stdout)")
+    statement_cmd.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write CSV to FILE ('-': stdout; fees: one row per day and asset)",
+    )
     statement_cmd.set_defaults(ledger_command=statement)
 
     check_cmd = subparsers.add_parser(
