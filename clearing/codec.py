@@ -10,9 +10,6 @@ import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from engine import codec
-from engine.errors import CodecError
-
 from clearing.commands import (
     AccountState,
     AdjustBalance,
@@ -24,6 +21,8 @@ from clearing.commands import (
     SetFeeSchedule,
     Withdraw,
 )
+from engine import codec
+from engine.errors import CodecError
 
 T = TypeVar("T")
 _LEN = struct.Struct("<I")
@@ -87,7 +86,6 @@ def _state(value: int) -> AccountState:
         return AccountState(value)
     except ValueError:
         raise CodecError(f"unknown account state {value}") from None
-
 
 
 _simple(32, Deposit, "Qq", ("account", "amount"), ("asset", "ref"),

@@ -105,3 +105,16 @@ class ConfigureFees:
     spec: str
     seq: int = 0
     ts: int = 0
+
+
+#: Every command clearing adds to the engine's.
+ClearingCommand = (
+    Deposit
+    | Withdraw
+    | ConfirmWithdrawal
+    | ReleaseWithdrawal
+    | AdjustBalance
+    | SetAccountState
+    | SetFeeSchedule
+    | ConfigureFees
+)

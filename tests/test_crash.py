@@ -28,7 +28,8 @@ from engine.recovery import JOURNAL_DIR
 from venue.admin import render_event
 from venue.config import DEFAULT_CONFIG_PATH, VenueConfig, load_config
 
-SHIPPED = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+# the shipped configuration, matching only (up to its [[assets]]): a journal and runtime test
+SHIPPED = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8").split("# Assets:")[0]
 SYM = "BTC-USDT"
 CLIENTS = 8
 LOAD_SECONDS = 3.0

@@ -25,11 +25,15 @@ from engine.types import CancelReason, MassCancelScope, OrdType, Side, TimeInFor
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, VenueConfig, load_config
 from venue.runtime import Venue
 
-SHIPPED = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+# the shipped configuration, matching only (up to its [[assets]]): a journal and runtime test
+SHIPPED = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8").split("# Assets:")[0]
 
 
 def make_config(data_dir: Path, **changes: Any) -> VenueConfig:
+    """The shipped configuration, matching only (no [[assets]]): these tests are about the
+    journal and the runtime; tests/test_venue_clearing.py runs the venue with clearing."""
     config = load_config(DEFAULT_CONFIG_PATH)
+    changes = {"assets": {}, "fees": None, "ledger": None, **changes}
     return dataclasses.replace(
         config, data_dir=data_dir, admin=AdminConfig("127.0.0.1", 0), **changes
     )

@@ -28,7 +28,10 @@ LOT = 100_000  # 1 BTC in lots of 0.00001
 
 
 def make_config(data_dir: Path, **changes: Any) -> VenueConfig:
+    """The shipped configuration, matching only (no [[assets]]): these tests are about the
+    journal and the runtime; tests/test_venue_clearing.py runs the venue with clearing."""
     config = load_config(DEFAULT_CONFIG_PATH)
+    changes = {"assets": {}, "fees": None, "ledger": None, **changes}
     return dataclasses.replace(
         config, data_dir=data_dir, admin=AdminConfig("127.0.0.1", 0), **changes
     )

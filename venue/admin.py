@@ -14,6 +14,7 @@ strings in the instrument's units. Fields may come in the JSON body or the query
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -24,9 +25,19 @@ from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 
+from clearing.commands import (
+    AccountState,
+    AdjustBalance,
+    ConfirmWithdrawal,
+    Deposit,
+    ReleaseWithdrawal,
+    SetAccountState,
+    SetFeeSchedule,
+    Withdraw,
+)
+from clearing.reconcile import LedgerError, reconcile, wait_for_ledger
 from engine.commands import (
     CancelOrder,
-    Command,
     ConfigureAccount,
     MassCancel,
     NewOrder,
@@ -35,7 +46,6 @@ from engine.commands import (
     SetKillSwitch,
     SetReferencePrice,
 )
-from engine.events import Event
 from engine.instrument import InstrumentSpec
 from engine.order import Order
 from engine.types import (
@@ -49,9 +59,10 @@ from engine.types import (
     StpMode,
     TimeInForce,
 )
-from venue.runtime import CommandRefused, Venue, VenueStopped
+from venue.runtime import AnyCommand, CommandRefused, Venue, VenueStopped
+from venue.settlement import Settlement
 
-__all__ = ["AdminError", "make_app", "render_event", "start_admin"]
+__all__ = ["AdminError", "make_app", "render_event", "set_settlement", "start_admin"]
 
 # Error codes (Binance Spot numbering where one fits).
 UNKNOWN = -1000
@@ -71,6 +82,9 @@ NOT_FOUND = -1
 _MAX_INT = 2**63 - 1
 _MAX_DEPTH = 5000
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+_SIGNED_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
+_REF = re.compile(r"[ -~]{0,128}")  # printable ASCII
+_SCHEDULE = re.compile(r"[A-Za-z0-9_-]{0,64}")
 _CLIENT_ID = re.compile(r"[.A-Za-z0-9:/_-]{1,36}")
 _SESSION = re.compile(r"[.A-Za-z0-9:/_-]{1,64}")
 _NS_PER_MS = 1_000_000
@@ -97,10 +111,16 @@ class Fields:
     """The request's fields (JSON body merged over the query string); each getter marks its key
     used, and ``finish`` refuses the rest, so a misspelt field never goes unnoticed."""
 
-    def __init__(self, data: Mapping[str, Any], config_specs: Mapping[str, InstrumentSpec]) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        config_specs: Mapping[str, InstrumentSpec],
+        assets: Mapping[str, int] | None = None,
+    ) -> None:
         self._data = dict(data)
         self._used: set[str] = set()
         self._specs = config_specs
+        self.assets: Mapping[str, int] = assets or {}
 
     def has(self, key: str) -> bool:
         self._used.add(key)
@@ -188,6 +208,33 @@ class Fields:
                 f"got {_show(value)}.",
             )
         return Decimal(value)
+
+    def amount(self, key: str, asset: str, signed: bool = False) -> int:
+        """An amount of ``asset`` as a decimal string, in its minor units (whole ones only)."""
+        value = self._raw(key)
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            value = format(Decimal(value), "f")
+        pattern = _SIGNED_DECIMAL if signed else _DECIMAL
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            kind = 'decimal string such as "-1.5"' if signed else "positive decimal string"
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be a {kind}, got {_show(value)}.")
+        places = self.assets[asset]
+        units = Decimal(value).scaleb(places)
+        if units != units.to_integral_value():
+            _fail(
+                INVALID_PARAM,
+                f"Parameter '{key}' {value} has more than the {places} decimals of {asset}.",
+            )
+        if not 0 < abs(units) <= _MAX_INT:
+            _fail(INVALID_PARAM, f"Parameter '{key}' {value} is out of range.")
+        return int(units)
+
+    def asset(self, key: str = "asset") -> str:
+        value = self._raw(key)
+        if not isinstance(value, str) or value not in self.assets:
+            known = ", ".join(sorted(self.assets))
+            _fail(INVALID_PARAM, f"Invalid asset {_show(value)} (this venue lists: {known}).")
+        return value
 
     def price(self, key: str, spec: InstrumentSpec) -> int:
         return _units(key, self.decimal(key), spec.tick_size, "PRICE_FILTER", "tick size")
@@ -340,6 +387,52 @@ def reference_price(f: Fields) -> SetReferencePrice:
     return SetReferencePrice(spec.symbol, f.price("price", spec))
 
 
+def deposit(f: Fields) -> Deposit:
+    """``POST /v1/deposits``: credit funds that arrived (custody, or an operator)."""
+    account = f.account()
+    asset = f.asset()
+    return Deposit(account, asset, f.amount("amount", asset), f.text("ref", _REF, ""))
+
+
+def withdraw(f: Fields) -> Withdraw:
+    """``POST /v1/withdrawals``: hold funds for a withdrawal (``withdrawalId`` chosen by the
+    caller, unique for ever)."""
+    account = f.account()
+    asset = f.asset()
+    amount = f.amount("amount", asset)
+    wid = f.integer("withdrawalId", minimum=1)
+    return Withdraw(account, asset, amount, wid, f.text("ref", _REF, ""))
+
+
+def confirm_withdrawal(f: Fields) -> ConfirmWithdrawal:
+    """``POST /v1/withdrawals/{withdrawalId}/confirm``: the funds left the venue."""
+    return ConfirmWithdrawal(f.integer("withdrawalId", minimum=1), f.text("ref", _REF, ""))
+
+
+def release_withdrawal(f: Fields) -> ReleaseWithdrawal:
+    """``POST /v1/withdrawals/{withdrawalId}/release``: give the held funds back."""
+    return ReleaseWithdrawal(f.integer("withdrawalId", minimum=1), f.text("ref", _REF, ""))
+
+
+def adjust(f: Fields) -> AdjustBalance:
+    """``POST /v1/adjustments``: an operator's correction, ``amount`` signed."""
+    account = f.account()
+    asset = f.asset()
+    amount = f.amount("amount", asset, signed=True)
+    return AdjustBalance(account, asset, amount, f.text("ref", _REF, ""))
+
+
+def account_state(f: Fields) -> SetAccountState:
+    """``POST /v1/accounts/{account}/state``: ACTIVE, FROZEN (open orders are cancelled) or
+    CLOSED (only an empty account)."""
+    return SetAccountState(f.account(), f.enum("state", AccountState))
+
+
+def fee_schedule(f: Fields) -> SetFeeSchedule:
+    """``POST /v1/accounts/{account}/fee-schedule``: a schedule of ``[fees]`` ("" = default)."""
+    return SetFeeSchedule(f.account(), f.text("schedule", _SCHEDULE, ""))
+
+
 # -- rendering ----------------------------------------------------------------------------------
 _PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
 _QTY_FIELDS = frozenset(
@@ -362,8 +455,22 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def render_event(event: Event, specs: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
-    """One event as JSON: its class as ``type``, enums by name, units as decimal strings."""
+#: Amount fields of clearing's events, and the field that names their asset.
+_AMOUNT_ASSET = {
+    "amount": "asset",
+    "base_amount": "base_asset",
+    "quote_amount": "quote_asset",
+    "buyer_fee": "buyer_fee_asset",
+    "seller_fee": "seller_fee_asset",
+}
+
+
+def render_event(
+    event: object, specs: Mapping[str, InstrumentSpec], assets: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """One event as JSON: its class as ``type``, enums by name, units as decimal strings
+    (prices and quantities in the instrument's units, amounts in their asset's)."""
+    assert dataclasses.is_dataclass(event)
     spec = specs.get(getattr(event, "instrument", ""))
     out: dict[str, Any] = {"type": type(event).__name__}
     for field in dataclasses.fields(event):
@@ -375,6 +482,9 @@ def render_event(event: Event, specs: Mapping[str, InstrumentSpec]) -> dict[str,
             pass
         elif name == "expire_time":
             value = value // _NS_PER_MS
+        elif assets and name in _AMOUNT_ASSET:
+            places = assets.get(getattr(event, _AMOUNT_ASSET[name]), 0)
+            value = format(Decimal(value).scaleb(-places), "f")
         elif spec is not None and name in _PRICE_FIELDS:
             value = format(spec.ticks_to_price(value), "f")
         elif spec is not None and name in _QTY_FIELDS:
@@ -407,14 +517,21 @@ def render_order(order: Order, spec: InstrumentSpec) -> dict[str, Any]:
 
 
 # -- the application ----------------------------------------------------------------------------
-Builder = Callable[[Fields], Command]
+Builder = Callable[[Fields], AnyCommand]
 _VENUE = web.AppKey("venue", Venue)
+_SETTLEMENT = web.AppKey("settlement", list[Settlement])  # empty until settlement runs
+
+
+def set_settlement(app: web.Application, settlement: Settlement) -> None:
+    """Serve the ledger's status and reconciliation from ``settlement``."""
+    app[_SETTLEMENT].append(settlement)
 
 
 def make_app(venue: Venue) -> web.Application:
     """The aiohttp application serving ``venue``."""
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[_VENUE] = venue
+    app[_SETTLEMENT] = []
     app.router.add_post("/v1/orders", _command(new_order))
     app.router.add_delete("/v1/orders", _command(cancel_order))
     app.router.add_put("/v1/orders", _command(replace_order))
@@ -426,6 +543,17 @@ def make_app(venue: Venue) -> web.Application:
     app.router.add_get("/v1/book/{symbol}", _book)
     app.router.add_get("/v1/accounts/{account}/orders", _orders)
     app.router.add_get("/v1/status", _status)
+    if venue.config.clearing:
+        app.router.add_post("/v1/deposits", _command(deposit))
+        app.router.add_post("/v1/withdrawals", _command(withdraw))
+        app.router.add_post("/v1/withdrawals/{withdrawalId}/confirm", _command(confirm_withdrawal))
+        app.router.add_post("/v1/withdrawals/{withdrawalId}/release", _command(release_withdrawal))
+        app.router.add_post("/v1/adjustments", _command(adjust))
+        app.router.add_post("/v1/accounts/{account}/state", _command(account_state))
+        app.router.add_post("/v1/accounts/{account}/fee-schedule", _command(fee_schedule))
+        app.router.add_get("/v1/accounts/{account}/balances", _balances)
+        app.router.add_get("/v1/ledger", _ledger)
+        app.router.add_post("/v1/reconcile", _reconcile)
     return app
 
 
@@ -481,8 +609,8 @@ async def _fields(request: web.Request) -> Fields:
         if key in data and str(data[key]) != value:
             _fail(INVALID_PARAM, f"Parameter '{key}' differs from the one in the path.")
         data[key] = value
-    specs = {spec.symbol: spec for spec in request.app[_VENUE].config.instruments}
-    return Fields(data, specs)
+    config = request.app[_VENUE].config
+    return Fields(data, {spec.symbol: spec for spec in config.instruments}, config.assets)
 
 
 def _command(build: Builder) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -493,10 +621,11 @@ def _command(build: Builder) -> Callable[[web.Request], Awaitable[web.Response]]
         venue = request.app[_VENUE]
         events = await venue.submit(cmd)
         specs = {spec.symbol: spec for spec in venue.config.instruments}
+        assets = venue.config.assets
         body = {
             "seq": cmd.seq,
             "ts": cmd.ts,
-            "events": [render_event(event, specs) for event in events],
+            "events": [render_event(event, specs, assets) for event in events],
         }
         return web.json_response(body)
 
@@ -547,3 +676,80 @@ async def _status(request: web.Request) -> web.Response:
     f = await _fields(request)
     f.finish()
     return web.json_response(request.app[_VENUE].status())
+
+
+async def _balances(request: web.Request) -> web.Response:
+    """``GET /v1/accounts/{account}/balances``: total, locked and available per asset."""
+    f = await _fields(request)
+    account = f.account()
+    f.finish()
+    venue = request.app[_VENUE]
+    risk = venue.risk
+    assert risk is not None
+    assets = venue.config.assets
+
+    def show(asset: str, units: int) -> str:
+        return format(Decimal(units).scaleb(-assets.get(asset, 0)), "f")
+
+    rows = [
+        {
+            "asset": asset,
+            "total": show(asset, total),
+            "locked": show(asset, locked),
+            "free": show(asset, total - locked),
+        }
+        for asset, (total, locked) in risk.account_balances(account).items()
+    ]
+    return web.json_response(
+        {
+            "account": account,
+            "seq": venue.core.last_seq,
+            "state": risk.account_state(account).name,
+            "balances": rows,
+        }
+    )
+
+
+def _settlement(request: web.Request) -> Settlement:
+    found = request.app[_SETTLEMENT]
+    if not found:
+        raise AdminError(NOT_FOUND, "Settlement is not running on this venue.", 503)
+    return found[0]
+
+
+async def _ledger(request: web.Request) -> web.Response:
+    """``GET /v1/ledger``: how far settlement is, and the last reconciliation."""
+    f = await _fields(request)
+    f.finish()
+    return web.json_response(_settlement(request).status())
+
+
+async def _reconcile(request: web.Request) -> web.Response:
+    """``POST /v1/reconcile``: compare the ledger with the core now. The core's balances are
+    captured at its current seq; the ledger is compared as of that seq once it has reached it
+    (``waitSeconds``, default 10). Finds, never corrects; 200 with the report either way."""
+    f = await _fields(request)
+    wait_s = f.integer("waitSeconds", minimum=0, default=10)
+    f.finish()
+    settlement = _settlement(request)
+    venue = request.app[_VENUE]
+    risk = venue.risk
+    assert risk is not None
+    at_seq, expected = venue.core.last_seq, risk.ledger_view()
+    url = settlement.config.url
+
+    def work() -> dict[str, Any]:
+        from clearing.reconcile import ledger_engine
+
+        engine = ledger_engine(url)
+        try:
+            wait_for_ledger(engine, at_seq, timeout_s=min(wait_s, 300))
+            return reconcile(engine, expected, at_seq).to_dict()
+        finally:
+            engine.dispose()
+
+    try:
+        report = await asyncio.to_thread(work)
+    except LedgerError as exc:
+        raise AdminError(INTERNAL, f"The ledger cannot be read: {exc}", 503) from None
+    return web.json_response(report)

@@ -1,11 +1,14 @@
-"""The ``venue`` command line: ``venue run`` serves the venue, ``venue verify`` checks a data dir.
+"""The ``venue`` command line: ``venue run`` serves the venue, ``venue verify`` checks a data dir,
+``venue reconcile`` checks the ledger against the journal; ``venue statement`` and ``venue
+ledger-check`` read the ledger (``venue.ledger_cli``).
 
 Every expected failure (bad configuration, unusable data dir, port in use, corrupt journal) is
 one line on stderr and a non-zero exit code, never a traceback: operators read these at 3 am.
 
 Exit codes: 0 success; 1 the venue could not start or stopped on a failure (``verify``: a torn
-tail would be cut); 2 the journal or a snapshot is corrupt; 3 bad configuration or arguments;
-130 interrupted during start.
+tail would be cut; ``reconcile``: the ledger cannot be read, or is behind the journal); 2 the
+journal or a snapshot is corrupt (``reconcile``: the ledger does not match); 3 bad configuration
+or arguments; 130 interrupted during start.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from engine.journal import JournalError
 from engine.recovery import RecoveryError, recover
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, ConfigError, VenueConfig, load_config
+
+if TYPE_CHECKING:
+    from venue.runtime import Venue
+    from venue.settlement import Settlement
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,9 +62,22 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="venue: %(levelname)s: %(message)s")
     try:
+        ledger_command = getattr(args, "ledger_command", None)
+        if ledger_command is not None:
+            if getattr(args, "ledger", None) is None:
+                args.config = args.config or DEFAULT_CONFIG_PATH
+                args.data_dir = None
+                config = _config(args)
+                if config.ledger is None:
+                    raise CliError(f"{config.source} configures no ledger ([[assets]])", 3)
+                args.ledger = config.ledger.url
+            code: int = ledger_command(args)
+            return code
         config = _config(args)
         if args.command == "verify":
             return verify(config)
+        if args.command == "reconcile":
+            return reconcile_command(config)
         return _serve(config, demo=args.demo)
     except CliError as exc:
         _error(str(exc))
@@ -73,9 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     verify_cmd = commands.add_parser(
         "verify", help="check the journal and snapshots without changing any file"
     )
-    for sub in (run, verify_cmd):
+    reconcile_cmd = commands.add_parser(
+        "reconcile",
+        help="compare the ledger with the balances the journal gives at the ledger's seq",
+    )
+    for sub in (run, verify_cmd, reconcile_cmd):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="TOML file")
         sub.add_argument("--data-dir", type=Path, help="overrides [venue] data_dir")
+    from venue.ledger_cli import add_commands
+
+    add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--demo", action="store_true", help="drive a short scripted flow")
     return parser
@@ -87,7 +115,12 @@ def _config(args: argparse.Namespace) -> VenueConfig:
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
     if args.data_dir is not None:
-        config = dataclasses.replace(config, data_dir=args.data_dir.expanduser().absolute())
+        data_dir = args.data_dir.expanduser().absolute()
+        ledger = config.ledger
+        if ledger is not None and ledger.url == f"sqlite:///{config.data_dir / 'ledger.sqlite'}":
+            # the default ledger lives in the data dir: it moves with it
+            ledger = dataclasses.replace(ledger, url=f"sqlite:///{data_dir / 'ledger.sqlite'}")
+        config = dataclasses.replace(config, data_dir=data_dir, ledger=ledger)
     port = getattr(args, "admin_port", None)
     if port is not None:
         if not 0 <= port <= 65535:
@@ -103,21 +136,13 @@ def _error(message: str) -> None:
 # -- venue verify -------------------------------------------------------------------------------
 def verify(config: VenueConfig) -> int:
     """Recover in memory without repair and print the report; change no file."""
-    from engine.core import Core
+    from venue.runtime import make_core
 
     root = config.data_dir
     if not root.is_dir():
         raise CliError(f"data dir {root} does not exist", EXIT_FAILED)
-
-    def make_core() -> Core:
-        return Core(
-            config.instruments,
-            default_stp=config.default_stp,
-            session_end_s=config.session_end_utc,
-        )
-
     try:
-        _, report = recover(root, make_core, repair=False)
+        _, report = recover(root, lambda: make_core(config), repair=False)
     except RecoveryError as exc:
         raise CliError(f"verify failed: {exc}", EXIT_CORRUPT) from None
     for line in report.lines():
@@ -126,6 +151,56 @@ def verify(config: VenueConfig) -> int:
         print("result: a torn tail would be cut on the next start (never acknowledged records)")
         return EXIT_TAIL
     print("result: clean")
+    return EXIT_OK
+
+
+# -- venue reconcile ----------------------------------------------------------------------------
+def reconcile_command(config: VenueConfig) -> int:
+    """Rebuild the core from the journal up to the ledger's seq (read-only) and compare every
+    balance, then check the ledger against itself. Changes nothing, corrects nothing."""
+    from clearing.reconcile import LedgerError, ledger_engine, ledger_seq, read_snapshot, reconcile
+    from clearing.risk import RiskEngine
+    from engine.replay import Replayer, ReplayError
+    from venue.runtime import make_core
+
+    if config.ledger is None:
+        raise CliError(f"{config.source}: no [[assets]]: this venue keeps no ledger", EXIT_CONFIG)
+    if not config.data_dir.is_dir():
+        raise CliError(f"data dir {config.data_dir} does not exist", EXIT_FAILED)
+    try:
+        engine = ledger_engine(config.ledger.url)
+        with read_snapshot(engine) as conn:
+            at_seq = ledger_seq(conn)
+    except LedgerError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    replayer = Replayer(config.data_dir, lambda: make_core(config))
+    try:
+        last = 0
+        for seq, _, _ in replayer.events(max(at_seq - 1, 0), at_seq):
+            last = seq
+    except ReplayError as exc:
+        raise CliError(f"cannot replay the journal: {exc}", EXIT_CORRUPT) from None
+    if at_seq and last != at_seq:
+        raise CliError(
+            f"the ledger is at seq {at_seq} but the journal ends at seq {last}: "
+            "it belongs to another venue or the journal lost records",
+            EXIT_CORRUPT,
+        )
+    risk = replayer.core.risk
+    assert isinstance(risk, RiskEngine)
+    try:
+        report = reconcile(engine, risk.ledger_view(), at_seq)
+    except LedgerError as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
+    finally:
+        engine.dispose()
+    print(f"reconcile: ledger {config.ledger.url.split('@')[-1]} at seq {at_seq}")
+    for line in report.lines():
+        print(f"  {line}")
+    if report.mismatch:
+        print(f"result: MISMATCH, {report.findings} finding(s); nothing was corrected")
+        return EXIT_CORRUPT
+    print("result: the ledger matches the journal")
     return EXIT_OK
 
 
@@ -138,7 +213,7 @@ def _serve(config: VenueConfig, *, demo: bool) -> int:
 
 
 async def _run(config: VenueConfig, *, demo: bool) -> int:
-    from venue.admin import start_admin
+    from venue.admin import set_settlement, start_admin
     from venue.runtime import StartError, Venue
 
     stop = asyncio.Event()  # set by SIGINT/SIGTERM, even during recovery: then stop at once
@@ -165,6 +240,9 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     print(
         f"venue: running; admin API on {url}; data {config.data_dir}; recovery: {report.summary()}"
     )
+    settlement = await _start_settlement(venue, config)
+    if settlement is not None:
+        set_settlement(runner.app, settlement)
 
     demo_task = None
     if demo:
@@ -179,10 +257,37 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
                 await task
     await runner.cleanup()
     await venue.stop()
+    if settlement is not None:
+        await settlement.stop()
+        print(f"venue: ledger at seq {settlement.ledger_seq}")
     if venue.failure is not None:
         raise CliError(f"the venue stopped after a failure: {venue.failure}", EXIT_FAILED)
     print(f"venue: stopped at seq {venue.core.last_seq}; snapshot at seq {venue.snapshot_seq}")
     return EXIT_OK
+
+
+async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | None:
+    """Settlement into the ledger, when the venue keeps one; a ledger that cannot be opened
+    stops the venue with a clear error."""
+    from venue.settlement import Settlement
+
+    if config.ledger is None:
+        return None
+    settlement = Settlement(venue, config.ledger, config.assets)
+    try:
+        await settlement.start()
+    except Exception as exc:
+        await venue.stop()
+        where = config.ledger.url.split("@")[-1]
+        raise CliError(f"the ledger {where} cannot be opened: {exc}", EXIT_FAILED) from None
+    print(f"venue: settling into the ledger {where_of(config.ledger.url)}")
+    return settlement
+
+
+def where_of(url: str) -> str:
+    """A database URL without its credentials."""
+    head, sep, rest = url.partition("://")
+    return head + sep + rest.rpartition("@")[2]
 
 
 # -- the demo -------------------------------------------------------------------------------------
@@ -195,7 +300,7 @@ async def run_demo(url: str, config: VenueConfig) -> None:
     never fatal (the venue keeps serving)."""
     try:
         async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=10)) as http:
-            await _demo_flow(_Demo(http))
+            await _demo_flow(_Demo(http), config)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -272,10 +377,41 @@ class _Demo:
         if kind == "OrderReplaced":
             kept = "priority kept" if e["priorityKept"] else "priority lost"
             return f"replaced #{e['orderId']}: {e['qty']} @ {e['price']} ({kept})"
+        if kind == "TradeSettled":
+            buyer = DEMO_ACCOUNTS.get(int(str(e["buyer"])), str(e["buyer"]))
+            seller = DEMO_ACCOUNTS.get(int(str(e["seller"])), str(e["seller"]))
+            return (
+                f"settled: {buyer} pays {e['quoteAmount']} {e['quoteAsset']} for "
+                f"{e['baseAmount']} {e['baseAsset']} from {seller}; fees {buyer} "
+                f"{e['buyerFee']} {e['buyerFeeAsset']}, {seller} {e['sellerFee']} "
+                f"{e['sellerFeeAsset']}"
+            )
+        if kind == "Deposited":
+            who = DEMO_ACCOUNTS.get(int(str(e["account"])), str(e["account"]))
+            return f"deposit: {who} +{e['amount']} {e['asset']}"
         if kind == "MassCancelDone":
             return f"mass cancel of account {e['account']}: {e['cancelled']} order(s) cancelled"
         fields = ", ".join(f"{k}={v}" for k, v in e.items() if k != "type")
         return f"{kind} {fields}"
+
+    async def balances(self) -> None:
+        print("  balances (total / locked by open orders):")
+        for account, who in DEMO_ACCOUNTS.items():
+            async with self.http.get(f"/v1/accounts/{account}/balances") as response:
+                data = await response.json()
+            for row in data["balances"]:
+                print(f"    {who:<6} {row['asset']:<5} {row['total']:>20} / {row['locked']}")
+
+    async def reconcile(self) -> None:
+        async with self.http.post("/v1/reconcile", json={}) as response:
+            report = await response.json()
+        if response.status != 200:
+            print(f"  reconciliation: {response.status} {report.get('msg')}")
+            return
+        print(
+            f"  reconciliation of the ledger with the core at seq {report['atSeq']}: "
+            f"{report['status']} ({report['compared']} accounts compared)"
+        )
 
     async def book(self) -> None:
         async with self.http.get(f"/v1/book/{DEMO_SYMBOL}", params={"depth": "5"}) as response:
@@ -288,7 +424,7 @@ class _Demo:
             print(f"    bid {price:>12} {qty:>10}  ({count} order(s))")
 
 
-async def _demo_flow(demo: _Demo) -> None:
+async def _demo_flow(demo: _Demo, config: VenueConfig) -> None:
     async with demo.http.get("/v1/status") as response:
         status = await response.json()
     demo.run = int(status["lastSeq"])  # unique per run: client order ids never repeat
@@ -297,6 +433,15 @@ async def _demo_flow(demo: _Demo) -> None:
     print("  clearing the demo accounts' open orders from earlier runs")
     for account in (alice, bob):
         await demo.call("POST", "/v1/mass-cancel", {"scope": "ACCOUNT", "account": account})
+    if config.clearing:
+        print("  funding the demo accounts (deposits, as custody would credit them):")
+        for account, asset, amount in (
+            (alice, "BTC", "2"),
+            (alice, "USDT", "50000"),
+            (bob, "USDT", "150000"),
+        ):
+            body = {"account": account, "asset": asset, "amount": amount, "ref": f"demo{demo.run}"}
+            await demo.call("POST", "/v1/deposits", body)
     print("  resting orders:")
     await demo.order(alice, "SELL", "LIMIT", "0.50000", "95010.00", "a-ask1")
     ask2 = await demo.order(alice, "SELL", "LIMIT", "0.25000", "95020.00", "a-ask2")
@@ -324,6 +469,9 @@ async def _demo_flow(demo: _Demo) -> None:
     print("  a market order:")
     await demo.order(bob, "BUY", "MARKET", "0.10000", name="b-mkt1")
     await demo.book()
+    if config.clearing:
+        await demo.balances()
+        await demo.reconcile()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,10 @@ def add_commands(subparsers: Any) -> None:
     statement_cmd = subparsers.add_parser(
         "statement", help="an account's trades, balance history or fees, from the ledger"
     )
-    statement_cmd.add_argument("--ledger", required=True, metavar="URL", help="ledger DB URL")
+    statement_cmd.add_argument(
+        "--ledger", metavar="URL", help="ledger DB URL (default: the one --config names)"
+    )
+    statement_cmd.add_argument("--config", type=Path, help="TOML file whose [ledger] to read")
     statement_cmd.add_argument("--account", required=True, type=int, metavar="N")
     statement_cmd.add_argument("--from", dest="from_", metavar="ISO", help="from (inclusive)")
     statement_cmd.add_argument("--to", metavar="ISO", help="to (exclusive)")
@@ -65,7 +68,10 @@ def add_commands(subparsers: Any) -> None:
     check_cmd = subparsers.add_parser(
         "ledger-check", help="check that the ledger balances and agrees with itself"
     )
-    check_cmd.add_argument("--ledger", required=True, metavar="URL", help="ledger DB URL")
+    check_cmd.add_argument(
+        "--ledger", metavar="URL", help="ledger DB URL (default: the one --config names)"
+    )
+    check_cmd.add_argument("--config", type=Path, help="TOML file whose [ledger] to read")
     check_cmd.set_defaults(ledger_command=ledger_check)
 
 
@@ -74,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="venue")
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
+    if args.ledger is None:
+        parser.error("--ledger URL is required here")
     command: Callable[[argparse.Namespace], int] = args.ledger_command
     return command(args)
 

@@ -29,6 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from clearing.commands import ClearingCommand, ConfigureFees
+from clearing.fees import zero_fees
+from clearing.risk import RiskEngine
 from engine.codec import CodecError, encode
 from engine.commands import Command, Tick
 from engine.core import Core
@@ -70,7 +73,9 @@ class _State(enum.Enum):
     FAILED = "failed"
 
 
-_Pending = tuple[Command, asyncio.Future[list[Event]]]
+#: What ``submit`` takes: the engine's commands and clearing's.
+AnyCommand = Command | ClearingCommand
+_Pending = tuple[AnyCommand, asyncio.Future[list[Event]]]
 
 
 class Venue:
@@ -107,8 +112,26 @@ class Venue:
         self._snapshot_pool: ThreadPoolExecutor | None = None
 
     def _make_core(self) -> Core:
-        c = self.config
-        return Core(c.instruments, default_stp=c.default_stp, session_end_s=c.session_end_utc)
+        return make_core(self.config)
+
+    @property
+    def risk(self) -> RiskEngine | None:
+        """The core's risk stage: balances and holds (None on a matching-only venue)."""
+        risk = self.core.risk
+        return risk if isinstance(risk, RiskEngine) else None
+
+    async def _sync_fees(self) -> None:
+        """Sequence the configured fees if they differ from those in force: fee changes are in
+        the journal, so a replay never depends on today's configuration file."""
+        risk = self.risk
+        if risk is None:
+            return
+        wanted = self.config.fees.to_spec() if self.config.fees is not None else ""
+        if not wanted and risk.fee_spec:
+            wanted = zero_fees().to_spec()  # [fees] was removed: no fees from now on
+        if wanted and wanted != risk.fee_spec:
+            await self.submit(ConfigureFees(wanted))
+            log.info("fees configured from %s", self.config.source)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> RecoveryReport:
@@ -148,6 +171,7 @@ class Venue:
             asyncio.create_task(self._timer_loop(), name="venue-timer"),
         ]
         log.info("recovered: %s", report.summary())
+        await self._sync_fees()
         return report
 
     async def stop(self) -> None:
@@ -190,7 +214,7 @@ class Venue:
         return self._state is _State.RUNNING
 
     # -- commands and events ------------------------------------------------------------------
-    async def submit(self, cmd: Command) -> list[Event]:
+    async def submit(self, cmd: AnyCommand) -> list[Event]:
         """Sequence ``cmd`` and return its events once it is durable in the journal."""
         if self._state is not _State.RUNNING:
             raise VenueStopped(self._why_not_running())
@@ -250,7 +274,7 @@ class Venue:
         assert journal is not None
         stamp = self._sequencer.stamp
         apply = self.core.apply
-        done: list[tuple[Command, asyncio.Future[list[Event]], list[Event]]] = []
+        done: list[tuple[AnyCommand, asyncio.Future[list[Event]], list[Event]]] = []
         fatal: BaseException | None = None
         for index, (cmd, future) in enumerate(batch):
             stamp(cmd)
@@ -287,7 +311,7 @@ class Venue:
             self._fail(fatal, [])
 
     def _publish(
-        self, done: list[tuple[Command, asyncio.Future[list[Event]], list[Event]]]
+        self, done: list[tuple[AnyCommand, asyncio.Future[list[Event]], list[Event]]]
     ) -> None:
         for callback in list(self._subscribers):
             for cmd, _, events in done:
@@ -371,6 +395,19 @@ class Venue:
             self._deadline_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._deadline_changed.wait(), sleep)
+
+
+def make_core(config: VenueConfig) -> Core:
+    """A new, empty core as configured: with the risk stage (balances, holds, fees) when the
+    configuration lists assets, matching only otherwise. Recovery, replay and verification
+    must all build the core this way, or they would not rebuild the same state."""
+    risk = RiskEngine(config.instruments, config.assets) if config.clearing else None
+    return Core(
+        config.instruments,
+        default_stp=config.default_stp,
+        session_end_s=config.session_end_utc,
+        risk=risk,
+    )
 
 
 def _check_writable(directory: Path) -> None:
