@@ -212,8 +212,8 @@ class Settlement:
                 if len(batch) >= self.config.batch_max:
                     mark = self.projector.apply(batch)
                     batch = []
-            if until_seq > mark:
-                batch.append((until_seq, 0, []))
+            if until_seq > (batch[-1][0] if batch else mark):
+                batch.append((until_seq, 0, []))  # commands without money count as settled
             if batch:
                 mark = self.projector.apply(batch)
             return mark
