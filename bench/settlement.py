@@ -7,8 +7,8 @@ projector, against a raw COPY of the same posting rows in the same run.
 Flow: the engine benchmark's workload (``bench.engine.build_commands``, one instrument, 1,000
 accounts) runs through the core; every ``Trade`` becomes a ``TradeSettled`` with simple fee
 arithmetic done here, so the figures do not depend on the risk stage: the buyer receives
-``qty * 1000`` base units (a lot is 0.00001 BTC, 8 decimals) and pays ``price * qty // 10``
-quote units (a tick is 0.01 USDT, 6 decimals); the taker pays 10 bps of what it receives, the
+``qty * 1000`` base units (a lot is 0.00001 BTC, 8 decimals) and pays ``price * qty * 10``
+quote units (a tick is 0.01 USDT, 8 decimals); the taker pays 10 bps of what it receives, the
 maker gets a 2 bps rebate (a negative fee) of what it receives. Before the trades, every
 account gets a deposit of each asset (not timed). Commands are cut into batches of ``--batch``
 trades, the events of each command kept whole (engine events included: the projector skips
@@ -40,25 +40,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.engine import ACCOUNTS, build_commands, new_core
+from bench.engine import ACCOUNTS, bench_spec, build_commands, new_core
+from clearing.commands import Deposit
 from clearing.events import Deposited, TradeSettled
 from clearing.ledger import Projector
 from clearing.ledger.postings import POSTING_COLUMNS, BatchItem, build
+from engine.core import Core
 from engine.events import Trade
-from engine.types import Side
+from engine.types import Side, StpMode
 
 BASE, QUOTE = "BTC", "USDT"
-ASSETS = {BASE: 8, QUOTE: 6}
+ASSETS = {BASE: 8, QUOTE: 8}  # 8 for USDT: the risk stage needs tick x lot (1e-7) in units
 TAKER_BPS = 10
 MAKER_REBATE_BPS = 2
 FUNDING = 10**15
+T0 = 1_700_000_000_000_000_000
 TRADES_PER_COMMAND = 0.18  # of the workload, measured; only sizes the command list
 
 
 def settle(t: Trade) -> TradeSettled:
     """The bench's stand-in for the risk stage (see the module doc)."""
     base_amount = t.qty * 1000
-    quote_amount = t.price * t.qty // 10
+    quote_amount = t.price * t.qty * 10
     buyer_is_maker = t.taker_side == Side.SELL
     if buyer_is_maker:
         buyer, seller = t.maker_account, t.taker_account
@@ -74,37 +77,63 @@ def settle(t: Trade) -> TradeSettled:
     )  # fmt: skip
 
 
-def funding(offset: int) -> list[BatchItem]:
-    """One deposit command per account and asset, seqs 1..offset."""
-    items: list[BatchItem] = []
-    seq = 0
+def funding_commands() -> list[Deposit]:
+    """One deposit per account and asset, seqs 1..FUNDING_COMMANDS."""
+    out: list[Deposit] = []
     for account in range(1, ACCOUNTS + 1):
         for asset in ASSETS:
-            seq += 1
-            items.append((seq, seq, [Deposited(account, asset, FUNDING, f"fund-{seq}")]))
-    assert seq == offset
-    return items
+            cmd = Deposit(account, asset, FUNDING, f"fund-{len(out) + 1}")
+            cmd.seq = len(out) + 1
+            cmd.ts = T0
+            out.append(cmd)
+    return out
 
 
-def batches(trades: int, batch: int, offset: int) -> Iterator[tuple[list[BatchItem], int, float]]:
-    """Run the workload through the core and yield ``(items, trades, ready_time)`` batches of
-    ``batch`` trades (the last may be short) until ``trades`` trades; seqs start after
-    ``offset``. Everything is bounded by the command list built up front."""
+def batches(
+    trades: int, batch: int, use_risk: bool
+) -> Iterator[tuple[list[BatchItem], int, float]]:
+    """Run the funding, then the workload, through the core and yield ``(items, trades,
+    ready_time)``: first the funding (0 trades), then batches of ``batch`` trades (the last may
+    be short) until ``trades`` trades. Bounded by the command list built up front."""
+    fund = funding_commands()
+    offset = len(fund)
     commands = build_commands(int(trades / TRADES_PER_COMMAND * 1.2) + 1_000)
-    core = new_core()
+    if use_risk:
+        from clearing.risk import RiskEngine
+
+        core = Core(
+            [bench_spec()],
+            default_stp=StpMode.EXPIRE_TAKER,
+            risk=RiskEngine([bench_spec()], ASSETS),
+        )
+        yield [(c.seq, c.ts, core.apply(c)) for c in fund], 0, time.perf_counter()
+    else:
+        core = new_core()  # no risk stage: it refuses the deposits, the bench settles them
+        yield (
+            [
+                (c.seq, c.ts, [*core.apply(c), Deposited(c.account, c.asset, c.amount, c.ref)])
+                for c in fund
+            ],
+            0,
+            time.perf_counter(),
+        )
     apply = core.apply
     items: list[BatchItem] = []
     in_batch = 0
     done = 0
     for cmd in commands:
+        cmd.seq += offset
         events: list[Any] = apply(cmd)
-        settled = [settle(e) for e in events if type(e) is Trade]
-        if settled:
+        if use_risk:
+            take = sum(1 for e in events if type(e) is TradeSettled)
+        else:
+            settled = [settle(e) for e in events if type(e) is Trade]
             take = min(len(settled), trades - done)
-            events = events + settled[:take]
-            in_batch += take
-            done += take
-        items.append((cmd.seq + offset, cmd.ts, events))
+            if take:
+                events = events + settled[:take]
+        in_batch += take
+        done += take
+        items.append((cmd.seq, cmd.ts, events))
         if in_batch >= batch or done >= trades:
             yield items, in_batch, time.perf_counter()
             items = []
@@ -139,33 +168,40 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
-def copy_baseline(projector: Projector, stored: list[list[BatchItem]]) -> tuple[int, float]:
-    """COPY the same posting rows as the projector wrote into a fresh scratch table; returns
-    (rows, seconds)."""
-    ids = dict(projector._ids)  # every account exists by now: the rows are the projector's own
-    rows_per_batch = [build(items, ids).postings for items in stored]
-    driver_url = projector.url.replace("postgresql+psycopg://", "postgresql://", 1)
-    import psycopg
+class CopyBaseline:
+    """Raw COPY of the projector's own posting rows into a fresh scratch table (same columns,
+    same primary key, no other index or key), one transaction per batch, run right after the
+    projector's batch so that both meet the same server conditions (checkpoints, cache)."""
 
-    with psycopg.connect(driver_url) as conn:
-        conn.execute(
+    def __init__(self, projector: Projector) -> None:
+        import psycopg
+
+        self.projector = projector
+        self.conn = psycopg.connect(projector.url.replace("postgresql+psycopg://", "postgresql://"))
+        self.conn.execute(
             "CREATE TABLE copy_baseline_postings (seq BIGINT, idx INTEGER, n SMALLINT, "
             "account_id INTEGER NOT NULL, asset VARCHAR(16) NOT NULL, amount BIGINT NOT NULL, "
             "leg VARCHAR(12) NOT NULL, PRIMARY KEY (seq, idx, n))"
         )
-        conn.commit()
-        sql = f"COPY copy_baseline_postings ({', '.join(POSTING_COLUMNS)}) FROM STDIN"
-        total = 0
+        self.conn.commit()
+        self.sql = f"COPY copy_baseline_postings ({', '.join(POSTING_COLUMNS)}) FROM STDIN"
+        self.rows = 0
+        self.seconds = 0.0
+
+    def copy(self, items: list[BatchItem]) -> None:
+        # every account exists by now: these are the rows the projector just wrote
+        rows = build(items, self.projector._ids).postings
         start = time.perf_counter()
-        for rows in rows_per_batch:
-            with conn.cursor() as cur, cur.copy(sql) as copy:
-                write = copy.write_row
-                for row in rows:
-                    write(row)
-            conn.commit()
-            total += len(rows)
-        elapsed = time.perf_counter() - start
-    return total, elapsed
+        with self.conn.cursor() as cur, cur.copy(self.sql) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+        self.conn.commit()
+        self.seconds += time.perf_counter() - start
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def check(projector: Projector, trades: int) -> int:
@@ -184,37 +220,39 @@ def check(projector: Projector, trades: int) -> int:
     return int(postings or 0)
 
 
-def run(url: str, trades: int, batch: int, no_fk: bool = False) -> dict[str, Any]:
+def run(
+    url: str, trades: int, batch: int, use_risk: bool = False, drop_account_fk: bool = False
+) -> dict[str, Any]:
     with fresh_database(url) as db_url:
         projector = Projector(db_url, assets=ASSETS, name="bench")
         try:
             projector.migrate()
-            if no_fk and projector.postgres:
+            if drop_account_fk and projector.postgres:
                 with projector.engine.begin() as conn:
                     conn.exec_driver_sql(
-                        "ALTER TABLE ledger_postings DROP CONSTRAINT fk_ledger_postings_transaction"
+                        "ALTER TABLE ledger_postings "
+                        "DROP CONSTRAINT ledger_postings_account_id_fkey"
                     )
             offset = ACCOUNTS * len(ASSETS)
-            fund = funding(offset)
-            for i in range(0, len(fund), 1_000):
-                projector.apply(fund[i : i + 1_000])
-            stored: list[list[BatchItem]] = []
+            stream = batches(trades, batch, use_risk)
+            projector.apply(next(stream)[0])  # the funding, not timed
+            baseline = CopyBaseline(projector) if projector.postgres else None
             lags: list[float] = []
             applied = 0.0
             made = 0
             gc.collect()
             gc.disable()
             wall = time.perf_counter()
-            for items, count, ready in batches(trades, batch, offset):
+            for items, count, ready in stream:
                 t0 = time.perf_counter()
                 projector.apply(items)
                 done = time.perf_counter()
                 applied += done - t0
                 lags.append((done - ready) * 1_000)
                 made += count
-                stored.append(
-                    [(s, ts, [e for e in evs if type(e) is TradeSettled]) for s, ts, evs in items]
-                )
+                if baseline is not None:
+                    baseline.copy(items)
+                    wall += time.perf_counter() - done  # the baseline is not part of the flow
             wall = time.perf_counter() - wall
             gc.enable()
             postings = check(projector, made) - offset * 2
@@ -223,6 +261,8 @@ def run(url: str, trades: int, batch: int, no_fk: bool = False) -> dict[str, Any
                 "trades": made,
                 "batch_size": batch,
                 "batches": len(lags),
+                "settled_by": "clearing.risk.RiskEngine" if use_risk else "bench fee arithmetic",
+                "account_fk": not drop_account_fk,
                 "postings": postings,
                 "trades_per_s": round(made / applied),
                 "postings_per_s": round(postings / applied),
@@ -230,10 +270,10 @@ def run(url: str, trades: int, batch: int, no_fk: bool = False) -> dict[str, Any
                 "lag_ms_p50": round(pct(lags, 0.50), 2),
                 "lag_ms_p99": round(pct(lags, 0.99), 2),
                 "lag_ms_max": round(max(lags), 2),
-                "posting_fk": not no_fk,
             }
-            if projector.postgres:
-                rows, seconds = copy_baseline(projector, stored)
+            if baseline is not None:
+                baseline.close()
+                rows, seconds = baseline.rows, baseline.seconds
                 assert rows == postings, (rows, postings)
                 result["copy_postings_per_s"] = round(rows / seconds)
                 result["ratio_vs_copy"] = round(rows / seconds / result["postings_per_s"], 2)
@@ -248,12 +288,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trades", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2_000, help="trades per batch")
     parser.add_argument(
-        "--no-fk", action="store_true", help="drop the postings' foreign key (to measure it)"
+        "--risk",
+        action="store_true",
+        help="settle through clearing.risk.RiskEngine (its default fees: none) instead of the "
+        "bench's own fee arithmetic",
+    )
+    parser.add_argument(
+        "--drop-account-fk",
+        action="store_true",
+        help="measurement only: drop the postings' foreign key to ledger_accounts first",
     )
     args = parser.parse_args(argv)
     if args.trades < 1 or args.batch < 1:
         parser.error("--trades and --batch must be positive")
-    result = run(args.db, args.trades, args.batch, args.no_fk)
+    result = run(args.db, args.trades, args.batch, args.risk, args.drop_account_fk)
     print(
         f"{result['db']}: {result['trades']:,} trades in {result['batches']} batches of "
         f"{result['batch_size']:,} ({result['postings']:,} postings)"
