@@ -229,10 +229,13 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
     except OSError as exc:
         raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
+    settlement = await _start_settlement(venue, config)  # before any request can arrive
     try:
         runner, host, port = await start_admin(venue, config.admin.host, config.admin.port)
     except OSError as exc:
         await venue.stop()
+        if settlement is not None:
+            await settlement.stop()
         where = f"{config.admin.host}:{config.admin.port}"
         why = exc.strerror or str(exc)
         raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
@@ -240,7 +243,6 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     print(
         f"venue: running; admin API on {url}; data {config.data_dir}; recovery: {report.summary()}"
     )
-    settlement = await _start_settlement(venue, config)
     if settlement is not None:
         set_settlement(runner.app, settlement)
 
@@ -278,9 +280,9 @@ async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | N
         await settlement.start()
     except Exception as exc:
         await venue.stop()
-        where = config.ledger.url.split("@")[-1]
+        where = where_of(config.ledger.url)
         raise CliError(f"the ledger {where} cannot be opened: {exc}", EXIT_FAILED) from None
-    print(f"venue: settling into the ledger {where_of(config.ledger.url)}")
+    print(f"venue: settling into the ledger {where_of(config.ledger.url)}", flush=True)
     return settlement
 
 

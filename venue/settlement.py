@@ -205,15 +205,19 @@ class Settlement:
         def work() -> int:
             mark = self.projector.last_seq()
             batch: list[_Item] = []
+            replayed = (0, 0)
             for seq, ts, events in replayer.events(mark, until_seq):
+                replayed = (seq, ts)
                 money = _money(events)
                 if money:
                     batch.append((seq, ts, money))
                 if len(batch) >= self.config.batch_max:
                     mark = self.projector.apply(batch)
                     batch = []
-            if until_seq > (batch[-1][0] if batch else mark):
-                batch.append((until_seq, 0, []))  # commands without money count as settled
+            # commands without money count as settled, up to the last one replayed (what the
+            # journal did not hold yet comes through the subscription)
+            if replayed[0] > (batch[-1][0] if batch else mark):
+                batch.append((replayed[0], replayed[1], []))
             if batch:
                 mark = self.projector.apply(batch)
             return mark
