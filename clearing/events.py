@@ -62,7 +62,9 @@ class Deposited:
 
 
 @dataclass(slots=True)
-class WithdrawalHeld:
+class WithdrawalEvent:
+    """A step of withdrawal ``withdrawal_id`` of ``amount``: the three share their fields."""
+
     withdrawal_id: int
     account: int
     asset: str
@@ -71,21 +73,18 @@ class WithdrawalHeld:
 
 
 @dataclass(slots=True)
-class WithdrawalConfirmed:
-    withdrawal_id: int
-    account: int
-    asset: str
-    amount: int
-    ref: str
+class WithdrawalHeld(WithdrawalEvent):
+    """The amount stopped being available: locked until confirmed or released."""
 
 
 @dataclass(slots=True)
-class WithdrawalReleased:
-    withdrawal_id: int
-    account: int
-    asset: str
-    amount: int
-    ref: str
+class WithdrawalConfirmed(WithdrawalEvent):
+    """The amount left the venue (``ref``: the payout's on-chain transaction)."""
+
+
+@dataclass(slots=True)
+class WithdrawalReleased(WithdrawalEvent):
+    """The hold ended without a payout; the amount is available again."""
 
 
 @dataclass(slots=True)
