@@ -7,16 +7,29 @@ old or overlapping batch changes nothing. Two projectors on one database are ser
 state row: ``SELECT ... FOR UPDATE`` on PostgreSQL (the mark is re-read under the lock), ``BEGIN
 IMMEDIATE`` on SQLite; the primary keys ``(seq, idx)`` are the last line of defence.
 
-How it writes, and why (measured with ``python -m bench.settlement``, 2 vCPU, PostgreSQL 15 on
-the same host; see the numbers in that module's doc):
+How it writes, and why. Measured with ``python -m bench.settlement`` (2 vCPU VM, PostgreSQL 15
+on the same host, 200,000 trades of 8 postings each, batches of 2,000 trades unless said):
 
-- PostgreSQL: transactions and postings go in with ``COPY ... FROM STDIN`` (text format, rows
-  written with psycopg's ``write_row``) on the driver connection under SQLAlchemy's;
-  balances with one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE`` per batch,
-  whose ``RETURNING`` (filtered to balances below zero) checks the no-negative rule in the same
-  statement; ledger account ids come from an in-memory cache, missing ones are inserted with
-  ``ON CONFLICT DO NOTHING`` and read back.
-- SQLite: ``executemany`` inserts and upserts.
+- PostgreSQL: transactions and postings go in with binary ``COPY ... FROM STDIN`` (psycopg's
+  ``write_row`` after ``set_types``) on the driver connection under SQLAlchemy's; binary was
+  15% faster than text for the same rows. Postings are written in account order (stable, so
+  seq order within an account): the index on ``(account_id, seq)`` then fills leaf after leaf,
+  8% faster. Balances: one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE`` per
+  batch, whose ``RETURNING`` (filtered to balances below zero) checks the no-negative rule in
+  the same statement. Ledger account ids come from an in-memory cache; missing ones are
+  inserted with ``ON CONFLICT DO NOTHING`` and read back, and cached only after the commit.
+- Costs that are the schema's: each posting row is checked against ``ledger_accounts`` by its
+  foreign key and enters the ``(account_id, seq)`` index. Server side, for 160,000 rows
+  (``INSERT ... SELECT``): primary key only 0.82 s, with the index 1.33 s, with the index and
+  the foreign key 2.59 s. The foreign key from postings to ``ledger_transactions(seq, idx)``
+  cost 38% of the write time (6.0 s against 3.7 s for 20,000 trades), so there is none: both
+  are written in one database transaction under the same ``(seq, idx)``.
+- Figures: 5,400 to 5,700 trades/s (42,000 to 45,000 postings/s), 5 to 6 times slower than a
+  raw COPY of the same rows into a table with the primary key only (175,000 to 280,000 rows/s
+  on this machine; runs vary). Without the foreign key to ``ledger_accounts``: 8,800 trades/s,
+  3.2 times the COPY. Batches of 500 / 2,000 / 10,000 trades: 4,300 / 5,400 / 5,700 trades/s,
+  lag p99 150 / 430 / 2,000 ms.
+- SQLite: ``executemany`` inserts and upserts; 7,900 trades/s in a WAL database.
 """
 
 from __future__ import annotations
