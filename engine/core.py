@@ -1179,6 +1179,15 @@ class Core:
         if not isinstance(state, tuple) or state[0] != SNAPSHOT_VERSION:
             raise ValueError("snapshot has an unknown format or version")
         (_, seq, ts, next_oid, next_tid, kill, owners, stp_defaults, markets, risk) = state
+        if (risk is None) != (self.risk is None):
+            # balances cannot be made up for orders accepted without them, nor dropped
+            raise ValueError(
+                "the snapshot was taken "
+                + ("without" if risk is None else "with")
+                + " a risk stage (balances) and this core is built "
+                + ("with" if risk is None else "without")
+                + " one: clearing cannot be turned on or off for a venue with history"
+            )
         if self.last_seq or self.resting_count():
             raise ValueError("restore needs an empty core")
         self.last_seq, self.last_ts = seq, ts

@@ -358,3 +358,14 @@ def test_fee_config_round_trips_canonically() -> None:
     assert config.to_spec() == spec
     assert config.schedules["mm"].max_ppm == 1_000
     assert Schedule("x", (Tier(Decimal(0), -5, 10),)).max_ppm == 10
+
+
+def test_a_snapshot_with_balances_does_not_load_into_a_core_without_and_back() -> None:
+    d = Driver()
+    d.do(Deposit(1, "USDT", COIN))
+    plain = Core([BTC])
+    with pytest.raises(ValueError, match="risk stage"):
+        plain.restore(d.core.snapshot())
+    plain_snapshot = Core([BTC]).snapshot()
+    with pytest.raises(ValueError, match="risk stage"):
+        Driver().core.restore(plain_snapshot)
