@@ -8,8 +8,11 @@ instrument. Commands are built before the clock starts. Two passes over the same
 fresh cores: one timed as a whole (throughput), one timing every command (latency).
 
     python -m bench.engine --count 1000000
+    python -m bench.engine --count 1000000 --risk   # with the risk stage: balances and fees
 
-The last line printed is JSON.
+With ``--risk`` the core runs the risk stage (``clearing.risk``) with the shipped fee schedules:
+every account is funded first (untimed), then every order takes its hold, every fill moves money
+and pays fees, every cancel releases. The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -101,16 +104,44 @@ def resting_book(count: int) -> Iterator[NewOrder]:
         yield cmd
 
 
-def new_core() -> Core:
-    return Core([bench_spec()], default_stp=StpMode.EXPIRE_TAKER)
+FUNDING_COMMANDS = 2 * ACCOUNTS + 1  # the fee configuration, then two deposits per account
 
 
-def run(count: int) -> dict[str, float | int | str]:
+def new_core(risk: bool = False) -> Core:
+    """A core for the workload; with ``risk``, with the risk stage and every account funded
+    (``FUNDING_COMMANDS`` commands, seq 1 onwards: shift the workload's seqs past them)."""
+    if not risk:
+        return Core([bench_spec()], default_stp=StpMode.EXPIRE_TAKER)
+    from clearing.commands import ConfigureFees, Deposit
+    from clearing.risk import RiskEngine
+    from venue.config import DEFAULT_CONFIG_PATH, load_config
+
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.fees is not None
+    core = Core(
+        [bench_spec()],
+        default_stp=StpMode.EXPIRE_TAKER,
+        risk=RiskEngine([bench_spec()], {"BTC": 8, "USDT": 8}),
+    )
+    funding: list[object] = [ConfigureFees(config.fees.to_spec())]
+    for account in range(1, ACCOUNTS + 1):
+        funding.append(Deposit(account, "BTC", 10**15))
+        funding.append(Deposit(account, "USDT", 10**17))
+    for seq, cmd in enumerate(funding, 1):
+        cmd.seq, cmd.ts = seq, 1_000_000_000 + seq  # type: ignore[attr-defined]
+        core.apply(cmd)  # type: ignore[arg-type]
+    return core
+
+
+def run(count: int, risk: bool = False) -> dict[str, float | int | str]:
     commands = build_commands(count)
+    if risk:
+        for cmd in commands:
+            cmd.seq += FUNDING_COMMANDS
     gc.collect()
     base_rss = rss_mb()
 
-    core = new_core()
+    core = new_core(risk)
     apply = core.apply
     gc.disable()
     start = time.perf_counter()
@@ -125,7 +156,7 @@ def run(count: int) -> dict[str, float | int | str]:
     del core
 
     latencies = [0] * count
-    core = new_core()
+    core = new_core(risk)
     apply = core.apply
     clock = time.perf_counter_ns
     gc.disable()
@@ -142,6 +173,7 @@ def run(count: int) -> dict[str, float | int | str]:
 
     return {
         "count": count,
+        "risk": risk,
         "commands_per_s": round(count / elapsed),
         "events": events,
         "p50_us": pct(0.50),
@@ -158,10 +190,11 @@ def run(count: int) -> dict[str, float | int | str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--risk", action="store_true", help="with the risk stage and fees")
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")
-    result = run(args.count)
+    result = run(args.count, args.risk)
     for key, value in result.items():
         print(f"{key:>20}: {value}")
     print(json.dumps(result))

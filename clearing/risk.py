@@ -62,7 +62,8 @@ from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_
 from engine.events import (
     Event,
     OrderAccepted,
-    OrderDone,
+    OrderCancelled,
+    OrderExpired,
     OrderReplaced,
     OrderTriggered,
     SelfTradePrevented,
@@ -78,8 +79,12 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_AMOUNT = (1 << 63) - 1  # the ledger keeps amounts in 64-bit signed integers
 BUY = Side.BUY
 SELL = Side.SELL
-MARKET_TYPES = frozenset({OrdType.MARKET, OrdType.STOP_LOSS, OrdType.TAKE_PROFIT})
-STOP_MARKET_TYPES = frozenset({OrdType.STOP_LOSS, OrdType.TAKE_PROFIT})
+# Order types as module constants compared with ``is``: an enum's hash is a Python-level
+# function, so ``in frozenset(...)`` costs a call per order (measured: a third of the stage).
+MARKET = OrdType.MARKET
+STOP_LOSS = OrdType.STOP_LOSS
+TAKE_PROFIT = OrdType.TAKE_PROFIT
+DECREMENT = StpMode.DECREMENT
 ACTIVE = AccountState.ACTIVE
 #: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
 FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
@@ -233,8 +238,8 @@ class RiskEngine:
             return RejectReason.ACCOUNT_NOT_ACTIVE
         units = self.units[spec.symbol]
         ord_type = order.ord_type
-        market = ord_type in MARKET_TYPES
-        stop_market = ord_type in STOP_MARKET_TYPES
+        stop_market = ord_type is STOP_LOSS or ord_type is TAKE_PROFIT
+        market = stop_market or ord_type is MARKET
         side = order.side
         if not market:
             price = order.price
@@ -243,7 +248,7 @@ class RiskEngine:
         else:
             price = band_limit
         fee_ppm = 0
-        if side is BUY and self.fees.charge_in == "quote":
+        if side is BUY and self._quote_fees:
             fee_ppm = self._schedule(account).max_ppm
         hold = Hold(
             order.order_id,
@@ -313,22 +318,23 @@ class RiskEngine:
 
     def apply_events(self, seq: int, ts: int, events: list[Event]) -> None:
         executed: list[int] = []
-        for i in range(len(events)):
-            event = events[i]
-            if isinstance(event, Trade):
-                _emit(events, self._settle(event, ts))
-            elif isinstance(event, OrderDone):
-                self._release(event.order_id)
-            elif isinstance(event, OrderAccepted):
-                if event.ord_type is OrdType.MARKET:
-                    executed.append(event.order_id)
-            elif isinstance(event, OrderTriggered):
-                executed.append(event.order_id)
-            elif isinstance(event, OrderReplaced):
-                self._replaced(event)
-            elif isinstance(event, SelfTradePrevented) and event.mode is StpMode.DECREMENT:
-                self._reduce(event.taker_order_id, event.taker_leaves)
-                self._reduce(event.maker_order_id, event.maker_leaves)
+        # dispatch on the exact class: the engine's event classes are final (and compiled)
+        for event in events[:]:
+            kind = type(event)
+            if kind is OrderAccepted:
+                if event.ord_type is MARKET:  # type: ignore[union-attr]
+                    executed.append(event.order_id)  # type: ignore[union-attr]
+            elif kind is Trade:
+                _emit(events, self._settle(event, ts))  # type: ignore[arg-type]
+            elif kind is OrderCancelled or kind is OrderExpired:
+                self._release(event.order_id)  # type: ignore[union-attr]
+            elif kind is OrderTriggered:
+                executed.append(event.order_id)  # type: ignore[union-attr]
+            elif kind is OrderReplaced:
+                self._replaced(event)  # type: ignore[arg-type]
+            elif kind is SelfTradePrevented and event.mode is DECREMENT:  # type: ignore[union-attr]
+                self._reduce(event.taker_order_id, event.taker_leaves)  # type: ignore[union-attr]
+                self._reduce(event.maker_order_id, event.maker_leaves)  # type: ignore[union-attr]
         for order_id in executed:
             hold = self.holds.get(order_id)
             if hold is not None and hold.market:
@@ -467,7 +473,7 @@ class RiskEngine:
         day = ts // NS_PER_DAY
         buyer_ppm = self._rate(buyer, buyer_is_maker, day)
         seller_ppm = self._rate(seller, not buyer_is_maker, day)
-        in_quote = self.fees.charge_in == "quote"
+        in_quote = self._quote_fees
 
         # the buyer pays quote out of its hold
         hold = self.holds[buyer_oid]
@@ -622,6 +628,7 @@ class RiskEngine:
 
     def _install_fees(self, config: FeeConfig, spec: str) -> None:
         self.fees = config
+        self._quote_fees = config.charge_in == "quote"
         self.fee_spec = spec
         self._rates.clear()
         # volume in millionths of the reference asset per minor unit of each quote asset
