@@ -7,7 +7,13 @@ statements and reports. The ledger is a projection of the event stream, idempote
 sequence number.
 
 May import ``engine`` only. Importing the package registers clearing's commands with the
-engine's journal codec (tags 32 and up, ``clearing.codec``).
+engine's journal codec (tags 32 and up, ``clearing.codec``). The risk stage is compiled with the
+engine's hot modules (``engine/_native.py``) and loads compiled whenever the engine does.
 """
 
-from clearing import codec as _codec  # noqa: F401  (registers the journal tags)
+from engine._native import activate_package as _activate
+
+#: True when the compiled risk stage is in use.
+NATIVE = _activate("clearing", __path__)
+
+from clearing import codec as _codec  # noqa: E402, F401  (registers the journal tags)

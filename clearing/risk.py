@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 from clearing.commands import (
     AccountState,
@@ -58,11 +58,13 @@ from clearing.events import (
     WithdrawalHeld,
     WithdrawalReleased,
 )
+from clearing.errors import InvariantError as InvariantError  # re-exported
 from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
 from engine.events import (
     Event,
     OrderAccepted,
     OrderCancelled,
+    OrderDone,
     OrderExpired,
     OrderReplaced,
     OrderTriggered,
@@ -88,11 +90,6 @@ DECREMENT = StpMode.DECREMENT
 ACTIVE = AccountState.ACTIVE
 #: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
 FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
-
-
-class InvariantError(AssertionError):
-    """The stage's books do not add up: a bug, never a participant's mistake. The core fails
-    the command and the venue stops rather than go on with wrong balances."""
 
 
 class AssetUnits:
@@ -318,23 +315,28 @@ class RiskEngine:
 
     def apply_events(self, seq: int, ts: int, events: list[Event]) -> None:
         executed: list[int] = []
-        # dispatch on the exact class: the engine's event classes are final (and compiled)
-        for event in events[:]:
+        # The list also carries clearing's own events (``_emit``), which its type does not
+        # name: read it as objects, and dispatch on the exact class (the engine's are final).
+        items: list[object] = events[:]  # type: ignore[assignment]
+        for event in items:
             kind = type(event)
             if kind is OrderAccepted:
-                if event.ord_type is MARKET:  # type: ignore[union-attr]
-                    executed.append(event.order_id)  # type: ignore[union-attr]
+                accepted = cast(OrderAccepted, event)
+                if accepted.ord_type is MARKET:
+                    executed.append(accepted.order_id)
             elif kind is Trade:
-                _emit(events, self._settle(event, ts))  # type: ignore[arg-type]
+                _emit(events, self._settle(cast(Trade, event), ts))
             elif kind is OrderCancelled or kind is OrderExpired:
-                self._release(event.order_id)  # type: ignore[union-attr]
+                self._release(cast(OrderDone, event).order_id)
             elif kind is OrderTriggered:
-                executed.append(event.order_id)  # type: ignore[union-attr]
+                executed.append(cast(OrderTriggered, event).order_id)
             elif kind is OrderReplaced:
-                self._replaced(event)  # type: ignore[arg-type]
-            elif kind is SelfTradePrevented and event.mode is DECREMENT:  # type: ignore[union-attr]
-                self._reduce(event.taker_order_id, event.taker_leaves)  # type: ignore[union-attr]
-                self._reduce(event.maker_order_id, event.maker_leaves)  # type: ignore[union-attr]
+                self._replaced(cast(OrderReplaced, event))
+            elif kind is SelfTradePrevented:
+                stp = cast(SelfTradePrevented, event)
+                if stp.mode is DECREMENT:
+                    self._reduce(stp.taker_order_id, stp.taker_leaves)
+                    self._reduce(stp.maker_order_id, stp.maker_leaves)
         for order_id in executed:
             hold = self.holds.get(order_id)
             if hold is not None and hold.market:

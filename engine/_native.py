@@ -22,6 +22,11 @@ from pathlib import Path
 #: interpreted: compiling its scan gained nothing measurable (its loop is C calls already) and
 #: compiled instances cannot be patched in tests.
 COMPILED = ("order", "book", "events", "commands", "core", "codec")
+#: Modules of other packages compiled in the same build, so that they reach the engine's
+#: classes natively: the risk stage runs inside the core on every command. Their package's
+#: ``__init__`` calls ``activate_package``. ``HASHED`` lists what they are type-checked against.
+COMPILED_OTHER = ("clearing/risk",)
+HASHED_OTHER = ("clearing/risk", "clearing/fees", "clearing/commands", "clearing/events")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 NATIVE_DIR = PACKAGE_DIR.parent / ".native"
@@ -35,6 +40,9 @@ def source_hash() -> str:
     for name in COMPILED:
         digest.update(name.encode())
         digest.update((PACKAGE_DIR / f"{name}.py").read_bytes())
+    for path in HASHED_OTHER:
+        digest.update(path.encode())
+        digest.update((PACKAGE_DIR.parent / f"{path}.py").read_bytes())
     return digest.hexdigest()
 
 
@@ -53,7 +61,18 @@ def activate(package_path: list[str]) -> bool:
             stacklevel=3,
         )
         return False
-    native_pkg = str(NATIVE_DIR / "engine")
+    return activate_package("engine", package_path)
+
+
+def activate_package(package: str, package_path: list[str]) -> bool:
+    """Put ``.native/<package>`` in front of ``package_path`` when the engine's build is in use
+    (one build compiles the engine and ``COMPILED_OTHER``; ``engine`` decides for both)."""
+    if package != "engine":
+        import engine
+
+        if not engine.NATIVE:
+            return False
+    native_pkg = str(NATIVE_DIR / package)
     if native_pkg not in package_path:
         package_path.insert(0, native_pkg)
     if str(NATIVE_DIR) not in sys.path:

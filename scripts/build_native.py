@@ -25,7 +25,14 @@ setup(name="venue-native", ext_modules=mypycify({modules!r}, opt_level="3"))
 def main() -> int:
     os.environ["VENUE_PURE"] = "1"  # import the sources, not an older build, to hash them
     sys.path.insert(0, str(ROOT))
-    from engine._native import COMPILED, NATIVE_DIR, STAMP, source_hash
+    from engine._native import (
+        COMPILED,
+        COMPILED_OTHER,
+        HASHED_OTHER,
+        NATIVE_DIR,
+        STAMP,
+        source_hash,
+    )
 
     digest = source_hash()
     stamp = NATIVE_DIR / STAMP
@@ -39,7 +46,12 @@ def main() -> int:
             shutil.copy2(ROOT / "engine" / f"{name}.py", work / "engine" / f"{name}.py")
         # The compiled package must not activate itself while it is being built.
         (work / "engine" / "__init__.py").write_text('"""Build copy of the engine."""\n')
+        (work / "clearing").mkdir()
+        (work / "clearing" / "__init__.py").write_text('"""Build copy of clearing."""\n')
+        for path in ("clearing/errors", *HASHED_OTHER):
+            shutil.copy2(ROOT / f"{path}.py", work / f"{path}.py")
         modules = [f"engine/{name}.py" for name in COMPILED]
+        modules += [f"{path}.py" for path in COMPILED_OTHER]
         (work / "setup.py").write_text(SETUP.format(modules=modules))
         result = subprocess.run(
             [sys.executable, "setup.py", "build_ext", "--inplace"],
@@ -53,16 +65,17 @@ def main() -> int:
             print("native build failed; the interpreted engine stays in use", file=sys.stderr)
             return 1
         staged = Path(tempfile.mkdtemp(prefix=".native-", dir=ROOT))
-        (staged / "engine").mkdir()
         for built in work.glob("*.so"):
             shutil.copy2(built, staged / built.name)
-        for built in (work / "engine").glob("*.so"):
-            shutil.copy2(built, staged / "engine" / built.name)
+        for package in ("engine", "clearing"):
+            (staged / package).mkdir()
+            for built in (work / package).glob("*.so"):
+                shutil.copy2(built, staged / package / built.name)
         (staged / STAMP).write_text(digest + "\n", encoding="ascii")
         if NATIVE_DIR.exists():
             shutil.rmtree(NATIVE_DIR)
         staged.rename(NATIVE_DIR)
-    print(f"compiled {', '.join(COMPILED)} into {NATIVE_DIR}")
+    print(f"compiled {', '.join((*COMPILED, *COMPILED_OTHER))} into {NATIVE_DIR}")
     return 0
 
 

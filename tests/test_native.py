@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import clearing
+import clearing.risk
 import engine
 import engine.core
 from engine import _native
@@ -17,6 +19,15 @@ def test_native_flag_matches_loaded_modules() -> None:
     assert compiled == engine.NATIVE
     if os.environ.get("VENUE_PURE") == "1":
         assert not compiled
+    # the risk stage is compiled in the same build and loads with the engine
+    risk_compiled = clearing.risk.__file__ is not None and clearing.risk.__file__.endswith(".so")
+    assert risk_compiled == clearing.NATIVE == engine.NATIVE
+
+
+def test_the_risk_stage_is_part_of_the_build_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _native.source_hash()
+    monkeypatch.setattr(_native, "HASHED_OTHER", (*_native.HASHED_OTHER, "clearing/reports"))
+    assert _native.source_hash() != before
 
 
 def test_stale_build_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
