@@ -45,6 +45,7 @@ from clearing.commands import (
     SetFeeSchedule,
     Withdraw,
 )
+from clearing.errors import InvariantError as InvariantError  # re-exported
 from clearing.events import (
     AccountStateChanged,
     BalanceAdjusted,
@@ -58,7 +59,6 @@ from clearing.events import (
     WithdrawalHeld,
     WithdrawalReleased,
 )
-from clearing.errors import InvariantError as InvariantError  # re-exported
 from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
 from engine.events import (
     Event,
