@@ -324,6 +324,42 @@ class FeeReport:
 
 
 # -- queries --------------------------------------------------------------------------------------
+# The postings have no per-account index (only BRIN on seq on PostgreSQL, see migration 0002):
+# an account's postings are found through ledger_account_activity, one row per account and
+# projector batch with the first and last seq of the batch that posted to it.
+#
+# The postings of the participant accounts of :a, each matched only by its own account's
+# activity rows (which never overlap: batches do not), so no posting comes twice.
+_OWN_POSTINGS = (
+    "ledger_accounts a"
+    " JOIN ledger_account_activity x ON x.account_id = a.id"
+    " JOIN ledger_postings p ON p.account_id = x.account_id"
+    " AND p.seq BETWEEN x.from_seq AND x.to_seq"
+)
+# The seq ranges in which any participant account of :a was posted to, merged into disjoint
+# ranges r(lo, hi) (the activity rows of its accounts in one batch overlap): every trade of :a
+# lies in them, since a trade posts to both sides' accounts. Joined to the postings by
+# ``p.seq BETWEEN r.lo AND r.hi``, each posting comes once.
+_RANGES = """
+WITH x AS (
+    SELECT x.from_seq, x.to_seq FROM ledger_account_activity x
+    JOIN ledger_accounts a ON a.id = x.account_id
+    WHERE a.kind = 'participant' AND a.owner = :a
+), starts AS (
+    SELECT from_seq, to_seq,
+           MAX(to_seq) OVER (ORDER BY from_seq, to_seq
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+    FROM x
+), groups AS (
+    SELECT from_seq, to_seq,
+           SUM(CASE WHEN reach IS NULL OR from_seq > reach THEN 1 ELSE 0 END)
+               OVER (ORDER BY from_seq, to_seq ROWS UNBOUNDED PRECEDING) AS g
+    FROM starts
+), r AS (
+    SELECT MIN(from_seq) AS lo, MAX(to_seq) AS hi FROM groups GROUP BY g
+)"""
+
+
 def _window(from_ts: int | None, to_ts: int | None) -> tuple[str, dict[str, Any]]:
     clauses, params = [], {}
     if from_ts is not None:
@@ -337,7 +373,14 @@ def _window(from_ts: int | None, to_ts: int | None) -> tuple[str, dict[str, Any]
 
 def _check_account(conn: Connection, account: int) -> None:
     _require_tables(
-        conn, ("ledger_accounts", "ledger_transactions", "ledger_postings", "ledger_assets")
+        conn,
+        (
+            "ledger_accounts",
+            "ledger_transactions",
+            "ledger_postings",
+            "ledger_account_activity",
+            "ledger_assets",
+        ),
     )
     found = conn.execute(
         text("SELECT COUNT(*) FROM ledger_accounts WHERE kind = 'participant' AND owner = :a"),
@@ -394,8 +437,9 @@ def _trades(
     params["a"] = account
     trades = conn.execute(
         text(
-            "SELECT t.seq, t.idx, t.ts, t.ref, t.instrument, t.price, t.qty, t.buyer, t.seller,"
-            " t.buyer_is_maker FROM ledger_transactions t"
+            f"{_RANGES} SELECT t.seq, t.idx, t.ts, t.ref, t.instrument, t.price, t.qty, t.buyer,"
+            " t.seller, t.buyer_is_maker FROM r"
+            " JOIN ledger_transactions t ON t.seq BETWEEN r.lo AND r.hi"
             " WHERE t.kind = 'trade' AND (t.buyer = :a OR t.seller = :a)"
             f"{where} ORDER BY t.seq, t.idx"
         ),
@@ -404,8 +448,9 @@ def _trades(
     postings: dict[tuple[int, int], list[Any]] = {}
     for row in conn.execute(
         text(
-            "SELECT p.seq, p.idx, p.n, p.amount, p.asset, p.leg, a.kind, a.owner"
-            " FROM ledger_postings p"
+            f"{_RANGES} SELECT p.seq, p.idx, p.n, p.amount, p.asset, p.leg, a.kind, a.owner"
+            " FROM r"
+            " JOIN ledger_postings p ON p.seq BETWEEN r.lo AND r.hi"
             " JOIN ledger_transactions t ON t.seq = p.seq AND t.idx = p.idx"
             " JOIN ledger_accounts a ON a.id = p.account_id"
             " WHERE t.kind = 'trade' AND (t.buyer = :a OR t.seller = :a)"
@@ -486,9 +531,8 @@ def balance_history(
         if from_ts is not None:
             for asset, total in conn.execute(
                 text(
-                    "SELECT p.asset, SUM(p.amount) FROM ledger_postings p"
+                    f"SELECT p.asset, SUM(p.amount) FROM {_OWN_POSTINGS}"
                     " JOIN ledger_transactions t ON t.seq = p.seq AND t.idx = p.idx"
-                    " JOIN ledger_accounts a ON a.id = p.account_id"
                     " WHERE a.kind = 'participant' AND a.owner = :a AND t.ts < :from_ts"
                     " GROUP BY p.asset"
                 ),
@@ -502,9 +546,8 @@ def balance_history(
         for p in conn.execute(
             text(
                 "SELECT p.seq, p.idx, p.n, t.ts, t.kind, t.ref, p.leg, p.asset, p.amount"
-                " FROM ledger_postings p"
+                f" FROM {_OWN_POSTINGS}"
                 " JOIN ledger_transactions t ON t.seq = p.seq AND t.idx = p.idx"
-                " JOIN ledger_accounts a ON a.id = p.account_id"
                 f" WHERE a.kind = 'participant' AND a.owner = :a{where}"
                 " ORDER BY p.seq, p.idx, p.n"
             ),

@@ -257,3 +257,92 @@ def test_build_checks_the_balance_per_asset() -> None:
         (P, 1, "BTC"), (P, 2, "BTC"), (P, 1, "USDT"), (P, 2, "USDT"), ("fees", 0, "BTC"),
         ("fees", 0, "USDT"),
     }  # fmt: skip
+
+
+def test_a_ledger_of_the_first_schema_upgrades_with_its_data(ledger_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from clearing.ledger.projector import MIGRATIONS, make_engine
+    from clearing.reports import balance_history
+
+    # A ledger made by migration 0001 and written the way its projector wrote: one deposit
+    # and one trade, with the primary key and the foreign key of the postings in force.
+    engine = make_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001_ledger")
+            sql = [
+                "INSERT INTO ledger_assets VALUES ('BTC', 8), ('USDT', 6)",
+                "INSERT INTO projector_state VALUES ('ledger', 2)",
+                # ids 1 to 6 in this order
+                "INSERT INTO ledger_accounts (kind, owner, asset, may_go_negative) VALUES"
+                " ('world', 0, 'USDT', true), ('participant', 1, 'USDT', false),"
+                " ('participant', 2, 'USDT', false), ('participant', 1, 'BTC', false),"
+                " ('participant', 2, 'BTC', false), ('world', 0, 'BTC', true)",
+                "INSERT INTO ledger_transactions (seq, idx, kind, ts, ref) VALUES"
+                " (1, 0, 'deposit', 1, 'd1'), (1, 1, 'deposit', 1, 'd2')",
+                "INSERT INTO ledger_transactions VALUES"
+                " (2, 0, 'trade', 2, '1', 'BTC-USDT', 95000, 4, 1, 2, true, NULL)",
+                "INSERT INTO ledger_postings VALUES (1, 0, 0, 1, 'USDT', -100000, 'deposit'),"
+                " (1, 0, 1, 2, 'USDT', 100000, 'deposit'), (1, 1, 0, 6, 'BTC', -10000, 'deposit'),"
+                " (1, 1, 1, 5, 'BTC', 10000, 'deposit'), (2, 0, 0, 5, 'BTC', -4, 'base'),"
+                " (2, 0, 1, 4, 'BTC', 4, 'base'), (2, 0, 2, 2, 'USDT', -38, 'quote'),"
+                " (2, 0, 3, 3, 'USDT', 38, 'quote')",
+                "INSERT INTO ledger_balances VALUES (1, -100000, 1), (2, 99962, 2), (3, 38, 2),"
+                " (4, 4, 2), (5, 9996, 2), (6, -10000, 1)",
+            ]
+            for statement in sql:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+    before = dump(ledger_url)
+    with Projector(ledger_url, assets={"BTC": 8, "USDT": 6}) as projector:
+        projector.migrate()  # to the newest migration
+        after = dump(ledger_url)
+        assert after["transactions"] == before["transactions"]
+        assert after["postings"] == before["postings"]
+        assert after["balances"] == before["balances"]
+        engine = make_engine(ledger_url)
+        try:
+            with engine.connect() as conn:
+                version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                activity = conn.execute(
+                    text("SELECT account_id, from_seq, to_seq FROM ledger_account_activity")
+                ).all()
+                conn.rollback()
+        finally:
+            engine.dispose()
+        assert version == "0002_postings_brin"
+        assert sorted(activity) == [
+            (1, 1, 1),
+            (2, 1, 2),
+            (3, 2, 2),
+            (4, 2, 2),
+            (5, 1, 2),
+            (6, 1, 1),
+        ]
+        # the projector continues from the mark, and the statements see old and new postings
+        assert projector.last_seq() == 2
+        items: list[BatchItem] = [
+            (2, 2, [trade()]),  # applied before: skipped
+            (3, 3, [trade()]),
+            (4, 4, [trade(2, bfee=0, sfee=0)]),
+        ]
+        assert projector.apply(items) == 4
+    assert balances(ledger_url)[(P, 1, "BTC")] == 4 + 4_000 - 3 + 4_000
+    assert balances(ledger_url)[(P, 2, "USDT")] == 38 + 38_000 + 2 + 38_000
+    assert [(r.seq, r.n, r.asset, r.amount_units) for r in balance_history(ledger_url, 1).rows] == [
+        (1, 1, "USDT", 100_000),
+        (2, 1, "BTC", 4),
+        (2, 2, "USDT", -38),
+        (3, 1, "BTC", 4_000),
+        (3, 2, "USDT", -38_000),
+        (3, 4, "BTC", -3),
+        (4, 1, "BTC", 4_000),
+        (4, 2, "USDT", -38_000),
+    ]

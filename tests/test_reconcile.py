@@ -700,3 +700,24 @@ def test_the_projectors_own_engine_can_be_used(ledger: tuple[str, Engine]) -> No
         assert reconcile(projector.engine, core_view(HISTORY, LAST), LAST).ok
         assert check_ledger(projector.engine).ok
         assert ledger_balances_at(projector.engine, 3) == ledger_balances_at(url_engine(url), 3)
+
+
+def test_posting_to_an_account_that_does_not_exist(ledger: tuple[str, Engine]) -> None:
+    # Postings have no foreign key (each would cost an index probe): a posting whose account
+    # is not in ledger_accounts is a finding.
+    url, engine = ledger
+    alice_btc = account_id(engine, "participant", ALICE, "BTC")
+    execute(
+        engine,
+        "UPDATE ledger_postings SET account_id = 999999 WHERE seq = 3 AND idx = 0 AND n = 1",
+    )
+    check = check_ledger(url)
+    # Alice's BTC account lost the posting: its stored balance differs, and it is below zero
+    only(check, "posting_errors", "stored_balance_mismatches", "negative_balances")
+    assert [(p.seq, p.idx, p.n, p.account_id, p.problem) for p in check.posting_errors] == [
+        (3, 0, 1, 999999, "no such account")
+    ]
+    assert [s.account_id for s in check.stored_balance_mismatches] == [alice_btc]
+    assert "bad posting: seq 3 idx 0 n 1 (account id 999999, BTC): no such account" in (
+        check.lines()
+    )

@@ -13,8 +13,10 @@ live only in the core's locked balance, account states, fees configured) is igno
 - ``WithdrawalConfirmed``: participant -amount, ``world`` +amount.
 - ``BalanceAdjusted``: participant +amount, ``adjustments`` -amount (amount signed).
 
-Every transaction is checked to balance per asset before anything is written (an invariant: a
-failure is a bug upstream, and the batch is refused with ``LedgerError``).
+Every transaction balances per asset before anything is written (an invariant: a failure is a
+bug upstream, and the batch is refused with ``LedgerError``): deposits, withdrawals and
+adjustments are checked; a trade's postings are pairs of opposite amounts in one asset, so it
+balances by construction and is not re-checked (it runs for every trade).
 
 A posting's account is the ledger account id when the cache knows it, otherwise its key
 ``(kind, owner, asset)``; the projector resolves the keys (creating the accounts) and patches
@@ -86,6 +88,7 @@ class Built:
     transactions: list[TxnRow] = field(default_factory=list)
     postings: list[PostingRow] = field(default_factory=list)
     deltas: dict[Account, int] = field(default_factory=dict)  # account -> sum of its postings
+    first_seqs: dict[Account, int] = field(default_factory=dict)  # account -> its first seq
     last_seqs: dict[Account, int] = field(default_factory=dict)  # account -> its last seq
     missing: set[AccountKey] = field(default_factory=set)  # keys the cache did not know
 
@@ -97,7 +100,7 @@ class Built:
             r if type(r[3]) is int else (r[0], r[1], r[2], ids[r[3]], r[4], r[5], r[6])  # type: ignore[index]
             for r in self.postings
         ]
-        for table in (self.deltas, self.last_seqs):
+        for table in (self.deltas, self.first_seqs, self.last_seqs):
             # Within one batch an account is either known (an id everywhere) or not (its
             # key everywhere), so a key never meets its own id here.
             for acct in [a for a in table if isinstance(a, tuple)]:
@@ -105,17 +108,29 @@ class Built:
         self.missing = set()
 
 
-def build(items: Sequence[BatchItem], ids: Mapping[AccountKey, int]) -> Built:
+def build(
+    items: Sequence[BatchItem], ids: Mapping[AccountKey, int], out: Built | None = None
+) -> Built:
     """The transactions, postings and balance deltas of ``items`` (all of them: the caller
-    has already dropped what was applied before). Raises ``LedgerError`` on an event that is
-    invalid or does not balance."""
-    out = Built()
+    has already dropped what was applied before), appended to ``out`` (a new ``Built`` when
+    None; the projector builds a batch piece by piece into one). Raises ``LedgerError`` on an
+    event that is invalid or does not balance.
+
+    Lean on purpose (it runs for every trade settled): postings are appended as tuples inline,
+    a trade's accounts are looked up once each, and its per-account sums are kept in three
+    dicts (no function call per posting)."""
+    if out is None:
+        out = Built()
     txns = out.transactions
     rows = out.postings
+    add_txn = txns.append
+    add = rows.append
     deltas = out.deltas
+    firsts = out.first_seqs
     lasts = out.last_seqs
     missing = out.missing
     get_id = ids.get
+    get_delta = deltas.get
 
     def acct(kind: str, owner: int, asset: str) -> Account:
         key = (kind, owner, asset)
@@ -126,15 +141,16 @@ def build(items: Sequence[BatchItem], ids: Mapping[AccountKey, int]) -> Built:
         return found
 
     def post(seq: int, idx: int, n: int, a: Account, asset: str, amount: int, leg: str) -> None:
-        rows.append((seq, idx, n, a, asset, amount, leg))
-        deltas[a] = deltas.get(a, 0) + amount
+        add((seq, idx, n, a, asset, amount, leg))
+        deltas[a] = get_delta(a, 0) + amount
+        if a not in firsts:
+            firsts[a] = seq
         lasts[a] = seq
 
     for seq, ts, events in items:
         idx = 0
         for ev in events:
             cls = type(ev)
-            start = len(rows)
             if cls is TradeSettled:
                 e: TradeSettled = ev  # type: ignore[assignment]
                 base = e.base_asset
@@ -148,14 +164,25 @@ def build(items: Sequence[BatchItem], ids: Mapping[AccountKey, int]) -> Built:
                     )
                 buyer = e.buyer
                 seller = e.seller
-                txns.append(
+                add_txn(
                     (seq, idx, TRADE, ts, str(e.trade_id), e.instrument, e.price, e.qty, buyer,
                      seller, e.buyer_is_maker, None)
                 )  # fmt: skip
-                post(seq, idx, 0, acct(PARTICIPANT, seller, base), base, -ba, LEG_BASE)
-                post(seq, idx, 1, acct(PARTICIPANT, buyer, base), base, ba, LEG_BASE)
-                post(seq, idx, 2, acct(PARTICIPANT, buyer, quote), quote, -qa, LEG_QUOTE)
-                post(seq, idx, 3, acct(PARTICIPANT, seller, quote), quote, qa, LEG_QUOTE)
+                # (ids start at 1: "or" falls back to acct only for an unknown account)
+                sb = get_id((PARTICIPANT, seller, base)) or acct(PARTICIPANT, seller, base)
+                bb = get_id((PARTICIPANT, buyer, base)) or acct(PARTICIPANT, buyer, base)
+                bq = get_id((PARTICIPANT, buyer, quote)) or acct(PARTICIPANT, buyer, quote)
+                sq = get_id((PARTICIPANT, seller, quote)) or acct(PARTICIPANT, seller, quote)
+                # The four legs, inline: one tuple and three dict updates per posting.
+                add((seq, idx, 0, sb, base, -ba, LEG_BASE))
+                add((seq, idx, 1, bb, base, ba, LEG_BASE))
+                add((seq, idx, 2, bq, quote, -qa, LEG_QUOTE))
+                add((seq, idx, 3, sq, quote, qa, LEG_QUOTE))
+                for a, amount in ((sb, -ba), (bb, ba), (bq, -qa), (sq, qa)):
+                    deltas[a] = get_delta(a, 0) + amount
+                    if a not in firsts:
+                        firsts[a] = seq
+                    lasts[a] = seq
                 n = 4
                 fee = e.buyer_fee
                 if fee:
@@ -168,18 +195,19 @@ def build(items: Sequence[BatchItem], ids: Mapping[AccountKey, int]) -> Built:
                     fa = e.seller_fee_asset
                     post(seq, idx, n, acct(PARTICIPANT, seller, fa), fa, -fee, LEG_FEE)
                     post(seq, idx, n + 1, acct(FEES, VENUE_OWNER, fa), fa, fee, LEG_FEE)
+                # No _check_balanced here: every posting above comes in a pair of opposite
+                # amounts in one asset, so a trade balances by construction (the check cost
+                # 2 us a trade, a tenth of the budget at 50,000 trades/s).
             elif cls is Deposited:
                 d: Deposited = ev  # type: ignore[assignment]
                 _positive(seq, "deposit", d.amount)
-                txns.append(
-                    (seq, idx, DEPOSIT, ts, d.ref, None, None, None, None, None, None, None)
-                )
+                add_txn((seq, idx, DEPOSIT, ts, d.ref, None, None, None, None, None, None, None))
                 post(seq, idx, 0, acct(WORLD, VENUE_OWNER, d.asset), d.asset, -d.amount, DEPOSIT)
                 post(seq, idx, 1, acct(PARTICIPANT, d.account, d.asset), d.asset, d.amount, DEPOSIT)
             elif cls is WithdrawalConfirmed:
                 w: WithdrawalConfirmed = ev  # type: ignore[assignment]
                 _positive(seq, "withdrawal", w.amount)
-                txns.append(
+                add_txn(
                     (seq, idx, WITHDRAWAL, ts, w.ref, None, None, None, None, None, None,
                      w.withdrawal_id)
                 )  # fmt: skip
@@ -190,16 +218,15 @@ def build(items: Sequence[BatchItem], ids: Mapping[AccountKey, int]) -> Built:
                 j: BalanceAdjusted = ev  # type: ignore[assignment]
                 if type(j.amount) is not int or j.amount == 0:
                     raise LedgerError(f"seq {seq}: adjustment of {j.amount!r}")
-                txns.append(
-                    (seq, idx, ADJUSTMENT, ts, j.ref, None, None, None, None, None, None, None)
-                )
+                add_txn((seq, idx, ADJUSTMENT, ts, j.ref, None, None, None, None, None, None, None))
                 a = acct(PARTICIPANT, j.account, j.asset)
                 post(seq, idx, 0, a, j.asset, j.amount, ADJUSTMENT)
                 a = acct(ADJUSTMENTS, VENUE_OWNER, j.asset)
                 post(seq, idx, 1, a, j.asset, -j.amount, ADJUSTMENT)
             else:
                 continue
-            _check_balanced(rows, start)
+            if cls is not TradeSettled:
+                _check_balanced(rows, len(rows) - 2)
             idx += 1
     return out
 

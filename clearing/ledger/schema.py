@@ -88,12 +88,28 @@ ledger_postings = Table(
     Column("seq", BigInteger, nullable=False),
     Column("idx", Integer, nullable=False),
     Column("n", SmallInteger, nullable=False),
-    Column("account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("account_id", Integer, nullable=False),
     Column("asset", String(16), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("leg", String(12), nullable=False),
-    PrimaryKeyConstraint("seq", "idx", "n", name="pk_ledger_postings"),
-    Index("ix_ledger_postings_account_seq", "account_id", "seq"),
+    # No primary key, no foreign key, no btree on PostgreSQL: see the migration 0002.
+    Index("ix_ledger_postings_seq_brin", "seq", postgresql_using="brin").ddl_if(
+        dialect="postgresql"
+    ),
+    Index("ix_ledger_postings_seq", "seq").ddl_if(dialect="sqlite"),
+    Index("ix_ledger_postings_account_seq", "account_id", "seq").ddl_if(dialect="sqlite"),
+)
+
+#: The per-account index of the postings: one row per account and projector batch that posted
+#: to it, with the batch's first and last seq that did. An account's postings are
+#: ``p.account_id = a.account_id AND p.seq BETWEEN a.from_seq AND a.to_seq`` over its rows.
+ledger_account_activity = Table(
+    "ledger_account_activity",
+    metadata,
+    Column("account_id", Integer, nullable=False),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("to_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "from_seq", name="pk_ledger_account_activity"),
 )
 
 ledger_balances = Table(
