@@ -122,6 +122,11 @@ _SQLITE_BALANCES = (
 )
 
 
+def _pg_array(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of integers."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 class _Unresolved(Exception):
     """A piece of a streamed batch names ledger accounts the cache does not know."""
 
@@ -400,14 +405,15 @@ class Projector:
                     write = copy.write_row
                     for trow in built.transactions:
                         write(trow)
-                accounts = list(built.deltas)
+                # The arrays as text ('{1,2,3}'): psycopg's list dumper cost 6 us a trade.
+                touched = built.touched.items()
                 cur.execute(
                     _PG_FINISH,
                     {
-                        "a": accounts,
-                        "d": list(built.deltas.values()),
-                        "f": [built.first_seqs[a] for a in accounts],
-                        "l": [built.last_seqs[a] for a in accounts],
+                        "a": _pg_array(a for a, _ in touched),
+                        "d": _pg_array(t[0] for _, t in touched),
+                        "f": _pg_array(t[1] for _, t in touched),
+                        "l": _pg_array(t[2] for _, t in touched),
                         "mark": last,
                         "name": self.name,
                     },
@@ -448,14 +454,11 @@ class Projector:
         conn.exec_driver_sql(_SQLITE_POSTING, built.postings)
         conn.exec_driver_sql(
             _SQLITE_BALANCES,
-            [(a, d, built.last_seqs[a]) for a, d in built.deltas.items()],
+            [(a, t[0], t[2]) for a, t in built.touched.items()],
         )
-        conn.exec_driver_sql(
-            _SQLITE_ACTIVITY,
-            [(a, built.first_seqs[a], built.last_seqs[a]) for a in built.deltas],
-        )
+        conn.exec_driver_sql(_SQLITE_ACTIVITY, [(a, t[1], t[2]) for a, t in built.touched.items()])
         rows = conn.exec_driver_sql(
             "SELECT account_id, balance FROM ledger_balances WHERE balance < 0"
         )
-        touched = built.deltas
+        touched = built.touched
         return [(int(a), int(b)) for a, b in rows if a in touched]
