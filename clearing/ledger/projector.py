@@ -40,7 +40,9 @@ on the same host, 200,000 trades of 8 postings each, batches of 2,000 trades):
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -156,7 +158,18 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys = ON")
-            cur.execute("PRAGMA journal_mode = WAL")
+            # Switching a database to WAL takes an exclusive lock and SQLite does not wait for
+            # it (no busy handler there): when another connection is in a transaction it fails
+            # at once with "database is locked", so wait for it here.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
             cur.close()
 
         @event.listens_for(engine, "begin")
