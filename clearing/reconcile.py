@@ -149,6 +149,11 @@ def _one_line(exc: BaseException) -> str:
 def _require_tables(conn: Connection, tables: tuple[str, ...] = LEDGER_TABLES) -> None:
     present = set(inspect(conn).get_table_names())
     missing = [t for t in tables if t not in present]
+    if missing == ["ledger_account_activity"]:
+        raise LedgerError(
+            f"ledger {_where(conn.engine)} has an older schema (no ledger_account_activity): "
+            "starting the venue on it upgrades it"
+        )
     if missing:
         raise LedgerError(
             f"ledger {_where(conn.engine)} is not a ledger database (missing {', '.join(missing)})"

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TextIO
 
@@ -123,6 +124,7 @@ class TradeRow:
       instrument's ticks and lots;
     - ``base_asset``, ``base_amount``: the base asset and the amount bought or sold;
     - ``quote_asset``, ``quote_amount``: the quote asset and the amount paid or received;
+    - ``price``: the price as a decimal, quote per base (``quote_amount / base_amount``);
     - ``fee``, ``fee_asset``: the fee this side paid (negative: a rebate received), and its
       asset (empty when no fee was posted; ``fee`` is then 0).
     """
@@ -141,6 +143,7 @@ class TradeRow:
         "base_amount",
         "quote_asset",
         "quote_amount",
+        "price",
         "fee",
         "fee_asset",
     )
@@ -179,9 +182,21 @@ class TradeRow:
             self.base_amount,
             self.quote_asset,
             self.quote_amount,
+            self.price,
             self.fee,
             self.fee_asset,
         ]
+
+    @property
+    def price(self) -> str:
+        """Quote per base, exact: a price is a whole number of ticks, a finite decimal."""
+        base = Decimal(self.base_amount)
+        if not base:
+            return ""
+        with localcontext() as ctx:
+            ctx.prec = 60
+            value = (Decimal(self.quote_amount) / base).normalize()
+        return format(value, "f")
 
 
 @dataclass(frozen=True, slots=True)
