@@ -22,24 +22,29 @@ batches of the same size, one commit each, each right after the projector's batc
 meet the same checkpoints. ``ratio_vs_copy`` is the baseline's postings per second over the
 projector's. ``--synchronous-commit`` makes the projector wait for the WAL flush at commit.
 
-Measured here (2 vCPU VM, PostgreSQL 15 on the same host, ``--trades 200000``, batches of
-2,000, 8 postings a trade; runs vary by 20% and the COPY baseline more):
+Measured here (2 vCPU VM, PostgreSQL 15 on the same host, ``--trades 200000``, 8 postings a
+trade; runs vary by 10 to 20% and the COPY baseline more), on a quiet machine:
 
-| run | trades/s | postings/s | lag p99 | COPY rows/s | ratio |
-|---|---|---|---|---|---|
-| 1 | 18,512 | 145,920 | 188 ms | 389,053 | 2.67 |
-| 2 | 18,124 | 142,857 | 179 ms | 395,865 | 2.77 |
-| ``--synchronous-commit`` | 20,661 | 162,852 | 141 ms | 466,927 | 2.87 |
-| SQLite, 50,000 trades | 10,580 | 83,384 | 260 ms | | |
+| batch (trades) | trades/s | lag p99 | COPY rows/s | ratio |
+|---|---|---|---|---|
+| 10,000 (the default) | 31,900 to 35,500 | 360 to 480 ms | 506,000 to 615,000 | 2.04 to 2.2 |
+| 20,000 | 31,000 | 840 ms | 506,000 | 2.07 |
+| 2,000 | 18,300 to 19,600 | 165 to 265 ms | 390,000 to 435,000 | 2.7 to 2.8 |
+| SQLite, 10,000, 100,000 trades | 11,600 | 1,030 ms | | |
 
-The previous design (primary key, ``(account_id, seq)`` btree and foreign key on every
-posting): 5,400 trades/s at batches of 2,000, 5.5 times slower than a COPY with the primary key.
+Under load from other work on the machine the same runs gave 18,000 to 22,600 trades/s. The
+previous design (primary key, ``(account_id, seq)`` btree and foreign key on every posting):
+5,400 trades/s at batches of 2,000, 5.5 times slower than a COPY with the primary key.
 
-Not reached: 50,000 trades/s and 2x the COPY. The COPY baseline itself is 49,000 to 58,000
-trades/s of postings here; the projector's Python side is the gap: ``build`` costs about 10 us
-a trade (tuples, dict look-ups and per-account sums; each dict operation is about 0.6 us on
-this VM), ``write_row`` about 0.9 us a posting, and only the postings' COPY overlaps with
-them. Whether the commit waits for the WAL flush does not show above the noise.
+Not reached: 50,000 trades/s (the raw COPY of the same postings is 63,000 to 77,000 trades/s
+here at best, so the projector would need to be within 1.3x of it), and within 2x only just.
+Where a 10,000-trade batch goes (instrumented run): two thirds building and streaming the
+postings (``build`` about 10 us a trade in Python, overlapped with the server's inserts), a
+sixth the transactions' COPY (one row a trade, its primary key), a sixth the per-batch
+balances, activity rows and mark. Tried and not kept: encoding the posting rows with
+``struct`` instead of psycopg's ``write_row`` (no gain above the noise), expanding trades into
+postings in PostgreSQL with ``INSERT ... SELECT`` from a staging table (slower: one WAL record a
+row), pieces of 64 to 2,048 commands (no difference).
 
 Each run uses a fresh database: on PostgreSQL a scratch database created on the server of
 ``--db`` and dropped at the end; with SQLite a file in a temporary directory (the path in the
@@ -309,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True, help="SQLAlchemy URL (PostgreSQL) or 'sqlite'")
     parser.add_argument("--trades", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=2_000, help="trades per batch")
+    parser.add_argument("--batch", type=int, default=10_000, help="trades per batch")
     parser.add_argument(
         "--risk",
         action="store_true",
