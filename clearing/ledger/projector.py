@@ -30,10 +30,10 @@ on the same host, 200,000 trades of 8 postings each, batches of 2,000 trades):
   transaction only, unless ``synchronous_commit=True``): the ledger is a projection of the
   journal and its mark moves in the same transaction, so a commit lost in a crash is simply
   applied again from the journal by ``catch_up``. Measured: no difference above the noise.
-- Figures: 18,000 to 20,600 trades/s (143,000 to 163,000 postings/s), 2.7 to 2.9 times
-  slower than the raw COPY of the same rows with the same index (390,000 to 467,000 rows/s);
-  lag p99 140 to 190 ms. Previously (key, btree and foreign key): 5,400 trades/s.
-  Python is the rest of the gap: ``build`` about 10 us a trade, ``write_row`` 0.9 us a row.
+- Figures (``bench.settlement``, quiet machine): 32,000 to 35,500 trades/s with batches of
+  10,000 trades, 2.0 to 2.2 times a raw COPY of the same rows with the same index; 18,000 to
+  19,600 with batches of 2,000 (2.7 times). Previously (key, btree and foreign key): 5,400.
+  Python is the rest of the gap: ``build`` about 10 us a trade.
 - SQLite: ``executemany`` inserts and upserts, indexes on ``(seq)`` and ``(account_id,
   seq)``; 10,600 trades/s in a WAL database.
 """
