@@ -1,0 +1,474 @@
+"""FIX 4.4 wire codec: framing by BodyLength, CheckSum verification, fields, encoding.
+
+Parsing (:class:`FixParser`) is incremental over a TCP byte stream. A frame is
+``8=<BeginString>SOH 9=<BodyLength>SOH <body> 10=NNN SOH`` where the body is exactly BodyLength
+bytes, counted from after the SOH that ends field 9 up to and including the SOH before ``10=``,
+and NNN is the sum of every byte before ``10=`` modulo 256, in three digits. Anything else is
+reported as a :class:`Garbled` item and skipped by resynchronising on the next ``8=FIX``, so a
+valid message following garbage is never lost.
+
+Values are bytes; tags are integers. A data field (RawData 96, Signature 89, ...) preceded by its
+length field is read by that length and may contain SOH and ``=``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from gateway.fix.errors import EncodeError, FieldError, Garbled, GarbledError, GroupError
+
+SOH = b"\x01"
+_SOH = 1
+DEFAULT_BEGIN_STRING = b"FIX.4.4"
+DEFAULT_MAX_BODY_LENGTH = 64 * 1024
+
+#: Length field -> the data field it announces (FIX 4.4 fields of type Length/data).
+DATA_LENGTH_TAGS: dict[int, int] = {
+    90: 91,  # SecureDataLen -> SecureData
+    93: 89,  # SignatureLength -> Signature
+    95: 96,  # RawDataLength -> RawData
+    212: 213,  # XmlDataLen -> XmlData
+    348: 349,  # EncodedIssuerLen -> EncodedIssuer
+    350: 351,  # EncodedSecurityDescLen -> EncodedSecurityDesc
+    352: 353,  # EncodedListExecInstLen -> EncodedListExecInst
+    354: 355,  # EncodedTextLen -> EncodedText
+    356: 357,  # EncodedSubjectLen -> EncodedSubject
+    358: 359,  # EncodedHeadlineLen -> EncodedHeadline
+    360: 361,  # EncodedAllocTextLen -> EncodedAllocText
+    362: 363,  # EncodedUnderlyingIssuerLen -> EncodedUnderlyingIssuer
+    364: 365,  # EncodedUnderlyingSecurityDescLen -> EncodedUnderlyingSecurityDesc
+    445: 446,  # EncodedListStatusTextLen -> EncodedListStatusText
+    618: 619,  # EncodedLegIssuerLen -> EncodedLegIssuer
+    621: 622,  # EncodedLegSecurityDescLen -> EncodedLegSecurityDesc
+}
+DATA_TAGS: frozenset[int] = frozenset(DATA_LENGTH_TAGS.values())
+
+# A frame holds a data field only if one of the length tags appears as a field; one regex search
+# decides whether the fast split-based field reader can be used.
+_HAS_LENGTH_TAG = re.compile(
+    rb"\x01(?:" + b"|".join(b"%d" % t for t in sorted(DATA_LENGTH_TAGS)) + rb")="
+)
+_MAX_BODY_LENGTH_DIGITS = 9
+
+Value = bytes | str | int
+Field = tuple[int, bytes]
+
+
+class FixMessage:
+    """A parsed message: every field in wire order (header 8, 9 and trailer 10 included).
+
+    ``get`` answers the first occurrence of a tag in O(1) through an index built on first use;
+    ``fields`` keeps repeating groups in order.
+    """
+
+    __slots__ = ("_index", "fields", "msg_type", "raw")
+
+    def __init__(self, fields: list[Field], raw: bytes) -> None:
+        self.fields = fields
+        self.raw = raw
+        self.msg_type: bytes = fields[2][1]
+        self._index: dict[int, bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"FixMessage({self.raw.replace(SOH, b'|')!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FixMessage) and other.fields == self.fields
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def get(self, tag: int) -> bytes | None:
+        """The value of the first field with ``tag``, or None."""
+        index = self._index
+        if index is None:
+            index = self._index = dict(reversed(self.fields))
+        return index.get(tag)
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, int) and self.get(tag) is not None
+
+    def get_all(self, tag: int) -> list[bytes]:
+        """Every value of ``tag``, in wire order."""
+        return [v for t, v in self.fields if t == tag]
+
+    def require(self, tag: int) -> bytes:
+        """The value of ``tag``; :class:`FieldError` when it is missing."""
+        value = self.get(tag)
+        if value is None:
+            raise FieldError(f"required tag {tag} missing")
+        return value
+
+    def get_str(self, tag: int) -> str | None:
+        """The value of ``tag`` decoded as Latin-1 (ASCII is a subset), or None."""
+        value = self.get(tag)
+        return None if value is None else value.decode("latin-1")
+
+    def get_int(self, tag: int) -> int | None:
+        """The value of ``tag`` as an integer (optional leading ``-``), or None when absent."""
+        value = self.get(tag)
+        if value is None:
+            return None
+        return _to_int(tag, value)
+
+    def group(
+        self, count_tag: int, delimiter_tag: int, member_tags: Iterable[int]
+    ) -> list[list[Field]]:
+        """The entries of the repeating group counted by ``count_tag``, each in wire order.
+
+        Every entry starts with ``delimiter_tag``; an entry holds the fields that follow it while
+        their tags are in ``member_tags`` (the delimiter included or not). The group ends at the
+        first other tag. :class:`GroupError` when the number of entries differs from the count,
+        or the first field after the count is not the delimiter. Absent count: no entries.
+        """
+        members = set(member_tags)
+        members.add(delimiter_tag)
+        fields = self.fields
+        start = next((i for i, field in enumerate(fields) if field[0] == count_tag), -1)
+        if start < 0:
+            return []
+        count = _to_int(count_tag, fields[start][1])
+        if count < 0:
+            raise GroupError(f"tag {count_tag}: negative group count {count}")
+        entries: list[list[Field]] = []
+        for tag, value in fields[start + 1 :]:
+            if tag == delimiter_tag:
+                entries.append([(tag, value)])
+            elif tag in members and entries:
+                entries[-1].append((tag, value))
+            else:
+                break
+        if len(entries) != count:
+            raise GroupError(
+                f"tag {count_tag}: count {count} but {len(entries)} entries "
+                f"starting with tag {delimiter_tag}"
+            )
+        return entries
+
+
+def _to_int(tag: int, value: bytes) -> int:
+    digits = value[1:] if value[:1] == b"-" else value
+    if not digits.isdigit():
+        raise FieldError(f"tag {tag}: not an integer: {value!r}")
+    return int(value)
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+def _read_fields(frame: bytes) -> list[Field] | str:
+    """The fields of a framed, checksummed message, or the reason it is malformed."""
+    if _HAS_LENGTH_TAG.search(frame) is not None:
+        return _read_fields_with_data(frame)
+    fields: list[Field] = []
+    append = fields.append
+    try:
+        for part in frame.split(SOH)[:-1]:
+            tag, _, value = part.partition(b"=")
+            if not value or not tag.isdigit():
+                return f"malformed field {part[:32]!r}"
+            append((int(tag), value))
+    except ValueError:  # pragma: no cover - isdigit() admits only ASCII digits
+        return "malformed field"
+    return fields
+
+
+def _read_fields_with_data(frame: bytes) -> list[Field] | str:
+    fields: list[Field] = []
+    pos = 0
+    end = len(frame)
+    data_tag = -1
+    data_len = 0
+    while pos < end:
+        eq = frame.find(b"=", pos)
+        if eq < 0:
+            return f"malformed field {frame[pos : pos + 32]!r}"
+        tag_bytes = frame[pos:eq]
+        if not tag_bytes.isdigit():
+            return f"malformed field {frame[pos : pos + 32]!r}"
+        tag = int(tag_bytes)
+        if tag == data_tag:
+            stop = eq + 1 + data_len
+            if stop >= end or frame[stop] != _SOH:
+                return f"data field {tag} does not match its length {data_len}"
+        else:
+            stop = frame.find(SOH, eq + 1)
+        value = frame[eq + 1 : stop]
+        if not value:
+            return f"empty value for tag {tag}"
+        fields.append((tag, value))
+        announced = DATA_LENGTH_TAGS.get(tag)
+        if announced is not None:
+            if not value.isdigit():
+                return f"length field {tag} is not a number: {value[:16]!r}"
+            data_tag, data_len = announced, int(value)
+        else:
+            data_tag = -1
+        pos = stop + 1
+    return fields
+
+
+class FixParser:
+    """Incremental parser of a FIX byte stream.
+
+    ``feed(data)`` returns, in stream order, every complete :class:`FixMessage` and every
+    :class:`Garbled` stretch the data completes; incomplete input waits for the next feed.
+    A garbled frame is skipped by searching for the next ``8=FIX`` after its first byte.
+    A frame whose BodyLength is wrong but below the maximum waits until that many bytes arrived
+    before it is found garbled; what follows it is then parsed normally.
+    """
+
+    __slots__ = ("_buf", "_max_body_length", "_prefix", "_start_marker")
+
+    def __init__(
+        self,
+        begin_string: bytes = DEFAULT_BEGIN_STRING,
+        max_body_length: int = DEFAULT_MAX_BODY_LENGTH,
+    ) -> None:
+        self._prefix = b"8=" + begin_string + SOH + b"9="
+        self._start_marker = b"8=FIX"
+        self._max_body_length = max_body_length
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[FixMessage | Garbled]:
+        buf = self._buf
+        buf += data
+        out: list[FixMessage | Garbled] = []
+        pos = 0
+        n = len(buf)
+        prefix = self._prefix
+        plen = len(prefix)
+        marker = self._start_marker
+        while pos < n:
+            if buf.startswith(prefix, pos):
+                # 9=<digits>SOH
+                soh = buf.find(SOH, pos + plen, pos + plen + _MAX_BODY_LENGTH_DIGITS + 1)
+                if soh < 0:
+                    if n - (pos + plen) <= _MAX_BODY_LENGTH_DIGITS:
+                        break  # BodyLength still arriving
+                    pos = self._garbled(out, pos, "BodyLength (9) malformed")
+                    continue
+                digits = bytes(buf[pos + plen : soh])
+                if not digits.isdigit():
+                    pos = self._garbled(out, pos, "BodyLength (9) malformed")
+                    continue
+                body_length = int(digits)
+                if body_length > self._max_body_length:
+                    pos = self._garbled(out, pos, "BodyLength (9) above the maximum")
+                    continue
+                cs = soh + 1 + body_length
+                frame_end = cs + 7
+                if frame_end > n:
+                    break  # body still arriving
+                if buf[cs - 1] != _SOH or buf[cs : cs + 3] != b"10=" or buf[frame_end - 1] != _SOH:
+                    pos = self._garbled(out, pos, "BodyLength (9) does not end on CheckSum (10)")
+                    continue
+                checksum = buf[cs + 3 : cs + 6]
+                if not checksum.isdigit() or int(checksum) != sum(buf[pos:cs]) & 255:
+                    pos = self._garbled(out, pos, "CheckSum (10) mismatch")
+                    continue
+                frame = bytes(buf[pos:frame_end])
+                fields = _read_fields(frame)
+                if isinstance(fields, str):
+                    pos = self._garbled(out, pos, fields)
+                    continue
+                if len(fields) < 4 or fields[2][0] != 35:
+                    pos = self._garbled(out, pos, "MsgType (35) is not the third field")
+                    continue
+                out.append(FixMessage(fields, frame))
+                pos = frame_end
+                continue
+            if n - pos < plen and prefix.startswith(buf[pos:n]):
+                break  # the start of a frame, still arriving
+            if buf.startswith(marker, pos):
+                pos = self._garbled(out, pos, "wrong BeginString (8)")
+                continue
+            # garbage up to the next frame start
+            nxt = buf.find(marker, pos)
+            if nxt < 0:
+                nxt = n - _partial_marker(buf, marker)
+                if nxt == pos:
+                    break
+            out.append(Garbled("no frame start", bytes(buf[pos:nxt])))
+            pos = nxt
+        if pos:
+            del buf[:pos]
+        return out
+
+    def _garbled(self, out: list[FixMessage | Garbled], pos: int, reason: str) -> int:
+        """Report the frame at ``pos`` as garbled up to the next frame start; the new position."""
+        buf = self._buf
+        marker = self._start_marker
+        nxt = buf.find(marker, pos + 1)
+        if nxt < 0:
+            nxt = len(buf) - _partial_marker(buf, marker)
+            nxt = max(nxt, pos + 1)
+        out.append(Garbled(reason, bytes(buf[pos:nxt])))
+        return nxt
+
+
+def _partial_marker(buf: bytearray, marker: bytes) -> int:
+    """How many bytes at the end of ``buf`` could be the beginning of ``marker``."""
+    for k in range(min(len(marker) - 1, len(buf)), 0, -1):
+        if buf.endswith(marker[:k]):
+            return k
+    return 0
+
+
+def decode(
+    data: bytes,
+    begin_string: bytes = DEFAULT_BEGIN_STRING,
+    max_body_length: int = DEFAULT_MAX_BODY_LENGTH,
+) -> FixMessage:
+    """Exactly one message; :class:`GarbledError` for anything else."""
+    parser = FixParser(begin_string, max_body_length)
+    items = parser.feed(data)
+    if len(items) == 1 and isinstance(items[0], FixMessage) and len(items[0].raw) == len(data):
+        return items[0]
+    for item in items:
+        if isinstance(item, Garbled):
+            raise GarbledError(item.reason, item.raw)
+    if parser.buffered:
+        raise GarbledError("incomplete message: BodyLength (9) beyond the data", bytes(data))
+    raise GarbledError("more than one message", bytes(data))
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+_TAG_PREFIX: dict[int, bytes] = {}
+
+
+def _tag_prefix(tag: int) -> bytes:
+    prefix = _TAG_PREFIX.get(tag)
+    if prefix is None:
+        if type(tag) is not int or tag <= 0:
+            raise EncodeError(f"bad tag {tag!r}")
+        if tag in (8, 9, 10):
+            raise EncodeError(f"tag {tag} is generated by the encoder")
+        prefix = _TAG_PREFIX[tag] = b"%d=" % tag
+    return prefix
+
+
+def _value_bytes(tag: int, value: Value) -> bytes:
+    if isinstance(value, bytes):
+        out = value
+    elif isinstance(value, str):
+        try:
+            out = value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise EncodeError(f"tag {tag}: value not Latin-1: {value!r}") from exc
+    elif isinstance(value, int) and not isinstance(value, bool):
+        out = b"%d" % value
+    else:
+        raise EncodeError(f"tag {tag}: value of type {type(value).__name__}")
+    if not out:
+        raise EncodeError(f"tag {tag}: empty value")
+    return out
+
+
+def encode_body(fields: Sequence[tuple[int, Value]]) -> bytes:
+    """The body (MsgType first) of a message: tag=value SOH for every field, validated."""
+    if not fields or fields[0][0] != 35:
+        raise EncodeError("MsgType (35) must be the first field")
+    parts: list[bytes] = []
+    data_tag = -1
+    data_len = 0
+    for tag, value in fields:
+        raw = _value_bytes(tag, value)
+        if tag == data_tag:
+            if len(raw) != data_len:
+                raise EncodeError(f"data field {tag}: length {len(raw)}, announced {data_len}")
+        elif SOH in raw:
+            raise EncodeError(f"tag {tag}: SOH in a value that is not a data field")
+        elif tag in DATA_TAGS:
+            raise EncodeError(f"data field {tag} must follow its length field")
+        announced = DATA_LENGTH_TAGS.get(tag)
+        if announced is not None:
+            if not raw.isdigit():
+                raise EncodeError(f"length field {tag}: not a length: {raw!r}")
+            data_tag, data_len = announced, int(raw)
+        else:
+            data_tag = -1
+        parts.append(_tag_prefix(tag))
+        parts.append(raw)
+        parts.append(SOH)
+    return b"".join(parts)
+
+
+def frame(body: bytes, begin_string: bytes = DEFAULT_BEGIN_STRING) -> bytes:
+    """``body`` wrapped in BeginString, BodyLength and CheckSum."""
+    head = b"8=%b\x019=%d\x01" % (begin_string, len(body))
+    return b"%b%b10=%03d\x01" % (head, body, (sum(head) + sum(body)) & 255)
+
+
+def encode(
+    fields: Sequence[tuple[int, Value]], begin_string: bytes = DEFAULT_BEGIN_STRING
+) -> bytes:
+    """A complete message from its fields (35 first, then 49, 56, 34, 52, ...).
+
+    8, 9 and 10 are generated. Values are bytes, str (Latin-1) or int. A data field must follow
+    its length field, whose value must equal the data's length.
+    """
+    return frame(encode_body(fields), begin_string)
+
+
+class MessageTemplate:
+    """A message whose fixed fields are rendered once; only the slots are filled per message.
+
+    ``MessageTemplate([(35, b"8"), (49, b"VENUE"), (56, None), (34, int), ...])``: a value of
+    ``None`` is a bytes slot, ``int`` an integer slot; ``encode(*values)`` takes the slots' values
+    in order. Values are checked for SOH (one count over the body) and emptiness; data fields
+    cannot be slots.
+    """
+
+    __slots__ = ("_fields", "_format", "_head_format", "_slots")
+
+    def __init__(
+        self,
+        fields: Sequence[tuple[int, Value | type[int] | None]],
+        begin_string: bytes = DEFAULT_BEGIN_STRING,
+    ) -> None:
+        if not fields or fields[0][0] != 35 or fields[0][1] is None or fields[0][1] is int:
+            raise EncodeError("MsgType (35) must be the first field, and fixed")
+        parts: list[bytes] = []
+        slots = 0
+        for tag, value in fields:
+            if tag in DATA_TAGS or tag in DATA_LENGTH_TAGS:
+                raise EncodeError(f"data and length fields ({tag}) cannot be in a template")
+            parts.append(_tag_prefix(tag))
+            if value is None:
+                parts.append(b"%b")
+                slots += 1
+            elif value is int:
+                parts.append(b"%d")
+                slots += 1
+            else:
+                assert not isinstance(value, type)
+                raw = _value_bytes(tag, value)
+                if SOH in raw:
+                    raise EncodeError(f"tag {tag}: SOH in a value that is not a data field")
+                parts.append(raw.replace(b"%", b"%%"))
+            parts.append(SOH)
+        self._format = b"".join(parts)
+        self._fields = len(fields)
+        self._slots = slots
+        self._head_format = b"8=" + begin_string.replace(b"%", b"%%") + b"\x019=%d\x01"
+
+    def encode(self, *values: bytes | int) -> bytes:
+        if len(values) != self._slots:
+            raise EncodeError(f"template has {self._slots} slots, {len(values)} values given")
+        if b"" in values:
+            raise EncodeError("empty value")
+        try:
+            body = self._format % values
+        except TypeError as exc:
+            raise EncodeError(f"value of the wrong type for a slot: {exc}") from exc
+        if body.count(SOH) != self._fields:
+            raise EncodeError("SOH in a value")
+        head = self._head_format % len(body)
+        return b"%b%b10=%03d\x01" % (head, body, (sum(head) + sum(body)) & 255)
