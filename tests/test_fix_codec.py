@@ -27,7 +27,7 @@ from gateway.fix import (
     format_utc_timestamp_us,
     parse_utc_timestamp,
 )
-from gateway.fix.codec import _read_fields, _read_fields_with_data
+from gateway.fix.codec import _byte_sum, _read_fields, _read_fields_with_data
 
 SENDING_TIME = b"20240315-12:34:56.789"
 
@@ -299,7 +299,7 @@ CASES = {
         "MsgType",
     ),
     "malformed field": (handmade(b"35=0\x01abc=d\x01"), "malformed"),
-    "empty value": (handmade(b"35=0\x0158=\x01"), "malformed"),
+    "empty value": (handmade(b"35=0\x0158=\x01"), "empty value"),
     "data longer than announced": (
         handmade(b"35=A\x0195=2\x0196=abc\x01"),
         "data field 96",
@@ -617,3 +617,20 @@ def test_timestamp_parsing_refuses_malformed_text(text: bytes) -> None:
 def test_timestamp_round_trip(ns: int) -> None:
     assert parse_utc_timestamp(format_utc_timestamp_us(ns)) == ns // 1000 * 1000
     assert parse_utc_timestamp(format_utc_timestamp(ns)) == ns // 1_000_000 * 1_000_000
+
+
+# -- checksum arithmetic -------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=3000), st.booleans())
+def test_byte_sum_is_the_sum_of_the_bytes_modulo_256(data: bytes, ascii_only: bool) -> None:
+    if ascii_only:
+        data = bytes(b & 0x7F for b in data)
+    assert _byte_sum(data) == sum(data) % 256
+    assert _byte_sum(data, len(data) // 2) == sum(data[: len(data) // 2]) % 256
+
+
+def test_long_non_ascii_message_round_trips() -> None:
+    raw = encode([*header(b"B", 1), (148, "headline"), (58, bytes(range(128, 256)) * 5)])
+    assert sum(raw[: raw.rindex(b"10=")]) % 256 == int(raw[-4:-1])
+    assert decode(raw).get(58) == bytes(range(128, 256)) * 5

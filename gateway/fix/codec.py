@@ -13,8 +13,8 @@ length field is read by that length and may contain SOH and ``=``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
+from zlib import adler32
 
 from gateway.fix.errors import EncodeError, FieldError, Garbled, GarbledError, GroupError
 
@@ -43,12 +43,13 @@ DATA_LENGTH_TAGS: dict[int, int] = {
     621: 622,  # EncodedLegSecurityDescLen -> EncodedLegSecurityDesc
 }
 DATA_TAGS: frozenset[int] = frozenset(DATA_LENGTH_TAGS.values())
+_LENGTH_TAG_SET: frozenset[int] = frozenset(DATA_LENGTH_TAGS)
 
-# A frame holds a data field only if one of the length tags appears as a field; one regex search
-# decides whether the fast split-based field reader can be used.
-_HAS_LENGTH_TAG = re.compile(
-    rb"\x01(?:" + b"|".join(b"%d" % t for t in sorted(DATA_LENGTH_TAGS)) + rb")="
-)
+# Tags as they appear on the wire -> int, filled by the general field reader (bounded).
+_TAG_CACHE: dict[bytes, int] = {}
+_TAG_CACHE_MAX = 10_000
+# Every byte except "=" and SOH: deleting them leaves the separators, which must alternate.
+_NOT_SEPARATORS = bytes(b for b in range(256) if b not in (0x01, 0x3D))
 _MAX_BODY_LENGTH_DIGITS = 9
 
 Value = bytes | str | int
@@ -156,21 +157,44 @@ def _to_int(tag: int, value: bytes) -> int:
 # -- parsing -----------------------------------------------------------------------------------
 
 
+def _byte_sum(data: bytes, end: int | None = None) -> int:
+    """The sum of the bytes of ``data[:end]`` modulo 256 (the CheckSum).
+
+    zlib.adler32 started at 0 keeps the sum of the bytes modulo 65521 in its low 16 bits: the
+    exact sum for up to 256 bytes, or 515 ASCII bytes (most FIX messages, in one call); longer
+    data is summed 256 bytes at a time.
+    """
+    n = len(data) if end is None else end
+    view = memoryview(data)[:n]
+    if n <= 256 or (n <= 515 and data.isascii()):
+        return adler32(view, 0) & 0xFF
+    total = 0
+    for i in range(0, n, 256):
+        total += adler32(view[i : i + 256], 0) & 0xFFFF
+    return total & 0xFF
+
+
 def _read_fields(frame: bytes) -> list[Field] | str:
-    """The fields of a framed, checksummed message, or the reason it is malformed."""
-    if _HAS_LENGTH_TAG.search(frame) is not None:
-        return _read_fields_with_data(frame)
-    fields: list[Field] = []
-    append = fields.append
-    try:
-        for part in frame.split(SOH)[:-1]:
-            tag, _, value = part.partition(b"=")
-            if not value or not tag.isdigit():
-                return f"malformed field {part[:32]!r}"
-            append((int(tag), value))
-    except ValueError:  # pragma: no cover - isdigit() admits only ASCII digits
-        return "malformed field"
-    return fields
+    """The fields of a framed, checksummed message, or the reason it is malformed.
+
+    Fast path, all in C: when the separators alternate ``=`` SOH ``=`` SOH (no value holds ``=``
+    or SOH), every tag has been seen before and none announces a data field, the frame is split
+    in one go. Anything else goes through the general reader, which validates and honours data
+    fields.
+    """
+    separators = frame.translate(None, _NOT_SEPARATORS)
+    if separators == b"=\x01" * (len(separators) >> 1):
+        items = frame.replace(SOH, b"=").split(b"=")
+        values = items[1::2]
+        if b"" not in values:
+            try:
+                tags = list(map(_TAG_CACHE.__getitem__, items[0:-1:2]))
+            except KeyError:
+                pass
+            else:
+                if _LENGTH_TAG_SET.isdisjoint(tags):
+                    return list(zip(tags, values, strict=True))
+    return _read_fields_with_data(frame)
 
 
 def _read_fields_with_data(frame: bytes) -> list[Field] | str:
@@ -184,15 +208,23 @@ def _read_fields_with_data(frame: bytes) -> list[Field] | str:
         if eq < 0:
             return f"malformed field {frame[pos : pos + 32]!r}"
         tag_bytes = frame[pos:eq]
-        if not tag_bytes.isdigit():
+        cached = _TAG_CACHE.get(tag_bytes)
+        if cached is not None:
+            tag = cached
+        elif tag_bytes.isdigit() and tag_bytes[0] != 0x30:
+            tag = int(tag_bytes)
+            if len(_TAG_CACHE) < _TAG_CACHE_MAX:
+                _TAG_CACHE[tag_bytes] = tag
+        else:
             return f"malformed field {frame[pos : pos + 32]!r}"
-        tag = int(tag_bytes)
         if tag == data_tag:
             stop = eq + 1 + data_len
             if stop >= end or frame[stop] != _SOH:
                 return f"data field {tag} does not match its length {data_len}"
         else:
             stop = frame.find(SOH, eq + 1)
+            if stop < 0:
+                return f"malformed field {frame[pos : pos + 32]!r}"
         value = frame[eq + 1 : stop]
         if not value:
             return f"empty value for tag {tag}"
@@ -265,14 +297,14 @@ class FixParser:
                 frame_end = cs + 7
                 if frame_end > n:
                     break  # body still arriving
-                if buf[cs - 1] != _SOH or buf[cs : cs + 3] != b"10=" or buf[frame_end - 1] != _SOH:
+                if not buf.startswith(b"\x0110=", cs - 1) or buf[frame_end - 1] != _SOH:
                     pos = self._garbled(out, pos, "BodyLength (9) does not end on CheckSum (10)")
                     continue
-                checksum = buf[cs + 3 : cs + 6]
-                if not checksum.isdigit() or int(checksum) != sum(buf[pos:cs]) & 255:
+                frame = bytes(buf[pos:frame_end])
+                checksum = frame[-4:-1]
+                if not checksum.isdigit() or int(checksum) != _byte_sum(frame, cs - pos):
                     pos = self._garbled(out, pos, "CheckSum (10) mismatch")
                     continue
-                frame = bytes(buf[pos:frame_end])
                 fields = _read_fields(frame)
                 if isinstance(fields, str):
                     pos = self._garbled(out, pos, fields)
@@ -403,7 +435,7 @@ def encode_body(fields: Sequence[tuple[int, Value]]) -> bytes:
 def frame(body: bytes, begin_string: bytes = DEFAULT_BEGIN_STRING) -> bytes:
     """``body`` wrapped in BeginString, BodyLength and CheckSum."""
     head = b"8=%b\x019=%d\x01" % (begin_string, len(body))
-    return b"%b%b10=%03d\x01" % (head, body, (sum(head) + sum(body)) & 255)
+    return b"%b%b10=%03d\x01" % (head, body, (_byte_sum(head) + _byte_sum(body)) & 255)
 
 
 def encode(
@@ -471,4 +503,4 @@ class MessageTemplate:
         if body.count(SOH) != self._fields:
             raise EncodeError("SOH in a value")
         head = self._head_format % len(body)
-        return b"%b%b10=%03d\x01" % (head, body, (sum(head) + sum(body)) & 255)
+        return b"%b%b10=%03d\x01" % (head, body, (_byte_sum(head) + _byte_sum(body)) & 255)
