@@ -9,6 +9,11 @@ its MsgType and ClOrdID. Encoding: the message built from its fields and encoded
 sequence number changing (simplefix: ``FixMessage``, ``append_pair``, ``encode``); for the
 ExecutionReport also through a prebuilt ``MessageTemplate``. Best of ``--repeat`` runs.
 The last line printed is JSON; simplefix figures are null when it is not installed.
+
+Measured on a shared 2-CPU machine (``--count 100000``, messages/s): NewOrderSingle (185 bytes)
+parse 57,500 vs simplefix 6,500, encode 45,900 vs 21,200; ExecutionReport (279 bytes) parse
+45,100 vs 4,200, encode 30,900 vs 14,700, through a template 163,800. Parsing checks BodyLength
+and CheckSum, which simplefix does not.
 """
 
 from __future__ import annotations
