@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import sqlalchemy as sa
 
-from clearing.commands import ConfigureFees, Deposit, Withdraw
+from clearing.commands import ConfirmWithdrawal, Deposit, Withdraw
 from clearing.reconcile import reconcile
 from engine.commands import NewOrder
 from engine.types import OrdType, Side
@@ -56,8 +55,6 @@ async def trading(venue: Venue, rounds: int = 20) -> None:
         await venue.submit(NewOrder(2, SYM, "", Side.SELL, OrdType.LIMIT, 10_000, price))
         await venue.submit(NewOrder(1, SYM, "", Side.BUY, OrdType.LIMIT, 7_000, price))
     await venue.submit(Withdraw(1, "BTC", COIN // 10, 1, "addr"))
-    from clearing.commands import ConfirmWithdrawal
-
     await venue.submit(ConfirmWithdrawal(1, "chain-tx"))
 
 
@@ -191,7 +188,6 @@ def test_fees_are_journaled_once_and_again_when_they_change(tmp_path: Path) -> N
     cheaper = dataclasses.replace(config.fees, charge_in="quote")
     run(lambda: start_stop(dataclasses.replace(config, fees=cheaper)))
     assert journaled == ["FeesConfigured", "FeesConfigured"]
-    assert isinstance(ConfigureFees(cheaper.to_spec()).spec, str)
 
 
 def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
@@ -267,8 +263,7 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
     run(body)
 
 
-@pytest.mark.parametrize("broken", ["unreachable"])
-def test_settlement_survives_a_database_outage(tmp_path: Path, broken: str) -> None:
+def test_settlement_survives_a_database_outage(tmp_path: Path) -> None:
     """The ledger's database is away: the venue keeps trading, settlement retries, and once the
     database is back the ledger catches up without loss."""
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"

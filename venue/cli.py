@@ -162,6 +162,7 @@ def reconcile_command(config: VenueConfig) -> int:
     from clearing.risk import RiskEngine
     from engine.replay import Replayer, ReplayError
     from venue.runtime import make_core
+    from venue.settlement import redact_url
 
     if config.ledger is None:
         raise CliError(f"{config.source}: no [[assets]]: this venue keeps no ledger", EXIT_CONFIG)
@@ -194,7 +195,7 @@ def reconcile_command(config: VenueConfig) -> int:
         raise CliError(str(exc), EXIT_FAILED) from None
     finally:
         engine.dispose()
-    print(f"reconcile: ledger {config.ledger.url.split('@')[-1]} at seq {at_seq}")
+    print(f"reconcile: ledger {redact_url(config.ledger.url)} at seq {at_seq}")
     for line in report.lines():
         print(f"  {line}")
     if report.mismatch:
@@ -271,7 +272,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
 async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | None:
     """Settlement into the ledger, when the venue keeps one; a ledger that cannot be opened
     stops the venue with a clear error."""
-    from venue.settlement import Settlement
+    from venue.settlement import Settlement, redact_url
 
     if config.ledger is None:
         return None
@@ -280,16 +281,10 @@ async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | N
         await settlement.start()
     except Exception as exc:
         await venue.stop()
-        where = where_of(config.ledger.url)
+        where = redact_url(config.ledger.url)
         raise CliError(f"the ledger {where} cannot be opened: {exc}", EXIT_FAILED) from None
-    print(f"venue: settling into the ledger {where_of(config.ledger.url)}", flush=True)
+    print(f"venue: settling into the ledger {redact_url(config.ledger.url)}", flush=True)
     return settlement
-
-
-def where_of(url: str) -> str:
-    """A database URL without its credentials."""
-    head, sep, rest = url.partition("://")
-    return head + sep + rest.rpartition("@")[2]
 
 
 # -- the demo -------------------------------------------------------------------------------------

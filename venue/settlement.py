@@ -126,7 +126,7 @@ class Settlement:
     def status(self) -> dict[str, Any]:
         report = self.last_report
         return {
-            "url": _redact(self.config.url),
+            "url": redact_url(self.config.url),
             "ledgerSeq": self.ledger_seq,
             "venueSeq": self._seen_seq,
             "pending": len(self._pending),
@@ -250,8 +250,8 @@ def _money(events: Sequence[object]) -> list[Any]:
     return [e for e in events if isinstance(e, SETTLED)]
 
 
-def _redact(url: str) -> str:
-    """The URL without its password, for status pages and logs."""
+def redact_url(url: str) -> str:
+    """The URL without its password, for status pages, logs and error messages."""
     head, sep, rest = url.partition("://")
     if "@" not in rest:
         return url
