@@ -7,7 +7,10 @@ and NNN is the sum of every byte before ``10=`` modulo 256, in three digits. Any
 reported as a :class:`Garbled` item and skipped by resynchronising on the next ``8=FIX``, so a
 valid message following garbage is never lost.
 
-Values are bytes; tags are integers. A data field (RawData 96, Signature 89, ...) preceded by its
+Values are bytes; tags are integers. A frame whose length and checksum are right is a message
+even when a field in it is not: an empty value, or a tag of 0 or below, comes through as it is,
+for the session layer to answer with a Reject (SessionRejectReason 4 or 0); only a tag that is
+not a number makes the frame garbled. A data field (RawData 96, Signature 89, ...) preceded by its
 length field is read by that length and may contain SOH and ``=``.
 """
 
@@ -186,14 +189,13 @@ def _read_fields(frame: bytes) -> list[Field] | str:
     if separators == b"=\x01" * (len(separators) >> 1):
         items = frame.replace(SOH, b"=").split(b"=")
         values = items[1::2]
-        if b"" not in values:
-            try:
-                tags = list(map(_TAG_CACHE.__getitem__, items[0:-1:2]))
-            except KeyError:
-                pass
-            else:
-                if _LENGTH_TAG_SET.isdisjoint(tags):
-                    return list(zip(tags, values, strict=True))
+        try:
+            tags = list(map(_TAG_CACHE.__getitem__, items[0:-1:2]))
+        except KeyError:
+            pass
+        else:
+            if _LENGTH_TAG_SET.isdisjoint(tags):
+                return list(zip(tags, values, strict=True))
     return _read_fields_with_data(frame)
 
 
@@ -201,7 +203,7 @@ def _read_fields_with_data(frame: bytes) -> list[Field] | str:
     fields: list[Field] = []
     pos = 0
     end = len(frame)
-    data_tag = -1
+    data_tag: int | None = None
     data_len = 0
     while pos < end:
         eq = frame.find(b"=", pos)
@@ -211,8 +213,8 @@ def _read_fields_with_data(frame: bytes) -> list[Field] | str:
         cached = _TAG_CACHE.get(tag_bytes)
         if cached is not None:
             tag = cached
-        elif tag_bytes.isdigit() and tag_bytes[0] != 0x30:
-            tag = int(tag_bytes)
+        elif tag_bytes.lstrip(b"-").isdigit() and tag_bytes.count(b"-") <= 1:
+            tag = int(tag_bytes)  # 0 and negative tags are the session layer's to reject
             if len(_TAG_CACHE) < _TAG_CACHE_MAX:
                 _TAG_CACHE[tag_bytes] = tag
         else:
@@ -226,8 +228,6 @@ def _read_fields_with_data(frame: bytes) -> list[Field] | str:
             if stop < 0:
                 return f"malformed field {frame[pos : pos + 32]!r}"
         value = frame[eq + 1 : stop]
-        if not value:
-            return f"empty value for tag {tag}"
         fields.append((tag, value))
         announced = DATA_LENGTH_TAGS.get(tag)
         if announced is not None:
@@ -235,7 +235,7 @@ def _read_fields_with_data(frame: bytes) -> list[Field] | str:
                 return f"length field {tag} is not a number: {value[:16]!r}"
             data_tag, data_len = announced, int(value)
         else:
-            data_tag = -1
+            data_tag = None
         pos = stop + 1
     return fields
 
@@ -245,9 +245,11 @@ class FixParser:
 
     ``feed(data)`` returns, in stream order, every complete :class:`FixMessage` and every
     :class:`Garbled` stretch the data completes; incomplete input waits for the next feed.
-    A garbled frame is skipped by searching for the next ``8=FIX`` after its first byte.
-    A frame whose BodyLength is wrong but below the maximum waits until that many bytes arrived
-    before it is found garbled; what follows it is then parsed normally.
+    Framing follows QuickFIX: a frame runs from ``8=`` to the first CheckSum field at or after the
+    end its BodyLength announces, and a frame found wrong (BodyLength, CheckSum, a malformed
+    field) is skipped whole. A BodyLength that is too long therefore swallows the message after
+    it, as it does in QuickFIX (the peer resends it after the ResendRequest its gap causes).
+    Garbage outside frames is skipped up to the next ``8=FIX``.
     """
 
     __slots__ = ("_buf", "_max_body_length", "_prefix", "_start_marker")
@@ -294,23 +296,40 @@ class FixParser:
                     pos = self._garbled(out, pos, "BodyLength (9) above the maximum")
                     continue
                 cs = soh + 1 + body_length
-                frame_end = cs + 7
-                if frame_end > n:
+                if cs > n:
                     break  # body still arriving
-                if not buf.startswith(b"\x0110=", cs - 1) or buf[frame_end - 1] != _SOH:
-                    pos = self._garbled(out, pos, "BodyLength (9) does not end on CheckSum (10)")
+                # As QuickFIX frames: the message ends at the first CheckSum field at or after
+                # the end BodyLength announces. A BodyLength that is too short is found wrong
+                # below; one that is too long swallows what follows up to the next CheckSum.
+                ten = buf.find(b"\x0110=", cs - 1)
+                if ten < 0 or (end_soh := buf.find(SOH, ten + 4)) < 0:
+                    if n - cs > self._max_body_length:
+                        pos = self._garbled(out, pos, "no CheckSum (10) after BodyLength (9)")
+                        continue
+                    break  # the CheckSum field still arriving
+                frame_end = end_soh + 1
+                if ten != cs - 1:
+                    pos = self._garbled_frame(
+                        out, pos, frame_end, "BodyLength (9) does not end on CheckSum (10)"
+                    )
                     continue
                 frame = bytes(buf[pos:frame_end])
-                checksum = frame[-4:-1]
-                if not checksum.isdigit() or int(checksum) != _byte_sum(frame, cs - pos):
-                    pos = self._garbled(out, pos, "CheckSum (10) mismatch")
+                checksum = frame[ten + 4 - pos : -1]
+                if (
+                    len(checksum) != 3
+                    or not checksum.isdigit()
+                    or int(checksum) != _byte_sum(frame, cs - pos)
+                ):
+                    pos = self._garbled_frame(out, pos, frame_end, "CheckSum (10) mismatch")
                     continue
                 fields = _read_fields(frame)
                 if isinstance(fields, str):
-                    pos = self._garbled(out, pos, fields)
+                    pos = self._garbled_frame(out, pos, frame_end, fields)
                     continue
                 if len(fields) < 4 or fields[2][0] != 35:
-                    pos = self._garbled(out, pos, "MsgType (35) is not the third field")
+                    pos = self._garbled_frame(
+                        out, pos, frame_end, "MsgType (35) is not the third field"
+                    )
                     continue
                 out.append(FixMessage(fields, frame))
                 pos = frame_end
@@ -331,6 +350,13 @@ class FixParser:
         if pos:
             del buf[:pos]
         return out
+
+    def _garbled_frame(
+        self, out: list[FixMessage | Garbled], pos: int, end: int, reason: str
+    ) -> int:
+        """Report the framed bytes ``pos:end`` as garbled; the new position."""
+        out.append(Garbled(reason, bytes(self._buf[pos:end])))
+        return end
 
     def _garbled(self, out: list[FixMessage | Garbled], pos: int, reason: str) -> int:
         """Report the frame at ``pos`` as garbled up to the next frame start; the new position."""
