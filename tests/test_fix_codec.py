@@ -651,3 +651,13 @@ def test_long_non_ascii_message_round_trips() -> None:
     raw = encode([*header(b"B", 1), (148, "headline"), (58, bytes(range(128, 256)) * 5)])
     assert sum(raw[: raw.rindex(b"10=")]) % 256 == int(raw[-4:-1])
     assert decode(raw).get(58) == bytes(range(128, 256)) * 5
+
+
+def test_other_begin_strings_are_framed_when_asked_for() -> None:
+    fix41 = encode([*header(b"1", 2), (112, b"id")], begin_string=b"FIX.4.1")
+    for stream in (fix41 + new_order(3), new_order(1) + fix41 + new_order(3)):
+        parser = FixParser(any_begin_string=True)
+        out = [item for i in range(len(stream)) for item in parser.feed(stream[i : i + 1])]
+        assert not garbled_only(out)
+        assert messages_only(out)[-2:] == [fix41, new_order(3)]
+    assert garbled_only(FixParser().feed(fix41))

@@ -54,6 +54,7 @@ _TAG_CACHE_MAX = 10_000
 # Every byte except "=" and SOH: deleting them leaves the separators, which must alternate.
 _NOT_SEPARATORS = bytes(b for b in range(256) if b not in (0x01, 0x3D))
 _MAX_BODY_LENGTH_DIGITS = 9
+_MAX_BEGIN_STRING = 32  # "8=FIXT.1.1" and the like, with room
 
 Value = bytes | str | int
 Field = tuple[int, bytes]
@@ -252,16 +253,22 @@ class FixParser:
     Garbage outside frames is skipped up to the next ``8=FIX``.
     """
 
-    __slots__ = ("_buf", "_max_body_length", "_prefix", "_start_marker")
+    __slots__ = ("_any_begin_string", "_buf", "_max_body_length", "_prefix", "_start_marker")
 
     def __init__(
         self,
         begin_string: bytes = DEFAULT_BEGIN_STRING,
         max_body_length: int = DEFAULT_MAX_BODY_LENGTH,
+        *,
+        any_begin_string: bool = False,
     ) -> None:
+        """``any_begin_string``: frame messages of every ``8=FIX...`` version, not only
+        ``begin_string``, so that a session can answer a wrong version with a Logout (the
+        session layer compares field 8) instead of ignoring it as garbled."""
         self._prefix = b"8=" + begin_string + SOH + b"9="
         self._start_marker = b"8=FIX"
         self._max_body_length = max_body_length
+        self._any_begin_string = any_begin_string
         self._buf = bytearray()
 
     @property
@@ -276,11 +283,22 @@ class FixParser:
         pos = 0
         n = len(buf)
         prefix = self._prefix
-        plen = len(prefix)
+        prefix_len = len(prefix)
         marker = self._start_marker
         while pos < n:
-            if buf.startswith(prefix, pos):
+            head = prefix_len if buf.startswith(prefix, pos) else 0
+            if not head and self._any_begin_string and buf.startswith(marker, pos):
+                version_end = buf.find(SOH, pos, pos + _MAX_BEGIN_STRING)
+                if version_end < 0 or version_end + 3 > n:
+                    if n - pos < _MAX_BEGIN_STRING:
+                        break  # BeginString still arriving
+                    pos = self._garbled(out, pos, "BeginString (8) malformed")
+                    continue
+                if buf.startswith(b"9=", version_end + 1):
+                    head = version_end + 3 - pos
+            if head:
                 # 9=<digits>SOH
+                plen = head
                 soh = buf.find(SOH, pos + plen, pos + plen + _MAX_BODY_LENGTH_DIGITS + 1)
                 if soh < 0:
                     if n - (pos + plen) <= _MAX_BODY_LENGTH_DIGITS:
@@ -334,7 +352,7 @@ class FixParser:
                 out.append(FixMessage(fields, frame))
                 pos = frame_end
                 continue
-            if n - pos < plen and prefix.startswith(buf[pos:n]):
+            if n - pos < prefix_len and prefix.startswith(buf[pos:n]):
                 break  # the start of a frame, still arriving
             if buf.startswith(marker, pos):
                 pos = self._garbled(out, pos, "wrong BeginString (8)")
