@@ -31,6 +31,7 @@ from engine.recovery import RecoveryError, recover
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, ConfigError, VenueConfig, load_config
 
 if TYPE_CHECKING:
+    from gateway.fix.acceptor import FixAcceptor
     from venue.runtime import Venue
     from venue.settlement import Settlement
 
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
+    run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument("--demo", action="store_true", help="drive a short scripted flow")
     return parser
 
@@ -126,6 +128,13 @@ def _config(args: argparse.Namespace) -> VenueConfig:
         if not 0 <= port <= 65535:
             raise CliError(f"--admin-port {port}: must be between 0 and 65535", EXIT_CONFIG)
         config = dataclasses.replace(config, admin=AdminConfig(config.admin.host, port))
+    fix_port = getattr(args, "fix_port", None)
+    if fix_port is not None:
+        if config.fix is None:
+            raise CliError(f"--fix-port: {config.source} configures no [fix] acceptor", EXIT_CONFIG)
+        if not 0 <= fix_port <= 65535:
+            raise CliError(f"--fix-port {fix_port}: must be between 0 and 65535", EXIT_CONFIG)
+        config = dataclasses.replace(config, fix=dataclasses.replace(config.fix, port=fix_port))
     return config
 
 
@@ -241,8 +250,18 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         why = exc.strerror or str(exc)
         raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
     url = f"http://{host}:{port}"
+    try:
+        acceptor = await _start_fix(config)
+    except CliError:
+        await runner.cleanup()
+        await venue.stop()
+        if settlement is not None:
+            await settlement.stop()
+        raise
+    fix_text = "" if acceptor is None else f"; FIX on {acceptor.host}:{acceptor.port}"
     print(
-        f"venue: running; admin API on {url}; data {config.data_dir}; recovery: {report.summary()}"
+        f"venue: running; admin API on {url}{fix_text}; data {config.data_dir}; "
+        f"recovery: {report.summary()}"
     )
     if settlement is not None:
         set_settlement(runner.app, settlement)
@@ -258,6 +277,8 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+    if acceptor is not None:
+        await acceptor.stop()
     await runner.cleanup()
     await venue.stop()
     if settlement is not None:
@@ -267,6 +288,30 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         raise CliError(f"the venue stopped after a failure: {venue.failure}", EXIT_FAILED)
     print(f"venue: stopped at seq {venue.core.last_seq}; snapshot at seq {venue.snapshot_seq}")
     return EXIT_OK
+
+
+async def _start_fix(config: VenueConfig) -> FixAcceptor | None:
+    """The FIX acceptor, listening, when the configuration has ``[fix]``."""
+    if config.fix is None:
+        return None
+    from gateway.fix.dictionary import DictionaryError
+    from gateway.fix.store import StoreError
+    from venue.fix import build_acceptor
+
+    fix = config.fix
+    try:
+        acceptor = build_acceptor(fix, config.data_dir)
+    except DictionaryError as exc:
+        raise CliError(f"the FIX dictionary cannot be used: {exc}", EXIT_CONFIG) from None
+    except (StoreError, OSError) as exc:
+        raise CliError(f"the FIX message store cannot be opened: {exc}", EXIT_FAILED) from None
+    try:
+        await acceptor.start()
+    except OSError as exc:
+        await acceptor.stop()
+        why = exc.strerror or str(exc)
+        raise CliError(f"FIX cannot listen on {fix.host}:{fix.port}: {why}", EXIT_FAILED) from None
+    return acceptor
 
 
 async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | None:

@@ -35,6 +35,8 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AdminConfig",
     "ConfigError",
+    "FixConfig",
+    "FixSessionConfig",
     "JournalConfig",
     "LedgerConfig",
     "VenueConfig",
@@ -90,6 +92,34 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FixSessionConfig:
+    """``[[fix.sessions]]``: one counterparty of the FIX acceptor."""
+
+    target_comp_id: str  # the counterparty's SenderCompID
+    reset_on_logon: bool
+    reset_on_logout: bool
+    reset_on_disconnect: bool
+    reset_time_utc: int | None  # seconds after midnight UTC: daily sequence reset; None: never
+    throttle_per_s: int  # inbound application messages per second; 0: no limit
+
+
+@dataclass(frozen=True, slots=True)
+class FixConfig:
+    """``[fix]``: the FIX 4.4 acceptor."""
+
+    host: str
+    port: int  # 0: any free port
+    sender_comp_id: str
+    dictionary: Path  # QuickFIX-format data dictionary, absolute
+    application: str  # "echo": the conformance profile's echo application
+    store: str  # "file" (under data_dir/fix) or "memory"
+    store_fsync: bool
+    max_connections: int
+    max_latency_s: int  # SendingTime accuracy; 0: not checked
+    sessions: tuple[FixSessionConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class VenueConfig:
     source: Path  # the file this was loaded from
     data_dir: Path  # absolute
@@ -103,6 +133,7 @@ class VenueConfig:
     assets: Mapping[str, int]
     fees: FeeConfig | None  # None: no [fees] section, no fees
     ledger: LedgerConfig | None  # None when there is no clearing
+    fix: FixConfig | None = None  # None: no FIX acceptor
 
     @property
     def clearing(self) -> bool:
@@ -174,6 +205,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     assets = _assets(root, instruments)
     fees = _fees(root, assets)
     ledger = _ledger(root, data_dir) if assets else None
+    fix = _fix(root) if "fix" in root else None
     if not assets:
         for key in ("fees", "ledger"):
             if key in root:
@@ -192,6 +224,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         assets=assets,
         fees=fees,
         ledger=ledger,
+        fix=fix,
     )
 
 
@@ -254,6 +287,68 @@ def _ledger(root: _Table, data_dir: Path) -> LedgerConfig:
         reconcile_every_s=table.optional_integer(
             "reconcile_every_s", default.reconcile_every_s, 0, 86_400
         ),
+    )
+    table.finish()
+    return config
+
+
+_COMP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_FIX_APPLICATIONS = ("echo",)
+#: Where the shipped data dictionaries are found when a relative path is not under the cwd.
+_PROJECT_ROOT = DEFAULT_CONFIG_PATH.parent.parent
+
+
+def _fix(root: _Table) -> FixConfig:
+    """``[fix]`` and its ``[[fix.sessions]]``: the FIX acceptor, optional."""
+    table = root.table("fix")
+    sender = table.string("sender_comp_id")
+    if not _COMP_ID_RE.fullmatch(sender):
+        table.fail("sender_comp_id", "must be 1-32 letters, digits, '.', '_' or '-'")
+    dictionary_name = table.string("dictionary")
+    dictionary = _absolute(dictionary_name)
+    if not dictionary.is_file() and not Path(dictionary_name).is_absolute():
+        dictionary = _PROJECT_ROOT / dictionary_name
+    if not dictionary.is_file():
+        table.fail("dictionary", f"no such file: {dictionary_name}")
+    application = table.string("application")
+    if application not in _FIX_APPLICATIONS:
+        table.fail("application", f"unknown application {application!r} (expected: echo)")
+    store = table.optional_string("store") or "file"
+    if store not in ("file", "memory"):
+        table.fail("store", f"unknown store {store!r} (expected file or memory)")
+    sessions: list[FixSessionConfig] = []
+    for session in table.tables("sessions"):
+        target = session.string("target_comp_id")
+        if not _COMP_ID_RE.fullmatch(target):
+            session.fail("target_comp_id", "must be 1-32 letters, digits, '.', '_' or '-'")
+        if any(s.target_comp_id == target for s in sessions):
+            session.fail("target_comp_id", f"{target} is configured twice")
+        sessions.append(
+            FixSessionConfig(
+                target_comp_id=target,
+                reset_on_logon=session.optional_boolean("reset_on_logon", False),
+                reset_on_logout=session.optional_boolean("reset_on_logout", False),
+                reset_on_disconnect=session.optional_boolean("reset_on_disconnect", False),
+                reset_time_utc=(
+                    session.time_of_day("reset_time_utc") if "reset_time_utc" in session else None
+                ),
+                throttle_per_s=session.optional_integer("throttle_per_s", 0, 0, 1_000_000),
+            )
+        )
+        session.finish()
+    if not sessions:
+        table.fail("sessions", "at least one [[fix.sessions]] is needed")
+    config = FixConfig(
+        host=table.string("host"),
+        port=table.integer("port", minimum=0, maximum=65535),
+        sender_comp_id=sender,
+        dictionary=dictionary,
+        application=application,
+        store=store,
+        store_fsync=table.optional_boolean("store_fsync", False),
+        max_connections=table.optional_integer("max_connections", 256, 1, 65_535),
+        max_latency_s=table.optional_integer("max_latency_s", 120, 0, 86_400),
+        sessions=tuple(sessions),
     )
     table.finish()
     return config
@@ -414,6 +509,12 @@ class _Table:
             self._used.add(key)
             return default
         return self.integer(key, minimum=minimum, maximum=maximum)
+
+    def optional_boolean(self, key: str, default: bool) -> bool:
+        if key not in self._data:
+            self._used.add(key)
+            return default
+        return self.boolean(key)
 
     def raw_string(self, key: str) -> str:
         value = self._data[key]

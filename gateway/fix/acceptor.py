@@ -1,0 +1,224 @@
+"""The FIX acceptor: TCP (optionally TLS) connections bound to configured sessions.
+
+A connection is anonymous until its first message: that must be a well-formed Logon whose
+BeginString, SenderCompID and TargetCompID name a configured session which no other connection
+holds; anything else closes the connection without an answer (as QuickFIX does, so nothing is
+told to an unknown peer). From then on every parsed message goes to the :class:`Session`;
+garbled input is logged and ignored and never consumes a sequence number.
+
+Writes are gathered per event-loop turn and go out in one ``transport.write``; the session's
+store is flushed first, so a message is on disk in the store (for resends) no later than it is
+on the wire. A 100 ms ticker drives every session's heartbeats and timeouts and flushes the
+stores of sessions that sent while disconnected.
+
+Limits: ``max_connections`` open sockets in all (more are closed at once), a Logon within the
+session's ``logon_timeout_s``, and ``max_body_length`` per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Iterable
+from typing import cast
+
+from gateway.fix.codec import DEFAULT_MAX_BODY_LENGTH, FixMessage, FixParser
+from gateway.fix.errors import Garbled
+from gateway.fix.session import Session
+
+__all__ = ["FixAcceptor"]
+
+log = logging.getLogger("gateway.fix.acceptor")
+
+TICK_S = 0.1
+
+
+class FixAcceptor:
+    """Listens for FIX connections and binds each to its configured :class:`Session`."""
+
+    def __init__(
+        self,
+        sessions: Iterable[Session],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 256,
+        max_body_length: int = DEFAULT_MAX_BODY_LENGTH,
+        logon_timeout_s: float = 10.0,
+    ) -> None:
+        self.sessions: dict[tuple[bytes, bytes, bytes], Session] = {}
+        for session in sessions:
+            cfg = session.config
+            key = (
+                cfg.begin_string.encode(),
+                cfg.sender_comp_id.encode(),
+                cfg.target_comp_id.encode(),
+            )
+            if key in self.sessions:
+                raise ValueError(f"session {cfg.key} configured twice")
+            self.sessions[key] = session
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.max_connections = max_connections
+        self.max_body_length = max_body_length
+        self.logon_timeout_s = logon_timeout_s
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        """Listen; the address actually bound (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), self.host, self.port, ssl=self.ssl_context
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.port = int(sockname[1])
+        self._ticker = asyncio.create_task(self._tick())
+        return str(sockname[0]), self.port
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection and flush every store."""
+        if self._server is not None:
+            self._server.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        for session in self.sessions.values():
+            if session.connected:
+                session.detach()
+            session.store.close()
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = loop.time()
+            for conn in list(self.connections):
+                if conn.session is None and now - conn.opened >= self.logon_timeout_s:
+                    log.info("no Logon within %.0f s: closing", self.logon_timeout_s)
+                    conn.close()
+            for session in self.sessions.values():
+                session.on_timer()
+                session.store.flush()
+
+    def find(self, msg: FixMessage) -> Session | None:
+        """The session a first message names (its TargetCompID is ours)."""
+        return self.sessions.get((msg.fields[0][1], msg.get(56) or b"", msg.get(49) or b""))
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: parser in, batched writes out."""
+
+    def __init__(self, acceptor: FixAcceptor) -> None:
+        self.acceptor = acceptor
+        self.parser = FixParser(max_body_length=acceptor.max_body_length, any_begin_string=True)
+        self.session: Session | None = None
+        self.transport: asyncio.Transport | None = None
+        self.opened = 0.0
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._closing = False
+        self.peer = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = transport
+        self.opened = asyncio.get_running_loop().time()
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        acceptor = self.acceptor
+        if len(acceptor.connections) >= acceptor.max_connections:
+            log.warning("%s: refused: %d connections open", self.peer, len(acceptor.connections))
+            self._closing = True
+            transport.abort()
+            return
+        acceptor.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        for item in self.parser.feed(data):
+            if self._closing:
+                return
+            session = self.session
+            if isinstance(item, Garbled):
+                if session is None:
+                    log.info("%s: garbled first message (%s): closing", self.peer, item.reason)
+                    self.close()
+                else:
+                    log.warning("%s: garbled message ignored: %s", session.config.key, item.reason)
+                continue
+            if session is None:
+                session = self._bind(item)
+                if session is None:
+                    return
+            session.on_message(item)
+
+    def _bind(self, msg: FixMessage) -> Session | None:
+        if msg.msg_type != b"A":
+            log.info("%s: first message is not a Logon: closing", self.peer)
+            self.close()
+            return None
+        session = self.acceptor.find(msg)
+        if session is None:
+            log.info(
+                "%s: Logon for an unknown session %r/%r/%r: closing",
+                self.peer,
+                msg.fields[0][1],
+                msg.get(49),
+                msg.get(56),
+            )
+            self.close()
+            return None
+        if session.connected:
+            log.warning("%s: %s is already logged on: closing", self.peer, session.config.key)
+            self.close()
+            return None
+        self.session = session
+        session.attach(self.write, self.close)
+        return session
+
+    def write(self, raw: bytes) -> None:
+        if self._closing:
+            return
+        self._out.append(raw)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        if self.session is not None:
+            self.session.store.flush()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(out))
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._flush()
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.acceptor.connections.discard(self)
+        session = self.session
+        if session is not None:
+            self.session = None
+            session.detach()
