@@ -15,6 +15,7 @@ Relative paths resolve against the current working directory of the process that
 
 from __future__ import annotations
 
+import base64
 import difflib
 import re
 import tomllib
@@ -96,6 +97,13 @@ class FixSessionConfig:
     """``[[fix.sessions]]``: one counterparty of the FIX acceptor."""
 
     target_comp_id: str  # the counterparty's SenderCompID
+    kind: str  # "order_entry", "drop_copy" or "market_data"
+    accounts: tuple[int, ...]  # the accounts it may trade (order entry) or see (drop copy)
+    password_hash: str  # "pbkdf2_sha256$<iterations>$<salt b64>$<hash b64>"; "" none
+    ed25519_public_key: str  # base64 of the raw 32-byte key; "" none
+    api_key: str  # Username(553) that must accompany the signed Logon; "" any
+    cancel_on_disconnect: bool
+    max_md_subscriptions: int
     reset_on_logon: bool
     reset_on_logout: bool
     reset_on_disconnect: bool
@@ -111,7 +119,7 @@ class FixConfig:
     port: int  # 0: any free port
     sender_comp_id: str
     dictionary: Path  # QuickFIX-format data dictionary, absolute
-    application: str  # "echo": the conformance profile's echo application
+    application: str  # "venue": order entry, market data, drop copy; "echo": conformance
     store: str  # "file" (under data_dir/fix) or "memory"
     store_fsync: bool
     max_connections: int
@@ -293,7 +301,9 @@ def _ledger(root: _Table, data_dir: Path) -> LedgerConfig:
 
 
 _COMP_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
-_FIX_APPLICATIONS = ("echo",)
+_FIX_APPLICATIONS = ("venue", "echo")
+_FIX_SESSION_KINDS = ("order_entry", "drop_copy", "market_data")
+_PASSWORD_HASH_RE = re.compile(r"pbkdf2_sha256\$\d{4,9}\$[A-Za-z0-9+/=]{8,}\$[A-Za-z0-9+/=]{40,}")
 #: Where the shipped data dictionaries are found when a relative path is not under the cwd.
 _PROJECT_ROOT = DEFAULT_CONFIG_PATH.parent.parent
 
@@ -312,7 +322,7 @@ def _fix(root: _Table) -> FixConfig:
         table.fail("dictionary", f"no such file: {dictionary_name}")
     application = table.string("application")
     if application not in _FIX_APPLICATIONS:
-        table.fail("application", f"unknown application {application!r} (expected: echo)")
+        table.fail("application", f"unknown application {application!r} (expected venue or echo)")
     store = table.optional_string("store") or "file"
     if store not in ("file", "memory"):
         table.fail("store", f"unknown store {store!r} (expected file or memory)")
@@ -323,9 +333,39 @@ def _fix(root: _Table) -> FixConfig:
             session.fail("target_comp_id", "must be 1-32 letters, digits, '.', '_' or '-'")
         if any(s.target_comp_id == target for s in sessions):
             session.fail("target_comp_id", f"{target} is configured twice")
+        kind = session.optional_string("type") or "order_entry"
+        if kind not in _FIX_SESSION_KINDS:
+            session.fail(
+                "type", f"unknown type {kind!r} (expected {', '.join(_FIX_SESSION_KINDS)})"
+            )
+        accounts = _account_list(session, "accounts")
+        if kind != "market_data" and application == "venue" and not accounts:
+            session.fail("accounts", f"a {kind} session needs at least one account")
+        password_hash = session.optional_string("password_hash")
+        if password_hash and not _PASSWORD_HASH_RE.fullmatch(password_hash):
+            session.fail(
+                "password_hash", "must be made by `venue fix-password` (pbkdf2_sha256$...)"
+            )
+        public_key = session.optional_string("ed25519_public_key")
+        if public_key:
+            try:
+                raw_key = base64.b64decode(public_key, validate=True)
+            except ValueError:
+                raw_key = b""
+            if len(raw_key) != 32:
+                session.fail("ed25519_public_key", "must be the base64 of a 32-byte Ed25519 key")
         sessions.append(
             FixSessionConfig(
                 target_comp_id=target,
+                kind=kind,
+                accounts=accounts,
+                password_hash=password_hash,
+                ed25519_public_key=public_key,
+                api_key=session.optional_string("api_key"),
+                cancel_on_disconnect=session.optional_boolean("cancel_on_disconnect", False),
+                max_md_subscriptions=session.optional_integer(
+                    "max_md_subscriptions", 100, 0, 100_000
+                ),
                 reset_on_logon=session.optional_boolean("reset_on_logon", False),
                 reset_on_logout=session.optional_boolean("reset_on_logout", False),
                 reset_on_disconnect=session.optional_boolean("reset_on_disconnect", False),
@@ -352,6 +392,20 @@ def _fix(root: _Table) -> FixConfig:
     )
     table.finish()
     return config
+
+
+def _account_list(table: _Table, key: str) -> tuple[int, ...]:
+    if key not in table:
+        table.optional_string(key)  # counts the key as seen
+        return ()
+    value = table._get(key)
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63 for v in value
+    ):
+        table.fail(key, "must be a list of positive account numbers, such as [1001, 1002]")
+    if len(set(value)) != len(value):
+        table.fail(key, "lists an account twice")
+    return tuple(value)
 
 
 def _absolute(value: str) -> Path:

@@ -42,12 +42,23 @@ from engine.sequencer import Sequencer
 from engine.snapshot import write_snapshot
 from venue.config import VenueConfig
 
-__all__ = ["CommandRefused", "EventCallback", "StartError", "Venue", "VenueStopped"]
+__all__ = [
+    "CommandCallback",
+    "CommandRefused",
+    "EventCallback",
+    "StartError",
+    "Venue",
+    "VenueStopped",
+]
 
 log = logging.getLogger("venue.runtime")
 
 #: Called with ``(seq, ts, events)`` for every command once it is durable, in sequence order.
 EventCallback = Callable[[int, int, list[Event]], None]
+#: Called with ``(command, events)`` for every command once it is durable, in sequence order
+#: (the command carries its seq and ts); also with ``(command, None)`` for a posted command the
+#: journal's codec refused (it was not sequenced).
+CommandCallback = Callable[["AnyCommand", "list[Event] | None"], None]
 
 #: Longest the timer sleeps without looking at the core's next deadline again (seconds).
 MAX_TIMER_SLEEP = 1.0
@@ -75,7 +86,7 @@ class _State(enum.Enum):
 
 #: What ``submit`` takes: the engine's commands and clearing's.
 AnyCommand = Command | ClearingCommand
-_Pending = tuple[AnyCommand, asyncio.Future[list[Event]]]
+_Pending = tuple[AnyCommand, asyncio.Future[list[Event]] | None]
 
 
 class Venue:
@@ -101,6 +112,7 @@ class Venue:
         self._state = _State.NEW
         self._queue: list[_Pending] = []
         self._subscribers: list[EventCallback] = []
+        self._command_subscribers: list[CommandCallback] = []
         self._journal: JournalWriter | None = None
         self._sequencer = Sequencer(0, 0, clock)
         self._wakeup = asyncio.Event()
@@ -223,6 +235,21 @@ class Venue:
         self._wakeup.set()
         return await future
 
+    def post(self, cmd: AnyCommand) -> None:
+        """Queue ``cmd`` without waiting for it: its outcome reaches the command subscribers
+        (:meth:`subscribe_commands`) once durable. The gateways' hot path: no future, no task
+        per command. ``VenueStopped`` when the venue does not run."""
+        if self._state is not _State.RUNNING:
+            raise VenueStopped(self._why_not_running())
+        self._queue.append((cmd, None))
+        self._wakeup.set()
+
+    def subscribe_commands(self, callback: CommandCallback) -> Callable[[], None]:
+        """Call ``callback(command, events)`` for each durable command; returns the
+        unsubscriber."""
+        self._command_subscribers.append(callback)
+        return lambda: self._command_subscribers.remove(callback)
+
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(seq, ts, events)`` for each durable command; returns the unsubscriber."""
         self._subscribers.append(callback)
@@ -274,7 +301,7 @@ class Venue:
         assert journal is not None
         stamp = self._sequencer.stamp
         apply = self.core.apply
-        done: list[tuple[AnyCommand, asyncio.Future[list[Event]], list[Event]]] = []
+        done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]] = []
         fatal: BaseException | None = None
         for index, (cmd, future) in enumerate(batch):
             stamp(cmd)
@@ -282,7 +309,10 @@ class Venue:
                 payload = encode(cmd)
             except CodecError as exc:
                 self._sequencer.last_seq -= 1  # the number was not used: keep the log gap-free
-                if not future.done():
+                if future is None:
+                    log.error("a posted command was refused by the journal's codec: %s", exc)
+                    self._refused(cmd)
+                elif not future.done():
                     future.set_exception(CommandRefused(str(exc)))
                 continue
             try:
@@ -302,7 +332,7 @@ class Venue:
                 self._fail(exc, [(cmd, future) for cmd, future, _ in done], in_flight=True)
                 return
             for _, future, events in done:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_result(events)
             self._publish(done)
             self._deadline_changed.set()
@@ -310,9 +340,24 @@ class Venue:
         if fatal is not None:
             self._fail(fatal, [])
 
+    def _refused(self, cmd: AnyCommand) -> None:
+        for command_callback in list(self._command_subscribers):
+            try:
+                command_callback(cmd, None)
+            except Exception:
+                log.exception("command subscriber %r failed", command_callback)
+
     def _publish(
-        self, done: list[tuple[AnyCommand, asyncio.Future[list[Event]], list[Event]]]
+        self, done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]]
     ) -> None:
+        for command_callback in list(self._command_subscribers):
+            for cmd, _, events in done:
+                try:
+                    command_callback(cmd, events)
+                except Exception:
+                    log.exception(
+                        "command subscriber %r failed at seq %d", command_callback, cmd.seq
+                    )
         for callback in list(self._subscribers):
             for cmd, _, events in done:
                 try:
@@ -348,8 +393,10 @@ class Venue:
             why += "known after the restart (look it up by client order id)"
         else:
             why = f"the venue stopped; the command was not executed ({exc})"
-        for _, future in pending:
-            if not future.done():
+        for cmd, future in pending:
+            if future is None:
+                log.error("posted command at seq %d: %s", cmd.seq, why)
+            elif not future.done():
                 future.set_exception(VenueStopped(why))
 
     # -- snapshots ------------------------------------------------------------------------------
