@@ -31,7 +31,7 @@ from engine.recovery import RecoveryError, recover
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, ConfigError, VenueConfig, load_config
 
 if TYPE_CHECKING:
-    from gateway.fix.acceptor import FixAcceptor
+    from venue.fix import FixGateway
     from venue.runtime import Venue
     from venue.settlement import Settlement
 
@@ -251,14 +251,16 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
     url = f"http://{host}:{port}"
     try:
-        acceptor = await _start_fix(config)
+        gateway = await _start_fix(config, venue)
     except CliError:
         await runner.cleanup()
         await venue.stop()
         if settlement is not None:
             await settlement.stop()
         raise
-    fix_text = "" if acceptor is None else f"; FIX on {acceptor.host}:{acceptor.port}"
+    fix_text = ""
+    if gateway is not None:
+        fix_text = f"; FIX on {gateway.acceptor.host}:{gateway.acceptor.port}"
     print(
         f"venue: running; admin API on {url}{fix_text}; data {config.data_dir}; "
         f"recovery: {report.summary()}"
@@ -277,8 +279,8 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-    if acceptor is not None:
-        await acceptor.stop()
+    if gateway is not None:
+        await gateway.acceptor.stop()
     await runner.cleanup()
     await venue.stop()
     if settlement is not None:
@@ -290,28 +292,29 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     return EXIT_OK
 
 
-async def _start_fix(config: VenueConfig) -> FixAcceptor | None:
+async def _start_fix(config: VenueConfig, venue: Venue) -> FixGateway | None:
     """The FIX acceptor, listening, when the configuration has ``[fix]``."""
     if config.fix is None:
         return None
     from gateway.fix.dictionary import DictionaryError
     from gateway.fix.store import StoreError
-    from venue.fix import build_acceptor
+    from venue.fix import attach_gateway, build_gateway
 
     fix = config.fix
     try:
-        acceptor = build_acceptor(fix, config.data_dir)
+        gateway = build_gateway(fix, venue)
     except DictionaryError as exc:
         raise CliError(f"the FIX dictionary cannot be used: {exc}", EXIT_CONFIG) from None
     except (StoreError, OSError) as exc:
         raise CliError(f"the FIX message store cannot be opened: {exc}", EXIT_FAILED) from None
+    attach_gateway(gateway, venue)
     try:
-        await acceptor.start()
+        await gateway.acceptor.start()
     except OSError as exc:
-        await acceptor.stop()
+        await gateway.acceptor.stop()
         why = exc.strerror or str(exc)
         raise CliError(f"FIX cannot listen on {fix.host}:{fix.port}: {why}", EXIT_FAILED) from None
-    return acceptor
+    return gateway
 
 
 async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | None:

@@ -378,8 +378,18 @@ def _fix(root: _Table) -> FixConfig:
         session.finish()
     if not sessions:
         table.fail("sessions", "at least one [[fix.sessions]] is needed")
+    host = table.string("host")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        for index, session_config in enumerate(sessions):
+            if not (session_config.password_hash or session_config.ed25519_public_key):
+                table.fail(
+                    f"sessions[{index}]",
+                    f"{session_config.target_comp_id} has no password_hash or "
+                    "ed25519_public_key: sessions without credentials are allowed only while "
+                    "the acceptor listens on loopback",
+                )
     config = FixConfig(
-        host=table.string("host"),
+        host=host,
         port=table.integer("port", minimum=0, maximum=65535),
         sender_comp_id=sender,
         dictionary=dictionary,

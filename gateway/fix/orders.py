@@ -1,0 +1,980 @@
+"""FIX order entry and drop copy: NewOrderSingle, cancel, replace, status, mass cancel and mass
+status in; ExecutionReports, OrderCancelRejects and OrderMassCancelReports out.
+
+Requests become engine commands posted to the venue (:meth:`VenuePort.post`); nothing is
+answered before the command is durable. Every durable command's events come back through
+:meth:`OrderEntry.on_command` in sequence order, whoever sent the command (this gateway, REST,
+the operator, the Tick timer), and are turned into reports for:
+
+- the session that entered the order (its owner, from ``NewOrder.session``), so fills of a
+  resting order, expiries and operator cancels reach it too, and reports for a session that is
+  disconnected are stored and delivered by its next Logon's resend;
+- the session that asked (cancel and replace rejects, mass cancel reports);
+- every drop copy session entitled to the order's account, with ``CopyMsgIndicator(797)=Y``.
+
+ExecIDs are ``<seq>-<n>`` (the command's journal seq, the event's index), unique venue-wide and
+the same on the copy. Refusals the gateway decides itself (a decimal off the tick or lot, an
+account the session may not use) never reach the journal; their ExecIDs are ``G<start>-<n>``.
+
+Numbers follow fix_specs/README.md: prices in ticks and quantities in lots inside, decimal
+strings on the wire, converted exactly (:mod:`gateway.fix.units`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from engine.commands import CancelOrder, Command, MassCancel, NewOrder, ReplaceOrder
+from engine.core import Core
+from engine.events import (
+    CancelRejected,
+    CommandRejected,
+    Event,
+    MassCancelDone,
+    OrderAccepted,
+    OrderCancelled,
+    OrderDone,
+    OrderRejected,
+    OrderReplaced,
+    OrderTriggered,
+    ReplaceRejected,
+    SelfTradePrevented,
+    Trade,
+)
+from engine.instrument import InstrumentSpec
+from engine.order import Order
+from engine.types import (
+    CancelReason,
+    MassCancelScope,
+    OrderStatus,
+    OrdType,
+    RejectReason,
+    Side,
+    StpMode,
+    TimeInForce,
+)
+from gateway.fix.codec import FixMessage
+from gateway.fix.errors import TimestampError
+from gateway.fix.mapping import CANCEL_REASONS, ORD_STATUS, ORD_TYPES, REJECT_REASONS, TIME_IN_FORCE
+from gateway.fix.session import BusinessRejectReason, Session
+from gateway.fix.timestamps import format_utc_timestamp, parse_utc_timestamp
+from gateway.fix.units import Malformed, NotMultiple, UnitScale
+
+__all__ = ["OrderEntry", "SessionProfile", "VenuePort"]
+
+log = logging.getLogger("gateway.fix.orders")
+
+_SIDES = {b"1": Side.BUY, b"2": Side.SELL}
+_SIDE_BYTES = {Side.BUY: b"1", Side.SELL: b"2"}
+_TIFS = {v.encode(): k for k, v in TIME_IN_FORCE.items()}
+_TIF_BYTES = {k: v.encode() for k, v in TIME_IN_FORCE.items()}
+_STATUS_BYTES = {k: v.encode() for k, v in ORD_STATUS.items()}
+_ORD_TYPE_BYTES = {k: v[0].encode() for k, v in ORD_TYPES.items()}
+_MAX_AFFECTED_LISTED = 500
+
+
+class VenuePort(Protocol):
+    """What the gateway needs of the running venue."""
+
+    @property
+    def core(self) -> Core: ...
+
+    def post(self, cmd: Command) -> None:
+        """Queue a command; raises when the venue does not run."""
+
+
+@dataclass(slots=True)
+class SessionProfile:
+    """What a session may do, from the venue's configuration."""
+
+    kind: str  # order_entry, drop_copy, market_data
+    accounts: frozenset[int]
+    cancel_on_disconnect: bool = False
+    max_md_subscriptions: int = 100
+    #: CancelOnDisconnect(25004) of the current Logon, overriding the configured value
+    cancel_on_disconnect_now: bool | None = None
+
+    @property
+    def default_account(self) -> int:
+        return next(iter(self.accounts)) if len(self.accounts) == 1 else 0
+
+
+@dataclass(slots=True)
+class _OrderView:
+    """The gateway's view of an order, enough to write its reports (AvgPx needs the notional)."""
+
+    order_id: int
+    account: int
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    tif: TimeInForce
+    client_order_id: str
+    price: int
+    stop_price: int
+    qty: int
+    quote_qty: int
+    display_qty: int
+    expire_time: int
+    stp_mode: StpMode
+    session: str
+    orig_client_order_id: str = ""
+    cum_qty: int = 0
+    notional: int = 0  # sum of price x qty of the fills, in tick-lots
+    leaves: int = 0
+    status: OrderStatus = OrderStatus.NEW
+
+
+@dataclass(slots=True)
+class _Request:
+    """A posted command's origin, for answering the requester."""
+
+    session: Session
+    msg_type: bytes
+    cl_ord_id: bytes = b""
+    orig_cl_ord_id: bytes = b""
+    order_id: bytes = b""
+    side: bytes = b""
+    extra: dict[int, bytes] = field(default_factory=dict)
+
+
+class _Refusal(Exception):
+    """A request the gateway refuses before the engine sees it."""
+
+    def __init__(self, reason: RejectReason, text: str = "") -> None:
+        super().__init__(text or reason.name)
+        self.reason = reason
+        self.text = text or reason.name
+
+
+class _Business(Exception):
+    """A request answered with a BusinessMessageReject."""
+
+    def __init__(self, reason: int, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
+class _Scales:
+    __slots__ = ("lot", "quote", "spec", "tick")
+
+    def __init__(self, spec: InstrumentSpec) -> None:
+        self.spec = spec
+        self.tick = UnitScale(spec.tick_size)
+        self.lot = UnitScale(spec.lot_size)
+        self.quote = UnitScale(spec.tick_size * spec.lot_size)
+
+
+class OrderEntry:
+    """Order entry and drop copy for every FIX session of the venue."""
+
+    def __init__(
+        self,
+        venue: VenuePort,
+        specs: Iterable[InstrumentSpec],
+        profiles: Mapping[str, SessionProfile],
+        sessions: Mapping[str, Session],
+        asset_decimals: Mapping[str, int] | None = None,
+    ) -> None:
+        self.venue = venue
+        self.scales = {spec.symbol: _Scales(spec) for spec in specs}
+        self.profiles = profiles
+        self.sessions = sessions
+        self.asset_decimals = dict(asset_decimals or {})
+        self._orders: dict[int, _OrderView] = {}
+        self._requests: dict[int, _Request] = {}
+        self._drop_copy_map: dict[int, list[Session]] | None = None
+        self._watched = {a for p in profiles.values() for a in p.accounts}
+        self._gateway_exec = 0
+        self._exec_prefix = b"G%d-" % (time.time_ns() // 1_000_000)
+        self._fee_scales: dict[str, UnitScale] = {
+            asset: UnitScale(Decimal(1).scaleb(-decimals))
+            for asset, decimals in self.asset_decimals.items()
+        }
+
+    # -- requests in ---------------------------------------------------------------------------
+
+    def handle(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        """An order entry request (D, F, G, H, q, AF) from ``session``."""
+        msg_type = msg.msg_type
+        try:
+            if msg_type == b"D":
+                self._new_order(session, profile, msg)
+            elif msg_type == b"F":
+                self._cancel(session, profile, msg)
+            elif msg_type == b"G":
+                self._replace(session, profile, msg)
+            elif msg_type == b"H":
+                self._status(session, profile, msg)
+            elif msg_type == b"q":
+                self._mass_cancel(session, profile, msg)
+            elif msg_type == b"AF":
+                self._mass_status(session, profile, msg)
+            else:
+                raise _Business(
+                    BusinessRejectReason.UNSUPPORTED_MESSAGE_TYPE, "Unsupported Message Type"
+                )
+        except _Business as exc:
+            session.business_reject(msg, exc.reason, exc.text, msg.get(11))
+
+    def _account(self, profile: SessionProfile, msg: FixMessage) -> int:
+        raw = msg.get(1)
+        if raw is None:
+            account = profile.default_account
+            if not account:
+                raise _Business(
+                    BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING,
+                    "Account (1) is required: the session may use several accounts",
+                )
+            return account
+        if not raw.isdigit() or int(raw) not in profile.accounts:
+            raise _Business(
+                BusinessRejectReason.NOT_AUTHORIZED,
+                f"account {raw.decode('latin-1')} is not entitled to this session",
+            )
+        return int(raw)
+
+    def _post(self, cmd: Command, request: _Request) -> bool:
+        try:
+            self.venue.post(cmd)
+        except Exception as exc:  # the venue is stopping or failed
+            log.warning("cannot post a command from %s: %s", request.session.config.key, exc)
+            return False
+        self._requests[id(cmd)] = request
+        return True
+
+    def _new_order(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        cl_ord_id = msg.get(11) or b""
+        account = self._account(profile, msg)
+        symbol = (msg.get(55) or b"").decode("latin-1")
+        side_raw = msg.get(54) or b""
+        request = _Request(session, b"D", cl_ord_id, side=side_raw, extra=_echo_fields(msg))
+        try:
+            cmd = self._build_new_order(session, msg, account, symbol, side_raw, cl_ord_id)
+        except _Refusal as exc:
+            self._send_reject(request, account, symbol, exc.reason, exc.text)
+            return
+        if not self._post(cmd, request):
+            raise _Business(
+                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
+            )
+
+    def _build_new_order(
+        self,
+        session: Session,
+        msg: FixMessage,
+        account: int,
+        symbol: str,
+        side_raw: bytes,
+        cl_ord_id: bytes,
+    ) -> NewOrder:
+        scales = self.scales.get(symbol)
+        if scales is None:
+            raise _Refusal(RejectReason.UNKNOWN_INSTRUMENT)
+        side = _SIDES.get(side_raw)
+        if side is None:
+            raise _Refusal(RejectReason.INVALID_COMMAND, "Side must be 1 (buy) or 2 (sell)")
+        ord_type = _ord_type(msg)
+        qty_raw, cash_raw = msg.get(38), msg.get(152)
+        if (qty_raw is None) == (cash_raw is None):
+            raise _Business(
+                BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING,
+                "exactly one of OrderQty (38) and CashOrderQty (152) is required",
+            )
+        qty = _units(scales.lot, qty_raw, RejectReason.QTY_NOT_LOT_MULTIPLE)
+        quote_qty = _units(scales.quote, cash_raw, RejectReason.INVALID_QUANTITY)
+        price = _units(scales.tick, msg.get(44), RejectReason.PRICE_NOT_TICK_MULTIPLE)
+        stop = _units(scales.tick, msg.get(99), RejectReason.PRICE_NOT_TICK_MULTIPLE)
+        display = _units(scales.lot, msg.get(111), RejectReason.QTY_NOT_LOT_MULTIPLE)
+        tif_raw = msg.get(59)
+        tif = TimeInForce.GTC if tif_raw is None else _TIFS.get(tif_raw)
+        if tif is None:
+            raise _Refusal(RejectReason.INVALID_TIME_IN_FORCE)
+        expire = 0
+        expire_raw = msg.get(126)
+        if expire_raw is not None:
+            try:
+                expire = parse_utc_timestamp(expire_raw)
+            except TimestampError as exc:
+                raise _Refusal(RejectReason.EXPIRE_TIME_IN_PAST, str(exc)) from None
+        stp_raw = msg.get(25001)
+        stp = StpMode.DEFAULT
+        if stp_raw is not None:
+            if not stp_raw.isdigit() or not 1 <= int(stp_raw) <= 5:
+                raise _Refusal(RejectReason.INVALID_STP_MODE)
+            stp = StpMode(int(stp_raw))
+        return NewOrder(
+            account,
+            symbol,
+            cl_ord_id.decode("latin-1"),
+            side,
+            ord_type,
+            qty=qty,
+            price=price,
+            tif=tif,
+            stop_price=stop,
+            quote_qty=quote_qty,
+            display_qty=display,
+            expire_time=expire,
+            stp_mode=stp,
+            session=session.config.key,
+        )
+
+    def _cancel(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        account = self._account(profile, msg)
+        cl_ord_id = msg.get(11) or b""
+        orig = msg.get(41) or b""
+        order_id_raw = msg.get(37) or b""
+        request = _Request(session, b"F", cl_ord_id, orig, order_id_raw, msg.get(54) or b"")
+        symbol = (msg.get(55) or b"").decode("latin-1")
+        order_id = int(order_id_raw) if order_id_raw.isdigit() else 0
+        if order_id_raw and not order_id:
+            self._cancel_reject(request, b"1", RejectReason.UNKNOWN_ORDER, account)
+            return
+        cmd = CancelOrder(account, symbol, order_id, orig.decode("latin-1"))
+        if not self._post(cmd, request):
+            raise _Business(
+                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
+            )
+
+    def _replace(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        account = self._account(profile, msg)
+        cl_ord_id = msg.get(11) or b""
+        orig = msg.get(41) or b""
+        order_id_raw = msg.get(37) or b""
+        request = _Request(session, b"G", cl_ord_id, orig, order_id_raw, msg.get(54) or b"")
+        symbol = (msg.get(55) or b"").decode("latin-1")
+        order = self._find_live(account, order_id_raw, orig)
+        if order is None or order.instrument != symbol:
+            self._cancel_reject(request, b"2", RejectReason.UNKNOWN_ORDER, account)
+            return
+        request.order_id = b"%d" % order.order_id
+        scales = self.scales[symbol]
+        try:
+            if msg.get(54) not in (None, _SIDE_BYTES[order.side]):
+                raise _Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "Side cannot change")
+            if msg.get(40) not in (None, _ORD_TYPE_BYTES[order.ord_type]):
+                raise _Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "OrdType cannot change")
+            if msg.get(59) not in (None, _TIF_BYTES[order.tif]):
+                raise _Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "TimeInForce cannot change")
+            qty = _units(scales.lot, msg.get(38), RejectReason.QTY_NOT_LOT_MULTIPLE) or order.qty
+            price_raw = msg.get(44)
+            price = (
+                order.price
+                if price_raw is None
+                else _units(scales.tick, price_raw, RejectReason.PRICE_NOT_TICK_MULTIPLE)
+            )
+            stop_raw = msg.get(99)
+            ext = order.ext
+            stop = (
+                (ext.stop_price if ext is not None else 0)
+                if stop_raw is None
+                else _units(scales.tick, stop_raw, RejectReason.PRICE_NOT_TICK_MULTIPLE)
+            )
+        except _Refusal as exc:
+            self._cancel_reject(request, b"2", exc.reason, account, exc.text, order)
+            return
+        cmd = ReplaceOrder(
+            account,
+            symbol,
+            order.order_id,
+            order.client_order_id,
+            cl_ord_id.decode("latin-1"),
+            qty,
+            price,
+            stop,
+        )
+        if not self._post(cmd, request):
+            raise _Business(
+                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
+            )
+
+    def _find_live(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> Order | None:
+        core = self.venue.core
+        if order_id_raw:
+            return core.order(account, int(order_id_raw)) if order_id_raw.isdigit() else None
+        clids = core.clids.get(account)
+        if clids is None or not cl_ord_id:
+            return None
+        order: Order | None = clids.get(cl_ord_id.decode("latin-1"))
+        return order
+
+    def _status(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        account = self._account(profile, msg)
+        order_id_raw = msg.get(37) or b""
+        cl_ord_id = msg.get(11) or b""
+        extra = {790: v} if (v := msg.get(790)) else {}
+        order = self._find_live(account, order_id_raw, cl_ord_id)
+        if order is None:
+            view = self._find_view(account, order_id_raw, cl_ord_id)
+        else:
+            view = self._view_of(order)
+        if view is None:
+            body = self._unknown_order_report(account, msg, extra)
+            session.send(b"8", body)
+            return
+        session.send(b"8", self._report(view, b"I", b"%s" % self._next_gateway_exec(), extra=extra))
+
+    def _find_view(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> _OrderView | None:
+        if order_id_raw.isdigit():
+            view = self._orders.get(int(order_id_raw))
+            return view if view is not None and view.account == account else None
+        text = cl_ord_id.decode("latin-1")
+        for view in self._orders.values():
+            if view.account == account and view.client_order_id == text:
+                return view
+        return None
+
+    def _unknown_order_report(
+        self, account: int, msg: FixMessage, extra: dict[int, bytes]
+    ) -> bytes:
+        parts = [
+            b"37=NONE\x01",
+            b"11=%b\x01" % (msg.get(11) or b"NONE"),
+            b"17=%b\x01" % self._next_gateway_exec(),
+            b"150=I\x0139=8\x01",
+            b"1=%d\x01" % account,
+            b"55=%b\x01" % (msg.get(55) or b"NONE"),
+            b"54=%b\x01" % (msg.get(54) or b"1"),
+            b"151=0\x0114=0\x016=0\x01",
+            b"103=5\x0125006=%d\x0158=UNKNOWN_ORDER\x01" % RejectReason.UNKNOWN_ORDER,
+            b"60=%b\x01" % format_utc_timestamp(time.time_ns()),
+        ]
+        parts.extend(b"%d=%b\x01" % kv for kv in extra.items())
+        return b"".join(parts)
+
+    def _mass_status(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        account = self._account(profile, msg)
+        req_id = msg.get(584) or b""
+        req_type = msg.get(585)
+        symbol = (msg.get(55) or b"").decode("latin-1")
+        orders = self.venue.core.open_orders(account)
+        if req_type == b"1":
+            orders = [o for o in orders if o.instrument == symbol]
+        elif req_type != b"7":
+            raise _Business(BusinessRejectReason.OTHER, "MassStatusReqType (585) must be 1 or 7")
+        total = len(orders)
+        if not orders:
+            body = (
+                b"37=NONE\x0111=NONE\x0117=%b\x01150=I\x0139=8\x011=%d\x0155=%b\x0154=1\x01"
+                b"151=0\x0114=0\x016=0\x01584=%b\x01911=0\x01912=Y\x0158=no matching orders\x01"
+                b"60=%b\x01"
+                % (
+                    self._next_gateway_exec(),
+                    account,
+                    symbol.encode() or b"NONE",
+                    req_id,
+                    format_utc_timestamp(time.time_ns()),
+                )
+            )
+            session.send(b"8", body)
+            return
+        for index, order in enumerate(orders, 1):
+            extra = {584: req_id, 911: b"%d" % total}
+            if index == total:
+                extra[912] = b"Y"
+            view = self._view_of(order)
+            session.send(b"8", self._report(view, b"I", self._next_gateway_exec(), extra=extra))
+
+    def _mass_cancel(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        account = self._account(profile, msg)
+        cl_ord_id = msg.get(11) or b""
+        req_type = msg.get(530) or b""
+        symbol = (msg.get(55) or b"").decode("latin-1")
+        request = _Request(session, b"q", cl_ord_id, extra={530: req_type})
+        if req_type == b"1":
+            if symbol not in self.scales:
+                self._mass_cancel_report(request, 0, [], b"1", RejectReason.UNKNOWN_INSTRUMENT)
+                return
+            scope = MassCancelScope.ACCOUNT_INSTRUMENT
+        elif req_type == b"7":
+            scope = MassCancelScope.ACCOUNT
+            symbol = ""
+        else:
+            self._mass_cancel_report(request, 0, [], b"99", RejectReason.INVALID_COMMAND)
+            return
+        cmd = MassCancel(
+            scope,
+            account=account,
+            instrument=symbol,
+            reason=CancelReason.MASS_CANCEL,
+            request_id=cl_ord_id.decode("latin-1"),
+        )
+        if not self._post(cmd, request):
+            raise _Business(
+                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
+            )
+
+    def cancel_session_orders(self, session_key: str) -> None:
+        """Cancel-on-disconnect: every open order ``session_key`` entered."""
+        cmd = MassCancel(
+            MassCancelScope.SESSION, session=session_key, reason=CancelReason.DISCONNECT
+        )
+        try:
+            self.venue.post(cmd)
+        except Exception as exc:
+            log.error("cancel-on-disconnect for %s could not be posted: %s", session_key, exc)
+
+    # -- events out ------------------------------------------------------------------------------
+
+    def on_command(self, cmd: object, events: list[Event] | None) -> None:
+        """A durable command and its events (``None``: refused before sequencing)."""
+        request = self._requests.pop(id(cmd), None)
+        if events is None:
+            if request is not None:
+                self._refused(request, cmd)
+            return
+        seq: int = getattr(cmd, "seq", 0)
+        ts: int = getattr(cmd, "ts", 0)
+        fees: dict[int, object] = {}
+        for event in events:
+            if type(event).__name__ == "TradeSettled":
+                fees[getattr(event, "trade_id", 0)] = event
+        cancelled: list[OrderCancelled] = []
+        for index, event in enumerate(events):
+            exec_id = b"%d-%d" % (seq, index)
+            if isinstance(event, OrderAccepted):
+                self._accepted(event, exec_id, ts, request)
+            elif isinstance(event, Trade):
+                self._trade(event, exec_id, ts, fees)
+            elif isinstance(event, OrderDone):
+                if isinstance(event, OrderCancelled):
+                    cancelled.append(event)
+                self._done(event, exec_id, ts, request)
+            elif isinstance(event, OrderRejected):
+                self._rejected(event, exec_id, ts, request)
+            elif isinstance(event, OrderReplaced):
+                self._replaced(event, exec_id, ts, request)
+            elif isinstance(event, OrderTriggered):
+                self._triggered(event, exec_id, ts)
+            elif isinstance(event, SelfTradePrevented):
+                self._stp(event, exec_id, ts)
+            elif isinstance(event, CancelRejected | ReplaceRejected):
+                if request is not None:
+                    response = b"1" if isinstance(event, CancelRejected) else b"2"
+                    self._cancel_reject(request, response, event.reason, event.account)
+            elif isinstance(event, MassCancelDone):
+                if request is not None:
+                    self._mass_cancel_report(request, event.cancelled, cancelled, b"", None, seq)
+            elif isinstance(event, CommandRejected) and request is not None:
+                self._command_rejected(request, event.reason, cmd)
+
+    def _refused(self, request: _Request, cmd: object) -> None:
+        self._command_rejected(request, RejectReason.INVALID_COMMAND, cmd)
+
+    def _command_rejected(self, request: _Request, reason: RejectReason, cmd: object) -> None:
+        if request.msg_type == b"D" and isinstance(cmd, NewOrder):
+            self._send_reject(request, cmd.account, cmd.instrument, reason, reason.name)
+        elif request.msg_type in (b"F", b"G"):
+            account = getattr(cmd, "account", 0)
+            self._cancel_reject(
+                request, b"1" if request.msg_type == b"F" else b"2", reason, account
+            )
+        elif request.msg_type == b"q":
+            self._mass_cancel_report(request, 0, [], b"99", reason)
+
+    @property
+    def _drop_copy(self) -> dict[int, list[Session]]:
+        """account -> its drop copy sessions (built on first use: the sessions are made after
+        the application they run)."""
+        mapping = self._drop_copy_map
+        if mapping is None:
+            mapping = {}
+            for key, profile in self.profiles.items():
+                if profile.kind == "drop_copy":
+                    for account in profile.accounts:
+                        mapping.setdefault(account, []).append(self.sessions[key])
+            self._drop_copy_map = mapping
+        return mapping
+
+    def _owner_and_copies(self, account: int, session_key: str) -> list[tuple[Session, bytes]]:
+        targets: list[tuple[Session, bytes]] = []
+        owner = self.sessions.get(session_key)
+        if owner is not None:
+            targets.append((owner, b""))
+        for copy in self._drop_copy.get(account, ()):
+            targets.append((copy, b"797=Y\x01"))
+        return targets
+
+    def _emit(self, view: _OrderView, body: bytes) -> None:
+        for session, suffix in self._owner_and_copies(view.account, view.session):
+            session.send(b"8", body + suffix)
+
+    def _accepted(
+        self, e: OrderAccepted, exec_id: bytes, ts: int, request: _Request | None
+    ) -> None:
+        if e.account not in self._watched and e.session not in self.sessions:
+            return
+        view = _OrderView(
+            e.order_id,
+            e.account,
+            e.instrument,
+            e.side,
+            e.ord_type,
+            e.tif,
+            e.client_order_id,
+            e.price,
+            e.stop_price,
+            e.qty,
+            e.quote_qty,
+            e.display_qty,
+            e.expire_time,
+            e.stp_mode,
+            e.session,
+            leaves=e.qty,
+            status=e.status,
+        )
+        self._orders[e.order_id] = view
+        self._emit(view, self._report(view, b"0", exec_id, ts))
+
+    def _trade(self, t: Trade, exec_id: bytes, ts: int, fees: Mapping[int, object]) -> None:
+        settled = fees.get(t.trade_id)
+        for order_id, leaves, cum, liquidity in (
+            (t.maker_order_id, t.maker_leaves, t.maker_cum_qty, b"1"),
+            (t.taker_order_id, t.taker_leaves, t.taker_cum_qty, b"2"),
+        ):
+            view = self._orders.get(order_id)
+            if view is None:
+                continue
+            view.cum_qty = cum
+            view.leaves = leaves
+            view.notional += t.price * t.qty
+            view.status = OrderStatus.FILLED if leaves == 0 else OrderStatus.PARTIALLY_FILLED
+            extra = b"32=%b\x0131=%b\x01851=%b\x01" % (
+                self.scales[view.symbol].lot.format(t.qty),
+                self.scales[view.symbol].tick.format(t.price),
+                liquidity,
+            )
+            if settled is not None:
+                extra += self._commission(settled, view)
+            self._emit(view, self._report(view, b"F", exec_id, ts, fill=extra))
+            if leaves == 0:
+                self._orders.pop(order_id, None)
+
+    def _commission(self, settled: object, view: _OrderView) -> bytes:
+        buyer = view.side is Side.BUY
+        fee: int = getattr(settled, "buyer_fee" if buyer else "seller_fee")
+        asset: str = getattr(settled, "buyer_fee_asset" if buyer else "seller_fee_asset")
+        scale = self._fee_scales.get(asset)
+        if scale is None:
+            return b""
+        return b"12=%b\x0113=3\x01479=%b\x01" % (scale.format(fee), asset.encode())
+
+    def _done(self, e: OrderDone, exec_id: bytes, ts: int, request: _Request | None) -> None:
+        view = self._orders.pop(e.order_id, None)
+        if view is None:
+            return
+        code = CANCEL_REASONS.get(e.reason, "4").encode()
+        view.status = OrderStatus.CANCELLED if code == b"4" else OrderStatus.EXPIRED
+        view.leaves = 0
+        view.cum_qty = e.cum_qty
+        extra = b"25005=%d\x01" % e.reason
+        cl_ord_id = b""
+        if request is not None and request.msg_type == b"F":
+            cl_ord_id = request.cl_ord_id
+        self._emit(view, self._report(view, code, exec_id, ts, fill=extra, request_id=cl_ord_id))
+
+    def _rejected(
+        self, e: OrderRejected, exec_id: bytes, ts: int, request: _Request | None
+    ) -> None:
+        owner = self.sessions.get(e.session)
+        if owner is None or request is None:
+            return
+        self._send_reject(request, e.account, e.instrument, e.reason, e.reason.name, exec_id, ts)
+
+    def _replaced(
+        self, e: OrderReplaced, exec_id: bytes, ts: int, request: _Request | None
+    ) -> None:
+        view = self._orders.get(e.order_id)
+        if view is None:
+            return
+        view.orig_client_order_id = e.orig_client_order_id
+        view.client_order_id = e.client_order_id
+        view.price = e.price
+        view.qty = e.qty
+        view.stop_price = e.stop_price
+        view.leaves = e.leaves
+        view.cum_qty = e.cum_qty
+        self._emit(view, self._report(view, b"5", exec_id, ts))
+
+    def _triggered(self, e: OrderTriggered, exec_id: bytes, ts: int) -> None:
+        view = self._orders.get(e.order_id)
+        if view is None:
+            return
+        view.status = OrderStatus.NEW
+        self._emit(view, self._report(view, b"L", exec_id, ts))
+
+    def _stp(self, e: SelfTradePrevented, exec_id: bytes, ts: int) -> None:
+        if e.mode is not StpMode.DECREMENT:
+            return
+        for order_id, leaves in (
+            (e.taker_order_id, e.taker_leaves),
+            (e.maker_order_id, e.maker_leaves),
+        ):
+            view = self._orders.get(order_id)
+            if view is None or leaves == 0:
+                continue
+            view.qty -= view.leaves - leaves
+            view.leaves = leaves
+            self._emit(view, self._report(view, b"D", exec_id, ts, fill=b"25005=5\x01"))
+
+    # -- building reports ------------------------------------------------------------------------
+
+    def _next_gateway_exec(self) -> bytes:
+        self._gateway_exec += 1
+        return self._exec_prefix + b"%d" % self._gateway_exec
+
+    def _view_of(self, order: Order) -> _OrderView:
+        view = self._orders.get(order.order_id)
+        if view is not None:
+            return view
+        ext = order.ext
+        cum = order.qty - order.leaves
+        return _OrderView(
+            order.order_id,
+            order.account,
+            order.instrument,
+            order.side,
+            order.ord_type,
+            order.tif,
+            order.client_order_id,
+            order.price,
+            ext.stop_price if ext is not None else 0,
+            order.qty,
+            ext.quote_qty if ext is not None else 0,
+            ext.display_qty if ext is not None else 0,
+            ext.expire_time if ext is not None else 0,
+            order.stp_mode,
+            order.session,
+            cum_qty=cum,
+            notional=cum * order.price,  # exact for fills at the limit; see the module notes
+            leaves=order.leaves,
+            status=order.status,
+        )
+
+    def _report(
+        self,
+        view: _OrderView,
+        exec_type: bytes,
+        exec_id: bytes,
+        ts: int = 0,
+        *,
+        fill: bytes = b"",
+        extra: Mapping[int, bytes] | None = None,
+        request_id: bytes = b"",
+    ) -> bytes:
+        scales = self.scales[view.symbol]
+        ord_type, exec_inst, take_profit = ORD_TYPES[view.ord_type]
+        parts = [
+            b"37=%d\x01" % view.order_id,
+            b"11=%b\x01" % (request_id or view.client_order_id.encode("latin-1") or b"NONE"),
+        ]
+        if request_id:
+            parts.append(b"41=%b\x01" % view.client_order_id.encode("latin-1"))
+        elif view.orig_client_order_id:
+            parts.append(b"41=%b\x01" % view.orig_client_order_id.encode("latin-1"))
+        parts.append(
+            b"17=%b\x01150=%b\x0139=%b\x011=%d\x0155=%b\x0154=%b\x0140=%b\x0159=%b\x01"
+            % (
+                exec_id,
+                exec_type,
+                _STATUS_BYTES[view.status],
+                view.account,
+                view.symbol.encode(),
+                _SIDE_BYTES[view.side],
+                ord_type.encode(),
+                _TIF_BYTES[view.tif],
+            )
+        )
+        if view.qty:
+            parts.append(b"38=%b\x01" % scales.lot.format(view.qty))
+        if view.quote_qty:
+            parts.append(b"152=%b\x01" % scales.quote.format(view.quote_qty))
+        if view.price:
+            parts.append(b"44=%b\x01" % scales.tick.format(view.price))
+        if view.stop_price:
+            parts.append(b"99=%b\x01" % scales.tick.format(view.stop_price))
+        if exec_inst:
+            parts.append(b"18=%b\x01" % exec_inst.encode())
+        if take_profit:
+            parts.append(b"25002=Y\x01")
+        if view.display_qty:
+            parts.append(b"111=%b\x01" % scales.lot.format(view.display_qty))
+        if view.expire_time:
+            parts.append(b"126=%b\x01" % format_utc_timestamp(view.expire_time))
+        avg = _avg_px(view, scales)
+        parts.append(
+            b"151=%b\x0114=%b\x016=%b\x01"
+            % (scales.lot.format(view.leaves), scales.lot.format(view.cum_qty), avg)
+        )
+        parts.append(fill)
+        if extra:
+            parts.extend(b"%d=%b\x01" % kv for kv in extra.items())
+        parts.append(b"60=%b\x01" % format_utc_timestamp(ts or time.time_ns()))
+        return b"".join(parts)
+
+    def _send_reject(
+        self,
+        request: _Request,
+        account: int,
+        symbol: str,
+        reason: RejectReason,
+        text: str,
+        exec_id: bytes = b"",
+        ts: int = 0,
+    ) -> None:
+        ord_rej = REJECT_REASONS.get(reason, ("99", "99"))[0].encode()
+        parts = [
+            b"37=NONE\x0111=%b\x0117=%b\x01150=8\x0139=8\x011=%d\x0155=%b\x0154=%b\x01"
+            % (
+                request.cl_ord_id or b"NONE",
+                exec_id or self._next_gateway_exec(),
+                account,
+                symbol.encode("latin-1") or b"NONE",
+                request.side if request.side in _SIDES else b"1",
+            ),
+        ]
+        parts.extend(b"%d=%b\x01" % kv for kv in request.extra.items())
+        parts.append(
+            b"151=0\x0114=0\x016=0\x01103=%b\x0125006=%d\x0158=%b\x0160=%b\x01"
+            % (ord_rej, reason, _text(text), format_utc_timestamp(ts or time.time_ns()))
+        )
+        body = b"".join(parts)
+        request.session.send(b"8", body)
+        if exec_id:  # a sequenced reject: drop copy sees it too
+            for copy in self._drop_copy.get(account, ()):
+                copy.send(b"8", body + b"797=Y\x01")
+
+    def _cancel_reject(
+        self,
+        request: _Request,
+        response_to: bytes,
+        reason: RejectReason,
+        account: int,
+        text: str = "",
+        order: Order | None = None,
+    ) -> None:
+        cxl = REJECT_REASONS.get(reason, ("99", "99"))[1].encode()
+        status = b"8"
+        order_id = request.order_id or b"NONE"
+        if order is None and request.order_id.isdigit():
+            view = self._orders.get(int(request.order_id))
+            if view is not None:
+                status = _STATUS_BYTES[view.status]
+        elif order is not None:
+            status = _STATUS_BYTES[order.status]
+            order_id = b"%d" % order.order_id
+        body = (
+            b"37=%b\x0111=%b\x0141=%b\x0139=%b\x011=%d\x01434=%b\x01102=%b\x0125006=%d\x0158=%b\x01"
+            b"60=%b\x01"
+            % (
+                order_id,
+                request.cl_ord_id or b"NONE",
+                request.orig_cl_ord_id or b"NONE",
+                status,
+                account,
+                response_to,
+                cxl,
+                reason,
+                _text(text or reason.name),
+                format_utc_timestamp(time.time_ns()),
+            )
+        )
+        request.session.send(b"9", body)
+
+    def _mass_cancel_report(
+        self,
+        request: _Request,
+        total: int,
+        cancelled: list[OrderCancelled],
+        reject_reason: bytes,
+        venue_reason: RejectReason | None,
+        seq: int = 0,
+    ) -> None:
+        req_type = request.extra.get(530, b"7") or b"7"
+        parts = [
+            b"11=%b\x01" % (request.cl_ord_id or b"NONE"),
+            b"37=%b\x01" % (b"MC%d" % seq if seq else self._next_gateway_exec()),
+            b"530=%b\x01" % req_type,
+        ]
+        if venue_reason is not None:
+            parts.append(
+                b"531=0\x01532=%b\x0125006=%d\x0158=%b\x01"
+                % (reject_reason, venue_reason, venue_reason.name.encode())
+            )
+        else:
+            parts.append(b"531=%b\x01533=%d\x01" % (req_type, total))
+            listed = cancelled[:_MAX_AFFECTED_LISTED]
+            if listed:
+                parts.append(b"534=%d\x01" % len(listed))
+                for c in listed:
+                    parts.append(
+                        b"41=%b\x01535=%d\x01"
+                        % (c.client_order_id.encode("latin-1") or b"NONE", c.order_id)
+                    )
+        parts.append(b"60=%b\x01" % format_utc_timestamp(time.time_ns()))
+        request.session.send(b"r", b"".join(parts))
+
+
+def _ord_type(msg: FixMessage) -> OrdType:
+    raw = msg.get(40)
+    exec_inst = msg.get(18) or b""
+    post_only = b"6" in exec_inst.split(b" ")
+    take_profit = msg.get(25002) == b"Y"
+    if raw == b"2":
+        if take_profit:
+            raise _Refusal(RejectReason.INVALID_ORDER_TYPE, "TakeProfit needs OrdType 3 or 4")
+        return OrdType.LIMIT_MAKER if post_only else OrdType.LIMIT
+    if post_only:
+        raise _Refusal(RejectReason.INVALID_ORDER_TYPE, "ExecInst 6 needs OrdType 2")
+    if raw == b"1":
+        if take_profit:
+            raise _Refusal(RejectReason.INVALID_ORDER_TYPE, "TakeProfit needs OrdType 3 or 4")
+        return OrdType.MARKET
+    if raw == b"3":
+        return OrdType.TAKE_PROFIT if take_profit else OrdType.STOP_LOSS
+    if raw == b"4":
+        return OrdType.TAKE_PROFIT_LIMIT if take_profit else OrdType.STOP_LOSS_LIMIT
+    raise _Refusal(RejectReason.INVALID_ORDER_TYPE)
+
+
+def _units(scale: UnitScale, raw: bytes | None, off_step: RejectReason) -> int:
+    if raw is None:
+        return 0
+    try:
+        return scale.to_units(raw)
+    except NotMultiple as exc:
+        raise _Refusal(off_step, f"{off_step.name}: {exc}") from None
+    except Malformed as exc:
+        raise _Refusal(RejectReason.INVALID_COMMAND, str(exc)) from None
+
+
+def _avg_px(view: _OrderView, scales: _Scales) -> bytes:
+    if not view.cum_qty:
+        return b"0"
+    if view.notional % view.cum_qty == 0:
+        return scales.tick.format(view.notional // view.cum_qty)
+    value = (Decimal(view.notional) * scales.spec.tick_size / Decimal(view.cum_qty)).quantize(
+        Decimal(1).scaleb(-(scales.tick.decimals + 8))
+    )
+    return format(value.normalize(), "f").encode()
+
+
+def _echo_fields(msg: FixMessage) -> dict[int, bytes]:
+    """The order's own fields a reject repeats (so the client can match it)."""
+    out: dict[int, bytes] = {}
+    for tag in (38, 40, 44, 59, 99, 152):
+        value = msg.get(tag)
+        if value is not None:
+            out[tag] = value
+    return out
+
+
+def _text(text: str) -> bytes:
+    return text.replace("\x01", " ").encode("latin-1", "replace")[:200]
