@@ -174,6 +174,7 @@ def attach_gateway(gateway: FixGateway, venue: Venue) -> Callable[[], None]:
     if app is None:
         return lambda: None
     unsubscribe = venue.subscribe_commands(app.on_command)
+    app.orders.load_open_orders()
     for key, profile in app.profiles.items():
         if profile.kind == "order_entry" and profile.cancel_on_disconnect:
             app.orders.cancel_session_orders(key)

@@ -511,6 +511,17 @@ class OrderEntry:
                 BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
             )
 
+    def load_open_orders(self) -> int:
+        """Take the open orders of the core (after a restart) into the gateway's view, so their
+        later fills, cancels and expiries are reported; how many."""
+        count = 0
+        for account, orders in self.venue.core.live.items():
+            for order in orders.values():
+                if account in self._watched or order.session in self.sessions:
+                    self._orders[order.order_id] = self._view_of(order)
+                    count += 1
+        return count
+
     def cancel_session_orders(self, session_key: str) -> None:
         """Cancel-on-disconnect: every open order ``session_key`` entered."""
         cmd = MassCancel(
