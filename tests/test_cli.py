@@ -162,3 +162,35 @@ def test_unusable_data_dir_is_one_line(tmp_path: Path) -> None:
 def test_bad_admin_port_is_one_line(tmp_path: Path) -> None:
     config = config_file(tmp_path, tmp_path / "data")
     assert_one_line_error(cli("run", "--config", str(config), "--admin-port", "70000"), "70000")
+
+
+def test_fix_password_prints_a_hash_that_logs_on_and_never_the_password() -> None:
+    from venue.fix import password_check
+
+    result = subprocess.run(
+        [sys.executable, "-m", "venue.cli", "fix-password"],
+        input="correct horse\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip()
+    assert stored.startswith("pbkdf2_sha256$") and "correct horse" not in result.stdout
+    check = password_check(stored)
+    assert check(b"correct horse") and not check(b"correct horsE")
+    short = subprocess.run(
+        [sys.executable, "-m", "venue.cli", "fix-password"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(short, "at least 8")
+
+
+def test_fix_port_out_of_range_is_refused(tmp_path: Path) -> None:
+    result = cli("run", "--config", "config/conformance.toml", "--fix-port", "70000")
+    assert_one_line_error(result, "--fix-port 70000")

@@ -74,6 +74,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
                 args.ledger = config.ledger.url
             code: int = ledger_command(args)
             return code
+        if args.command == "fix-password":
+            return fix_password()
         config = _config(args)
         if args.command == "verify":
             return verify(config)
@@ -102,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (run, verify_cmd, reconcile_cmd):
         sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="TOML file")
         sub.add_argument("--data-dir", type=Path, help="overrides [venue] data_dir")
+    commands.add_parser(
+        "fix-password",
+        help="read a FIX session's password (stdin, or a prompt) and print its password_hash",
+    )
     from venue.ledger_cli import add_commands
 
     add_commands(commands)
@@ -109,6 +115,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument("--demo", action="store_true", help="drive a short scripted flow")
     return parser
+
+
+def fix_password() -> int:
+    """Print ``password_hash`` for ``[[fix.sessions]]``; the password itself is never shown."""
+    import getpass
+
+    from venue.fix import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("FIX session password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise CliError("the password must have at least 8 characters", EXIT_CONFIG)
+    print(hash_password(password))
+    return EXIT_OK
 
 
 def _config(args: argparse.Namespace) -> VenueConfig:

@@ -58,7 +58,7 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt_b64}${base64.b64encode(digest).decode()}"
 
 
-def _password_check(stored: str) -> Callable[[bytes], bool]:
+def password_check(stored: str) -> Callable[[bytes], bool]:
     _, iterations, salt_b64, hash_b64 = stored.split("$")
     salt = base64.b64decode(salt_b64)
     expected = base64.b64decode(hash_b64)
@@ -75,7 +75,7 @@ def _authenticator(cfg: FixSessionConfig) -> Callable[[FixMessage], str | None] 
     """Checks a Logon's credentials: Password(554) and/or an Ed25519 signature in RawData(96)
     over ``35 SOH 49 SOH 56 SOH 34 SOH 52`` as sent (Binance's FIX API scheme). Failures give
     no detail to the client; the log says which check failed."""
-    password = _password_check(cfg.password_hash) if cfg.password_hash else None
+    password = password_check(cfg.password_hash) if cfg.password_hash else None
     public_key = (
         Ed25519PublicKey.from_public_bytes(base64.b64decode(cfg.ed25519_public_key))
         if cfg.ed25519_public_key
