@@ -125,6 +125,8 @@ class FixConfig:
     max_connections: int
     max_latency_s: int  # SendingTime accuracy; 0: not checked
     sessions: tuple[FixSessionConfig, ...]
+    tls_cert: Path | None = None  # PEM certificate chain: the acceptor speaks TLS
+    tls_key: Path | None = None  # PEM private key of tls_cert
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +390,10 @@ def _fix(root: _Table) -> FixConfig:
                     "ed25519_public_key: sessions without credentials are allowed only while "
                     "the acceptor listens on loopback",
                 )
+    tls_cert = _optional_file(table, "tls_cert")
+    tls_key = _optional_file(table, "tls_key")
+    if (tls_cert is None) != (tls_key is None):
+        table.fail("tls_cert", "tls_cert and tls_key go together")
     config = FixConfig(
         host=host,
         port=table.integer("port", minimum=0, maximum=65535),
@@ -399,9 +405,21 @@ def _fix(root: _Table) -> FixConfig:
         max_connections=table.optional_integer("max_connections", 256, 1, 65_535),
         max_latency_s=table.optional_integer("max_latency_s", 120, 0, 86_400),
         sessions=tuple(sessions),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     table.finish()
     return config
+
+
+def _optional_file(table: _Table, key: str) -> Path | None:
+    name = table.optional_string(key)
+    if not name:
+        return None
+    path = _absolute(name)
+    if not path.is_file():
+        table.fail(key, f"no such file: {name}")
+    return path
 
 
 def _account_list(table: _Table, key: str) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,10 +151,16 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
     for session_config in configs:
         store = open_store(store_dir, session_config.key, fsync=config.store_fsync)
         sessions[session_config.key] = Session(session_config, dictionary, store, application)
+    ssl_context = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
     acceptor = FixAcceptor(
         sessions.values(),
         host=config.host,
         port=config.port,
+        ssl_context=ssl_context,
         max_connections=config.max_connections,
     )
     return FixGateway(acceptor, venue_app)
