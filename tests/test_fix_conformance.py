@@ -8,8 +8,9 @@ one another: each logs on anew and the acceptor resets sequence numbers on logon
   ``$VENUE_FIX_ACCEPTANCE``; without them the module is skipped.
 - ``VENUE_FIX_ACCEPTANCE_PORT=N``: no venue is started, the scripts run against the acceptor already
   listening on 127.0.0.1:N.
-- ``VENUE_FIX_ACCEPTANCE_STRICT=1``: the strict comparison (field order, exact values) instead of
-  the lenient one.
+- The comparison is the strict one (the same fields in the same order, exact Text): the venue
+  passes it. ``VENUE_FIX_ACCEPTANCE_STRICT=0`` relaxes it to the lenient one (fields as a set),
+  e.g. to check another acceptor.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ if not SCRIPTS_DIR.is_dir():
     )
 SCRIPTS = sorted(SCRIPTS_DIR.glob("*.def"))
 PATTERNS = load_patterns(patterns_path(SCRIPTS_DIR))
-STRICT = os.environ.get("VENUE_FIX_ACCEPTANCE_STRICT", "") not in ("", "0")
+STRICT = os.environ.get("VENUE_FIX_ACCEPTANCE_STRICT", "1") not in ("", "0")
 PORT_ENV = "VENUE_FIX_ACCEPTANCE_PORT"
 CONFIG = "config/conformance.toml"
 START_TIMEOUT = 60.0

@@ -14,10 +14,6 @@ from gateway.fix.session import BusinessRejectReason, Session
 
 __all__ = ["EchoApplication"]
 
-#: Header fields the echo keeps (PossResend); the session writes the others itself.
-_KEPT_HEADER = frozenset({97})
-
-
 class EchoApplication:
     """Echoes NewOrderSingle and SecurityDefinition; rejects the rest."""
 
@@ -40,7 +36,8 @@ class EchoApplication:
             if msg.get(97) == b"Y" and cl_ord_id in seen:
                 return
             seen.add(cl_ord_id)
-            session.send(b"D", self._body(session, msg), msg)
+            poss_resend = b"97=Y\x01" if msg.get(97) == b"Y" else b""
+            session.send(b"D", self._body(session, msg), msg, header=poss_resend)
         elif msg_type == b"d":
             session.send(b"d", self._body(session, msg), msg)
         else:
@@ -51,7 +48,7 @@ class EchoApplication:
     @staticmethod
     def _body(session: Session, msg: FixMessage) -> bytes:
         is_header = session.dictionary.is_header_field
-        fields = [f for f in msg.fields[2:-1] if (f[0] in _KEPT_HEADER or not is_header(f[0]))]
+        fields = [f for f in msg.fields[2:-1] if not is_header(f[0])]
         if len({tag for tag, _ in fields}) == len(fields):
             fields.sort()  # QuickFIX writes body fields in tag order when there are no groups
         return b"".join(b"%d=%b\x01" % f for f in fields)

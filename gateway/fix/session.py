@@ -221,10 +221,17 @@ class Session:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def send(self, msg_type: bytes, body: bytes = b"", route: FixMessage | None = None) -> int:
+    def send(
+        self,
+        msg_type: bytes,
+        body: bytes = b"",
+        route: FixMessage | None = None,
+        header: bytes = b"",
+    ) -> int:
         """Send an application message: ``body`` is its encoded fields after the header
-        (``b"11=abc\\x01..."``). Stored for resends, and sent now when logged on; its seq."""
-        return self._send(msg_type, body, route, store=True)
+        (``b"11=abc\\x01..."``), ``header`` extra header fields (PossResend). Stored for
+        resends, and sent now when logged on; its seq."""
+        return self._send(msg_type, header + body if header else body, route, store=True)
 
     def _send(
         self,
