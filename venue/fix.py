@@ -26,6 +26,7 @@ from gateway.fix.application import MarketData, VenueApplication
 from gateway.fix.codec import FixMessage
 from gateway.fix.dictionary import DataDictionary, load_dictionary
 from gateway.fix.echo import EchoApplication
+from gateway.fix.marketdata import MarketDataHandler
 from gateway.fix.orders import OrderEntry, SessionProfile
 from gateway.fix.session import Application, Session, SessionConfig
 from gateway.fix.store import open_store
@@ -166,11 +167,7 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
     return FixGateway(acceptor, venue_app)
 
 
-def _market_data(venue: Venue) -> MarketData | None:
-    try:
-        from gateway.fix.marketdata import MarketDataHandler
-    except ImportError:  # pragma: no cover - until the handler lands
-        return None
+def _market_data(venue: Venue) -> MarketData:
     return MarketDataHandler(venue.core, {spec.symbol: spec for spec in venue.config.instruments})
 
 

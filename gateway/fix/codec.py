@@ -90,6 +90,14 @@ class FixMessage:
             index = self._index = dict(reversed(self.fields))
         return index.get(tag)
 
+    def index(self) -> dict[int, bytes]:
+        """tag -> value of its first occurrence; for reading many fields on the hot path
+        (``get = msg.index().get``). Do not modify it."""
+        index = self._index
+        if index is None:
+            index = self._index = dict(reversed(self.fields))
+        return index
+
     def __contains__(self, tag: object) -> bool:
         return isinstance(tag, int) and self.get(tag) is not None
 

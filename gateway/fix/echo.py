@@ -14,6 +14,7 @@ from gateway.fix.session import BusinessRejectReason, Session
 
 __all__ = ["EchoApplication"]
 
+
 class EchoApplication:
     """Echoes NewOrderSingle and SecurityDefinition; rejects the rest."""
 

@@ -489,7 +489,7 @@ class MarketDataHandler:
             if mask & _OFFER:
                 entries += _book_entries(inst, False, market.asks.depth(depth))
             rpt_seq = self._high_rpt_seq(inst.symbol)
-        session.send(b"W", _snapshot_body(req_id, inst, rpt_seq, entries), msg)
+        session.send(b"W", _snapshot_body(req_id, inst, rpt_seq, entries), msg, store=False)
 
     def _send_stream_snapshot(
         self,
@@ -506,7 +506,7 @@ class MarketDataHandler:
             price, qty = inst.price, inst.qty
             entries.extend(_W_TRADE % (price(p), qty(q), date, at) for p, q in trades)
         body = _snapshot_body(sub.req_id, inst, stream.rpt_seq, entries)
-        sub.session.send(b"W", body, route)
+        sub.session.send(b"W", body, route, store=False)
 
     # -- the event stream ------------------------------------------------------------------------
 
@@ -615,7 +615,7 @@ class MarketDataHandler:
                 head = b"262=%b\x01268=" % sub.req_id
                 send = sub.session.send
                 for chunk, size in zip(chunks, sizes, strict=True):
-                    send(b"X", b"%b%d\x01%b" % (head, size, chunk))
+                    send(b"X", b"%b%d\x01%b" % (head, size, chunk), store=False)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

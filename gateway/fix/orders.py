@@ -12,9 +12,10 @@ the operator, the Tick timer), and are turned into reports for:
 - the session that asked (cancel and replace rejects, mass cancel reports);
 - every drop copy session entitled to the order's account, with ``CopyMsgIndicator(797)=Y``.
 
-ExecIDs are ``<seq>-<n>`` (the command's journal seq, the event's index), unique venue-wide and
-the same on the copy. Refusals the gateway decides itself (a decimal off the tick or lot, an
-account the session may not use) never reach the journal; their ExecIDs are ``G<start>-<n>``.
+ExecIDs are ``<seq>-<n>`` (the command's journal seq, the event's index; a trade's two reports
+add ``M`` for the maker and ``T`` for the taker), unique venue-wide and the same on the copy.
+Refusals the gateway decides itself (a decimal off the tick or lot, an account the session may
+not use) never reach the journal; their ExecIDs are ``G<start>-<n>``.
 
 Numbers follow fix_specs/README.md: prices in ticks and quantities in lots inside, decimal
 strings on the wire, converted exactly (:mod:`gateway.fix.units`).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
@@ -140,7 +141,8 @@ class _Request:
     orig_cl_ord_id: bytes = b""
     order_id: bytes = b""
     side: bytes = b""
-    extra: dict[int, bytes] = field(default_factory=dict)
+    extra: dict[int, bytes] | None = None
+    msg: FixMessage | None = None  # the request, for the fields a reject repeats
 
 
 class _Refusal(Exception):
@@ -254,7 +256,7 @@ class OrderEntry:
         account = self._account(profile, msg)
         symbol = (msg.get(55) or b"").decode("latin-1")
         side_raw = msg.get(54) or b""
-        request = _Request(session, b"D", cl_ord_id, side=side_raw, extra=_echo_fields(msg))
+        request = _Request(session, b"D", cl_ord_id, side=side_raw, msg=msg)
         try:
             cmd = self._build_new_order(session, msg, account, symbol, side_raw, cl_ord_id)
         except _Refusal as exc:
@@ -281,7 +283,8 @@ class OrderEntry:
         if side is None:
             raise _Refusal(RejectReason.INVALID_COMMAND, "Side must be 1 (buy) or 2 (sell)")
         ord_type = _ord_type(msg)
-        qty_raw, cash_raw = msg.get(38), msg.get(152)
+        get = msg.index().get
+        qty_raw, cash_raw = get(38), get(152)
         if (qty_raw is None) == (cash_raw is None):
             raise _Business(
                 BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING,
@@ -289,21 +292,21 @@ class OrderEntry:
             )
         qty = _units(scales.lot, qty_raw, RejectReason.QTY_NOT_LOT_MULTIPLE)
         quote_qty = _units(scales.quote, cash_raw, RejectReason.INVALID_QUANTITY)
-        price = _units(scales.tick, msg.get(44), RejectReason.PRICE_NOT_TICK_MULTIPLE)
-        stop = _units(scales.tick, msg.get(99), RejectReason.PRICE_NOT_TICK_MULTIPLE)
-        display = _units(scales.lot, msg.get(111), RejectReason.QTY_NOT_LOT_MULTIPLE)
-        tif_raw = msg.get(59)
+        price = _units(scales.tick, get(44), RejectReason.PRICE_NOT_TICK_MULTIPLE)
+        stop = _units(scales.tick, get(99), RejectReason.PRICE_NOT_TICK_MULTIPLE)
+        display = _units(scales.lot, get(111), RejectReason.QTY_NOT_LOT_MULTIPLE)
+        tif_raw = get(59)
         tif = TimeInForce.GTC if tif_raw is None else _TIFS.get(tif_raw)
         if tif is None:
             raise _Refusal(RejectReason.INVALID_TIME_IN_FORCE)
         expire = 0
-        expire_raw = msg.get(126)
+        expire_raw = get(126)
         if expire_raw is not None:
             try:
                 expire = parse_utc_timestamp(expire_raw)
             except TimestampError as exc:
                 raise _Refusal(RejectReason.EXPIRE_TIME_IN_PAST, str(exc)) from None
-        stp_raw = msg.get(25001)
+        stp_raw = get(25001)
         stp = StpMode.DEFAULT
         if stp_raw is not None:
             if not stp_raw.isdigit() or not 1 <= int(stp_raw) <= 5:
@@ -544,9 +547,10 @@ class OrderEntry:
         seq: int = getattr(cmd, "seq", 0)
         ts: int = getattr(cmd, "ts", 0)
         fees: dict[int, object] = {}
-        for event in events:
-            if type(event).__name__ == "TradeSettled":
-                fees[getattr(event, "trade_id", 0)] = event
+        if len(events) > 1:
+            for event in events:
+                if type(event).__name__ == "TradeSettled":
+                    fees[getattr(event, "trade_id", 0)] = event
         cancelled: list[OrderCancelled] = []
         for index, event in enumerate(events):
             exec_id = b"%d-%d" % (seq, index)
@@ -604,18 +608,15 @@ class OrderEntry:
             self._drop_copy_map = mapping
         return mapping
 
-    def _owner_and_copies(self, account: int, session_key: str) -> list[tuple[Session, bytes]]:
-        targets: list[tuple[Session, bytes]] = []
-        owner = self.sessions.get(session_key)
-        if owner is not None:
-            targets.append((owner, b""))
-        for copy in self._drop_copy.get(account, ()):
-            targets.append((copy, b"797=Y\x01"))
-        return targets
-
     def _emit(self, view: _OrderView, body: bytes) -> None:
-        for session, suffix in self._owner_and_copies(view.account, view.session):
-            session.send(b"8", body + suffix)
+        owner = self.sessions.get(view.session)
+        if owner is not None:
+            owner.send(b"8", body)
+        copies = self._drop_copy.get(view.account)
+        if copies:
+            copied = body + b"797=Y\x01"
+            for copy in copies:
+                copy.send(b"8", copied)
 
     def _accepted(
         self, e: OrderAccepted, exec_id: bytes, ts: int, request: _Request | None
@@ -646,9 +647,10 @@ class OrderEntry:
 
     def _trade(self, t: Trade, exec_id: bytes, ts: int, fees: Mapping[int, object]) -> None:
         settled = fees.get(t.trade_id)
-        for order_id, leaves, cum, liquidity in (
-            (t.maker_order_id, t.maker_leaves, t.maker_cum_qty, b"1"),
-            (t.taker_order_id, t.taker_leaves, t.taker_cum_qty, b"2"),
+        # one trade, two executions: each side's report has its own ExecID
+        for order_id, leaves, cum, liquidity, side_id in (
+            (t.maker_order_id, t.maker_leaves, t.maker_cum_qty, b"1", b"M"),
+            (t.taker_order_id, t.taker_leaves, t.taker_cum_qty, b"2", b"T"),
         ):
             view = self._orders.get(order_id)
             if view is None:
@@ -664,7 +666,7 @@ class OrderEntry:
             )
             if settled is not None:
                 extra += self._commission(settled, view)
-            self._emit(view, self._report(view, b"F", exec_id, ts, fill=extra))
+            self._emit(view, self._report(view, b"F", exec_id + side_id, ts, fill=extra))
             if leaves == 0:
                 self._orders.pop(order_id, None)
 
@@ -851,7 +853,8 @@ class OrderEntry:
                 request.side if request.side in _SIDES else b"1",
             ),
         ]
-        parts.extend(b"%d=%b\x01" % kv for kv in request.extra.items())
+        if request.msg is not None:
+            parts.extend(b"%d=%b\x01" % kv for kv in _echo_fields(request.msg).items())
         parts.append(
             b"151=0\x0114=0\x016=0\x01103=%b\x0125006=%d\x0158=%b\x0160=%b\x01"
             % (ord_rej, reason, _text(text), format_utc_timestamp(ts or time.time_ns()))
@@ -908,7 +911,7 @@ class OrderEntry:
         venue_reason: RejectReason | None,
         seq: int = 0,
     ) -> None:
-        req_type = request.extra.get(530, b"7") or b"7"
+        req_type = (request.extra or {}).get(530, b"7") or b"7"
         parts = [
             b"11=%b\x01" % (request.cl_ord_id or b"NONE"),
             b"37=%b\x01" % (b"MC%d" % seq if seq else self._next_gateway_exec()),

@@ -154,6 +154,8 @@ class Session:
         self._reset_state()
         self._throttle_window = 0
         self._throttle_count = 0
+        self._sent_second = b""
+        self._sent_second_value = 0.0
 
     def _reset_state(self) -> None:
         now = self._clock()
@@ -227,11 +229,16 @@ class Session:
         body: bytes = b"",
         route: FixMessage | None = None,
         header: bytes = b"",
+        *,
+        store: bool = True,
     ) -> int:
         """Send an application message: ``body`` is its encoded fields after the header
         (``b"11=abc\\x01..."``), ``header`` extra header fields (PossResend). Stored for
-        resends, and sent now when logged on; its seq."""
-        return self._send(msg_type, header + body if header else body, route, store=True)
+        resends, and sent now when logged on; its seq. ``store=False`` for what is stale once
+        missed (market data): a resend gap-fills it, and it is not written while away."""
+        if not store and not self.logged_on:
+            return 0
+        return self._send(msg_type, header + body if header else body, route, store=store)
 
     def _send(
         self,
@@ -465,11 +472,22 @@ class Session:
             return True
         if sending_time is None:
             return False
-        try:
-            sent = parse_utc_timestamp(sending_time) / _NS
-        except TimestampError:
-            return False
-        return abs(self._clock() - sent) <= limit
+        # Clients stamp many messages within one second: parse each second once (the
+        # fraction cannot matter against a limit of whole seconds, so it is dropped).
+        second = sending_time[:17]
+        if second == self._sent_second:
+            sent = self._sent_second_value
+        else:
+            try:
+                parse_utc_timestamp(sending_time)  # validates the whole value
+                sent = parse_utc_timestamp(second) / _NS
+            except TimestampError:
+                return False
+            self._sent_second, self._sent_second_value = second, sent
+        off = abs(self._clock() - sent)
+        if limit - 1 <= off <= limit + 1:  # near the limit the fraction decides
+            off = abs(self._clock() - parse_utc_timestamp(sending_time) / _NS)
+        return off <= limit
 
     def _target_too_high(self, msg: FixMessage, seq: int) -> None:
         log.info(
