@@ -59,6 +59,7 @@ SESSIONS = (
     session("PW", accounts=(1006,), password_hash=hash_password("s3cret")),
     session("KEY", accounts=(1007,), ed25519_public_key=PUBLIC_KEY, api_key="key-1"),
     session("COPY", kind="drop_copy", accounts=(1001, 1002)),
+    session("MD", kind="market_data", max_md_subscriptions=2),
 )
 
 
@@ -470,3 +471,56 @@ def test_reports_sent_while_away_survive_a_venue_restart(tmp_path: Path) -> None
 
 def first(messages: list[FixMessage], msg_type: bytes) -> FixMessage:
     return next(m for m in messages if m.msg_type == msg_type)
+
+
+def test_market_data_and_security_list_over_the_wire(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as (_, port):
+            a, b, md = await logged_on(port, "A", "B", "MD")
+            md.send(b"x", [(320, b"sl-1"), (559, b"4")])
+            listing = await md.expect_type(b"y")
+            assert listing.get(560) == b"0" and b"BTC-USDT" in listing.get_all(55)
+            a.send(b"D", order("bid", b"1", b"0.5", b"94000.00"))
+            await a.expect_type(b"8", _11=b"bid")
+            md.send(
+                b"V",
+                [
+                    (262, b"md-1"),
+                    (263, b"1"),
+                    (264, b"0"),
+                    (265, b"1"),
+                    (267, 3),
+                    (269, b"0"),
+                    (269, b"1"),
+                    (269, b"2"),
+                    (146, 1),
+                    (55, SYM),
+                ],
+            )
+            snapshot = await md.expect_type(b"W", _262=b"md-1")
+            assert (snapshot.get(270), snapshot.get(271)) == (b"94000.00", b"0.50000")
+            b.send(b"D", order("ask", b"2", b"0.2", b"94000.00"))
+            update = await md.expect_type(b"X", _262=b"md-1")
+            entries = update.fields
+            assert (269, b"2") in entries and (271, b"0.20000") in entries  # the trade
+            assert (279, b"1") in entries and (271, b"0.30000") in entries  # the level left
+            seqs = [int(v) for t, v in entries if t == 83]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            assert seqs[0] == int(snapshot.get(83) or b"0") + 1  # no gap after the snapshot
+            a.send(
+                b"V",
+                [
+                    (262, b"no"),
+                    (263, b"0"),
+                    (264, b"1"),
+                    (267, 1),
+                    (269, b"0"),
+                    (146, 1),
+                    (55, SYM),
+                ],
+            )
+            refused = await a.expect_type(b"j")
+            assert refused.get(380) == b"6"
+            assert_valid(a, b, md)
+
+    run(body)
