@@ -524,3 +524,15 @@ def test_market_data_and_security_list_over_the_wire(tmp_path: Path) -> None:
             assert_valid(a, b, md)
 
     run(body)
+
+
+def test_heartbeat_interval_outside_the_bounds_is_refused(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as (_, port):
+            client = FixClient(port, "A")
+            await client.logon(heartbeat=2, expect=False)
+            logout = await client.expect_type(b"5")
+            assert logout.get(58) == b"HeartBtInt (108) must be between 5 and 60 seconds"
+            await client.wait_closed()
+
+    run(body)

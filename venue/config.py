@@ -124,6 +124,8 @@ class FixConfig:
     store_fsync: bool
     max_connections: int
     max_latency_s: int  # SendingTime accuracy; 0: not checked
+    min_heartbeat_s: int  # HeartBtInt a Logon may ask for, at least
+    max_heartbeat_s: int  # and at most
     sessions: tuple[FixSessionConfig, ...]
     tls_cert: Path | None = None  # PEM certificate chain: the acceptor speaks TLS
     tls_key: Path | None = None  # PEM private key of tls_cert
@@ -390,6 +392,10 @@ def _fix(root: _Table) -> FixConfig:
                     "ed25519_public_key: sessions without credentials are allowed only while "
                     "the acceptor listens on loopback",
                 )
+    min_heartbeat = table.optional_integer("min_heartbeat_s", 5, 1, 3600)
+    max_heartbeat = table.optional_integer("max_heartbeat_s", 60, 1, 3600)
+    if max_heartbeat < min_heartbeat:
+        table.fail("max_heartbeat_s", "must not be below min_heartbeat_s")
     tls_cert = _optional_file(table, "tls_cert")
     tls_key = _optional_file(table, "tls_key")
     if (tls_cert is None) != (tls_key is None):
@@ -404,6 +410,8 @@ def _fix(root: _Table) -> FixConfig:
         store_fsync=table.optional_boolean("store_fsync", False),
         max_connections=table.optional_integer("max_connections", 256, 1, 65_535),
         max_latency_s=table.optional_integer("max_latency_s", 120, 0, 86_400),
+        min_heartbeat_s=min_heartbeat,
+        max_heartbeat_s=max_heartbeat,
         sessions=tuple(sessions),
         tls_cert=tls_cert,
         tls_key=tls_key,

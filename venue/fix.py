@@ -130,6 +130,8 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
             reset_on_disconnect=cfg.reset_on_disconnect,
             reset_time_utc=cfg.reset_time_utc,
             max_latency_s=float(config.max_latency_s),
+            min_heartbeat_s=config.min_heartbeat_s,
+            max_heartbeat_s=config.max_heartbeat_s,
             throttle_per_s=cfg.throttle_per_s,
             authenticate=_authenticator(cfg),
         )

@@ -540,8 +540,13 @@ class Session:
             return
         heartbeat = _int(msg.get(108))
         cfg = self.config
-        if not cfg.min_heartbeat_s <= heartbeat <= cfg.max_heartbeat_s and heartbeat != 0:
-            raise _Disconnect(f"HeartBtInt {heartbeat} outside {cfg.min_heartbeat_s}..")
+        if not cfg.min_heartbeat_s <= heartbeat <= cfg.max_heartbeat_s:
+            text = (
+                f"HeartBtInt (108) must be between {cfg.min_heartbeat_s} and "
+                f"{cfg.max_heartbeat_s} seconds"
+            )
+            self.logout(text)
+            raise _Disconnect(text)
         refusal = cfg.authenticate(msg) if cfg.authenticate is not None else None
         if refusal is None:
             refusal = self.application.on_logon(self, msg)
