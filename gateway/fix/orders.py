@@ -129,6 +129,8 @@ class _OrderView:
     notional: int = 0  # sum of price x qty of the fills, in tick-lots
     leaves: int = 0
     status: OrderStatus = OrderStatus.NEW
+    #: the report fields that never change for this order, rendered once
+    static: bytes = b""
 
 
 @dataclass(slots=True)
@@ -783,36 +785,59 @@ class OrderEntry:
         request_id: bytes = b"",
     ) -> bytes:
         scales = self.scales[view.symbol]
-        ord_type, exec_inst, take_profit = ORD_TYPES[view.ord_type]
-        parts = [
-            b"37=%d\x01" % view.order_id,
-            b"11=%b\x01" % (request_id or view.client_order_id.encode("latin-1") or b"NONE"),
-        ]
+        static = view.static or self._static(view, scales)
+        cl_ord_id = request_id or view.client_order_id.encode("latin-1") or b"NONE"
         if request_id:
-            parts.append(b"41=%b\x01" % view.client_order_id.encode("latin-1"))
+            orig = b"41=%b\x01" % view.client_order_id.encode("latin-1")
         elif view.orig_client_order_id:
-            parts.append(b"41=%b\x01" % view.orig_client_order_id.encode("latin-1"))
-        parts.append(
-            b"17=%b\x01150=%b\x0139=%b\x011=%d\x0155=%b\x0154=%b\x0140=%b\x0159=%b\x01"
+            orig = b"41=%b\x01" % view.orig_client_order_id.encode("latin-1")
+        else:
+            orig = b""
+        lot = scales.lot
+        changing = b""
+        if view.qty:
+            changing = b"38=%b\x01" % lot.format(view.qty)
+        if view.price:
+            changing += b"44=%b\x01" % scales.tick.format(view.price)
+        if view.stop_price:
+            changing += b"99=%b\x01" % scales.tick.format(view.stop_price)
+        tail = b"".join(b"%d=%b\x01" % kv for kv in extra.items()) if extra else b""
+        return (
+            b"37=%d\x0111=%b\x01%b17=%b\x01150=%b\x0139=%b\x01%b%b151=%b\x0114=%b\x016=%b\x01"
+            b"%b%b60=%b\x01"
             % (
+                view.order_id,
+                cl_ord_id,
+                orig,
                 exec_id,
                 exec_type,
                 _STATUS_BYTES[view.status],
+                static,
+                changing,
+                lot.format(view.leaves),
+                lot.format(view.cum_qty),
+                _avg_px(view, scales),
+                fill,
+                tail,
+                format_utc_timestamp(ts or time.time_ns()),
+            )
+        )
+
+    @staticmethod
+    def _static(view: _OrderView, scales: _Scales) -> bytes:
+        ord_type, exec_inst, take_profit = ORD_TYPES[view.ord_type]
+        parts = [
+            b"1=%d\x0155=%b\x0154=%b\x0140=%b\x0159=%b\x01"
+            % (
                 view.account,
                 view.symbol.encode(),
                 _SIDE_BYTES[view.side],
                 ord_type.encode(),
                 _TIF_BYTES[view.tif],
             )
-        )
-        if view.qty:
-            parts.append(b"38=%b\x01" % scales.lot.format(view.qty))
+        ]
         if view.quote_qty:
             parts.append(b"152=%b\x01" % scales.quote.format(view.quote_qty))
-        if view.price:
-            parts.append(b"44=%b\x01" % scales.tick.format(view.price))
-        if view.stop_price:
-            parts.append(b"99=%b\x01" % scales.tick.format(view.stop_price))
         if exec_inst:
             parts.append(b"18=%b\x01" % exec_inst.encode())
         if take_profit:
@@ -821,16 +846,8 @@ class OrderEntry:
             parts.append(b"111=%b\x01" % scales.lot.format(view.display_qty))
         if view.expire_time:
             parts.append(b"126=%b\x01" % format_utc_timestamp(view.expire_time))
-        avg = _avg_px(view, scales)
-        parts.append(
-            b"151=%b\x0114=%b\x016=%b\x01"
-            % (scales.lot.format(view.leaves), scales.lot.format(view.cum_qty), avg)
-        )
-        parts.append(fill)
-        if extra:
-            parts.extend(b"%d=%b\x01" % kv for kv in extra.items())
-        parts.append(b"60=%b\x01" % format_utc_timestamp(ts or time.time_ns()))
-        return b"".join(parts)
+        static = view.static = b"".join(parts)
+        return static
 
     def _send_reject(
         self,
