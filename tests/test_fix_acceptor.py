@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from fix_client import FixClient
 
 from gateway.fix.acceptor import FixAcceptor
-from gateway.fix.codec import encode
+from gateway.fix.codec import FixMessage, encode
 from gateway.fix.dictionary import load_dictionary
 from gateway.fix.echo import EchoApplication
 from gateway.fix.session import Session, SessionConfig
@@ -183,4 +183,40 @@ def test_daily_reset_time_restarts_sequence_numbers(tmp_path: Path) -> None:
     store.set_next_target_seq(30)
     store.flush()
     session._next_sender, session._next_target = 40, 30
+    run(body)
+
+
+def test_per_address_limit_and_refused_logons_close_the_door_for_a_minute() -> None:
+    def password(logon: object) -> str | None:
+        return None if logon.get(554) == b"right" else "authentication failed"
+
+    async def body() -> None:
+        acceptor = FixAcceptor(
+            [make_session("P1", authenticate=password), make_session("P2")],
+            max_connections_per_ip=1,
+            max_logon_failures_per_minute=2,
+        )
+        _, port = await acceptor.start()
+        try:
+            first = FixClient(port, "P2")
+            await first.logon()
+            crowd = FixClient(port, "P1")
+            await crowd.logon(extra=[(554, b"right")], expect=False)
+            await crowd.wait_closed()  # a second connection from 127.0.0.1
+            assert not crowd.received
+            await first.close()
+            await asyncio.sleep(0.1)
+            for _ in range(2):
+                wrong = FixClient(port, "P1")
+                await wrong.logon(extra=[(554, b"wrong")], expect=False)
+                assert (await wrong.expect_type(b"5")).get(58) == b"authentication failed"
+                await wrong.wait_closed()
+                await asyncio.sleep(0.1)
+            right = FixClient(port, "P1")
+            await right.logon(extra=[(554, b"right")], expect=False)
+            await right.wait_closed()  # even the right password: the address is blocked
+            assert not right.received
+        finally:
+            await acceptor.stop()
+
     run(body)

@@ -123,6 +123,8 @@ class FixConfig:
     store: str  # "file" (under data_dir/fix) or "memory"
     store_fsync: bool
     max_connections: int
+    max_connections_per_ip: int
+    max_logon_failures_per_minute: int  # per source address; then closed for the minute
     max_latency_s: int  # SendingTime accuracy; 0: not checked
     min_heartbeat_s: int  # HeartBtInt a Logon may ask for, at least
     max_heartbeat_s: int  # and at most
@@ -409,6 +411,10 @@ def _fix(root: _Table) -> FixConfig:
         store=store,
         store_fsync=table.optional_boolean("store_fsync", False),
         max_connections=table.optional_integer("max_connections", 256, 1, 65_535),
+        max_connections_per_ip=table.optional_integer("max_connections_per_ip", 20, 1, 65_535),
+        max_logon_failures_per_minute=table.optional_integer(
+            "max_logon_failures_per_minute", 5, 1, 10_000
+        ),
         max_latency_s=table.optional_integer("max_latency_s", 120, 0, 86_400),
         min_heartbeat_s=min_heartbeat,
         max_heartbeat_s=max_heartbeat,

@@ -165,6 +165,8 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
         port=config.port,
         ssl_context=ssl_context,
         max_connections=config.max_connections,
+        max_connections_per_ip=config.max_connections_per_ip,
+        max_logon_failures_per_minute=config.max_logon_failures_per_minute,
     )
     return FixGateway(acceptor, venue_app)
 

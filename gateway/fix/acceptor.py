@@ -11,8 +11,10 @@ store is flushed first, so a message is on disk in the store (for resends) no la
 on the wire. A 100 ms ticker drives every session's heartbeats and timeouts and flushes the
 stores of sessions that sent while disconnected.
 
-Limits: ``max_connections`` open sockets in all (more are closed at once), a Logon within the
-session's ``logon_timeout_s``, and ``max_body_length`` per message.
+Limits: ``max_connections`` open sockets in all and ``max_connections_per_ip`` from one address
+(more are closed at once), a Logon within ``logon_timeout_s``, ``max_body_length`` per message,
+and an address whose Logons were refused ``max_logon_failures_per_minute`` times in the last
+minute is closed at once until that minute has passed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
+from collections import deque
 from collections.abc import Iterable
 from typing import cast
 
@@ -48,6 +52,8 @@ class FixAcceptor:
         max_connections: int = 256,
         max_body_length: int = DEFAULT_MAX_BODY_LENGTH,
         logon_timeout_s: float = 10.0,
+        max_connections_per_ip: int = 20,
+        max_logon_failures_per_minute: int = 5,
     ) -> None:
         self.sessions: dict[tuple[bytes, bytes, bytes], Session] = {}
         for session in sessions:
@@ -66,7 +72,11 @@ class FixAcceptor:
         self.max_connections = max_connections
         self.max_body_length = max_body_length
         self.logon_timeout_s = logon_timeout_s
+        self.max_connections_per_ip = max_connections_per_ip
+        self.max_logon_failures_per_minute = max_logon_failures_per_minute
         self.connections: set[_Connection] = set()
+        self._per_ip: dict[str, int] = {}
+        self._failures: dict[str, deque[float]] = {}
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -112,6 +122,23 @@ class FixAcceptor:
                 session.on_timer()
                 session.store.flush()
 
+    def logon_failed(self, ip: str) -> None:
+        """A Logon from ``ip`` was refused (bad credentials)."""
+        self._failures.setdefault(ip, deque()).append(time.monotonic())
+
+    def blocked(self, ip: str) -> bool:
+        """Too many refused Logons from ``ip`` within the last minute."""
+        failures = self._failures.get(ip)
+        if not failures:
+            return False
+        horizon = time.monotonic() - 60.0
+        while failures and failures[0] < horizon:
+            failures.popleft()
+        if not failures:
+            del self._failures[ip]
+            return False
+        return len(failures) >= self.max_logon_failures_per_minute
+
     def find(self, msg: FixMessage) -> Session | None:
         """The session a first message names (its TargetCompID is ours)."""
         return self.sessions.get((msg.fields[0][1], msg.get(56) or b"", msg.get(49) or b""))
@@ -129,7 +156,9 @@ class _Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._closing = False
+        self._counted = False
         self.peer = "?"
+        self.ip = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -137,13 +166,23 @@ class _Connection(asyncio.Protocol):
         self.opened = asyncio.get_running_loop().time()
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.ip = str(peer[0]) if peer else "?"
         acceptor = self.acceptor
+        why = ""
         if len(acceptor.connections) >= acceptor.max_connections:
-            log.warning("%s: refused: %d connections open", self.peer, len(acceptor.connections))
+            why = f"{len(acceptor.connections)} connections open"
+        elif acceptor._per_ip.get(self.ip, 0) >= acceptor.max_connections_per_ip:
+            why = f"{acceptor.max_connections_per_ip} connections open from {self.ip}"
+        elif acceptor.blocked(self.ip):
+            why = f"too many refused Logons from {self.ip} in the last minute"
+        if why:
+            log.warning("%s: refused: %s", self.peer, why)
             self._closing = True
             transport.abort()
             return
         acceptor.connections.add(self)
+        acceptor._per_ip[self.ip] = acceptor._per_ip.get(self.ip, 0) + 1
+        self._counted = True
 
     def data_received(self, data: bytes) -> None:
         for item in self.parser.feed(data):
@@ -185,6 +224,8 @@ class _Connection(asyncio.Protocol):
             return None
         self.session = session
         session.attach(self.write, self.close)
+        ip = self.ip
+        session.on_logon_refused = lambda: self.acceptor.logon_failed(ip)
         return session
 
     def write(self, raw: bytes) -> None:
@@ -217,7 +258,15 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        self.acceptor.connections.discard(self)
+        acceptor = self.acceptor
+        acceptor.connections.discard(self)
+        if self._counted:
+            self._counted = False
+            left = acceptor._per_ip.get(self.ip, 1) - 1
+            if left:
+                acceptor._per_ip[self.ip] = left
+            else:
+                acceptor._per_ip.pop(self.ip, None)
         session = self.session
         if session is not None:
             self.session = None

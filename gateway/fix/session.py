@@ -149,6 +149,8 @@ class Session:
         self._header_tail = b"\x0149=" + self._sender + b"\x0152="
         self._write: Callable[[bytes], None] | None = None
         self._close: Callable[[], None] | None = None
+        #: told when a Logon is refused (the acceptor counts failures per address)
+        self.on_logon_refused: Callable[[], None] | None = None
         self._next_sender = store.next_sender_seq()
         self._next_target = store.next_target_seq()
         self._reset_state()
@@ -551,6 +553,8 @@ class Session:
         if refusal is None:
             refusal = self.application.on_logon(self, msg)
         if refusal is not None:
+            if self.on_logon_refused is not None:
+                self.on_logon_refused()
             self.logout(refusal)
             raise _Disconnect(f"Logon refused: {refusal}")
         self.heartbeat_s = heartbeat
