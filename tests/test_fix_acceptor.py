@@ -187,7 +187,7 @@ def test_daily_reset_time_restarts_sequence_numbers(tmp_path: Path) -> None:
 
 
 def test_per_address_limit_and_refused_logons_close_the_door_for_a_minute() -> None:
-    def password(logon: object) -> str | None:
+    def password(logon: FixMessage) -> str | None:
         return None if logon.get(554) == b"right" else "authentication failed"
 
     async def body() -> None:
