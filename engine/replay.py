@@ -42,10 +42,15 @@ class Replayer:
         self.snapshot_report = SnapshotReport()
 
     def events(
-        self, after_seq: int, until_seq: int | None = None
+        self,
+        after_seq: int,
+        until_seq: int | None = None,
+        at_start: Callable[[Core], None] | None = None,
     ) -> Iterator[tuple[int, int, list[Event]]]:
         """``(seq, ts, events)`` for each command with ``after_seq < seq <= until_seq`` (to the
-        journal's end without ``until_seq``), in order."""
+        journal's end without ``until_seq``), in order. ``at_start`` is called once with the
+        core as it stands at ``after_seq``, before the first of them is applied (a consumer
+        that keeps state derived from the core starts from there)."""
         if after_seq < 0:
             raise ValueError(f"after_seq must be >= 0, got {after_seq}")
         core = self._start(after_seq)
@@ -54,6 +59,7 @@ class Replayer:
             return
         apply = core.apply
         seq = 0
+        started = at_start is None
         try:
             for seq, payload in iter_records(journal, after_seq=core.last_seq, repair=False):
                 cmd = decode(payload)
@@ -61,6 +67,9 @@ class Replayer:
                     raise ReplayError(
                         f"{journal}: record seq {seq} holds a command stamped seq {cmd.seq}"
                     )
+                if not started and seq > after_seq and at_start is not None:
+                    started = True
+                    at_start(core)
                 events = apply(cmd)
                 if seq > after_seq:
                     yield seq, cmd.ts, events
@@ -74,6 +83,8 @@ class Replayer:
             raise ReplayError(f"{journal}: record seq {seq} cannot be applied: {exc}") from None
         except OSError as exc:
             raise ReplayError(f"{journal}: cannot read the journal: {exc}") from None
+        if not started and at_start is not None:
+            at_start(core)
 
     def _start(self, after_seq: int) -> Core:
         """A core at the newest valid snapshot at or before ``after_seq``, or an empty one."""

@@ -536,3 +536,29 @@ def test_heartbeat_interval_outside_the_bounds_is_refused(tmp_path: Path) -> Non
             await client.wait_closed()
 
     run(body)
+
+
+def test_reports_lost_in_a_crash_are_sent_again_with_poss_resend(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as (venue, port):
+            (a,) = await logged_on(port, "A")
+            before = venue.core.last_seq
+            a.send(b"D", order("lost", b"1", b"0.2", b"94000.00"))
+            original = await a.expect_type(b"8", _11=b"lost", _150=b"0")
+            seq_before = a.seq
+        # as if the venue had crashed after the journal's fsync and before the stores' flush
+        marker = tmp_path / "fix" / "reported_seq"
+        assert int(marker.read_text()) > before
+        marker.write_text(f"{before}\n")
+        async with running(tmp_path) as (venue, port):
+            assert int(marker.read_text()) > before  # what was reported again is recorded
+            a = FixClient(port, "A")
+            a.seq = seq_before
+            await a.logon(reset=False)
+            a.send(b"2", [(7, 1), (16, 0)])
+            again = await a.expect_type(b"8", _11=b"lost", _97=b"Y")
+            assert again.get(17) == original.get(17)  # the same execution, flagged
+            assert again.get(150) == b"0" and again.get(151) == b"0.20000"
+            assert_valid(a)
+
+    run(body)

@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from engine.replay import Replayer, ReplayError
 from gateway.fix.acceptor import FixAcceptor
 from gateway.fix.application import MarketData, VenueApplication
 from gateway.fix.codec import FixMessage
@@ -31,7 +32,7 @@ from gateway.fix.orders import OrderEntry, SessionProfile
 from gateway.fix.session import Application, Session, SessionConfig
 from gateway.fix.store import open_store
 from venue.config import FixConfig, FixSessionConfig
-from venue.runtime import Venue
+from venue.runtime import Venue, make_core
 
 __all__ = ["FIX_STORE_DIR", "FixGateway", "build_gateway", "hash_password"]
 
@@ -44,12 +45,63 @@ _FULL_DICTIONARY = Path(__file__).resolve().parent.parent / "fix_specs" / "FIX44
 AUTH_FAILED = "authentication failed"
 
 
+REPORTED_SEQ_FILE = "reported_seq"
+
+
+class ReportedSeq:
+    """``<data_dir>/fix/reported_seq``: the journal seq whose reports are all in the sessions'
+    stores. Written after the stores are flushed; a restart reports again what came after it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written: int | None = None
+
+    def read(self) -> int | None:
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.error("%s cannot be read (%s): reporting from the current state", self.path, exc)
+            return None
+        if not text.isdigit():
+            log.error("%s is damaged: reporting from the current state", self.path)
+            return None
+        self.written = int(text)
+        return self.written
+
+    def write(self, seq: int) -> None:
+        if seq == self.written:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(f"{seq}\n", encoding="ascii")
+        os.replace(tmp, self.path)
+        self.written = seq
+
+
 class FixGateway:
     """The acceptor and, for the venue application, what must be told of every command."""
 
-    def __init__(self, acceptor: FixAcceptor, application: VenueApplication | None) -> None:
+    def __init__(
+        self,
+        acceptor: FixAcceptor,
+        application: VenueApplication | None,
+        reported: ReportedSeq | None = None,
+    ) -> None:
         self.acceptor = acceptor
         self.application = application
+        self.reported = reported
+        acceptor.after_flush = self.checkpoint
+
+    def checkpoint(self) -> None:
+        """Record how far reports reached the (just flushed) stores."""
+        app, reported = self.application, self.reported
+        if app is None or reported is None:
+            return
+        try:
+            reported.write(app.orders.reported_seq)
+        except OSError as exc:
+            log.error("cannot record the reported seq in %s: %s", reported.path, exc)
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -168,7 +220,11 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
         max_connections_per_ip=config.max_connections_per_ip,
         max_logon_failures_per_minute=config.max_logon_failures_per_minute,
     )
-    return FixGateway(acceptor, venue_app)
+    reported = None
+    if store_dir is not None and venue_app is not None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        reported = ReportedSeq(store_dir / REPORTED_SEQ_FILE)
+    return FixGateway(acceptor, venue_app, reported)
 
 
 def _market_data(venue: Venue) -> MarketData:
@@ -181,8 +237,22 @@ def attach_gateway(gateway: FixGateway, venue: Venue) -> Callable[[], None]:
     app = gateway.application
     if app is None:
         return lambda: None
+    last = venue.core.last_seq
+    since = gateway.reported.read() if gateway.reported is not None else None
+    if since is not None and since < last:
+        replayer = Replayer(venue.config.data_dir, lambda: make_core(venue.config))
+        try:
+            count = app.orders.catch_up(replayer, since, last)
+        except ReplayError as exc:
+            log.error("reports after seq %d cannot be rebuilt: %s", since, exc)
+            app.orders.load_open_orders()
+        else:
+            log.warning("reported again the %d commands after seq %d (PossResend)", count, since)
+    else:
+        app.orders.load_open_orders()
+    app.orders.reported_seq = last
+    gateway.acceptor.flush()  # the stores hold what was reported again: record it
     unsubscribe = venue.subscribe_commands(app.on_command)
-    app.orders.load_open_orders()
     for key, profile in app.profiles.items():
         if profile.kind == "order_entry" and profile.cancel_on_disconnect:
             app.orders.cancel_session_orders(key)

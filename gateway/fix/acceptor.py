@@ -25,7 +25,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from gateway.fix.codec import DEFAULT_MAX_BODY_LENGTH, FixMessage, FixParser
@@ -54,7 +54,10 @@ class FixAcceptor:
         logon_timeout_s: float = 10.0,
         max_connections_per_ip: int = 20,
         max_logon_failures_per_minute: int = 5,
+        after_flush: Callable[[], None] | None = None,
     ) -> None:
+        """``after_flush`` runs after every periodic flush of the stores (and at stop): what
+        the stores now hold can be recorded as reported."""
         self.sessions: dict[tuple[bytes, bytes, bytes], Session] = {}
         for session in sessions:
             cfg = session.config
@@ -74,6 +77,7 @@ class FixAcceptor:
         self.logon_timeout_s = logon_timeout_s
         self.max_connections_per_ip = max_connections_per_ip
         self.max_logon_failures_per_minute = max_logon_failures_per_minute
+        self.after_flush = after_flush
         self.connections: set[_Connection] = set()
         self._per_ip: dict[str, int] = {}
         self._failures: dict[str, deque[float]] = {}
@@ -107,6 +111,8 @@ class FixAcceptor:
         for session in self.sessions.values():
             if session.connected:
                 session.detach()
+        self.flush()
+        for session in self.sessions.values():
             session.store.close()
 
     async def _tick(self) -> None:
@@ -118,9 +124,17 @@ class FixAcceptor:
                 if conn.session is None and now - conn.opened >= self.logon_timeout_s:
                     log.info("no Logon within %.0f s: closing", self.logon_timeout_s)
                     conn.close()
-            for session in self.sessions.values():
+            self.flush(timers=True)
+
+    def flush(self, *, timers: bool = False) -> None:
+        """Flush every session's store (running their timers first when asked), then tell
+        ``after_flush``."""
+        for session in self.sessions.values():
+            if timers:
                 session.on_timer()
-                session.store.flush()
+            session.store.flush()
+        if self.after_flush is not None:
+            self.after_flush()
 
     def logon_failed(self, ip: str) -> None:
         """A Logon from ``ip`` was refused (bad credentials)."""

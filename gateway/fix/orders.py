@@ -49,6 +49,7 @@ from engine.events import (
 )
 from engine.instrument import InstrumentSpec
 from engine.order import Order
+from engine.replay import Replayer
 from engine.types import (
     CancelReason,
     MassCancelScope,
@@ -196,6 +197,9 @@ class OrderEntry:
         self._drop_copy_map: dict[int, list[Session]] | None = None
         self._watched = {a for p in profiles.values() for a in p.accounts}
         self._gateway_exec = 0
+        #: the journal seq of the last command whose reports were handed to the sessions
+        self.reported_seq = 0
+        self._replay_header = b""
         self._exec_prefix = b"G%d-" % (time.time_ns() // 1_000_000)
         self._fee_scales: dict[str, UnitScale] = {
             asset: UnitScale(Decimal(1).scaleb(-decimals))
@@ -516,16 +520,20 @@ class OrderEntry:
                 BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
             )
 
-    def load_open_orders(self) -> int:
-        """Take the open orders of the core (after a restart) into the gateway's view, so their
-        later fills, cancels and expiries are reported; how many."""
+    def load_open_orders(self, core: Core | None = None) -> int:
+        """Take the open orders of ``core`` (the venue's by default; after a restart) into the
+        gateway's view, so their later fills, cancels and expiries are reported; how many."""
         count = 0
-        for account, orders in self.venue.core.live.items():
+        self._orders.clear()
+        for account, orders in (core or self.venue.core).live.items():
             for order in orders.values():
                 if account in self._watched or order.session in self.sessions:
                     self._orders[order.order_id] = self._view_of(order)
                     count += 1
         return count
+
+    def _load_from(self, core: Core) -> None:
+        self.load_open_orders(core)
 
     def cancel_session_orders(self, session_key: str) -> None:
         """Cancel-on-disconnect: every open order ``session_key`` entered."""
@@ -539,6 +547,22 @@ class OrderEntry:
 
     # -- events out ------------------------------------------------------------------------------
 
+    def catch_up(self, replayer: Replayer, after_seq: int, until_seq: int) -> int:
+        """Report again the commands ``after_seq < seq <= until_seq``, whose reports may not have
+        reached the sessions' stores before the venue stopped (a crash between the journal's
+        fsync and the stores' flush). They go out with PossResend(97)=Y and their original
+        ExecIDs, so a client can drop what it already has. The number of commands replayed."""
+        count = 0
+        self._replay_header = b"97=Y\x01"
+        try:
+            for seq, ts, events in replayer.events(after_seq, until_seq, self._load_from):
+                self._process(seq, ts, events, None, None)
+                count += 1
+        finally:
+            self._replay_header = b""
+        self.reported_seq = max(self.reported_seq, until_seq)
+        return count
+
     def on_command(self, cmd: object, events: list[Event] | None) -> None:
         """A durable command and its events (``None``: refused before sequencing)."""
         request = self._requests.pop(id(cmd), None)
@@ -546,8 +570,17 @@ class OrderEntry:
             if request is not None:
                 self._refused(request, cmd)
             return
-        seq: int = getattr(cmd, "seq", 0)
-        ts: int = getattr(cmd, "ts", 0)
+        self._process(getattr(cmd, "seq", 0), getattr(cmd, "ts", 0), events, request, cmd)
+
+    def _process(
+        self,
+        seq: int,
+        ts: int,
+        events: list[Event],
+        request: _Request | None,
+        cmd: object,
+    ) -> None:
+        self.reported_seq = seq
         fees: dict[int, object] = {}
         if len(events) > 1:
             for event in events:
@@ -611,14 +644,15 @@ class OrderEntry:
         return mapping
 
     def _emit(self, view: _OrderView, body: bytes) -> None:
+        header = self._replay_header
         owner = self.sessions.get(view.session)
         if owner is not None:
-            owner.send(b"8", body)
+            owner.send(b"8", body, header=header)
         copies = self._drop_copy.get(view.account)
         if copies:
             copied = body + b"797=Y\x01"
             for copy in copies:
-                copy.send(b"8", copied)
+                copy.send(b"8", copied, header=header)
 
     def _accepted(
         self, e: OrderAccepted, exec_id: bytes, ts: int, request: _Request | None
