@@ -86,6 +86,9 @@ CONFORMANCE_CONFIG = REPO_ROOT / "config" / "conformance.toml"
 DEFAULT_RATES = (10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000)
 QUICK_RATES = (5_000, 20_000)
 SUSTAINED_FRACTION = 0.95
+ID_BLOCK = 100_000_000  # ClOrdIDs of one step: a block of this many
+REFINE_ROUNDING = 500  # orders/s
+BUSY_WARNING = 20.0  # percent of one core in use by others before a target starts
 HEARTBEAT_S = 30
 PRICE_LEVELS = 500
 ORDER_QTY = b"0.01"
@@ -182,6 +185,18 @@ class Server:
                     tail = self.log_tail()
                     raise RuntimeError(f"nothing listens on {self.port}:\n{tail}") from None
                 time.sleep(0.05)
+
+    def settle(self, timeout_s: float = 15.0) -> None:
+        """Wait until the process is nearly idle (below 20 % of a core over 200 ms): the
+        backlog of an overloaded step must not weigh on the next one."""
+        deadline = time.monotonic() + timeout_s
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.cpu_seconds()
+            if now - before < 0.04:
+                return
+            before = now
 
     def cpu_seconds(self) -> float:
         """User and system CPU of the process, every thread included."""
@@ -446,7 +461,7 @@ def run_step(
             sock, rest = log_on(spec, stream.session, server.port)
             socks.append(sock)
             tails.append(b"\x01" + rest)
-        return _drive(streams, socks, tails, server, rate, duration, count, drain, spin_s, base_id)
+        return _drive(streams, socks, tails, server, rate, count, drain, spin_s, base_id)
     finally:
         for sock in socks:
             sock.close()
@@ -458,7 +473,6 @@ def _drive(
     tails: list[bytes],
     server: Server,
     rate: int,
-    duration: float,
     count: int,
     drain: float,
     spin_s: float,
@@ -485,8 +499,7 @@ def _drive(
     server_cpu0 = server.cpu_seconds()
     busy0 = busy_cpu_seconds()
     t0 = clock() + 2_000_000  # the first order is due 2 ms from now
-    send_end = t0 + int(count * ns_per_order)
-    deadline = send_end + int(drain * 1e9)
+    deadline = t0 + int(count * ns_per_order) + int(drain * 1e9)
     try:
         while True:
             now = clock()
@@ -547,8 +560,8 @@ def _drive(
         gc.enable()
 
     unsent = sum(len(e) - bisect_right(e, w) for e, w in zip(ends, written, strict=True))
-    for c in range(n_conn):
-        if written[c] == len(streams[c].data):
+    if acked == count:  # else the acceptor is behind: the connections are just closed
+        for c in range(n_conn):
             log_out(socks[c], streams[c].logout)
     latencies = sorted((acks[i] - t0 - i * ns_per_order) / 1_000 for i in range(count) if acks[i])
     last_ack = max(acks) if acked else t0
@@ -582,6 +595,7 @@ class TargetResult:
     steps: list[StepResult]
     max_sustained: int
     peak_achieved: int
+    machine_load: float  # percent of one core busy before the start
     note: str = ""
 
 
@@ -610,9 +624,24 @@ def print_row(name: str, step: StepResult) -> None:
     )
 
 
+def machine_load(sample_s: float = 0.5) -> float:
+    """Percent of one core the machine spends busy over ``sample_s`` (before a target starts:
+    other processes)."""
+    busy0 = busy_cpu_seconds()
+    time.sleep(sample_s)
+    return 100 * (busy_cpu_seconds() - busy0) / sample_s
+
+
 def run_target(name: str, args: argparse.Namespace) -> TargetResult:
     spec = read_target(name, CONFORMANCE_CONFIG if name == "echo" else BENCH_CONFIG)
     connections = min(args.connections, len(spec.sessions))
+    load = machine_load()
+    if load > BUSY_WARNING:
+        print(
+            f"{name}: warning: the machine is busy ({load:.0f}% of a core in use before the "
+            "start): the figures will be low and noisy",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(prefix=f"bench-fix-{name}-", dir=args.dir) as tmp:
         profile = None
         if args.profile is not None:
@@ -620,42 +649,49 @@ def run_target(name: str, args: argparse.Namespace) -> TargetResult:
         server = start_server(spec, Path(tmp), args.quickfix_threaded, profile)
         steps: list[StepResult] = []
         note = ""
+        ids = iter(range(1, 1_000_000))
+
+        def step_at(rate: int, duration: float) -> StepResult:
+            server.settle()
+            step = run_step(
+                spec,
+                server,
+                rate,
+                duration,
+                connections,
+                args.drain,
+                args.spin_us / 1e6,
+                args.crossing,
+                next(ids) * ID_BLOCK,  # ClOrdIDs never repeat within a run
+            )
+            step.sustained = (
+                step.acked == step.orders
+                and step.achieved >= SUSTAINED_FRACTION * rate
+                and step.p99_us <= args.max_p99_ms * 1_000
+            )
+            return step
+
         try:
-            base = 1_000_000_000
             if args.warmup > 0:
-                rate = args.rates[0]
-                run_step(
-                    spec,
-                    server,
-                    rate,
-                    args.warmup,
-                    connections,
-                    args.drain,
-                    args.spin_us / 1e6,
-                    args.crossing,
-                    base,
-                )
-            for n, rate in enumerate(args.rates, start=2):
-                step = run_step(
-                    spec,
-                    server,
-                    rate,
-                    args.duration,
-                    connections,
-                    args.drain,
-                    args.spin_us / 1e6,
-                    args.crossing,
-                    base * n,
-                )
-                step.sustained = (
-                    step.acked == step.orders
-                    and step.achieved >= SUSTAINED_FRACTION * rate
-                    and step.p99_us <= args.max_p99_ms * 1_000
-                )
+                step_at(args.rates[0], args.warmup)
+            passed, failed = 0, 0
+            for rate in args.rates:
+                step = step_at(rate, args.duration)
                 steps.append(step)
                 print_row(name, step)
                 if not step.sustained:
+                    failed = rate
                     break
+                passed = rate
+            # Between the last rate sustained and the first one not: halve the gap.
+            for _ in range(args.refine if failed else 0):
+                rate = round((passed + failed) / 2 / REFINE_ROUNDING) * REFINE_ROUNDING
+                if rate in (passed, failed) or rate <= 0:
+                    break
+                step = step_at(rate, args.duration)
+                steps.append(step)
+                print_row(name, step)
+                passed, failed = (rate, failed) if step.sustained else (passed, rate)
         except RuntimeError as exc:
             note = str(exc)
             print(f"{name}: {note}", flush=True)
@@ -682,6 +718,7 @@ def run_target(name: str, args: argparse.Namespace) -> TargetResult:
         steps=steps,
         max_sustained=max(sustained, default=0),
         peak_achieved=max((s.achieved for s in steps), default=0),
+        machine_load=round(load, 1),
         note=note.strip(),
     )
 
@@ -761,6 +798,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--connections", type=int, default=4, help="FIX sessions used (4)")
     ap.add_argument("--drain", type=float, default=None, help="seconds to wait for late acks (3)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds at the first rate (1)")
+    ap.add_argument(
+        "--refine",
+        type=int,
+        default=None,
+        help="steps that halve the gap above the last rate sustained (2; --quick: 0)",
+    )
     ap.add_argument("--max-p99-ms", type=float, default=50.0, help="a step's p99 bound (50)")
     ap.add_argument(
         "--spin-us", type=float, default=200.0, help="poll this long before an order is due (200)"
@@ -787,6 +830,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.duration = 1.0 if args.quick else 3.0
     if args.drain is None:
         args.drain = 1.0 if args.quick else 3.0
+    if args.refine is None:
+        args.refine = 0 if args.quick else 2
     if args.warmup is None:
         args.warmup = 0.5 if args.quick else 1.0
     if args.connections < 1 or args.duration <= 0 or args.drain < 0:
@@ -827,6 +872,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "connections": r.connections,
                         "max_sustained": r.max_sustained,
                         "peak_achieved": r.peak_achieved,
+                        "machine_load_before": r.machine_load,
                         "note": r.note,
                         "steps": [s.row() for s in r.steps],
                     }
