@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from fix_client import FixClient
 
 from gateway.fix.acceptor import FixAcceptor
-from gateway.fix.codec import FixMessage, encode
+from gateway.fix.codec import FixMessage, decode, encode
 from gateway.fix.dictionary import load_dictionary
 from gateway.fix.echo import EchoApplication
 from gateway.fix.session import Session, SessionConfig
@@ -220,3 +220,50 @@ def test_per_address_limit_and_refused_logons_close_the_door_for_a_minute() -> N
             await acceptor.stop()
 
     run(body)
+
+
+def test_a_throttle_breached_for_seconds_in_a_row_ends_the_session() -> None:
+    now = [1_800_000_000.0]
+    config = SessionConfig(
+        sender_comp_id="VENUE",
+        target_comp_id="T1",
+        max_latency_s=0,
+        throttle_per_s=2,
+        throttle_logout_after_s=3,
+    )
+    session = Session(config, DICTIONARY, MemoryStore(), EchoApplication(), clock=lambda: now[0])
+    sent: list[bytes] = []
+    session.attach(sent.append, lambda: None)
+    seq = [0]
+
+    def feed(msg_type: bytes, *fields: tuple[int, bytes]) -> None:
+        seq[0] += 1
+        stamp = b"20270115-08:00:00"
+        raw = encode(
+            [(35, msg_type), (49, b"T1"), (56, b"VENUE"), (34, seq[0]), (52, stamp), *fields]
+        )
+        session.on_message(decode(raw))
+
+    feed(b"A", (98, b"0"), (108, b"30"))
+    order = ((11, b"x"), (21, b"1"), (55, b"X"), (54, b"1"), (60, b"20270115-08:00:00"), (40, b"1"))
+    for second in range(3):
+        if second == 1:
+            now[0] += 1.0
+            for _ in range(2):
+                feed(b"D", *order)  # within the limit: the run of breached seconds is broken
+            now[0] += 1.0
+        for _ in range(3):
+            feed(b"D", *order)
+        assert not session.sent_logout
+        now[0] += 1.0
+    # three breached seconds in a row now
+    for _ in range(3):
+        feed(b"D", *order)
+    now[0] += 1.0
+    for _ in range(3):
+        feed(b"D", *order)
+    assert session.sent_logout
+    logouts = [m for m in sent if b"35=5\x01" in m]
+    assert len(logouts) == 1 and b"Throttle limit exceeded for 3 seconds" in logouts[0]
+    rejects = [m for m in sent if b"35=j\x01" in m]
+    assert rejects and all(b"380=0\x01" in m for m in rejects)

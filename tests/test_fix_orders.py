@@ -45,6 +45,7 @@ def session(target: str, **kw: Any) -> FixSessionConfig:
         "reset_on_disconnect": False,
         "reset_time_utc": None,
         "throttle_per_s": 0,
+        "throttle_logout_after_s": 10,
     }
     values.update(kw)
     return FixSessionConfig(**values)

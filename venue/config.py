@@ -109,6 +109,7 @@ class FixSessionConfig:
     reset_on_disconnect: bool
     reset_time_utc: int | None  # seconds after midnight UTC: daily sequence reset; None: never
     throttle_per_s: int  # inbound application messages per second; 0: no limit
+    throttle_logout_after_s: int  # a breach in this many seconds in a row: Logout; 0: never
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +380,9 @@ def _fix(root: _Table) -> FixConfig:
                     session.time_of_day("reset_time_utc") if "reset_time_utc" in session else None
                 ),
                 throttle_per_s=session.optional_integer("throttle_per_s", 0, 0, 1_000_000),
+                throttle_logout_after_s=session.optional_integer(
+                    "throttle_logout_after_s", 10, 0, 86_400
+                ),
             )
         )
         session.finish()

@@ -185,6 +185,7 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
             min_heartbeat_s=config.min_heartbeat_s,
             max_heartbeat_s=config.max_heartbeat_s,
             throttle_per_s=cfg.throttle_per_s,
+            throttle_logout_after_s=cfg.throttle_logout_after_s,
             authenticate=_authenticator(cfg),
         )
         configs.append(session_config)

@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Protocol
 
 from gateway.fix.codec import SOH, FixMessage, decode, frame
@@ -65,7 +66,7 @@ _SESSION_HEADER = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
 _ADMIN_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
 
 
-class BusinessRejectReason:
+class BusinessRejectReason(IntEnum):
     """BusinessRejectReason (380) values the gateway uses."""
 
     OTHER = 0
@@ -112,6 +113,8 @@ class SessionConfig:
     logout_timeout_s: float = 2.0
     #: Inbound application messages per second; beyond, a BusinessMessageReject (0: no limit).
     throttle_per_s: int = 0
+    #: a throttle breached in this many consecutive seconds ends the session with a Logout
+    throttle_logout_after_s: int = 10
     #: Checks a Logon's credentials (password 554, signed RawData 96); a text refuses it.
     authenticate: Callable[[FixMessage], str | None] | None = field(
         default=None, compare=False, repr=False
@@ -156,6 +159,8 @@ class Session:
         self._reset_state()
         self._throttle_window = 0
         self._throttle_count = 0
+        self._breach_first = 0  # the first second of the current run of breached seconds
+        self._breach_last = 0
         self._sent_second = b""
         self._sent_second_value = 0.0
 
@@ -404,7 +409,15 @@ class Session:
             self._throttle_window = window
             self._throttle_count = 0
         self._throttle_count += 1
-        return self._throttle_count > limit
+        if self._throttle_count <= limit:
+            return False
+        if self._breach_last < window - 1 or not self._breach_first:
+            self._breach_first = window  # a new run of breached seconds
+        self._breach_last = window
+        after = self.config.throttle_logout_after_s
+        if after and window - self._breach_first + 1 >= after and not self.sent_logout:
+            self.logout(f"Throttle limit exceeded for {after} seconds in a row")
+        return True
 
     def _incr_target(self) -> None:
         self._next_target += 1
