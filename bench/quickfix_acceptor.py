@@ -28,7 +28,10 @@ prints the orders it acknowledged.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
+import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -139,31 +142,37 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sessions", default="LOAD1,LOAD2,LOAD3,LOAD4", help="their CompIDs")
     ap.add_argument("--threaded", action="store_true", help="ThreadedSocketAcceptor")
     args = ap.parse_args(argv)
+    faulthandler.enable()
     fix = _quickfix()
     targets = [t for t in args.sessions.split(",") if t]
-    with tempfile.TemporaryDirectory(prefix="bench-quickfix-") as tmp:
-        directory: Path = args.dir or Path(tmp)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = directory / "acceptor.cfg"
-        config.write_text(settings_text(args.port, directory, args.sender, targets))
-        settings = fix.SessionSettings(str(config))
-        application = make_application(fix)
-        store = fix.FileStoreFactory(settings)
-        kind = fix.ThreadedSocketAcceptor if args.threaded else fix.SocketAcceptor
-        acceptor = kind(application, store, settings)  # no LogFactory: nothing is logged
-        stop = threading.Event()
+    temporary = args.dir is None
+    directory: Path = Path(tempfile.mkdtemp(prefix="bench-quickfix-")) if temporary else args.dir
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "acceptor.cfg"
+    config.write_text(settings_text(args.port, directory, args.sender, targets))
+    settings = fix.SessionSettings(str(config))
+    application = make_application(fix)
+    store = fix.FileStoreFactory(settings)
+    kind = fix.ThreadedSocketAcceptor if args.threaded else fix.SocketAcceptor
+    acceptor = kind(application, store, settings)  # no LogFactory: nothing is logged
+    stop = threading.Event()
 
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.set()
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        acceptor.start()
-        print(f"ready {args.port}", flush=True)
-        while not stop.is_set():
-            time.sleep(0.05)
-        acceptor.stop()
-        print(f"acked {application.orders} orders; {application.rejected} other messages")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    acceptor.start()
+    print(f"ready {args.port}", flush=True)
+    while not stop.is_set():
+        time.sleep(0.05)
+    acceptor.stop()
+    print(f"acked {application.orders} orders; {application.rejected} other messages", flush=True)
+    if temporary:
+        shutil.rmtree(directory, ignore_errors=True)
+    # The engine is stopped and its files flushed. Skip the interpreter's teardown: freeing
+    # the bindings' objects in its order now and then crashes (SIGSEGV) after a clean stop.
+    os._exit(0)
 
 
 if __name__ == "__main__":
