@@ -710,7 +710,7 @@ def run_target(name: str, args: argparse.Namespace) -> TargetResult:
     if counts.get("exec_rejected"):
         note += f" {counts['exec_rejected']} orders rejected (ExecType 8)"
     if name == "venue" and counts.get("echoed_orders") and not counts.get("execution_reports"):
-        note += " the venue echoed the orders: its FIX order entry is not wired to the core"
+        note += " the venue echoed the orders instead of acknowledging them (application echo)"
     sustained = [s.offered for s in steps if s.sustained]
     return TargetResult(
         name=name,
@@ -754,7 +754,10 @@ def serve_null(port: int) -> None:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conns[conn] = b"\x01"
                 continue
-            data = sock.recv(RECV_SIZE)
+            try:
+                data = sock.recv(RECV_SIZE)
+            except OSError:  # reset by the generator
+                data = b""
             if not data:
                 del conns[sock]
                 sock.close()
