@@ -12,6 +12,8 @@ interpreted source.
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import warnings
@@ -25,8 +27,27 @@ COMPILED = ("order", "book", "events", "commands", "core", "codec")
 #: Modules of other packages compiled in the same build, so that they reach the engine's
 #: classes natively: the risk stage runs inside the core on every command. Their package's
 #: ``__init__`` calls ``activate_package``. ``HASHED`` lists what they are type-checked against.
-COMPILED_OTHER = ("clearing/risk",)
-HASHED_OTHER = ("clearing/risk", "clearing/fees", "clearing/commands", "clearing/events")
+#: The FIX gateway's per-message path (parse, validate, session, order entry, reports) is
+#: compiled too: about a fifth less CPU per order than interpreted (bench/fix_load.py).
+_GATEWAY_COMPILED = (
+    "gateway/fix/timestamps",
+    "gateway/fix/units",
+    "gateway/fix/codec",
+    "gateway/fix/dictionary",
+    "gateway/fix/session",
+    "gateway/fix/orders",
+)
+COMPILED_OTHER = ("clearing/risk", *_GATEWAY_COMPILED)
+HASHED_OTHER = (
+    "clearing/risk",
+    "clearing/fees",
+    "clearing/commands",
+    "clearing/events",
+    *_GATEWAY_COMPILED,
+    "gateway/fix/errors",
+    "gateway/fix/mapping",
+    "gateway/fix/store",
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 NATIVE_DIR = PACKAGE_DIR.parent / ".native"
@@ -75,6 +96,24 @@ def activate_package(package: str, package_path: list[str]) -> bool:
     native_pkg = str(NATIVE_DIR / package)
     if native_pkg not in package_path:
         package_path.insert(0, native_pkg)
-    if str(NATIVE_DIR) not in sys.path:
-        sys.path.append(str(NATIVE_DIR))  # the shared library mypyc puts at the top level
+    _load_shared_library()
     return True
+
+
+def _load_shared_library() -> None:
+    """Import the shared library mypyc puts at the top of the build (``<hash>__mypyc``), which
+    every compiled module needs. It is loaded from its file rather than by putting ``.native``
+    on ``sys.path``: there, ``.native/clearing`` and ``.native/gateway`` (folders without an
+    ``__init__``) would shadow the real packages as namespace packages whenever they were first
+    imported after the engine."""
+    for library in NATIVE_DIR.glob("*__mypyc.*"):
+        name = library.name.split(".", 1)[0]
+        if name in sys.modules:
+            continue
+        loader = importlib.machinery.ExtensionFileLoader(name, str(library))
+        spec = importlib.util.spec_from_file_location(name, library, loader=loader)
+        if spec is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loader.exec_module(module)

@@ -41,13 +41,12 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="venue-native-") as tmp:
         work = Path(tmp)
-        (work / "engine").mkdir()
-        for name in ("__init__", "_native", "errors", "types", "instrument", "risk", *COMPILED):
-            shutil.copy2(ROOT / "engine" / f"{name}.py", work / "engine" / f"{name}.py")
-        # The compiled package must not activate itself while it is being built.
-        (work / "engine" / "__init__.py").write_text('"""Build copy of the engine."""\n')
-        (work / "clearing").mkdir()
-        (work / "clearing" / "__init__.py").write_text('"""Build copy of clearing."""\n')
+        # The whole engine is copied (the compiled gateway type-checks against its replay and
+        # journal); the packages must not activate themselves while they are being built.
+        shutil.copytree(ROOT / "engine", work / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+        for package in ("engine", "clearing", "gateway", "gateway/fix"):
+            (work / package).mkdir(parents=True, exist_ok=True)
+            (work / package / "__init__.py").write_text(f'"""Build copy of {package}."""\n')
         for path in ("clearing/errors", *HASHED_OTHER):
             shutil.copy2(ROOT / f"{path}.py", work / f"{path}.py")
         modules = [f"engine/{name}.py" for name in COMPILED]
@@ -67,8 +66,8 @@ def main() -> int:
         staged = Path(tempfile.mkdtemp(prefix=".native-", dir=ROOT))
         for built in work.glob("*.so"):
             shutil.copy2(built, staged / built.name)
-        for package in ("engine", "clearing"):
-            (staged / package).mkdir()
+        for package in ("engine", "clearing", "gateway/fix"):
+            (staged / package).mkdir(parents=True)
             for built in (work / package).glob("*.so"):
                 shutil.copy2(built, staged / package / built.name)
         (staged / STAMP).write_text(digest + "\n", encoding="ascii")

@@ -22,6 +22,31 @@ def test_native_flag_matches_loaded_modules() -> None:
     # the risk stage is compiled in the same build and loads with the engine
     risk_compiled = clearing.risk.__file__ is not None and clearing.risk.__file__.endswith(".so")
     assert risk_compiled == clearing.NATIVE == engine.NATIVE
+    # and so is the FIX gateway's per-message path
+    import gateway.fix
+    import gateway.fix.session
+
+    session_file = gateway.fix.session.__file__ or ""
+    assert session_file.endswith(".so") == gateway.fix.NATIVE == engine.NATIVE
+
+
+def test_packages_stay_real_whatever_is_imported_first(tmp_path: Path) -> None:
+    """Importing the engine first (which activates the build) must not turn ``clearing`` or
+    ``gateway`` into namespace packages of the build folder: run from a folder that is not the
+    repository, as pytest and installed scripts do."""
+    import subprocess
+    import sys
+
+    code = (
+        "import engine.codec, gateway.fix.errors, clearing.commands\n"
+        "import clearing, gateway\n"
+        "assert clearing.__file__ and gateway.__file__, (clearing.__path__, gateway.__path__)\n"
+        "engine.codec.encode(clearing.commands.ConfigureFees('{}'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_risk_stage_is_part_of_the_build_hash(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,17 +1,26 @@
-"""FIX 4.4 for the gateway. So far: the wire codec used on the hot path.
+"""FIX 4.4: the venue's FIX gateway.
 
-Owns the wire format only: framing by BodyLength, CheckSum verification, tag=value fields with
-length-prefixed data fields (RawData 96 for Binance-style signed Logon, Signature 89, ...),
-repeating groups, encoding with generated BodyLength and CheckSum, prebuilt templates for the
-hottest outgoing messages, and UTCTimestamp formatting and parsing. Bad input is never a bare
-exception: the parser reports :class:`Garbled` items and resynchronises, everything else raises a
-:class:`FixCodecError` subclass. The session layer, message store and application messages come
-later and build on this.
+- ``codec``: the wire format (framing by BodyLength, CheckSum, data fields, groups, encoding,
+  templates), ``timestamps``, and ``errors`` (bad input is a :class:`Garbled` item or a
+  :class:`FixCodecError`, never a bare exception);
+- ``dictionary``: QuickFIX-format data dictionaries and the validation of every inbound message;
+- ``session``, ``store``, ``acceptor``: the session layer, its message store, the TCP/TLS
+  acceptor;
+- ``application``, ``orders``, ``marketdata``, ``units``, ``mapping``: what runs behind the
+  sessions (order entry, drop copy, market data, the security list) and the conversions to the
+  engine's units and enumerations; ``echo``: the conformance profile's application.
 
-Imports nothing of the venue.
+Imports nothing of the venue. The per-message modules (codec, dictionary, session, orders,
+units, timestamps) are compiled with the engine's mypyc build (``engine/_native.py``) and load
+compiled whenever the engine does.
 """
 
-from gateway.fix.codec import (
+from engine._native import activate_package as _activate
+
+#: True when the compiled gateway modules are in use.
+NATIVE = _activate("gateway/fix", __path__)
+
+from gateway.fix.codec import (  # noqa: E402
     DATA_LENGTH_TAGS,
     DATA_TAGS,
     FixMessage,
@@ -22,7 +31,7 @@ from gateway.fix.codec import (
     encode_body,
     frame,
 )
-from gateway.fix.errors import (
+from gateway.fix.errors import (  # noqa: E402
     EncodeError,
     FieldError,
     FixCodecError,
@@ -31,7 +40,7 @@ from gateway.fix.errors import (
     GroupError,
     TimestampError,
 )
-from gateway.fix.timestamps import (
+from gateway.fix.timestamps import (  # noqa: E402
     format_utc_timestamp,
     format_utc_timestamp_s,
     format_utc_timestamp_us,

@@ -438,7 +438,7 @@ def _tag_prefix(tag: int) -> bytes:
     return prefix
 
 
-def _value_bytes(tag: int, value: Value) -> bytes:
+def _value_bytes(tag: int, value: object) -> bytes:
     if isinstance(value, bytes):
         out = value
     elif isinstance(value, str):
@@ -456,13 +456,27 @@ def _value_bytes(tag: int, value: Value) -> bytes:
 
 
 def encode_body(fields: Sequence[tuple[int, Value]]) -> bytes:
-    """The body (MsgType first) of a message: tag=value SOH for every field, validated."""
-    if not fields or fields[0][0] != 35:
-        raise EncodeError("MsgType (35) must be the first field")
+    """The body (MsgType first) of a message: tag=value SOH for every field, validated.
+
+    The fields are read as plain objects and checked here, so that a wrong type is an
+    :class:`EncodeError` whether this module runs interpreted or compiled (where a typed
+    parameter would raise ``TypeError`` at the call)."""
+    items: Sequence[object] = fields
     parts: list[bytes] = []
     data_tag = -1
     data_len = 0
-    for tag, value in fields:
+    first = True
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise EncodeError(f"a field must be a (tag, value) pair, not {item!r}")
+        tag_obj: object = item[0]
+        value: object = item[1]
+        if type(tag_obj) is not int:
+            raise EncodeError(f"bad tag {tag_obj!r}")
+        tag: int = tag_obj
+        if first and tag != 35:
+            raise EncodeError("MsgType (35) must be the first field")
+        first = False
         raw = _value_bytes(tag, value)
         if tag == data_tag:
             if len(raw) != data_len:
@@ -481,6 +495,8 @@ def encode_body(fields: Sequence[tuple[int, Value]]) -> bytes:
         parts.append(_tag_prefix(tag))
         parts.append(raw)
         parts.append(SOH)
+    if first:
+        raise EncodeError("MsgType (35) must be the first field")
     return b"".join(parts)
 
 

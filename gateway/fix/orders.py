@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -35,7 +35,6 @@ from engine.core import Core
 from engine.events import (
     CancelRejected,
     CommandRejected,
-    Event,
     MassCancelDone,
     OrderAccepted,
     OrderCancelled,
@@ -563,8 +562,10 @@ class OrderEntry:
         self.reported_seq = max(self.reported_seq, until_seq)
         return count
 
-    def on_command(self, cmd: object, events: list[Event] | None) -> None:
-        """A durable command and its events (``None``: refused before sequencing)."""
+    def on_command(self, cmd: object, events: Sequence[object] | None) -> None:
+        """A durable command and its events (``None``: refused before sequencing). The events
+        are typed as objects: the risk stage adds its own (deposits, settlements) to the
+        engine's, and the compiled build checks declared types."""
         request = self._requests.pop(id(cmd), None)
         if events is None:
             if request is not None:
@@ -576,7 +577,7 @@ class OrderEntry:
         self,
         seq: int,
         ts: int,
-        events: list[Event],
+        events: Sequence[object],
         request: _Request | None,
         cmd: object,
     ) -> None:
