@@ -43,7 +43,9 @@ def main() -> int:
         work = Path(tmp)
         # The whole engine is copied (the compiled gateway type-checks against its replay and
         # journal); the packages must not activate themselves while they are being built.
-        shutil.copytree(ROOT / "engine", work / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "engine", work / "engine", ignore=shutil.ignore_patterns("__pycache__")
+        )
         for package in ("engine", "clearing", "gateway", "gateway/fix"):
             (work / package).mkdir(parents=True, exist_ok=True)
             (work / package / "__init__.py").write_text(f'"""Build copy of {package}."""\n')

@@ -117,6 +117,7 @@ class Venue:
         self._sequencer = Sequencer(0, 0, clock)
         self._wakeup = asyncio.Event()
         self._deadline_changed = asyncio.Event()
+        self._timer_deadline = -1  # the core's next deadline as the timer last saw it
         self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -335,7 +336,8 @@ class Venue:
                 if future is not None and not future.done():
                     future.set_result(events)
             self._publish(done)
-            self._deadline_changed.set()
+            if self.core.next_deadline() != self._timer_deadline:
+                self._deadline_changed.set()  # wake the timer only when it must re-aim
             self._maybe_snapshot()
         if fatal is not None:
             self._fail(fatal, [])
@@ -427,7 +429,7 @@ class Venue:
         """Sequence a Tick when the core's next expiry has passed."""
         ticked = 0
         while self._state is _State.RUNNING:
-            deadline = self.core.next_deadline()
+            deadline = self._timer_deadline = self.core.next_deadline()
             now = self._sequencer.now()
             if deadline and deadline <= now and deadline != ticked:
                 ticked = deadline
