@@ -62,6 +62,8 @@ CommandCallback = Callable[["AnyCommand", "list[Event] | None"], None]
 
 #: Longest the timer sleeps without looking at the core's next deadline again (seconds).
 MAX_TIMER_SLEEP = 1.0
+#: How often the objects that survived since the last time are collected and frozen (seconds).
+GC_FREEZE_EVERY_S = 1.0
 
 
 class VenueStopped(Exception):
@@ -118,6 +120,7 @@ class Venue:
         self._wakeup = asyncio.Event()
         self._deadline_changed = asyncio.Event()
         self._timer_deadline = -1  # the core's next deadline as the timer last saw it
+        self._gc_at = 0.0
         self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -177,6 +180,7 @@ class Venue:
         # (the core frees its own cycles; freed orders are still reclaimed by refcount).
         gc.collect()
         gc.freeze()
+        self._gc_at = time.monotonic()
         self._snapshot_pool = ThreadPoolExecutor(1, thread_name_prefix="venue-snapshot")
         self._state = _State.RUNNING
         self._tasks = [
@@ -425,10 +429,23 @@ class Venue:
         log.info("snapshot at seq %d: %s (%d bytes)", seq, path.name, len(data))
 
     # -- the timer ----------------------------------------------------------------------------
+    def _collect_and_freeze(self) -> None:
+        """Every ``GC_FREEZE_EVERY_S``: a full collection, which only scans what survived since
+        the last one (everything older is frozen), then freeze that too. Without it the
+        collector's full passes walk every resting order and the gateways' order views, and
+        stall the loop for hundreds of milliseconds once the books hold a few hundred thousand
+        orders (bench/fix_load.py: p99 260 ms at 14,000 orders/s, 10 ms with this)."""
+        now = time.monotonic()
+        if now - self._gc_at >= GC_FREEZE_EVERY_S:
+            self._gc_at = now
+            gc.collect()
+            gc.freeze()
+
     async def _timer_loop(self) -> None:
         """Sequence a Tick when the core's next expiry has passed."""
         ticked = 0
         while self._state is _State.RUNNING:
+            self._collect_and_freeze()
             deadline = self._timer_deadline = self.core.next_deadline()
             now = self._sequencer.now()
             if deadline and deadline <= now and deadline != ticked:
