@@ -72,7 +72,9 @@ class VenueProcess:
 
 def config_file(tmp_path: Path, data_dir: Path, text: str = SHIPPED) -> Path:
     path = tmp_path / "venue.toml"
-    path.write_text(text.replace('data_dir = "data"', f'data_dir = "{data_dir}"'), encoding="utf-8")
+    text = text.replace('data_dir = "data"', f'data_dir = "{data_dir}"')
+    text = text.replace("port = 9878 ", "port = 0    ")  # the FIX acceptor on a free port
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -106,6 +108,13 @@ def test_demo_shows_trades_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
             venue.wait_for(r"cancelled #\d+ 0\.40000 \(USER\)")
             venue.wait_for(r"replaced #\d+: 0\.30000 @ 95018\.00")
             venue.wait_for(r"bid\s+95015\.00")
+            # then over FIX: a New, a Trade with its commission, a Canceled
+            venue.wait_for(r"CLIENT1: ExecutionReport New \(New\)")
+            fill = venue.wait_for(
+                r"CLIENT2: ExecutionReport Trade \(Filled\).*last (\S+) @.*commission (\S+ \S+)"
+            )
+            assert fill.group(1) == "0.01000" and fill.group(2) == "0.00001000 BTC"
+            venue.wait_for(r"CLIENT1: ExecutionReport Canceled")
             venue.wait_for(r"demo: done")
             code, stderr = venue.stop(signal.SIGINT)
         finally:

@@ -292,7 +292,8 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
 
     demo_task = None
     if demo:
-        demo_task = asyncio.create_task(run_demo(url, config))
+        fix_port = gateway.acceptor.port if gateway is not None else None
+        demo_task = asyncio.create_task(run_demo(url, config, fix_port))
     stopped = asyncio.create_task(venue.wait_stopped())
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait({stopped, waiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -362,12 +363,17 @@ DEMO_SYMBOL = "BTC-USDT"
 DEMO_ACCOUNTS = {1001: "alice", 1002: "bob"}  # two owners: the default STP would stop one owner
 
 
-async def run_demo(url: str, config: VenueConfig) -> None:
-    """A short scripted flow through the admin HTTP API, printed as it goes; errors are printed,
-    never fatal (the venue keeps serving)."""
+async def run_demo(url: str, config: VenueConfig, fix_port: int | None = None) -> None:
+    """A short scripted flow through the admin HTTP API, then over FIX when the venue listens
+    for it, printed as it goes; errors are printed, never fatal (the venue keeps serving)."""
     try:
         async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=10)) as http:
-            await _demo_flow(_Demo(http), config)
+            demo = _Demo(http)
+            await _demo_flow(demo, config)
+        if fix_port is not None and config.fix is not None and config.fix.application == "venue":
+            from venue.fix_demo import run_fix_demo
+
+            await run_fix_demo(config.fix, fix_port, demo.run, DEMO_SYMBOL)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
