@@ -563,3 +563,15 @@ def test_reports_lost_in_a_crash_are_sent_again_with_poss_resend(tmp_path: Path)
             assert_valid(a)
 
     run(body)
+
+
+def test_a_mass_cancel_for_an_unknown_symbol_is_rejected_in_its_report(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as (_, port):
+            (a,) = await logged_on(port, "A")
+            a.send(b"q", [(11, b"mc-x"), (530, b"1"), (55, b"NOPE-USDT"), (60, now())])
+            report = await a.expect_type(b"r")
+            assert (report.get(531), report.get(532), report.get(25006)) == (b"0", b"1", b"1")
+            assert_valid(a)  # 532 is validated against the venue's own dictionary
+
+    run(body)
