@@ -575,3 +575,23 @@ def test_a_mass_cancel_for_an_unknown_symbol_is_rejected_in_its_report(tmp_path:
             assert_valid(a)  # 532 is validated against the venue's own dictionary
 
     run(body)
+
+
+def test_avg_px_of_a_partly_filled_order_survives_a_restart(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running(tmp_path) as (_, port):
+            a, b = await logged_on(port, "A", "B")
+            b.send(b"D", order("cheap", b"2", b"0.1", b"94000.00"))
+            await b.expect_type(b"8", _11=b"cheap", _150=b"0")
+            a.send(b"D", order("sweep", b"1", b"0.3", b"95000.00"))
+            took = await a.expect_type(b"8", _11=b"sweep", _150=b"F")
+            assert took.get(6) == b"94000.00"  # it took liquidity below its limit, then rests
+        async with running(tmp_path) as (_, port):
+            a, b = await logged_on(port, "A", "B")
+            b.send(b"D", order("more", b"2", b"0.1", b"95000.00"))
+            fill = await a.expect_type(b"8", _11=b"sweep", _150=b"F")
+            assert fill.get(14) == b"0.20000"
+            assert fill.get(6) == b"94500.00"  # (94,000 x 0.1 + 95,000 x 0.1) / 0.2, exactly
+            assert_valid(a, b)
+
+    run(body)

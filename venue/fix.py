@@ -50,33 +50,46 @@ REPORTED_SEQ_FILE = "reported_seq"
 
 class ReportedSeq:
     """``<data_dir>/fix/reported_seq``: the journal seq whose reports are all in the sessions'
-    stores. Written after the stores are flushed; a restart reports again what came after it."""
+    stores, and the filled quantity and notional of the open orders with fills (AvgPx needs the
+    notional, which the core does not keep). Written after the stores are flushed; a restart
+    reports again what came after that seq and puts the notionals back."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.written: int | None = None
+        self.written: tuple[int, dict[int, tuple[int, int]]] | None = None
 
-    def read(self) -> int | None:
+    def read(self) -> tuple[int, dict[int, tuple[int, int]]] | None:
         try:
-            text = self.path.read_text(encoding="ascii").strip()
+            lines = self.path.read_text(encoding="ascii").split("\n")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             log.error("%s cannot be read (%s): reporting from the current state", self.path, exc)
             return None
-        if not text.isdigit():
+        try:
+            seq = int(lines[0])
+            partials: dict[int, tuple[int, int]] = {}
+            for line in lines[1:]:
+                if line:
+                    oid, cum, notional = (int(part) for part in line.split())
+                    partials[oid] = (cum, notional)
+        except ValueError:
             log.error("%s is damaged: reporting from the current state", self.path)
             return None
-        self.written = int(text)
-        return self.written
+        self.written = (seq, partials)
+        return seq, partials
 
-    def write(self, seq: int) -> None:
-        if seq == self.written:
+    def write(self, seq: int, partials: dict[int, tuple[int, int]]) -> None:
+        if self.written == (seq, partials):
             return
+        lines = [
+            str(seq),
+            *(f"{oid} {cum} {notional}" for oid, (cum, notional) in partials.items()),
+        ]
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(f"{seq}\n", encoding="ascii")
+        tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
         os.replace(tmp, self.path)
-        self.written = seq
+        self.written = (seq, dict(partials))
 
 
 class FixGateway:
@@ -99,7 +112,7 @@ class FixGateway:
         if app is None or reported is None:
             return
         try:
-            reported.write(app.orders.reported_seq)
+            reported.write(app.orders.reported_seq, app.orders.partials())
         except OSError as exc:
             log.error("cannot record the reported seq in %s: %s", reported.path, exc)
 
@@ -239,11 +252,12 @@ def attach_gateway(gateway: FixGateway, venue: Venue) -> Callable[[], None]:
     if app is None:
         return lambda: None
     last = venue.core.last_seq
-    since = gateway.reported.read() if gateway.reported is not None else None
-    if since is not None and since < last:
+    saved = gateway.reported.read() if gateway.reported is not None else None
+    if saved is not None and saved[0] < last:
+        since, partials = saved
         replayer = Replayer(venue.config.data_dir, lambda: make_core(venue.config))
         try:
-            count = app.orders.catch_up(replayer, since, last)
+            count = app.orders.catch_up(replayer, since, last, partials)
         except ReplayError as exc:
             log.error("reports after seq %d cannot be rebuilt: %s", since, exc)
             app.orders.load_open_orders()
@@ -251,6 +265,8 @@ def attach_gateway(gateway: FixGateway, venue: Venue) -> Callable[[], None]:
             log.warning("reported again the %d commands after seq %d (PossResend)", count, since)
     else:
         app.orders.load_open_orders()
+        if saved is not None:
+            app.orders.restore_partials(saved[1])
     app.orders.reported_seq = last
     gateway.acceptor.flush()  # the stores hold what was reported again: record it
     unsubscribe = venue.subscribe_commands(app.on_command)

@@ -192,6 +192,8 @@ class OrderEntry:
         self.sessions = sessions
         self.asset_decimals = dict(asset_decimals or {})
         self._orders: dict[int, _OrderView] = {}
+        #: open orders with fills: their notional (for AvgPx) is kept across restarts
+        self._partial: set[int] = set()
         self._requests: dict[int, _Request] = {}
         self._drop_copy_map: dict[int, list[Session]] | None = None
         self._watched = {a for p in profiles.values() for a in p.accounts}
@@ -524,15 +526,37 @@ class OrderEntry:
         gateway's view, so their later fills, cancels and expiries are reported; how many."""
         count = 0
         self._orders.clear()
+        self._partial.clear()
         for account, orders in (core or self.venue.core).live.items():
             for order in orders.values():
                 if account in self._watched or order.session in self.sessions:
-                    self._orders[order.order_id] = self._view_of(order)
+                    view = self._orders[order.order_id] = self._view_of(order)
+                    if view.cum_qty:
+                        self._partial.add(order.order_id)
                     count += 1
         return count
 
-    def _load_from(self, core: Core) -> None:
-        self.load_open_orders(core)
+    def partials(self) -> dict[int, tuple[int, int]]:
+        """order id -> (cum qty, notional) of the open orders with fills: what AvgPx needs and
+        the core does not keep, saved with the reported seq."""
+        orders = self._orders
+        return {
+            oid: (orders[oid].cum_qty, orders[oid].notional)
+            for oid in self._partial
+            if oid in orders
+        }
+
+    def restore_partials(self, partials: Mapping[int, tuple[int, int]]) -> int:
+        """Put back the notionals saved by :meth:`partials` for the orders whose filled quantity
+        is still what was saved; how many."""
+        restored = 0
+        for oid, (cum, notional) in partials.items():
+            view = self._orders.get(oid)
+            if view is not None and view.cum_qty == cum:
+                view.notional = notional
+                self._partial.add(oid)
+                restored += 1
+        return restored
 
     def cancel_session_orders(self, session_key: str) -> None:
         """Cancel-on-disconnect: every open order ``session_key`` entered."""
@@ -546,15 +570,27 @@ class OrderEntry:
 
     # -- events out ------------------------------------------------------------------------------
 
-    def catch_up(self, replayer: Replayer, after_seq: int, until_seq: int) -> int:
+    def catch_up(
+        self,
+        replayer: Replayer,
+        after_seq: int,
+        until_seq: int,
+        partials: Mapping[int, tuple[int, int]] | None = None,
+    ) -> int:
         """Report again the commands ``after_seq < seq <= until_seq``, whose reports may not have
         reached the sessions' stores before the venue stopped (a crash between the journal's
         fsync and the stores' flush). They go out with PossResend(97)=Y and their original
         ExecIDs, so a client can drop what it already has. The number of commands replayed."""
         count = 0
         self._replay_header = b"97=Y\x01"
+        saved = partials or {}
+
+        def start(core: Core) -> None:
+            self.load_open_orders(core)
+            self.restore_partials(saved)
+
         try:
-            for seq, ts, events in replayer.events(after_seq, until_seq, self._load_from):
+            for seq, ts, events in replayer.events(after_seq, until_seq, start):
                 self._process(seq, ts, events, None, None)
                 count += 1
         finally:
@@ -706,6 +742,9 @@ class OrderEntry:
             self._emit(view, self._report(view, b"F", exec_id + side_id, ts, fill=extra))
             if leaves == 0:
                 self._orders.pop(order_id, None)
+                self._partial.discard(order_id)
+            else:
+                self._partial.add(order_id)
 
     def _commission(self, settled: object, view: _OrderView) -> bytes:
         buyer = view.side is Side.BUY
@@ -718,6 +757,7 @@ class OrderEntry:
 
     def _done(self, e: OrderDone, exec_id: bytes, ts: int, request: _Request | None) -> None:
         view = self._orders.pop(e.order_id, None)
+        self._partial.discard(e.order_id)
         if view is None:
             return
         code = CANCEL_REASONS.get(e.reason, "4").encode()
