@@ -5,9 +5,9 @@ WebSocket following the Binance Spot API conventions (aiohttp), authentication a
 A gateway turns wire messages into commands for the sequencer and events back into execution
 reports, responses and market data.
 
-What exists so far: ``gateway.fix``, the FIX 4.4 wire codec (framing by BodyLength, CheckSum,
-resynchronisation on garbled input, data fields, repeating groups, encoding with prebuilt
-templates for execution reports, UTCTimestamps). The rest is filled in by later work.
+What exists: ``gateway.fix``, the FIX 4.4 gateway (codec, data dictionary, session layer and
+message store, acceptor, order entry, drop copy, market data; fix_specs/README.md is its
+contract). REST and WebSocket come later.
 
 May import ``engine`` (types, commands, events) only.
 """

@@ -249,14 +249,16 @@ class OrderEntry:
             )
         return int(raw)
 
-    def _post(self, cmd: Command, request: _Request) -> bool:
+    def _post(self, cmd: Command, request: _Request) -> None:
+        """Queue ``cmd`` for the venue; a BusinessMessageReject 380=4 when it cannot take it."""
         try:
             self.venue.post(cmd)
         except Exception as exc:  # the venue is stopping or failed
             log.warning("cannot post a command from %s: %s", request.session.config.key, exc)
-            return False
+            raise _Business(
+                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
+            ) from None
         self._requests[id(cmd)] = request
-        return True
 
     def _new_order(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
         cl_ord_id = msg.get(11) or b""
@@ -269,10 +271,7 @@ class OrderEntry:
         except _Refusal as exc:
             self._send_reject(request, account, symbol, exc.reason, exc.text)
             return
-        if not self._post(cmd, request):
-            raise _Business(
-                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
-            )
+        self._post(cmd, request)
 
     def _build_new_order(
         self,
@@ -336,31 +335,35 @@ class OrderEntry:
             session=session.config.key,
         )
 
-    def _cancel(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+    def _order_request(
+        self, session: Session, profile: SessionProfile, msg: FixMessage
+    ) -> tuple[_Request, int, str]:
+        """A cancel's or replace's origin, its account and its symbol."""
         account = self._account(profile, msg)
-        cl_ord_id = msg.get(11) or b""
-        orig = msg.get(41) or b""
-        order_id_raw = msg.get(37) or b""
-        request = _Request(session, b"F", cl_ord_id, orig, order_id_raw, msg.get(54) or b"")
-        symbol = (msg.get(55) or b"").decode("latin-1")
+        request = _Request(
+            session,
+            msg.msg_type,
+            msg.get(11) or b"",
+            msg.get(41) or b"",
+            msg.get(37) or b"",
+            msg.get(54) or b"",
+        )
+        return request, account, (msg.get(55) or b"").decode("latin-1")
+
+    def _cancel(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
+        request, account, symbol = self._order_request(session, profile, msg)
+        order_id_raw, orig = request.order_id, request.orig_cl_ord_id
         order_id = int(order_id_raw) if order_id_raw.isdigit() else 0
         if order_id_raw and not order_id:
             self._cancel_reject(request, b"1", RejectReason.UNKNOWN_ORDER, account)
             return
         cmd = CancelOrder(account, symbol, order_id, orig.decode("latin-1"))
-        if not self._post(cmd, request):
-            raise _Business(
-                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
-            )
+        self._post(cmd, request)
 
     def _replace(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
-        account = self._account(profile, msg)
-        cl_ord_id = msg.get(11) or b""
-        orig = msg.get(41) or b""
-        order_id_raw = msg.get(37) or b""
-        request = _Request(session, b"G", cl_ord_id, orig, order_id_raw, msg.get(54) or b"")
-        symbol = (msg.get(55) or b"").decode("latin-1")
-        order = self._find_live(account, order_id_raw, orig)
+        request, account, symbol = self._order_request(session, profile, msg)
+        cl_ord_id = request.cl_ord_id
+        order = self._find_live(account, request.order_id, request.orig_cl_ord_id)
         if order is None or order.instrument != symbol:
             self._cancel_reject(request, b"2", RejectReason.UNKNOWN_ORDER, account)
             return
@@ -400,10 +403,7 @@ class OrderEntry:
             price,
             stop,
         )
-        if not self._post(cmd, request):
-            raise _Business(
-                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
-            )
+        self._post(cmd, request)
 
     def _find_live(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> Order | None:
         core = self.venue.core
@@ -516,10 +516,7 @@ class OrderEntry:
             reason=CancelReason.MASS_CANCEL,
             request_id=cl_ord_id.decode("latin-1"),
         )
-        if not self._post(cmd, request):
-            raise _Business(
-                BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
-            )
+        self._post(cmd, request)
 
     def load_open_orders(self, core: Core | None = None) -> int:
         """Take the open orders of ``core`` (the venue's by default; after a restart) into the
