@@ -429,7 +429,7 @@ class OrderEntry:
             body = self._unknown_order_report(account, msg, extra)
             session.send(b"8", body)
             return
-        session.send(b"8", self._report(view, b"I", b"%s" % self._next_gateway_exec(), extra=extra))
+        session.send(b"8", self._report(view, b"I", self._next_gateway_exec(), extra=extra))
 
     def _find_view(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> _OrderView | None:
         if order_id_raw.isdigit():

@@ -277,7 +277,7 @@ class Session:
         write = self._write
         if write is not None and (self.logged_on or msg_type in _ADMIN_TYPES or poss_dup):
             write(raw)
-            self._last_sent = now_ns / _NS
+            self._last_sent = self._clock()  # the clock the timer compares with
         return seq
 
     def _send_admin(
