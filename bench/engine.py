@@ -112,8 +112,8 @@ def new_core(risk: bool = False) -> Core:
     (``FUNDING_COMMANDS`` commands, seq 1 onwards: shift the workload's seqs past them)."""
     if not risk:
         return Core([bench_spec()], default_stp=StpMode.EXPIRE_TAKER)
-    from clearing.commands import ConfigureFees, Deposit
     from clearing.risk import RiskEngine
+    from engine.commands import ConfigureFees, Deposit
     from venue.config import DEFAULT_CONFIG_PATH, load_config
 
     config = load_config(DEFAULT_CONFIG_PATH)

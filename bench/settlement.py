@@ -67,13 +67,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.engine import ACCOUNTS, bench_spec, build_commands, new_core
-from clearing.commands import Deposit
-from clearing.events import Deposited, TradeSettled
 from clearing.ledger import Projector
 from clearing.ledger.postings import POSTING_COLUMNS, BatchItem, build
 from clearing.ledger.projector import POSTING_TYPES
+from engine.commands import Deposit
 from engine.core import Core
-from engine.events import Trade
+from engine.events import Deposited, Trade, TradeSettled
 from engine.types import Side, StpMode
 
 BASE, QUOTE = "BTC", "USDT"

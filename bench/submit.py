@@ -27,7 +27,7 @@ from typing import Any
 import uvloop
 
 from bench.engine import ACCOUNTS, bench_spec, build_commands
-from clearing.commands import Deposit
+from engine.commands import Deposit
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, load_config
 from venue.runtime import Venue
 

@@ -6,8 +6,10 @@ double-entry ledger (SQLAlchemy: SQLite by default, PostgreSQL via psycopg), rec
 statements and reports. The ledger is a projection of the event stream, idempotent by event
 sequence number.
 
-May import ``engine`` only. Importing the package registers clearing's commands with the
-engine's journal codec (tags 32 and up, ``clearing.codec``). The risk stage is compiled with the
+May import ``engine`` only. The commands and events it handles (deposits, withdrawals,
+adjustments, account states, fees, ``TradeSettled``) are the engine's vocabulary
+(``engine.commands``, ``engine.events``), so every package decodes the journal and builds money
+commands without importing clearing. The risk stage is compiled with the
 engine's hot modules (``engine/_native.py``) and loads compiled whenever the engine does.
 """
 
@@ -15,5 +17,3 @@ from engine._native import activate_package as _activate
 
 #: True when the compiled risk stage is in use.
 NATIVE = _activate("clearing", __path__)
-
-from clearing import codec as _codec  # noqa: E402, F401  (registers the journal tags)

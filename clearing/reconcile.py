@@ -31,8 +31,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from inspect import isawaitable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
@@ -623,8 +624,12 @@ def wait_for_ledger(
         delay = min(delay * 2, 1.0)
 
 
+#: What a reconciliation compares the ledger with: the core's seq and its ledger view then.
+Expected = tuple[int, Mapping[AccountKey, int]]
+
+
 async def reconcile_periodically(
-    get_expected: Callable[[], tuple[int, Mapping[AccountKey, int]]],
+    get_expected: Callable[[], Expected | Awaitable[Expected]],
     url: str | Engine,
     every_s: float,
     on_alert: Callable[[ReconcileReport], None],
@@ -637,9 +642,10 @@ async def reconcile_periodically(
     projector: str | None = None,
 ) -> None:
     """Every ``every_s`` seconds until ``stop`` is set: capture ``(seq, balances)`` with
-    ``get_expected`` (called on the event loop, where the core lives, so the capture is
-    consistent), then in a worker thread wait until the ledger has reached that seq (at most
-    ``max_wait_s``) and reconcile. ``on_alert`` is called (on the loop) with every report that has
+    ``get_expected`` (called, and awaited if it returns an awaitable, on the event loop where
+    the core lives, so the capture is consistent and, through ``Venue.read``, durable), then
+    in a worker thread wait until the ledger has reached that seq (at most ``max_wait_s``)
+    and reconcile. ``on_alert`` is called (on the loop) with every report that has
     a mismatch; ``on_report`` with every report, including one that stayed ``behind`` after the
     wait; ``on_error`` when the ledger cannot be read (the next round tries again; by default
     the error is logged). Returns once ``stop`` is set; a round in progress finishes first (it is
@@ -651,7 +657,10 @@ async def reconcile_periodically(
                 await asyncio.wait_for(stop.wait(), every_s)
             if stop.is_set():
                 break
-            at_seq, expected = get_expected()
+            captured = get_expected()
+            if isawaitable(captured):
+                captured = await captured
+            at_seq, expected = captured
             expected = dict(expected)  # the core moves on; the thread reads a copy
 
             def work(at_seq: int = at_seq, expected: dict[AccountKey, int] = expected) -> Any:

@@ -34,8 +34,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, cast
 
-from clearing.commands import (
-    AccountState,
+from clearing.errors import InvariantError as InvariantError  # re-exported
+from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
+from engine.commands import (
     AdjustBalance,
     ConfigureFees,
     ConfirmWithdrawal,
@@ -45,23 +46,15 @@ from clearing.commands import (
     SetFeeSchedule,
     Withdraw,
 )
-from clearing.errors import InvariantError as InvariantError  # re-exported
-from clearing.events import (
+from engine.events import (
     AccountStateChanged,
     BalanceAdjusted,
     ClearingReject,
     ClearingRejected,
     Deposited,
+    Event,
     FeeScheduleSet,
     FeesConfigured,
-    TradeSettled,
-    WithdrawalConfirmed,
-    WithdrawalHeld,
-    WithdrawalReleased,
-)
-from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
-from engine.events import (
-    Event,
     OrderAccepted,
     OrderCancelled,
     OrderDone,
@@ -70,11 +63,15 @@ from engine.events import (
     OrderTriggered,
     SelfTradePrevented,
     Trade,
+    TradeSettled,
+    WithdrawalConfirmed,
+    WithdrawalHeld,
+    WithdrawalReleased,
 )
 from engine.instrument import InstrumentSpec
 from engine.order import Order
 from engine.risk import CancelAccountOrders
-from engine.types import CancelReason, OrdType, RejectReason, Side, StpMode
+from engine.types import AccountState, CancelReason, OrdType, RejectReason, Side, StpMode
 
 STATE_VERSION = 1
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -315,17 +312,16 @@ class RiskEngine:
 
     def apply_events(self, seq: int, ts: int, events: list[Event]) -> None:
         executed: list[int] = []
-        # The list also carries clearing's own events (``_emit``), which its type does not
-        # name: read it as objects, and dispatch on the exact class (the engine's are final).
-        items: list[object] = events[:]  # type: ignore[assignment]
-        for event in items:
+        # Dispatch on the exact class (the engine's are final); the copy lets the loop append
+        # each trade's settlement without meeting it.
+        for event in events[:]:
             kind = type(event)
             if kind is OrderAccepted:
                 accepted = cast(OrderAccepted, event)
                 if accepted.ord_type is MARKET:
                     executed.append(accepted.order_id)
             elif kind is Trade:
-                _emit(events, self._settle(cast(Trade, event), ts))
+                events.append(self._settle(cast(Trade, event), ts))
             elif kind is OrderCancelled or kind is OrderExpired:
                 self._release(cast(OrderDone, event).order_id)
             elif kind is OrderTriggered:
@@ -657,7 +653,7 @@ class RiskEngine:
     def _reject(
         self, out: list[Event], command: object, account: int, reason: ClearingReject, detail: str
     ) -> None:
-        _emit(out, ClearingRejected(type(command).__name__, account, reason, detail))
+        out.append(ClearingRejected(type(command).__name__, account, reason, detail))
 
     def _check_money(self, out: list[Event], cmd: Any, signed: bool = False) -> bool:
         if not isinstance(cmd.account, int) or cmd.account <= 0:
@@ -688,7 +684,7 @@ class RiskEngine:
         row[0] += cmd.amount
         key = (WORLD, cmd.asset)
         self.venue[key] = self.venue.get(key, 0) - cmd.amount
-        _emit(out, Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+        out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
 
     def _withdraw(self, cmd: Withdraw, out: list[Event]) -> None:
         if not self._check_money(out, cmd):
@@ -714,14 +710,13 @@ class RiskEngine:
         row[1] += cmd.amount
         self.withdrawals[cmd.withdrawal_id] = (cmd.account, cmd.asset, cmd.amount)
         self.withdrawal_ids.add(cmd.withdrawal_id)
-        _emit(out, WithdrawalHeld(cmd.withdrawal_id, cmd.account, cmd.asset, cmd.amount, cmd.ref))
+        out.append(WithdrawalHeld(cmd.withdrawal_id, cmd.account, cmd.asset, cmd.amount, cmd.ref))
 
     def _end_withdrawal(self, wid: int, ref: str, confirm: bool, out: list[Event]) -> None:
         pending = self.withdrawals.pop(wid, None)
         if pending is None:
             name = "ConfirmWithdrawal" if confirm else "ReleaseWithdrawal"
-            _emit(
-                out,
+            out.append(
                 ClearingRejected(name, 0, ClearingReject.UNKNOWN_WITHDRAWAL, f"withdrawal {wid}"),
             )
             return
@@ -732,9 +727,9 @@ class RiskEngine:
             row[0] -= amount
             key = (WORLD, asset)
             self.venue[key] = self.venue.get(key, 0) + amount
-            _emit(out, WithdrawalConfirmed(wid, account, asset, amount, ref))
+            out.append(WithdrawalConfirmed(wid, account, asset, amount, ref))
         else:
-            _emit(out, WithdrawalReleased(wid, account, asset, amount, ref))
+            out.append(WithdrawalReleased(wid, account, asset, amount, ref))
 
     def _adjust(self, cmd: AdjustBalance, out: list[Event]) -> None:
         if not self._check_money(out, cmd, signed=True):
@@ -752,7 +747,7 @@ class RiskEngine:
         row[0] += cmd.amount
         key = (ADJUSTMENTS, cmd.asset)
         self.venue[key] = self.venue.get(key, 0) - cmd.amount
-        _emit(out, BalanceAdjusted(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+        out.append(BalanceAdjusted(cmd.account, cmd.asset, cmd.amount, cmd.ref))
 
     def _set_state(self, cmd: SetAccountState, out: list[Event]) -> None:
         account = cmd.account
@@ -778,7 +773,7 @@ class RiskEngine:
             del self.states[account]
         else:
             self.states[account] = cmd.state
-        _emit(out, AccountStateChanged(account, cmd.state))
+        out.append(AccountStateChanged(account, cmd.state))
         if cmd.state is not ACTIVE and self._cancel_account_orders is not None:
             self._cancel_account_orders(account, CancelReason.ACCOUNT_FROZEN, out)
 
@@ -794,7 +789,7 @@ class RiskEngine:
         else:
             self.schedules.pop(cmd.account, None)
         self._rates.pop(cmd.account, None)
-        _emit(out, FeeScheduleSet(cmd.account, cmd.schedule))
+        out.append(FeeScheduleSet(cmd.account, cmd.schedule))
 
     def _configure_fees(self, cmd: ConfigureFees, out: list[Event]) -> None:
         try:
@@ -810,13 +805,7 @@ class RiskEngine:
             )  # fmt: skip
             return
         self._install_fees(config, config.to_spec())
-        _emit(out, FeesConfigured(self.fee_spec))
-
-
-def _emit(out: list[Event], event: object) -> None:
-    """Add a clearing event to the command's event list: the core's list carries the risk
-    stage's events after its own (``engine.risk``), which its ``Event`` type does not name."""
-    out.append(event)  # type: ignore[arg-type]
+        out.append(FeesConfigured(self.fee_spec))
 
 
 def _band_edge(price: int, bps: int, side: Side) -> int:

@@ -41,8 +41,6 @@ COMPILED_OTHER = ("clearing/risk", *_GATEWAY_COMPILED)
 HASHED_OTHER = (
     "clearing/risk",
     "clearing/fees",
-    "clearing/commands",
-    "clearing/events",
     *_GATEWAY_COMPILED,
     "gateway/fix/errors",
     "gateway/fix/mapping",

@@ -20,19 +20,30 @@ from enum import IntEnum
 from typing import Any, TypeVar
 
 from engine.commands import (
+    AdjustBalance,
     CancelOrder,
     ConfigureAccount,
+    ConfigureFees,
+    ConfirmWithdrawal,
+    Deposit,
     MassCancel,
     NewOrder,
+    Origin,
+    ReleaseWithdrawal,
     ReplaceOrder,
+    SetAccountState,
+    SetFeeSchedule,
     SetInstrumentState,
     SetKillSwitch,
     SetReferencePrice,
     Tick,
+    Withdraw,
 )
 from engine.errors import CodecError as CodecError  # re-exported: part of this module's API
 from engine.types import (
+    AccountState,
     CancelReason,
+    Door,
     InstrumentState,
     MassCancelScope,
     OrdType,
@@ -68,7 +79,8 @@ def register(
     encode_fn: Callable[[T], bytes],
     decode_fn: Callable[[bytes, int], T],
 ) -> None:
-    """Add a command class. ``encode_fn(obj)`` returns the body (without the tag);
+    """Add a command class (with ``seq``, ``ts`` and ``origin``, as ``Stamped`` says).
+    ``encode_fn(obj)`` returns the body (without the tag or the origin);
     ``decode_fn(payload, offset)`` decodes the body starting at ``offset`` and must consume it all.
 
     Both may raise ``struct.error`` or ``UnicodeError``: the codec turns them into ``CodecError``.
@@ -102,26 +114,64 @@ def tag_of(cls: type) -> int:
         raise CodecError(f"{cls.__name__} is not a registered command class") from None
 
 
-def encode(cmd: object) -> bytes:
-    """Encode a registered command (tag byte, then body)."""
+#: First byte of a payload whose command carries its origin: the origin, then the command's own
+#: tag and body. Records journaled before origins existed start with the command's tag.
+ORIGIN_TAG = 255
+_ORIGIN_HEAD = struct.Struct("<BHHH")  # door, then the UTF-8 lengths of the three strings
+
+
+def encode(cmd: Any) -> bytes:
+    """Encode a registered command (its origin if it has one, then tag byte and body)."""
     try:
         tag, fn = _ENCODERS[type(cmd)]
     except KeyError:
         raise CodecError(f"no codec registered for {type(cmd).__name__}") from None
     try:
-        return tag + fn(cmd)
+        body = tag + fn(cmd)
+        origin: Origin | None = cmd.origin
+        if origin is None:
+            return body
+        return _encode_origin(origin) + body
     except struct.error as exc:
         raise CodecError(f"cannot encode {type(cmd).__name__}: {exc} ({cmd!r})") from None
     except UnicodeError as exc:
         raise CodecError(f"cannot encode {type(cmd).__name__}: {exc}") from None
 
 
+def _encode_origin(origin: Origin) -> bytes:
+    door = _enum(_DOORS, origin.door, "origin door")
+    principal = _utf8(origin.principal, "origin principal")
+    request_id = _utf8(origin.request_id, "origin request id")
+    remote = _utf8(origin.remote, "origin remote")
+    head = _ORIGIN_HEAD.pack(door, len(principal), len(request_id), len(remote))
+    return b"\xff" + head + principal + request_id + remote
+
+
+def _decode_origin(buf: bytes) -> tuple[Origin, int]:
+    """The origin at the start of ``buf`` and the offset of the command's tag after it."""
+    door, n1, n2, n3 = _ORIGIN_HEAD.unpack_from(buf, 1)
+    start = 1 + _ORIGIN_HEAD.size
+    end = start + n1 + n2 + n3
+    if end >= len(buf):
+        raise CodecError("origin without a command after it")
+    principal = buf[start : start + n1].decode()
+    request_id = buf[start + n1 : start + n1 + n2].decode()
+    remote = buf[start + n1 + n2 : end].decode()
+    return Origin(_member(_DOORS, door, "origin door"), principal, request_id, remote), end
+
+
 def decode(payload: bytes | bytearray | memoryview) -> Any:
-    """Decode one payload back into its command object."""
+    """Decode one payload back into its command object (with its origin, if journaled)."""
     if type(payload) is not bytes:
         payload = bytes(payload)
     try:
-        return _DECODERS[payload[0]](payload, 1)
+        tag = payload[0]
+        if tag != ORIGIN_TAG:
+            return _DECODERS[tag](payload, 1)
+        origin, off = _decode_origin(payload)
+        cmd = _DECODERS[payload[off]](payload, off + 1)
+        cmd.origin = origin
+        return cmd
     except IndexError:
         if not payload:
             raise CodecError("empty payload") from None
@@ -148,6 +198,7 @@ _STP = _members(StpMode)
 _STATE = _members(InstrumentState)
 _SCOPE = _members(MassCancelScope)
 _REASON = _members(CancelReason)
+_DOORS = _members(Door)
 
 
 def _enum(table: dict[int, _E], value: int, field: str) -> int:
@@ -468,3 +519,86 @@ register(6, SetKillSwitch, _enc_kill, _dec_kill)
 register(7, SetReferencePrice, _enc_ref, _dec_ref)
 register(8, ConfigureAccount, _enc_account, _dec_account)
 register(9, Tick, _enc_tick, _dec_tick)
+
+
+# -- money, accounts and fees (tags 32-39): strings with 32-bit lengths ---------------------------
+
+_LEN = struct.Struct("<I")
+_MAX_STR = 1 << 20  # the fee configuration is the longest string; a megabyte is plenty
+
+
+def _strs(*values: str) -> bytes:
+    out = bytearray()
+    for value in values:
+        if not isinstance(value, str):
+            raise CodecError(f"expected a string, got {type(value).__name__}")
+        raw = value.encode()
+        if len(raw) > _MAX_STR:
+            raise CodecError(f"string of {len(raw)} bytes is too long")
+        out += _LEN.pack(len(raw))
+        out += raw
+    return bytes(out)
+
+
+def _read_strs(buf: bytes, off: int, count: int) -> list[str]:
+    values = []
+    for _ in range(count):
+        (n,) = _LEN.unpack_from(buf, off)
+        off += 4
+        if off + n > len(buf):
+            raise CodecError("string runs past the end of the record")
+        values.append(bytes(buf[off : off + n]).decode())
+        off += n
+    if off != len(buf):
+        raise CodecError(f"{len(buf) - off} trailing bytes after the record")
+    return values
+
+
+def _simple(
+    tag: int,
+    cls: type[T],
+    fmt: str,
+    ints: tuple[str, ...],
+    strs: tuple[str, ...],
+    build: Callable[[tuple[Any, ...], list[str]], T],
+) -> None:
+    """Register ``cls`` as ``seq ts <ints...>`` packed with ``fmt`` followed by its strings."""
+    fixed = struct.Struct("<QQ" + fmt)
+
+    def enc(c: Any) -> bytes:
+        try:
+            head = fixed.pack(c.seq, c.ts, *(getattr(c, name) for name in ints))
+        except struct.error as exc:
+            raise CodecError(f"{cls.__name__}: {exc}") from None
+        return head + _strs(*(getattr(c, name) for name in strs))
+
+    def dec(buf: bytes, off: int) -> T:
+        values = fixed.unpack_from(buf, off)
+        return build(values, _read_strs(buf, off + fixed.size, len(strs)))
+
+    register(tag, cls, enc, dec)
+
+
+def _state(value: int) -> AccountState:
+    try:
+        return AccountState(value)
+    except ValueError:
+        raise CodecError(f"unknown account state {value}") from None
+
+
+_simple(32, Deposit, "Qq", ("account", "amount"), ("asset", "ref"),
+        lambda v, s: Deposit(v[2], s[0], v[3], s[1], v[0], v[1]))  # fmt: skip
+_simple(33, Withdraw, "QqQ", ("account", "amount", "withdrawal_id"), ("asset", "ref"),
+        lambda v, s: Withdraw(v[2], s[0], v[3], v[4], s[1], v[0], v[1]))  # fmt: skip
+_simple(34, ConfirmWithdrawal, "Q", ("withdrawal_id",), ("ref",),
+        lambda v, s: ConfirmWithdrawal(v[2], s[0], v[0], v[1]))  # fmt: skip
+_simple(35, ReleaseWithdrawal, "Q", ("withdrawal_id",), ("ref",),
+        lambda v, s: ReleaseWithdrawal(v[2], s[0], v[0], v[1]))  # fmt: skip
+_simple(36, AdjustBalance, "Qq", ("account", "amount"), ("asset", "ref"),
+        lambda v, s: AdjustBalance(v[2], s[0], v[3], s[1], v[0], v[1]))  # fmt: skip
+_simple(37, SetAccountState, "QB", ("account", "state"), (),
+        lambda v, s: SetAccountState(v[2], _state(v[3]), v[0], v[1]))  # fmt: skip
+_simple(38, SetFeeSchedule, "Q", ("account",), ("schedule",),
+        lambda v, s: SetFeeSchedule(v[2], s[0], v[0], v[1]))  # fmt: skip
+_simple(39, ConfigureFees, "", (), ("spec",),
+        lambda v, s: ConfigureFees(s[0], v[0], v[1]))  # fmt: skip

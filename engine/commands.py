@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.types import (
+    AccountState,
     CancelReason,
+    Door,
     InstrumentState,
     MassCancelScope,
     OrdType,
@@ -29,10 +31,25 @@ from engine.types import (
 
 
 class Stamped(Protocol):
-    """What the core needs of any command, including those other packages define."""
+    """What the core and the journal need of any command."""
 
     seq: int
     ts: int
+    origin: Origin | None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who sent a command and through which door, journaled with it: the audit trail and
+    surveillance read it there. ``principal`` names the FIX session, API key or operator;
+    ``request_id`` is the sender's id for the request (ClOrdID, a REST request's client id);
+    ``remote`` the peer's address. The core never reads it: it changes no state, and commands
+    journaled before origins existed carry none (None)."""
+
+    door: Door
+    principal: str = ""
+    request_id: str = ""
+    remote: str = ""
 
 
 @dataclass(init=False, slots=True)
@@ -53,6 +70,7 @@ class NewOrder:
     session: str = ""  # the FIX session (or other connection) that entered it, for mass cancel
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
     def __init__(
         self,
@@ -72,6 +90,7 @@ class NewOrder:
         session: str = "",
         seq: int = 0,
         ts: int = 0,
+        origin: Origin | None = None,
     ) -> None:
         self.account = account
         self.instrument = instrument
@@ -89,6 +108,7 @@ class NewOrder:
         self.session = session
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -101,6 +121,7 @@ class CancelOrder:
     client_order_id: str = ""
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
     def __init__(
         self,
@@ -110,6 +131,7 @@ class CancelOrder:
         client_order_id: str = "",
         seq: int = 0,
         ts: int = 0,
+        origin: Origin | None = None,
     ) -> None:
         self.account = account
         self.instrument = instrument
@@ -117,6 +139,7 @@ class CancelOrder:
         self.client_order_id = client_order_id
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -138,6 +161,7 @@ class ReplaceOrder:
     stop_price: int = 0
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
     def __init__(
         self,
@@ -151,6 +175,7 @@ class ReplaceOrder:
         stop_price: int = 0,
         seq: int = 0,
         ts: int = 0,
+        origin: Origin | None = None,
     ) -> None:
         self.account = account
         self.instrument = instrument
@@ -162,6 +187,7 @@ class ReplaceOrder:
         self.stop_price = stop_price
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -177,6 +203,7 @@ class MassCancel:
     request_id: str = ""
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
     def __init__(
         self,
@@ -188,6 +215,7 @@ class MassCancel:
         request_id: str = "",
         seq: int = 0,
         ts: int = 0,
+        origin: Origin | None = None,
     ) -> None:
         self.scope = scope
         self.account = account
@@ -197,6 +225,7 @@ class MassCancel:
         self.request_id = request_id
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -205,12 +234,21 @@ class SetInstrumentState:
     state: InstrumentState
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
-    def __init__(self, instrument: str, state: InstrumentState, seq: int = 0, ts: int = 0) -> None:
+    def __init__(
+        self,
+        instrument: str,
+        state: InstrumentState,
+        seq: int = 0,
+        ts: int = 0,
+        origin: Origin | None = None,
+    ) -> None:
         self.instrument = instrument
         self.state = state
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -222,12 +260,21 @@ class SetKillSwitch:
     cancel_orders: bool = True
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
-    def __init__(self, active: bool, cancel_orders: bool = True, seq: int = 0, ts: int = 0) -> None:
+    def __init__(
+        self,
+        active: bool,
+        cancel_orders: bool = True,
+        seq: int = 0,
+        ts: int = 0,
+        origin: Origin | None = None,
+    ) -> None:
         self.active = active
         self.cancel_orders = cancel_orders
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -238,12 +285,16 @@ class SetReferencePrice:
     price: int
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
-    def __init__(self, instrument: str, price: int, seq: int = 0, ts: int = 0) -> None:
+    def __init__(
+        self, instrument: str, price: int, seq: int = 0, ts: int = 0, origin: Origin | None = None
+    ) -> None:
         self.instrument = instrument
         self.price = price
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -256,15 +307,23 @@ class ConfigureAccount:
     stp_default: StpMode
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
     def __init__(
-        self, account: int, owner: int, stp_default: StpMode, seq: int = 0, ts: int = 0
+        self,
+        account: int,
+        owner: int,
+        stp_default: StpMode,
+        seq: int = 0,
+        ts: int = 0,
+        origin: Origin | None = None,
     ) -> None:
         self.account = account
         self.owner = owner
         self.stp_default = stp_default
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
 @dataclass(init=False, slots=True)
@@ -273,12 +332,126 @@ class Tick:
 
     seq: int = 0
     ts: int = 0
+    origin: Origin | None = None
 
-    def __init__(self, seq: int = 0, ts: int = 0) -> None:
+    def __init__(self, seq: int = 0, ts: int = 0, origin: Origin | None = None) -> None:
         self.seq = seq
         self.ts = ts
+        self.origin = origin
 
 
+# -- money, accounts and fees: the risk stage's commands ------------------------------------------
+# Amounts are integers in the asset's minor units (``10**-decimals`` of the asset, as configured
+# in ``[[assets]]``). Rarely sent, so plain dataclasses.
+
+
+@dataclass(slots=True)
+class Deposit:
+    """Credit ``amount`` to the account: custody saw the funds arrive (``ref``: the on-chain
+    transaction, or the operator's reference)."""
+
+    account: int
+    asset: str
+    amount: int
+    ref: str = ""
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class Withdraw:
+    """Hold ``amount`` for withdrawal ``withdrawal_id`` (unique, chosen by the requester): it
+    stops being available at once; ``ConfirmWithdrawal`` takes it out of the venue,
+    ``ReleaseWithdrawal`` gives it back."""
+
+    account: int
+    asset: str
+    amount: int
+    withdrawal_id: int
+    ref: str = ""
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class ConfirmWithdrawal:
+    withdrawal_id: int
+    ref: str = ""  # the on-chain transaction that paid it out
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class ReleaseWithdrawal:
+    withdrawal_id: int
+    ref: str = ""  # why it was released (refused, failed on chain...)
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class AdjustBalance:
+    """An operator's correction: ``amount`` (signed) to the account's total, against the
+    venue's adjustment account; it may not take more than is available."""
+
+    account: int
+    asset: str
+    amount: int
+    ref: str = ""
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class SetAccountState:
+    account: int
+    state: AccountState
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class SetFeeSchedule:
+    """Put the account on a named fee schedule (``""``: back to the default schedule)."""
+
+    account: int
+    schedule: str
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class ConfigureFees:
+    """The whole fee configuration, as canonical JSON (see ``clearing.fees``). The runtime
+    sequences it when the configured fees differ from the ones in force, so that a replay never
+    depends on today's configuration file."""
+
+    spec: str
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+#: The commands that move money or change accounts and fees (the risk stage handles them).
+MoneyCommand = (
+    Deposit
+    | Withdraw
+    | ConfirmWithdrawal
+    | ReleaseWithdrawal
+    | AdjustBalance
+    | SetAccountState
+    | SetFeeSchedule
+    | ConfigureFees
+)
+
+#: Every command the journal holds.
 Command = (
     NewOrder
     | CancelOrder
@@ -289,4 +462,5 @@ Command = (
     | SetReferencePrice
     | ConfigureAccount
     | Tick
+    | MoneyCommand
 )

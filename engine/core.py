@@ -50,7 +50,7 @@ from engine.commands import (
     Stamped,
     Tick,
 )
-from engine.errors import SequenceError
+from engine.errors import SequenceError, SnapshotFormatError
 from engine.events import (
     AccountConfigured,
     CancelRejected,
@@ -1177,7 +1177,7 @@ class Core:
     def _restore(self, data: bytes) -> None:
         state = marshal.loads(data)
         if not isinstance(state, tuple) or state[0] != SNAPSHOT_VERSION:
-            raise ValueError("snapshot has an unknown format or version")
+            raise SnapshotFormatError("snapshot has an unknown format or version")
         (_, seq, ts, next_oid, next_tid, kill, owners, stp_defaults, markets, risk) = state
         if (risk is None) != (self.risk is None):
             # balances cannot be made up for orders accepted without them, nor dropped

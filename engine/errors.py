@@ -15,3 +15,8 @@ class JournalError(Exception):
 
 class JournalCorruption(JournalError):
     """The log does not verify before its tail: the venue must not start on it."""
+
+
+class SnapshotFormatError(ValueError):
+    """A snapshot in a format or version this core does not read: recovery skips it and
+    replays the journal instead (an incompatible configuration is a different error)."""

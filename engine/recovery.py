@@ -5,7 +5,8 @@ exactly the state the venue had acknowledged. A torn tail (a batch cut short by 
 acknowledged, since acknowledgement waits for fsync) is cut with ``repair=True`` or only reported
 with ``repair=False`` (which changes no file: ``venue verify``). Anything else that does not
 verify raises ``RecoveryError`` and the venue refuses to start: silently skipping history would
-lose or invent trades.
+lose or invent trades. A snapshot in a format this core does not read (written by an older
+venue) is skipped with a warning and the journal replayed from an older snapshot or the start.
 
 Layout under the data directory: ``journal/*.wal`` and ``snapshots/*.snap``.
 """
@@ -13,6 +14,7 @@ Layout under the data directory: ``journal/*.wal`` and ``snapshots/*.snap``.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +22,11 @@ from pathlib import Path
 
 from engine.codec import CodecError, decode
 from engine.core import Core
-from engine.errors import SequenceError
+from engine.errors import SequenceError, SnapshotFormatError
 from engine.journal import JournalCorruption, ScanReport, TailCut, iter_records
-from engine.snapshot import SnapshotReport, load_latest
+from engine.snapshot import LoadedSnapshot, SnapshotReport, load_at_or_before, load_latest
+
+log = logging.getLogger("engine.recovery")
 
 JOURNAL_DIR = "journal"
 SNAPSHOT_DIR = "snapshots"
@@ -129,23 +133,22 @@ def recover(
     snap_report = SnapshotReport()
     try:
         loaded = load_latest(root / SNAPSHOT_DIR, report=snap_report)
+        while loaded is not None:
+            # A snapshot this core cannot load (an older format, one taken before a change of
+            # configuration) is skipped, never deleted: the journal holds everything it did.
+            problem = _restore(core, loaded, snap_report)
+            if problem is None:
+                report.snapshot_seq = loaded.seq
+                report.snapshot_file = snap_report.loaded
+                break
+            assert snap_report.loaded is not None
+            snap_report.skipped.append((snap_report.loaded, problem))
+            log.warning("snapshot %s skipped: %s", snap_report.loaded, problem)
+            core = make_core()
+            loaded = load_at_or_before(root / SNAPSHOT_DIR, loaded.seq - 1, report=snap_report)
     except OSError as exc:
         raise RecoveryError(f"{root / SNAPSHOT_DIR}: cannot read snapshots: {exc}") from None
     report.snapshots_skipped = list(snap_report.skipped)
-    if loaded is not None:
-        try:
-            core.restore(loaded.data)
-        except (ValueError, TypeError, EOFError, IndexError) as exc:
-            raise RecoveryError(
-                f"{snap_report.loaded}: the core refuses this snapshot: {exc}"
-            ) from None
-        if core.last_seq != loaded.seq:
-            raise RecoveryError(
-                f"{snap_report.loaded}: named seq {loaded.seq} but holds the state at seq "
-                f"{core.last_seq}"
-            )
-        report.snapshot_seq = loaded.seq
-        report.snapshot_file = snap_report.loaded
     report.snapshot_s = time.perf_counter() - start
 
     replay_start = time.perf_counter()
@@ -178,6 +181,27 @@ def recover(
         report.hash_s = time.perf_counter() - hash_start
     report.elapsed_s = time.perf_counter() - start
     return core, report
+
+
+def _restore(core: Core, loaded: LoadedSnapshot, snap_report: SnapshotReport) -> str | None:
+    """Load ``loaded`` into the empty ``core``; why it is skipped (a format this core does not
+    read), or None. ``RecoveryError`` when the core refuses it otherwise: a snapshot taken
+    under another configuration (clearing on or off, an instrument removed) says the
+    configuration is wrong, and replaying the journal under it would rebuild another state."""
+    try:
+        core.restore(loaded.data)
+    except SnapshotFormatError as exc:
+        return str(exc)
+    except (ValueError, TypeError, EOFError, IndexError) as exc:
+        raise RecoveryError(
+            f"{snap_report.loaded}: the core refuses this snapshot: {exc}"
+        ) from None
+    if core.last_seq != loaded.seq:
+        raise RecoveryError(
+            f"{snap_report.loaded}: named seq {loaded.seq} but holds the state at seq "
+            f"{core.last_seq}"
+        )
+    return None
 
 
 def _journal_end(scan: ScanReport) -> int:

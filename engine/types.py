@@ -139,3 +139,28 @@ class MassCancelScope(IntEnum):
     SESSION = 3
     INSTRUMENT = 4  # operator: every order on an instrument
     ALL = 5  # operator: every order on the venue
+
+
+class AccountState(IntEnum):
+    """ACTIVE trades and moves money; FROZEN keeps its balances but places no orders and makes
+    no withdrawals (its open orders are cancelled when it is frozen); CLOSED holds nothing and
+    does nothing (an account closes only when it is empty)."""
+
+    ACTIVE = 1
+    FROZEN = 2
+    CLOSED = 3
+
+
+class Door(IntEnum):
+    """Where a command entered the venue, journaled with it (``engine.commands.Origin``).
+    Stable numbers: they live in journals on disk."""
+
+    UNKNOWN = 0  # journaled before commands carried an origin
+    FIX = 1
+    REST = 2
+    WEBSOCKET = 3
+    ADMIN = 4  # the operators' admin API
+    CONSOLE = 5  # the staff console
+    CUSTODY = 6  # deposits seen on chain, withdrawals paid out
+    SYSTEM = 7  # the venue itself: timers, configuration at start-up, disconnects
+    CLI = 8  # an operator's command line

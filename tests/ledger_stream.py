@@ -17,18 +17,18 @@ from sqlalchemy import create_engine
 if __name__ == "__main__":  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clearing.commands import AccountState
-from clearing.events import (
+from clearing.ledger.postings import BatchItem
+from engine.events import (
     AccountStateChanged,
     BalanceAdjusted,
     Deposited,
+    KillSwitchChanged,
     TradeSettled,
     WithdrawalConfirmed,
     WithdrawalHeld,
     WithdrawalReleased,
 )
-from clearing.ledger.postings import BatchItem
-from engine.events import KillSwitchChanged
+from engine.types import AccountState
 
 ASSETS = {"BTC": 8, "USDT": 6, "ETH": 18}
 ACCOUNTS = 12

@@ -782,28 +782,6 @@ def test_events_of_unsubscribed_instruments_cost_no_lookup(
     assert calls and len(client.take()) == 1
 
 
-def test_an_unknown_event_resynchronises_the_instrument() -> None:
-    feed = Feed()
-    client = Client(feed)
-    (w,) = client.subscribe("md")
-    book = ClientBook(w)
-    # the core changes without the handler hearing of it, then an event it does not know
-    feed.venue.send(NewOrder(1, SYM, "quiet", BUY, OrdType.LIMIT, 3, 10000))
-    feed.venue.send(NewOrder(2, SYM, "quiet2", SELL, OrdType.LIMIT, 2, 10100))
-
-    class Novel:
-        instrument = SYM
-
-    feed.handler.on_events(feed.venue.seq, feed.venue.ts, [Novel()])  # type: ignore[list-item]
-    for msg in client.take():
-        book.apply(msg)
-    assert book.levels() == book_of(feed)
-    feed.cancel(1, feed.venue.core.open_orders(1)[0].order_id)  # the index knows it now
-    for msg in client.take():
-        book.apply(msg)
-    assert book.levels() == book_of(feed)
-
-
 # -- rejects -----------------------------------------------------------------------------------
 
 
@@ -965,3 +943,23 @@ def run(feed: Feed, actions: list[tuple[int, ...]], check: Any = None) -> None:
         feed.order(account, side, price, 1, symbol=SYM2)  # noise on an unwatched instrument
         if check is not None:
             check()
+
+
+def test_every_event_about_an_instrument_is_looked_at() -> None:
+    """Market data follows every event of the matching stage that names an instrument; the risk
+    stage's money events (a settlement repeats its trade's instrument) change no book."""
+    from dataclasses import fields
+    from typing import get_args
+
+    from engine.events import MoneyEvent
+    from gateway.fix import marketdata
+
+    named = {
+        cls
+        for cls in get_args(Event)
+        if "instrument" in {f.name for f in fields(cls)} and cls not in get_args(MoneyEvent)
+    }
+    followed = set(marketdata._NAMES_INSTRUMENT)
+    for cls in followed:
+        named = {n for n in named if not issubclass(n, cls)}
+    assert named == set()

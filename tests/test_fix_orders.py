@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fix_client import FixClient, now
 
-from clearing.commands import Deposit
+from engine.commands import Deposit
 from gateway.fix.codec import FixMessage, Value
 from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
 from venue.fix import attach_gateway, build_gateway, hash_password

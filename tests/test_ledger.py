@@ -10,19 +10,19 @@ import pytest
 from ledger_stream import ASSETS, dump, stream
 from sqlalchemy import create_engine, inspect
 
-from clearing.commands import AccountState
-from clearing.events import (
+from clearing.ledger import LedgerError, Projector
+from clearing.ledger.postings import BatchItem, build
+from engine.events import (
     AccountStateChanged,
     BalanceAdjusted,
     Deposited,
+    KillSwitchChanged,
     TradeSettled,
     WithdrawalConfirmed,
     WithdrawalHeld,
     WithdrawalReleased,
 )
-from clearing.ledger import LedgerError, Projector
-from clearing.ledger.postings import BatchItem, build
-from engine.events import KillSwitchChanged
+from engine.types import AccountState
 
 T = 1_700_000_000_000_000_000
 P = "participant"

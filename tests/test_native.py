@@ -38,10 +38,10 @@ def test_packages_stay_real_whatever_is_imported_first(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import engine.codec, gateway.fix.errors, clearing.commands\n"
+        "import engine.codec, engine.commands, gateway.fix.errors, clearing.risk\n"
         "import clearing, gateway\n"
         "assert clearing.__file__ and gateway.__file__, (clearing.__path__, gateway.__path__)\n"
-        "engine.codec.encode(clearing.commands.ConfigureFees('{}'))\n"
+        "engine.codec.encode(engine.commands.ConfigureFees('{}'))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False

@@ -18,10 +18,10 @@ import pytest
 from ledger_stream import ASSETS, Dump, batched, dump, stream
 
 from bench.engine import build_commands, new_core
-from clearing.events import Deposited
 from clearing.ledger import Projector
 from clearing.ledger.postings import BatchItem
 from engine.codec import encode
+from engine.events import Deposited
 from engine.journal import JournalWriter
 from engine.recovery import JOURNAL_DIR
 from engine.replay import Replayer

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from clearing.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
 from clearing.ledger import Projector
 from clearing.reconcile import (
     AssetImbalance,
@@ -30,6 +29,7 @@ from clearing.reconcile import (
     reconcile,
     reconcile_periodically,
 )
+from engine.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
 
 NS = 1_000_000_000
 T0 = 1_735_812_000 * NS  # 2025-01-02T10:00:00Z
@@ -576,18 +576,18 @@ def test_core_and_projector_agree_at_every_seq(ledger_url: str) -> None:
     """The risk stage inside the core and the projector fed with the core's events: the ledger
     reconciles with ``RiskEngine.ledger_view()`` after every command, and the statement's
     closing balances are the core's."""
-    from clearing.commands import (
+    from clearing.fees import parse_fees
+    from clearing.reports import balance_history, fee_report
+    from clearing.risk import RiskEngine
+    from engine.commands import (
         AdjustBalance,
         ConfigureFees,
         ConfirmWithdrawal,
         Deposit,
+        NewOrder,
         SetFeeSchedule,
         Withdraw,
     )
-    from clearing.fees import parse_fees
-    from clearing.reports import balance_history, fee_report
-    from clearing.risk import RiskEngine
-    from engine.commands import NewOrder
     from engine.core import Core
     from engine.instrument import spec_from_decimals
     from engine.types import OrdType, Side

@@ -10,8 +10,8 @@ import pytest
 
 import clearing  # noqa: F401  (registers clearing's journal tags before decoding)
 from bench.engine import build_commands, new_core
-from clearing.commands import Deposit
 from engine.codec import encode
+from engine.commands import Deposit
 from engine.events import Event
 from engine.journal import JournalWriter
 from engine.recovery import JOURNAL_DIR, SNAPSHOT_DIR

@@ -10,39 +10,39 @@ from typing import Any
 
 import pytest
 
-from clearing.commands import (
-    AccountState,
-    AdjustBalance,
-    ConfigureFees,
-    ConfirmWithdrawal,
-    Deposit,
-    ReleaseWithdrawal,
-    SetAccountState,
-    SetFeeSchedule,
-    Withdraw,
-)
-from clearing.events import (
-    ClearingReject,
-    ClearingRejected,
-    Deposited,
-    TradeSettled,
-    WithdrawalConfirmed,
-)
 from clearing.fees import FeeConfig, Schedule, Tier, fee_amount, parse_fees
 from clearing.risk import RiskEngine
 from engine import codec
-from engine.commands import CancelOrder, NewOrder, ReplaceOrder, SetReferencePrice
+from engine.commands import (
+    AdjustBalance,
+    CancelOrder,
+    ConfigureFees,
+    ConfirmWithdrawal,
+    Deposit,
+    NewOrder,
+    ReleaseWithdrawal,
+    ReplaceOrder,
+    SetAccountState,
+    SetFeeSchedule,
+    SetReferencePrice,
+    Withdraw,
+)
 from engine.core import Core
 from engine.events import (
+    ClearingReject,
+    ClearingRejected,
+    Deposited,
     OrderAccepted,
     OrderCancelled,
     OrderExpired,
     OrderRejected,
     ReplaceRejected,
     Trade,
+    TradeSettled,
+    WithdrawalConfirmed,
 )
 from engine.instrument import spec_from_decimals
-from engine.types import CancelReason, OrdType, RejectReason, Side, TimeInForce
+from engine.types import AccountState, CancelReason, OrdType, RejectReason, Side, TimeInForce
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrdType.LIMIT, OrdType.MARKET

@@ -16,22 +16,24 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clearing.commands import (
-    AccountState,
+from clearing.fees import parse_fees
+from clearing.risk import RiskEngine
+from engine.commands import (
     AdjustBalance,
+    CancelOrder,
+    ConfigureAccount,
     ConfirmWithdrawal,
     Deposit,
+    NewOrder,
     ReleaseWithdrawal,
+    ReplaceOrder,
     SetAccountState,
     SetFeeSchedule,
     Withdraw,
 )
-from clearing.fees import parse_fees
-from clearing.risk import RiskEngine
-from engine.commands import CancelOrder, ConfigureAccount, NewOrder, ReplaceOrder
 from engine.core import Core
 from engine.instrument import spec_from_decimals
-from engine.types import OrdType, Side, StpMode, TimeInForce
+from engine.types import AccountState, OrdType, Side, StpMode, TimeInForce
 
 ASSETS = {"BTC": 8, "USDT": 8, "ETH": 8}
 SPECS = [
@@ -137,7 +139,7 @@ class Runner:
         self.commands: list[Any] = []
         self.next_wid = 1
         self.do(ConfigureAccount(3, 4, StpMode.EXPIRE_TAKER))  # 3 and 4 share an owner
-        from clearing.commands import ConfigureFees
+        from engine.commands import ConfigureFees
 
         self.do(ConfigureFees(fee_spec(charge_in)))
         for account in ACCOUNTS:  # 1 and 2 are rich; 3 and 4 run out of money often

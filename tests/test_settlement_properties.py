@@ -13,11 +13,11 @@ import random
 import pytest
 from test_risk_properties import ASSETS, SPECS, Runner, random_actions
 
-from clearing.events import TradeSettled
 from clearing.ledger.projector import Projector
 from clearing.reconcile import reconcile
 from clearing.risk import RiskEngine
 from engine.core import Core
+from engine.events import TradeSettled
 
 SEEDS = int(os.environ.get("VENUE_SETTLEMENT_SEEDS", "3"))
 

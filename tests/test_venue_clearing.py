@@ -14,9 +14,8 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 
-from clearing.commands import ConfirmWithdrawal, Deposit, Withdraw
 from clearing.reconcile import reconcile
-from engine.commands import NewOrder
+from engine.commands import ConfirmWithdrawal, Deposit, NewOrder, Withdraw
 from engine.types import OrdType, Side
 from venue.admin import set_settlement, start_admin
 from venue.cli import run_cli

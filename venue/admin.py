@@ -25,33 +25,34 @@ from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 
-from clearing.commands import (
-    AccountState,
-    AdjustBalance,
-    ConfirmWithdrawal,
-    Deposit,
-    ReleaseWithdrawal,
-    SetAccountState,
-    SetFeeSchedule,
-    Withdraw,
-)
 from clearing.reconcile import LedgerError, reconcile, wait_for_ledger
 from engine.commands import (
+    AdjustBalance,
     CancelOrder,
     ConfigureAccount,
+    ConfirmWithdrawal,
+    Deposit,
     MassCancel,
     NewOrder,
+    Origin,
+    ReleaseWithdrawal,
     ReplaceOrder,
+    SetAccountState,
+    SetFeeSchedule,
     SetInstrumentState,
     SetKillSwitch,
     SetReferencePrice,
+    Withdraw,
 )
+from engine.core import Core
 from engine.instrument import InstrumentSpec
 from engine.order import Order
 from engine.types import (
     PRICED_TYPES,
     STOP_TYPES,
+    AccountState,
     CancelReason,
+    Door,
     InstrumentState,
     MassCancelScope,
     OrdType,
@@ -613,11 +614,25 @@ async def _fields(request: web.Request) -> Fields:
     return Fields(data, {spec.symbol: spec for spec in config.instruments}, config.assets)
 
 
+#: Longest ``X-Request-Id`` journaled with a command; a longer one is cut.
+_MAX_REQUEST_ID = 64
+
+
+def _origin(request: web.Request) -> Origin:
+    """The admin door's origin of a command: the caller's request id (``X-Request-Id``, if
+    sent) and address. Operators are not authenticated yet: the principal stays empty."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (request.remote or "")
+    request_id = request.headers.get("X-Request-Id", "")[:_MAX_REQUEST_ID]
+    return Origin(Door.ADMIN, "", request_id, remote)
+
+
 def _command(build: Builder) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         fields = await _fields(request)
         cmd = build(fields)
         fields.finish()
+        cmd.origin = _origin(request)
         venue = request.app[_VENUE]
         events = await venue.submit(cmd)
         specs = {spec.symbol: spec for spec in venue.config.instruments}
@@ -640,7 +655,6 @@ async def _book(request: web.Request) -> web.Response:
     if depth > _MAX_DEPTH:
         _fail(INVALID_PARAM, f"Parameter 'depth' must be at most {_MAX_DEPTH}.")
     venue = request.app[_VENUE]
-    market = venue.core.markets[spec.symbol]
 
     def levels(rows: list[tuple[int, int, int]]) -> list[list[str | int]]:
         return [
@@ -648,16 +662,18 @@ async def _book(request: web.Request) -> web.Response:
             for p, q, n in rows
         ]
 
-    return web.json_response(
-        {
+    def read(core: Core) -> dict[str, Any]:
+        market = core.markets[spec.symbol]
+        return {
             "symbol": spec.symbol,
-            "seq": venue.core.last_seq,
+            "seq": core.last_seq,
             "state": market.state.name,
             "lastPrice": format(spec.ticks_to_price(market.last_price), "f"),
             "bids": levels(market.bids.depth(depth)),
             "asks": levels(market.asks.depth(depth)),
         }
-    )
+
+    return web.json_response(await venue.read(read))
 
 
 async def _orders(request: web.Request) -> web.Response:
@@ -666,16 +682,18 @@ async def _orders(request: web.Request) -> web.Response:
     f.finish()
     venue = request.app[_VENUE]
     specs = {spec.symbol: spec for spec in venue.config.instruments}
-    orders = venue.core.open_orders(account)
-    return web.json_response(
-        {"account": account, "orders": [render_order(o, specs[o.instrument]) for o in orders]}
-    )
+
+    def read(core: Core) -> list[dict[str, Any]]:
+        return [render_order(o, specs[o.instrument]) for o in core.open_orders(account)]
+
+    return web.json_response({"account": account, "orders": await venue.read(read)})
 
 
 async def _status(request: web.Request) -> web.Response:
     f = await _fields(request)
     f.finish()
-    return web.json_response(request.app[_VENUE].status())
+    venue = request.app[_VENUE]
+    return web.json_response(await venue.read(lambda core: venue.status()))
 
 
 async def _balances(request: web.Request) -> web.Response:
@@ -691,23 +709,24 @@ async def _balances(request: web.Request) -> web.Response:
     def show(asset: str, units: int) -> str:
         return format(Decimal(units).scaleb(-assets.get(asset, 0)), "f")
 
-    rows = [
-        {
-            "asset": asset,
-            "total": show(asset, total),
-            "locked": show(asset, locked),
-            "free": show(asset, total - locked),
-        }
-        for asset, (total, locked) in risk.account_balances(account).items()
-    ]
-    return web.json_response(
-        {
+    def read(core: Core) -> dict[str, Any]:
+        rows = [
+            {
+                "asset": asset,
+                "total": show(asset, total),
+                "locked": show(asset, locked),
+                "free": show(asset, total - locked),
+            }
+            for asset, (total, locked) in risk.account_balances(account).items()
+        ]
+        return {
             "account": account,
-            "seq": venue.core.last_seq,
+            "seq": core.last_seq,
             "state": risk.account_state(account).name,
             "balances": rows,
         }
-    )
+
+    return web.json_response(await venue.read(read))
 
 
 def _settlement(request: web.Request) -> Settlement:
@@ -735,7 +754,7 @@ async def _reconcile(request: web.Request) -> web.Response:
     venue = request.app[_VENUE]
     risk = venue.risk
     assert risk is not None
-    at_seq, expected = venue.core.last_seq, risk.ledger_view()
+    at_seq, expected = await venue.read(lambda core: (core.last_seq, risk.ledger_view()))
     url = settlement.config.url
 
     def work() -> dict[str, Any]:

@@ -27,19 +27,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from clearing.commands import ClearingCommand, ConfigureFees
 from clearing.fees import zero_fees
 from clearing.risk import RiskEngine
 from engine.codec import CodecError, encode
-from engine.commands import Command, Tick
+from engine.commands import Command, ConfigureFees, Origin, Tick
 from engine.core import Core
 from engine.events import Event
 from engine.journal import JournalWriter
 from engine.recovery import JOURNAL_DIR, SNAPSHOT_DIR, RecoveryReport, recover
 from engine.sequencer import Sequencer
 from engine.snapshot import write_snapshot
+from engine.types import Door
 from venue.config import VenueConfig
 
 __all__ = [
@@ -62,6 +62,8 @@ CommandCallback = Callable[["AnyCommand", "list[Event] | None"], None]
 
 #: Longest the timer sleeps without looking at the core's next deadline again (seconds).
 MAX_TIMER_SLEEP = 1.0
+#: The origin of the Ticks the timer sequences.
+_TIMER = Origin(Door.SYSTEM, "timer")
 #: How often the objects that survived since the last time are collected and frozen (seconds).
 GC_FREEZE_EVERY_S = 1.0
 
@@ -86,9 +88,36 @@ class _State(enum.Enum):
     FAILED = "failed"
 
 
-#: What ``submit`` takes: the engine's commands and clearing's.
-AnyCommand = Command | ClearingCommand
-_Pending = tuple[AnyCommand, asyncio.Future[list[Event]] | None]
+#: What ``submit`` takes: every command the journal holds.
+AnyCommand = Command
+T = TypeVar("T")
+
+
+class _Query:
+    """A read of the core, sequenced with the commands (see :meth:`Venue.query`)."""
+
+    __slots__ = ("fn", "future", "seq", "ts")
+
+    def __init__(self, fn: Callable[[Core], Any], future: asyncio.Future[Any] | None) -> None:
+        self.fn = fn
+        self.future = future
+        self.seq = 0  # never stamped: a query is not journaled
+        self.ts = 0
+
+    def run(self, core: Core) -> None:
+        try:
+            result = self.fn(core)
+        except Exception as exc:
+            if self.future is None:
+                log.exception("a query failed")
+            elif not self.future.done():
+                self.future.set_exception(exc)
+            return
+        if self.future is not None and not self.future.done():
+            self.future.set_result(result)
+
+
+_Pending = tuple[AnyCommand | _Query, asyncio.Future[Any] | None]
 
 
 class Venue:
@@ -126,6 +155,8 @@ class Venue:
         self._snapshot_task: asyncio.Task[None] | None = None
         self._sync_pool: ThreadPoolExecutor | None = None
         self._snapshot_pool: ThreadPoolExecutor | None = None
+        #: a batch is applied to the core but not yet durable and published
+        self._in_flight = False
 
     def _make_core(self) -> Core:
         return make_core(self.config)
@@ -146,7 +177,7 @@ class Venue:
         if not wanted and risk.fee_spec:
             wanted = zero_fees().to_spec()  # [fees] was removed: no fees from now on
         if wanted and wanted != risk.fee_spec:
-            await self.submit(ConfigureFees(wanted))
+            await self.submit(ConfigureFees(wanted, origin=Origin(Door.SYSTEM, "config")))
             log.info("fees configured from %s", self.config.source)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -249,6 +280,42 @@ class Venue:
         self._queue.append((cmd, None))
         self._wakeup.set()
 
+    # -- reads --------------------------------------------------------------------------------
+    # Nothing that is not durable is ever shown. The core runs ahead of the disk: a batch is
+    # applied, then fsynced while the loop serves other work, so a read of the live core in that
+    # window could show an order that a crash then erases. Reads are therefore sequenced with
+    # the commands: a query waits behind every command posted before it, runs once their batch
+    # is durable and published, and before any later command is applied. Chosen over read
+    # models kept beside the core because it answers from the one state there is (no second
+    # copy to keep equal, no lag, read-your-writes for the door that posted), at the cost of a
+    # batch boundary per query, and a query costs the commit loop only the read itself.
+
+    def query(self, fn: Callable[[Core], Any]) -> None:
+        """Call ``fn(core)`` once every command posted before it is durable (at once when
+        nothing is pending), with no later command applied yet. For the doors' synchronous
+        handlers (FIX status and market data requests); ``fn`` answers the requester itself.
+        ``VenueStopped`` when the venue does not run."""
+        if self._state is not _State.RUNNING:
+            raise VenueStopped(self._why_not_running())
+        if not self._queue and not self._in_flight:
+            _Query(fn, None).run(self.core)
+            return
+        self._queue.append((_Query(fn, None), None))
+        self._wakeup.set()
+
+    async def read(self, fn: Callable[[Core], T]) -> T:
+        """``fn(core)`` as :meth:`query` runs it: what it returns reflects durable state only."""
+        if self._state is not _State.RUNNING:
+            if self._state is _State.STOPPED:
+                return fn(self.core)  # stopped cleanly: everything it holds is durable
+            raise VenueStopped(self._why_not_running())
+        if not self._queue and not self._in_flight:
+            return fn(self.core)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((_Query(fn, future), future))
+        self._wakeup.set()
+        return await future
+
     def subscribe_commands(self, callback: CommandCallback) -> Callable[[], None]:
         """Call ``callback(command, events)`` for each durable command; returns the
         unsubscriber."""
@@ -261,6 +328,7 @@ class Venue:
         return lambda: self._subscribers.remove(callback)
 
     def status(self) -> dict[str, Any]:
+        """The venue's state; read through :meth:`read` (it shows the core's)."""
         core = self.core
         journal = self._journal
         return {
@@ -302,13 +370,33 @@ class Venue:
             raise
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        self._in_flight = True
+        try:
+            await self._commit_batch(batch)
+        finally:
+            self._in_flight = False
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
         journal = self._journal
         assert journal is not None
         stamp = self._sequencer.stamp
         apply = self.core.apply
         done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]] = []
         fatal: BaseException | None = None
-        for index, (cmd, future) in enumerate(batch):
+        start = 0
+        while start < len(batch):  # queries first: the core holds durable state only
+            query = batch[start][0]
+            if not isinstance(query, _Query):
+                break
+            query.run(self.core)
+            start += 1
+        for index in range(start, len(batch)):
+            cmd, future = batch[index]
+            if isinstance(cmd, _Query):
+                # A query ends the batch: it runs at the start of the next one, once what was
+                # applied before it is durable and before anything after it is applied.
+                self._queue[:0] = batch[index:]
+                break
             stamp(cmd)
             try:
                 payload = encode(cmd)
@@ -400,7 +488,10 @@ class Venue:
         else:
             why = f"the venue stopped; the command was not executed ({exc})"
         for cmd, future in pending:
-            if future is None:
+            if isinstance(cmd, _Query):  # a read never answered: nothing durable to show
+                if future is not None and not future.done():
+                    future.set_exception(VenueStopped(f"the venue stopped ({exc})"))
+            elif future is None:
                 log.error("posted command at seq %d: %s", cmd.seq, why)
             elif not future.done():
                 future.set_exception(VenueStopped(why))
@@ -451,7 +542,7 @@ class Venue:
             if deadline and deadline <= now and deadline != ticked:
                 ticked = deadline
                 try:
-                    await self.submit(Tick())
+                    await self.submit(Tick(origin=_TIMER))
                 except VenueStopped:
                     return
                 continue

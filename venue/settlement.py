@@ -26,11 +26,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clearing.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
 from clearing.ledger.postings import LedgerError
 from clearing.ledger.projector import Projector
 from clearing.reconcile import AccountKey, ReconcileReport, reconcile_periodically
-from engine.events import Event
+from engine.events import BalanceAdjusted, Deposited, Event, TradeSettled, WithdrawalConfirmed
 from engine.replay import Replayer
 from venue.config import LedgerConfig
 from venue.runtime import Venue
@@ -231,10 +230,10 @@ class Settlement:
         )
 
     # ------------------------------------------------------------------ reconciliation
-    def _expected(self) -> tuple[int, Mapping[AccountKey, int]]:
+    async def _expected(self) -> tuple[int, Mapping[AccountKey, int]]:
         risk = self.venue.risk
         assert risk is not None
-        return self.venue.core.last_seq, risk.ledger_view()
+        return await self.venue.read(lambda core: (core.last_seq, risk.ledger_view()))
 
     def _on_alert(self, report: ReconcileReport) -> None:
         self.alert = report

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from clearing.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
 from clearing.ledger.schema import (
     ADJUSTMENT,
     ADJUSTMENTS,
@@ -44,6 +43,7 @@ from clearing.ledger.schema import (
     WITHDRAWAL,
     WORLD,
 )
+from engine.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
 
 
 class LedgerError(Exception):

@@ -237,6 +237,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return None
         self.session = session
+        session.remote = self.peer
         session.attach(self.write, self.close)
         ip = self.ip
         session.on_logon_refused = lambda: self.acceptor.logon_failed(ip)

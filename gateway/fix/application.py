@@ -15,9 +15,10 @@ for that connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from engine.commands import Command
 from engine.events import Event
 from gateway.fix.codec import FixMessage
 from gateway.fix.orders import OrderEntry, SessionProfile
@@ -28,6 +29,8 @@ __all__ = ["MarketData", "VenueApplication"]
 log = logging.getLogger("gateway.fix.application")
 
 _ORDER_ENTRY_TYPES = frozenset({b"D", b"F", b"G", b"H", b"q", b"AF"})
+#: Order entry requests that only read: answered from durable state (``_read``).
+_READS = frozenset({b"H", b"AF"})
 
 
 class MarketData(Protocol):
@@ -84,26 +87,48 @@ class VenueApplication:
     def from_app(self, session: Session, msg: FixMessage) -> None:
         profile = self.profiles[session.config.key]
         msg_type = msg.msg_type
+        market_data = self.market_data
         if msg_type == b"x":
-            if self.market_data is None:
+            if market_data is None:
                 session.business_reject(
                     msg, BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "no reference data"
                 )
             else:
-                self.market_data.security_list(session, msg)
+                self._read(session, msg, lambda: market_data.security_list(session, msg))
         elif msg_type in _ORDER_ENTRY_TYPES:
             if profile.kind != "order_entry":
                 self._not_authorized(session, msg, profile)
+            elif msg_type in _READS:
+                self._read(session, msg, lambda: self.orders.handle(session, profile, msg))
             else:
                 self.orders.handle(session, profile, msg)
         elif msg_type == b"V":
-            if profile.kind != "market_data" or self.market_data is None:
+            if profile.kind != "market_data" or market_data is None:
                 self._not_authorized(session, msg, profile)
             else:
-                self.market_data.market_data_request(session, msg, profile.max_md_subscriptions)
+                limit = profile.max_md_subscriptions
+                self._read(
+                    session, msg, lambda: market_data.market_data_request(session, msg, limit)
+                )
         else:
             session.business_reject(
                 msg, BusinessRejectReason.UNSUPPORTED_MESSAGE_TYPE, "Unsupported Message Type"
+            )
+
+    def _read(self, session: Session, msg: FixMessage, answer: Callable[[], None]) -> None:
+        """Answer a request that shows state (status, mass status, market data and reference
+        data) once the commands posted before it are durable (``Venue.query``): nothing that
+        a crash could erase is ever shown, and a status request sees the orders its session
+        sent before it."""
+        try:
+            self.orders.venue.query(lambda core: answer())
+        except Exception as exc:  # the venue is stopping or failed
+            log.warning("cannot answer %s: %s", session.config.key, exc)
+            session.business_reject(
+                msg,
+                BusinessRejectReason.APPLICATION_NOT_AVAILABLE,
+                "the venue is not available",
+                msg.get(11),
             )
 
     @staticmethod
@@ -115,8 +140,8 @@ class VenueApplication:
             msg.get(11),
         )
 
-    def on_command(self, cmd: object, events: list[Event] | None) -> None:
+    def on_command(self, cmd: Command, events: list[Event] | None) -> None:
         """Every durable command (the venue's command subscriber)."""
         self.orders.on_command(cmd, events)
         if events and self.market_data is not None:
-            self.market_data.on_events(getattr(cmd, "seq", 0), getattr(cmd, "ts", 0), events)
+            self.market_data.on_events(cmd.seq, cmd.ts, events)

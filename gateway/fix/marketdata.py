@@ -78,7 +78,7 @@ MAX_ENTRIES_PER_INCREMENT: Final = 100
 
 #: Events naming one order (``order_id``, ``account``) whose level may have changed.
 _ORDER_EVENTS: Final = (OrderAccepted, OrderDone, OrderReplaced, OrderTriggered, IcebergRefreshed)
-#: Events of an instrument that never change its book (anything else unknown forces a resync).
+#: Events of an instrument that never change its book.
 _NO_BOOK_CHANGE: Final = (
     OrderRejected,
     CancelRejected,
@@ -87,6 +87,9 @@ _NO_BOOK_CHANGE: Final = (
     InstrumentStateChanged,
     ReferencePriceSet,
 )
+#: Every event about one instrument's book or trading (the risk stage's money events, which
+#: repeat a trade's instrument, change no book). The engine's tests check none is missing.
+_NAMES_INSTRUMENT: Final = (Trade, SelfTradePrevented, *_ORDER_EVENTS, *_NO_BOOK_CHANGE)
 
 # Entry layouts, in the dictionary's order of the group's fields.
 _X_LEVEL: Final = b"279=%b\x01269=%b\x0155=%b\x0183=%d\x01270=%b\x01271=%b\x01346=%d\x01"
@@ -182,13 +185,12 @@ class _Tracked:
 class _Pending:
     """What one command did to a subscribed instrument."""
 
-    __slots__ = ("refs", "resync", "tracked", "trades")
+    __slots__ = ("refs", "tracked", "trades")
 
     def __init__(self, tracked: _Tracked) -> None:
         self.tracked = tracked
         self.refs: list[tuple[int, int]] = []  # (order id, account) of every order named
         self.trades: list[tuple[int, int]] = []  # (price, qty)
-        self.resync = False
 
 
 class _Reject(Exception):
@@ -518,7 +520,9 @@ class MarketDataHandler:
             return
         pending: dict[str, _Pending] | None = None
         for event in events:
-            symbol: str = getattr(event, "instrument", "")
+            if not isinstance(event, _NAMES_INSTRUMENT):
+                continue
+            symbol = event.instrument
             instrument = tracked.get(symbol)
             if instrument is None:
                 continue
@@ -536,8 +540,6 @@ class MarketDataHandler:
             elif isinstance(event, SelfTradePrevented):
                 work.refs.append((event.maker_order_id, event.maker_account))
                 work.refs.append((event.taker_order_id, event.taker_account))
-            elif not isinstance(event, _NO_BOOK_CHANGE):
-                work.resync = True  # an event this handler does not know: compare everything
         if pending is not None:
             for work in pending.values():
                 self._publish(work, ts)
@@ -547,23 +549,19 @@ class MarketDataHandler:
         market = tracked.inst.market
         bid_prices: set[int] = set()
         ask_prices: set[int] = set()
-        full = work.resync
-        if full:
-            tracked.orders = _index(market)
-        else:
-            index = tracked.orders
-            find = self._core.order
-            for order_id, account in work.refs:
-                old = index.pop(order_id, None)
-                if old is not None:
-                    (bid_prices if old[0] else ask_prices).add(old[1])
-                order = find(account, order_id)
-                if order is not None and order.status is not _PENDING_TRIGGER:
-                    is_bid = order.side is _BUY
-                    index[order_id] = (is_bid, order.price)
-                    (bid_prices if is_bid else ask_prices).add(order.price)
+        index = tracked.orders
+        find = self._core.order
+        for order_id, account in work.refs:
+            old = index.pop(order_id, None)
+            if old is not None:
+                (bid_prices if old[0] else ask_prices).add(old[1])
+            order = find(account, order_id)
+            if order is not None and order.status is not _PENDING_TRIGGER:
+                is_bid = order.side is _BUY
+                index[order_id] = (is_bid, order.price)
+                (bid_prices if is_bid else ask_prices).add(order.price)
         trades = work.trades
-        if not (full or bid_prices or ask_prices or trades):
+        if not (bid_prices or ask_prices or trades):
             return
         inst = tracked.inst
         symbol = inst.symbol_bytes
@@ -581,9 +579,9 @@ class MarketDataHandler:
                 (True, stream.bids, market.bids, bid_prices),
                 (False, stream.asks, market.asks, ask_prices),
             ):
-                if view is None or not (full or touched):
+                if view is None or not touched:
                     continue
-                new_view, ops = _diff(view, side, stream.depth, None if full else touched)
+                new_view, ops = _diff(view, side, stream.depth, touched)
                 if is_bid:
                     stream.bids = new_view
                 else:

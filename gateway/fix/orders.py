@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from engine.commands import CancelOrder, Command, MassCancel, NewOrder, ReplaceOrder
+from engine.commands import CancelOrder, Command, MassCancel, NewOrder, Origin, ReplaceOrder
 from engine.core import Core
 from engine.events import (
     CancelRejected,
     CommandRejected,
+    Event,
     MassCancelDone,
     OrderAccepted,
     OrderCancelled,
@@ -45,12 +46,14 @@ from engine.events import (
     ReplaceRejected,
     SelfTradePrevented,
     Trade,
+    TradeSettled,
 )
 from engine.instrument import InstrumentSpec
 from engine.order import Order
 from engine.replay import Replayer
 from engine.types import (
     CancelReason,
+    Door,
     MassCancelScope,
     OrderStatus,
     OrdType,
@@ -87,6 +90,10 @@ class VenuePort(Protocol):
 
     def post(self, cmd: Command) -> None:
         """Queue a command; raises when the venue does not run."""
+
+    def query(self, fn: Callable[[Core], object]) -> None:
+        """Call ``fn(core)`` once the commands posted before it are durable; raises when the
+        venue does not run."""
 
 
 @dataclass(slots=True)
@@ -250,7 +257,13 @@ class OrderEntry:
         return int(raw)
 
     def _post(self, cmd: Command, request: _Request) -> None:
-        """Queue ``cmd`` for the venue; a BusinessMessageReject 380=4 when it cannot take it."""
+        """Queue ``cmd`` for the venue; a BusinessMessageReject 380=4 when it cannot take it.
+        The command is journaled with its origin: this session, the request's ClOrdID, the
+        peer's address."""
+        session = request.session
+        cmd.origin = Origin(
+            Door.FIX, session.config.key, request.cl_ord_id.decode("latin-1"), session.remote
+        )
         try:
             self.venue.post(cmd)
         except Exception as exc:  # the venue is stopping or failed
@@ -558,7 +571,10 @@ class OrderEntry:
     def cancel_session_orders(self, session_key: str) -> None:
         """Cancel-on-disconnect: every open order ``session_key`` entered."""
         cmd = MassCancel(
-            MassCancelScope.SESSION, session=session_key, reason=CancelReason.DISCONNECT
+            MassCancelScope.SESSION,
+            session=session_key,
+            reason=CancelReason.DISCONNECT,
+            origin=Origin(Door.FIX, session_key),
         )
         try:
             self.venue.post(cmd)
@@ -595,31 +611,29 @@ class OrderEntry:
         self.reported_seq = max(self.reported_seq, until_seq)
         return count
 
-    def on_command(self, cmd: object, events: Sequence[object] | None) -> None:
-        """A durable command and its events (``None``: refused before sequencing). The events
-        are typed as objects: the risk stage adds its own (deposits, settlements) to the
-        engine's, and the compiled build checks declared types."""
+    def on_command(self, cmd: Command, events: Sequence[Event] | None) -> None:
+        """A durable command and its events (``None``: refused before sequencing)."""
         request = self._requests.pop(id(cmd), None)
         if events is None:
             if request is not None:
                 self._refused(request, cmd)
             return
-        self._process(getattr(cmd, "seq", 0), getattr(cmd, "ts", 0), events, request, cmd)
+        self._process(cmd.seq, cmd.ts, events, request, cmd)
 
     def _process(
         self,
         seq: int,
         ts: int,
-        events: Sequence[object],
+        events: Sequence[Event],
         request: _Request | None,
-        cmd: object,
+        cmd: Command | None,
     ) -> None:
         self.reported_seq = seq
-        fees: dict[int, object] = {}
+        fees: dict[int, TradeSettled] = {}
         if len(events) > 1:
             for event in events:
-                if type(event).__name__ == "TradeSettled":
-                    fees[getattr(event, "trade_id", 0)] = event
+                if isinstance(event, TradeSettled):
+                    fees[event.trade_id] = event
         cancelled: list[OrderCancelled] = []
         for index, event in enumerate(events):
             exec_id = b"%d-%d" % (seq, index)
@@ -649,14 +663,16 @@ class OrderEntry:
             elif isinstance(event, CommandRejected) and request is not None:
                 self._command_rejected(request, event.reason, cmd)
 
-    def _refused(self, request: _Request, cmd: object) -> None:
+    def _refused(self, request: _Request, cmd: Command) -> None:
         self._command_rejected(request, RejectReason.INVALID_COMMAND, cmd)
 
-    def _command_rejected(self, request: _Request, reason: RejectReason, cmd: object) -> None:
+    def _command_rejected(
+        self, request: _Request, reason: RejectReason, cmd: Command | None
+    ) -> None:
         if request.msg_type == b"D" and isinstance(cmd, NewOrder):
             self._send_reject(request, cmd.account, cmd.instrument, reason, reason.name)
         elif request.msg_type in (b"F", b"G"):
-            account = getattr(cmd, "account", 0)
+            account = cmd.account if isinstance(cmd, CancelOrder | ReplaceOrder) else 0
             self._cancel_reject(
                 request, b"1" if request.msg_type == b"F" else b"2", reason, account
             )
@@ -715,7 +731,7 @@ class OrderEntry:
         self._orders[e.order_id] = view
         self._emit(view, self._report(view, b"0", exec_id, ts))
 
-    def _trade(self, t: Trade, exec_id: bytes, ts: int, fees: Mapping[int, object]) -> None:
+    def _trade(self, t: Trade, exec_id: bytes, ts: int, fees: Mapping[int, TradeSettled]) -> None:
         settled = fees.get(t.trade_id)
         # one trade, two executions: each side's report has its own ExecID
         for order_id, leaves, cum, liquidity, side_id in (
@@ -743,10 +759,11 @@ class OrderEntry:
             else:
                 self._partial.add(order_id)
 
-    def _commission(self, settled: object, view: _OrderView) -> bytes:
-        buyer = view.side is Side.BUY
-        fee: int = getattr(settled, "buyer_fee" if buyer else "seller_fee")
-        asset: str = getattr(settled, "buyer_fee_asset" if buyer else "seller_fee_asset")
+    def _commission(self, settled: TradeSettled, view: _OrderView) -> bytes:
+        if view.side is Side.BUY:
+            fee, asset = settled.buyer_fee, settled.buyer_fee_asset
+        else:
+            fee, asset = settled.seller_fee, settled.seller_fee_asset
         scale = self._fee_scales.get(asset)
         if scale is None:
             return b""

@@ -154,6 +154,8 @@ class Session:
         self._close: Callable[[], None] | None = None
         #: told when a Logon is refused (the acceptor counts failures per address)
         self.on_logon_refused: Callable[[], None] | None = None
+        #: the connected peer's address ("host:port"), journaled as the origin of its commands
+        self.remote = ""
         self._next_sender = store.next_sender_seq()
         self._next_target = store.next_target_seq()
         self._reset_state()
