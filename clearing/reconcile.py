@@ -33,12 +33,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from inspect import isawaitable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from engine.units import UnitScale
 
 __all__ = [
     "CORE_KINDS",
@@ -169,13 +172,9 @@ def _int(value: object) -> int:
 
 
 def format_units(units: int, decimals: int) -> str:
-    """``units`` minor units as a decimal string with exactly ``decimals`` places (integer
-    arithmetic only): ``format_units(-5, 3) == "-0.005"``."""
-    if decimals <= 0:
-        return str(units * 10 ** (-decimals))
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), 10**decimals)
-    return f"{sign}{whole}.{frac:0{decimals}d}"
+    """``units`` minor units as a decimal string with exactly ``decimals`` places, through the
+    venue's one units codec (``engine.units``): ``format_units(-5, 3) == "-0.005"``."""
+    return UnitScale(Decimal(1).scaleb(-decimals)).text(units)
 
 
 def asset_decimals(conn: Connection) -> dict[str, int]:

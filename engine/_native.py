@@ -23,7 +23,7 @@ from pathlib import Path
 #: subclassing of built-in exceptions, explicit ``__init__`` on hot classes. The journal is left
 #: interpreted: compiling its scan gained nothing measurable (its loop is C calls already) and
 #: compiled instances cannot be patched in tests.
-COMPILED = ("order", "book", "events", "commands", "core", "codec")
+COMPILED = ("order", "book", "events", "commands", "core", "codec", "units")
 #: Modules of other packages compiled in the same build, so that they reach the engine's
 #: classes natively: the risk stage runs inside the core on every command. Their package's
 #: ``__init__`` calls ``activate_package``. ``HASHED`` lists what they are type-checked against.
@@ -31,7 +31,6 @@ COMPILED = ("order", "book", "events", "commands", "core", "codec")
 #: compiled too: about a fifth less CPU per order than interpreted (bench/fix_load.py).
 _GATEWAY_COMPILED = (
     "gateway/fix/timestamps",
-    "gateway/fix/units",
     "gateway/fix/codec",
     "gateway/fix/dictionary",
     "gateway/fix/session",
@@ -45,6 +44,8 @@ HASHED_OTHER = (
     "gateway/fix/errors",
     "gateway/fix/mapping",
     "gateway/fix/store",
+    "gateway/edge/refusals",
+    "gateway/edge/requests",
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent

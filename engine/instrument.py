@@ -1,8 +1,8 @@
-"""Instrument specifications and the conversions between wire decimals and integer units.
+"""Instrument specifications: tick and lot sizes, limits, and the unit scales they define.
 
 Inside the venue a price is an integer number of ticks and a quantity an integer number of lots.
 A notional (price x quantity) is therefore in "tick-lots": one tick-lot is ``tick_size *
-lot_size`` of the quote asset. Decimals appear only here, at the edge.
+lot_size`` of the quote asset. Decimals convert only through ``engine.units``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from engine.types import InstrumentState
+from engine.units import Malformed, NotMultiple, UnitScale
 
 
 class UnitError(ValueError):
@@ -41,17 +42,12 @@ class InstrumentSpec:
         if self.min_notional < 0 or not 0 < self.price_band_bps < 10_000:
             raise ValueError(f"{self.symbol}: min_notional >= 0 and 0 < price_band_bps < 10000")
 
-    # -- decimal <-> integer units -------------------------------------------------------------
+    # -- decimal <-> integer units (engine.units) ----------------------------------------------
     def price_to_ticks(self, price: str | Decimal) -> int:
         return _to_units(price, self.tick_size, "price", "tick size")
 
     def qty_to_lots(self, qty: str | Decimal) -> int:
         return _to_units(qty, self.lot_size, "quantity", "lot size")
-
-    def notional_to_units(self, amount: str | Decimal) -> int:
-        """A quote amount in tick-lots, rounded down (the venue never spends more than asked)."""
-        value = _parse(amount, "quote amount")
-        return int(value / (self.tick_size * self.lot_size))
 
     def ticks_to_price(self, ticks: int) -> Decimal:
         return ticks * self.tick_size
@@ -74,11 +70,13 @@ def _parse(value: str | Decimal, what: str) -> Decimal:
 
 
 def _to_units(value: str | Decimal, step: Decimal, what: str, step_name: str) -> int:
-    number = _parse(value, what)
-    units, rest = divmod(number, step)
-    if rest != 0:
-        raise UnitError(f"{what} {value} is not a multiple of the {step_name} {step}")
-    return int(units)
+    text = value if isinstance(value, str) else format(_parse(value, what), "f")
+    try:
+        return UnitScale(step).parse(text, signed=True)
+    except NotMultiple:
+        raise UnitError(f"{what} {value} is not a multiple of the {step_name} {step}") from None
+    except Malformed:
+        raise UnitError(f"{what} {value!r} is not a plain decimal number") from None
 
 
 def spec_from_decimals(

@@ -46,7 +46,7 @@ def main() -> int:
         shutil.copytree(
             ROOT / "engine", work / "engine", ignore=shutil.ignore_patterns("__pycache__")
         )
-        for package in ("engine", "clearing", "gateway", "gateway/fix"):
+        for package in ("engine", "clearing", "gateway", "gateway/fix", "gateway/edge"):
             (work / package).mkdir(parents=True, exist_ok=True)
             (work / package / "__init__.py").write_text(f'"""Build copy of {package}."""\n')
         for path in ("clearing/errors", *HASHED_OTHER):

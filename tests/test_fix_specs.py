@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from engine.types import CancelReason, OrderStatus, OrdType, RejectReason, StpMode, TimeInForce
+from gateway.edge.refusals import FIX_REASONS as REJECT_REASONS
 from gateway.fix.mapping import (
     CANCEL_REASONS,
     ORD_STATUS,
     ORD_TYPES,
-    REJECT_REASONS,
     TIME_IN_FORCE,
 )
 

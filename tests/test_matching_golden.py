@@ -1496,7 +1496,6 @@ def test_unit_conversion() -> None:
     assert s.qty_to_lots("0.001") == 1
     assert s.ticks_to_price(10_001) == Decimal("100.01")
     assert s.lots_to_qty(1_500) == Decimal("1.5")
-    assert s.notional_to_units("1.000015") == 100_001  # rounded down (tick-lot = 0.00001)
     assert s.units_to_notional(100) == Decimal("0.001")
 
 

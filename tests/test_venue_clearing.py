@@ -215,7 +215,7 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
                      "ref": "tx"}
                 ]  # fmt: skip
                 for bad, code in (
-                    ({"account": 7, "asset": "BTC", "amount": "0.000000001"}, -1130),
+                    ({"account": 7, "asset": "BTC", "amount": "0.000000001"}, -1111),
                     ({"account": 7, "asset": "DOGE", "amount": "1"}, -1130),
                     ({"account": 7, "asset": "BTC", "amount": "-1"}, -1130),
                     ({"account": 7, "asset": "BTC"}, -1102),

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum, IntEnum
 from typing import Any, NoReturn, TypeVar
 
@@ -60,6 +60,14 @@ from engine.types import (
     StpMode,
     TimeInForce,
 )
+from gateway.edge.refusals import Refusal, binance_error
+from gateway.edge.requests import (
+    CLIENT_ORDER_ID,
+    Edge,
+    OrderRequest,
+    ReplaceRequest,
+    find_live,
+)
 from venue.runtime import AnyCommand, CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
@@ -86,7 +94,9 @@ _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
 _SIGNED_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 _REF = re.compile(r"[ -~]{0,128}")  # printable ASCII
 _SCHEDULE = re.compile(r"[A-Za-z0-9_-]{0,64}")
-_CLIENT_ID = re.compile(r"[.A-Za-z0-9:/_-]{1,36}")
+_CLIENT_ID = CLIENT_ORDER_ID  # a new id: the edge's rule
+#: An id as the order was given it (orders entered over FIX before the edge's rule may differ).
+_ANY_ID = re.compile(r"[!-~]{1,64}")
 _SESSION = re.compile(r"[.A-Za-z0-9:/_-]{1,64}")
 _NS_PER_MS = 1_000_000
 
@@ -117,11 +127,13 @@ class Fields:
         data: Mapping[str, Any],
         config_specs: Mapping[str, InstrumentSpec],
         assets: Mapping[str, int] | None = None,
+        edge: Edge | None = None,
     ) -> None:
         self._data = dict(data)
         self._used: set[str] = set()
         self._specs = config_specs
         self.assets: Mapping[str, int] = assets or {}
+        self.edge = edge if edge is not None else Edge(config_specs.values(), self.assets)
 
     def has(self, key: str) -> bool:
         self._used.add(key)
@@ -197,38 +209,32 @@ class Fields:
         names = ", ".join(m.name for m in kind)
         _fail(code, f"Invalid {key} {_show(value)} (expected one of: {names}).")
 
-    def decimal(self, key: str) -> Decimal:
-        """A non-negative decimal: a string such as "0.01" (or an exact JSON number)."""
-        value = self._raw(key)
-        if isinstance(value, Decimal | int) and not isinstance(value, bool):
-            value = format(Decimal(value), "f")
-        if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
-            _fail(
-                INVALID_PARAM,
-                f"Parameter '{key}' must be a positive decimal string such as \"0.01\", "
-                f"got {_show(value)}.",
-            )
-        return Decimal(value)
-
-    def amount(self, key: str, asset: str, signed: bool = False) -> int:
-        """An amount of ``asset`` as a decimal string, in its minor units (whole ones only)."""
+    def decimal(self, key: str, *, signed: bool = False) -> str:
+        """A decimal as a string such as "0.01" (an exact JSON number is taken too), checked
+        for its form here and converted to units by the edge."""
         value = self._raw(key)
         if isinstance(value, Decimal | int) and not isinstance(value, bool):
             value = format(Decimal(value), "f")
         pattern = _SIGNED_DECIMAL if signed else _DECIMAL
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            kind = 'decimal string such as "-1.5"' if signed else "positive decimal string"
-            _fail(INVALID_PARAM, f"Parameter '{key}' must be a {kind}, got {_show(value)}.")
-        places = self.assets[asset]
-        units = Decimal(value).scaleb(places)
-        if units != units.to_integral_value():
-            _fail(
-                INVALID_PARAM,
-                f"Parameter '{key}' {value} has more than the {places} decimals of {asset}.",
+            kind = (
+                'decimal string such as "-1.5"'
+                if signed
+                else 'positive decimal string such as "0.01"'
             )
-        if not 0 < abs(units) <= _MAX_INT:
-            _fail(INVALID_PARAM, f"Parameter '{key}' {value} is out of range.")
-        return int(units)
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be a {kind}, got {_show(value)}.")
+        return value
+
+    def optional_decimal(self, key: str) -> str | None:
+        return self.decimal(key) if self.has(key) else None
+
+    def amount(self, key: str, asset: str, signed: bool = False) -> int:
+        """An amount of ``asset`` in its minor units, exactly (the edge's units codec)."""
+        value = self.decimal(key, signed=signed)
+        units = edge_call(self.edge.amount, asset, value, key, signed=signed)
+        if units == 0:
+            _fail(INVALID_PARAM, f"Parameter '{key}' must not be zero.")
+        return units
 
     def asset(self, key: str = "asset") -> str:
         value = self._raw(key)
@@ -238,28 +244,20 @@ class Fields:
         return value
 
     def price(self, key: str, spec: InstrumentSpec) -> int:
-        return _units(key, self.decimal(key), spec.tick_size, "PRICE_FILTER", "tick size")
-
-    def qty(self, key: str, spec: InstrumentSpec) -> int:
-        return _units(key, self.decimal(key), spec.lot_size, "LOT_SIZE", "lot size")
+        """A price in ticks (a reference price: not an order's, which the edge converts)."""
+        return edge_call(self.edge.price, spec.symbol, self.decimal(key), key)
 
 
-def _units(key: str, value: Decimal, step: Decimal, filter_name: str, step_name: str) -> int:
+_T = TypeVar("_T")
+
+
+def edge_call(fn: Callable[..., _T], *args: Any, **kw: Any) -> _T:
+    """Call the shared edge; a refusal is answered with Binance's code and text for it."""
     try:
-        units, rest = divmod(value, step)
-    except InvalidOperation:
-        _fail(INVALID_PARAM, f"Parameter '{key}' {value} is too large.")
-    if rest:
-        _fail(
-            FILTER_FAILURE,
-            f"Filter failure: {filter_name}: {key} {value} is not a multiple of the "
-            f"{step_name} {step}.",
-        )
-    if units <= 0:
-        _fail(INVALID_PARAM, f"Parameter '{key}' must be greater than zero.")
-    if units > _MAX_INT:
-        _fail(INVALID_PARAM, f"Parameter '{key}' {value} is too large.")
-    return int(units)
+        return fn(*args, **kw)
+    except Refusal as exc:
+        error = binance_error(exc.reason, exc.field, exc.kind)
+        raise AdminError(error.code, f"{error.msg} ({exc.text})", error.status) from None
 
 
 def _show(value: object) -> str:
@@ -280,66 +278,80 @@ def new_order(f: Fields) -> NewOrder:
     else:
         # A stop-market order keeps its time in force while it waits for its trigger.
         tif = TimeInForce.IOC if ord_type == OrdType.MARKET else TimeInForce.GTC
-    cmd = NewOrder(account, spec.symbol, "", side, ord_type, tif=tif)
+    request = OrderRequest(
+        account, spec.symbol, "", side, ord_type, tif, client_order_id_optional=True
+    )
     if f.has("quoteOrderQty"):
         if ord_type != OrdType.MARKET:
             _fail(NOT_REQUIRED, "Parameter 'quoteOrderQty' sent when not required (MARKET only).")
         f.refuse("quantity", "quoteOrderQty is given")
-        amount = f.decimal("quoteOrderQty")
-        cmd.quote_qty = spec.notional_to_units(amount)
-        if cmd.quote_qty <= 0 or cmd.quote_qty > _MAX_INT:
-            _fail(INVALID_PARAM, f"Parameter 'quoteOrderQty' {amount} is out of range.")
+        request.quote_qty = f.decimal("quoteOrderQty")
     else:
-        cmd.qty = f.qty("quantity", spec)
+        request.qty = f.decimal("quantity")
     if market:
         f.refuse("price", f"{ord_type.name} orders take no limit price")
     else:
-        cmd.price = f.price("price", spec)
+        request.price = f.decimal("price")
     if ord_type in STOP_TYPES:
-        cmd.stop_price = f.price("stopPrice", spec)
+        request.stop_price = f.decimal("stopPrice")
     else:
         f.refuse("stopPrice", f"{ord_type.name} orders take no stop price")
-    if f.has("icebergQty"):
-        cmd.display_qty = f.qty("icebergQty", spec)
+    request.display_qty = f.optional_decimal("icebergQty")
     if tif == TimeInForce.GTD:
-        cmd.expire_time = f.integer("expireTime", minimum=1) * _NS_PER_MS
-        if cmd.expire_time > _MAX_INT:
+        request.expire_time = f.integer("expireTime", minimum=1) * _NS_PER_MS
+        if request.expire_time > _MAX_INT:
             _fail(INVALID_PARAM, "Parameter 'expireTime' is out of range.")
     else:
         f.refuse("expireTime", "only GTD orders expire at a given time")
-    cmd.client_order_id = f.text("clientOrderId", _CLIENT_ID, "")
+    request.client_order_id = f.text("clientOrderId", _ANY_ID, "")
     if f.has("stpMode"):
-        cmd.stp_mode = f.enum("stpMode", StpMode)
-    cmd.session = f.text("session", _SESSION, "")
-    return cmd
+        request.stp_mode = f.enum("stpMode", StpMode)
+    request.session = f.text("session", _SESSION, "")
+    return edge_call(f.edge.new_order, request)
 
 
 def cancel_order(f: Fields) -> CancelOrder:
-    """``DELETE /v1/orders``."""
+    """``DELETE /v1/orders``: by ``orderId`` or by the ``clientOrderId`` the order was given."""
     account = f.account()
     spec = f.symbol()
     order_id = f.integer("orderId", minimum=1, default=0)
-    clid = f.text("clientOrderId", _CLIENT_ID, "")
+    clid = f.text("clientOrderId", _ANY_ID, "")
     if not order_id and not clid:
         _fail(MANDATORY, "Param 'orderId' or 'clientOrderId' must be sent, but both were empty.")
-    return CancelOrder(account, spec.symbol, order_id, clid)
+    return edge_call(f.edge.cancel_order, account, spec.symbol, order_id, clid)
 
 
-def replace_order(f: Fields) -> ReplaceOrder:
-    """``PUT /v1/orders``: ``quantity`` is the new total quantity (filled part included)."""
+def replace_order(f: Fields, core: Core) -> ReplaceOrder:
+    """``PUT /v1/orders``: ``quantity`` is the new total quantity (filled part included);
+    what is not sent is kept. An order that is not live is refused by the core (journaled,
+    answered with ``ReplaceRejected``)."""
     account = f.account()
     spec = f.symbol()
     order_id = f.integer("orderId", minimum=1, default=0)
-    orig = f.text("origClientOrderId", _CLIENT_ID, "")
+    orig = f.text("origClientOrderId", _ANY_ID, "")
     if not order_id and not orig:
         _fail(
             MANDATORY, "Param 'orderId' or 'origClientOrderId' must be sent, but both were empty."
         )
-    clid = f.text("newClientOrderId", _CLIENT_ID, "")
-    qty = f.qty("quantity", spec)
-    price = f.price("price", spec) if f.has("price") else 0
-    stop = f.price("stopPrice", spec) if f.has("stopPrice") else 0
-    return ReplaceOrder(account, spec.symbol, order_id, orig, clid, qty, price, stop)
+    request = ReplaceRequest(
+        account,
+        spec.symbol,
+        order_id,
+        orig,
+        f.text("newClientOrderId", _ANY_ID, ""),
+        qty=f.optional_decimal("quantity"),
+        price=f.optional_decimal("price"),
+        stop_price=f.optional_decimal("stopPrice"),
+    )
+    if request.qty is None and request.price is None and request.stop_price is None:
+        _fail(
+            MANDATORY,
+            "Param 'quantity', 'price' or 'stopPrice' must be sent: a replace changes one.",
+        )
+    order = find_live(core, account, order_id, orig)
+    if order is None:
+        return edge_call(f.edge.replace_unknown, request)
+    return edge_call(f.edge.replace_order, order, request)
 
 
 def mass_cancel(f: Fields) -> MassCancel:
@@ -535,7 +547,7 @@ def make_app(venue: Venue) -> web.Application:
     app[_SETTLEMENT] = []
     app.router.add_post("/v1/orders", _command(new_order))
     app.router.add_delete("/v1/orders", _command(cancel_order))
-    app.router.add_put("/v1/orders", _command(replace_order))
+    app.router.add_put("/v1/orders", _command(lambda f: replace_order(f, venue.core)))
     app.router.add_post("/v1/mass-cancel", _command(mass_cancel))
     app.router.add_post("/v1/instruments/{symbol}/state", _command(set_state))
     app.router.add_post("/v1/instruments/{symbol}/reference-price", _command(reference_price))

@@ -31,6 +31,7 @@ from clearing.fees import FeeConfig, FeeConfigError, parse_fees
 from clearing.risk import AssetUnits
 from engine.instrument import InstrumentSpec, spec_from_decimals
 from engine.types import InstrumentState, StpMode
+from engine.units import Malformed, NotMultiple, OutOfRange, UnitScale
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -670,12 +671,13 @@ class _Table:
         units; returns the number of units."""
         number = self.decimal(key)
         try:
-            units, rest = divmod(number, step)
-        except DecimalException:
-            self.fail(key, f"{number} is too large or too precise for the {step_key} {step}")
-        if rest != 0:
+            count = UnitScale(step).parse(format(number, "f"), signed=True)
+        except OutOfRange:
+            self.fail(key, "too large: the value in integer units does not fit in 64 bits")
+        except NotMultiple:
             self.fail(key, f"{number} is not a multiple of the {step_key} {step}")
-        count = _fits(self, key, units)
+        except Malformed:
+            self.fail(key, f"{number} is too large or too precise for the {step_key} {step}")
         if count < minimum:
             if minimum_name:
                 self.fail(key, f"{number} is below {minimum_name}")

@@ -6,12 +6,13 @@
 - ``dictionary``: QuickFIX-format data dictionaries and the validation of every inbound message;
 - ``session``, ``store``, ``acceptor``: the session layer, its message store, the TCP/TLS
   acceptor;
-- ``application``, ``orders``, ``marketdata``, ``units``, ``mapping``: what runs behind the
-  sessions (order entry, drop copy, market data, the security list) and the conversions to the
-  engine's units and enumerations; ``echo``: the conformance profile's application.
+- ``application``, ``orders``, ``marketdata``, ``mapping``: what runs behind the sessions
+  (order entry, drop copy, market data, the security list) and the FIX values of the engine's
+  enumerations (units convert through ``engine.units``, requests through ``gateway.edge``);
+  ``echo``: the conformance profile's application.
 
 Imports nothing of the venue. The per-message modules (codec, dictionary, session, orders,
-units, timestamps) are compiled with the engine's mypyc build (``engine/_native.py``) and load
+timestamps) are compiled with the engine's mypyc build (``engine/_native.py``) and load
 compiled whenever the engine does.
 """
 

@@ -1,18 +1,18 @@
 """The venue's FIX values for the engine's enumerations (fix_specs/README.md, sections 3 and 5).
 
 One table per enumeration, used both ways by the order entry application and checked against
-the README and the dictionary by ``tests/test_fix_specs.py``.
+the README and the dictionary by ``tests/test_fix_specs.py``. Refusals map to FIX in the edge
+every door shares (``gateway.edge.refusals.FIX_REASONS``).
 """
 
 from __future__ import annotations
 
-from engine.types import CancelReason, OrderStatus, OrdType, RejectReason, TimeInForce
+from engine.types import CancelReason, OrderStatus, OrdType, TimeInForce
 
 __all__ = [
     "CANCEL_REASONS",
     "ORD_STATUS",
     "ORD_TYPES",
-    "REJECT_REASONS",
     "TIME_IN_FORCE",
 ]
 
@@ -58,36 +58,4 @@ CANCEL_REASONS: dict[CancelReason, str] = {
     CancelReason.TRIGGERED_OUTSIDE_BAND: "C",
     CancelReason.DISCONNECT: "4",
     CancelReason.ACCOUNT_FROZEN: "4",
-}
-#: engine RejectReason -> (OrdRejReason 103 on an ExecutionReport, CxlRejReason 102 on an
-#: OrderCancelReject).
-REJECT_REASONS: dict[RejectReason, tuple[str, str]] = {
-    RejectReason.UNKNOWN_INSTRUMENT: ("1", "1"),
-    RejectReason.INSTRUMENT_NOT_OPEN: ("2", "2"),
-    RejectReason.INSTRUMENT_HALTED: ("2", "2"),
-    RejectReason.KILL_SWITCH: ("0", "2"),
-    RejectReason.INVALID_QUANTITY: ("13", "99"),
-    RejectReason.QTY_NOT_LOT_MULTIPLE: ("13", "99"),
-    RejectReason.PRICE_NOT_TICK_MULTIPLE: ("18", "99"),
-    RejectReason.QTY_BELOW_MIN: ("13", "99"),
-    RejectReason.QTY_ABOVE_MAX: ("3", "99"),
-    RejectReason.NOTIONAL_BELOW_MIN: ("13", "99"),
-    RejectReason.PRICE_OUTSIDE_BAND: ("16", "99"),
-    RejectReason.INVALID_PRICE: ("11", "99"),
-    RejectReason.INVALID_STOP_PRICE: ("11", "99"),
-    RejectReason.WOULD_TRIGGER_IMMEDIATELY: ("99", "99"),
-    RejectReason.WOULD_TAKE: ("99", "99"),
-    RejectReason.DUPLICATE_CLIENT_ORDER_ID: ("6", "6"),
-    RejectReason.UNKNOWN_ORDER: ("5", "1"),
-    RejectReason.ORDER_NOT_REPLACEABLE: ("99", "99"),
-    RejectReason.INVALID_TIME_IN_FORCE: ("11", "99"),
-    RejectReason.EXPIRE_TIME_IN_PAST: ("4", "99"),
-    RejectReason.INVALID_DISPLAY_QTY: ("11", "99"),
-    RejectReason.REPLACE_QTY_NOT_ABOVE_FILLED: ("13", "99"),
-    RejectReason.INVALID_ORDER_TYPE: ("11", "99"),
-    RejectReason.INVALID_STP_MODE: ("11", "99"),
-    RejectReason.INSUFFICIENT_BALANCE: ("3", "99"),
-    RejectReason.ACCOUNT_NOT_ACTIVE: ("0", "2"),
-    RejectReason.NOT_PERMITTED: ("0", "2"),
-    RejectReason.INVALID_COMMAND: ("99", "99"),
 }

@@ -50,11 +50,11 @@ from engine.events import (
 )
 from engine.instrument import InstrumentSpec
 from engine.types import OrderStatus, Side
+from engine.units import UnitScale
 from gateway.fix.codec import FixMessage
 from gateway.fix.errors import FixCodecError
 from gateway.fix.session import BusinessRejectReason, Session
 from gateway.fix.timestamps import format_utc_timestamp
-from gateway.fix.units import UnitScale
 
 __all__ = ["MDReqRejReason", "MarketDataHandler", "SecurityRequestResult"]
 

@@ -62,12 +62,14 @@ from engine.types import (
     StpMode,
     TimeInForce,
 )
+from engine.units import UnitScale
+from gateway.edge.refusals import FIX_REASONS, Refusal
+from gateway.edge.requests import Edge, InstrumentUnits, OrderRequest, ReplaceRequest, find_live
 from gateway.fix.codec import FixMessage
 from gateway.fix.errors import TimestampError
-from gateway.fix.mapping import CANCEL_REASONS, ORD_STATUS, ORD_TYPES, REJECT_REASONS, TIME_IN_FORCE
+from gateway.fix.mapping import CANCEL_REASONS, ORD_STATUS, ORD_TYPES, TIME_IN_FORCE
 from gateway.fix.session import BusinessRejectReason, Session
 from gateway.fix.timestamps import format_utc_timestamp, parse_utc_timestamp
-from gateway.fix.units import Malformed, NotMultiple, UnitScale
 
 __all__ = ["OrderEntry", "SessionProfile", "VenuePort"]
 
@@ -154,15 +156,6 @@ class _Request:
     msg: FixMessage | None = None  # the request, for the fields a reject repeats
 
 
-class _Refusal(Exception):
-    """A request the gateway refuses before the engine sees it."""
-
-    def __init__(self, reason: RejectReason, text: str = "") -> None:
-        super().__init__(text or reason.name)
-        self.reason = reason
-        self.text = text or reason.name
-
-
 class _Business(Exception):
     """A request answered with a BusinessMessageReject."""
 
@@ -170,16 +163,6 @@ class _Business(Exception):
         super().__init__(text)
         self.reason = reason
         self.text = text
-
-
-class _Scales:
-    __slots__ = ("lot", "quote", "spec", "tick")
-
-    def __init__(self, spec: InstrumentSpec) -> None:
-        self.spec = spec
-        self.tick = UnitScale(spec.tick_size)
-        self.lot = UnitScale(spec.lot_size)
-        self.quote = UnitScale(spec.tick_size * spec.lot_size)
 
 
 class OrderEntry:
@@ -194,7 +177,8 @@ class OrderEntry:
         asset_decimals: Mapping[str, int] | None = None,
     ) -> None:
         self.venue = venue
-        self.scales = {spec.symbol: _Scales(spec) for spec in specs}
+        self.edge = Edge(specs, asset_decimals or {})
+        self.scales = self.edge.instruments
         self.profiles = profiles
         self.sessions = sessions
         self.asset_decimals = dict(asset_decimals or {})
@@ -281,7 +265,7 @@ class OrderEntry:
         request = _Request(session, b"D", cl_ord_id, side=side_raw, msg=msg)
         try:
             cmd = self._build_new_order(session, msg, account, symbol, side_raw, cl_ord_id)
-        except _Refusal as exc:
+        except Refusal as exc:
             self._send_reject(request, account, symbol, exc.reason, exc.text)
             return
         self._post(cmd, request)
@@ -295,12 +279,9 @@ class OrderEntry:
         side_raw: bytes,
         cl_ord_id: bytes,
     ) -> NewOrder:
-        scales = self.scales.get(symbol)
-        if scales is None:
-            raise _Refusal(RejectReason.UNKNOWN_INSTRUMENT)
         side = _SIDES.get(side_raw)
         if side is None:
-            raise _Refusal(RejectReason.INVALID_COMMAND, "Side must be 1 (buy) or 2 (sell)")
+            raise Refusal(RejectReason.INVALID_COMMAND, "Side must be 1 (buy) or 2 (sell)")
         ord_type = _ord_type(msg)
         get = msg.index().get
         qty_raw, cash_raw = get(38), get(152)
@@ -309,43 +290,40 @@ class OrderEntry:
                 BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING,
                 "exactly one of OrderQty (38) and CashOrderQty (152) is required",
             )
-        qty = _units(scales.lot, qty_raw, RejectReason.QTY_NOT_LOT_MULTIPLE)
-        quote_qty = _units(scales.quote, cash_raw, RejectReason.INVALID_QUANTITY)
-        price = _units(scales.tick, get(44), RejectReason.PRICE_NOT_TICK_MULTIPLE)
-        stop = _units(scales.tick, get(99), RejectReason.PRICE_NOT_TICK_MULTIPLE)
-        display = _units(scales.lot, get(111), RejectReason.QTY_NOT_LOT_MULTIPLE)
         tif_raw = get(59)
         tif = TimeInForce.GTC if tif_raw is None else _TIFS.get(tif_raw)
         if tif is None:
-            raise _Refusal(RejectReason.INVALID_TIME_IN_FORCE)
+            raise Refusal(RejectReason.INVALID_TIME_IN_FORCE)
         expire = 0
         expire_raw = get(126)
         if expire_raw is not None:
             try:
                 expire = parse_utc_timestamp(expire_raw)
             except TimestampError as exc:
-                raise _Refusal(RejectReason.EXPIRE_TIME_IN_PAST, str(exc)) from None
+                raise Refusal(RejectReason.EXPIRE_TIME_IN_PAST, str(exc)) from None
         stp_raw = get(25001)
         stp = StpMode.DEFAULT
         if stp_raw is not None:
             if not stp_raw.isdigit() or not 1 <= int(stp_raw) <= 5:
-                raise _Refusal(RejectReason.INVALID_STP_MODE)
+                raise Refusal(RejectReason.INVALID_STP_MODE)
             stp = StpMode(int(stp_raw))
-        return NewOrder(
-            account,
-            symbol,
-            cl_ord_id.decode("latin-1"),
-            side,
-            ord_type,
-            qty=qty,
-            price=price,
-            tif=tif,
-            stop_price=stop,
-            quote_qty=quote_qty,
-            display_qty=display,
-            expire_time=expire,
-            stp_mode=stp,
-            session=session.config.key,
+        return self.edge.new_order(
+            OrderRequest(
+                account,
+                symbol,
+                cl_ord_id.decode("latin-1"),
+                side,
+                ord_type,
+                tif,
+                qty=qty_raw,
+                quote_qty=cash_raw,
+                price=get(44),
+                stop_price=get(99),
+                display_qty=get(111),
+                expire_time=expire,
+                stp_mode=stp,
+                session=session.config.key,
+            )
         )
 
     def _order_request(
@@ -377,56 +355,37 @@ class OrderEntry:
         request, account, symbol = self._order_request(session, profile, msg)
         cl_ord_id = request.cl_ord_id
         order = self._find_live(account, request.order_id, request.orig_cl_ord_id)
-        if order is None or order.instrument != symbol:
-            self._cancel_reject(request, b"2", RejectReason.UNKNOWN_ORDER, account)
-            return
-        request.order_id = b"%d" % order.order_id
-        scales = self.scales[symbol]
+        if order is not None:
+            request.order_id = b"%d" % order.order_id
         try:
-            if msg.get(54) not in (None, _SIDE_BYTES[order.side]):
-                raise _Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "Side cannot change")
-            if msg.get(40) not in (None, _ORD_TYPE_BYTES[order.ord_type]):
-                raise _Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "OrdType cannot change")
-            if msg.get(59) not in (None, _TIF_BYTES[order.tif]):
-                raise _Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "TimeInForce cannot change")
-            qty = _units(scales.lot, msg.get(38), RejectReason.QTY_NOT_LOT_MULTIPLE) or order.qty
-            price_raw = msg.get(44)
-            price = (
-                order.price
-                if price_raw is None
-                else _units(scales.tick, price_raw, RejectReason.PRICE_NOT_TICK_MULTIPLE)
+            if order is not None:
+                if msg.get(54) not in (None, _SIDE_BYTES[order.side]):
+                    raise Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "Side cannot change")
+                if msg.get(40) not in (None, _ORD_TYPE_BYTES[order.ord_type]):
+                    raise Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "OrdType cannot change")
+                if msg.get(59) not in (None, _TIF_BYTES[order.tif]):
+                    raise Refusal(RejectReason.ORDER_NOT_REPLACEABLE, "TimeInForce cannot change")
+            replace = ReplaceRequest(
+                account,
+                symbol,
+                order.order_id if order is not None else 0,
+                request.orig_cl_ord_id.decode("latin-1"),
+                cl_ord_id.decode("latin-1"),
+                qty=msg.get(38),
+                price=msg.get(44),
+                stop_price=msg.get(99),
             )
-            stop_raw = msg.get(99)
-            ext = order.ext
-            stop = (
-                (ext.stop_price if ext is not None else 0)
-                if stop_raw is None
-                else _units(scales.tick, stop_raw, RejectReason.PRICE_NOT_TICK_MULTIPLE)
-            )
-        except _Refusal as exc:
+            cmd = self.edge.replace_order(order, replace)
+        except Refusal as exc:
             self._cancel_reject(request, b"2", exc.reason, account, exc.text, order)
             return
-        cmd = ReplaceOrder(
-            account,
-            symbol,
-            order.order_id,
-            order.client_order_id,
-            cl_ord_id.decode("latin-1"),
-            qty,
-            price,
-            stop,
-        )
         self._post(cmd, request)
 
     def _find_live(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> Order | None:
-        core = self.venue.core
-        if order_id_raw:
-            return core.order(account, int(order_id_raw)) if order_id_raw.isdigit() else None
-        clids = core.clids.get(account)
-        if clids is None or not cl_ord_id:
+        if order_id_raw and not order_id_raw[:19].isdigit():
             return None
-        order: Order | None = clids.get(cl_ord_id.decode("latin-1"))
-        return order
+        order_id = int(order_id_raw[:19]) if order_id_raw else 0
+        return find_live(self.venue.core, account, order_id, cl_ord_id.decode("latin-1"))
 
     def _status(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
         account = self._account(profile, msg)
@@ -913,7 +872,7 @@ class OrderEntry:
         )
 
     @staticmethod
-    def _static(view: _OrderView, scales: _Scales) -> bytes:
+    def _static(view: _OrderView, scales: InstrumentUnits) -> bytes:
         ord_type, exec_inst, take_profit = ORD_TYPES[view.ord_type]
         parts = [
             b"1=%d\x0155=%b\x0154=%b\x0140=%b\x0159=%b\x01"
@@ -948,7 +907,7 @@ class OrderEntry:
         exec_id: bytes = b"",
         ts: int = 0,
     ) -> None:
-        ord_rej = REJECT_REASONS.get(reason, ("99", "99"))[0].encode()
+        ord_rej = FIX_REASONS.get(reason, ("99", "99"))[0].encode()
         parts = [
             b"37=NONE\x0111=%b\x0117=%b\x01150=8\x0139=8\x011=%d\x0155=%b\x0154=%b\x01"
             % (
@@ -980,7 +939,7 @@ class OrderEntry:
         text: str = "",
         order: Order | None = None,
     ) -> None:
-        cxl = REJECT_REASONS.get(reason, ("99", "99"))[1].encode()
+        cxl = FIX_REASONS.get(reason, ("99", "99"))[1].encode()
         status = b"8"
         order_id = request.order_id or b"NONE"
         if order is None and request.order_id.isdigit():
@@ -1049,33 +1008,22 @@ def _ord_type(msg: FixMessage) -> OrdType:
     take_profit = msg.get(25002) == b"Y"
     if raw == b"2":
         if take_profit:
-            raise _Refusal(RejectReason.INVALID_ORDER_TYPE, "TakeProfit needs OrdType 3 or 4")
+            raise Refusal(RejectReason.INVALID_ORDER_TYPE, "TakeProfit needs OrdType 3 or 4")
         return OrdType.LIMIT_MAKER if post_only else OrdType.LIMIT
     if post_only:
-        raise _Refusal(RejectReason.INVALID_ORDER_TYPE, "ExecInst 6 needs OrdType 2")
+        raise Refusal(RejectReason.INVALID_ORDER_TYPE, "ExecInst 6 needs OrdType 2")
     if raw == b"1":
         if take_profit:
-            raise _Refusal(RejectReason.INVALID_ORDER_TYPE, "TakeProfit needs OrdType 3 or 4")
+            raise Refusal(RejectReason.INVALID_ORDER_TYPE, "TakeProfit needs OrdType 3 or 4")
         return OrdType.MARKET
     if raw == b"3":
         return OrdType.TAKE_PROFIT if take_profit else OrdType.STOP_LOSS
     if raw == b"4":
         return OrdType.TAKE_PROFIT_LIMIT if take_profit else OrdType.STOP_LOSS_LIMIT
-    raise _Refusal(RejectReason.INVALID_ORDER_TYPE)
+    raise Refusal(RejectReason.INVALID_ORDER_TYPE)
 
 
-def _units(scale: UnitScale, raw: bytes | None, off_step: RejectReason) -> int:
-    if raw is None:
-        return 0
-    try:
-        return scale.to_units(raw)
-    except NotMultiple as exc:
-        raise _Refusal(off_step, f"{off_step.name}: {exc}") from None
-    except Malformed as exc:
-        raise _Refusal(RejectReason.INVALID_COMMAND, str(exc)) from None
-
-
-def _avg_px(view: _OrderView, scales: _Scales) -> bytes:
+def _avg_px(view: _OrderView, scales: InstrumentUnits) -> bytes:
     if not view.cum_qty:
         return b"0"
     if view.notional % view.cum_qty == 0:
