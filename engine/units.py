@@ -5,8 +5,8 @@ Inside the venue prices are ticks, quantities lots, quote amounts tick-lots
 the configuration and the reports convert through :class:`UnitScale`, exactly and never
 rounding: a value that is not a whole number of steps is refused (:class:`NotMultiple`), and a
 value that is not a plain decimal (digits, at most one ``.``, a leading ``-`` only where the
-caller allows it, no exponent, at most :data:`MAX_DIGITS` digits) is :class:`Malformed`.
-Integer arithmetic on the digits only: ``Decimal`` costs several microseconds per value on the
+caller allows it, no exponent) is :class:`Malformed`; one of more than :data:`MAX_DIGITS`
+whole digits is :class:`OutOfRange` before any conversion. Integer arithmetic on the digits only: ``Decimal`` costs several microseconds per value on the
 hot path, and a bound on the digits keeps a hostile value from costing more.
 """
 
@@ -17,8 +17,9 @@ from decimal import Decimal
 __all__ = ["MAX_DIGITS", "Malformed", "NotMultiple", "OutOfRange", "UnitScale"]
 
 _MAX_UNITS = 2**63 - 1
-#: Longest decimal accepted, digits on both sides of the point: 2**63 has 19 digits, and a
-#: step as small as 1e-18 needs as many decimals.
+#: Significant whole digits beyond which a value is out of range whatever the step (a step of up
+#: to 10**20 keeps 2**63 - 1 units within it): checked before any conversion, so a value of
+#: thousands of digits costs nothing and never reaches ``int`` (which refuses over 4,300).
 MAX_DIGITS = 40
 
 
@@ -58,28 +59,29 @@ class UnitScale:
 
     def to_units(self, value: bytes, *, signed: bool = False) -> int:
         """Whole steps in ``value``; :class:`Malformed` or :class:`NotMultiple` otherwise."""
-        if len(value) > MAX_DIGITS + 2:
-            raise Malformed(f"more than {MAX_DIGITS} digits: {value[:32]!r}...")
         if signed and value[:1] == b"-":
             return -self.to_units(value[1:])
         whole, dot, fraction = value.partition(b".")
         if not (whole.isdigit() or (dot and not whole)) or (dot and not fraction.isdigit()):
             raise Malformed(f"not a plain decimal: {value[:32]!r}")
+        whole = whole.lstrip(b"0")
+        if len(whole) > MAX_DIGITS:
+            raise OutOfRange(f"{_short(value)} is out of range")
         decimals = self.decimals
         extra = fraction[decimals:]
         if extra and extra.strip(b"0"):
             raise NotMultiple(
-                f"{value.decode('latin-1')} has more decimals than {format(self.step, 'f')}"
+                f"{_short(value)} has more decimals than {format(self.step, 'f')}"
             )
         fraction = fraction[:decimals]
         scaled = int((whole or b"0") + fraction + b"0" * (decimals - len(fraction)))
         units, rest = divmod(scaled, self.step_scaled)
         if rest:
             raise NotMultiple(
-                f"{value.decode('latin-1')} is not a multiple of {format(self.step, 'f')}"
+                f"{_short(value)} is not a multiple of {format(self.step, 'f')}"
             )
         if units > _MAX_UNITS:
-            raise OutOfRange(f"{value.decode('latin-1')} is out of range")
+            raise OutOfRange(f"{_short(value)} is out of range")
         return units
 
     def text(self, units: int) -> str:
@@ -95,3 +97,9 @@ class UnitScale:
         sign = b"-" if scaled < 0 else b""
         digits = b"%0*d" % (decimals + 1, abs(scaled))
         return sign + digits[:-decimals] + b"." + digits[-decimals:]
+
+
+def _short(value: bytes) -> str:
+    """``value`` for a refusal's text, cut so that a long one does not fill the report."""
+    text = value[:40].decode("latin-1")
+    return text if len(value) <= 40 else text + "..."
