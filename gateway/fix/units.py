@@ -14,6 +14,10 @@ from decimal import Decimal
 __all__ = ["Malformed", "NotMultiple", "UnitScale"]
 
 _MAX_UNITS = 2**63 - 1
+#: Significant whole digits beyond which a value is out of range whatever the step (a step of up
+#: to 10**20 keeps 2**63 - 1 units within it): checked before any conversion, so a value of
+#: thousands of digits costs nothing and never reaches ``int`` (which refuses over 4,300).
+_MAX_WHOLE_DIGITS = 40
 
 
 class Malformed(ValueError):
@@ -44,17 +48,20 @@ class UnitScale:
         whole, dot, fraction = value.partition(b".")
         if not (whole.isdigit() or (dot and not whole)) or (dot and not fraction.isdigit()):
             raise Malformed(f"not a plain decimal: {value[:32]!r}")
+        whole = whole.lstrip(b"0")
+        if len(whole) > _MAX_WHOLE_DIGITS:
+            raise NotMultiple(f"{_short(value)} is out of range")
         decimals = self.decimals
         extra = fraction[decimals:]
         if extra and extra.strip(b"0"):
-            raise NotMultiple(f"{value.decode('latin-1')} has more decimals than {self.step}")
+            raise NotMultiple(f"{_short(value)} has more decimals than {self.step}")
         fraction = fraction[:decimals]
         scaled = int((whole or b"0") + fraction + b"0" * (decimals - len(fraction)))
         units, rest = divmod(scaled, self.step_scaled)
         if rest:
-            raise NotMultiple(f"{value.decode('latin-1')} is not a multiple of {self.step}")
+            raise NotMultiple(f"{_short(value)} is not a multiple of {self.step}")
         if units > _MAX_UNITS:
-            raise NotMultiple(f"{value.decode('latin-1')} is out of range")
+            raise NotMultiple(f"{_short(value)} is out of range")
         return units
 
     def format(self, units: int) -> bytes:
@@ -66,3 +73,9 @@ class UnitScale:
         sign = b"-" if scaled < 0 else b""
         digits = b"%0*d" % (decimals + 1, abs(scaled))
         return sign + digits[:-decimals] + b"." + digits[-decimals:]
+
+
+def _short(value: bytes) -> str:
+    """``value`` for a refusal's text, cut so that a long one does not fill the report."""
+    text = value[:40].decode("latin-1")
+    return text if len(value) <= 40 else text + "..."
