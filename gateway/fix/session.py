@@ -21,6 +21,12 @@ it in ``tests/test_fix_conformance.py``):
   a disconnect after 2.4;
 - Logout handshake, with a disconnect when the answer does not come within ``logout_timeout_s``.
 
+Stricter than QuickFIX where a silent close or a Reject would leave the counterparty guessing: a
+message without MsgSeqNum ends the session with a Logout saying so, a Logon whose SendingTime is
+out of range or whose HeartBtInt is negative gets a Logout saying why before the disconnect, and
+a SequenceReset to a number the store cannot hold is rejected (373=5 on field 36) without moving
+anything.
+
 The session never touches a socket: the connection gives it ``write`` and ``close`` callables
 (:meth:`attach`) and feeds it parsed messages and timer ticks. That keeps it testable without
 I/O and lets one event loop turn batch all writes.
