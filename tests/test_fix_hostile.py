@@ -13,6 +13,8 @@ import dataclasses
 import logging
 import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -768,3 +770,31 @@ def test_fuzz_mutated_groups_never_break_the_session_layer(
 
     run(body, timeout=240)
     _no_traceback(caplog)
+
+
+# -- the native build under CI ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ci", "status"), [("1", 1), ("", 0)])
+def test_a_failed_native_build_fails_only_under_ci(tmp_path: Path, ci: str, status: int) -> None:
+    """scripts/lib.sh's ensure_native, with a Python whose native build fails: under CI the
+    compiled build is what is being tested, so the failure must not fall back silently."""
+    root = Path(__file__).resolve().parent.parent
+    fake = tmp_path / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(
+        f'#!/bin/sh\\nif [ "$1" = scripts/build_native.py ]; then exit 1; fi\\n'
+        f'exec {sys.executable} "$@"\\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "CI": ci}
+    result = subprocess.run(
+        ["bash", "-c", f"source {root / 'scripts' / 'lib.sh'} && ensure_native"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == status, result.stderr
