@@ -6,8 +6,9 @@ the configuration and the reports convert through :class:`UnitScale`, exactly an
 rounding: a value that is not a whole number of steps is refused (:class:`NotMultiple`), and a
 value that is not a plain decimal (digits, at most one ``.``, a leading ``-`` only where the
 caller allows it, no exponent) is :class:`Malformed`; one of more than :data:`MAX_DIGITS`
-whole digits is :class:`OutOfRange` before any conversion. Integer arithmetic on the digits only: ``Decimal`` costs several microseconds per value on the
-hot path, and a bound on the digits keeps a hostile value from costing more.
+whole digits is :class:`OutOfRange` before any conversion. Integer arithmetic on the digits
+only: ``Decimal`` costs several microseconds per value on the hot path, and the bound on the
+digits keeps a hostile value from costing more.
 """
 
 from __future__ import annotations
@@ -70,16 +71,12 @@ class UnitScale:
         decimals = self.decimals
         extra = fraction[decimals:]
         if extra and extra.strip(b"0"):
-            raise NotMultiple(
-                f"{_short(value)} has more decimals than {format(self.step, 'f')}"
-            )
+            raise NotMultiple(f"{_short(value)} has more decimals than {format(self.step, 'f')}")
         fraction = fraction[:decimals]
         scaled = int((whole or b"0") + fraction + b"0" * (decimals - len(fraction)))
         units, rest = divmod(scaled, self.step_scaled)
         if rest:
-            raise NotMultiple(
-                f"{_short(value)} is not a multiple of {format(self.step, 'f')}"
-            )
+            raise NotMultiple(f"{_short(value)} is not a multiple of {format(self.step, 'f')}")
         if units > _MAX_UNITS:
             raise OutOfRange(f"{_short(value)} is out of range")
         return units

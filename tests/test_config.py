@@ -400,3 +400,16 @@ def test_relative_sqlite_ledger_url_is_made_absolute(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.ledger is not None
     assert config.ledger.url == f"sqlite:///{Path.cwd() / 'books/ledger.db'}"
+
+
+def test_fix_garbled_limit_is_configurable_and_bounded(tmp_path: Path) -> None:
+    from venue.config import DEFAULT_CONFIG_PATH, ConfigError, parse_config
+
+    text = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+    config = parse_config(text, "venue.toml")
+    assert config.fix is not None and config.fix.max_garbled_per_minute == 20
+    changed = text.replace("max_garbled_per_minute = 20", "max_garbled_per_minute = 0")
+    off = parse_config(changed, "venue.toml")
+    assert off.fix is not None and off.fix.max_garbled_per_minute == 0
+    with pytest.raises(ConfigError, match="max_garbled_per_minute"):
+        parse_config(text.replace("max_garbled_per_minute = 20", "max_garbled_per_minute = -1"))

@@ -127,6 +127,7 @@ class FixConfig:
     max_connections: int
     max_connections_per_ip: int
     max_logon_failures_per_minute: int  # per source address; then closed for the minute
+    max_garbled_per_minute: int  # per logged-on session; then logged out (0: never)
     max_latency_s: int  # SendingTime accuracy; 0: not checked
     min_heartbeat_s: int  # HeartBtInt a Logon may ask for, at least
     max_heartbeat_s: int  # and at most
@@ -417,6 +418,7 @@ def _fix(root: _Table) -> FixConfig:
         store_fsync=table.optional_boolean("store_fsync", False),
         max_connections=table.optional_integer("max_connections", 256, 1, 65_535),
         max_connections_per_ip=table.optional_integer("max_connections_per_ip", 20, 1, 65_535),
+        max_garbled_per_minute=table.optional_integer("max_garbled_per_minute", 20, 0, 1_000_000),
         max_logon_failures_per_minute=table.optional_integer(
             "max_logon_failures_per_minute", 5, 1, 10_000
         ),

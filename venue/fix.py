@@ -233,6 +233,7 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
         max_connections=config.max_connections,
         max_connections_per_ip=config.max_connections_per_ip,
         max_logon_failures_per_minute=config.max_logon_failures_per_minute,
+        max_garbled_per_minute=config.max_garbled_per_minute,
     )
     reported = None
     if store_dir is not None and venue_app is not None:

@@ -15,6 +15,12 @@ Limits: ``max_connections`` open sockets in all and ``max_connections_per_ip`` f
 (more are closed at once), a Logon within ``logon_timeout_s``, ``max_body_length`` per message,
 and an address whose Logons were refused ``max_logon_failures_per_minute`` times in the last
 minute is closed at once until that minute has passed.
+
+Garbage costs its sender, not the venue or the other sessions: input is parsed ``READ_SLICE``
+bytes at a time, so a connection that is being dropped stops costing at once; a session that
+sends ``max_garbled_per_minute`` garbled messages (or garbled stretches) within a minute is ended
+with a Logout; and garbled input is logged at most once a second per connection, with the number
+left unlogged.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ __all__ = ["FixAcceptor"]
 log = logging.getLogger("gateway.fix.acceptor")
 
 TICK_S = 0.1
+#: Input is parsed this many bytes at a time (the loop reads up to 256 KiB at once).
+READ_SLICE = 8192
+#: Seconds between two log lines about one connection's garbled input.
+GARBLED_LOG_INTERVAL_S = 1.0
 
 
 class FixAcceptor:
@@ -54,10 +64,13 @@ class FixAcceptor:
         logon_timeout_s: float = 10.0,
         max_connections_per_ip: int = 20,
         max_logon_failures_per_minute: int = 5,
+        max_garbled_per_minute: int = 20,
         after_flush: Callable[[], None] | None = None,
     ) -> None:
         """``after_flush`` runs after every periodic flush of the stores (and at stop): what
-        the stores now hold can be recorded as reported."""
+        the stores now hold can be recorded as reported. ``max_garbled_per_minute``: a logged-on
+        session sending that many garbled messages within 60 s is logged out and disconnected
+        (0: never)."""
         self.sessions: dict[tuple[bytes, bytes, bytes], Session] = {}
         for session in sessions:
             cfg = session.config
@@ -77,6 +90,7 @@ class FixAcceptor:
         self.logon_timeout_s = logon_timeout_s
         self.max_connections_per_ip = max_connections_per_ip
         self.max_logon_failures_per_minute = max_logon_failures_per_minute
+        self.max_garbled_per_minute = max_garbled_per_minute
         self.after_flush = after_flush
         self.connections: set[_Connection] = set()
         self._per_ip: dict[str, int] = {}
@@ -173,6 +187,9 @@ class _Connection(asyncio.Protocol):
         self._counted = False
         self.peer = "?"
         self.ip = "?"
+        self._garbled_times: deque[float] = deque()  # of the last garbled items, for the limit
+        self._garbled_logged_at = -GARBLED_LOG_INTERVAL_S
+        self._garbled_unlogged = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -199,7 +216,16 @@ class _Connection(asyncio.Protocol):
         self._counted = True
 
     def data_received(self, data: bytes) -> None:
-        for item in self.parser.feed(data):
+        # In slices: a connection found hostile stops costing before the rest of a large read.
+        for start in range(0, len(data), READ_SLICE):
+            if self._closing:
+                return
+            self._received(data[start : start + READ_SLICE] if len(data) > READ_SLICE else data)
+
+    def _received(self, data: bytes) -> None:
+        parser = self.parser
+        before = parser.garbled_count
+        for item in parser.feed(data):
             if self._closing:
                 return
             session = self.session
@@ -208,13 +234,47 @@ class _Connection(asyncio.Protocol):
                     log.info("%s: garbled first message (%s): closing", self.peer, item.reason)
                     self.close()
                 else:
-                    log.warning("%s: garbled message ignored: %s", session.config.key, item.reason)
+                    # the first item of the feed takes the count of all (runs are merged)
+                    self._garbled(session, item, parser.garbled_count - before)
+                    before = parser.garbled_count
                 continue
             if session is None:
                 session = self._bind(item)
                 if session is None:
                     return
             session.on_message(item)
+
+    def _garbled(self, session: Session, item: Garbled, count: int) -> None:
+        """Ignore ``count`` garbled messages (``item``: one or a run of them); log them (at most
+        once a second); end the session when it sent too many within a minute."""
+        now = time.monotonic()
+        if now - self._garbled_logged_at >= GARBLED_LOG_INTERVAL_S:
+            more = self._garbled_unlogged
+            log.warning(
+                "%s: %d garbled message(s) ignored: %s (%d bytes)%s",
+                session.config.key,
+                count,
+                item.reason,
+                len(item.raw),
+                f"; {more} more since the last report" if more else "",
+            )
+            self._garbled_logged_at = now
+            self._garbled_unlogged = 0
+        else:
+            self._garbled_unlogged += count
+        limit = self.acceptor.max_garbled_per_minute
+        if not limit:
+            return
+        times = self._garbled_times
+        times.extend([now] * min(count, limit))
+        while times and times[0] < now - 60.0:
+            times.popleft()
+        if len(times) >= limit:
+            text = f"Too many garbled messages: {len(times)} within a minute"
+            log.warning("%s: %s: logging out", session.config.key, text)
+            if session.logged_on and not session.sent_logout:
+                session.logout(text)
+            self.close()
 
     def _bind(self, msg: FixMessage) -> Session | None:
         if msg.msg_type != b"A":

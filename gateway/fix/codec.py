@@ -5,7 +5,10 @@ Parsing (:class:`FixParser`) is incremental over a TCP byte stream. A frame is
 bytes, counted from after the SOH that ends field 9 up to and including the SOH before ``10=``,
 and NNN is the sum of every byte before ``10=`` modulo 256, in three digits. Anything else is
 reported as a :class:`Garbled` item and skipped by resynchronising on the next ``8=FIX``, so a
-valid message following garbage is never lost.
+valid message following garbage is never lost. Garbage costs its sender, not the venue: the next
+place a frame could start is found by C-level searches (a ``8=FIX`` with ``SOH 9=`` within reach),
+never byte by byte or marker by marker, and garbled stretches that follow one another come out
+as one item.
 
 Values are bytes; tags are integers. A frame whose length and checksum are right is a message
 even when a field in it is not: an empty value, or a tag of 0 or below, comes through as it is,
@@ -261,7 +264,17 @@ class FixParser:
     Garbage outside frames is skipped up to the next ``8=FIX``.
     """
 
-    __slots__ = ("_any_begin_string", "_buf", "_max_body_length", "_prefix", "_start_marker")
+    __slots__ = (
+        "_any_begin_string",
+        "_buf",
+        "_garbled_end",
+        "_garbled_reason",
+        "_garbled_start",
+        "_max_body_length",
+        "_prefix",
+        "_start_marker",
+        "garbled_count",
+    )
 
     def __init__(
         self,
@@ -278,6 +291,13 @@ class FixParser:
         self._max_body_length = max_body_length
         self._any_begin_string = any_begin_string
         self._buf = bytearray()
+        # The run of garbled stretches not yet reported: one item for all of them.
+        self._garbled_reason = ""
+        self._garbled_start = -1
+        self._garbled_end = -1
+        #: Garbled frames and stretches of garbage found so far, before runs are merged into one
+        #: item: what a limit on a counterparty's garbled messages counts.
+        self.garbled_count = 0
 
     @property
     def buffered(self) -> int:
@@ -300,6 +320,10 @@ class FixParser:
                 if version_end < 0 or version_end + 3 > n:
                     if n - pos < _MAX_BEGIN_STRING:
                         break  # BeginString still arriving
+                    pos = self._garbled(out, pos, "BeginString (8) malformed")
+                    continue
+                if buf.find(b"=", pos + 2, version_end) >= 0:
+                    # "8=FIX8=FIX.4.4": no BeginString holds "=", a frame may start later on
                     pos = self._garbled(out, pos, "BeginString (8) malformed")
                     continue
                 if buf.startswith(b"9=", version_end + 1):
@@ -357,6 +381,7 @@ class FixParser:
                         out, pos, frame_end, "MsgType (35) is not the third field"
                     )
                     continue
+                self._flush_garbled(out)
                 out.append(FixMessage(fields, frame))
                 pos = frame_end
                 continue
@@ -366,13 +391,12 @@ class FixParser:
                 pos = self._garbled(out, pos, "wrong BeginString (8)")
                 continue
             # garbage up to the next frame start
-            nxt = buf.find(marker, pos)
-            if nxt < 0:
-                nxt = n - _partial_marker(buf, marker)
-                if nxt == pos:
-                    break
-            out.append(Garbled("no frame start", bytes(buf[pos:nxt])))
+            nxt = self._next_start(pos)
+            if nxt == pos:
+                break
+            self._add_garbled(out, "no frame start", pos, nxt)
             pos = nxt
+        self._flush_garbled(out)
         if pos:
             del buf[:pos]
         return out
@@ -381,19 +405,50 @@ class FixParser:
         self, out: list[FixMessage | Garbled], pos: int, end: int, reason: str
     ) -> int:
         """Report the framed bytes ``pos:end`` as garbled; the new position."""
-        out.append(Garbled(reason, bytes(self._buf[pos:end])))
+        self._add_garbled(out, reason, pos, end)
         return end
 
     def _garbled(self, out: list[FixMessage | Garbled], pos: int, reason: str) -> int:
         """Report the frame at ``pos`` as garbled up to the next frame start; the new position."""
-        buf = self._buf
-        marker = self._start_marker
-        nxt = buf.find(marker, pos + 1)
-        if nxt < 0:
-            nxt = len(buf) - _partial_marker(buf, marker)
-            nxt = max(nxt, pos + 1)
-        out.append(Garbled(reason, bytes(buf[pos:nxt])))
+        nxt = max(self._next_start(pos + 1), pos + 1)
+        self._add_garbled(out, reason, pos, nxt)
         return nxt
+
+    def _next_start(self, start: int) -> int:
+        """The first place at or after ``start`` where a frame could begin, or where the rest of
+        the stream could still make one (the end, less a partial ``8=FIX``).
+
+        A frame begins with ``8=FIX``, its BeginString and ``SOH 9=`` within
+        ``_MAX_BEGIN_STRING`` bytes: a marker further than that before the next ``SOH 9=`` can
+        never be one. Skipping those in one search keeps a stream of repeated ``8=FIX`` as cheap
+        as any other garbage (it was one loop turn and one item per five bytes)."""
+        buf = self._buf
+        n = len(buf)
+        marker = self._start_marker
+        body = buf.find(b"\x019=", start)
+        reach = (n if body < 0 else body) - _MAX_BEGIN_STRING - 3
+        nxt = buf.find(marker, max(start, reach))
+        if nxt < 0:
+            nxt = max(n - _partial_marker(buf, marker), start)
+        return nxt
+
+    def _add_garbled(
+        self, out: list[FixMessage | Garbled], reason: str, pos: int, end: int
+    ) -> None:
+        """Report ``pos:end`` as garbled: with the stretch before when it follows it (the run is
+        copied out once, when it ends), else as a new item."""
+        self.garbled_count += 1
+        if self._garbled_start >= 0 and self._garbled_end == pos:
+            self._garbled_end = end
+            return
+        self._flush_garbled(out)
+        self._garbled_reason, self._garbled_start, self._garbled_end = reason, pos, end
+
+    def _flush_garbled(self, out: list[FixMessage | Garbled]) -> None:
+        start = self._garbled_start
+        if start >= 0:
+            out.append(Garbled(self._garbled_reason, bytes(self._buf[start : self._garbled_end])))
+            self._garbled_start = self._garbled_end = -1
 
 
 def _partial_marker(buf: bytearray, marker: bytes) -> int:

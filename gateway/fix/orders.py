@@ -82,6 +82,8 @@ _TIF_BYTES = {k: v.encode() for k, v in TIME_IN_FORCE.items()}
 _STATUS_BYTES = {k: v.encode() for k, v in ORD_STATUS.items()}
 _ORD_TYPE_BYTES = {k: v[0].encode() for k, v in ORD_TYPES.items()}
 _MAX_AFFECTED_LISTED = 500
+#: Digits of a numeric identifier beyond which it names nothing (ids are below 2**63).
+_MAX_ID_DIGITS = 19
 
 
 class VenuePort(Protocol):
@@ -233,12 +235,13 @@ class OrderEntry:
                     "Account (1) is required: the session may use several accounts",
                 )
             return account
-        if not raw.isdigit() or int(raw) not in profile.accounts:
+        account = _id_number(raw)
+        if not account or account not in profile.accounts:
             raise _Business(
                 BusinessRejectReason.NOT_AUTHORIZED,
-                f"account {raw.decode('latin-1')} is not entitled to this session",
+                f"account {raw[:40].decode('latin-1')} is not entitled to this session",
             )
-        return int(raw)
+        return account
 
     def _post(self, cmd: Command, request: _Request) -> None:
         """Queue ``cmd`` for the venue; a BusinessMessageReject 380=4 when it cannot take it.
@@ -304,7 +307,7 @@ class OrderEntry:
         stp_raw = get(25001)
         stp = StpMode.DEFAULT
         if stp_raw is not None:
-            if not stp_raw.isdigit() or not 1 <= int(stp_raw) <= 5:
+            if len(stp_raw) != 1 or not stp_raw.isdigit() or not 1 <= int(stp_raw) <= 5:
                 raise Refusal(RejectReason.INVALID_STP_MODE)
             stp = StpMode(int(stp_raw))
         return self.edge.new_order(
@@ -344,7 +347,7 @@ class OrderEntry:
     def _cancel(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
         request, account, symbol = self._order_request(session, profile, msg)
         order_id_raw, orig = request.order_id, request.orig_cl_ord_id
-        order_id = int(order_id_raw) if order_id_raw.isdigit() else 0
+        order_id = _id_number(order_id_raw)
         if order_id_raw and not order_id:
             self._cancel_reject(request, b"1", RejectReason.UNKNOWN_ORDER, account)
             return
@@ -382,9 +385,9 @@ class OrderEntry:
         self._post(cmd, request)
 
     def _find_live(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> Order | None:
-        if order_id_raw and not order_id_raw[:19].isdigit():
+        order_id = _id_number(order_id_raw) if order_id_raw else 0
+        if order_id_raw and not order_id:
             return None
-        order_id = int(order_id_raw[:19]) if order_id_raw else 0
         return find_live(self.venue.core, account, order_id, cl_ord_id.decode("latin-1"))
 
     def _status(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
@@ -405,7 +408,7 @@ class OrderEntry:
 
     def _find_view(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> _OrderView | None:
         if order_id_raw.isdigit():
-            view = self._orders.get(int(order_id_raw))
+            view = self._orders.get(_id_number(order_id_raw))
             return view if view is not None and view.account == account else None
         text = cl_ord_id.decode("latin-1")
         for view in self._orders.values():
@@ -943,7 +946,7 @@ class OrderEntry:
         status = b"8"
         order_id = request.order_id or b"NONE"
         if order is None and request.order_id.isdigit():
-            view = self._orders.get(int(request.order_id))
+            view = self._orders.get(_id_number(request.order_id))
             if view is not None:
                 status = _STATUS_BYTES[view.status]
         elif order is not None:
@@ -1021,6 +1024,15 @@ def _ord_type(msg: FixMessage) -> OrdType:
     if raw == b"4":
         return OrdType.TAKE_PROFIT_LIMIT if take_profit else OrdType.STOP_LOSS_LIMIT
     raise Refusal(RejectReason.INVALID_ORDER_TYPE)
+
+
+def _id_number(raw: bytes) -> int:
+    """A numeric identifier (Account, OrderID) as an int, or 0 when it is not one: the digits
+    are bounded first, so that thousands of them never reach ``int`` (which refuses them)."""
+    digits = raw.lstrip(b"0")
+    if not raw.isdigit() or len(digits) > _MAX_ID_DIGITS:
+        return 0
+    return int(digits or b"0")
 
 
 def _avg_px(view: _OrderView, scales: InstrumentUnits) -> bytes:

@@ -21,6 +21,12 @@ it in ``tests/test_fix_conformance.py``):
   a disconnect after 2.4;
 - Logout handshake, with a disconnect when the answer does not come within ``logout_timeout_s``.
 
+Stricter than QuickFIX where a silent close or a Reject would leave the counterparty guessing: a
+message without MsgSeqNum ends the session with a Logout saying so, a Logon whose SendingTime is
+out of range or whose HeartBtInt is negative gets a Logout saying why before the disconnect, and
+a SequenceReset to a number the store cannot hold is rejected (373=5 on field 36) without moving
+anything.
+
 The session never touches a socket: the connection gives it ``write`` and ``close`` callables
 (:meth:`attach`) and feeds it parsed messages and timer ticks. That keeps it testable without
 I/O and lets one event loop turn batch all writes.
@@ -36,7 +42,13 @@ from enum import IntEnum
 from typing import Protocol
 
 from gateway.fix.codec import SOH, FixMessage, decode, frame
-from gateway.fix.dictionary import REJECT_TEXT, DataDictionary, SessionRejectReason
+from gateway.fix.dictionary import (
+    MAX_INT_DIGITS,
+    REJECT_TEXT,
+    DataDictionary,
+    SessionRejectReason,
+    reject_text,
+)
 from gateway.fix.errors import FixCodecError, TimestampError
 from gateway.fix.store import MessageStore
 from gateway.fix.timestamps import format_utc_timestamp, parse_utc_timestamp
@@ -64,6 +76,11 @@ _REVERSE_ROUTE = (
 #: Header fields the session writes itself; a resent message gets them anew.
 _SESSION_HEADER = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
 _ADMIN_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
+#: The highest sequence number a SequenceReset may set: far below the store's limit (2**63 - 1),
+#: so that counting on from it never reaches that limit.
+MAX_SEQ = 2**62
+NO_MSG_SEQ_NUM = "Received message without MsgSeqNum"
+LOGON_BAD_SENDING_TIME = "Invalid Logon message: SendingTime accuracy problem, field=52"
 
 
 class BusinessRejectReason(IntEnum):
@@ -303,6 +320,10 @@ class Session:
         """A session-level Reject (35=3) of ``msg``; consumes its seq when it was expected."""
         msg_type = msg.msg_type
         seq_raw = msg.get(34)
+        if seq_raw is not None and len(seq_raw.lstrip(b"0")) > MAX_INT_DIGITS + 1:
+            # out of range: it names no message; RefSeqNum (required) says 0 rather than
+            # repeating thousands of digits back
+            seq_raw = b"0"
         if (
             msg_type != b"A"
             and msg_type != b"4"
@@ -316,7 +337,7 @@ class Session:
         parts: list[bytes] = []
         if seq_raw:
             parts.append(b"45=%b\x01" % seq_raw)
-        parts.append(b"58=%b\x01" % _text(text or REJECT_TEXT.get(reason, "Other")))
+        parts.append(b"58=%b\x01" % _text(text or reject_text(reason, tag)))
         if tag is not None:
             parts.append(b"371=%d\x01" % tag)
         if msg_type:
@@ -357,6 +378,10 @@ class Session:
                 self.logout("Incorrect BeginString")
                 self._incr_target()
             return
+        if msg.get(34) is None:
+            # Nothing can be sequenced or rejected by reference: the session cannot go on.
+            self.logout(NO_MSG_SEQ_NUM)
+            raise _Disconnect(NO_MSG_SEQ_NUM)
         rejection = self.dictionary.validate(msg)
         unsupported = False
         if rejection is not None and rejection.business:
@@ -449,6 +474,10 @@ class Session:
         if not self._valid_logon_state(msg_type):
             raise _Disconnect("message not valid in the logon state")
         if not self._good_time(msg.get(52)):
+            if msg_type == b"A" and not self.received_logon:
+                # Told why rather than closed on in silence: a clock off is the usual cause.
+                self.logout(LOGON_BAD_SENDING_TIME)
+                raise _Disconnect(LOGON_BAD_SENDING_TIME)
             self.reject(msg, SessionRejectReason.SENDINGTIME_ACCURACY_PROBLEM)
             self.logout()
             return False
@@ -557,6 +586,10 @@ class Session:
             return
         heartbeat = _int(msg.get(108))
         cfg = self.config
+        if heartbeat < 0:
+            text = "HeartBtInt (108) must not be negative"
+            self.logout(text)
+            raise _Disconnect(text)
         if not cfg.min_heartbeat_s <= heartbeat <= cfg.max_heartbeat_s:
             text = (
                 f"HeartBtInt (108) must be between {cfg.min_heartbeat_s} and "
@@ -604,6 +637,10 @@ class Session:
         if not self._verify(msg, check_too_high=gap_fill, check_too_low=gap_fill):
             return
         new_seq = _int(msg.get(36))
+        if not 0 < new_seq <= MAX_SEQ:
+            # refused before anything moves: the store cannot hold it, later Logons would fail
+            self.reject(msg, SessionRejectReason.VALUE_IS_INCORRECT, 36)
+            return
         if new_seq > self._next_target:
             self._set_target(new_seq)
         elif new_seq < self._next_target:
@@ -714,13 +751,16 @@ def _reverse_route(msg: FixMessage) -> bytes:
 
 
 def _int(value: bytes | None) -> int:
-    """A header integer the dictionary already checked; 0 when absent."""
+    """A header integer the dictionary already checked; 0 when absent, or beyond the
+    dictionary's bound (never a conversion of thousands of digits)."""
     if not value:
         return 0
-    try:
-        return int(value)
-    except ValueError:
+    negative = value[:1] == b"-"
+    digits = (value[1:] if negative else value).lstrip(b"0")
+    if len(digits) > MAX_INT_DIGITS or (digits and not digits.isdigit()):
         return 0
+    number = int(digits) if digits else 0
+    return -number if negative else number
 
 
 def _text(text: str) -> bytes:

@@ -83,3 +83,14 @@ def parse_utc_timestamp(value: bytes | str) -> int:
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     nanos = int(fraction) * _FRACTION_SCALE[len(fraction)] if fraction else 0
     return seconds * _NS + nanos
+
+
+def is_utc_timestamp(value: bytes) -> bool:
+    """Whether :func:`parse_utc_timestamp` takes ``value``: the data dictionary checks
+    UTCTimestamp fields with it, so that a value validation accepts is one the venue can read
+    (a pattern alone would let through 30 February or a fraction of one digit)."""
+    try:
+        parse_utc_timestamp(value)
+    except TimestampError:
+        return False
+    return True
