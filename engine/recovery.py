@@ -5,7 +5,8 @@ exactly the state the venue had acknowledged. A torn tail (a batch cut short by 
 acknowledged, since acknowledgement waits for fsync) is cut with ``repair=True`` or only reported
 with ``repair=False`` (which changes no file: ``venue verify``). Anything else that does not
 verify raises ``RecoveryError`` and the venue refuses to start: silently skipping history would
-lose or invent trades.
+lose or invent trades. So does a snapshot whose state breaks the core's invariants
+(``Core.check_invariants``), checked once it is loaded.
 
 Layout under the data directory: ``journal/*.wal`` and ``snapshots/*.snap``.
 """
@@ -143,6 +144,14 @@ def recover(
             raise RecoveryError(
                 f"{snap_report.loaded}: named seq {loaded.seq} but holds the state at seq "
                 f"{core.last_seq}"
+            )
+        # A snapshot is data from outside the core (another build, a disk, a hand): its state
+        # must be one the core could have reached before anything is replayed onto it.
+        findings = core.check_invariants()
+        if findings:
+            more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+            raise RecoveryError(
+                f"{snap_report.loaded}: the state it holds is inconsistent: {findings[0]}{more}"
             )
         report.snapshot_seq = loaded.seq
         report.snapshot_file = snap_report.loaded

@@ -2,11 +2,15 @@
 
 A state built by real commands (resting orders on several levels, an iceberg, a partial fill, a
 GTD order, stops both ways, a pending withdrawal) is sound; then each structure is corrupted on
-purpose, one at a time, and the check must name what broke."""
+purpose, one at a time, and the check must name what broke. A snapshot holding a corrupt state
+is refused at recovery, by ``venue run`` and by ``venue verify`` (exit 2, one line)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,8 @@ from engine.commands import NewOrder
 from engine.core import Core
 from engine.instrument import spec_from_decimals
 from engine.order import Order
+from engine.recovery import SNAPSHOT_DIR, RecoveryError, recover
+from engine.snapshot import write_snapshot
 from engine.types import OrderStatus, OrdType, Side, TimeInForce
 
 SYM = "BTC-USDT"
@@ -204,3 +210,94 @@ def test_triggered_stops_left_queued_are_found() -> None:
     assert "stop orders triggered by a finished command are still queued" in (
         b.core.check_invariants()
     )
+
+
+# -- where the check runs ---------------------------------------------------------------------
+def _venue_config(tmp_path: Path) -> Any:
+    import dataclasses
+
+    from venue.config import DEFAULT_CONFIG_PATH, load_config
+
+    data_dir = tmp_path / "data"
+    return dataclasses.replace(load_config(DEFAULT_CONFIG_PATH), data_dir=data_dir)
+
+
+def _corrupt_snapshot(tmp_path: Path) -> tuple[Any, Path]:
+    """The shipped configuration's core with a deposit, its balance then off, snapshotted."""
+    from venue.runtime import make_core
+
+    config = _venue_config(tmp_path)
+    core = make_core(config)
+    risk = core.risk
+    assert isinstance(risk, RiskEngine)
+    b = Book()
+    b.core, b.risk = core, risk
+    b.do(Deposit(1001, "USDT", 10**12))
+    assert core.check_invariants() == []
+    risk.balances[1001]["USDT"][0] += 7  # money from nowhere
+    write_snapshot(config.data_dir / SNAPSHOT_DIR, core.last_seq, core.snapshot())
+    return config, config.data_dir
+
+
+def test_recovery_refuses_a_snapshot_whose_state_is_inconsistent(tmp_path: Path) -> None:
+    from venue.runtime import make_core
+
+    config, data_dir = _corrupt_snapshot(tmp_path)
+    with pytest.raises(RecoveryError) as raised:
+        recover(data_dir, lambda: make_core(config), repair=False)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.endswith(
+        "the state it holds is inconsistent: USDT: all accounts sum to 7, not 0"
+    )
+
+
+def test_venue_run_and_verify_refuse_it_in_one_line(tmp_path: Path) -> None:
+    from venue.cli import run_cli
+
+    _, data_dir = _corrupt_snapshot(tmp_path)
+    args = ["--config", str(Path("config/venue.toml").resolve()), "--data-dir", str(data_dir)]
+    for command in ("verify", "run"):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = run_cli([command, *args, "--admin-port", "0"] if command == "run" else
+                           [command, *args])  # fmt: skip
+        assert code == 2, err.getvalue()
+        assert err.getvalue().count("\n") == 1, err.getvalue()
+        assert "the state it holds is inconsistent" in err.getvalue()
+
+
+def test_verify_reports_findings_in_the_recovered_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state that only goes wrong in the replay (no snapshot to check at recovery) is still
+    found by ``venue verify``: a risk stage that reports a finding stands in for the bug."""
+    import venue.runtime
+    from venue.cli import run_cli
+
+    make_core = venue.runtime.make_core
+
+    class Broken:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def check_invariants(self, open_orders: list[Order]) -> list[str]:
+            return [*self.inner.check_invariants(open_orders), "a planted finding"]
+
+    def broken_core(config: Any) -> Core:
+        core = make_core(config)
+        return Core(config.instruments, risk=Broken(core.risk))  # type: ignore[arg-type]
+
+    data_dir = tmp_path / "data"
+    (data_dir / "journal").mkdir(parents=True)
+    args = ["--config", str(Path("config/venue.toml").resolve()), "--data-dir", str(data_dir)]
+    assert run_cli(["verify", *args]) == 0
+    assert "invariants: hold" in capsys.readouterr().out
+    monkeypatch.setattr(venue.runtime, "make_core", broken_core)
+    assert run_cli(["verify", *args]) == 2
+    out = capsys.readouterr().out
+    assert "invariants: 1 broken\n  a planted finding\n" in out
+    assert "result: the recovered state is inconsistent" in out

@@ -7,7 +7,8 @@ one line on stderr and a non-zero exit code, never a traceback: operators read t
 
 Exit codes: 0 success; 1 the venue could not start or stopped on a failure (``verify``: a torn
 tail would be cut; ``reconcile``: the ledger cannot be read, or is behind the journal); 2 the
-journal or a snapshot is corrupt (``reconcile``: the ledger does not match); 3 bad configuration
+journal or a snapshot is corrupt, or the recovered state breaks the core's invariants
+(``reconcile``: the ledger does not match); 3 bad configuration
 or arguments; 130 interrupted during start.
 """
 
@@ -166,18 +167,27 @@ def _error(message: str) -> None:
 
 # -- venue verify -------------------------------------------------------------------------------
 def verify(config: VenueConfig) -> int:
-    """Recover in memory without repair and print the report; change no file."""
+    """Recover in memory without repair, check the state's invariants and print the report;
+    change no file."""
     from venue.runtime import make_core
 
     root = config.data_dir
     if not root.is_dir():
         raise CliError(f"data dir {root} does not exist", EXIT_FAILED)
     try:
-        _, report = recover(root, lambda: make_core(config), repair=False)
+        core, report = recover(root, lambda: make_core(config), repair=False)
     except RecoveryError as exc:
         raise CliError(f"verify failed: {exc}", EXIT_CORRUPT) from None
     for line in report.lines():
         print(line)
+    findings = core.check_invariants()
+    if findings:
+        print(f"invariants: {len(findings)} broken")
+        for finding in findings:
+            print(f"  {finding}")
+        print("result: the recovered state is inconsistent; the venue must not serve it")
+        return EXIT_CORRUPT
+    print("invariants: hold")
     if report.tail_cut is not None:
         print("result: a torn tail would be cut on the next start (never acknowledged records)")
         return EXIT_TAIL
