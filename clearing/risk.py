@@ -16,7 +16,7 @@ Holds. Accepting an order locks the most it could spend (``Hold``):
 After every fill, replace or self-trade decrement the hold is recomputed for what is left open,
 and the difference is released; a cancel, an expiry or the unfilled rest of an IOC/FOK/market
 order releases all of it. ``locked`` is at every moment the sum of the account's order holds and
-pending withdrawals (``check_invariants``).
+pending withdrawals (``check_invariants``, run by ``Core.check_invariants``).
 
 Fills move the money: the buyer pays ``price x qty`` of quote from its hold and receives the base,
 the seller the reverse; fees go to the venue's fee account (``clearing.fees``). A fee charged in
@@ -30,7 +30,7 @@ as in the ledger: ``ledger_view()`` is what the ledger must hold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any, cast
 
@@ -405,46 +405,58 @@ class RiskEngine:
                 view[(kind, 0, asset)] = value
         return view
 
-    def check_invariants(self, open_orders: Iterable[Order] = ()) -> None:
-        """Raise ``InvariantError`` unless the books add up: nothing negative, ``locked`` equal to
-        the holds and pending withdrawals, every asset summing to zero over all accounts, and
-        (given the core's open orders) exactly one hold per open order, equal to what it could
-        still spend."""
+    def check_invariants(self, open_orders: list[Order]) -> list[str]:
+        """What does not add up, one sentence per finding (empty when sound): a participant's
+        total or locked below zero or locked above total; ``locked`` other than the holds and
+        pending withdrawals; an asset not summing to zero over all accounts, the venue's
+        included; and against the core's ``open_orders``: exactly one hold per open order, for
+        its account and open quantity, equal to what it could still spend."""
+        findings: list[str] = []
         locked: dict[tuple[int, str], int] = {}
         for hold in self.holds.values():
             key = (hold.account, hold.asset)
             locked[key] = locked.get(key, 0) + hold.amount
-        for account, asset, amount in self.withdrawals.values():
+        for wid, (account, asset, amount) in self.withdrawals.items():
+            if amount <= 0:
+                findings.append(f"withdrawal {wid} of account {account} holds {amount} {asset}")
             locked[(account, asset)] = locked.get((account, asset), 0) + amount
         sums: dict[str, int] = {}
         for account, assets in self.balances.items():
             for asset, (total, lk) in assets.items():
                 if total < 0 or lk < 0 or lk > total:
-                    raise InvariantError(f"account {account} {asset}: total {total} locked {lk}")
+                    findings.append(f"account {account} {asset}: total {total}, locked {lk}")
                 if lk != locked.get((account, asset), 0):
-                    raise InvariantError(
-                        f"account {account} {asset}: locked {lk} but holds add up to "
-                        f"{locked.get((account, asset), 0)}"
+                    findings.append(
+                        f"account {account} {asset}: locked {lk} but its holds and pending "
+                        f"withdrawals add up to {locked.get((account, asset), 0)}"
                     )
                 sums[asset] = sums.get(asset, 0) + total
         for (account, asset), amount in locked.items():
-            if amount and self.balance(account, asset)[1] != amount:
-                raise InvariantError(f"account {account} {asset}: holds without a balance")
+            if amount and asset not in self.balances.get(account, {}):
+                findings.append(f"account {account} {asset}: {amount} held without a balance")
         for (_, asset), value in self.venue.items():
             sums[asset] = sums.get(asset, 0) + value
-        for asset, total in sums.items():
+        for asset, total in sorted(sums.items()):
             if total:
-                raise InvariantError(f"{asset}: all accounts sum to {total}, not 0")
-        seen = set()
+                findings.append(f"{asset}: all accounts sum to {total}, not 0")
+        seen: set[int] = set()
         for order in open_orders:
-            held = self.holds.get(order.order_id)
+            oid = order.order_id
+            seen.add(oid)
+            held = self.holds.get(oid)
             if held is None:
-                raise InvariantError(f"open order {order.order_id} holds nothing")
-            seen.add(order.order_id)
+                findings.append(f"open order {oid} holds nothing")
+                continue
+            if held.account != order.account or (not held.by_quote and held.leaves != order.leaves):
+                findings.append(
+                    f"order {oid}: its hold is for account {held.account} and {held.leaves} "
+                    f"open, the order is account {order.account}'s with {order.leaves} open"
+                )
             if held.amount != held.needed():
-                raise InvariantError(f"order {order.order_id}: holds {hold.amount}, needs more")
-        if open_orders != () and seen != set(self.holds):
-            raise InvariantError(f"holds of orders that are not open: {set(self.holds) - seen}")
+                findings.append(f"order {oid}: holds {held.amount}, can spend {held.needed()}")
+        for oid in sorted(set(self.holds) - seen):
+            findings.append(f"order {oid} is not open but holds {self.holds[oid].amount}")
+        return findings
 
     # ------------------------------------------------------------------ fills
     def _settle(self, trade: Trade, ts: int) -> TradeSettled:

@@ -1129,6 +1129,193 @@ class Core:
         self.stp_defaults[cmd.account] = cmd.stp_default
         out.append(AccountConfigured(cmd.account, cmd.owner, cmd.stp_default))
 
+    # ------------------------------------------------------------------ invariants
+    def check_invariants(self) -> list[str]:
+        """What is inconsistent in the state, one sentence per finding; empty when sound.
+
+        The books are not crossed and well formed (levels sorted, linked and summed); the
+        indexes (each account's live orders, client order ids, the expiry heap, price levels,
+        stop books) agree with the books; every live order is in exactly one place; and the
+        risk stage's own books add up. It walks the whole state, so it runs where a bad state
+        must be caught before it is served (recovery, ``venue verify``, tests), never per
+        command. It reads through the structures without trusting them: a corrupt state gives
+        findings, not an exception."""
+        findings: list[str] = []
+        placed: dict[int, str] = {}  # order id -> where it was found
+        bound = self.resting_count() + 1  # a longer price level list is a cycle
+        for symbol in sorted(self.markets):
+            m = self.markets[symbol]
+            self._check_side(m, m.bids, BUY, placed, bound, findings)
+            self._check_side(m, m.asks, SELL, placed, bound, findings)
+            self._check_stops(m, True, placed, findings)
+            self._check_stops(m, False, placed, findings)
+            if m.bids.keys and m.asks.keys:
+                bid, ask = m.bids.keys[-1], -m.asks.keys[-1]
+                if bid >= ask:
+                    findings.append(f"{symbol}: the book is crossed: best bid {bid} >= ask {ask}")
+        self._check_indexes(placed, findings)
+        if self._triggered or self._trigger_prices:
+            findings.append("stop orders triggered by a finished command are still queued")
+        if self.risk is not None:
+            open_orders = [o for orders in self.live.values() for o in orders.values()]
+            findings.extend(self.risk.check_invariants(open_orders))
+        return findings
+
+    def _check_side(
+        self,
+        m: Market,
+        book: BookSide,
+        side: Side,
+        placed: dict[int, str],
+        bound: int,
+        findings: list[str],
+    ) -> None:
+        """One side's price keys, levels and the orders linked in each level."""
+        name = f"{m.symbol} {'bid' if side is BUY else 'ask'}"
+        keys = book.keys
+        if keys != sorted(set(keys)):
+            findings.append(f"{name}s: the price keys are not sorted and unique")
+        prices = {key * book.sign for key in keys}
+        if prices != set(book.levels):
+            findings.append(
+                f"{name}s: price keys {sorted(prices)} do not match levels {sorted(book.levels)}"
+            )
+        for price, level in book.levels.items():
+            where = f"{name} level {price}"
+            if level.price != price:
+                findings.append(f"{where}: the level says price {level.price}")
+            count = visible = 0
+            prev: Order | None = None
+            node = level.head
+            while node is not None and count < bound:
+                count += 1
+                visible += node.visible
+                if node.prev is not prev:
+                    findings.append(f"{where}: order {node.order_id} is linked to the wrong prev")
+                self._check_resting(m, node, side, price, where, placed, findings)
+                prev, node = node, node.next
+            if node is not None:
+                findings.append(f"{where}: the order list does not end (a cycle)")
+            if level.tail is not prev:
+                findings.append(f"{where}: the tail is not the last order of the list")
+            if count == 0:
+                findings.append(f"{where}: the level is empty")
+            if level.count != count or level.qty != visible:
+                findings.append(
+                    f"{where}: says {level.count} orders showing {level.qty}, "
+                    f"holds {count} showing {visible}"
+                )
+
+    def _check_resting(
+        self,
+        m: Market,
+        order: Order,
+        side: Side,
+        price: int,
+        where: str,
+        placed: dict[int, str],
+        findings: list[str],
+    ) -> None:
+        """One order on a price level: its fields fit the level, and it is live there only."""
+        oid = order.order_id
+        if order.price != price or order.side is not side or order.instrument != m.symbol:
+            findings.append(
+                f"{where}: order {oid} ({order.instrument} {order.side.name} at "
+                f"{order.price}) does not belong there"
+            )
+        if order.status is not NEW and order.status is not PARTIALLY_FILLED:
+            findings.append(f"{where}: order {oid} rests with status {order.status.name}")
+        if not 0 < order.leaves <= order.qty:
+            findings.append(f"{where}: order {oid} rests with {order.leaves} of {order.qty} open")
+        display = order.display_qty
+        shown = min(display, order.leaves) if display else order.leaves
+        if not 0 < order.visible <= shown or (not display and order.visible != shown):
+            findings.append(
+                f"{where}: order {oid} shows {order.visible} of {order.leaves} open "
+                f"(display {display})"
+            )
+        self._place(order, where, placed, findings)
+
+    def _check_stops(
+        self, m: Market, rising: bool, placed: dict[int, str], findings: list[str]
+    ) -> None:
+        """One direction of a stop book: its keys, buckets and the orders waiting there."""
+        stops = m.stops
+        table = stops.up if rising else stops.down
+        keys = stops.up_keys if rising else stops.down_keys
+        name = f"{m.symbol} {'rising' if rising else 'falling'} stops"
+        if keys != sorted(set(keys)) or set(keys) != set(table):
+            findings.append(f"{name}: stop price keys {keys} do not match {sorted(table)}")
+        for stop_price, bucket in table.items():
+            where = f"{name} at {stop_price}"
+            if not bucket:
+                findings.append(f"{where}: an empty bucket")
+            for order in bucket:
+                oid = order.order_id
+                if (
+                    order.stop_price != stop_price
+                    or order.instrument != m.symbol
+                    or not _is_stop(order.ord_type)
+                    or ((order.side, order.ord_type) in RISING_STOPS) is not rising
+                ):
+                    findings.append(
+                        f"{where}: order {oid} ({order.instrument} {order.side.name} "
+                        f"{order.ord_type.name} stop {order.stop_price}) does not belong there"
+                    )
+                if order.status is not PENDING_TRIGGER or not 0 < order.leaves <= order.qty:
+                    findings.append(
+                        f"{where}: order {oid} waits with status {order.status.name} and "
+                        f"{order.leaves} of {order.qty} open"
+                    )
+                self._place(order, where, placed, findings)
+
+    def _place(self, order: Order, where: str, placed: dict[int, str], findings: list[str]) -> None:
+        """Record where a live order was found: a second place, or none in the index, is wrong."""
+        oid = order.order_id
+        before = placed.get(oid)
+        if before is not None:
+            findings.append(f"order {oid} is in two places: {before} and {where}")
+        placed[oid] = where
+        if self.order(order.account, oid) is not order:
+            findings.append(f"{where}: order {oid} is not among account {order.account}'s live")
+
+    def _check_indexes(self, placed: dict[int, str], findings: list[str]) -> None:
+        """The live, client order id and expiry indexes against the orders found on books."""
+        expiring: set[tuple[int, int, int]] = set(self.expiries)
+        heap = self.expiries
+        for i in range(1, len(heap)):
+            if heap[(i - 1) // 2] > heap[i]:
+                findings.append(f"the expiry heap is out of order at entry {i}")
+                break
+        for account, orders in self.live.items():
+            clids = self.clids.get(account)
+            for oid, order in orders.items():
+                if oid != order.order_id or order.account != account:
+                    findings.append(
+                        f"account {account}'s live order {oid} is order {order.order_id} of "
+                        f"account {order.account}"
+                    )
+                if oid not in placed:
+                    findings.append(f"live order {oid} of account {account} is on no book")
+                if oid >= self.next_order_id:
+                    findings.append(f"live order {oid} is not below the next order id")
+                clid = order.client_order_id
+                if clid and (clids is None or clids.get(clid) is not order):
+                    findings.append(f"order {oid}'s client order id {clid!r} is not indexed")
+                expiry = (order.expire_time, oid, account)
+                if order.expire_time and expiry not in expiring:
+                    findings.append(f"order {oid} expires at {order.expire_time} unscheduled")
+        for account, index in self.clids.items():
+            for clid, order in index.items():
+                if (
+                    order.client_order_id != clid
+                    or self.order(account, order.order_id) is not order
+                ):
+                    findings.append(
+                        f"client order id {clid!r} of account {account} names order "
+                        f"{order.order_id}, which is not live with that id"
+                    )
+
     # ------------------------------------------------------------------ state
     def snapshot(self) -> bytes:
         """The whole state as canonical bytes (marshal version 2: no back-references, so equal

@@ -5,8 +5,10 @@ exactly the state the venue had acknowledged. A torn tail (a batch cut short by 
 acknowledged, since acknowledgement waits for fsync) is cut with ``repair=True`` or only reported
 with ``repair=False`` (which changes no file: ``venue verify``). Anything else that does not
 verify raises ``RecoveryError`` and the venue refuses to start: silently skipping history would
-lose or invent trades. A snapshot in a format this core does not read (written by an older
-venue) is skipped with a warning and the journal replayed from an older snapshot or the start.
+lose or invent trades. So does a snapshot whose state breaks the core's invariants
+(``Core.check_invariants``), checked once it is loaded. A snapshot in a format this core does
+not read (written by an older venue) is skipped with a warning and the journal replayed from an
+older snapshot or the start.
 
 Layout under the data directory: ``journal/*.wal`` and ``snapshots/*.snap``.
 """
@@ -200,6 +202,14 @@ def _restore(core: Core, loaded: LoadedSnapshot, snap_report: SnapshotReport) ->
         raise RecoveryError(
             f"{snap_report.loaded}: named seq {loaded.seq} but holds the state at seq "
             f"{core.last_seq}"
+        )
+    # A snapshot is data from outside the core (another build, a disk, a hand): its state must
+    # be one the core could have reached before anything is replayed onto it.
+    findings = core.check_invariants()
+    if findings:
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        raise RecoveryError(
+            f"{snap_report.loaded}: the state it holds is inconsistent: {findings[0]}{more}"
         )
     return None
 

@@ -54,6 +54,11 @@ class RiskStage(Protocol):
         """Apply a command the core does not know; False if the risk stage does not know it."""
         ...
 
+    def check_invariants(self, open_orders: list[Order]) -> list[str]:
+        """What does not add up in the stage's books given the core's open orders, one
+        sentence per finding (``Core.check_invariants``); never called per command."""
+        ...
+
     def snapshot_state(self) -> object:
         """A marshal-able value (ints, strs, tuples, lists) in a deterministic order."""
         ...

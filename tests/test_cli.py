@@ -12,6 +12,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from venue.config import DEFAULT_CONFIG_PATH
 
@@ -203,3 +206,48 @@ def test_fix_password_prints_a_hash_that_logs_on_and_never_the_password() -> Non
 def test_fix_port_out_of_range_is_refused(tmp_path: Path) -> None:
     result = cli("run", "--config", "config/conformance.toml", "--fix-port", "70000")
     assert_one_line_error(result, "--fix-port 70000")
+
+
+def _accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except ConnectionRefusedError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_nothing_listens_before_every_door_is_wired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The last step of the start (the FIX gateway catching up its reports and subscribing,
+    after recovery and the ledger) runs with the admin API and the FIX acceptor both closed: a
+    request or a Logon arriving earlier would meet a half-built venue. Both listen once the
+    venue says it runs."""
+    import venue.fix
+    from venue.cli import run_cli
+
+    admin_port, fix_port = _free_port(), _free_port()
+    attach = venue.fix.attach_gateway
+    listening: dict[str, bool] = {}
+
+    def attach_and_look(gateway: venue.fix.FixGateway, v: Any) -> Any:
+        listening["admin"], listening["fix"] = _accepts(admin_port), _accepts(fix_port)
+        unsubscribe = attach(gateway, v)
+        signal.raise_signal(signal.SIGINT)  # handled by the venue: stop once running
+        return unsubscribe
+
+    monkeypatch.setattr(venue.fix, "attach_gateway", attach_and_look)
+    config = config_file(tmp_path, tmp_path / "data")
+    args = ["run", "--config", str(config), "--admin-port", str(admin_port)]
+    code = run_cli([*args, "--fix-port", str(fix_port)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert listening == {"admin": False, "fix": False}
+    assert f"admin API on http://127.0.0.1:{admin_port}; FIX on 127.0.0.1:{fix_port}" in out

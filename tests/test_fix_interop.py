@@ -633,18 +633,27 @@ def test_reconnect_recovers_missed_fills_through_resend(setup: Setup) -> None:
 
 
 def test_venue_restart_keeps_sequence_numbers(setup: Setup) -> None:
+    """The client logs out and stays away while the venue restarts (as for a maintenance
+    window), then logs on again: both sides continue their sequence numbers exactly.
+
+    It must stay away: QuickFIX 1.16 ignores a refused connect and "sends" its Logon anyway, so
+    each reconnect attempt (every second) while nothing listens uses one of its sequence
+    numbers; that case is the next test."""
     venue = setup.start_venue()
     venue.fund()
     (a,) = _logged_on(setup, "CLIENT1")
     a.send(*limit("S-BUY-1", "1", "0.50000", "94000.00"))
     order_a = a.execution_report("S-BUY-1", "0").fields[37]
+    mark = a.mark()
+    a.command(logout="maintenance")
+    a.wait(lambda r: r.event == "logout", "the Logout", since=mark)
     before_sent = max(r.seq for r in a.messages("send"))
     before_received = max(r.seq for r in a.messages("recv"))
 
     assert venue.stop() == 0, venue.stderr.text()
-    a.wait(lambda r: r.event == "logout", "the disconnect")
     mark = a.mark()
-    setup.start_venue()  # same data dir, same FIX port; QuickFIX reconnects every second
+    setup.start_venue()  # same data dir, same FIX port
+    a.command(logon=True)
     a.wait_logon(since=mark)
 
     logon = a.wait(lambda r: r.event == "send" and r.msg_type == "A", "the Logon", since=mark)
@@ -665,3 +674,44 @@ def test_venue_restart_keeps_sequence_numbers(setup: Setup) -> None:
         seqs = [r.seq for r in a.messages(event) if not r.poss_dup]
         assert seqs == list(range(1, len(seqs) + 1)), (event, seqs)
     assert not [r for r in a.records if r.msg_type in ("2", "4")], a.transcript()
+
+
+def test_venue_restart_while_the_client_retries_fills_its_gap(setup: Setup) -> None:
+    """The venue's restart drops the connection and QuickFIX retries every second while
+    nothing listens, using a sequence number per attempt. The venue stays down until one
+    attempt has been made, so the gap is certain: it answers the Logon with its own next
+    number, asks for the missing range, takes the gap fill, and the session goes on."""
+    venue = setup.start_venue()
+    venue.fund()
+    (a,) = _logged_on(setup, "CLIENT1")
+    a.send(*limit("G-BUY-1", "1", "0.50000", "94000.00"))
+    order_a = a.execution_report("G-BUY-1", "0").fields[37]
+    before_sent = max(r.seq for r in a.messages("send"))
+    before_received = max(r.seq for r in a.messages("recv"))
+
+    assert venue.stop() == 0, venue.stderr.text()
+    a.wait(lambda r: r.event == "logout", "the disconnect")
+    mark = a.mark()
+    lost = a.wait(
+        lambda r: r.event == "send" and r.msg_type == "A", "a Logon while down", since=mark
+    )
+    assert lost.seq == before_sent + 1, lost.raw
+    setup.start_venue()
+    a.wait_logon(since=mark)
+
+    answer = a.received("A", since=mark)
+    assert answer.seq == before_received + 1, answer.raw
+    logon = [r for r in a.messages("send") if r.msg_type == "A"][-1]
+    assert logon.seq > lost.seq, logon.raw
+    resend = a.received("2", since=mark)
+    check(resend, tag_7=before_sent + 1, tag_16=0)
+    assert resend.seq == answer.seq + 1, resend.raw
+    gap_fill = a.wait(lambda r: r.event == "send" and r.msg_type == "4", "the gap fill", since=mark)
+    check(gap_fill, tag_34=before_sent + 1, tag_43="Y", tag_123="Y", tag_36=logon.seq + 1)
+
+    a.send(*cancel("G-BUY-1-X", "G-BUY-1", "1"))
+    done = a.execution_report("G-BUY-1-X", "4", since=mark)
+    check(done, tag_37=order_a, tag_39=4, tag_151=0)
+    assert done.seq == resend.seq + 1, done.raw
+    a.quit()
+    a.assert_clean()

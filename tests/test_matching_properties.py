@@ -13,8 +13,9 @@ checks each one against what the documented rules allow at that point:
 - quantities add up (qty == cum + open + cancelled/expired + removed by STP DECREMENT);
 - rejections name a condition that holds, acceptances break none of those checked.
 
-After the command the predicted book is compared with the core's, the book invariants are
-checked, and the model takes the core's state as its new starting point (so one wrong command
+After the command the predicted book is compared with the core's, the core's own invariants
+are checked (``Core.check_invariants``: books, indexes, every live order in one place), and the
+model takes the core's state as its new starting point (so one wrong command
 does not make every later check fail). Each test function turns on one group of checks, so an
 engine bug in one area does not hide the others.
 """
@@ -893,30 +894,6 @@ class Model:
                 )
 
 
-def check_book_invariants(core: Core) -> None:
-    for symbol, m in core.markets.items():
-        for book in (m.bids, m.asks):
-            assert book.keys == sorted(book.keys), f"{symbol}: keys not sorted"
-            assert len(book.keys) == len(set(book.keys)) == len(book.levels), symbol
-            for key in book.keys:
-                level = book.levels[key * book.sign]
-                orders = level.orders()
-                assert orders, f"{symbol}: empty level {level.price}"
-                assert level.count == len(orders), f"{symbol}: count at {level.price}"
-                assert level.qty == sum(o.visible for o in orders), f"{symbol}: qty {level.price}"
-                for o in orders:
-                    assert o.price == level.price
-                    assert 0 < o.visible <= o.leaves, f"{symbol}: visible of {o!r}"
-                    if o.display_qty:
-                        assert o.visible <= o.display_qty
-                    else:
-                        assert o.visible == o.leaves
-        bid = m.bids.best()
-        ask = m.asks.best()
-        if bid is not None and ask is not None:
-            assert bid.price < ask.price, f"{symbol}: crossed book {bid.price} >= {ask.price}"
-
-
 # ============================================================================ flows
 INSTS = st.sampled_from([SYM, SYM, SYM, SYM2])
 ACCTS = st.sampled_from([1, 1, 2, 2, 3, 4])
@@ -1192,8 +1169,8 @@ def run_checked(flow: Any, checks: frozenset[str]) -> None:
         for cmd in runner.commands(op):
             events = core.apply(cmd)
             model.on_command(cmd, events)
-            if "book" in checks:
-                check_book_invariants(core)
+            findings = core.check_invariants()  # books, indexes, one place per live order
+            assert not findings, f"after {cmd}: {findings}"
 
 
 # ============================================================================ the properties

@@ -92,8 +92,8 @@ class Driver:
         self.seq += 1
         cmd.seq, cmd.ts = self.seq, self.ts
         events = self.core.apply(cmd)
-        opened = [o for orders in self.core.live.values() for o in orders.values()]
-        self.risk.check_invariants(opened)
+        findings = self.core.check_invariants()
+        assert not findings, f"after {cmd}: {findings}"
         return events
 
     def order(self, account: int, side: Side, qty: int, price: int = 0, **kw: Any) -> list[Any]:

@@ -570,10 +570,16 @@ def make_app(venue: Venue) -> web.Application:
     return app
 
 
-async def start_admin(venue: Venue, host: str, port: int) -> tuple[web.AppRunner, str, int]:
+async def start_admin(
+    venue: Venue, host: str, port: int, settlement: Settlement | None = None
+) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API; returns the runner (``await runner.cleanup()`` to stop) and the
-    address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if it cannot bind."""
-    runner = web.AppRunner(make_app(venue), access_log=None, handle_signals=False)
+    address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if it cannot bind.
+    ``settlement`` is attached before the socket listens, so no request finds it missing."""
+    app = make_app(venue)
+    if settlement is not None:
+        set_settlement(app, settlement)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

@@ -7,7 +7,8 @@ one line on stderr and a non-zero exit code, never a traceback: operators read t
 
 Exit codes: 0 success; 1 the venue could not start or stopped on a failure (``verify``: a torn
 tail would be cut; ``reconcile``: the ledger cannot be read, or is behind the journal); 2 the
-journal or a snapshot is corrupt (``reconcile``: the ledger does not match); 3 bad configuration
+journal or a snapshot is corrupt, or the recovered state breaks the core's invariants
+(``reconcile``: the ledger does not match); 3 bad configuration
 or arguments; 130 interrupted during start.
 """
 
@@ -166,18 +167,27 @@ def _error(message: str) -> None:
 
 # -- venue verify -------------------------------------------------------------------------------
 def verify(config: VenueConfig) -> int:
-    """Recover in memory without repair and print the report; change no file."""
+    """Recover in memory without repair, check the state's invariants and print the report;
+    change no file."""
     from venue.runtime import make_core
 
     root = config.data_dir
     if not root.is_dir():
         raise CliError(f"data dir {root} does not exist", EXIT_FAILED)
     try:
-        _, report = recover(root, lambda: make_core(config), repair=False)
+        core, report = recover(root, lambda: make_core(config), repair=False)
     except RecoveryError as exc:
         raise CliError(f"verify failed: {exc}", EXIT_CORRUPT) from None
     for line in report.lines():
         print(line)
+    findings = core.check_invariants()
+    if findings:
+        print(f"invariants: {len(findings)} broken")
+        for finding in findings:
+            print(f"  {finding}")
+        print("result: the recovered state is inconsistent; the venue must not serve it")
+        return EXIT_CORRUPT
+    print("invariants: hold")
     if report.tail_cut is not None:
         print("result: a torn tail would be cut on the next start (never acknowledged records)")
         return EXIT_TAIL
@@ -245,7 +255,7 @@ def _serve(config: VenueConfig, *, demo: bool) -> int:
 
 
 async def _run(config: VenueConfig, *, demo: bool) -> int:
-    from venue.admin import set_settlement, start_admin
+    from venue.admin import start_admin
     from venue.runtime import StartError, Venue
 
     stop = asyncio.Event()  # set by SIGINT/SIGTERM, even during recovery: then stop at once
@@ -261,25 +271,32 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
     except OSError as exc:
         raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
-    settlement = await _start_settlement(venue, config)  # before any request can arrive
+    # Every door is wired (the ledger open, the FIX stores open, reports caught up, the
+    # subscriptions made) before any socket listens: a Logon or a request that arrived earlier
+    # would find the venue half built, and the reports of what it did could miss a subscriber.
+    settlement = await _start_settlement(venue, config)
     try:
-        runner, host, port = await start_admin(venue, config.admin.host, config.admin.port)
+        gateway = _build_fix(config, venue)
+    except CliError:
+        await _stop_all(venue, settlement)
+        raise
+    try:
+        runner, host, port = await start_admin(
+            venue, config.admin.host, config.admin.port, settlement
+        )
     except OSError as exc:
-        await venue.stop()
-        if settlement is not None:
-            await settlement.stop()
+        await _stop_all(venue, settlement, gateway)
         where = f"{config.admin.host}:{config.admin.port}"
         why = exc.strerror or str(exc)
         raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
     url = f"http://{host}:{port}"
-    try:
-        gateway = await _start_fix(config, venue)
-    except CliError:
-        await runner.cleanup()
-        await venue.stop()
-        if settlement is not None:
-            await settlement.stop()
-        raise
+    if gateway is not None:
+        try:
+            await _listen_fix(gateway)
+        except CliError:
+            await runner.cleanup()
+            await _stop_all(venue, settlement)
+            raise
     fix_text = ""
     if gateway is not None:
         fix_text = f"; FIX on {gateway.acceptor.host}:{gateway.acceptor.port}"
@@ -287,8 +304,6 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         f"venue: running; admin API on {url}{fix_text}; data {config.data_dir}; "
         f"recovery: {report.summary()}"
     )
-    if settlement is not None:
-        set_settlement(runner.app, settlement)
 
     demo_task = None
     if demo:
@@ -315,29 +330,45 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     return EXIT_OK
 
 
-async def _start_fix(config: VenueConfig, venue: Venue) -> FixGateway | None:
-    """The FIX acceptor, listening, when the configuration has ``[fix]``."""
+def _build_fix(config: VenueConfig, venue: Venue) -> FixGateway | None:
+    """The FIX gateway, attached to the venue but not listening yet, when the configuration
+    has ``[fix]``."""
     if config.fix is None:
         return None
     from gateway.fix.dictionary import DictionaryError
     from gateway.fix.store import StoreError
     from venue.fix import attach_gateway, build_gateway
 
-    fix = config.fix
     try:
-        gateway = build_gateway(fix, venue)
+        gateway = build_gateway(config.fix, venue)
     except DictionaryError as exc:
         raise CliError(f"the FIX dictionary cannot be used: {exc}", EXIT_CONFIG) from None
     except (StoreError, OSError) as exc:
         raise CliError(f"the FIX message store cannot be opened: {exc}", EXIT_FAILED) from None
     attach_gateway(gateway, venue)
+    return gateway
+
+
+async def _listen_fix(gateway: FixGateway) -> None:
+    """Open the FIX acceptor's socket; a port that cannot be bound closes the gateway."""
     try:
         await gateway.acceptor.start()
     except OSError as exc:
         await gateway.acceptor.stop()
         why = exc.strerror or str(exc)
-        raise CliError(f"FIX cannot listen on {fix.host}:{fix.port}: {why}", EXIT_FAILED) from None
-    return gateway
+        where = f"{gateway.acceptor.host}:{gateway.acceptor.port}"
+        raise CliError(f"FIX cannot listen on {where}: {why}", EXIT_FAILED) from None
+
+
+async def _stop_all(
+    venue: Venue, settlement: Settlement | None, gateway: FixGateway | None = None
+) -> None:
+    """Undo a start that cannot finish: close the FIX stores, stop the venue and settlement."""
+    if gateway is not None:
+        await gateway.acceptor.stop()
+    await venue.stop()
+    if settlement is not None:
+        await settlement.stop()
 
 
 async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | None:

@@ -18,7 +18,7 @@ Refusals the gateway decides itself (a decimal off the tick or lot, an account t
 not use) never reach the journal; their ExecIDs are ``G<start>-<n>``.
 
 Numbers follow fix_specs/README.md: prices in ticks and quantities in lots inside, decimal
-strings on the wire, converted exactly (:mod:`gateway.fix.units`).
+strings on the wire, converted exactly by the edge (:mod:`gateway.edge`, :mod:`engine.units`).
 """
 
 from __future__ import annotations
