@@ -219,9 +219,12 @@ def test_snapshots_every_n_records_and_restart_from_them(tmp_path: Path) -> None
         await venue.start()
         for i in range(25):
             await venue.submit(limit(1 + i % 3, Side.BUY if i % 2 else Side.SELL, PRICE + i % 7))
-        await asyncio.sleep(0.1)  # let the snapshot thread finish
-        # At seq 20 the snapshot of seq 10 may still be being written (one at a time), in which
-        # case the next commit takes it.
+        # At seq 20 the snapshot of seq 10 may still be being written (one at a time): then the
+        # next commit takes it, or, when no command comes, the end of that write does.
+        for _ in range(500):
+            if venue.snapshot_seq >= 20:
+                break
+            await asyncio.sleep(0.01)
         assert 20 <= venue.snapshot_seq < 25
         taken.append(venue.snapshot_seq)
         hashes.append(venue.core.state_hash())

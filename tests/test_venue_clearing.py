@@ -198,7 +198,7 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
         settlement = Settlement(venue, config.ledger, config.assets)  # type: ignore[arg-type]
         await settlement.start()
         runner, host, port = await start_admin(venue, "127.0.0.1", 0)
-        set_settlement(runner.app, settlement)
+        set_settlement(runner.app, venue, settlement)
         try:
             async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
 

@@ -504,6 +504,16 @@ class Venue:
             return  # the previous one is still being written: the next commit tries again
         data = self.core.snapshot()
         self._snapshot_task = asyncio.create_task(self._write_snapshot(self.core.last_seq, data))
+        self._snapshot_task.add_done_callback(self._snapshot_written)
+
+    def _snapshot_written(self, _task: asyncio.Task[None]) -> None:
+        """Commits that came while a snapshot was written did not start the next one; take it
+        now rather than waiting for more traffic, at the next durable point (a snapshot must
+        never hold state the journal may lose)."""
+        if self._state is not _State.RUNNING:
+            return
+        if self.core.last_seq - self.snapshot_seq >= self.config.snapshot_every:
+            self.query(lambda core: self._maybe_snapshot())
 
     async def _write_snapshot(self, seq: int, data: bytes) -> None:
         """Write in a worker thread. A failure is logged, not fatal: the journal is the truth."""

@@ -1,0 +1,11 @@
+"""The operators' admin API: HTTP and JSON in the Binance dialect, for instruments, states, the
+kill switch, accounts, orders on behalf of participants, money and the ledger.
+
+- ``fields``: reading a request's fields and answering errors with Binance's codes;
+- ``commands``: one builder per endpoint that changes state (units and rules: ``gateway.edge``);
+- ``render``: events and orders as JSON;
+- ``app``: the routes and handlers, ``make_app`` and ``serve``;
+- ``ports``: what it needs of the venue and the ledger, implemented by the composition root.
+
+Imports the engine and the rest of the gateway only.
+"""

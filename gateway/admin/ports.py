@@ -1,0 +1,67 @@
+"""What the admin API needs of the running venue and of its ledger, as small interfaces the
+composition root implements (the gateway imports neither the runtime nor clearing).
+
+The implementations translate their own failures into :class:`Unavailable` (the venue is not
+running, the ledger cannot be read: 503) and :class:`Unjournalable` (the journal's codec refused
+the command: 400), so the admin API answers every failure with ``{"code", "msg"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, Protocol, TypeVar
+
+from engine.commands import Command
+from engine.core import Core
+from engine.events import Event
+
+T = TypeVar("T")
+
+
+class Unavailable(Exception):
+    """The venue or its ledger cannot serve the request now (503); nothing was done."""
+
+
+class Unjournalable(ValueError):
+    """The command cannot be journaled (a field out of range): nothing was done (400)."""
+
+
+class Balances(Protocol):
+    """The risk stage's balances, read through :meth:`AdminVenue.read`."""
+
+    def account_balances(self, account: int) -> dict[str, tuple[int, int]]: ...
+
+    def account_state(self, account: int) -> IntEnum: ...
+
+
+class AdminVenue(Protocol):
+    """The running venue, as the admin API uses it."""
+
+    @property
+    def core(self) -> Core:
+        """The live core: only to find the order a replace names (never to show state)."""
+
+    @property
+    def balances(self) -> Balances | None:
+        """The risk stage (None on a matching-only venue)."""
+
+    async def submit(self, cmd: Command) -> list[Event]:
+        """Sequence ``cmd``; its events once durable."""
+
+    async def read(self, fn: Callable[[Core], T]) -> T:
+        """``fn(core)`` once every command before it is durable."""
+
+    def status(self) -> dict[str, Any]:
+        """The venue's state, read through :meth:`read`."""
+
+
+class AdminLedger(Protocol):
+    """The ledger settlement keeps, once settlement runs."""
+
+    def status(self) -> dict[str, Any]:
+        """How far settlement is, and the last reconciliation."""
+
+    async def reconcile(self, wait_s: int) -> dict[str, Any]:
+        """Compare the ledger with the core as of now, waiting up to ``wait_s`` for the ledger
+        to reach it; the report. :class:`Unavailable` when the ledger cannot be read."""

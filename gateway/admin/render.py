@@ -1,0 +1,96 @@
+"""Events and orders as the admin API shows them: a ``"type"`` (the event's class name) and its
+fields in camelCase, prices and quantities as decimal strings in the instrument's units, money
+in the asset's."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from engine.instrument import InstrumentSpec
+from engine.order import Order
+
+_NS_PER_MS = 1_000_000
+_PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
+_QTY_FIELDS = frozenset(
+    {
+        "qty",
+        "leaves",
+        "cum_qty",
+        "display_qty",
+        "visible_qty",
+        "maker_leaves",
+        "maker_cum_qty",
+        "taker_leaves",
+        "taker_cum_qty",
+    }
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+#: Amount fields of clearing's events, and the field that names their asset.
+_AMOUNT_ASSET = {
+    "amount": "asset",
+    "base_amount": "base_asset",
+    "quote_amount": "quote_asset",
+    "buyer_fee": "buyer_fee_asset",
+    "seller_fee": "seller_fee_asset",
+}
+
+
+def render_event(
+    event: object, specs: Mapping[str, InstrumentSpec], assets: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """One event as JSON: its class as ``type``, enums by name, units as decimal strings
+    (prices and quantities in the instrument's units, amounts in their asset's)."""
+    assert dataclasses.is_dataclass(event)
+    spec = specs.get(getattr(event, "instrument", ""))
+    out: dict[str, Any] = {"type": type(event).__name__}
+    for field in dataclasses.fields(event):
+        name = field.name
+        value = getattr(event, name)
+        if isinstance(value, Enum):
+            value = value.name
+        elif isinstance(value, bool) or not isinstance(value, int):
+            pass
+        elif name == "expire_time":
+            value = value // _NS_PER_MS
+        elif assets and name in _AMOUNT_ASSET:
+            places = assets.get(getattr(event, _AMOUNT_ASSET[name]), 0)
+            value = format(Decimal(value).scaleb(-places), "f")
+        elif spec is not None and name in _PRICE_FIELDS:
+            value = format(spec.ticks_to_price(value), "f")
+        elif spec is not None and name in _QTY_FIELDS:
+            value = format(spec.lots_to_qty(value), "f")
+        elif spec is not None and name == "quote_qty":
+            value = format(spec.units_to_notional(value), "f")
+        out[_camel(name)] = value
+    return out
+
+
+def render_order(order: Order, spec: InstrumentSpec) -> dict[str, Any]:
+    return {
+        "orderId": order.order_id,
+        "clientOrderId": order.client_order_id,
+        "symbol": order.instrument,
+        "side": order.side.name,
+        "type": order.ord_type.name,
+        "timeInForce": order.tif.name,
+        "status": order.status.name,
+        "price": format(spec.ticks_to_price(order.price), "f"),
+        "origQty": format(spec.lots_to_qty(order.qty), "f"),
+        "executedQty": format(spec.lots_to_qty(order.cum_qty), "f"),
+        "leavesQty": format(spec.lots_to_qty(order.leaves), "f"),
+        "stopPrice": format(spec.ticks_to_price(order.stop_price), "f"),
+        "icebergQty": format(spec.lots_to_qty(order.display_qty), "f"),
+        "expireTime": order.expire_time // _NS_PER_MS,
+        "stpMode": order.stp_mode.name,
+        "session": order.session,
+    }

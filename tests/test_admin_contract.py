@@ -1,0 +1,245 @@
+"""The admin API's contract, pinned: its paths and methods, the statuses it answers, the keys of
+its JSON bodies and the event ``type`` names, as the README documents them (operators' tools
+parse them). A change here is a change of the contract: say it in the README first."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from venue.admin import start_admin
+from venue.config import DEFAULT_CONFIG_PATH, load_config
+from venue.runtime import Venue
+
+ROUTES = {
+    ("POST", "/v1/orders"),
+    ("DELETE", "/v1/orders"),
+    ("PUT", "/v1/orders"),
+    ("POST", "/v1/mass-cancel"),
+    ("POST", "/v1/instruments/{symbol}/state"),
+    ("POST", "/v1/instruments/{symbol}/reference-price"),
+    ("POST", "/v1/kill-switch"),
+    ("POST", "/v1/accounts/{account}"),
+    ("GET", "/v1/book/{symbol}"),
+    ("GET", "/v1/accounts/{account}/orders"),
+    ("GET", "/v1/status"),
+    ("POST", "/v1/deposits"),
+    ("POST", "/v1/withdrawals"),
+    ("POST", "/v1/withdrawals/{withdrawalId}/confirm"),
+    ("POST", "/v1/withdrawals/{withdrawalId}/release"),
+    ("POST", "/v1/adjustments"),
+    ("POST", "/v1/accounts/{account}/state"),
+    ("POST", "/v1/accounts/{account}/fee-schedule"),
+    ("GET", "/v1/accounts/{account}/balances"),
+    ("GET", "/v1/ledger"),
+    ("POST", "/v1/reconcile"),
+}
+
+#: The keys of each event type the flow below produces.
+EVENT_KEYS = {
+    "Deposited": {"type", "account", "asset", "amount", "ref"},
+    "OrderAccepted": {
+        "type",
+        "orderId",
+        "account",
+        "instrument",
+        "clientOrderId",
+        "side",
+        "ordType",
+        "tif",
+        "price",
+        "qty",
+        "quoteQty",
+        "stopPrice",
+        "displayQty",
+        "expireTime",
+        "stpMode",
+        "session",
+        "status",
+    },
+    "Trade": {
+        "type",
+        "tradeId",
+        "instrument",
+        "price",
+        "qty",
+        "takerSide",
+        "makerOrderId",
+        "makerAccount",
+        "makerClientOrderId",
+        "makerLeaves",
+        "makerCumQty",
+        "takerOrderId",
+        "takerAccount",
+        "takerClientOrderId",
+        "takerLeaves",
+        "takerCumQty",
+    },
+    "TradeSettled": {
+        "type",
+        "tradeId",
+        "instrument",
+        "price",
+        "qty",
+        "buyer",
+        "seller",
+        "buyerIsMaker",
+        "baseAsset",
+        "quoteAsset",
+        "baseAmount",
+        "quoteAmount",
+        "buyerFeeAsset",
+        "buyerFee",
+        "sellerFeeAsset",
+        "sellerFee",
+    },
+    "OrderCancelled": {
+        "type",
+        "orderId",
+        "account",
+        "instrument",
+        "clientOrderId",
+        "qty",
+        "cumQty",
+        "reason",
+    },
+    "OrderReplaced": None,  # pinned by name only: its fields are the engine's
+    "ReplaceRejected": None,
+    "InstrumentStateChanged": {"type", "instrument", "state"},
+    "KillSwitchChanged": None,
+    "MassCancelDone": None,
+}
+ORDER_KEYS = {
+    "orderId",
+    "clientOrderId",
+    "symbol",
+    "side",
+    "type",
+    "timeInForce",
+    "status",
+    "price",
+    "origQty",
+    "executedQty",
+    "leavesQty",
+    "stopPrice",
+    "icebergQty",
+    "expireTime",
+    "stpMode",
+    "session",
+}
+
+
+def test_the_admin_api_keeps_its_documented_shapes(tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        load_config(DEFAULT_CONFIG_PATH), data_dir=tmp_path / "data", ledger=None
+    )
+    seen_types: set[str] = set()
+
+    async def body() -> None:
+        venue = Venue(config)
+        await venue.start()
+        runner, host, port = await start_admin(venue, "127.0.0.1", 0)
+        routes = {
+            (route.method, route.resource.canonical)
+            for route in runner.app.router.routes()
+            if route.resource is not None and route.method != "HEAD"
+        }
+        assert routes == ROUTES
+        try:
+            async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+
+                async def call(method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+                    async with http.request(method, path, json=payload) as response:
+                        return response.status, await response.json()
+
+                async def command(method: str, path: str, payload: Any) -> list[dict[str, Any]]:
+                    status, data = await call(method, path, payload)
+                    assert status == 200, data
+                    assert set(data) == {"seq", "ts", "events"}
+                    for event in data["events"]:
+                        seen_types.add(event["type"])
+                        keys = EVENT_KEYS.get(event["type"], "unpinned")
+                        assert keys != "unpinned", event["type"]
+                        if keys is not None:
+                            assert set(event) == keys, event["type"]
+                    return list(data["events"])
+
+                for account in (1, 2):
+                    for asset, amount in (("USDT", "1000000"), ("BTC", "10")):
+                        await command(
+                            "POST",
+                            "/v1/deposits",
+                            {"account": account, "asset": asset, "amount": amount},
+                        )
+                order = {"symbol": "BTC-USDT", "type": "LIMIT"}
+                await command(
+                    "POST",
+                    "/v1/orders",
+                    {**order, "account": 1, "side": "BUY", "quantity": "0.5", "price": "95000.00"},
+                )
+                await command(
+                    "POST",
+                    "/v1/orders",
+                    {**order, "account": 2, "side": "SELL", "quantity": "0.2", "price": "95000"},
+                )
+                await command(
+                    "PUT",
+                    "/v1/orders",
+                    {"account": 1, "symbol": "BTC-USDT", "orderId": 1, "quantity": "0.25"},
+                )
+                await command(
+                    "PUT",
+                    "/v1/orders",
+                    {"account": 1, "symbol": "BTC-USDT", "orderId": 99, "quantity": "0.25"},
+                )
+                await command(
+                    "DELETE", "/v1/orders", {"account": 1, "symbol": "BTC-USDT", "orderId": 1}
+                )
+                await command("POST", "/v1/instruments/ETH-USDT/state", {"state": "HALTED"})
+                await command("POST", "/v1/kill-switch", {"active": False})
+                await command("POST", "/v1/mass-cancel", {"scope": "ALL"})
+
+                status, book = await call("GET", "/v1/book/BTC-USDT")
+                assert status == 200
+                assert {"symbol", "seq", "state", "lastPrice", "bids", "asks"} <= set(book)
+                await command(
+                    "POST",
+                    "/v1/orders",
+                    {**order, "account": 1, "side": "BUY", "quantity": "0.1", "price": "94000"},
+                )
+                status, orders = await call("GET", "/v1/accounts/1/orders")
+                assert status == 200 and set(orders) == {"account", "orders"}
+                assert set(orders["orders"][0]) == ORDER_KEYS
+                status, balances = await call("GET", "/v1/accounts/1/balances")
+                assert status == 200 and set(balances) == {"account", "seq", "state", "balances"}
+                assert set(balances["balances"][0]) == {"asset", "total", "locked", "free"}
+                status, state = await call("GET", "/v1/status")
+                assert status == 200
+                assert {
+                    "state",
+                    "lastSeq",
+                    "lastTs",
+                    "restingOrders",
+                    "journalLastSeq",
+                    "snapshotSeq",
+                    "killSwitch",
+                    "instruments",
+                    "recovery",
+                    "failure",
+                } <= set(state)
+                status, error = await call("GET", "/v1/book/NOPE")
+                assert (status, set(error)) == (400, {"code", "msg"})
+                status, error = await call("GET", "/v1/ledger")
+                assert (status, error["code"]) == (503, -1)  # no settlement on this venue
+                status, error = await call("GET", "/v1/nowhere")
+                assert (status, set(error)) == (404, {"code", "msg"})
+        finally:
+            await runner.cleanup()
+            await venue.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
+    assert {"Deposited", "OrderAccepted", "Trade", "TradeSettled", "OrderCancelled"} <= seen_types
