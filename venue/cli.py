@@ -23,33 +23,19 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import aiohttp
-
-from engine.journal import JournalError
 from engine.recovery import RecoveryError, recover
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, ConfigError, VenueConfig, load_config
-
-if TYPE_CHECKING:
-    from venue.fix import FixGateway
-    from venue.runtime import Venue
-    from venue.settlement import Settlement
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_TAIL = 1
-EXIT_CORRUPT = 2
-EXIT_CONFIG = 3
-EXIT_INTERRUPTED = 130
-
-
-class CliError(Exception):
-    """An expected failure: printed as one line, exit with ``code``."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+from venue.exits import (
+    EXIT_CONFIG,
+    EXIT_CORRUPT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TAIL,
+    CliError,
+)
+from venue.parts import Parts
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -255,60 +241,39 @@ def _serve(config: VenueConfig, *, demo: bool) -> int:
 
 
 async def _run(config: VenueConfig, *, demo: bool) -> int:
-    from venue.admin import start_admin
-    from venue.runtime import StartError, Venue
+    from venue.demo import run_demo
+    from venue.parts import AdminPart, FixGatewayPart, FixListenerPart, SettlementPart, VenuePart
 
     stop = asyncio.Event()  # set by SIGINT/SIGTERM, even during recovery: then stop at once
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    venue = Venue(config)
-    try:
-        report = await venue.start()
-    except RecoveryError as exc:
-        raise CliError(f"the venue refuses to start: {exc}", EXIT_CORRUPT) from None
-    except (StartError, JournalError) as exc:
-        raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
-    except OSError as exc:
-        raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
     # Every door is wired (the ledger open, the FIX stores open, reports caught up, the
     # subscriptions made) before any socket listens: a Logon or a request that arrived earlier
     # would find the venue half built, and the reports of what it did could miss a subscriber.
-    settlement = await _start_settlement(venue, config)
-    try:
-        gateway = _build_fix(config, venue)
-    except CliError:
-        await _stop_all(venue, settlement)
-        raise
-    try:
-        runner, host, port = await start_admin(
-            venue, config.admin.host, config.admin.port, settlement
-        )
-    except OSError as exc:
-        await _stop_all(venue, settlement, gateway)
-        where = f"{config.admin.host}:{config.admin.port}"
-        why = exc.strerror or str(exc)
-        raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
-    url = f"http://{host}:{port}"
-    if gateway is not None:
-        try:
-            await _listen_fix(gateway)
-        except CliError:
-            await runner.cleanup()
-            await _stop_all(venue, settlement)
-            raise
-    fix_text = ""
-    if gateway is not None:
-        fix_text = f"; FIX on {gateway.acceptor.host}:{gateway.acceptor.port}"
+    parts = Parts()
+    venue_part = VenuePart(config)
+    await parts.start(venue_part)
+    venue = venue_part.venue
+    settlement = SettlementPart(venue, config)
+    await parts.start(settlement)
+    gateway = FixGatewayPart(venue, config)
+    await parts.start(gateway)
+    admin = AdminPart(venue, config, settlement.settlement)
+    await parts.start(admin)
+    listener = FixListenerPart(gateway.gateway)
+    await parts.start(listener)
+    fix_text = f"; FIX on {listener.address}" if listener.address else ""
+    report = venue.report
     print(
-        f"venue: running; admin API on {url}{fix_text}; data {config.data_dir}; "
-        f"recovery: {report.summary()}"
+        f"venue: running; admin API on {admin.url}{fix_text}; data {config.data_dir}; "
+        f"recovery: {report.summary() if report is not None else ''}"
     )
 
     demo_task = None
     if demo:
-        fix_port = gateway.acceptor.port if gateway is not None else None
-        demo_task = asyncio.create_task(run_demo(url, config, fix_port))
+        fix_port = gateway.gateway.acceptor.port if gateway.gateway is not None else None
+        demo_task = asyncio.create_task(run_demo(admin.url, config, fix_port))
     stopped = asyncio.create_task(venue.wait_stopped())
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait({stopped, waiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -317,265 +282,13 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-    if gateway is not None:
-        await gateway.acceptor.stop()
-    await runner.cleanup()
-    await venue.stop()
-    if settlement is not None:
-        await settlement.stop()
-        print(f"venue: ledger at seq {settlement.ledger_seq}")
+    await parts.stop()
+    if settlement.settlement is not None:
+        print(f"venue: ledger at seq {settlement.settlement.ledger_seq}")
     if venue.failure is not None:
         raise CliError(f"the venue stopped after a failure: {venue.failure}", EXIT_FAILED)
     print(f"venue: stopped at seq {venue.core.last_seq}; snapshot at seq {venue.snapshot_seq}")
     return EXIT_OK
-
-
-def _build_fix(config: VenueConfig, venue: Venue) -> FixGateway | None:
-    """The FIX gateway, attached to the venue but not listening yet, when the configuration
-    has ``[fix]``."""
-    if config.fix is None:
-        return None
-    from gateway.fix.dictionary import DictionaryError
-    from gateway.fix.store import StoreError
-    from venue.fix import attach_gateway, build_gateway
-
-    try:
-        gateway = build_gateway(config.fix, venue)
-    except DictionaryError as exc:
-        raise CliError(f"the FIX dictionary cannot be used: {exc}", EXIT_CONFIG) from None
-    except (StoreError, OSError) as exc:
-        raise CliError(f"the FIX message store cannot be opened: {exc}", EXIT_FAILED) from None
-    attach_gateway(gateway, venue)
-    return gateway
-
-
-async def _listen_fix(gateway: FixGateway) -> None:
-    """Open the FIX acceptor's socket; a port that cannot be bound closes the gateway."""
-    try:
-        await gateway.acceptor.start()
-    except OSError as exc:
-        await gateway.acceptor.stop()
-        why = exc.strerror or str(exc)
-        where = f"{gateway.acceptor.host}:{gateway.acceptor.port}"
-        raise CliError(f"FIX cannot listen on {where}: {why}", EXIT_FAILED) from None
-
-
-async def _stop_all(
-    venue: Venue, settlement: Settlement | None, gateway: FixGateway | None = None
-) -> None:
-    """Undo a start that cannot finish: close the FIX stores, stop the venue and settlement."""
-    if gateway is not None:
-        await gateway.acceptor.stop()
-    await venue.stop()
-    if settlement is not None:
-        await settlement.stop()
-
-
-async def _start_settlement(venue: Venue, config: VenueConfig) -> Settlement | None:
-    """Settlement into the ledger, when the venue keeps one; a ledger that cannot be opened
-    stops the venue with a clear error."""
-    from venue.settlement import Settlement, redact_url
-
-    if config.ledger is None:
-        return None
-    settlement = Settlement(venue, config.ledger, config.assets)
-    try:
-        await settlement.start()
-    except Exception as exc:
-        await venue.stop()
-        where = redact_url(config.ledger.url)
-        raise CliError(f"the ledger {where} cannot be opened: {exc}", EXIT_FAILED) from None
-    print(f"venue: settling into the ledger {redact_url(config.ledger.url)}", flush=True)
-    return settlement
-
-
-# -- the demo -------------------------------------------------------------------------------------
-DEMO_SYMBOL = "BTC-USDT"
-DEMO_ACCOUNTS = {1001: "alice", 1002: "bob"}  # two owners: the default STP would stop one owner
-
-
-async def run_demo(url: str, config: VenueConfig, fix_port: int | None = None) -> None:
-    """A short scripted flow through the admin HTTP API, then over FIX when the venue listens
-    for it, printed as it goes; errors are printed, never fatal (the venue keeps serving)."""
-    try:
-        async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=10)) as http:
-            demo = _Demo(http)
-            await _demo_flow(demo, config)
-        if fix_port is not None and config.fix is not None and config.fix.application == "venue":
-            from venue.fix_demo import run_fix_demo
-
-            await run_fix_demo(config.fix, fix_port, demo.run, DEMO_SYMBOL)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        _error(f"demo: {type(exc).__name__}: {exc}")
-    else:
-        print("demo: done; the venue keeps serving until Ctrl-C", flush=True)
-
-
-class _Demo:
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
-        self.run = 0
-        self.orders: dict[int, str] = {}  # order id -> who
-
-    async def call(
-        self, method: str, path: str, body: dict[str, object]
-    ) -> list[dict[str, object]]:
-        async with self.http.request(method, path, json=body) as response:
-            data = await response.json()
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path} -> {response.status} {data}")
-        events: list[dict[str, object]] = data["events"]
-        for event in events:
-            if event["type"] == "OrderAccepted":
-                self.orders[int(str(event["orderId"]))] = DEMO_ACCOUNTS.get(
-                    int(str(event["account"])), str(event["account"])
-                )
-            print(f"    <- {self.describe(event)}", flush=True)
-        return events
-
-    def clid(self, name: str) -> str:
-        return f"demo{self.run}-{name}"
-
-    async def order(
-        self, account: int, side: str, kind: str, qty: str, price: str = "", name: str = ""
-    ) -> int:
-        body: dict[str, object] = {
-            "account": account,
-            "symbol": DEMO_SYMBOL,
-            "side": side,
-            "type": kind,
-            "quantity": qty,
-            "clientOrderId": self.clid(name),
-        }
-        at = ""
-        if price:
-            body["price"] = price
-            at = f" @ {price}"
-        who = DEMO_ACCOUNTS[account]
-        print(f"  -> {who} {side} {kind} {qty} {DEMO_SYMBOL}{at} ({body['clientOrderId']})")
-        events = await self.call("POST", "/v1/orders", body)
-        for event in events:
-            if event["type"] == "OrderAccepted":
-                return int(str(event["orderId"]))
-        return 0
-
-    def describe(self, e: dict[str, object]) -> str:
-        kind = e["type"]
-        if kind == "OrderAccepted":
-            at = (
-                "" if e["ordType"] in ("MARKET", "STOP_LOSS", "TAKE_PROFIT") else f" @ {e['price']}"
-            )
-            return f"accepted #{e['orderId']} {e['side']} {e['ordType']} {e['qty']}{at} {e['tif']}"
-        if kind == "Trade":
-            maker = self.orders.get(int(str(e["makerOrderId"])), "?")
-            taker = self.orders.get(int(str(e["takerOrderId"])), "?")
-            return (
-                f"TRADE #{e['tradeId']} {e['qty']} {DEMO_SYMBOL} @ {e['price']}"
-                f" (maker #{e['makerOrderId']} {maker}, taker #{e['takerOrderId']} {taker},"
-                f" taker {e['takerSide']}; taker leaves {e['takerLeaves']})"
-            )
-        if kind in ("OrderCancelled", "OrderExpired"):
-            return f"{kind[5:].lower()} #{e['orderId']} {e['qty']} ({e['reason']})"
-        if kind == "OrderReplaced":
-            kept = "priority kept" if e["priorityKept"] else "priority lost"
-            return f"replaced #{e['orderId']}: {e['qty']} @ {e['price']} ({kept})"
-        if kind == "TradeSettled":
-            buyer = DEMO_ACCOUNTS.get(int(str(e["buyer"])), str(e["buyer"]))
-            seller = DEMO_ACCOUNTS.get(int(str(e["seller"])), str(e["seller"]))
-            return (
-                f"settled: {buyer} pays {e['quoteAmount']} {e['quoteAsset']} for "
-                f"{e['baseAmount']} {e['baseAsset']} from {seller}; fees {buyer} "
-                f"{e['buyerFee']} {e['buyerFeeAsset']}, {seller} {e['sellerFee']} "
-                f"{e['sellerFeeAsset']}"
-            )
-        if kind == "Deposited":
-            who = DEMO_ACCOUNTS.get(int(str(e["account"])), str(e["account"]))
-            return f"deposit: {who} +{e['amount']} {e['asset']}"
-        if kind == "MassCancelDone":
-            return f"mass cancel of account {e['account']}: {e['cancelled']} order(s) cancelled"
-        fields = ", ".join(f"{k}={v}" for k, v in e.items() if k != "type")
-        return f"{kind} {fields}"
-
-    async def balances(self) -> None:
-        print("  balances (total / locked by open orders):")
-        for account, who in DEMO_ACCOUNTS.items():
-            async with self.http.get(f"/v1/accounts/{account}/balances") as response:
-                data = await response.json()
-            for row in data["balances"]:
-                print(f"    {who:<6} {row['asset']:<5} {row['total']:>20} / {row['locked']}")
-
-    async def reconcile(self) -> None:
-        async with self.http.post("/v1/reconcile", json={}) as response:
-            report = await response.json()
-        if response.status != 200:
-            print(f"  reconciliation: {response.status} {report.get('msg')}")
-            return
-        print(
-            f"  reconciliation of the ledger with the core at seq {report['atSeq']}: "
-            f"{report['status']} ({report['compared']} accounts compared)"
-        )
-
-    async def book(self) -> None:
-        async with self.http.get(f"/v1/book/{DEMO_SYMBOL}", params={"depth": "5"}) as response:
-            book = await response.json()
-        print(f"  book {DEMO_SYMBOL} (last price {book['lastPrice']}):")
-        for price, qty, count in reversed(book["asks"]):
-            print(f"    ask {price:>12} {qty:>10}  ({count} order(s))")
-        print("    " + "-" * 40)
-        for price, qty, count in book["bids"]:
-            print(f"    bid {price:>12} {qty:>10}  ({count} order(s))")
-
-
-async def _demo_flow(demo: _Demo, config: VenueConfig) -> None:
-    async with demo.http.get("/v1/status") as response:
-        status = await response.json()
-    demo.run = int(status["lastSeq"])  # unique per run: client order ids never repeat
-    alice, bob = DEMO_ACCOUNTS
-    print(f"demo: run {demo.run}: orders on {DEMO_SYMBOL} through the admin API", flush=True)
-    print("  clearing the demo accounts' open orders from earlier runs")
-    for account in (alice, bob):
-        await demo.call("POST", "/v1/mass-cancel", {"scope": "ACCOUNT", "account": account})
-    if config.clearing:
-        print("  funding the demo accounts (deposits, as custody would credit them):")
-        for account, asset, amount in (
-            (alice, "BTC", "2"),
-            (alice, "USDT", "50000"),
-            (bob, "USDT", "150000"),
-        ):
-            body = {"account": account, "asset": asset, "amount": amount, "ref": f"demo{demo.run}"}
-            await demo.call("POST", "/v1/deposits", body)
-    print("  resting orders:")
-    await demo.order(alice, "SELL", "LIMIT", "0.50000", "95010.00", "a-ask1")
-    ask2 = await demo.order(alice, "SELL", "LIMIT", "0.25000", "95020.00", "a-ask2")
-    await demo.order(alice, "BUY", "LIMIT", "0.40000", "94990.00", "a-bid1")
-    print("  a crossing order:")
-    await demo.order(bob, "BUY", "LIMIT", "0.60000", "95015.00", "b-bid1")
-    print("  a cancel:")
-    print(f"  -> alice cancels {demo.clid('a-bid1')}")
-    await demo.call(
-        "DELETE",
-        "/v1/orders",
-        {"account": alice, "symbol": DEMO_SYMBOL, "clientOrderId": demo.clid("a-bid1")},
-    )
-    print("  a replace:")
-    print(f"  -> alice replaces #{ask2}: 0.30000 @ 95018.00")
-    body = {
-        "account": alice,
-        "symbol": DEMO_SYMBOL,
-        "orderId": ask2,
-        "newClientOrderId": demo.clid("a-ask2b"),
-        "quantity": "0.30000",
-        "price": "95018.00",
-    }
-    await demo.call("PUT", "/v1/orders", body)
-    print("  a market order:")
-    await demo.order(bob, "BUY", "MARKET", "0.10000", name="b-mkt1")
-    await demo.book()
-    if config.clearing:
-        await demo.balances()
-        await demo.reconcile()
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ class FixAcceptor:
         self.logon_timeout_s = logon_timeout_s
         self.max_connections_per_ip = max_connections_per_ip
         self.max_logon_failures_per_minute = max_logon_failures_per_minute
+        self._stopped = False
         self.max_garbled_per_minute = max_garbled_per_minute
         self.after_flush = after_flush
         self.connections: set[_Connection] = set()
@@ -100,6 +101,7 @@ class FixAcceptor:
 
     async def start(self) -> tuple[str, int]:
         """Listen; the address actually bound (port 0 picks a free one)."""
+        self._stopped = False
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _Connection(self), self.host, self.port, ssl=self.ssl_context
@@ -110,7 +112,11 @@ class FixAcceptor:
         return str(sockname[0]), self.port
 
     async def stop(self) -> None:
-        """Stop listening, close every connection and flush every store."""
+        """Stop listening, close every connection and flush every store. Safe to call again:
+        only the first call does anything."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._server is not None:
             self._server.close()
         if self._ticker is not None:

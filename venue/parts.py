@@ -1,0 +1,232 @@
+"""The venue process's parts and their life cycle: each starts and stops through one small
+protocol, in order; a start that cannot finish stops what had started, in reverse order, so a
+failure never leaves a socket open or a store locked.
+
+The order is the point: nothing listens before the venue has recovered and every door is wired
+(the ledger open, the FIX stores open, its reports caught up, the subscriptions made), so no
+request meets a half-built venue, and no report of what it did misses a subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from aiohttp import web
+
+from engine.journal import JournalError
+from engine.recovery import RecoveryError
+from venue.config import VenueConfig
+from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
+
+if TYPE_CHECKING:
+    from venue.fix import FixGateway
+    from venue.runtime import Venue
+    from venue.settlement import Settlement
+
+__all__ = [
+    "AdminPart",
+    "FixGatewayPart",
+    "FixListenerPart",
+    "Part",
+    "Parts",
+    "SettlementPart",
+    "VenuePart",
+]
+
+log = logging.getLogger("venue.parts")
+
+
+class Part(Protocol):
+    """One piece of the running venue."""
+
+    #: what it is, for logs
+    name: str
+
+    async def start(self) -> None:
+        """Start; on failure raise, having undone its own partial start."""
+
+    async def stop(self) -> None:
+        """Stop; safe to call once after a successful start."""
+
+
+class Parts:
+    """The parts started so far, stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self._started: list[Part] = []
+
+    async def start(self, part: Part) -> None:
+        """Start ``part`` after those already started; if it fails, stop them all (in reverse)
+        and raise its error."""
+        try:
+            await part.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._started.append(part)
+        log.debug("started %s", part.name)
+
+    async def stop(self) -> None:
+        """Stop every started part, the last started first; a failure to stop one is logged
+        and the others still stop."""
+        while self._started:
+            part = self._started.pop()
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("stopping %s failed", part.name)
+
+    @property
+    def names(self) -> list[str]:
+        return [part.name for part in self._started]
+
+
+# -- the parts of ``venue run``, in the order they start -------------------------------------------
+
+
+class VenuePart:
+    """The venue itself: recovery, then the sequencer, journal, core and timer."""
+
+    name = "venue"
+
+    def __init__(self, config: VenueConfig) -> None:
+        from venue.runtime import Venue
+
+        self.venue = Venue(config)
+
+    async def start(self) -> None:
+        from venue.runtime import StartError
+
+        try:
+            await self.venue.start()
+        except RecoveryError as exc:
+            raise CliError(f"the venue refuses to start: {exc}", EXIT_CORRUPT) from None
+        except (StartError, JournalError, OSError) as exc:
+            raise CliError(f"the venue cannot start: {exc}", EXIT_FAILED) from None
+
+    async def stop(self) -> None:
+        await self.venue.stop()
+
+
+class SettlementPart:
+    """Settlement into the ledger, when the venue keeps one (a no-op part otherwise)."""
+
+    name = "settlement"
+
+    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+        self.venue = venue
+        self.config = config
+        self.settlement: Settlement | None = None
+
+    async def start(self) -> None:
+        from venue.settlement import Settlement, redact_url
+
+        ledger = self.config.ledger
+        if ledger is None:
+            return
+        settlement = Settlement(self.venue, ledger, self.config.assets)
+        try:
+            await settlement.start()
+        except Exception as exc:
+            where = redact_url(ledger.url)
+            raise CliError(f"the ledger {where} cannot be opened: {exc}", EXIT_FAILED) from None
+        self.settlement = settlement
+        print(f"venue: settling into the ledger {redact_url(ledger.url)}", flush=True)
+
+    async def stop(self) -> None:
+        if self.settlement is None:
+            return
+        # The venue stops first (its doors are closed by now): its last commands reach the
+        # ledger before settlement drains and closes.
+        await self.venue.stop()
+        await self.settlement.stop()
+
+
+class FixGatewayPart:
+    """The FIX gateway wired to the venue (stores open, reports caught up, subscriptions made),
+    not listening yet; nothing when the configuration has no ``[fix]``."""
+
+    name = "fix gateway"
+
+    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+        self.venue = venue
+        self.config = config
+        self.gateway: FixGateway | None = None
+
+    async def start(self) -> None:
+        if self.config.fix is None:
+            return
+        from gateway.fix.dictionary import DictionaryError
+        from gateway.fix.store import StoreError
+        from venue.fix import attach_gateway, build_gateway
+
+        try:
+            gateway = build_gateway(self.config.fix, self.venue)
+        except DictionaryError as exc:
+            raise CliError(f"the FIX dictionary cannot be used: {exc}", EXIT_CONFIG) from None
+        except (StoreError, OSError) as exc:
+            raise CliError(f"the FIX message store cannot be opened: {exc}", EXIT_FAILED) from None
+        attach_gateway(gateway, self.venue)
+        self.gateway = gateway
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.acceptor.stop()  # closes the sessions and their stores
+
+
+class AdminPart:
+    """The admin API, listening (with the ledger attached before the socket opens)."""
+
+    name = "admin API"
+
+    def __init__(self, venue: Venue, config: VenueConfig, settlement: Settlement | None) -> None:
+        self.venue = venue
+        self.config = config
+        self.settlement = settlement
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        from venue.admin import start_admin
+
+        admin = self.config.admin
+        try:
+            self._runner, host, port = await start_admin(
+                self.venue, admin.host, admin.port, self.settlement
+            )
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            where = f"{admin.host}:{admin.port}"
+            raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class FixListenerPart:
+    """The FIX acceptor's socket, opened last."""
+
+    name = "FIX acceptor"
+
+    def __init__(self, gateway: FixGateway | None) -> None:
+        self.gateway = gateway
+        self.address = ""
+
+    async def start(self) -> None:
+        gateway = self.gateway
+        if gateway is None:
+            return
+        try:
+            await gateway.acceptor.start()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            where = f"{gateway.acceptor.host}:{gateway.acceptor.port}"
+            raise CliError(f"FIX cannot listen on {where}: {why}", EXIT_FAILED) from None
+        self.address = f"{gateway.acceptor.host}:{gateway.acceptor.port}"
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.acceptor.stop()
