@@ -32,6 +32,8 @@ class LedgerConfig:
 
 @dataclass(frozen=True, slots=True)
 class ClearingConfig:
+    """What clearing read: the three sections together, since each depends on the one before."""
+
     #: asset -> decimals of its minor unit; empty: no clearing (a matching-only venue)
     assets: Mapping[str, int]
     fees: FeeConfig | None  # None: no [fees] section, no fees
@@ -41,6 +43,7 @@ class ClearingConfig:
 def read_clearing(
     root: Table, instruments: tuple[InstrumentSpec, ...], data_dir: Path
 ) -> ClearingConfig:
+    """``[[assets]]``, ``[fees]`` and ``[ledger]``, checked against the instruments."""
     assets = _assets(root, instruments)
     fees = _fees(root, assets)
     ledger = _ledger(root, data_dir) if assets else None
