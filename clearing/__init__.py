@@ -3,8 +3,9 @@
 Owns the risk stage of the core (balances available and locked, holds taken when an order is
 accepted and released as it fills or is cancelled, fees), the settlement of events into the
 double-entry ledger (SQLAlchemy: SQLite by default, PostgreSQL via psycopg), reconciliation,
-statements and reports. The ledger is a projection of the event stream, idempotent by event
-sequence number.
+statements and reports, and its sections of the configuration file: ``[[assets]]``, ``[fees]``
+and ``[ledger]`` (``clearing.config``). The ledger is a projection of the event stream,
+idempotent by event sequence number.
 
 May import ``engine`` only. The commands and events it handles (deposits, withdrawals,
 adjustments, account states, fees, ``TradeSettled``) are the engine's vocabulary

@@ -9,5 +9,8 @@ What exists: ``gateway.fix``, the FIX 4.4 gateway (codec, data dictionary, sessi
 message store, acceptor, order entry, drop copy, market data; fix_specs/README.md is its
 contract). REST and WebSocket come later.
 
+Its sections of the configuration file: ``[fix]`` and its ``[[fix.sessions]]``
+(``gateway.fix.config``), ``[admin]`` (``gateway.adminconfig``).
+
 May import ``engine`` (types, commands, events) only.
 """

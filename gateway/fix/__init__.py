@@ -10,6 +10,7 @@
   (order entry, drop copy, market data, the security list) and the FIX values of the engine's
   enumerations (units convert through ``engine.units``, requests through ``gateway.edge``);
   ``echo``: the conformance profile's application.
+- ``config``: the ``[fix]`` section of the configuration file and its ``[[fix.sessions]]``.
 
 Imports nothing of the venue. The per-message modules (codec, dictionary, session, orders,
 timestamps) are compiled with the engine's mypyc build (``engine/_native.py``) and load
