@@ -243,3 +243,41 @@ def test_the_admin_api_keeps_its_documented_shapes(tmp_path: Path) -> None:
 
     asyncio.run(asyncio.wait_for(body(), 60))
     assert {"Deposited", "OrderAccepted", "Trade", "TradeSettled", "OrderCancelled"} <= seen_types
+
+
+def test_a_page_registered_through_the_composition_root_is_served(tmp_path: Path) -> None:
+    """Another package (surveillance, treasury) adds its staff pages through the composition
+    root: the admin application serves them, and the gateway never imports that package."""
+    from aiohttp import web
+
+    from venue import admin
+
+    async def alerts(request: web.Request) -> web.Response:
+        return web.json_response({"alerts": []})
+
+    def page(app: web.Application) -> None:
+        app.router.add_get("/v1/surveillance/alerts", alerts)
+
+    config = dataclasses.replace(
+        load_config(DEFAULT_CONFIG_PATH), data_dir=tmp_path / "data", ledger=None
+    )
+
+    async def body() -> None:
+        venue = Venue(config)
+        await venue.start()
+        admin.register_page(page)
+        try:
+            runner, host, port = await start_admin(venue, "127.0.0.1", 0)
+        finally:
+            admin._PAGES.remove(page)
+        try:
+            async with (
+                aiohttp.ClientSession(f"http://{host}:{port}") as http,
+                http.get("/v1/surveillance/alerts") as response,
+            ):
+                assert response.status == 200 and await response.json() == {"alerts": []}
+        finally:
+            await runner.cleanup()
+            await venue.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))

@@ -14,15 +14,25 @@ from clearing.reconcile import LedgerError, ledger_engine, reconcile, wait_for_l
 from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
-from gateway.admin.app import make_app, serve, set_ledger
+from gateway.admin.app import Page, make_app, serve, set_ledger
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
 from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
-__all__ = ["render_event", "set_settlement", "start_admin"]
+__all__ = ["register_page", "render_event", "set_settlement", "start_admin"]
 
 T = TypeVar("T")
+
+#: Pages of the staff console that other packages provide (surveillance, treasury...), added
+#: here by the composition root so that the gateway never imports them.
+_PAGES: list[Page] = []
+
+
+def register_page(page: Page) -> None:
+    """Serve ``page`` (it adds its routes to the admin application) from every admin API
+    started after this call."""
+    _PAGES.append(page)
 
 
 class VenuePort:
@@ -105,7 +115,13 @@ async def start_admin(
     it cannot bind. ``settlement`` is attached before the socket listens, so no request finds
     it missing."""
     config = venue.config
-    app = make_app(VenuePort(venue), config.instruments, config.assets, clearing=config.clearing)
+    app = make_app(
+        VenuePort(venue),
+        config.instruments,
+        config.assets,
+        clearing=config.clearing,
+        pages=tuple(_PAGES),
+    )
     if settlement is not None:
         set_settlement(app, venue, settlement)
     return await serve(app, host, port)

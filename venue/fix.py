@@ -9,40 +9,32 @@ listening :class:`gateway.fix.acceptor.FixAcceptor`.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import os
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from engine.replay import Replayer, ReplayError
 from gateway.fix.acceptor import FixAcceptor
 from gateway.fix.application import MarketData, VenueApplication
-from gateway.fix.codec import FixMessage
+from gateway.fix.auth import authenticator, hash_password, password_check
 from gateway.fix.dictionary import DataDictionary, load_dictionary
 from gateway.fix.echo import EchoApplication
 from gateway.fix.marketdata import MarketDataHandler
 from gateway.fix.orders import OrderEntry, SessionProfile
 from gateway.fix.session import Application, Session, SessionConfig
 from gateway.fix.store import open_store
-from venue.config import FixConfig, FixSessionConfig
+from venue.config import FixConfig
 from venue.runtime import Venue, make_core
 
-__all__ = ["FIX_STORE_DIR", "FixGateway", "build_gateway", "hash_password"]
+__all__ = ["FIX_STORE_DIR", "FixGateway", "build_gateway", "hash_password", "password_check"]
 
 log = logging.getLogger("venue.fix")
 
 FIX_STORE_DIR = "fix"
-PBKDF2_ITERATIONS = 200_000
 #: The complete FIX 4.4 dictionary: which message types exist at all (380=3 rather than 373=11).
 _FULL_DICTIONARY = Path(__file__).resolve().parent.parent / "fix_specs" / "FIX44.xml"
-AUTH_FAILED = "authentication failed"
 
 
 REPORTED_SEQ_FILE = "reported_seq"
@@ -117,64 +109,6 @@ class FixGateway:
             log.error("cannot record the reported seq in %s: %s", reported.path, exc)
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """``pbkdf2_sha256$<iterations>$<salt>$<hash>``: a session's ``password_hash``."""
-    salt = salt or os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, PBKDF2_ITERATIONS)
-    salt_b64 = base64.b64encode(salt).decode()
-    return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt_b64}${base64.b64encode(digest).decode()}"
-
-
-def password_check(stored: str) -> Callable[[bytes], bool]:
-    _, iterations, salt_b64, hash_b64 = stored.split("$")
-    salt = base64.b64decode(salt_b64)
-    expected = base64.b64decode(hash_b64)
-    rounds = int(iterations)
-
-    def check(password: bytes) -> bool:
-        digest = hashlib.pbkdf2_hmac("sha256", password, salt, rounds)
-        return hmac.compare_digest(digest, expected)
-
-    return check
-
-
-def _authenticator(cfg: FixSessionConfig) -> Callable[[FixMessage], str | None] | None:
-    """Checks a Logon's credentials: Password(554) and/or an Ed25519 signature in RawData(96)
-    over ``35 SOH 49 SOH 56 SOH 34 SOH 52`` as sent (Binance's FIX API scheme). Failures give
-    no detail to the client; the log says which check failed."""
-    password = password_check(cfg.password_hash) if cfg.password_hash else None
-    public_key = (
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(cfg.ed25519_public_key))
-        if cfg.ed25519_public_key
-        else None
-    )
-    api_key = cfg.api_key.encode()
-    if password is None and public_key is None:
-        return None
-
-    def authenticate(logon: FixMessage) -> str | None:
-        who = cfg.target_comp_id
-        if password is not None:
-            given = logon.get(554)
-            if given is None or not password(given):
-                log.warning("FIX %s: Logon refused: wrong or missing Password (554)", who)
-                return AUTH_FAILED
-        if public_key is not None:
-            if api_key and logon.get(553) != api_key:
-                log.warning("FIX %s: Logon refused: Username (553) is not the API key", who)
-                return AUTH_FAILED
-            payload = b"\x01".join(logon.get(tag) or b"" for tag in (35, 49, 56, 34, 52))
-            try:
-                signature = base64.b64decode(logon.get(96) or b"", validate=True)
-                public_key.verify(signature, payload)
-            except (InvalidSignature, ValueError):
-                log.warning("FIX %s: Logon refused: bad Ed25519 signature in RawData (96)", who)
-                return AUTH_FAILED
-        return None
-
-    return authenticate
-
-
 def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
     """Sessions, stores, application and acceptor; ``DictionaryError`` for a bad dictionary and
     ``StoreError`` for a store that cannot be opened. Not listening yet."""
@@ -199,7 +133,7 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
             max_heartbeat_s=config.max_heartbeat_s,
             throttle_per_s=cfg.throttle_per_s,
             throttle_logout_after_s=cfg.throttle_logout_after_s,
-            authenticate=_authenticator(cfg),
+            authenticate=authenticator(cfg),
         )
         configs.append(session_config)
         profiles[session_config.key] = SessionProfile(

@@ -59,9 +59,13 @@ from gateway.admin.ports import AdminLedger, AdminVenue, Unavailable, Unjournala
 from gateway.admin.render import render_event, render_order
 from gateway.edge.requests import Edge
 
-__all__ = ["make_app", "serve", "set_ledger"]
+__all__ = ["Page", "make_app", "serve", "set_ledger"]
 
 Builder = Callable[[Fields], Command]
+#: A page another package adds to the staff console (surveillance, treasury...): called with the
+#: application, it adds its routes. The composition root passes them in, so the gateway never
+#: imports the packages that own them.
+Page = Callable[[web.Application], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,10 @@ def make_app(
     assets: Mapping[str, int],
     *,
     clearing: bool,
+    pages: Iterable[Page] = (),
 ) -> web.Application:
-    """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too)."""
+    """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too), with
+    the pages other packages registered through the composition root."""
     specs = {spec.symbol: spec for spec in instruments}
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[_SERVED] = _Served(venue, specs, dict(assets), Edge(specs.values(), assets))
@@ -117,6 +123,8 @@ def make_app(
         app.router.add_get("/v1/accounts/{account}/balances", _balances)
         app.router.add_get("/v1/ledger", _ledger)
         app.router.add_post("/v1/reconcile", _reconcile)
+    for page in pages:
+        page(app)
     return app
 
 
