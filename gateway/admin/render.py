@@ -50,12 +50,11 @@ def render_event(
 ) -> dict[str, Any]:
     """One event as JSON: its class as ``type``, enums by name, units as decimal strings
     (prices and quantities in the instrument's units, amounts in their asset's)."""
-    assert dataclasses.is_dataclass(event)
-    spec = specs.get(getattr(event, "instrument", ""))
+    assert dataclasses.is_dataclass(event) and not isinstance(event, type)
+    values = dataclasses.asdict(event)  # every event is a flat dataclass of plain values
+    spec = specs.get(values.get("instrument", ""))
     out: dict[str, Any] = {"type": type(event).__name__}
-    for field in dataclasses.fields(event):
-        name = field.name
-        value = getattr(event, name)
+    for name, value in values.items():
         if isinstance(value, Enum):
             value = value.name
         elif isinstance(value, bool) or not isinstance(value, int):
@@ -63,7 +62,7 @@ def render_event(
         elif name == "expire_time":
             value = value // _NS_PER_MS
         elif assets and name in _AMOUNT_ASSET:
-            places = assets.get(getattr(event, _AMOUNT_ASSET[name]), 0)
+            places = assets.get(values[_AMOUNT_ASSET[name]], 0)
             value = format(Decimal(value).scaleb(-places), "f")
         elif spec is not None and name in _PRICE_FIELDS:
             value = format(spec.ticks_to_price(value), "f")
