@@ -581,6 +581,29 @@ class ClearingRejected:
     detail: str
 
 
+@dataclass(init=False, slots=True)
+class BalanceChanged:
+    """An account's balance of one asset after a command changed its ``total`` or ``locked``
+    (minor units; available is the difference), so read models follow balances from events
+    alone. One per changed (account, asset), after the command's other events, sorted by
+    (account, asset, kind). ``kind`` is ``participant`` for a participant's account, else the
+    venue's own account it is (``fees``, ``world``, ``adjustments``; ``account`` 0, never
+    locked), as in the ledger."""
+
+    account: int
+    asset: str
+    total: int
+    locked: int
+    kind: str
+
+    def __init__(self, account: int, asset: str, total: int, locked: int, kind: str) -> None:
+        self.account = account
+        self.asset = asset
+        self.total = total
+        self.locked = locked
+        self.kind = kind
+
+
 #: The risk stage's events.
 MoneyEvent = (
     TradeSettled
@@ -593,6 +616,7 @@ MoneyEvent = (
     | FeeScheduleSet
     | FeesConfigured
     | ClearingRejected
+    | BalanceChanged
 )
 
 #: Every event the core emits.
