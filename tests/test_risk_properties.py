@@ -34,7 +34,7 @@ from engine.commands import (
     Withdraw,
 )
 from engine.core import Core
-from engine.events import BalanceChanged
+from engine.events import BalanceChanged, book_changes
 from engine.instrument import spec_from_decimals
 from engine.types import AccountState, OrdType, Side, StpMode, TimeInForce
 
@@ -143,6 +143,7 @@ class Runner:
         self.next_wid = 1
         #: (kind, account, asset) -> (total, locked), from the BalanceChanged events alone
         self.model: dict[tuple[str, int, str], tuple[int, int]] = {}
+        self.stops: set[int] = set()  # waiting stop orders, as ``book_changes`` follows them
         self.do(ConfigureAccount(3, 4, StpMode.EXPIRE_TAKER))  # 3 and 4 share an owner
         from engine.commands import ConfigureFees
 
@@ -158,7 +159,12 @@ class Runner:
         self.ts += 1_000_000
         cmd.seq, cmd.ts = self.seq, self.ts
         self.commands.append(cmd)
+        ids = {symbol: m.update_id for symbol, m in self.core.markets.items()}
         events = self.core.apply(cmd)
+        moved = {
+            s: m.update_id - ids[s] for s, m in self.core.markets.items() if m.update_id != ids[s]
+        }
+        assert moved == book_changes(events, self.stops), f"book update ids after {cmd}"
         findings = self.core.check_invariants()  # the core's and the risk stage's
         assert not findings, f"after {cmd}: {findings}"
         self.follow_balances(cmd, events)
@@ -271,3 +277,4 @@ def test_no_order_spends_more_than_its_account_holds(charge_in: str, seed: int) 
         replay.apply(cmd)
     assert replay.state_hash() == runner.core.state_hash()
     assert replay_risk.ledger_view() == runner.risk.ledger_view()
+    assert replay.snapshot() == fresh.snapshot() == runner.core.snapshot()  # update ids too
