@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from clearing.errors import InvariantError as InvariantError  # re-exported
 from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
@@ -93,7 +93,7 @@ DECREMENT = StpMode.DECREMENT
 ACTIVE = AccountState.ACTIVE
 #: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
 FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
-PARTICIPANT = "participant"
+PARTICIPANT: Final = "participant"
 
 
 class AssetUnits:
@@ -229,7 +229,7 @@ class RiskEngine:
         self._cancel_account_orders: CancelAccountOrders | None = None
         # What the command being applied touched, with the values before it: its
         # BalanceChanged events are the rows whose values differ at its end.
-        self._touched: dict[tuple[int, str], tuple[int, int]] = {}
+        self._touched: dict[tuple[int, str], tuple[list[int], int, int]] = {}
         self._venue_touched: dict[tuple[str, str], int] = {}
         self._install_fees(zero_fees(), "")
 
@@ -352,25 +352,28 @@ class RiskEngine:
             self._balances_changed(events)
 
     def _balances_changed(self, events: list[Event]) -> None:
-        """Append a BalanceChanged for every row the command changed, sorted, and forget what
-        it touched (rows only read, or changed and changed back, give none)."""
-        changed: list[tuple[int, str, str, int, int]] = []
-        balances = self.balances
-        for (account, asset), (total, locked) in self._touched.items():
-            row = balances[account][asset]
-            if row[0] != total or row[1] != locked:
-                changed.append((account, asset, PARTICIPANT, row[0], row[1]))
-        venue = self.venue
-        for key, value in self._venue_touched.items():
-            now = venue.get(key, 0)
-            if now != value:
-                changed.append((0, key[1], key[0], now, 0))
-        self._touched.clear()
-        self._venue_touched.clear()
-        if len(changed) > 1:
-            changed.sort()
-        for account, asset, kind, total, locked in changed:
-            events.append(BalanceChanged(account, asset, total, locked, kind))
+        """Append a BalanceChanged for every row the command changed, sorted by (account,
+        kind, asset), and forget what it touched (rows only read, or changed and changed back,
+        give none). Most commands touch one row (a hold taken or released): no sort then."""
+        venue_touched = self._venue_touched
+        if venue_touched:  # account 0: before every participant
+            venue = self.venue
+            for kind, asset in sorted(venue_touched) if len(venue_touched) > 1 else venue_touched:
+                now = venue.get((kind, asset), 0)
+                if now != venue_touched[(kind, asset)]:
+                    events.append(BalanceChanged(0, asset, now, 0, kind))
+            venue_touched.clear()
+        touched = self._touched
+        if len(touched) == 1:
+            for (account, asset), (row, total, locked) in touched.items():
+                if row[0] != total or row[1] != locked:
+                    events.append(BalanceChanged(account, asset, row[0], row[1], PARTICIPANT))
+        else:
+            for key in sorted(touched):
+                row, total, locked = touched[key]
+                if row[0] != total or row[1] != locked:
+                    events.append(BalanceChanged(key[0], key[1], row[0], row[1], PARTICIPANT))
+        touched.clear()
 
     def snapshot_state(self) -> object:
         return (
@@ -698,7 +701,7 @@ class RiskEngine:
         key = (account, asset)
         touched = self._touched
         if key not in touched:
-            touched[key] = (row[0], row[1])
+            touched[key] = (row, row[0], row[1])
         return row
 
     def _venue_add(self, kind: str, asset: str, amount: int) -> None:

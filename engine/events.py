@@ -591,7 +591,7 @@ class BalanceChanged:
     """An account's balance of one asset after a command changed its ``total`` or ``locked``
     (minor units; available is the difference), so read models follow balances from events
     alone. One per changed (account, asset), after the command's other events, sorted by
-    (account, asset, kind). ``kind`` is ``participant`` for a participant's account, else the
+    (account, kind, asset). ``kind`` is ``participant`` for a participant's account, else the
     venue's own account it is (``fees``, ``world``, ``adjustments``; ``account`` 0, never
     locked), as in the ledger."""
 

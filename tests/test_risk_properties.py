@@ -175,7 +175,7 @@ class Runner:
         per row that changed, and the model then equals the risk stage's balances."""
         changes = [e for e in events if isinstance(e, BalanceChanged)]
         assert events[len(events) - len(changes) :] == changes, f"{cmd}: not last: {events}"
-        keys = [(e.account, e.asset, e.kind) for e in changes]
+        keys = [(e.account, e.kind, e.asset) for e in changes]
         assert keys == sorted(set(keys)), f"{cmd}: not sorted or repeated: {keys}"
         for e in changes:
             key = (e.kind, e.account, e.asset)
