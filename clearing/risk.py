@@ -26,13 +26,18 @@ more than it locked; with the hold's worst-case fee that cap only ever removes a
 The venue's own accounts are tracked too (fees, the outside world for deposits and
 withdrawals, operator adjustments), so that every asset sums to zero over all accounts, exactly
 as in the ledger: ``ledger_view()`` is what the ledger must hold.
+
+Every command ends with a ``BalanceChanged`` for each (account, asset) whose total or locked it
+changed, the venue's accounts included, so that read models follow balances from the events
+alone. The rows a command touches are recorded on the way (``_balance``, ``_venue_add``) with
+their values before it; the end of ``apply_events`` compares and publishes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from clearing.errors import InvariantError as InvariantError  # re-exported
 from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
@@ -49,6 +54,7 @@ from engine.commands import (
 from engine.events import (
     AccountStateChanged,
     BalanceAdjusted,
+    BalanceChanged,
     ClearingReject,
     ClearingRejected,
     Deposited,
@@ -87,6 +93,7 @@ DECREMENT = StpMode.DECREMENT
 ACTIVE = AccountState.ACTIVE
 #: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
 FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
+PARTICIPANT: Final = "participant"
 
 
 class AssetUnits:
@@ -220,6 +227,10 @@ class RiskEngine:
         self._volume_factor: dict[str, Fraction] = {}
         self._tier_floor: dict[str, list[int]] = {}
         self._cancel_account_orders: CancelAccountOrders | None = None
+        # What the command being applied touched, with the values before it: its
+        # BalanceChanged events are the rows whose values differ at its end.
+        self._touched: dict[tuple[int, str], tuple[list[int], int, int]] = {}
+        self._venue_touched: dict[tuple[str, str], int] = {}
         self._install_fees(zero_fees(), "")
 
     # ------------------------------------------------------------------ the RiskStage protocol
@@ -337,6 +348,32 @@ class RiskEngine:
             hold = self.holds.get(order_id)
             if hold is not None and hold.market:
                 self._release(order_id)  # a market order never rests: what is left is free
+        if self._touched or self._venue_touched:
+            self._balances_changed(events)
+
+    def _balances_changed(self, events: list[Event]) -> None:
+        """Append a BalanceChanged for every row the command changed, sorted by (account,
+        kind, asset), and forget what it touched (rows only read, or changed and changed back,
+        give none). Most commands touch one row (a hold taken or released): no sort then."""
+        venue_touched = self._venue_touched
+        if venue_touched:  # account 0: before every participant
+            venue = self.venue
+            for kind, asset in sorted(venue_touched) if len(venue_touched) > 1 else venue_touched:
+                now = venue.get((kind, asset), 0)
+                if now != venue_touched[(kind, asset)]:
+                    events.append(BalanceChanged(0, asset, now, 0, kind))
+            venue_touched.clear()
+        touched = self._touched
+        if len(touched) == 1:
+            for (account, asset), (row, total, locked) in touched.items():
+                if row[0] != total or row[1] != locked:
+                    events.append(BalanceChanged(account, asset, row[0], row[1], PARTICIPANT))
+        else:
+            for key in sorted(touched):
+                row, total, locked = touched[key]
+                if row[0] != total or row[1] != locked:
+                    events.append(BalanceChanged(key[0], key[1], row[0], row[1], PARTICIPANT))
+        touched.clear()
 
     def snapshot_state(self) -> object:
         return (
@@ -357,6 +394,8 @@ class RiskEngine:
         )
 
     def restore_state(self, state: object) -> None:
+        self._touched.clear()
+        self._venue_touched.clear()
         if not isinstance(state, tuple) or not state or state[0] != STATE_VERSION:
             raise ValueError("risk state of an unknown version")
         (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
@@ -538,13 +577,10 @@ class RiskEngine:
         row = self._balance(seller, units.quote)
         row[0] += quote_amount - seller_fee
 
-        venue = self.venue
         if buyer_fee:
-            key = (FEES, buyer_fee_asset)
-            venue[key] = venue.get(key, 0) + buyer_fee
+            self._venue_add(FEES, buyer_fee_asset, buyer_fee)
         if seller_fee:
-            key = (FEES, units.quote)
-            venue[key] = venue.get(key, 0) + seller_fee
+            self._venue_add(FEES, units.quote, seller_fee)
         if self.fees.window_days:
             self._add_volume(buyer, day, units.quote, quote_amount)
             if seller != buyer:
@@ -654,13 +690,28 @@ class RiskEngine:
 
     # ------------------------------------------------------------------ money commands
     def _balance(self, account: int, asset: str) -> list[int]:
+        """The row ``[total, locked]`` to read or change; the command's first look at it
+        records its values, from which ``_balances_changed`` tells what changed."""
         assets = self.balances.get(account)
         if assets is None:
             assets = self.balances[account] = {}
         row = assets.get(asset)
         if row is None:
             row = assets[asset] = [0, 0]
+        key = (account, asset)
+        touched = self._touched
+        if key not in touched:
+            touched[key] = (row, row[0], row[1])
         return row
+
+    def _venue_add(self, kind: str, asset: str, amount: int) -> None:
+        """Add ``amount`` to one of the venue's own accounts, recording it as touched."""
+        key = (kind, asset)
+        venue = self.venue
+        before = venue.get(key, 0)
+        if key not in self._venue_touched:
+            self._venue_touched[key] = before
+        venue[key] = before + amount
 
     def _reject(
         self, out: list[Event], command: object, account: int, reason: ClearingReject, detail: str
@@ -694,8 +745,7 @@ class RiskEngine:
             self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
             return
         row[0] += cmd.amount
-        key = (WORLD, cmd.asset)
-        self.venue[key] = self.venue.get(key, 0) - cmd.amount
+        self._venue_add(WORLD, cmd.asset, -cmd.amount)
         out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
 
     def _withdraw(self, cmd: Withdraw, out: list[Event]) -> None:
@@ -737,8 +787,7 @@ class RiskEngine:
         row[1] -= amount
         if confirm:
             row[0] -= amount
-            key = (WORLD, asset)
-            self.venue[key] = self.venue.get(key, 0) + amount
+            self._venue_add(WORLD, asset, amount)
             out.append(WithdrawalConfirmed(wid, account, asset, amount, ref))
         else:
             out.append(WithdrawalReleased(wid, account, asset, amount, ref))
@@ -757,8 +806,7 @@ class RiskEngine:
             self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
             return
         row[0] += cmd.amount
-        key = (ADJUSTMENTS, cmd.asset)
-        self.venue[key] = self.venue.get(key, 0) - cmd.amount
+        self._venue_add(ADJUSTMENTS, cmd.asset, -cmd.amount)
         out.append(BalanceAdjusted(cmd.account, cmd.asset, cmd.amount, cmd.ref))
 
     def _set_state(self, cmd: SetAccountState, out: list[Event]) -> None:

@@ -34,6 +34,7 @@ import gc
 import hashlib
 import heapq
 import marshal
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, cast
 
@@ -87,6 +88,12 @@ from engine.types import (
 )
 
 SNAPSHOT_VERSION = 1
+# A snapshot is a header (magic, length of the state), the state (a marshalled tuple of version
+# SNAPSHOT_VERSION: what ``state_hash`` hashes) and an extension holding what is not hashed,
+# the books' update ids, so that journals and snapshots of earlier venues keep their hashes.
+SNAPSHOT_MAGIC = b"VCX1"
+_SNAPSHOT_HEAD = struct.Struct("<4sQ")
+EXTENSION_VERSION = 1
 # Enum members as module constants: in the hot path a constant is a static load where
 # ``Side.BUY`` is an attribute lookup on the enum's metaclass (slow on Python 3.11).
 BUY: Final = Side.BUY
@@ -182,6 +189,7 @@ class Market:
         "state",
         "stops",
         "symbol",
+        "update_id",
     )
 
     def __init__(self, spec: InstrumentSpec) -> None:
@@ -201,6 +209,10 @@ class Market:
         self.band_ref = -1  # the reference price band_lo/band_hi were computed for
         self.band_lo = 0
         self.band_hi = 0
+        # One more per change of the book (an order added, removed, or its resting or visible
+        # quantity or price changed; the stop book is not the book): the depth streams'
+        # update id. ``engine.events.book_changes`` derives the same count from the events.
+        self.update_id = 0
 
     def reference(self) -> int:
         """The price band's reference: the last trade price or the operator's reference price,
@@ -330,6 +342,16 @@ class Core:
     def open_orders(self, account: int) -> list[Order]:
         orders = self.live.get(account)
         return sorted(orders.values(), key=_order_id) if orders else []
+
+    def waiting_stops(self) -> set[int]:
+        """The ids of the stop orders waiting for their trigger (not on any book): where a
+        reader of ``engine.events.book_changes`` starts from a recovered core."""
+        return {
+            o.order_id
+            for orders in self.live.values()
+            for o in orders.values()
+            if o.status is PENDING_TRIGGER
+        }
 
     def resting_count(self) -> int:
         return sum(len(orders) for orders in self.live.values())
@@ -556,6 +578,7 @@ class Core:
     def _rest(self, m: Market, order: Order, indexed: bool) -> None:
         order.visible = min(order.display_qty, order.leaves) if order.display_qty else order.leaves
         (m.bids if order.side is BUY else m.asks).add(order)
+        m.update_id += 1
         if not indexed:
             self._add_live(order)
 
@@ -635,6 +658,7 @@ class Core:
                     )
                 )
                 self.next_trade_id += 1
+                m.update_id += 1  # the maker's quantity changed, or it left the book
                 m.last_price = px
                 m.ref_price = px
                 if stops.up_keys or stops.down_keys:
@@ -659,6 +683,7 @@ class Core:
         level.unlink(maker)
         maker.visible = min(maker.display_qty, maker.leaves)
         level.append(maker)
+        m.update_id += 1
         out.append(
             IcebergRefreshed(maker.order_id, maker.account, m.symbol, maker.visible, maker.leaves)
         )
@@ -679,6 +704,7 @@ class Core:
             maker.leaves -= qty
             maker.qty -= qty
             level.qty -= qty
+            m.update_id += 1
             if by_quote:
                 taker.quote_qty -= qty * px
             else:
@@ -711,6 +737,7 @@ class Core:
         if expire_maker:
             level.unlink(maker)
             level.qty -= maker.visible
+            m.update_id += 1
             self._expire(maker, CANCEL_SELF_TRADE, out)
         if expire_taker:
             if by_quote:
@@ -859,6 +886,7 @@ class Core:
             m.stops.remove(order, (order.side, order.ord_type) in RISING_STOPS)
         else:
             (m.bids if order.side is BUY else m.asks).remove(order)
+            m.update_id += 1
 
     def _cancel_order(
         self, m: Market, order: Order, reason: CancelReason, out: list[Event]
@@ -957,9 +985,11 @@ class Core:
             order.visible = shown
             order.qty = cmd.qty
             order.leaves = new_leaves
+            m.update_id += 1
             self._replaced(order, old_clid, True, out)
             return
         book.remove(order)
+        m.update_id += 1
         order.price = new_price
         order.qty = cmd.qty
         order.leaves = new_leaves
@@ -1149,6 +1179,8 @@ class Core:
             self._check_side(m, m.asks, SELL, placed, bound, findings)
             self._check_stops(m, True, placed, findings)
             self._check_stops(m, False, placed, findings)
+            if m.update_id < 0:
+                findings.append(f"{symbol}: the book's update id {m.update_id} is negative")
             if m.bids.keys and m.asks.keys:
                 bid, ask = m.bids.keys[-1], -m.asks.keys[-1]
                 if bid >= ask:
@@ -1318,8 +1350,25 @@ class Core:
 
     # ------------------------------------------------------------------ state
     def snapshot(self) -> bytes:
-        """The whole state as canonical bytes (marshal version 2: no back-references, so equal
-        states give equal bytes). Loaded by ``restore``; hashed by ``state_hash``."""
+        """The whole state as canonical bytes: the hashed state (``state_bytes``) behind a
+        header, then the extension with each book's update id. Loaded by ``restore``."""
+        state = self.state_bytes()
+        extension = (
+            EXTENSION_VERSION,
+            [(symbol, self.markets[symbol].update_id) for symbol in sorted(self.markets)],
+        )
+        return b"".join(
+            (
+                _SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, len(state)),
+                state,
+                marshal.dumps(cast(Any, extension), 2),
+            )
+        )
+
+    def state_bytes(self) -> bytes:
+        """The state ``state_hash`` hashes, as canonical bytes (marshal version 2: no
+        back-references, so equal states give equal bytes): the whole state but the books'
+        update ids, in the format of earlier venues, whose hashes stay valid."""
         markets = []
         for symbol in sorted(self.markets):
             m = self.markets[symbol]
@@ -1348,18 +1397,45 @@ class Core:
         )
         return marshal.dumps(cast(Any, state), 2)
 
-    def restore(self, data: bytes) -> None:
-        """Load a snapshot into this (freshly built) core.
+    def restore(self, data: bytes, *, without_update_ids: bool = False) -> bool:
+        """Load a snapshot into this (freshly built) core; True if it held the update ids.
 
+        A snapshot of an earlier venue holds the state alone, without the books' update ids:
+        it raises ``SnapshotFormatError`` unless ``without_update_ids``, when the ids are left
+        at 0 for the caller to count (recovery replays the journal up to the snapshot).
         The cyclic garbage collector is paused meanwhile: a snapshot holds millions of orders and
         each allocation would otherwise trigger collections that scan all of them again."""
+        head = _SNAPSHOT_HEAD.size
+        extension: object = None
+        if data[:4] == SNAPSHOT_MAGIC and len(data) >= head:
+            length = _SNAPSHOT_HEAD.unpack_from(data)[1]
+            state, rest = data[head : head + length], data[head + length :]
+            if len(state) != length or not rest:
+                raise SnapshotFormatError("snapshot cut short")
+            extension = marshal.loads(rest)
+            if not isinstance(extension, tuple) or extension[0] != EXTENSION_VERSION:
+                raise SnapshotFormatError("snapshot extension of an unknown format or version")
+        elif not without_update_ids:
+            raise SnapshotFormatError(
+                "snapshot without the books' update ids (an earlier venue's): not loaded"
+            )
+        else:
+            state = data
         enabled = gc.isenabled()
         gc.disable()
         try:
-            self._restore(data)
+            self._restore(state)
         finally:
             if enabled:
                 gc.enable()
+        if extension is None:
+            return False
+        for symbol, update_id in cast(tuple[int, list[tuple[str, int]]], extension)[1]:
+            m = self.markets.get(symbol)
+            if m is None:
+                raise ValueError(f"snapshot holds instrument {symbol}, not in the configuration")
+            m.update_id = update_id
+        return True
 
     def _restore(self, data: bytes) -> None:
         state = marshal.loads(data)
@@ -1401,7 +1477,8 @@ class Core:
             self.risk.restore_state(risk)
 
     def state_hash(self) -> str:
-        return hashlib.blake2b(self.snapshot(), digest_size=32).hexdigest()
+        """The hash of ``state_bytes``: equal for equal states, across versions of the venue."""
+        return hashlib.blake2b(self.state_bytes(), digest_size=32).hexdigest()
 
 
 def _order_id(order: Order) -> int:

@@ -14,8 +14,10 @@ several times more per event. The dataclass still gives equality, repr and ``fie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final, cast
 
 from engine.types import (
     AccountState,
@@ -29,6 +31,9 @@ from engine.types import (
     StpMode,
     TimeInForce,
 )
+
+PENDING_TRIGGER: Final = OrderStatus.PENDING_TRIGGER
+DECREMENT: Final = StpMode.DECREMENT
 
 
 @dataclass(init=False, slots=True)
@@ -581,6 +586,29 @@ class ClearingRejected:
     detail: str
 
 
+@dataclass(init=False, slots=True)
+class BalanceChanged:
+    """An account's balance of one asset after a command changed its ``total`` or ``locked``
+    (minor units; available is the difference), so read models follow balances from events
+    alone. One per changed (account, asset), after the command's other events, sorted by
+    (account, kind, asset). ``kind`` is ``participant`` for a participant's account, else the
+    venue's own account it is (``fees``, ``world``, ``adjustments``; ``account`` 0, never
+    locked), as in the ledger."""
+
+    account: int
+    asset: str
+    total: int
+    locked: int
+    kind: str
+
+    def __init__(self, account: int, asset: str, total: int, locked: int, kind: str) -> None:
+        self.account = account
+        self.asset = asset
+        self.total = total
+        self.locked = locked
+        self.kind = kind
+
+
 #: The risk stage's events.
 MoneyEvent = (
     TradeSettled
@@ -593,6 +621,7 @@ MoneyEvent = (
     | FeeScheduleSet
     | FeesConfigured
     | ClearingRejected
+    | BalanceChanged
 )
 
 #: Every event the core emits.
@@ -616,3 +645,68 @@ Event = (
     | CommandRejected
     | MoneyEvent
 )
+
+
+def book_changes(events: Iterable[Event], stops: set[int]) -> dict[str, int]:
+    """How far one command's events moved each instrument's book update id
+    (``Market.update_id``): instrument -> count, instruments whose book did not change left out.
+
+    The book changes once per order added to it (an order that rests after matching), once per
+    order taken off it (cancel, expiry, self-trade prevention), once per trade (the maker's
+    quantity drops or it leaves), once per self-trade decrement of a maker, iceberg refresh and
+    replace of a resting order (a replace that loses priority takes the order off, and it may
+    rest again). Stop orders waiting for their trigger are not on the book, and a cancel or
+    expiry does not say where the order waited: ``stops`` holds the ids of the stop orders
+    waiting before these events and is brought up to date for the next command, so a reader
+    keeps one set across commands (empty at the start of history; ``Core.waiting_stops()``
+    when it starts from a recovered core)."""
+    counts: dict[str, int] = {}
+    entering = 0  # the order being executed (new, triggered or repriced), not on the book yet
+    entering_symbol = ""
+    entering_done = False  # it filled or expired: it will not rest
+    for event in events:
+        kind = type(event)
+        symbol = ""
+        if kind is Trade:
+            trade = cast(Trade, event)
+            symbol = trade.instrument
+            if trade.taker_order_id == entering and trade.taker_leaves == 0:
+                entering_done = True
+        elif kind is OrderAccepted or kind is OrderTriggered or kind is OrderReplaced:
+            order = cast(OrderAccepted | OrderTriggered | OrderReplaced, event)
+            order_id = order.order_id
+            if kind is OrderAccepted and cast(OrderAccepted, event).status is PENDING_TRIGGER:
+                stops.add(order_id)
+                continue
+            if kind is OrderReplaced:
+                if order_id in stops:
+                    continue  # a stop replaced in its stop book
+                symbol = order.instrument  # changed in place, or taken off to enter again
+                if cast(OrderReplaced, event).priority_kept:
+                    counts[symbol] = counts.get(symbol, 0) + 1
+                    continue
+            elif kind is OrderTriggered:
+                stops.discard(order_id)
+            if entering and not entering_done:
+                counts[entering_symbol] = counts.get(entering_symbol, 0) + 1  # it rested
+            entering, entering_symbol, entering_done = order_id, order.instrument, False
+        elif kind is OrderCancelled or kind is OrderExpired:
+            done = cast(OrderDone, event)
+            order_id = done.order_id
+            if order_id in stops:
+                stops.discard(order_id)
+            elif order_id == entering:
+                entering_done = True
+            else:
+                symbol = done.instrument  # it rested on the book
+        elif kind is SelfTradePrevented:
+            stp = cast(SelfTradePrevented, event)
+            if stp.mode is DECREMENT:
+                symbol = stp.instrument  # the maker's quantity dropped
+        elif kind is IcebergRefreshed:
+            symbol = cast(IcebergRefreshed, event).instrument
+        if symbol:
+            counts[symbol] = counts.get(symbol, 0) + 1
+    if entering and not entering_done:
+        counts[entering_symbol] = counts.get(entering_symbol, 0) + 1
+    return counts

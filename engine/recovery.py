@@ -10,6 +10,12 @@ lose or invent trades. So does a snapshot whose state breaks the core's invarian
 not read (written by an older venue) is skipped with a warning and the journal replayed from an
 older snapshot or the start.
 
+A snapshot of an earlier venue without the books' update ids (which are not part of the state
+hash) is loaded, and the ids counted by replaying the journal up to it into a scratch core,
+whose state must hash as the snapshot's: so the ids are always counted from the beginning of
+history, whichever way the state was recovered. This costs one full replay, once: the next
+snapshot holds them.
+
 Layout under the data directory: ``journal/*.wal`` and ``snapshots/*.snap``.
 """
 
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.codec import CodecError, decode
-from engine.core import Core
+from engine.core import SNAPSHOT_MAGIC, Core
 from engine.errors import SequenceError, SnapshotFormatError
 from engine.journal import JournalCorruption, ScanReport, TailCut, iter_records
 from engine.snapshot import LoadedSnapshot, SnapshotReport, load_at_or_before, load_latest
@@ -46,6 +52,7 @@ class RecoveryReport:
     snapshot_file: Path | None = None
     snapshots_skipped: list[tuple[Path, str]] = field(default_factory=list)
     records_replayed: int = 0
+    update_ids_replayed: int = 0  # records replayed to count the update ids of an old snapshot
     tail_cut: TailCut | None = None  # what was (or, without repair, would be) cut
     repaired: bool = False  # the cut was applied to disk
     journal_last_seq: int = 0  # last valid record in the journal, 0 when it is empty
@@ -80,6 +87,8 @@ class RecoveryReport:
         ]
         if self.snapshots_skipped:
             parts.append(f"{len(self.snapshots_skipped)} invalid snapshot(s) skipped")
+        if self.update_ids_replayed:
+            parts.append(f"book update ids counted over {self.update_ids_replayed} records")
         cut = self.tail_cut
         if cut is not None:
             verb = "cut" if self.repaired else "would cut"
@@ -94,6 +103,11 @@ class RecoveryReport:
         else:
             out.append("snapshot: none")
         out.extend(f"snapshot skipped: {path} ({why})" for path, why in self.snapshots_skipped)
+        if self.update_ids_replayed:
+            out.append(
+                f"book update ids: counted by replaying {self.update_ids_replayed} records "
+                "before the snapshot (it was written without them)"
+            )
         out.append(
             f"replayed: {self.records_replayed} records in {self.replay_s:.3f}s"
             f" ({self.replay_rate:,.0f} records/s)"
@@ -139,6 +153,9 @@ def recover(
             # A snapshot this core cannot load (an older format, one taken before a change of
             # configuration) is skipped, never deleted: the journal holds everything it did.
             problem = _restore(core, loaded, snap_report)
+            if problem is None and not _has_update_ids(loaded):
+                problem = _count_update_ids(core, root / JOURNAL_DIR, make_core)
+                report.update_ids_replayed = 0 if problem else core.last_seq
             if problem is None:
                 report.snapshot_seq = loaded.seq
                 report.snapshot_file = snap_report.loaded
@@ -191,7 +208,7 @@ def _restore(core: Core, loaded: LoadedSnapshot, snap_report: SnapshotReport) ->
     under another configuration (clearing on or off, an instrument removed) says the
     configuration is wrong, and replaying the journal under it would rebuild another state."""
     try:
-        core.restore(loaded.data)
+        core.restore(loaded.data, without_update_ids=True)
     except SnapshotFormatError as exc:
         return str(exc)
     except (ValueError, TypeError, EOFError, IndexError) as exc:
@@ -211,6 +228,33 @@ def _restore(core: Core, loaded: LoadedSnapshot, snap_report: SnapshotReport) ->
         raise RecoveryError(
             f"{snap_report.loaded}: the state it holds is inconsistent: {findings[0]}{more}"
         )
+    return None
+
+
+def _has_update_ids(loaded: LoadedSnapshot) -> bool:
+    """Whether the snapshot just restored carried the books' update ids."""
+    return loaded.data[:4] == SNAPSHOT_MAGIC
+
+
+def _count_update_ids(core: Core, journal: Path, make_core: Callable[[], Core]) -> str | None:
+    """Give ``core``, restored from a snapshot without update ids, the ids of a replay of the
+    journal from the start up to its seq; why the snapshot must be skipped instead, or None.
+    The replay must reach the snapshot's state: the journal is the truth."""
+    scratch = make_core()
+    seq = core.last_seq
+    try:
+        for record_seq, payload in iter_records(journal, repair=False):
+            if record_seq > seq:
+                break
+            scratch.apply(decode(payload))
+    except (JournalCorruption, CodecError, SequenceError, OSError) as exc:
+        return f"without book update ids, and the journal before it does not replay: {exc}"
+    if scratch.last_seq != seq:
+        return f"without book update ids, and the journal before it ends at {scratch.last_seq}"
+    if scratch.state_hash() != core.state_hash():
+        return "without book update ids, and its state is not the journal's up to it"
+    for symbol, market in scratch.markets.items():
+        core.markets[symbol].update_id = market.update_id
     return None
 
 

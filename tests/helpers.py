@@ -45,6 +45,7 @@ from engine.events import (
     ReplaceRejected,
     SelfTradePrevented,
     Trade,
+    book_changes,
 )
 from engine.instrument import InstrumentSpec
 from engine.order import Order
@@ -251,6 +252,7 @@ class Venue:
         #: order id -> (account, client order id, instrument), from OrderAccepted / OrderReplaced
         self.known: dict[int, tuple[int, str, str]] = {}
         self.log: list[tuple[Any, list[Event]]] = []
+        self.stops: set[int] = set()  # waiting stop orders, as ``book_changes`` follows them
 
     # -- sequencing --------------------------------------------------------------------------
     def send(self, cmd: Any, *, at: int | None = None) -> list[Event]:
@@ -258,8 +260,13 @@ class Venue:
         self.ts = self.ts + 1_000 if at is None else at
         cmd.seq = self.seq
         cmd.ts = self.ts
+        ids = {symbol: m.update_id for symbol, m in self.core.markets.items()}
         events = self.core.apply(cmd)
         self._check_derived(events)
+        moved = {
+            s: m.update_id - ids[s] for s, m in self.core.markets.items() if m.update_id != ids[s]
+        }
+        assert moved == book_changes(events, self.stops), f"book update ids after {cmd}"
         self.log.append((cmd, events))
         return events
 

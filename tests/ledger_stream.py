@@ -21,6 +21,7 @@ from clearing.ledger.postings import BatchItem
 from engine.events import (
     AccountStateChanged,
     BalanceAdjusted,
+    BalanceChanged,
     Deposited,
     KillSwitchChanged,
     TradeSettled,
@@ -103,6 +104,7 @@ def stream(seed: int, count: int) -> list[BatchItem]:
                 else:
                     events.append(KillSwitchChanged(False))
                     events.append(AccountStateChanged(account, AccountState.ACTIVE))
+                    events.append(BalanceChanged(account, "BTC", 10**12, 0, "participant"))
         items.append((seq, ts, events))
     return items
 

@@ -42,6 +42,7 @@ ROUTES = {
 #: The keys of each event type the flow below produces.
 EVENT_KEYS = {
     "Deposited": {"type", "account", "asset", "amount", "ref"},
+    "BalanceChanged": {"type", "account", "asset", "total", "locked", "kind"},
     "OrderAccepted": {
         "type",
         "orderId",

@@ -165,6 +165,7 @@ CORRUPTIONS: dict[str, tuple[Corruption, str]] = {
         "the expiry heap is out of order",
     ),
     "next order id": (lambda b: setattr(b.core, "next_order_id", 2), "not below the next"),
+    "update id": (lambda b: setattr(b.core.markets[SYM], "update_id", -1), "update id -1"),
     # the risk stage
     "hold amount": (
         lambda b: setattr(_hold(b, "b2"), "amount", _hold(b, "b2").amount + 1),

@@ -29,6 +29,7 @@ from engine.commands import (
 )
 from engine.core import Core
 from engine.events import (
+    BalanceChanged,
     ClearingReject,
     ClearingRejected,
     Deposited,
@@ -216,6 +217,37 @@ def test_fees_in_the_received_asset_round_up_for_the_venue() -> None:
     assert d.bal(1, "BTC")[0] == s.base_amount - s.buyer_fee
     assert d.bal(2, "USDT")[0] == s.quote_amount - s.seller_fee
     assert d.risk.ledger_view()[("fees", 0, "BTC")] == s.buyer_fee
+
+
+def test_balance_changes_of_a_trade_with_fees_are_published_after_its_events() -> None:
+    """The exact BalanceChanged events of a deposit, a hold and a trade with fees: one per
+    changed (account, asset), the venue's accounts (account 0) included, sorted, last."""
+    d = Driver(fees("received"))
+    events = d.do(Deposit(1, "USDT", 1000 * COIN))
+    assert events[1:] == [
+        BalanceChanged(0, "USDT", -1000 * COIN, 0, "world"),
+        BalanceChanged(1, "USDT", 1000 * COIN, 0, "participant"),
+    ]
+    d.do(Deposit(2, "BTC", COIN))
+    events = d.order(1, BUY, 100_000, 10_000)  # 1 BTC at 100.00 holds 100 USDT
+    assert [type(e) for e in events] == [OrderAccepted, BalanceChanged]
+    assert events[1] == BalanceChanged(1, "USDT", 1000 * COIN, 100 * COIN, "participant")
+    events = d.order(2, SELL, 40_000, 9_000)  # 0.4 BTC at the maker's 100.00
+    assert [type(e) for e in events] == [OrderAccepted, Trade, TradeSettled] + [BalanceChanged] * 6
+    buyer_fee = 40_000  # the maker's 0.1% of 0.4 BTC, in BTC
+    seller_fee = 8_000_000  # the taker's 0.2% of 40 USDT, in USDT
+    assert events[3:] == [
+        BalanceChanged(0, "BTC", buyer_fee, 0, "fees"),
+        BalanceChanged(0, "USDT", seller_fee, 0, "fees"),
+        BalanceChanged(1, "BTC", 40_000_000 - buyer_fee, 0, "participant"),
+        BalanceChanged(1, "USDT", 960 * COIN, 60 * COIN, "participant"),
+        # the seller's hold was taken and spent within the command: only its total changed
+        BalanceChanged(2, "BTC", 60_000_000, 0, "participant"),
+        BalanceChanged(2, "USDT", 40 * COIN - seller_fee, 0, "participant"),
+    ]
+    # a refusal and a cancel of nothing change nothing, and say so by saying nothing
+    assert of(d.order(3, SELL, 1, 10_000), BalanceChanged) == []
+    assert of(d.do(CancelOrder(1, "BTC-USDT", 999)), BalanceChanged) == []
 
 
 def test_fees_in_quote_are_held_with_the_buy_and_never_exceed_it() -> None:

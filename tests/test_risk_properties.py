@@ -4,9 +4,10 @@ replaces, cancels, self-trade prevention, deposits, withdrawals, freezes and fee
 After every command the core's invariants (``Core.check_invariants``, the risk stage's
 included) must hold: no total or available balance below zero, ``locked`` equal to the holds of
 open orders (each exactly what the order could still spend) plus pending withdrawals, every
-asset summing to zero over all accounts including the venue's. At the end a snapshot restored
-into a fresh core gives the same state hash, and replaying the same commands from scratch gives
-the same balances."""
+asset summing to zero over all accounts including the venue's. And a read model that starts
+from nothing and applies only the ``BalanceChanged`` events holds exactly the stage's balances,
+the venue's accounts included. At the end a snapshot restored into a fresh core gives the same
+state hash, and replaying the same commands from scratch gives the same balances."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from engine.commands import (
     Withdraw,
 )
 from engine.core import Core
+from engine.events import BalanceChanged, book_changes
 from engine.instrument import spec_from_decimals
 from engine.types import AccountState, OrdType, Side, StpMode, TimeInForce
 
@@ -139,6 +141,9 @@ class Runner:
         self.ts = T0
         self.commands: list[Any] = []
         self.next_wid = 1
+        #: (kind, account, asset) -> (total, locked), from the BalanceChanged events alone
+        self.model: dict[tuple[str, int, str], tuple[int, int]] = {}
+        self.stops: set[int] = set()  # waiting stop orders, as ``book_changes`` follows them
         self.do(ConfigureAccount(3, 4, StpMode.EXPIRE_TAKER))  # 3 and 4 share an owner
         from engine.commands import ConfigureFees
 
@@ -154,10 +159,41 @@ class Runner:
         self.ts += 1_000_000
         cmd.seq, cmd.ts = self.seq, self.ts
         self.commands.append(cmd)
+        ids = {symbol: m.update_id for symbol, m in self.core.markets.items()}
         events = self.core.apply(cmd)
+        moved = {
+            s: m.update_id - ids[s] for s, m in self.core.markets.items() if m.update_id != ids[s]
+        }
+        assert moved == book_changes(events, self.stops), f"book update ids after {cmd}"
         findings = self.core.check_invariants()  # the core's and the risk stage's
         assert not findings, f"after {cmd}: {findings}"
+        self.follow_balances(cmd, events)
         return events
+
+    def follow_balances(self, cmd: Any, events: list[Any]) -> None:
+        """Apply the command's BalanceChanged events to the model: they come last, sorted, one
+        per row that changed, and the model then equals the risk stage's balances."""
+        changes = [e for e in events if isinstance(e, BalanceChanged)]
+        assert events[len(events) - len(changes) :] == changes, f"{cmd}: not last: {events}"
+        keys = [(e.account, e.kind, e.asset) for e in changes]
+        assert keys == sorted(set(keys)), f"{cmd}: not sorted or repeated: {keys}"
+        for e in changes:
+            key = (e.kind, e.account, e.asset)
+            assert self.model.get(key, (0, 0)) != (e.total, e.locked), f"{cmd}: no change {e}"
+            self.model[key] = (e.total, e.locked)
+        expected = {
+            ("participant", account, asset): (total, locked)
+            for account, assets in self.risk.balances.items()
+            for asset, (total, locked) in assets.items()
+            if total or locked
+        }
+        expected.update(
+            ((kind, 0, asset), (value, 0))
+            for (kind, asset), value in self.risk.venue.items()
+            if value
+        )
+        model = {key: value for key, value in self.model.items() if value != (0, 0)}
+        assert model == expected, f"after {cmd}"
 
     def open_orders(self) -> list[Any]:
         return [o for orders in self.core.live.values() for o in orders.values()]
@@ -241,3 +277,4 @@ def test_no_order_spends_more_than_its_account_holds(charge_in: str, seed: int) 
         replay.apply(cmd)
     assert replay.state_hash() == runner.core.state_hash()
     assert replay_risk.ledger_view() == runner.risk.ledger_view()
+    assert replay.snapshot() == fresh.snapshot() == runner.core.snapshot()  # update ids too

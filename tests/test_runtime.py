@@ -338,6 +338,7 @@ def test_admin_round_trip(tmp_path: Path) -> None:
         assert book["asks"] == [["95020.00", "0.25000", 1]]
         assert book["bids"] == [["95015.00", "0.10000", 1]]
         assert book["lastPrice"] == "95010.00"
+        assert book["updateId"] == 4  # two asks rested, one traded, the bid rested
 
         orders = (await admin.ok("GET", "/v1/accounts/1/orders"))["orders"]
         assert [(o["price"], o["leavesQty"]) for o in orders] == [("95020.00", "0.25000")]

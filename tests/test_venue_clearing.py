@@ -212,7 +212,11 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
                 assert status == 200
                 assert data["events"] == [
                     {"type": "Deposited", "account": 7, "asset": "BTC", "amount": "1.50000000",
-                     "ref": "tx"}
+                     "ref": "tx"},
+                    {"type": "BalanceChanged", "account": 0, "asset": "BTC",
+                     "total": "-1.50000000", "locked": "0.00000000", "kind": "world"},
+                    {"type": "BalanceChanged", "account": 7, "asset": "BTC",
+                     "total": "1.50000000", "locked": "0.00000000", "kind": "participant"},
                 ]  # fmt: skip
                 for bad, code in (
                     ({"account": 7, "asset": "BTC", "amount": "0.000000001"}, -1111),

@@ -235,6 +235,7 @@ async def _book(request: web.Request) -> web.Response:
         return {
             "symbol": spec.symbol,
             "seq": core.last_seq,
+            "updateId": market.update_id,
             "state": market.state.name,
             "lastPrice": format(spec.ticks_to_price(market.last_price), "f"),
             "bids": levels(market.bids.depth(depth)),

@@ -42,6 +42,8 @@ _AMOUNT_ASSET = {
     "quote_amount": "quote_asset",
     "buyer_fee": "buyer_fee_asset",
     "seller_fee": "seller_fee_asset",
+    "total": "asset",
+    "locked": "asset",
 }
 
 
