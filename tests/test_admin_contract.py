@@ -124,6 +124,8 @@ ORDER_KEYS = {
     "price",
     "origQty",
     "executedQty",
+    "cummulativeQuoteQty",
+    "avgPrice",
     "leavesQty",
     "stopPrice",
     "icebergQty",
