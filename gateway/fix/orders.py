@@ -19,6 +19,8 @@ not use) never reach the journal; their ExecIDs are ``G<start>-<n>``.
 
 Numbers follow fix_specs/README.md: prices in ticks and quantities in lots inside, decimal
 strings on the wire, converted exactly by the edge (:mod:`gateway.edge`, :mod:`engine.units`).
+CumQty, AvgPx, LeavesQty and OrdStatus are rendered from the order view every door shares
+(:mod:`gateway.edge.orders`), fed here one event at a time so each report shows its moment.
 """
 
 from __future__ import annotations
