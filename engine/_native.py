@@ -35,6 +35,7 @@ _GATEWAY_COMPILED = (
     "gateway/fix/dictionary",
     "gateway/fix/session",
     "gateway/fix/orders",
+    "gateway/edge/orders",
 )
 COMPILED_OTHER = ("clearing/risk", *_GATEWAY_COMPILED)
 HASHED_OTHER = (

@@ -68,7 +68,7 @@ def main() -> int:
         staged = Path(tempfile.mkdtemp(prefix=".native-", dir=ROOT))
         for built in work.glob("*.so"):
             shutil.copy2(built, staged / built.name)
-        for package in ("engine", "clearing", "gateway/fix"):
+        for package in ("engine", "clearing", "gateway/fix", "gateway/edge"):
             (staged / package).mkdir(parents=True)
             for built in (work / package).glob("*.so"):
                 shutil.copy2(built, staged / package / built.name)

@@ -125,6 +125,8 @@ ORDER_KEYS = {
     "price",
     "origQty",
     "executedQty",
+    "cummulativeQuoteQty",
+    "avgPrice",
     "leavesQty",
     "stopPrice",
     "icebergQty",

@@ -17,6 +17,7 @@ from engine.events import Event
 from gateway.admin.app import Page, make_app, serve, set_ledger
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
+from gateway.edge.orders import OrderViews
 from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
@@ -40,6 +41,17 @@ class VenuePort:
 
     def __init__(self, venue: Venue) -> None:
         self._venue = venue
+        self._orders = OrderViews()
+        self._unsubscribe: Callable[[], None] | None = None
+        try:  # from the durable state: at once when idle, else at the next batch boundary
+            venue.query(self._start_orders)
+        except VenueStopped:  # stopped: its core holds durable state only
+            self._start_orders(venue.core)
+
+    def _start_orders(self, core: Core) -> None:
+        """Load the open orders and follow the events from the same durable point."""
+        self._orders.load(core)
+        self._unsubscribe = self._venue.subscribe(self._orders.apply)
 
     @property
     def core(self) -> Core:
@@ -65,6 +77,15 @@ class VenuePort:
 
     def status(self) -> dict[str, Any]:
         return self._venue.status()
+
+    @property
+    def orders(self) -> OrderViews:
+        return self._orders
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
 
 class LedgerPort:

@@ -101,6 +101,7 @@ def make_app(
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[_SERVED] = _Served(venue, specs, dict(assets), Edge(specs.values(), assets))
     app[_LEDGER] = []
+    app.on_cleanup.append(_close)
     app.router.add_post("/v1/orders", _command(new_order))
     app.router.add_delete("/v1/orders", _command(cancel_order))
     app.router.add_put("/v1/orders", _command(lambda f: replace_order(f, venue.core)))
@@ -143,6 +144,10 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     if not addresses:
         return runner, host, port
     return runner, str(addresses[0][0]), int(addresses[0][1])
+
+
+async def _close(app: web.Application) -> None:
+    app[_SERVED].venue.close()
 
 
 @web.middleware
@@ -250,10 +255,11 @@ async def _orders(request: web.Request) -> web.Response:
     account = f.account()
     f.finish()
     venue = request.app[_SERVED].venue
-    specs = request.app[_SERVED].specs
+    edge = request.app[_SERVED].edge
 
     def read(core: Core) -> list[dict[str, Any]]:
-        return [render_order(o, specs[o.instrument]) for o in core.open_orders(account)]
+        units = edge.instruments
+        return [render_order(v, units[v.instrument]) for v in venue.orders.open_orders(account)]
 
     return web.json_response({"account": account, "orders": await venue.read(read)})
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
+from gateway.edge.orders import OrderViews
 
 T = TypeVar("T")
 
@@ -54,6 +55,13 @@ class AdminVenue(Protocol):
 
     def status(self) -> dict[str, Any]:
         """The venue's state, read through :meth:`read`."""
+
+    @property
+    def orders(self) -> OrderViews:
+        """Every order as the doors show it, fed durable events: read through :meth:`read`."""
+
+    def close(self) -> None:
+        """Stop feeding :attr:`orders` (the admin API stops)."""
 
 
 class AdminLedger(Protocol):

@@ -11,7 +11,8 @@ from enum import Enum
 from typing import Any
 
 from engine.instrument import InstrumentSpec
-from engine.order import Order
+from gateway.edge.orders import OrderView, avg_price, quote_qty
+from gateway.edge.requests import InstrumentUnits
 
 _NS_PER_MS = 1_000_000
 _PRICE_FIELDS = frozenset({"price", "stop_price", "last_price"})
@@ -76,22 +77,27 @@ def render_event(
     return out
 
 
-def render_order(order: Order, spec: InstrumentSpec) -> dict[str, Any]:
+def render_order(view: OrderView, units: InstrumentUnits) -> dict[str, Any]:
+    """An order from the doors' shared read model (``gateway.edge.orders``): its terms and
+    quantities, with the exact average fill price and the quote quantity it filled."""
+    spec = units.spec
     return {
-        "orderId": order.order_id,
-        "clientOrderId": order.client_order_id,
-        "symbol": order.instrument,
-        "side": order.side.name,
-        "type": order.ord_type.name,
-        "timeInForce": order.tif.name,
-        "status": order.status.name,
-        "price": format(spec.ticks_to_price(order.price), "f"),
-        "origQty": format(spec.lots_to_qty(order.qty), "f"),
-        "executedQty": format(spec.lots_to_qty(order.cum_qty), "f"),
-        "leavesQty": format(spec.lots_to_qty(order.leaves), "f"),
-        "stopPrice": format(spec.ticks_to_price(order.stop_price), "f"),
-        "icebergQty": format(spec.lots_to_qty(order.display_qty), "f"),
-        "expireTime": order.expire_time // _NS_PER_MS,
-        "stpMode": order.stp_mode.name,
-        "session": order.session,
+        "orderId": view.order_id,
+        "clientOrderId": view.client_order_id,
+        "symbol": view.instrument,
+        "side": view.side.name,
+        "type": view.ord_type.name,
+        "timeInForce": view.tif.name,
+        "status": view.status.name,
+        "price": format(spec.ticks_to_price(view.price), "f"),
+        "origQty": format(spec.lots_to_qty(view.qty), "f"),
+        "executedQty": format(spec.lots_to_qty(view.cum_qty), "f"),
+        "cummulativeQuoteQty": quote_qty(view, units),
+        "avgPrice": avg_price(view, units),
+        "leavesQty": format(spec.lots_to_qty(view.leaves), "f"),
+        "stopPrice": format(spec.ticks_to_price(view.stop_price), "f"),
+        "icebergQty": format(spec.lots_to_qty(view.display_qty), "f"),
+        "expireTime": view.expire_time // _NS_PER_MS,
+        "stpMode": view.stp_mode.name,
+        "session": view.session,
     }

@@ -10,4 +10,13 @@ units, checks values or chooses refusal codes itself:
 
 Reads are answered from durable state only (``Venue.query`` / ``Venue.read`` in the
 composition root sequence them with the commands). Imports the engine only.
+
+- ``orders``: the order view every door renders (filled quantity, exact average price, quote
+  quantity, fees), a read model fed by durable events; compiled with the engine's mypyc build
+  (``engine/_native.py``), as FIX order entry reads it on every report.
 """
+
+from engine._native import activate_package as _activate
+
+#: True when the compiled module (``orders``) is in use.
+NATIVE = _activate("gateway/edge", __path__)

@@ -19,6 +19,8 @@ not use) never reach the journal; their ExecIDs are ``G<start>-<n>``.
 
 Numbers follow fix_specs/README.md: prices in ticks and quantities in lots inside, decimal
 strings on the wire, converted exactly by the edge (:mod:`gateway.edge`, :mod:`engine.units`).
+CumQty, AvgPx, LeavesQty and OrdStatus are rendered from the order view every door shares
+(:mod:`gateway.edge.orders`), fed here one event at a time so each report shows its moment.
 """
 
 from __future__ import annotations
@@ -63,11 +65,12 @@ from engine.types import (
     TimeInForce,
 )
 from engine.units import UnitScale
+from gateway.edge.orders import OrderView, OrderViews, avg_px, side_fee, view_of
 from gateway.edge.refusals import FIX_REASONS, Refusal
 from gateway.edge.requests import Edge, InstrumentUnits, OrderRequest, ReplaceRequest, find_live
 from gateway.fix.codec import FixMessage
 from gateway.fix.errors import TimestampError
-from gateway.fix.mapping import CANCEL_REASONS, ORD_STATUS, ORD_TYPES, TIME_IN_FORCE
+from gateway.fix.mapping import ORD_STATUS, ORD_TYPES, TIME_IN_FORCE
 from gateway.fix.session import BusinessRejectReason, Session
 from gateway.fix.timestamps import format_utc_timestamp, parse_utc_timestamp
 
@@ -117,34 +120,6 @@ class SessionProfile:
 
 
 @dataclass(slots=True)
-class _OrderView:
-    """The gateway's view of an order, enough to write its reports (AvgPx needs the notional)."""
-
-    order_id: int
-    account: int
-    symbol: str
-    side: Side
-    ord_type: OrdType
-    tif: TimeInForce
-    client_order_id: str
-    price: int
-    stop_price: int
-    qty: int
-    quote_qty: int
-    display_qty: int
-    expire_time: int
-    stp_mode: StpMode
-    session: str
-    orig_client_order_id: str = ""
-    cum_qty: int = 0
-    notional: int = 0  # sum of price x qty of the fills, in tick-lots
-    leaves: int = 0
-    status: OrderStatus = OrderStatus.NEW
-    #: the report fields that never change for this order, rendered once
-    static: bytes = b""
-
-
-@dataclass(slots=True)
 class _Request:
     """A posted command's origin, for answering the requester."""
 
@@ -184,9 +159,9 @@ class OrderEntry:
         self.profiles = profiles
         self.sessions = sessions
         self.asset_decimals = dict(asset_decimals or {})
-        self._orders: dict[int, _OrderView] = {}
-        #: open orders with fills: their notional (for AvgPx) is kept across restarts
-        self._partial: set[int] = set()
+        #: the orders of the sessions' accounts, as every door sees them (gateway.edge.orders);
+        #: none kept once done: a status request for a done order is UNKNOWN_ORDER
+        self.views = OrderViews(keep_done=0)
         self._requests: dict[int, _Request] = {}
         self._drop_copy_map: dict[int, list[Session]] | None = None
         self._watched = {a for p in profiles.values() for a in p.accounts}
@@ -406,12 +381,12 @@ class OrderEntry:
             return
         session.send(b"8", self._report(view, b"I", self._next_gateway_exec(), extra=extra))
 
-    def _find_view(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> _OrderView | None:
+    def _find_view(self, account: int, order_id_raw: bytes, cl_ord_id: bytes) -> OrderView | None:
         if order_id_raw.isdigit():
-            view = self._orders.get(_id_number(order_id_raw))
+            view = self.views.open.get(_id_number(order_id_raw))
             return view if view is not None and view.account == account else None
         text = cl_ord_id.decode("latin-1")
-        for view in self._orders.values():
+        for view in self.views.open.values():
             if view.account == account and view.client_order_id == text:
                 return view
         return None
@@ -496,39 +471,21 @@ class OrderEntry:
     def load_open_orders(self, core: Core | None = None) -> int:
         """Take the open orders of ``core`` (the venue's by default; after a restart) into the
         gateway's view, so their later fills, cancels and expiries are reported; how many."""
-        count = 0
-        self._orders.clear()
-        self._partial.clear()
-        for account, orders in (core or self.venue.core).live.items():
-            for order in orders.values():
-                if account in self._watched or order.session in self.sessions:
-                    view = self._orders[order.order_id] = self._view_of(order)
-                    if view.cum_qty:
-                        self._partial.add(order.order_id)
-                    count += 1
-        return count
+        return self.views.load(core or self.venue.core, self._reports_on)
+
+    def _reports_on(self, order: Order) -> bool:
+        """Whether some session of this gateway is told of ``order``."""
+        return order.account in self._watched or order.session in self.sessions
 
     def partials(self) -> dict[int, tuple[int, int]]:
         """order id -> (cum qty, notional) of the open orders with fills: what AvgPx needs and
         the core does not keep, saved with the reported seq."""
-        orders = self._orders
-        return {
-            oid: (orders[oid].cum_qty, orders[oid].notional)
-            for oid in self._partial
-            if oid in orders
-        }
+        return self.views.partials()
 
     def restore_partials(self, partials: Mapping[int, tuple[int, int]]) -> int:
         """Put back the notionals saved by :meth:`partials` for the orders whose filled quantity
         is still what was saved; how many."""
-        restored = 0
-        for oid, (cum, notional) in partials.items():
-            view = self._orders.get(oid)
-            if view is not None and view.cum_qty == cum:
-                view.notional = notional
-                self._partial.add(oid)
-                restored += 1
-        return restored
+        return self.views.restore_partials(partials)
 
     def cancel_session_orders(self, session_key: str) -> None:
         """Cancel-on-disconnect: every open order ``session_key`` entered."""
@@ -655,7 +612,7 @@ class OrderEntry:
             self._drop_copy_map = mapping
         return mapping
 
-    def _emit(self, view: _OrderView, body: bytes) -> None:
+    def _emit(self, view: OrderView, body: bytes) -> None:
         header = self._replay_header
         owner = self.sessions.get(view.session)
         if owner is not None:
@@ -671,75 +628,43 @@ class OrderEntry:
     ) -> None:
         if e.account not in self._watched and e.session not in self.sessions:
             return
-        view = _OrderView(
-            e.order_id,
-            e.account,
-            e.instrument,
-            e.side,
-            e.ord_type,
-            e.tif,
-            e.client_order_id,
-            e.price,
-            e.stop_price,
-            e.qty,
-            e.quote_qty,
-            e.display_qty,
-            e.expire_time,
-            e.stp_mode,
-            e.session,
-            leaves=e.qty,
-            status=e.status,
-        )
-        self._orders[e.order_id] = view
+        view = self.views.accepted(e)
         self._emit(view, self._report(view, b"0", exec_id, ts))
 
     def _trade(self, t: Trade, exec_id: bytes, ts: int, fees: Mapping[int, TradeSettled]) -> None:
         settled = fees.get(t.trade_id)
+        fill = self.views.fill
         # one trade, two executions: each side's report has its own ExecID
         for order_id, leaves, cum, liquidity, side_id in (
             (t.maker_order_id, t.maker_leaves, t.maker_cum_qty, b"1", b"M"),
             (t.taker_order_id, t.taker_leaves, t.taker_cum_qty, b"2", b"T"),
         ):
-            view = self._orders.get(order_id)
+            view = fill(order_id, t, cum, leaves, settled)
             if view is None:
                 continue
-            view.cum_qty = cum
-            view.leaves = leaves
-            view.notional += t.price * t.qty
-            view.status = OrderStatus.FILLED if leaves == 0 else OrderStatus.PARTIALLY_FILLED
+            scales = self.scales[view.instrument]
             extra = b"32=%b\x0131=%b\x01851=%b\x01" % (
-                self.scales[view.symbol].lot.format(t.qty),
-                self.scales[view.symbol].tick.format(t.price),
+                scales.lot.format(t.qty),
+                scales.tick.format(t.price),
                 liquidity,
             )
             if settled is not None:
                 extra += self._commission(settled, view)
             self._emit(view, self._report(view, b"F", exec_id + side_id, ts, fill=extra))
-            if leaves == 0:
-                self._orders.pop(order_id, None)
-                self._partial.discard(order_id)
-            else:
-                self._partial.add(order_id)
 
-    def _commission(self, settled: TradeSettled, view: _OrderView) -> bytes:
-        if view.side is Side.BUY:
-            fee, asset = settled.buyer_fee, settled.buyer_fee_asset
-        else:
-            fee, asset = settled.seller_fee, settled.seller_fee_asset
+    def _commission(self, settled: TradeSettled, view: OrderView) -> bytes:
+        fee, asset = side_fee(view.side, settled)
         scale = self._fee_scales.get(asset)
         if scale is None:
             return b""
         return b"12=%b\x0113=3\x01479=%b\x01" % (scale.format(fee), asset.encode())
 
     def _done(self, e: OrderDone, exec_id: bytes, ts: int, request: _Request | None) -> None:
-        view = self._orders.pop(e.order_id, None)
-        self._partial.discard(e.order_id)
+        view = self.views.ended(e)
         if view is None:
             return
-        code = CANCEL_REASONS.get(e.reason, "4").encode()
-        view.status = OrderStatus.CANCELLED if code == b"4" else OrderStatus.EXPIRED
-        view.leaves = 0
-        view.cum_qty = e.cum_qty
+        # gateway.fix.mapping.CANCEL_REASONS: 4 for a cancel, C for an expiry (tested equal)
+        code = b"C" if view.status is OrderStatus.EXPIRED else b"4"
         extra = b"25005=%d\x01" % e.reason
         cl_ord_id = b""
         if request is not None and request.msg_type == b"F":
@@ -757,23 +682,15 @@ class OrderEntry:
     def _replaced(
         self, e: OrderReplaced, exec_id: bytes, ts: int, request: _Request | None
     ) -> None:
-        view = self._orders.get(e.order_id)
+        view = self.views.replaced(e)
         if view is None:
             return
-        view.orig_client_order_id = e.orig_client_order_id
-        view.client_order_id = e.client_order_id
-        view.price = e.price
-        view.qty = e.qty
-        view.stop_price = e.stop_price
-        view.leaves = e.leaves
-        view.cum_qty = e.cum_qty
         self._emit(view, self._report(view, b"5", exec_id, ts))
 
     def _triggered(self, e: OrderTriggered, exec_id: bytes, ts: int) -> None:
-        view = self._orders.get(e.order_id)
+        view = self.views.triggered(e)
         if view is None:
             return
-        view.status = OrderStatus.NEW
         self._emit(view, self._report(view, b"L", exec_id, ts))
 
     def _stp(self, e: SelfTradePrevented, exec_id: bytes, ts: int) -> None:
@@ -783,11 +700,9 @@ class OrderEntry:
             (e.taker_order_id, e.taker_leaves),
             (e.maker_order_id, e.maker_leaves),
         ):
-            view = self._orders.get(order_id)
-            if view is None or leaves == 0:
+            view = self.views.decremented(order_id, leaves)
+            if view is None:
                 continue
-            view.qty -= view.leaves - leaves
-            view.leaves = leaves
             self._emit(view, self._report(view, b"D", exec_id, ts, fill=b"25005=5\x01"))
 
     # -- building reports ------------------------------------------------------------------------
@@ -796,37 +711,13 @@ class OrderEntry:
         self._gateway_exec += 1
         return self._exec_prefix + b"%d" % self._gateway_exec
 
-    def _view_of(self, order: Order) -> _OrderView:
-        view = self._orders.get(order.order_id)
-        if view is not None:
-            return view
-        ext = order.ext
-        cum = order.qty - order.leaves
-        return _OrderView(
-            order.order_id,
-            order.account,
-            order.instrument,
-            order.side,
-            order.ord_type,
-            order.tif,
-            order.client_order_id,
-            order.price,
-            ext.stop_price if ext is not None else 0,
-            order.qty,
-            ext.quote_qty if ext is not None else 0,
-            ext.display_qty if ext is not None else 0,
-            ext.expire_time if ext is not None else 0,
-            order.stp_mode,
-            order.session,
-            cum_qty=cum,
-            notional=cum * order.price,  # exact for fills at the limit; see the module notes
-            leaves=order.leaves,
-            status=order.status,
-        )
+    def _view_of(self, order: Order) -> OrderView:
+        view = self.views.open.get(order.order_id)
+        return view if view is not None else view_of(order)
 
     def _report(
         self,
-        view: _OrderView,
+        view: OrderView,
         exec_type: bytes,
         exec_id: bytes,
         ts: int = 0,
@@ -835,8 +726,8 @@ class OrderEntry:
         extra: Mapping[int, bytes] | None = None,
         request_id: bytes = b"",
     ) -> bytes:
-        scales = self.scales[view.symbol]
-        static = view.static or self._static(view, scales)
+        scales = self.scales[view.instrument]
+        static = view.wire or self._static(view, scales)
         cl_ord_id = request_id or view.client_order_id.encode("latin-1") or b"NONE"
         if request_id:
             orig = b"41=%b\x01" % view.client_order_id.encode("latin-1")
@@ -867,7 +758,7 @@ class OrderEntry:
                 changing,
                 lot.format(view.leaves),
                 lot.format(view.cum_qty),
-                _avg_px(view, scales),
+                avg_px(view, scales),
                 fill,
                 tail,
                 format_utc_timestamp(ts or time.time_ns()),
@@ -875,13 +766,13 @@ class OrderEntry:
         )
 
     @staticmethod
-    def _static(view: _OrderView, scales: InstrumentUnits) -> bytes:
+    def _static(view: OrderView, scales: InstrumentUnits) -> bytes:
         ord_type, exec_inst, take_profit = ORD_TYPES[view.ord_type]
         parts = [
             b"1=%d\x0155=%b\x0154=%b\x0140=%b\x0159=%b\x01"
             % (
                 view.account,
-                view.symbol.encode(),
+                view.instrument.encode(),
                 _SIDE_BYTES[view.side],
                 ord_type.encode(),
                 _TIF_BYTES[view.tif],
@@ -897,7 +788,7 @@ class OrderEntry:
             parts.append(b"111=%b\x01" % scales.lot.format(view.display_qty))
         if view.expire_time:
             parts.append(b"126=%b\x01" % format_utc_timestamp(view.expire_time))
-        static = view.static = b"".join(parts)
+        static = view.wire = b"".join(parts)
         return static
 
     def _send_reject(
@@ -946,7 +837,7 @@ class OrderEntry:
         status = b"8"
         order_id = request.order_id or b"NONE"
         if order is None and request.order_id.isdigit():
-            view = self._orders.get(_id_number(request.order_id))
+            view = self.views.open.get(_id_number(request.order_id))
             if view is not None:
                 status = _STATUS_BYTES[view.status]
         elif order is not None:
@@ -1033,17 +924,6 @@ def _id_number(raw: bytes) -> int:
     if not raw.isdigit() or len(digits) > _MAX_ID_DIGITS:
         return 0
     return int(digits or b"0")
-
-
-def _avg_px(view: _OrderView, scales: InstrumentUnits) -> bytes:
-    if not view.cum_qty:
-        return b"0"
-    if view.notional % view.cum_qty == 0:
-        return scales.tick.format(view.notional // view.cum_qty)
-    value = (Decimal(view.notional) * scales.spec.tick_size / Decimal(view.cum_qty)).quantize(
-        Decimal(1).scaleb(-(scales.tick.decimals + 8))
-    )
-    return format(value.normalize(), "f").encode()
 
 
 def _echo_fields(msg: FixMessage) -> dict[int, bytes]:

@@ -1,0 +1,185 @@
+"""FIX and the admin API show the same numbers for the same orders: both render the edge's one
+order view (``gateway.edge.orders``). An order entered over FIX fills as taker at two prices and
+as maker at a third, is replaced and cancelled; one entered through the admin API on the same
+account fills too. After each step the FIX ExecutionReports (and a FIX status request) and the
+admin API's open orders must agree on CumQty/executedQty, AvgPx/avgPrice and LeavesQty, and the
+admin API's ``cummulativeQuoteQty`` must be the sum of LastPx x LastQty of the FIX fills."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from fix_client import FixClient, now
+
+from engine.commands import Deposit
+from gateway.fix.codec import FixMessage
+from venue.admin import start_admin
+from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
+from venue.fix import attach_gateway, build_gateway
+from venue.runtime import Venue
+
+ME, OTHER = 1001, 1002
+SYM = "BTC-USDT"
+COIN = 10**8
+
+
+def _config(data_dir: Path) -> VenueConfig:
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.fix is not None
+    session = FixSessionConfig(
+        target_comp_id="A",
+        kind="order_entry",
+        accounts=(ME,),
+        password_hash="",
+        ed25519_public_key="",
+        api_key="",
+        cancel_on_disconnect=False,
+        max_md_subscriptions=10,
+        reset_on_logon=False,
+        reset_on_logout=False,
+        reset_on_disconnect=False,
+        reset_time_utc=None,
+        throttle_per_s=0,
+        throttle_logout_after_s=10,
+    )
+    fix = dataclasses.replace(config.fix, port=0, sessions=(session,))
+    return dataclasses.replace(config, data_dir=data_dir, fix=fix, ledger=None)
+
+
+def test_fix_reports_and_the_admin_api_agree_on_every_order(tmp_path: Path) -> None:
+    async def body() -> None:
+        config = _config(tmp_path)
+        venue = Venue(config)
+        await venue.start()
+        assert config.fix is not None
+        gateway = build_gateway(config.fix, venue)
+        unsubscribe = attach_gateway(gateway, venue)
+        _, fix_port = await gateway.acceptor.start()
+        runner, host, port = await start_admin(venue, "127.0.0.1", 0)
+        http = aiohttp.ClientSession(f"http://{host}:{port}")
+        fix = FixClient(fix_port, "A")
+        try:
+            for account in (ME, OTHER):
+                await venue.submit(Deposit(account, "USDT", 10_000_000 * COIN, "usdt"))
+                await venue.submit(Deposit(account, "BTC", 100 * COIN, "btc"))
+            await fix.logon()
+            await _agree(fix, http)
+        finally:
+            await fix.close()
+            await http.close()
+            await runner.cleanup()
+            await gateway.acceptor.stop()
+            unsubscribe()
+            await venue.stop()
+        assert fix.invalid == []
+
+    asyncio.run(asyncio.wait_for(body(), 60))
+
+
+async def _agree(fix: FixClient, http: aiohttp.ClientSession) -> None:
+    async def admin(method: str, path: str, **fields: Any) -> Any:
+        async with http.request(method, path, json=fields or None) as response:
+            data = await response.json()
+            assert response.status == 200, data
+            return data
+
+    async def sell(account: int, qty: str, price: str) -> None:
+        await admin(
+            "POST",
+            "/v1/orders",
+            account=account,
+            symbol=SYM,
+            side="SELL",
+            type="LIMIT",
+            quantity=qty,
+            price=price,
+        )
+
+    fills: dict[str, Decimal] = {}  # ClOrdID chain's first id -> sum of LastPx x LastQty
+
+    async def report(cl_ord_id: bytes, exec_type: bytes, first: str) -> FixMessage:
+        msg = await fix.expect_type(b"8", _11=cl_ord_id, _150=exec_type)
+        if exec_type == b"F":
+            value = Decimal((msg.get(31) or b"").decode()) * Decimal((msg.get(32) or b"").decode())
+            fills[first] = fills.get(first, Decimal(0)) + value
+        return msg
+
+    async def check(msg: FixMessage, first: str) -> None:
+        orders = (await admin("GET", f"/v1/accounts/{ME}/orders"))["orders"]
+        shown = {str(o["orderId"]).encode(): o for o in orders}[msg.get(37) or b""]
+        assert shown["avgPrice"].encode() == msg.get(6)
+        assert Decimal(shown["executedQty"]) == Decimal((msg.get(14) or b"").decode())
+        assert Decimal(shown["leavesQty"]) == Decimal((msg.get(151) or b"").decode())
+        assert Decimal(shown["cummulativeQuoteQty"]) == fills.get(first, Decimal(0))
+        fix.send(b"H", [(37, msg.get(37) or b""), (11, b"st"), (55, SYM), (54, b"1")])
+        status = await fix.expect_type(b"8", _150=b"I", _37=msg.get(37) or b"")
+        assert (status.get(6), status.get(14)) == (msg.get(6), msg.get(14))
+
+    await sell(OTHER, "0.3", "94990.00")
+    await sell(OTHER, "0.2", "94995.57")
+    fix.send(
+        b"D",
+        [(11, b"b1"), (55, SYM), (54, b"1"), (60, now()), (40, b"2"), (38, b"1"), (44, b"95000")],
+    )
+    await report(b"b1", b"0", "b1")
+    await report(b"b1", b"F", "b1")
+    last = await report(b"b1", b"F", "b1")
+    assert last.get(14) == b"0.50000"
+    await check(last, "b1")
+    await sell(OTHER, "0.15", "94000.00")  # fills the resting buy as maker, at its price
+    last = await report(b"b1", b"F", "b1")
+    assert last.get(6) == b"94994.0215384615"  # inexact: the tick's decimals + 8
+    await check(last, "b1")
+    fix.send(
+        b"G",
+        [
+            (41, b"b1"),
+            (11, b"b2"),
+            (55, SYM),
+            (54, b"1"),
+            (60, now()),
+            (40, b"2"),
+            (38, b"0.9"),
+            (44, b"95001"),
+        ],
+    )
+    last = await report(b"b2", b"5", "b1")
+    await check(last, "b1")
+
+    # an order the admin API entered on the same account: FIX answers a status request for it
+    placed = await admin(
+        "POST",
+        "/v1/orders",
+        account=ME,
+        symbol=SYM,
+        side="SELL",
+        type="LIMIT",
+        quantity="0.4",
+        price="95100.00",
+        clientOrderId="a1",
+    )
+    order_id = placed["events"][0]["orderId"]
+    await admin(
+        "POST",
+        "/v1/orders",
+        account=OTHER,
+        symbol=SYM,
+        side="BUY",
+        type="LIMIT",
+        quantity="0.1",
+        price="95200.00",
+    )
+    fix.send(b"H", [(37, b"%d" % order_id), (11, b"a1"), (55, SYM), (54, b"2")])
+    status = await fix.expect_type(b"8", _150=b"I", _37=b"%d" % order_id)
+    fills["a1"] = Decimal("95100.00") * Decimal("0.1")
+    await check(status, "a1")
+
+    fix.send(b"F", [(41, b"b2"), (11, b"c1"), (55, SYM), (54, b"1"), (60, now())])
+    await report(b"c1", b"4", "b1")
+    orders = (await admin("GET", f"/v1/accounts/{ME}/orders"))["orders"]
+    assert [o["clientOrderId"] for o in orders] == ["a1"]
