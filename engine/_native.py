@@ -36,6 +36,7 @@ _GATEWAY_COMPILED = (
     "gateway/fix/session",
     "gateway/fix/orders",
     "gateway/edge/orders",
+    "gateway/edge/requests",
 )
 COMPILED_OTHER = ("clearing/risk", *_GATEWAY_COMPILED)
 HASHED_OTHER = (

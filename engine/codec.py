@@ -138,7 +138,24 @@ def encode(cmd: Any) -> bytes:
         raise CodecError(f"cannot encode {type(cmd).__name__}: {exc}") from None
 
 
+#: Encoded origins by the identity of their object: a door that sends many commands under one
+#: origin (a FIX session's orders) encodes it once. Bounded; cleared when full.
+_ORIGIN_BYTES: dict[int, tuple[Origin, bytes]] = {}
+_ORIGIN_CACHE_SIZE = 4096
+
+
 def _encode_origin(origin: Origin) -> bytes:
+    cached = _ORIGIN_BYTES.get(id(origin))
+    if cached is not None and cached[0] is origin:
+        return cached[1]
+    encoded = _encode_origin_fields(origin)
+    if len(_ORIGIN_BYTES) >= _ORIGIN_CACHE_SIZE:
+        _ORIGIN_BYTES.clear()
+    _ORIGIN_BYTES[id(origin)] = (origin, encoded)
+    return encoded
+
+
+def _encode_origin_fields(origin: Origin) -> bytes:
     door = _enum(_DOORS, origin.door, "origin door")
     principal = _utf8(origin.principal, "origin principal")
     request_id = _utf8(origin.request_id, "origin request id")

@@ -42,7 +42,8 @@ class Stamped(Protocol):
 class Origin:
     """Who sent a command and through which door, journaled with it: the audit trail and
     surveillance read it there. ``principal`` names the FIX session, API key or operator;
-    ``request_id`` is the sender's id for the request (ClOrdID, a REST request's client id);
+    ``request_id`` is the sender's id for the request (a cancel's ClOrdID, a REST request's
+    client id; empty when the command carries it, as a new order its client order id);
     ``remote`` the peer's address. The core never reads it: it changes no state, and commands
     journaled before origins existed carry none (None)."""
 

@@ -18,5 +18,5 @@ composition root sequence them with the commands). Imports the engine only.
 
 from engine._native import activate_package as _activate
 
-#: True when the compiled module (``orders``) is in use.
+#: True when the compiled modules (``orders``, ``requests``) are in use.
 NATIVE = _activate("gateway/edge", __path__)

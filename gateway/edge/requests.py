@@ -249,18 +249,24 @@ def _to(
         if isinstance(raw, str):
             return scale.parse(raw, signed=signed)
         return scale.to_units(raw, signed=signed)
-    except NotMultiple as exc:
+    # One name per clause: compiled, an ``as`` name shared by two clauses is typed as the first
+    # clause's class, and the second one's exception then fails that type check.
+    except NotMultiple as off:
         raise Refusal(
-            off_step, f"{off_step.name}: {field} {exc}", field, Refusal.OFF_STEP
+            off_step, f"{off_step.name}: {field} {off}", field, Refusal.OFF_STEP
         ) from None
-    except Malformed as exc:
+    except Malformed as bad:
         malformed = _MALFORMED.get(field, RejectReason.INVALID_QUANTITY)
-        raise Refusal(malformed, f"{field}: {exc}", field, Refusal.MALFORMED) from None
+        raise Refusal(malformed, f"{field}: {bad}", field, Refusal.MALFORMED) from None
 
 
 def _is_zero(raw: bytes | str) -> bool:
+    """Whether ``raw`` is a plain decimal zero ("0", "0.000", ".0"): most values start with a
+    non-zero digit and are answered at the first character."""
     text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
-    return bool(text) and text.strip("0.") == "" and text.count(".") <= 1
+    if not text or text[0] not in "0.":
+        return False
+    return text.strip("0.") == "" and text.count(".") <= 1
 
 
 #: What a malformed decimal is, by field.

@@ -162,6 +162,7 @@ class OrderEntry:
         #: the orders of the sessions' accounts, as every door sees them (gateway.edge.orders);
         #: none kept once done: a status request for a done order is UNKNOWN_ORDER
         self.views = OrderViews(keep_done=0)
+        self._origins: dict[str, Origin] = {}
         self._requests: dict[int, _Request] = {}
         self._drop_copy_map: dict[int, list[Session]] | None = None
         self._watched = {a for p in profiles.values() for a in p.accounts}
@@ -223,9 +224,13 @@ class OrderEntry:
         The command is journaled with its origin: this session, the request's ClOrdID, the
         peer's address."""
         session = request.session
-        cmd.origin = Origin(
-            Door.FIX, session.config.key, request.cl_ord_id.decode("latin-1"), session.remote
-        )
+        if isinstance(cmd, NewOrder):
+            # The order carries its ClOrdID: one origin per connection serves all its orders.
+            cmd.origin = self._session_origin(session)
+        else:
+            cmd.origin = Origin(
+                Door.FIX, session.config.key, request.cl_ord_id.decode("latin-1"), session.remote
+            )
         try:
             self.venue.post(cmd)
         except Exception as exc:  # the venue is stopping or failed
@@ -234,6 +239,15 @@ class OrderEntry:
                 BusinessRejectReason.APPLICATION_NOT_AVAILABLE, "the venue is not accepting orders"
             ) from None
         self._requests[id(cmd)] = request
+
+    def _session_origin(self, session: Session) -> Origin:
+        """The origin of a session's new orders on its current connection (the request id is
+        the order's own ClOrdID, journaled in the command)."""
+        key = session.config.key
+        origin = self._origins.get(key)
+        if origin is None or origin.remote != session.remote:
+            origin = self._origins[key] = Origin(Door.FIX, key, "", session.remote)
+        return origin
 
     def _new_order(self, session: Session, profile: SessionProfile, msg: FixMessage) -> None:
         cl_ord_id = msg.get(11) or b""
