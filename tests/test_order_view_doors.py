@@ -100,6 +100,8 @@ async def _agree(fix: FixClient, http: aiohttp.ClientSession) -> None:
             price=price,
         )
 
+    # The admin API follows orders from its first order query on: list them once before trading.
+    assert (await admin("GET", f"/v1/accounts/{ME}/orders"))["orders"] == []
     fills: dict[str, Decimal] = {}  # ClOrdID chain's first id -> sum of LastPx x LastQty
 
     async def report(cl_ord_id: bytes, exec_type: bytes, first: str) -> FixMessage:
@@ -183,3 +185,76 @@ async def _agree(fix: FixClient, http: aiohttp.ClientSession) -> None:
     await report(b"c1", b"4", "b1")
     orders = (await admin("GET", f"/v1/accounts/{ME}/orders"))["orders"]
     assert [o["clientOrderId"] for o in orders] == ["a1"]
+
+
+def test_fills_before_the_admin_api_listed_orders_are_not_priced(tmp_path: Path) -> None:
+    """The admin API starts following orders on its first order query: an order that had
+    already filled in part then is listed with its quantities, but without an average price or
+    quote quantity it cannot know exactly; one that fills afterwards is priced."""
+    config = dataclasses.replace(load_config(DEFAULT_CONFIG_PATH), data_dir=tmp_path, ledger=None)
+
+    async def body() -> None:
+        venue = Venue(config)
+        await venue.start()
+        runner, host, port = await start_admin(venue, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+
+                async def call(method: str, path: str, **fields: Any) -> Any:
+                    async with http.request(method, path, json=fields or None) as response:
+                        assert response.status == 200
+                        return await response.json()
+
+                for account in (ME, OTHER):
+                    await call(
+                        "POST", "/v1/deposits", account=account, asset="USDT", amount="1000000"
+                    )
+                    await call("POST", "/v1/deposits", account=account, asset="BTC", amount="10")
+                order = {"symbol": SYM, "type": "LIMIT"}
+                await call(
+                    "POST",
+                    "/v1/orders",
+                    account=ME,
+                    side="BUY",
+                    quantity="0.5",
+                    price="95000",
+                    **order,
+                )
+                await call(
+                    "POST",
+                    "/v1/orders",
+                    account=OTHER,
+                    side="SELL",
+                    quantity="0.1",
+                    price="95000",
+                    **order,
+                )
+                (before,) = (await call("GET", f"/v1/accounts/{ME}/orders"))["orders"]
+                assert before["executedQty"] == "0.10000"
+                assert before["avgPrice"] is None and before["cummulativeQuoteQty"] is None
+                await call(
+                    "POST",
+                    "/v1/orders",
+                    account=ME,
+                    side="BUY",
+                    quantity="0.2",
+                    price="96000",
+                    **order,
+                )
+                await call(
+                    "POST",
+                    "/v1/orders",
+                    account=OTHER,
+                    side="SELL",
+                    quantity="0.1",
+                    price="96000",
+                    **order,
+                )
+                orders = (await call("GET", f"/v1/accounts/{ME}/orders"))["orders"]
+                later = next(o for o in orders if o["price"] == "96000.00")
+                assert (later["avgPrice"], later["executedQty"]) == ("96000.00", "0.10000")
+        finally:
+            await runner.cleanup()
+            await venue.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))

@@ -42,15 +42,19 @@ class VenuePort:
     def __init__(self, venue: Venue) -> None:
         self._venue = venue
         self._orders = OrderViews()
+        self._unpriced: set[int] = set()
         self._unsubscribe: Callable[[], None] | None = None
-        try:  # from the durable state: at once when idle, else at the next batch boundary
-            venue.query(self._start_orders)
-        except VenueStopped:  # stopped: its core holds durable state only
-            self._start_orders(venue.core)
 
-    def _start_orders(self, core: Core) -> None:
-        """Load the open orders and follow the events from the same durable point."""
+    def _start_orders(self) -> None:
+        """Load the open orders and follow the events from the same durable point. Started on
+        the first order query (which runs at a durable point, ``Venue.read``) rather than with
+        the API: following every order costs every command some work (measurable in
+        ``bench/fix_load.py``), worth paying only once an operator lists orders. Orders filled
+        before it started are listed without an average price (``unpriced``) rather than with a
+        guessed one."""
+        core = self._venue.core
         self._orders.load(core)
+        self._unpriced = {oid for oid, view in self._orders.open.items() if view.cum_qty}
         self._unsubscribe = self._venue.subscribe(self._orders.apply)
 
     @property
@@ -80,7 +84,13 @@ class VenuePort:
 
     @property
     def orders(self) -> OrderViews:
+        if self._unsubscribe is None:
+            self._start_orders()
         return self._orders
+
+    @property
+    def unpriced(self) -> set[int]:
+        return self._unpriced
 
     def close(self) -> None:
         if self._unsubscribe is not None:

@@ -259,7 +259,11 @@ async def _orders(request: web.Request) -> web.Response:
 
     def read(core: Core) -> list[dict[str, Any]]:
         units = edge.instruments
-        return [render_order(v, units[v.instrument]) for v in venue.orders.open_orders(account)]
+        views = venue.orders.open_orders(account)
+        unpriced = venue.unpriced
+        return [
+            render_order(v, units[v.instrument], priced=v.order_id not in unpriced) for v in views
+        ]
 
     return web.json_response({"account": account, "orders": await venue.read(read)})
 

@@ -8,7 +8,7 @@ the command: 400), so the admin API answers every failure with ``{"code", "msg"}
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from enum import IntEnum
 from typing import Any, Protocol, TypeVar
 
@@ -59,6 +59,11 @@ class AdminVenue(Protocol):
     @property
     def orders(self) -> OrderViews:
         """Every order as the doors show it, fed durable events: read through :meth:`read`."""
+
+    @property
+    def unpriced(self) -> Container[int]:
+        """Open orders whose fills came before :attr:`orders` started following the venue:
+        their average price and quote quantity are not known exactly, and not shown."""
 
     def close(self) -> None:
         """Stop feeding :attr:`orders` (the admin API stops)."""

@@ -77,9 +77,10 @@ def render_event(
     return out
 
 
-def render_order(view: OrderView, units: InstrumentUnits) -> dict[str, Any]:
+def render_order(view: OrderView, units: InstrumentUnits, *, priced: bool = True) -> dict[str, Any]:
     """An order from the doors' shared read model (``gateway.edge.orders``): its terms and
-    quantities, with the exact average fill price and the quote quantity it filled."""
+    quantities, with the exact average fill price and the quote quantity it filled (null when
+    not ``priced``: fills the read model did not see are never guessed)."""
     spec = units.spec
     return {
         "orderId": view.order_id,
@@ -92,8 +93,8 @@ def render_order(view: OrderView, units: InstrumentUnits) -> dict[str, Any]:
         "price": format(spec.ticks_to_price(view.price), "f"),
         "origQty": format(spec.lots_to_qty(view.qty), "f"),
         "executedQty": format(spec.lots_to_qty(view.cum_qty), "f"),
-        "cummulativeQuoteQty": quote_qty(view, units),
-        "avgPrice": avg_price(view, units),
+        "cummulativeQuoteQty": quote_qty(view, units) if priced else None,
+        "avgPrice": avg_price(view, units) if priced else None,
         "leavesQty": format(spec.lots_to_qty(view.leaves), "f"),
         "stopPrice": format(spec.ticks_to_price(view.stop_price), "f"),
         "icebergQty": format(spec.lots_to_qty(view.display_qty), "f"),
