@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -33,11 +32,12 @@ from typing import Any
 import aiohttp
 import pytest
 from fix_client import FixClient, now
+from venue_doors import config_with_fix, fix_session
 
 from engine.commands import Deposit
 from engine.journal import JournalWriter
 from venue.admin import start_admin
-from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
+from venue.config import DEFAULT_CONFIG_PATH, VenueConfig
 from venue.fix import attach_gateway, build_gateway
 from venue.runtime import Venue
 
@@ -48,31 +48,9 @@ COIN = 10**8
 QUIET_S = 0.4
 
 
-def _session(target: str, kind: str, accounts: tuple[int, ...]) -> FixSessionConfig:
-    return FixSessionConfig(
-        target_comp_id=target,
-        kind=kind,
-        accounts=accounts,
-        password_hash="",
-        ed25519_public_key="",
-        api_key="",
-        cancel_on_disconnect=False,
-        max_md_subscriptions=10,
-        reset_on_logon=False,
-        reset_on_logout=False,
-        reset_on_disconnect=False,
-        reset_time_utc=None,
-        throttle_per_s=0,
-        throttle_logout_after_s=10,
-    )
-
-
 def _config(data_dir: Path) -> VenueConfig:
-    config = load_config(DEFAULT_CONFIG_PATH)
-    assert config.fix is not None
-    sessions = (_session("A", "order_entry", (1001,)), _session("MD", "market_data", ()))
-    fix = dataclasses.replace(config.fix, port=0, sessions=sessions)
-    return dataclasses.replace(config, data_dir=data_dir, fix=fix, ledger=None)
+    sessions = (fix_session("A", accounts=(1001,)), fix_session("MD", "market_data"))
+    return config_with_fix(data_dir, *sessions)
 
 
 class SyncGate:

@@ -23,13 +23,14 @@ from typing import Any
 import aiohttp
 import pytest
 from fix_client import FixClient, now
+from venue_doors import config_with_fix, fix_session
 
 from engine.commands import Command, Deposit
 from engine.events import Event
 from engine.types import RejectReason
 from gateway.edge.refusals import Refusal, binance_error
 from venue.admin import start_admin
-from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
+from venue.config import VenueConfig
 from venue.fix import attach_gateway, build_gateway
 from venue.runtime import Venue
 
@@ -161,30 +162,8 @@ _FIX_SIDES = {"BUY": b"1", "SELL": b"2"}
 _FIX_TYPES = {"LIMIT": b"2", "MARKET": b"1", "STOP_LOSS_LIMIT": b"4"}
 
 
-def _session(target: str) -> FixSessionConfig:
-    return FixSessionConfig(
-        target_comp_id=target,
-        kind="order_entry",
-        accounts=(ACCOUNT,),
-        password_hash="",
-        ed25519_public_key="",
-        api_key="",
-        cancel_on_disconnect=False,
-        max_md_subscriptions=10,
-        reset_on_logon=False,
-        reset_on_logout=False,
-        reset_on_disconnect=False,
-        reset_time_utc=None,
-        throttle_per_s=0,
-        throttle_logout_after_s=10,
-    )
-
-
 def _config(data_dir: Path) -> VenueConfig:
-    config = load_config(DEFAULT_CONFIG_PATH)
-    assert config.fix is not None
-    fix = dataclasses.replace(config.fix, port=0, sessions=(_session("A"),))
-    return dataclasses.replace(config, data_dir=data_dir, fix=fix, ledger=None)
+    return config_with_fix(data_dir, fix_session("A", accounts=(ACCOUNT,)))
 
 
 @dataclass

@@ -15,11 +15,12 @@ from typing import Any
 
 import aiohttp
 from fix_client import FixClient, now
+from venue_doors import config_with_fix, fix_session
 
 from engine.commands import Deposit
 from gateway.fix.codec import FixMessage
 from venue.admin import start_admin
-from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
+from venue.config import DEFAULT_CONFIG_PATH, VenueConfig, load_config
 from venue.fix import attach_gateway, build_gateway
 from venue.runtime import Venue
 
@@ -29,26 +30,7 @@ COIN = 10**8
 
 
 def _config(data_dir: Path) -> VenueConfig:
-    config = load_config(DEFAULT_CONFIG_PATH)
-    assert config.fix is not None
-    session = FixSessionConfig(
-        target_comp_id="A",
-        kind="order_entry",
-        accounts=(ME,),
-        password_hash="",
-        ed25519_public_key="",
-        api_key="",
-        cancel_on_disconnect=False,
-        max_md_subscriptions=10,
-        reset_on_logon=False,
-        reset_on_logout=False,
-        reset_on_disconnect=False,
-        reset_time_utc=None,
-        throttle_per_s=0,
-        throttle_logout_after_s=10,
-    )
-    fix = dataclasses.replace(config.fix, port=0, sessions=(session,))
-    return dataclasses.replace(config, data_dir=data_dir, fix=fix, ledger=None)
+    return config_with_fix(data_dir, fix_session("A", accounts=(ME,)))
 
 
 def test_fix_reports_and_the_admin_api_agree_on_every_order(tmp_path: Path) -> None:
