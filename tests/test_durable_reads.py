@@ -32,13 +32,11 @@ from typing import Any
 import aiohttp
 import pytest
 from fix_client import FixClient, now
-from venue_doors import config_with_fix, fix_session
+from venue_doors import config_with_fix, fix_session, serving
 
 from engine.commands import Deposit
 from engine.journal import JournalWriter
-from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, VenueConfig
-from venue.fix import attach_gateway, build_gateway
 from venue.runtime import Venue
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,25 +76,10 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> SyncGate:
 
 @asynccontextmanager
 async def running(data_dir: Path) -> AsyncIterator[tuple[Venue, int, aiohttp.ClientSession]]:
-    config = _config(data_dir)
-    venue = Venue(config)
-    await venue.start()
-    assert config.fix is not None
-    gateway = build_gateway(config.fix, venue)
-    unsubscribe = attach_gateway(gateway, venue)
-    _, fix_port = await gateway.acceptor.start()
-    runner, host, port = await start_admin(venue, "127.0.0.1", 0)
-    http = aiohttp.ClientSession(f"http://{host}:{port}", timeout=aiohttp.ClientTimeout(total=30))
-    try:
-        await venue.submit(Deposit(1001, "USDT", 1_000_000 * COIN, "usdt"))
-        await venue.submit(Deposit(1001, "BTC", 10 * COIN, "btc"))
-        yield venue, fix_port, http
-    finally:
-        await http.close()
-        await runner.cleanup()
-        await gateway.acceptor.stop()
-        unsubscribe()
-        await venue.stop()
+    async with serving(_config(data_dir)) as doors:
+        await doors.venue.submit(Deposit(1001, "USDT", 1_000_000 * COIN, "usdt"))
+        await doors.venue.submit(Deposit(1001, "BTC", 10 * COIN, "btc"))
+        yield doors.venue, doors.fix_port, doors.http
 
 
 async def _get(http: aiohttp.ClientSession, path: str) -> Any:

@@ -23,15 +23,13 @@ from typing import Any
 import aiohttp
 import pytest
 from fix_client import FixClient, now
-from venue_doors import config_with_fix, fix_session
+from venue_doors import config_with_fix, fix_session, serving
 
 from engine.commands import Command, Deposit
 from engine.events import Event
 from engine.types import RejectReason
 from gateway.edge.refusals import Refusal, binance_error
-from venue.admin import start_admin
 from venue.config import VenueConfig
-from venue.fix import attach_gateway, build_gateway
 from venue.runtime import Venue
 
 ACCOUNT = 1001
@@ -176,31 +174,19 @@ class Doors:
 
 @asynccontextmanager
 async def doors(data_dir: Path) -> AsyncIterator[Doors]:
-    config = _config(data_dir)
-    venue = Venue(config)
-    await venue.start()
-    assert config.fix is not None
-    gateway = build_gateway(config.fix, venue)
-    unsubscribe = attach_gateway(gateway, venue)
-    _, fix_port = await gateway.acceptor.start()
-    runner, host, port = await start_admin(venue, "127.0.0.1", 0)
-    http = aiohttp.ClientSession(f"http://{host}:{port}", timeout=aiohttp.ClientTimeout(total=10))
-    posted: list[tuple[Command, list[Event] | None]] = []
-    venue.subscribe_commands(lambda cmd, events: posted.append((cmd, events)))
-    client = FixClient(fix_port, "A")
-    try:
-        await venue.submit(Deposit(ACCOUNT, "USDT", 10_000_000 * COIN, "usdt"))
-        await venue.submit(Deposit(ACCOUNT, "BTC", 100 * COIN, "btc"))
-        await client.logon()
-        posted.clear()
-        yield Doors(venue, client, http, posted)
-    finally:
-        await client.close()
-        await http.close()
-        await runner.cleanup()
-        await gateway.acceptor.stop()
-        unsubscribe()
-        await venue.stop()
+    async with serving(_config(data_dir), http_timeout=10) as served:
+        venue = served.venue
+        posted: list[tuple[Command, list[Event] | None]] = []
+        venue.subscribe_commands(lambda cmd, events: posted.append((cmd, events)))
+        client = FixClient(served.fix_port, "A")
+        try:
+            await venue.submit(Deposit(ACCOUNT, "USDT", 10_000_000 * COIN, "usdt"))
+            await venue.submit(Deposit(ACCOUNT, "BTC", 100 * COIN, "btc"))
+            await client.logon()
+            posted.clear()
+            yield Doors(venue, client, served.http, posted)
+        finally:
+            await client.close()
 
 
 @dataclass

@@ -15,13 +15,12 @@ from typing import Any
 
 import aiohttp
 from fix_client import FixClient, now
-from venue_doors import config_with_fix, fix_session
+from venue_doors import config_with_fix, fix_session, serving
 
 from engine.commands import Deposit
 from gateway.fix.codec import FixMessage
 from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, VenueConfig, load_config
-from venue.fix import attach_gateway, build_gateway
 from venue.runtime import Venue
 
 ME, OTHER = 1001, 1002
@@ -35,29 +34,16 @@ def _config(data_dir: Path) -> VenueConfig:
 
 def test_fix_reports_and_the_admin_api_agree_on_every_order(tmp_path: Path) -> None:
     async def body() -> None:
-        config = _config(tmp_path)
-        venue = Venue(config)
-        await venue.start()
-        assert config.fix is not None
-        gateway = build_gateway(config.fix, venue)
-        unsubscribe = attach_gateway(gateway, venue)
-        _, fix_port = await gateway.acceptor.start()
-        runner, host, port = await start_admin(venue, "127.0.0.1", 0)
-        http = aiohttp.ClientSession(f"http://{host}:{port}")
-        fix = FixClient(fix_port, "A")
-        try:
-            for account in (ME, OTHER):
-                await venue.submit(Deposit(account, "USDT", 10_000_000 * COIN, "usdt"))
-                await venue.submit(Deposit(account, "BTC", 100 * COIN, "btc"))
-            await fix.logon()
-            await _agree(fix, http)
-        finally:
-            await fix.close()
-            await http.close()
-            await runner.cleanup()
-            await gateway.acceptor.stop()
-            unsubscribe()
-            await venue.stop()
+        async with serving(_config(tmp_path)) as served:
+            fix = FixClient(served.fix_port, "A")
+            try:
+                for account in (ME, OTHER):
+                    await served.venue.submit(Deposit(account, "USDT", 10_000_000 * COIN, "usdt"))
+                    await served.venue.submit(Deposit(account, "BTC", 100 * COIN, "btc"))
+                await fix.logon()
+                await _agree(fix, served.http)
+            finally:
+                await fix.close()
         assert fix.invalid == []
 
     asyncio.run(asyncio.wait_for(body(), 60))

@@ -1,13 +1,22 @@
-"""A venue with its FIX and admin doors, configured for a test: the shipped configuration with
-the FIX sessions a test names, on free ports, in the test's data folder, without a ledger."""
+"""A venue with its FIX and admin doors for a test: the shipped configuration with the FIX
+sessions a test names, on free ports, in the test's data folder, without a ledger, and the
+started venue with both doors listening."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
+from venue.fix import attach_gateway, build_gateway
+from venue.runtime import Venue
 
 
 def fix_session(
@@ -40,3 +49,34 @@ def config_with_fix(data_dir: Path, *sessions: FixSessionConfig) -> VenueConfig:
     assert config.fix is not None
     fix = dataclasses.replace(config.fix, port=0, sessions=sessions)
     return dataclasses.replace(config, data_dir=data_dir, fix=fix, ledger=None)
+
+
+@dataclass
+class Serving:
+    """A started venue, its FIX acceptor's port and an HTTP client of its admin API."""
+
+    venue: Venue
+    fix_port: int
+    http: aiohttp.ClientSession
+
+
+@asynccontextmanager
+async def serving(config: VenueConfig, http_timeout: float = 30) -> AsyncIterator[Serving]:
+    """Start the venue, its FIX gateway (listening) and its admin API; stop them all after."""
+    venue = Venue(config)
+    await venue.start()
+    assert config.fix is not None
+    gateway = build_gateway(config.fix, venue)
+    unsubscribe = attach_gateway(gateway, venue)
+    _, fix_port = await gateway.acceptor.start()
+    runner, host, port = await start_admin(venue, "127.0.0.1", 0)
+    timeout = aiohttp.ClientTimeout(total=http_timeout)
+    http = aiohttp.ClientSession(f"http://{host}:{port}", timeout=timeout)
+    try:
+        yield Serving(venue, fix_port, http)
+    finally:
+        await http.close()
+        await runner.cleanup()
+        await gateway.acceptor.stop()
+        unsubscribe()
+        await venue.stop()
