@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,7 @@ def as_units(rows: list[list[Any]]) -> list[list[Any]]:
     """Klines from the model back in integer units (BTC-USDT scales) for comparison."""
     out = []
     for r in rows:
+
         def q(x: str, step: str) -> int:
             return int(Decimal(x) / Decimal(step))
 

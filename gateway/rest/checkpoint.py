@@ -169,6 +169,25 @@ def _restore(history: MarketHistory, data: bytes) -> None:
             candles = zip(_sums(opens), spans, *fields[:-2], first_ids, fields[-1], strict=True)
             series.complete_from, series.last_dropped_close = complete_from, dropped_close
             for opened, span, *values, first_id, id_span in candles:
-                series.append(Candle(opened, opened + span, *values, first_id, first_id + id_span))
+                if len(values) != len(_CANDLE_FIELDS):
+                    raise ValueError(f"{symbol} {name}: candles of another shape")
+                o, high, low, close, volume, quote, count, taker_volume, taker_quote = values
+                series.append(
+                    Candle(
+                        opened,
+                        opened + span,
+                        o,
+                        high,
+                        low,
+                        close,
+                        volume,
+                        quote,
+                        count,
+                        taker_volume,
+                        taker_quote,
+                        first_id,
+                        first_id + id_span,
+                    )
+                )
     history.seq = int(state["seq"])
     history.now_ms = int(state["now"])

@@ -149,8 +149,7 @@ class SymbolHistory:
         #: the aggregate of the newest trade the ring dropped: held in part only
         self.cut_agg = 0
         self.series = {
-            name: CandleSeries(name, max(keep_candles, MIN_KEEP.get(name, 0)))
-            for name in INTERVALS
+            name: CandleSeries(name, max(keep_candles, MIN_KEEP.get(name, 0))) for name in INTERVALS
         }
         self.series_list = list(self.series.values())
 
@@ -222,7 +221,7 @@ class MarketHistory:
         self.now_ms = ms
         for event in events:
             if type(event) is Trade:
-                self.trade(seq, ms, event)  # type: ignore[arg-type]
+                self.trade(seq, ms, event)
 
     def catch_up(self, stream: Iterable[tuple[int, int, Sequence[Event]]]) -> int:
         """Apply the commands of ``stream`` after :attr:`seq` (a journal replay); how many."""
@@ -379,16 +378,17 @@ class MarketHistory:
         if offset is None:
             raise invalid("timeZone")
         limit = _limit(limit)
-        if start_ms is not None and end_ms is not None and start_ms > end_ms:
-            return []
         lo = -_FAR if start_ms is None else start_ms
         hi = _FAR if end_ms is None else end_ms
+        if lo > hi:
+            return []
         source = h.series[source_interval(interval, offset)]
         if source.interval == interval:
             candles = source.between(lo, hi)
         elif source.candles:
             lo = max(lo, source.opens[0] - 31 * DAY)
-            candles = shifted_candles(source, interval, offset, lo, min(hi, source.opens[-1]))
+            hi = min(hi, source.opens[-1])
+            candles = shifted_candles(source, interval, offset, lo, hi) if lo <= hi else []
         else:
             candles = []
         candles = candles[:limit] if start_ms is not None else candles[-limit:]
@@ -491,4 +491,3 @@ def _limit(limit: int) -> int:
     if limit < 1:
         raise invalid("limit")
     return min(limit, MAX_LIMIT)
-

@@ -85,7 +85,9 @@ def ratio_price(notional: int, qty: int, units: InstrumentUnits) -> str:
     if notional % qty == 0:
         return units.tick.text(notional // qty)
     value = _CONTEXT.divide(Decimal(notional) * units.spec.tick_size, Decimal(qty))
-    return format(value.quantize(Decimal(1).scaleb(-(units.tick.decimals + 8)), context=_CONTEXT), "f")
+    return format(
+        value.quantize(Decimal(1).scaleb(-(units.tick.decimals + 8)), context=_CONTEXT), "f"
+    )
 
 
 def percent(change: int, base: int) -> str:
@@ -205,8 +207,7 @@ def trading_day(
     full = _full(type)
     start = open_of("1d", now, offset)
     rows = [
-        _row(h, Window(h, start, start + DAY - 1, now), full)
-        for h in _histories(history, symbols)
+        _row(h, Window(h, start, start + DAY - 1, now), full) for h in _histories(history, symbols)
     ]
     return _one_or_list(symbols, rows)
 
