@@ -45,6 +45,11 @@ def test_config_refuses_nonsense(field: str) -> None:
         LimitConfig(**{field: 0})
 
 
+def test_a_negative_weight_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="weight"):
+        RateLimiter().check_request("a", -1, T0)
+
+
 def test_request_weight_limit_is_hit_exactly() -> None:
     limiter = RateLimiter()
     now = MINUTE0 + 1000

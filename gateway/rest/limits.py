@@ -200,6 +200,8 @@ class RateLimiter:
         A refused request adds no weight; it counts as a strike, and the
         ``bans_after_429s``-th strike in a minute bans the IP.
         """
+        if weight < 0:
+            raise ValueError(f"request weight must be >= 0, not {weight}")
         banned = self._banned(ip, now_ms)
         if banned is not None:
             return banned
