@@ -1,0 +1,503 @@
+"""API keys of the REST and WebSocket door: who may sign requests for which account.
+
+Binance-style keys: a 64-character key id sent in ``X-MBX-APIKEY`` and either an HMAC secret
+(64 characters, shown to the operator once) or an Ed25519 public key the client registered.
+Each key has permissions (``USER_DATA``, ``TRADE``), a label, an optional IP allowlist, and a
+creation and revocation time.
+
+The store is an append-only JSON-lines log, ``api-keys.log``: one line per action (created,
+revoked) with its time, the key's public fields and who did it. It is the store and the audit
+record of key actions at once. HMAC secrets are in it only encrypted (AES-256-GCM, a nonce per
+secret, the API key as associated data) under a 32-byte key kept in ``api-keys.secret`` (mode
+0600, created by the store; a wider mode refuses to start). Ed25519 keys keep only the public
+key. Every append is written and fsynced before the method returns, so a key shown to an
+operator survives a crash right after. Replay on start ignores a torn last line (a crash mid
+write: a line without its newline), and refuses any other damage.
+
+Secrets never reach the process log: it names a key by its first 8 characters only, since
+Binance treats the API key itself as sensitive too.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import stat
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+
+__all__ = [
+    "API_KEY_CHARS",
+    "API_KEY_LENGTH",
+    "LOG_NAME",
+    "PERMISSIONS",
+    "SECRET_NAME",
+    "ApiKey",
+    "KeyKind",
+    "KeyStore",
+    "KeyStoreError",
+    "is_key_format",
+]
+
+log = logging.getLogger("gateway.rest.keys")
+
+#: Binance's keys and secrets: 64 letters and digits (URL-safe without escaping).
+API_KEY_CHARS = string.ascii_letters + string.digits
+API_KEY_LENGTH = 64
+#: What a key may be allowed to do. ``WITHDRAW`` waits for custody.
+PERMISSIONS = frozenset({"USER_DATA", "TRADE"})
+LOG_NAME = "api-keys.log"
+SECRET_NAME = "api-keys.secret"
+
+MAX_LABEL = 64
+MAX_BY = 128
+MAX_IPS = 100
+MAX_PEM = 4096
+_NONCE = 12
+
+KeyKind = Literal["HMAC", "ED25519"]
+
+
+class KeyStoreError(ValueError):
+    """Bad input to the store, or a store that cannot be trusted; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key's public fields: everything but its secret."""
+
+    api_key: str
+    account: int
+    kind: KeyKind
+    permissions: frozenset[str]
+    label: str
+    ip_allowlist: tuple[str, ...]
+    created_ms: int
+    revoked_ms: int
+    created_by: str
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_ms == 0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _random_token() -> str:
+    return "".join(secrets.choice(API_KEY_CHARS) for _ in range(API_KEY_LENGTH))
+
+
+def is_key_format(text: str) -> bool:
+    """Whether ``text`` has the shape of a key id (64 letters and digits)."""
+    return len(text) == API_KEY_LENGTH and all(c in API_KEY_CHARS for c in text)
+
+
+# -- validation of what an operator asks for ------------------------------------------------
+
+
+def _check_account(account: object) -> int:
+    if not isinstance(account, int) or isinstance(account, bool) or account < 1:
+        raise KeyStoreError(f"account must be an integer >= 1, not {account!r}")
+    return account
+
+
+def _check_permissions(permissions: Iterable[str]) -> frozenset[str]:
+    if isinstance(permissions, str):
+        raise KeyStoreError("permissions must be a collection of names, not a string")
+    try:
+        wanted = frozenset(permissions)
+    except TypeError:
+        raise KeyStoreError("permissions must be a collection of names") from None
+    for name in sorted(wanted, key=repr):
+        if name == "WITHDRAW":
+            raise KeyStoreError("permission WITHDRAW is not available: withdrawals go by custody")
+        if name not in PERMISSIONS:
+            raise KeyStoreError(
+                f"unknown permission {_one_line(repr(name))[:40]}: allowed are TRADE, USER_DATA"
+            )
+    if not wanted:
+        raise KeyStoreError("a key needs at least one permission: TRADE or USER_DATA")
+    return wanted
+
+
+def _check_text(what: str, text: object, limit: int, *, empty: bool) -> str:
+    if not isinstance(text, str):
+        raise KeyStoreError(f"{what} must be a string")
+    if len(text) > limit:
+        raise KeyStoreError(f"{what} is {len(text)} characters long; at most {limit}")
+    if not text.isprintable():
+        raise KeyStoreError(f"{what} holds a character that is not printable")
+    if not empty and not text.strip():
+        raise KeyStoreError(f"{what} is empty")
+    return text
+
+
+def _check_ips(ips: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(ips, str):
+        raise KeyStoreError("ips must be a collection of addresses, not a string")
+    out: list[str] = []
+    for ip in ips:
+        if not isinstance(ip, str):
+            raise KeyStoreError(f"bad IP {ip!r}: not a string")
+        try:
+            if "/" in ip:
+                text = str(ipaddress.ip_network(ip, strict=True))
+            else:
+                text = str(ipaddress.ip_address(ip))
+        except ValueError as exc:
+            raise KeyStoreError(f"bad IP or network {_one_line(repr(ip))[:60]}: {exc}") from None
+        if text not in out:
+            out.append(text)
+    if len(out) > MAX_IPS:
+        raise KeyStoreError(f"{len(out)} IPs in the allowlist; at most {MAX_IPS}")
+    return tuple(out)
+
+
+def _load_ed25519(pem: object) -> Ed25519PublicKey:
+    if not isinstance(pem, str) or len(pem) > MAX_PEM:
+        raise KeyStoreError(f"public key must be a PEM string of at most {MAX_PEM} characters")
+    try:
+        key = load_pem_public_key(pem.encode("utf-8"))
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise KeyStoreError(f"public key is not a valid PEM public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyStoreError(f"public key is {type(key).__name__}, not Ed25519")
+    return key
+
+
+def _pem_of(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_secret(path: Path) -> bytes:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyStoreError(
+            f"{path} has mode {mode:04o}; it must be 0600 (owner only): chmod 600 {path}"
+        )
+    data = path.read_bytes()
+    if len(data) != 32:
+        raise KeyStoreError(f"{path} holds {len(data)} bytes, not a 32-byte key")
+    return data
+
+
+def _load_or_make_secret(path: Path) -> bytes:
+    """The store's AES key: made once with mode 0600, refused if anyone else may read it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    key = os.urandom(32)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+    return key
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+class KeyStore:
+    """The venue's API keys, in memory, replayed from and appended to ``api-keys.log``.
+
+    Lookups (``get``, ``hmac_secret``, ``ed25519_key``) are dictionary reads: the secrets are
+    decrypted once at load, so signing checks pay no cryptography beyond the HMAC itself.
+    """
+
+    def __init__(self, directory: Path, *, clock: Callable[[], int] = _now_ms) -> None:
+        self.directory = Path(directory)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, ApiKey] = {}
+        self._order: list[str] = []
+        self._secrets: dict[str, bytes] = {}
+        self._ed25519: dict[str, Ed25519PublicKey] = {}
+        if not self.directory.exists():
+            self.directory.mkdir(mode=0o700, parents=True)
+            _fsync_dir(self.directory.parent)
+        self._aes = AESGCM(_load_or_make_secret(self.directory / SECRET_NAME))
+        self.log_path = self.directory / LOG_NAME
+        self._replay()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, api_key: str) -> ApiKey | None:
+        """The key, live or revoked; ``None`` if the store never made it."""
+        return self._keys.get(api_key)
+
+    def for_account(self, account: int) -> list[ApiKey]:
+        """The account's keys, live and revoked, oldest first."""
+        return [self._keys[k] for k in self._order if self._keys[k].account == account]
+
+    def hmac_secret(self, api_key: str) -> bytes:
+        """The HMAC signing key of a live HMAC key (the secret's ASCII bytes)."""
+        secret = self._secrets.get(api_key)
+        if secret is None:
+            raise KeyStoreError(f"no live HMAC key {api_key[:8]!r}...")
+        return secret
+
+    def ed25519_key(self, api_key: str) -> Ed25519PublicKey:
+        """The registered public key of a live Ed25519 key."""
+        key = self._ed25519.get(api_key)
+        if key is None:
+            raise KeyStoreError(f"no live Ed25519 key {api_key[:8]!r}...")
+        return key
+
+    # -- actions --------------------------------------------------------------------------
+
+    def create_hmac(
+        self,
+        account: int,
+        permissions: Iterable[str],
+        label: str,
+        ips: Iterable[str],
+        by: str,
+    ) -> tuple[ApiKey, str]:
+        """A new HMAC key and its secret; the secret is returned this once and never again."""
+        key = self._new_key(account, permissions, label, ips, by, "HMAC")
+        secret = _random_token()
+        nonce = os.urandom(_NONCE)
+        sealed = self._aes.encrypt(nonce, secret.encode("ascii"), key.api_key.encode("ascii"))
+        record = self._created_record(key)
+        record["secret"] = {
+            "nonce": base64.b64encode(nonce).decode("ascii"),
+            "sealed": base64.b64encode(sealed).decode("ascii"),
+        }
+        with self._lock:
+            self._append(record)
+            self._add(key)
+            self._secrets[key.api_key] = secret.encode("ascii")
+        log.info("API key %s... (HMAC) created for account %d by %s", key.api_key[:8], account, by)
+        return key, secret
+
+    def create_ed25519(
+        self,
+        account: int,
+        permissions: Iterable[str],
+        label: str,
+        ips: Iterable[str],
+        public_key_pem: str,
+        by: str,
+    ) -> ApiKey:
+        """A new key whose requests are signed with the private half of ``public_key_pem``."""
+        public = _load_ed25519(public_key_pem)
+        key = self._new_key(account, permissions, label, ips, by, "ED25519")
+        record = self._created_record(key)
+        record["public_key_pem"] = _pem_of(public)
+        with self._lock:
+            self._append(record)
+            self._add(key)
+            self._ed25519[key.api_key] = public
+        log.info(
+            "API key %s... (ED25519) created for account %d by %s", key.api_key[:8], account, by
+        )
+        return key
+
+    def revoke(self, api_key: str, by: str) -> ApiKey:
+        """Revokes a key for good; revoking a revoked key changes nothing and returns it."""
+        by = _check_text("by", by, MAX_BY, empty=False)
+        with self._lock:
+            key = self._keys.get(api_key) if isinstance(api_key, str) else None
+            if key is None:
+                shown = _one_line(repr(api_key))[:12]
+                raise KeyStoreError(f"unknown API key {shown}...: nothing revoked")
+            if not key.live:
+                return key
+            now = self._clock()
+            self._append({"t": now, "action": "revoked", "api_key": api_key, "by": by})
+            revoked = self._revoked(key, now)
+        log.info("API key %s... of account %d revoked by %s", api_key[:8], key.account, by)
+        return revoked
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _new_key(
+        self,
+        account: int,
+        permissions: Iterable[str],
+        label: str,
+        ips: Iterable[str],
+        by: str,
+        kind: KeyKind,
+    ) -> ApiKey:
+        account = _check_account(account)
+        perms = _check_permissions(permissions)
+        label = _check_text("label", label, MAX_LABEL, empty=True)
+        allow = _check_ips(ips)
+        by = _check_text("by", by, MAX_BY, empty=False)
+        api_key = _random_token()
+        while api_key in self._keys:  # pragma: no cover - 62**64 keys
+            api_key = _random_token()
+        return ApiKey(api_key, account, kind, perms, label, allow, self._clock(), 0, by)
+
+    @staticmethod
+    def _created_record(key: ApiKey) -> dict[str, Any]:
+        return {
+            "t": key.created_ms,
+            "action": "created",
+            "api_key": key.api_key,
+            "account": key.account,
+            "kind": key.kind,
+            "permissions": sorted(key.permissions),
+            "label": key.label,
+            "ips": list(key.ip_allowlist),
+            "by": key.created_by,
+        }
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """One line, written and fsynced (the directory too when the log is new)."""
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
+        new = not self.log_path.exists()
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            data = line.encode("ascii")
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.directory)
+
+    def _add(self, key: ApiKey) -> None:
+        self._keys[key.api_key] = key
+        self._order.append(key.api_key)
+
+    def _revoked(self, key: ApiKey, now: int) -> ApiKey:
+        revoked = ApiKey(
+            key.api_key,
+            key.account,
+            key.kind,
+            key.permissions,
+            key.label,
+            key.ip_allowlist,
+            key.created_ms,
+            max(now, 1),
+            key.created_by,
+        )
+        self._keys[key.api_key] = revoked
+        self._secrets.pop(key.api_key, None)
+        self._ed25519.pop(key.api_key, None)
+        return revoked
+
+    def _replay(self) -> None:
+        try:
+            data = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            log.warning(
+                "%s: ignoring a torn last line (%d bytes, a write cut short); truncating it",
+                self.log_path,
+                len(data) - end,
+            )
+            with open(self.log_path, "r+b") as f:
+                f.truncate(end)
+                f.flush()
+                os.fsync(f.fileno())
+        for number, raw in enumerate(data[:end].split(b"\n")[:-1], start=1):
+            try:
+                self._apply(json.loads(raw.decode("utf-8")))
+            except KeyStoreError as exc:
+                raise KeyStoreError(f"{self.log_path} line {number}: {exc}") from None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                reason = _one_line(f"{type(exc).__name__}: {exc}")[:120]
+                raise KeyStoreError(f"{self.log_path} line {number} is damaged: {reason}") from None
+
+    def _apply(self, record: object) -> None:
+        if not isinstance(record, dict):
+            raise KeyStoreError("not a JSON object")
+        action = record.get("action")
+        t = record["t"]
+        api_key = record["api_key"]
+        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+            raise KeyStoreError("bad time")
+        if not isinstance(api_key, str) or not is_key_format(api_key):
+            raise KeyStoreError("bad API key")
+        if action == "revoked":
+            key = self._keys.get(api_key)
+            if key is None:
+                raise KeyStoreError(f"revokes unknown key {api_key[:8]}...")
+            _check_text("by", record["by"], MAX_BY, empty=False)
+            if key.live:
+                self._revoked(key, t)
+            return
+        if action != "created":
+            raise KeyStoreError(f"unknown action {_one_line(repr(action))[:40]}")
+        if api_key in self._keys:
+            raise KeyStoreError(f"creates key {api_key[:8]}... twice")
+        kind = record["kind"]
+        if kind not in ("HMAC", "ED25519"):
+            raise KeyStoreError("bad kind")
+        perms = record["permissions"]
+        ips = record["ips"]
+        if not isinstance(perms, list) or not isinstance(ips, list):
+            raise KeyStoreError("permissions and ips must be lists")
+        key = ApiKey(
+            api_key=api_key,
+            account=_check_account(record["account"]),
+            kind=kind,
+            permissions=_check_permissions(perms),
+            label=_check_text("label", record["label"], MAX_LABEL, empty=True),
+            ip_allowlist=_check_ips(ips),
+            created_ms=t,
+            revoked_ms=0,
+            created_by=_check_text("by", record["by"], MAX_BY, empty=False),
+        )
+        if kind == "HMAC":
+            sealed = record["secret"]
+            try:
+                nonce = base64.b64decode(sealed["nonce"], validate=True)
+                box = base64.b64decode(sealed["sealed"], validate=True)
+                secret = self._aes.decrypt(nonce, box, api_key.encode("ascii"))
+            except InvalidTag:
+                raise KeyStoreError(
+                    f"the secret of key {api_key[:8]}... does not decrypt: "
+                    f"{SECRET_NAME} is not the key this log was written with"
+                ) from None
+            if not is_key_format(secret.decode("ascii", "replace")):
+                raise KeyStoreError("bad secret")
+            self._secrets[api_key] = secret
+        else:
+            self._ed25519[api_key] = _load_ed25519(record["public_key_pem"])
+        self._add(key)
