@@ -643,6 +643,21 @@ class RiskEngine:
         )
         return fees.schedules.get(name) or fees.schedules[fees.default_schedule]
 
+    def commission_ppm(self, account: int, day: int) -> tuple[int, int]:
+        """The maker and taker rates ``account`` would pay on UTC ``day`` (days since the
+        epoch), in parts per million. A read for the doors: it changes nothing (``_rate``
+        prunes and caches, which only the commands may do, or a replay would differ)."""
+        schedule = self._schedule(account)
+        days = self.volumes.get(account) or {}
+        first = day - self.fees.window_days
+        volume = sum(v for d, v in days.items() if first <= d < day)
+        index = 0
+        for i, floor in enumerate(self._tier_floor[schedule.name]):
+            if volume >= floor:
+                index = i
+        tier = schedule.tiers[index]
+        return tier.maker_ppm, tier.taker_ppm
+
     def _rate(self, account: int, maker: bool, day: int) -> int:
         cached = self._rates.get(account)
         if cached is None or cached[0] != day:

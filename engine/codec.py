@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from engine.commands import (
     AdjustBalance,
     CancelOrder,
+    CancelReplace,
     ConfigureAccount,
     ConfigureFees,
     ConfirmWithdrawal,
@@ -386,6 +387,28 @@ def _dec_cancel(buf: bytes, off: int) -> CancelOrder:
     return CancelOrder(account, instrument, order_id, cloid, seq, ts)
 
 
+# -- CancelReplace (tag 10) -----------------------------------------------------------------------
+# seq ts allow_failure | len(cancel body); then the cancel's body and the new order's, each as
+# its own command encodes it (the new order last: its strings run to the end).
+_CANCEL_REPLACE = struct.Struct("<QQ?I")
+
+
+def _enc_cancel_replace(c: CancelReplace) -> bytes:
+    cancel = _enc_cancel(c.cancel)
+    new = _enc_new_order(c.new)
+    return _CANCEL_REPLACE.pack(c.seq, c.ts, c.allow_failure, len(cancel)) + cancel + new
+
+
+def _dec_cancel_replace(buf: bytes, off: int) -> CancelReplace:
+    seq, ts, allow_failure, n = _CANCEL_REPLACE.unpack_from(buf, off)
+    pos = off + _CANCEL_REPLACE.size
+    if pos + n > len(buf):
+        raise CodecError(f"CancelReplace: cancel of {n} bytes past the payload's end")
+    cancel = _dec_cancel(buf[pos : pos + n], 0)
+    new = _dec_new_order(buf[pos + n :], 0)
+    return CancelReplace(cancel, new, allow_failure, seq, ts)
+
+
 # -- ReplaceOrder (tag 3) -------------------------------------------------------------------------
 # seq ts account order_id qty price stop_price | len(instrument, orig_cloid, cloid)
 _REPLACE = struct.Struct("<QQQQqqqHHH")
@@ -536,6 +559,7 @@ register(6, SetKillSwitch, _enc_kill, _dec_kill)
 register(7, SetReferencePrice, _enc_ref, _dec_ref)
 register(8, ConfigureAccount, _enc_account, _dec_account)
 register(9, Tick, _enc_tick, _dec_tick)
+register(10, CancelReplace, _enc_cancel_replace, _dec_cancel_replace)
 
 
 # -- money, accounts and fees (tags 32-39): strings with 32-bit lengths ---------------------------

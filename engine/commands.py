@@ -192,6 +192,40 @@ class ReplaceOrder:
 
 
 @dataclass(init=False, slots=True)
+class CancelReplace:
+    """Cancel an order and place a new one as one sequenced step (Binance's
+    ``order/cancelReplace``): no other command comes between the two, and the cancelled
+    order's hold is released before the new order's balance check. The new order is a new
+    order with its own id, not a replace of the old one (FIX's replace is ``ReplaceOrder``).
+    ``allow_failure`` False (STOP_ON_FAILURE) places the new order only if the cancel
+    succeeded; True (ALLOW_FAILURE) places it either way. The core stamps both parts with
+    this command's ``seq`` and ``ts``."""
+
+    cancel: CancelOrder
+    new: NewOrder
+    allow_failure: bool = False
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+    def __init__(
+        self,
+        cancel: CancelOrder,
+        new: NewOrder,
+        allow_failure: bool = False,
+        seq: int = 0,
+        ts: int = 0,
+        origin: Origin | None = None,
+    ) -> None:
+        self.cancel = cancel
+        self.new = new
+        self.allow_failure = allow_failure
+        self.seq = seq
+        self.ts = ts
+        self.origin = origin
+
+
+@dataclass(init=False, slots=True)
 class MassCancel:
     """Cancel many orders at once. ``reason`` MASS_CANCEL marks a participant's request, which
     halted instruments refuse; OPERATOR, DISCONNECT, KILL_SWITCH and ACCOUNT_FROZEN always apply."""
@@ -457,6 +491,7 @@ Command = (
     NewOrder
     | CancelOrder
     | ReplaceOrder
+    | CancelReplace
     | MassCancel
     | SetInstrumentState
     | SetKillSwitch

@@ -41,6 +41,7 @@ from typing import Any, Final, cast
 from engine.book import BookSide, Level, StopBook
 from engine.commands import (
     CancelOrder,
+    CancelReplace,
     ConfigureAccount,
     MassCancel,
     NewOrder,
@@ -287,6 +288,9 @@ class Core:
         elif isinstance(cmd, ReplaceOrder):
             seq = self._begin(cmd.seq, cmd.ts, out)
             self._replace(cmd, out)
+        elif isinstance(cmd, CancelReplace):
+            self._begin(cmd.seq, cmd.ts, out)
+            return self._cancel_replace(cmd, out)
         else:
             seq = self._begin(cmd.seq, cmd.ts, out)
             if isinstance(cmd, MassCancel):
@@ -931,6 +935,27 @@ class Core:
             )
             return
         self._cancel_order(m, order, CANCEL_USER, out)
+
+    def _cancel_replace(self, cmd: CancelReplace, out: list[Event]) -> list[Event]:
+        """The cancel, its events settled by the risk stage (the hold released), then the new
+        order unless the cancel failed under STOP_ON_FAILURE; one command, one event list."""
+        seq = cmd.seq
+        cancel, new = cmd.cancel, cmd.new
+        cancel.seq = new.seq = seq
+        cancel.ts = new.ts = cmd.ts
+        first = len(out)
+        self._cancel(cancel, out)
+        failed = any(isinstance(e, CancelRejected) for e in out[first:])
+        if self.risk is not None:
+            self.risk.apply_events(seq, self.last_ts, out)
+        if failed and not cmd.allow_failure:
+            return out
+        placed: list[Event] = []
+        self._new_order(new, placed)
+        if self.risk is not None:
+            self.risk.apply_events(seq, self.last_ts, placed)
+        out.extend(placed)
+        return out
 
     def _replace(self, cmd: ReplaceOrder, out: list[Event]) -> None:
         m = self.markets.get(cmd.instrument)

@@ -77,6 +77,7 @@ def config_file(tmp_path: Path, data_dir: Path, text: str = SHIPPED) -> Path:
     path = tmp_path / "venue.toml"
     text = text.replace('data_dir = "data"', f'data_dir = "{data_dir}"')
     text = text.replace("port = 9878 ", "port = 0    ")  # the FIX acceptor on a free port
+    text = text.replace("port = 8082 ", "port = 0    ")  # the REST door on a free port
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -17,6 +17,7 @@ from engine.codec import CodecError, decode, encode, register, unregister
 from engine.commands import (
     AdjustBalance,
     CancelOrder,
+    CancelReplace,
     Command,
     ConfigureAccount,
     ConfigureFees,
@@ -74,6 +75,13 @@ SAMPLES: list[Command] = [
     CancelOrder(5, "BTC-USDT", order_id=99, seq=5, ts=6),
     CancelOrder(5, "ΔΣ-USDT", client_order_id="标识", seq=7, ts=8),
     ReplaceOrder(5, "BTC-USDT", 0, "orig-ü", "new-ü", 300, 65_001, stop_price=2, seq=9, ts=9),
+    CancelReplace(
+        CancelOrder(5, "BTC-USDT", client_order_id="old-ü", seq=9, ts=9),
+        NewOrder(5, "BTC-USDT", "new-ü", Side.SELL, OrdType.LIMIT, 3, 65_002, seq=9, ts=9),
+        allow_failure=True,
+        seq=9,
+        ts=9,
+    ),
     MassCancel(MassCancelScope.ALL, reason=CancelReason.KILL_SWITCH, seq=10, ts=11),
     MassCancel(
         MassCancelScope.ACCOUNT_INSTRUMENT, 5, "BTC-USDT", "sess", CancelReason.MASS_CANCEL, "r1"

@@ -174,10 +174,10 @@ def test_the_composition_root_names_no_key_inside_a_section() -> None:
 def test_a_section_a_package_adds_is_dispatched_without_its_keys(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A package that grows its sections (here the gateway, with a new [rest] section and a new
-    key in [admin]) changes its own reader; the composition root refuses whatever no reader
+    """A package that grows its sections (here the gateway, with a new [console] section and a
+    new key in [admin]) changes its own reader; the composition root refuses whatever no reader
     read, without a list of keys of its own."""
-    extra = '\n[rest]\nport = 8082\n[admin.tls]\ncert = "c.pem"\n'
+    extra = '\n[console]\nport = 8083\n[admin.tls]\ncert = "c.pem"\n'
     text = SHIPPED.replace("[admin]\n", "[admin]\nworkers = 4\n", 1) + extra
     assert "unknown key" in error_of(parse_config, text).problem  # admin.workers
 
@@ -189,12 +189,12 @@ def test_a_section_a_package_adds_is_dispatched_without_its_keys(
         seen["cert"] = table.table("tls").string("cert")
         admin = AdminConfig(table.string("host"), table.integer("port", minimum=0))
         table.finish()
-        seen["rest"] = root.table("rest").integer("port", minimum=0)
+        seen["console"] = root.table("console").integer("port", minimum=0)
         return admin
 
     monkeypatch.setattr(venue.config, "read_admin", read_admin_grown)
     config = parse_config(text)
     assert config.admin == AdminConfig("127.0.0.1", 8081)
-    assert seen == {"workers": 4, "cert": "c.pem", "rest": 8082}
+    assert seen == {"workers": 4, "cert": "c.pem", "console": 8083}
     error = error_of(parse_config, text + "\n[surveillance]\nwindow_s = 60\n")
     assert error.key == "surveillance" and "unknown top-level key" in error.problem

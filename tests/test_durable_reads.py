@@ -212,7 +212,7 @@ class _Process:
         self.log = (data_dir.parent / "venue.log").open("ab")
         args = [sys.executable, "-c", _GATED_VENUE, str(gate_file), "run"]
         args += ["--config", str(DEFAULT_CONFIG_PATH), "--data-dir", str(data_dir)]
-        args += ["--admin-port", str(self.port), "--fix-port", "0"]
+        args += ["--admin-port", str(self.port), "--fix-port", "0", "--rest-port", "0"]
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while True:

@@ -107,6 +107,8 @@ class Venue:
                 str(fix_port),
                 "--admin-port",
                 "0",
+                "--rest-port",
+                "0",
             ],
             cwd=REPO,
             stdin=subprocess.DEVNULL,

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
+    run.add_argument(
+        "--rest-port", type=int, help="overrides [rest] port: REST and WebSocket (0: a free port)"
+    )
     run.add_argument("--demo", action="store_true", help="drive a short scripted flow")
     return parser
 
@@ -144,6 +147,13 @@ def _config(args: argparse.Namespace) -> VenueConfig:
         if not 0 <= fix_port <= 65535:
             raise CliError(f"--fix-port {fix_port}: must be between 0 and 65535", EXIT_CONFIG)
         config = dataclasses.replace(config, fix=dataclasses.replace(config.fix, port=fix_port))
+    rest_port = getattr(args, "rest_port", None)
+    if rest_port is not None:
+        if config.rest is None:
+            raise CliError(f"--rest-port: {config.source} configures no [rest] door", EXIT_CONFIG)
+        if not 0 <= rest_port <= 65535:
+            raise CliError(f"--rest-port {rest_port}: must be between 0 and 65535", EXIT_CONFIG)
+        config = dataclasses.replace(config, rest=dataclasses.replace(config.rest, port=rest_port))
     return config
 
 
@@ -242,7 +252,14 @@ def _serve(config: VenueConfig, *, demo: bool) -> int:
 
 async def _run(config: VenueConfig, *, demo: bool) -> int:
     from venue.demo import run_demo
-    from venue.parts import AdminPart, FixGatewayPart, FixListenerPart, SettlementPart, VenuePart
+    from venue.parts import (
+        AdminPart,
+        FixGatewayPart,
+        FixListenerPart,
+        RestPart,
+        SettlementPart,
+        VenuePart,
+    )
 
     stop = asyncio.Event()  # set by SIGINT/SIGTERM, even during recovery: then stop at once
     loop = asyncio.get_running_loop()
@@ -261,9 +278,13 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     await parts.start(gateway)
     admin = AdminPart(venue, config, settlement.settlement)
     await parts.start(admin)
+    rest = RestPart(venue, config)
+    await parts.start(rest)
     listener = FixListenerPart(gateway.gateway)
     await parts.start(listener)
     fix_text = f"; FIX on {listener.address}" if listener.address else ""
+    if rest.gateway is not None:
+        fix_text += f"; REST and WebSocket on {rest.gateway.url}"
     report = venue.report
     print(
         f"venue: running; admin API on {admin.url}{fix_text}; data {config.data_dir}; "

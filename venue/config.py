@@ -7,8 +7,9 @@ that the command line can print one line instead of a traceback.
 This module only reads the file and dispatches: each package reads and checks its own sections
 with the engine's shared reader (``engine.configfile``), and no key inside a section is named
 here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``engine.config``);
-``[[assets]]``, ``[fees]`` and ``[ledger]`` clearing's (``clearing.config``); ``[admin]`` and
-``[fix]`` the gateway's (``gateway.adminconfig``, ``gateway.fix.config``). A top-level key no
+``[[assets]]``, ``[fees]`` and ``[ledger]`` clearing's (``clearing.config``); ``[admin]``,
+``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``, ``gateway.fix.config``,
+``gateway.rest.config``). A top-level key no
 package reads is refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
@@ -29,6 +30,7 @@ from engine.instrument import InstrumentSpec
 from engine.types import StpMode
 from gateway.adminconfig import AdminConfig, read_admin
 from gateway.fix.config import FixConfig, FixSessionConfig, read_fix
+from gateway.rest.config import RestConfig, read_rest
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -38,6 +40,7 @@ __all__ = [
     "FixSessionConfig",
     "JournalConfig",
     "LedgerConfig",
+    "RestConfig",
     "VenueConfig",
     "load_config",
     "parse_config",
@@ -62,6 +65,7 @@ class VenueConfig:
     fees: FeeConfig | None  # None: no [fees] section, no fees
     ledger: LedgerConfig | None  # None when there is no clearing
     fix: FixConfig | None = None  # None: no FIX acceptor
+    rest: RestConfig | None = None  # None: no REST and WebSocket door
 
     @property
     def clearing(self) -> bool:
@@ -115,6 +119,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     instruments = read_instruments(root)  # engine: [[instruments]]
     clearing = read_clearing(root, instruments, venue.data_dir)  # [[assets]], [fees], [ledger]
     fix = read_fix(root)  # gateway: [fix], optional
+    rest = read_rest(root)  # gateway: [rest], optional
     root.finish()
 
     return VenueConfig(
@@ -130,4 +135,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         fees=clearing.fees,
         ledger=clearing.ledger,
         fix=fix,
+        rest=rest,
     )

@@ -21,6 +21,7 @@ from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
     from venue.fix import FixGateway
+    from venue.rest import RestGateway
     from venue.runtime import Venue
     from venue.settlement import Settlement
 
@@ -30,6 +31,7 @@ __all__ = [
     "FixListenerPart",
     "Part",
     "Parts",
+    "RestPart",
     "SettlementPart",
     "VenuePart",
 ]
@@ -204,6 +206,45 @@ class AdminPart:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class RestPart:
+    """The REST and WebSocket door: its read models rebuilt and subscribed, then listening;
+    nothing when the configuration has no ``[rest]``."""
+
+    name = "REST and WebSocket door"
+
+    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+        self.venue = venue
+        self.config = config
+        self.gateway: RestGateway | None = None
+
+    async def start(self) -> None:
+        rest = self.config.rest
+        if rest is None:
+            return
+        from gateway.rest.keys import KeyStoreError
+        from venue.rest import RestGateway, extensions
+
+        gateway = RestGateway(self.venue, rest, extensions())
+        try:
+            gateway.build()
+        except KeyStoreError as exc:
+            raise CliError(f"the API key store cannot be used: {exc}", EXIT_FAILED) from None
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise CliError(f"the REST door's data cannot be used: {why}", EXIT_FAILED) from None
+        try:
+            await gateway.start()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            where = f"{rest.host}:{rest.port}"
+            raise CliError(f"REST cannot listen on {where}: {why}", EXIT_FAILED) from None
+        self.gateway = gateway
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
 
 
 class FixListenerPart:

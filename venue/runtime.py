@@ -144,6 +144,7 @@ class Venue:
         self._queue: list[_Pending] = []
         self._subscribers: list[EventCallback] = []
         self._command_subscribers: list[CommandCallback] = []
+        self._batch_subscribers: list[Callable[[], None]] = []
         self._journal: JournalWriter | None = None
         self._sequencer = Sequencer(0, 0, clock)
         self._wakeup = asyncio.Event()
@@ -322,6 +323,17 @@ class Venue:
         self._command_subscribers.append(callback)
         return lambda: self._command_subscribers.remove(callback)
 
+    def subscribe_batches(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after the commands of each durable batch were published: until
+        it returns, the core holds exactly what is durable (a door reads the levels a batch
+        changed there). Returns the unsubscriber."""
+        self._batch_subscribers.append(callback)
+        return lambda: self._batch_subscribers.remove(callback)
+
+    def now_ns(self) -> int:
+        """The sequencer's clock: what the next command would be stamped with, about."""
+        return self._sequencer.now()
+
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(seq, ts, events)`` for each durable command; returns the unsubscriber."""
         self._subscribers.append(callback)
@@ -458,6 +470,11 @@ class Venue:
                     callback(cmd.seq, cmd.ts, events)
                 except Exception:
                     log.exception("event subscriber %r failed at seq %d", callback, cmd.seq)
+        for batch_callback in list(self._batch_subscribers):
+            try:
+                batch_callback()
+            except Exception:
+                log.exception("batch subscriber %r failed", batch_callback)
 
     def _fail(
         self, exc: BaseException, pending: list[_Pending], *, in_flight: bool = False

@@ -200,6 +200,10 @@ class Edge:
         """A price of ``symbol`` in ticks (a reference price, a stop)."""
         return _to(self.units(symbol).tick, raw, field, RejectReason.PRICE_NOT_TICK_MULTIPLE)
 
+    def quantity(self, symbol: str, raw: Raw, field: str = "quantity") -> int:
+        """A quantity of ``symbol`` in lots (an amended quantity)."""
+        return _to(self.units(symbol).lot, raw, field, RejectReason.QTY_NOT_LOT_MULTIPLE)
+
     def cancel_order(
         self, account: int, symbol: str, order_id: int, client_order_id: str
     ) -> CancelOrder:

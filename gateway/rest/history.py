@@ -258,6 +258,22 @@ class MarketHistory:
         for callback in self.on_trade:
             callback(h.symbol, record)
 
+    def symbol_trade_id(self, symbol: str, engine_trade_id: int) -> int:
+        """The id this history gave the engine's trade ``engine_trade_id`` of ``symbol`` (what
+        ``trades``, ``myTrades`` and the streams show); 0 when it is no longer held. Searched
+        from the newest: the trades a door asks about are those it just saw."""
+        h = self.symbols.get(symbol)
+        if h is None:
+            return 0
+        ring, keep = h.ring, h.keep
+        for trade_id in range(h.last_id, h.first_id() - 1, -1):
+            record = ring[trade_id % keep]
+            if record is None or record.trade_id < engine_trade_id:
+                return 0
+            if record.trade_id == engine_trade_id:
+                return trade_id
+        return 0
+
     # -- trades ----------------------------------------------------------------------------------
 
     def history(self, symbol: str) -> SymbolHistory:
