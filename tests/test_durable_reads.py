@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fix_client import FixClient, now
+from rest_client import public, signed
 from venue_doors import config_with_fix, fix_session, serving
 
 from engine.commands import Deposit
@@ -76,10 +77,15 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> SyncGate:
 
 @asynccontextmanager
 async def running(data_dir: Path) -> AsyncIterator[tuple[Venue, int, aiohttp.ClientSession]]:
-    async with serving(_config(data_dir)) as doors:
+    async with serving(_config(data_dir), rest_accounts=(1001,)) as doors:
         await doors.venue.submit(Deposit(1001, "USDT", 1_000_000 * COIN, "usdt"))
         await doors.venue.submit(Deposit(1001, "BTC", 10 * COIN, "btc"))
+        REST[data_dir] = (doors.rest_url, doors.keys[1001])
         yield doors.venue, doors.fix_port, doors.http
+
+
+#: data dir -> the REST door's URL and key of the venue ``running`` serves there
+REST: dict[Path, tuple[str, tuple[str, str]]] = {}
 
 
 async def _get(http: aiohttp.ClientSession, path: str) -> Any:
@@ -107,6 +113,7 @@ def test_an_order_is_shown_by_no_door_before_it_is_durable(tmp_path: Path, gate:
             while not gate.waiting.is_set():  # applied and written, its fsync held back
                 await asyncio.sleep(0.01)
             assert venue.core.open_orders(1001), "the core has applied the order"
+            o1_seq = venue.core.last_seq
 
             reads = [
                 asyncio.create_task(_get(http, path))
@@ -117,6 +124,30 @@ def test_an_order_is_shown_by_no_door_before_it_is_durable(tmp_path: Path, gate:
                     "/v1/status",
                 )
             ]
+            rest_url, key = REST[tmp_path]
+            rest_reads = [
+                asyncio.create_task(public(http, rest_url, "/api/v3/depth", symbol="BTCUSDT")),
+                asyncio.create_task(
+                    signed(http, rest_url, "GET", "/api/v3/openOrders", key, symbol="BTCUSDT")
+                ),
+                asyncio.create_task(signed(http, rest_url, "GET", "/api/v3/account", key)),
+                asyncio.create_task(
+                    signed(
+                        http,
+                        rest_url,
+                        "POST",
+                        "/api/v3/order",
+                        key,
+                        symbol="BTCUSDT",
+                        side="BUY",
+                        type="LIMIT",
+                        timeInForce="GTC",
+                        quantity="0.1",
+                        price="93000.00",
+                        newClientOrderId="r1",
+                    )
+                ),
+            ]
             a.send(b"H", [(11, b"o1"), (55, SYM), (54, b"1")])
             a.send(b"AF", [(584, b"ms-1"), (585, b"7")])
             md.send(b"V", _snapshot_request(b"snap-1"))
@@ -124,14 +155,24 @@ def test_an_order_is_shown_by_no_door_before_it_is_durable(tmp_path: Path, gate:
             seen_by_md = await md.drain(0.05)
             assert seen_by_a == [] and seen_by_md == []
             assert not any(task.done() for task in reads)
+            assert not any(task.done() for task in rest_reads)
 
             gate.open.set()
             orders, book, balances, status = await asyncio.gather(*reads)
+            depth, (_, open_orders), (_, account), (placed_status, placed) = await asyncio.gather(
+                *rest_reads
+            )
+            assert depth["bids"][0] == ["94000.00", "0.50000"]
+            assert depth["lastUpdateId"] >= 1
+            assert [o["clientOrderId"] for o in open_orders] == ["o1"]
+            usdt_rest = {b["asset"]: b for b in account["balances"]}["USDT"]
+            assert Decimal(usdt_rest["locked"]) >= Decimal("47000")
+            assert placed_status == 200 and placed["clientOrderId"] == "r1", placed
             assert [o["clientOrderId"] for o in orders["orders"]] == ["o1"]
             assert book["bids"] == [["94000.00", "0.50000", 1]]
             usdt = {b["asset"]: b for b in balances["balances"]}["USDT"]
             assert Decimal(usdt["locked"]) >= Decimal("47000")
-            assert status["lastSeq"] == status["journalLastSeq"] == orders_seq(venue)
+            assert status["lastSeq"] == status["journalLastSeq"] == o1_seq
             # the order's own report first, then the answers that show it
             new = await a.expect_type(b"8", _150=b"0", _11=b"o1")
             status_report = await a.expect_type(b"8", _150=b"I", _11=b"o1")

@@ -1,8 +1,10 @@
-"""The same requests through FIX and through the admin API give the same commands and the same
-outcomes: both doors go through the one edge (``gateway.edge``).
+"""The same requests through FIX, the admin API and the REST door give the same commands and the
+same outcomes: every door goes through the one edge (``gateway.edge``).
 
-Each case is written once, door-neutrally, and sent through both doors of one running venue (a
-FIX order entry session and the admin API, on the same account). The commands each door posts
+Each case is written once, door-neutrally, and sent through the doors of one running venue (a
+FIX order entry session, the admin API and signed REST requests, on the same account). REST
+has no replace of its own (Binance's cancelReplace cancels and places a new order, another
+command), so replace cases compare FIX and admin only. The commands each door posts
 are captured from the venue's command stream and compared field by field (their origins and
 client order ids aside); a refusal must have the same reason at both doors: FIX says it in
 VenueRejectReason (25006), the admin API with the Binance code the edge gives that reason.
@@ -23,6 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fix_client import FixClient, now
+from rest_client import signed
 from venue_doors import config_with_fix, fix_session, serving
 
 from engine.commands import Command, Deposit
@@ -170,11 +173,13 @@ class Doors:
     fix: FixClient
     http: aiohttp.ClientSession
     posted: list[tuple[Command, list[Event] | None]]
+    rest_url: str = ""
+    rest_key: tuple[str, str] = ("", "")
 
 
 @asynccontextmanager
 async def doors(data_dir: Path) -> AsyncIterator[Doors]:
-    async with serving(_config(data_dir), http_timeout=10) as served:
+    async with serving(_config(data_dir), http_timeout=10, rest_accounts=(ACCOUNT,)) as served:
         venue = served.venue
         posted: list[tuple[Command, list[Event] | None]] = []
         venue.subscribe_commands(lambda cmd, events: posted.append((cmd, events)))
@@ -184,7 +189,7 @@ async def doors(data_dir: Path) -> AsyncIterator[Doors]:
             await venue.submit(Deposit(ACCOUNT, "BTC", 100 * COIN, "btc"))
             await client.logon()
             posted.clear()
-            yield Doors(venue, client, served.http, posted)
+            yield Doors(venue, client, served.http, posted, served.rest_url, served.keys[ACCOUNT])
         finally:
             await client.close()
 
@@ -273,6 +278,27 @@ async def _admin(d: Doors, case: Case, clid: str, target: str) -> Outcome:
     return Outcome([_shape(c) for c, _ in d.posted[before:]], None, code)
 
 
+async def _rest(d: Doors, case: Case, clid: str, target: str) -> Outcome:
+    f = dict(case.fields)
+    before = len(d.posted)
+    params: dict[str, Any] = {"symbol": SYM.replace("-", "")}
+    if case.kind == "new":
+        f.pop("clid", None)
+        params.update(f, newClientOrderId=clid)
+        if f["type"] in ("LIMIT", "STOP_LOSS_LIMIT"):
+            params["timeInForce"] = "GTC"
+        status, body = await signed(
+            d.http, d.rest_url, "POST", "/api/v3/order", d.rest_key, **params
+        )
+    else:
+        params.update(origClientOrderId=target)
+        status, body = await signed(
+            d.http, d.rest_url, "DELETE", "/api/v3/order", d.rest_key, **params
+        )
+    code = None if status == 200 else int(body["code"])
+    return Outcome([_shape(c) for c, _ in d.posted[before:]], None, code)
+
+
 def test_fix_and_admin_turn_the_same_requests_into_the_same_commands(tmp_path: Path) -> None:
     async def body() -> None:
         async with doors(tmp_path) as d:
@@ -291,6 +317,18 @@ def test_fix_and_admin_turn_the_same_requests_into_the_same_commands(tmp_path: P
                 by_fix = await _fix(d, case, fix_clid, target_fix)
                 by_admin = await _admin(d, case, admin_clid, target_admin)
                 assert by_fix.commands == by_admin.commands, case.name
+                if case.kind != "replace":
+                    target_rest = ""
+                    if case.kind == "cancel":
+                        target_rest = f"rb{number}"
+                        base = Case("base", "new", {**CASES[0].fields, "clid": ""})
+                        await _rest(d, base, target_rest, "")
+                    rest_clid = (
+                        clid + "3" if clid and case.refused is None else clid or f"r{number}"
+                    )
+                    by_rest = await _rest(d, case, rest_clid, target_rest)
+                    assert by_rest.commands == by_fix.commands, case.name
+                    assert by_rest.admin_code == by_admin.admin_code, (case.name, by_rest)
                 if case.refused is None:
                     assert by_fix.refused is None and by_admin.admin_code is None, case.name
                     assert len(by_fix.commands) == 1, case.name

@@ -7,15 +7,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from gateway.rest.config import RestConfig
 from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
 from venue.fix import attach_gateway, build_gateway
+from venue.rest import RestGateway, extensions
 from venue.runtime import Venue
 
 
@@ -53,30 +55,55 @@ def config_with_fix(data_dir: Path, *sessions: FixSessionConfig) -> VenueConfig:
 
 @dataclass
 class Serving:
-    """A started venue, its FIX acceptor's port and an HTTP client of its admin API."""
+    """A started venue, its FIX acceptor's port and an HTTP client of its admin API; with the
+    REST door, its URL and an HMAC key (key, secret) per account asked for."""
 
     venue: Venue
     fix_port: int
     http: aiohttp.ClientSession
+    rest: RestGateway | None = None
+    keys: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def rest_url(self) -> str:
+        assert self.rest is not None
+        return self.rest.url
 
 
 @asynccontextmanager
-async def serving(config: VenueConfig, http_timeout: float = 30) -> AsyncIterator[Serving]:
-    """Start the venue, its FIX gateway (listening) and its admin API; stop them all after."""
+async def serving(
+    config: VenueConfig, http_timeout: float = 30, rest_accounts: tuple[int, ...] = ()
+) -> AsyncIterator[Serving]:
+    """Start the venue, its FIX gateway (listening) and its admin API, and with
+    ``rest_accounts`` the REST door (a free port, an HMAC key for each of those accounts); stop
+    them all after."""
     venue = Venue(config)
     await venue.start()
     assert config.fix is not None
     gateway = build_gateway(config.fix, venue)
     unsubscribe = attach_gateway(gateway, venue)
     _, fix_port = await gateway.acceptor.start()
+    rest = None
+    keys: dict[int, tuple[str, str]] = {}
+    if rest_accounts:
+        rest_config = dataclasses.replace(config.rest or RestConfig(), port=0)
+        rest = RestGateway(venue, rest_config, extensions())
+        rest.build()
+        assert rest.keys is not None
+        for account in rest_accounts:
+            key, secret = rest.keys.create_hmac(account, {"TRADE", "USER_DATA"}, "t", (), "test")
+            keys[account] = (key.api_key, secret)
+        await rest.start()
     runner, host, port = await start_admin(venue, "127.0.0.1", 0)
     timeout = aiohttp.ClientTimeout(total=http_timeout)
     http = aiohttp.ClientSession(f"http://{host}:{port}", timeout=timeout)
     try:
-        yield Serving(venue, fix_port, http)
+        yield Serving(venue, fix_port, http, rest, keys)
     finally:
         await http.close()
         await runner.cleanup()
+        if rest is not None:
+            await rest.stop()
         await gateway.acceptor.stop()
         unsubscribe()
         await venue.stop()

@@ -21,7 +21,7 @@ from gateway.edge.requests import Edge
 from gateway.rest import account, general, market, trading
 from gateway.rest.activity import Activity
 from gateway.rest.config import RestConfig
-from gateway.rest.context import SERVED, Served, limit_config
+from gateway.rest.context import ACCOUNT, SERVED, WEIGHT_IP, Served, limit_config
 from gateway.rest.dialect import Symbols
 from gateway.rest.errors import ApiError
 from gateway.rest.history import MarketHistory
@@ -97,10 +97,10 @@ async def _answers(request: web.Request, handler: Handler) -> web.StreamResponse
         )
     if not response.prepared:
         now = served.venue.now_ms()
-        ip = request.get("weight_ip")
+        ip = request.get(WEIGHT_IP)
         if ip is not None:
             response.headers["X-MBX-USED-WEIGHT-1M"] = str(served.limiter.used_weight(ip, now))
-        account_id = request.get("account")
+        account_id = request.get(ACCOUNT)
         if account_id is not None:
             ten, day = served.limiter.order_counts(account_id, now)
             response.headers["X-MBX-ORDER-COUNT-10S"] = str(ten)

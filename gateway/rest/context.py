@@ -28,7 +28,7 @@ from gateway.rest.limits import LimitConfig, RateLimiter
 from gateway.rest.ports import RestVenue
 from gateway.rest.signing import SigningError, authenticate
 
-__all__ = ["SERVED", "Caller", "Served"]
+__all__ = ["ACCOUNT", "SERVED", "WEIGHT_IP", "Caller", "Served"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Served:
         ip = request.remote or ""
         now = self.venue.now_ms()
         verdict = self.limiter.check_request(ip, weight, now)
-        request["weight_ip"] = ip
+        request[WEIGHT_IP] = ip
         if not verdict.ok:
             raise ApiError(
                 verdict.code,
@@ -80,7 +80,9 @@ class Served:
                 verdict.status,
                 {"Retry-After": str(verdict.retry_after_s)},
             )
-        query = request.rel_url.raw_query_string
+        # the query exactly as received: the signature is over those bytes, and yarl's URL
+        # normalises percent-escapes (``%3A`` becomes ``:``)
+        query = request.raw_path.partition("?")[2]
         body = b""
         if request.can_read_body:
             body = await request.read()
@@ -104,7 +106,7 @@ class Served:
             )
         except SigningError as exc:
             raise ApiError(exc.code, exc.msg, exc.status) from None
-        request["account"] = key.account
+        request[ACCOUNT] = key.account
         return Caller(ip, params, key)
 
 
@@ -140,3 +142,6 @@ def limit_config(config: RestConfig) -> LimitConfig:
 
 
 SERVED = web.AppKey("served", Served)
+#: the address a request's weight was counted against, and its signed account, for the headers
+WEIGHT_IP = web.RequestKey("weight_ip", str)
+ACCOUNT = web.RequestKey("account", int)
