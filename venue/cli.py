@@ -294,7 +294,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     demo_task = None
     if demo:
         fix_port = gateway.gateway.acceptor.port if gateway.gateway is not None else None
-        demo_task = asyncio.create_task(run_demo(admin.url, config, fix_port))
+        demo_task = asyncio.create_task(run_demo(admin.url, config, fix_port, rest.gateway))
     stopped = asyncio.create_task(venue.wait_stopped())
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait({stopped, waiting}, return_when=asyncio.FIRST_COMPLETED)

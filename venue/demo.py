@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from venue.config import VenueConfig
+
+if TYPE_CHECKING:
+    from venue.rest import RestGateway
 
 
 def _error(message: str) -> None:
@@ -22,9 +26,13 @@ DEMO_SYMBOL = "BTC-USDT"
 DEMO_ACCOUNTS = {1001: "alice", 1002: "bob"}  # two owners: the default STP would stop one owner
 
 
-async def run_demo(url: str, config: VenueConfig, fix_port: int | None = None) -> None:
+async def run_demo(
+    url: str, config: VenueConfig, fix_port: int | None = None, rest: RestGateway | None = None
+) -> None:
     """A short scripted flow through the admin HTTP API, then over FIX when the venue listens
-    for it, printed as it goes; errors are printed, never fatal (the venue keeps serving)."""
+    for it, then a REST bot trading with a FIX client while a WebSocket watches the book, when
+    the venue serves REST; printed as it goes; errors are printed, never fatal (the venue keeps
+    serving)."""
     try:
         async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=10)) as http:
             demo = _Demo(http)
@@ -33,6 +41,17 @@ async def run_demo(url: str, config: VenueConfig, fix_port: int | None = None) -
             from venue.fix_demo import run_fix_demo
 
             await run_fix_demo(config.fix, fix_port, demo.run, DEMO_SYMBOL)
+        if rest is not None and rest.keys is not None and config.clearing:
+            from venue.rest_demo import run_rest_demo
+
+            bob = list(DEMO_ACCOUNTS)[1]
+            key, secret = rest.keys.create_hmac(bob, {"TRADE", "USER_DATA"}, "demo", (), "demo")
+            try:
+                await run_rest_demo(
+                    rest.url, key.api_key, secret, config.fix, fix_port, demo.run, DEMO_SYMBOL
+                )
+            finally:
+                rest.keys.revoke(key.api_key, "demo")
     except asyncio.CancelledError:
         raise
     except Exception as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.book import Level
 from engine.core import Core
 from engine.events import (
     Event,
@@ -59,6 +60,9 @@ class BookFeed:
         self.touched: dict[str, tuple[set[int], set[int]]] = {}
         #: symbol -> the update id the last diff ended at
         self.last_u: dict[str, int] = {}
+        #: symbol -> (bids, asks) as the diffs so far left them: price -> visible qty, so a
+        #: diff says only what changed (no level that was not there is "removed")
+        self.levels: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
 
     def load(self, core: Core) -> None:
         """Start from ``core``'s books (at start, at a durable point)."""
@@ -66,6 +70,10 @@ class BookFeed:
         self.touched.clear()
         for symbol, m in core.markets.items():
             self.last_u[symbol] = m.update_id
+            self.levels[symbol] = (
+                {p: q for p, q, _ in m.bids.depth(1 << 30)},
+                {p: q for p, q, _ in m.asks.depth(1 << 30)},
+            )
         for orders in core.live.values():
             for order in orders.values():
                 self.orders[order.order_id] = (
@@ -133,14 +141,11 @@ class BookFeed:
             bids: list[tuple[int, int]] = []
             asks: list[tuple[int, int]] = []
             if sides is not None:
-                levels = m.bids.levels
-                for price in sorted(sides[0], reverse=True):
-                    level = levels.get(price)
-                    bids.append((price, level.qty if level is not None else 0))
-                levels = m.asks.levels
-                for price in sorted(sides[1]):
-                    level = levels.get(price)
-                    asks.append((price, level.qty if level is not None else 0))
+                known = self.levels.get(symbol)
+                if known is None:
+                    known = self.levels[symbol] = ({}, {})
+                _changes(m.bids.levels, sides[0], known[0], bids, True)
+                _changes(m.asks.levels, sides[1], known[1], asks, False)
             best_bid = m.bids.best()
             best_ask = m.asks.best()
             diffs.append(
@@ -156,3 +161,24 @@ class BookFeed:
             )
         touched.clear()
         return diffs
+
+
+def _changes(
+    levels: dict[int, Level],
+    prices: set[int],
+    known: dict[int, int],
+    out: list[tuple[int, int]],
+    descending: bool,
+) -> None:
+    """The touched prices whose visible quantity differs from what the diffs said last, best
+    first; ``known`` brought up to date."""
+    for price in sorted(prices, reverse=descending):
+        level = levels.get(price)
+        qty = level.qty if level is not None else 0
+        if known.get(price, 0) == qty:
+            continue
+        if qty:
+            known[price] = qty
+        else:
+            del known[price]
+        out.append((price, qty))
