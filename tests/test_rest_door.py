@@ -342,3 +342,26 @@ def test_trades_and_candles_survive_a_restart(tmp_path: Path) -> None:
     run(data, read_again)  # from the checkpoint
     checkpoint.unlink()
     run(data, read_again)  # from the journal alone
+
+
+def test_the_door_enforces_the_filters_it_advertises(tmp_path: Path) -> None:
+    async def body(d: Door) -> None:
+        status, error = await d.order(
+            SELLER, side="SELL", quantity="1", price="99000", icebergQty="0.00999"
+        )
+        assert (status, error) == (400, {"code": -1013, "msg": "Filter failure: ICEBERG_PARTS"})
+        status, _ = await d.order(
+            SELLER, side="SELL", quantity="1", price="99000", icebergQty="0.01"
+        )
+        assert status == 200
+        for n in range(199):
+            status, placed = await d.order(SELLER, side="SELL", quantity="0.001", price="99000")
+            assert status == 200, (n, placed)
+        status, error = await d.order(SELLER, side="SELL", quantity="0.001", price="99000")
+        assert (status, error) == (400, {"code": -1013, "msg": "Filter failure: MAX_NUM_ORDERS"})
+        status, _ = await d.call("DELETE", "/api/v3/openOrders", SELLER, symbol=SYM)
+        assert status == 200
+        status, _ = await d.order(SELLER, side="SELL", quantity="0.001", price="99000")
+        assert status == 200
+
+    run(tmp_path, body, orders_per_10s=1000)

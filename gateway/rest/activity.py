@@ -86,6 +86,9 @@ class Activity:
         self.expired_in_match: set[int] = set()
         self.seq = 0
         self._next_prevented = 1
+        #: open order id -> (account, instrument), and how many each pair has open
+        self._open: dict[int, tuple[int, str]] = {}
+        self.open_count: dict[tuple[int, str], int] = {}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -145,8 +148,11 @@ class Activity:
         self.fills.clear()
         self.prevented.clear()
         self.expired_in_match.clear()
+        self._open.clear()
+        self.open_count.clear()
         ts_ms = core.last_ts // 1_000_000
         for view in sorted(self.orders.open.values(), key=_order_id):
+            self._opened(view.order_id, view.account, view.instrument)
             self.times[view.order_id] = [ts_ms, ts_ms, ts_ms]
             self.by_account.setdefault(view.account, deque()).append(view.order_id)
         self.seq = core.last_seq
@@ -158,6 +164,7 @@ class Activity:
         fees: dict[int, TradeSettled] | None = None
         for event in events:
             if isinstance(event, OrderAccepted):
+                self._opened(event.order_id, event.account, event.instrument)
                 self.times[event.order_id] = [ms, ms, ms]
                 ids = self.by_account.get(event.account)
                 if ids is None:
@@ -175,15 +182,35 @@ class Activity:
                     times[1] = ms
                     if isinstance(event, OrderTriggered):
                         times[2] = ms
-                if isinstance(event, OrderDone) and event.reason is CancelReason.SELF_TRADE:
-                    self.expired_in_match.add(event.order_id)
+                if isinstance(event, OrderDone):
+                    self._closed(event.order_id)
+                    if event.reason is CancelReason.SELF_TRADE:
+                        self.expired_in_match.add(event.order_id)
             elif isinstance(event, SelfTradePrevented):
                 self._prevented(event, ms)
         if len(self.times) > 2 * (len(self.orders.open) + len(self.orders.done)) + 1024:
             self._prune()
 
+    def _opened(self, order_id: int, account: int, instrument: str) -> None:
+        self._open[order_id] = (account, instrument)
+        key = (account, instrument)
+        self.open_count[key] = self.open_count.get(key, 0) + 1
+
+    def _closed(self, order_id: int) -> None:
+        key = self._open.pop(order_id, None)
+        if key is not None:
+            left = self.open_count[key] - 1
+            if left:
+                self.open_count[key] = left
+            else:
+                del self.open_count[key]
+
     def _fill(self, t: Trade, settled: TradeSettled | None, ms: int) -> None:
         buyer_is_taker = t.taker_side is Side.BUY
+        if t.maker_leaves == 0:
+            self._closed(t.maker_order_id)
+        if t.taker_leaves == 0:
+            self._closed(t.taker_order_id)
         trade_id = t.trade_id
         if self.trade_ids is not None:
             trade_id = self.trade_ids(t.instrument, t.trade_id) or t.trade_id

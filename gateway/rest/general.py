@@ -24,14 +24,12 @@ from engine.types import InstrumentState
 from gateway.rest.context import SERVED, Served
 from gateway.rest.dialect import ORDER_TYPES, STP_MODES, Params
 from gateway.rest.errors import ApiError
+from gateway.rest.trading import ICEBERG_PARTS, MAX_NUM_ORDERS
 
 __all__ = ["DEPTH_LIMITS", "depth_weight", "routes"]
 
 #: Binance's depth limits: the default is 100, at most 5000.
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
-#: Most icebergs parts and open orders per account and instrument the venue advertises.
-ICEBERG_PARTS = 100
-MAX_NUM_ORDERS = 200
 #: The filters' upper bounds: the venue checks no maximum price or notional of its own.
 MAX_PRICE = Decimal(10**9)
 MAX_NOTIONAL = Decimal(9 * 10**9)

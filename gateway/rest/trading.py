@@ -106,13 +106,24 @@ def _resp_type(caller: Caller, ord_type: OrdType) -> str:
     return value
 
 
+#: Open orders an account may have on one instrument through this door (exchangeInfo's
+#: MAX_NUM_ORDERS filter).
+MAX_NUM_ORDERS = 200
+#: The parts an iceberg may be shown in at most (exchangeInfo's ICEBERG_PARTS filter).
+ICEBERG_PARTS = 100
+
+
 def build_new_order(served: Served, caller: Caller) -> NewOrder:
     spec = served.symbols.spec(caller.params.required("symbol"))
+    if served.activity.open_count.get((caller.account, spec.symbol), 0) >= MAX_NUM_ORDERS:
+        raise ApiError(-1013, "Filter failure: MAX_NUM_ORDERS")
     request = order_request(caller.params, caller.account, spec)
     try:
         cmd = served.edge.new_order(request)
     except Refusal as refusal:
         raise from_refusal(refusal) from None
+    if cmd.display_qty and -(-cmd.qty // cmd.display_qty) > ICEBERG_PARTS:
+        raise ApiError(-1013, "Filter failure: ICEBERG_PARTS")
     cmd.origin = origin(caller, "")
     return cmd
 
