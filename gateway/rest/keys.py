@@ -64,6 +64,10 @@ __all__ = [
     "KeyKind",
     "KeyStore",
     "KeyStoreError",
+    "check_ips",
+    "check_label",
+    "check_permissions",
+    "check_public_key",
     "is_key_format",
 ]
 
@@ -205,6 +209,27 @@ def _pem_of(key: Ed25519PublicKey) -> str:
     return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
 
+def check_permissions(permissions: Iterable[str]) -> frozenset[str]:
+    """``permissions`` as the store takes them, or ``KeyStoreError`` (for a door to name the
+    field before it asks the store for a key)."""
+    return _check_permissions(permissions)
+
+
+def check_label(label: object) -> str:
+    """A key's label as the store takes it, or ``KeyStoreError``."""
+    return _check_text("label", label, MAX_LABEL, empty=True)
+
+
+def check_ips(ips: Iterable[str]) -> tuple[str, ...]:
+    """An IP allowlist as the store keeps it (normalised), or ``KeyStoreError``."""
+    return _check_ips(ips)
+
+
+def check_public_key(pem: object) -> None:
+    """Whether ``pem`` is an Ed25519 public key the store takes, or ``KeyStoreError``."""
+    _load_ed25519(pem)
+
+
 # -- files ----------------------------------------------------------------------------------
 
 
@@ -301,7 +326,7 @@ class KeyStore:
             now = self._monotonic()
             if now - self._last_miss >= MISS_REFRESH_S:
                 self._last_miss = now
-                self.refresh()
+                self.refresh(wait=False)
                 key = self._keys.get(api_key)
         return key
 
@@ -311,11 +336,15 @@ class KeyStore:
         self.refresh()
         return [self._keys[k] for k in self._order if self._keys[k].account == account]
 
-    def refresh(self) -> bool:
+    def refresh(self, *, wait: bool = True) -> bool:
         """Apply the lines other processes appended since the last look (a last line still
         without its newline waits for the next look); whether anything was applied. Damage
-        is logged (once) and leaves the store as it was: the next start refuses it."""
-        with self._lock:
+        is logged (once) and leaves the store as it was: the next start refuses it. Not
+        ``wait``: give up at once if a thread of this process is writing (an event loop never
+        waits for another thread's fsync; the next look catches up)."""
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
             before = self._offset
             try:
                 self._catch_up(None)
@@ -324,6 +353,8 @@ class KeyStore:
                     self._damage_logged_at = self._offset
                     log.error("%s cannot be followed: %s", self.log_path, exc)
             return self._offset != before
+        finally:
+            self._lock.release()
 
     def hmac_secret(self, api_key: str) -> bytes:
         """The HMAC signing key of a live HMAC key (the secret's ASCII bytes)."""
