@@ -48,7 +48,13 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command and return the exit code."""
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command == "api-key":  # its bad arguments are one line, as its other errors
+            _error(f"venue api-key: unrecognized arguments: {' '.join(extra)}")
+            return EXIT_CONFIG
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="venue: %(levelname)s: %(message)s")
     try:
         ledger_command = getattr(args, "ledger_command", None)
