@@ -27,6 +27,9 @@ ROUTES = {
     ("GET", "/v1/book/{symbol}"),
     ("GET", "/v1/accounts/{account}/orders"),
     ("GET", "/v1/status"),
+    ("POST", "/v1/accounts/{account}/api-keys"),
+    ("GET", "/v1/accounts/{account}/api-keys"),
+    ("DELETE", "/v1/accounts/{account}/api-keys/{apiKey}"),
     ("POST", "/v1/deposits"),
     ("POST", "/v1/withdrawals"),
     ("POST", "/v1/withdrawals/{withdrawalId}/confirm"),
@@ -113,6 +116,18 @@ EVENT_KEYS = {
     "InstrumentStateChanged": {"type", "instrument", "state"},
     "KillSwitchChanged": None,
     "MassCancelDone": None,
+}
+#: An API key as the admin API lists and revokes it (never with its secret).
+API_KEY_KEYS = {
+    "apiKey",
+    "account",
+    "type",
+    "permissions",
+    "label",
+    "ipAllowlist",
+    "created",
+    "createdBy",
+    "revoked",
 }
 ORDER_KEYS = {
     "orderId",
@@ -234,6 +249,18 @@ def test_the_admin_api_keeps_its_documented_shapes(tmp_path: Path) -> None:
                     "recovery",
                     "failure",
                 } <= set(state)
+                keys = "/v1/accounts/77/api-keys"
+                status, made = await call("POST", keys, {"permissions": ["TRADE", "USER_DATA"]})
+                assert (status, set(made)) == (200, {"apiKey", "secretKey"})
+                status, listed = await call("GET", keys)
+                assert status == 200 and set(listed) == {"account", "apiKeys"}
+                assert set(listed["apiKeys"][0]) == API_KEY_KEYS
+                status, revoked = await call("DELETE", f"{keys}/{made['apiKey']}")
+                assert status == 200 and set(revoked) == API_KEY_KEYS and revoked["revoked"]
+                status, error = await call("DELETE", f"{keys}/{'x' * 64}")
+                assert (status, set(error)) == (404, {"code", "msg"})
+                status, error = await call("POST", keys, {"permissions": ["WITHDRAW"]})
+                assert (status, set(error)) == (400, {"code", "msg"})
                 status, error = await call("GET", "/v1/book/NOPE")
                 assert (status, set(error)) == (400, {"code", "msg"})
                 status, error = await call("GET", "/v1/ledger")

@@ -373,3 +373,90 @@ def test_fuzz_the_loader_on_garbled_lines(tmp_path: Path, seed: int) -> None:
         for key in (loaded.get(k.api_key) for k in store.for_account(1)):
             assert key is None or key.account == 1
     assert outcomes["loaded"] > 0 and outcomes["refused"] > 0, outcomes
+
+
+# -- several processes on one store ---------------------------------------------------------
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_key_another_store_made_is_found_and_a_revocation_followed(tmp_path: Path) -> None:
+    ticks = Ticks()
+    venue = KeyStore(tmp_path, monotonic=ticks)
+    cli = KeyStore(tmp_path)
+    key, secret = cli.create_hmac(5, ["TRADE"], "from the cli", [], "cli:ops")
+    assert venue.get(key.api_key) == key  # the first miss reads the tail
+    assert venue.hmac_secret(key.api_key) == secret.encode()
+    second, _ = cli.create_hmac(5, ["USER_DATA"], "", [], "cli:ops")
+    assert venue.get("x" * 64) is None  # a miss: reads the tail...
+    cli.create_hmac(6, ["USER_DATA"], "", [], "cli:ops")
+    later, _ = cli.create_hmac(6, ["USER_DATA"], "", [], "cli:ops")
+    assert venue.get(later.api_key) is None  # ...and the next within a second does not
+    ticks.now += 1.0
+    assert venue.get(later.api_key) == later
+    cli.revoke(key.api_key, "cli:ops")
+    assert venue.get(key.api_key) == key  # a known key: no I/O until the venue refreshes
+    assert venue.refresh() and not venue.get(key.api_key).live  # type: ignore[union-attr]
+    assert not venue.refresh()  # nothing new
+    with pytest.raises(KeyStoreError):
+        venue.hmac_secret(key.api_key)
+    # the venue revokes a key the cli made; the cli's store follows, and both agree on reload
+    venue.revoke(second.api_key, "admin@127.0.0.1")
+    assert [k.live for k in cli.for_account(5)] == [False, False]
+    assert KeyStore(tmp_path).for_account(5) == venue.for_account(5) == cli.for_account(5)
+
+
+def test_a_line_being_written_waits_until_it_is_whole(tmp_path: Path) -> None:
+    writer = KeyStore(tmp_path / "elsewhere")
+    key, _ = writer.create_hmac(1, ["TRADE"], "", [], "ops")
+    os.replace(tmp_path / "elsewhere" / SECRET_NAME, tmp_path / SECRET_NAME)
+    venue = KeyStore(tmp_path)  # the same AES key as the writer's
+    line = (tmp_path / "elsewhere" / LOG_NAME).read_bytes()
+    with open(tmp_path / LOG_NAME, "ab") as f:
+        f.write(line[:50])
+        f.flush()
+        assert not venue.refresh() and venue.get(key.api_key) is None
+        f.write(line[50:])
+    assert venue.refresh() and venue.get(key.api_key) == key
+
+
+def test_a_torn_tail_a_crashed_writer_left_is_cut_by_the_next_writer(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    kept, _ = store.create_hmac(1, ["TRADE"], "", [], "ops")
+    with open(tmp_path / LOG_NAME, "ab") as f:
+        f.write(b'{"t":1,"action":"crea')  # a crashed process's half line
+    assert not store.refresh()
+    made, _ = store.create_hmac(2, ["TRADE"], "", [], "ops")
+    again = KeyStore(tmp_path)
+    assert [k.api_key for k in again.for_account(1) + again.for_account(2)] == [
+        kept.api_key,
+        made.api_key,
+    ]
+
+
+_MAKER = """
+import sys
+from pathlib import Path
+from gateway.rest.keys import KeyStore
+store = KeyStore(Path(sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    store.create_hmac(int(sys.argv[3]), ["TRADE"], f"k{i}", [], "proc")
+"""
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
+    KeyStore(tmp_path)  # the AES key exists before the writers race
+    count = 25
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _MAKER, str(tmp_path), str(count), str(acct)])
+        for acct in (1, 2)
+    ]
+    assert [p.wait(60) for p in procs] == [0, 0]
+    store = KeyStore(tmp_path)
+    assert len(store.for_account(1)) == len(store.for_account(2)) == count

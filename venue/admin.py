@@ -1,6 +1,7 @@
-"""Wiring of the admin API (``gateway.admin``) to the running venue and its ledger: the two
-ports the gateway defines, implemented over ``venue.runtime.Venue`` and ``venue.settlement``,
-and ``start_admin`` for the command line and the tests."""
+"""Wiring of the admin API (``gateway.admin``) to the running venue, its ledger and its API key
+store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
+``venue.settlement`` and ``gateway.rest.keys.KeyStore`` (which is the key port as it is), and
+``start_admin`` for the command line and the tests."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from gateway.admin.app import Page, make_app, serve, set_ledger
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
 from gateway.edge.orders import OrderViews
+from gateway.rest.keys import KeyStore
+from venue.rest import open_keys
 from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
@@ -139,18 +142,24 @@ def set_settlement(app: web.Application, venue: Venue, settlement: Settlement) -
 
 
 async def start_admin(
-    venue: Venue, host: str, port: int, settlement: Settlement | None = None
+    venue: Venue,
+    host: str,
+    port: int,
+    settlement: Settlement | None = None,
+    keys: KeyStore | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
     it cannot bind. ``settlement`` is attached before the socket listens, so no request finds
-    it missing."""
+    it missing. ``keys``: the process's API key store, shared with the REST door (opened here,
+    ``venue.rest.open_keys``, when not given: raises ``KeyStoreError`` if it cannot be used)."""
     config = venue.config
     app = make_app(
         VenuePort(venue),
         config.instruments,
         config.assets,
         clearing=config.clearing,
+        keys=keys if keys is not None else open_keys(config),
         pages=tuple(_PAGES),
     )
     if settlement is not None:

@@ -1,6 +1,7 @@
 """The ``venue`` command line: ``venue run`` serves the venue, ``venue verify`` checks a data dir,
 ``venue reconcile`` checks the ledger against the journal; ``venue statement`` and ``venue
-ledger-check`` read the ledger (``venue.ledger_cli``).
+ledger-check`` read the ledger (``venue.ledger_cli``); ``venue api-key`` makes, lists and revokes
+the REST door's API keys (``venue.keys_cli``).
 
 Every expected failure (bad configuration, unusable data dir, port in use, corrupt journal) is
 one line on stderr and a non-zero exit code, never a traceback: operators read these at 3 am.
@@ -47,7 +48,13 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command and return the exit code."""
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command == "api-key":  # its bad arguments are one line, as its other errors
+            _error(f"venue api-key: unrecognized arguments: {' '.join(extra)}")
+            return EXIT_CONFIG
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="venue: %(levelname)s: %(message)s")
     try:
         ledger_command = getattr(args, "ledger_command", None)
@@ -64,6 +71,10 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         if args.command == "fix-password":
             return fix_password()
         config = _config(args)
+        if args.command == "api-key":
+            from venue import keys_cli
+
+            return keys_cli.run(args, config)
         if args.command == "verify":
             return verify(config)
         if args.command == "reconcile":
@@ -95,9 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         "fix-password",
         help="read a FIX session's password (stdin, or a prompt) and print its password_hash",
     )
+    from venue import keys_cli
     from venue.ledger_cli import add_commands
 
     add_commands(commands)
+    keys_cli.add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument(
@@ -256,6 +269,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
         AdminPart,
         FixGatewayPart,
         FixListenerPart,
+        KeysPart,
         RestPart,
         SettlementPart,
         VenuePart,
@@ -276,9 +290,11 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     await parts.start(settlement)
     gateway = FixGatewayPart(venue, config)
     await parts.start(gateway)
-    admin = AdminPart(venue, config, settlement.settlement)
+    keys = KeysPart(config)  # one store, shared by the admin API and the REST door
+    await parts.start(keys)
+    admin = AdminPart(venue, config, settlement.settlement, keys.keys)
     await parts.start(admin)
-    rest = RestPart(venue, config)
+    rest = RestPart(venue, config, keys.keys)
     await parts.start(rest)
     listener = FixListenerPart(gateway.gateway)
     await parts.start(listener)

@@ -20,6 +20,7 @@ from venue.config import VenueConfig
 from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
+    from gateway.rest.keys import KeyStore
     from venue.fix import FixGateway
     from venue.rest import RestGateway
     from venue.runtime import Venue
@@ -29,6 +30,7 @@ __all__ = [
     "AdminPart",
     "FixGatewayPart",
     "FixListenerPart",
+    "KeysPart",
     "Part",
     "Parts",
     "RestPart",
@@ -177,15 +179,50 @@ class FixGatewayPart:
             await self.gateway.acceptor.stop()  # closes the sessions and their stores
 
 
+class KeysPart:
+    """The API key store (``<data_dir>/rest``): one per process, opened before the admin API
+    and the REST door, which share it (keys are made before the door is enabled, so the
+    admin API serves them without ``[rest]`` too)."""
+
+    name = "API key store"
+
+    def __init__(self, config: VenueConfig) -> None:
+        self.config = config
+        self.keys: KeyStore | None = None
+
+    async def start(self) -> None:
+        from gateway.rest.keys import KeyStoreError
+        from venue.rest import open_keys
+
+        try:
+            self.keys = open_keys(self.config)
+        except KeyStoreError as exc:
+            raise CliError(f"the API key store cannot be used: {exc}", EXIT_FAILED) from None
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise CliError(f"the API key store cannot be opened: {why}", EXIT_FAILED) from None
+
+    async def stop(self) -> None:
+        pass  # every action was fsynced when it returned
+
+
 class AdminPart:
-    """The admin API, listening (with the ledger attached before the socket opens)."""
+    """The admin API, listening (with the ledger and the key store attached before the socket
+    opens)."""
 
     name = "admin API"
 
-    def __init__(self, venue: Venue, config: VenueConfig, settlement: Settlement | None) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        config: VenueConfig,
+        settlement: Settlement | None,
+        keys: KeyStore | None = None,
+    ) -> None:
         self.venue = venue
         self.config = config
         self.settlement = settlement
+        self.keys = keys
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -195,7 +232,7 @@ class AdminPart:
         admin = self.config.admin
         try:
             self._runner, host, port = await start_admin(
-                self.venue, admin.host, admin.port, self.settlement
+                self.venue, admin.host, admin.port, self.settlement, self.keys
             )
         except OSError as exc:
             why = exc.strerror or str(exc)
@@ -214,9 +251,10 @@ class RestPart:
 
     name = "REST and WebSocket door"
 
-    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+    def __init__(self, venue: Venue, config: VenueConfig, keys: KeyStore | None = None) -> None:
         self.venue = venue
         self.config = config
+        self.keys = keys
         self.gateway: RestGateway | None = None
 
     async def start(self) -> None:
@@ -226,7 +264,7 @@ class RestPart:
         from gateway.rest.keys import KeyStoreError
         from venue.rest import RestGateway, extensions
 
-        gateway = RestGateway(self.venue, rest, extensions())
+        gateway = RestGateway(self.venue, rest, extensions(), self.keys)
         try:
             gateway.build()
         except KeyStoreError as exc:

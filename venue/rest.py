@@ -31,9 +31,10 @@ from gateway.rest.config import RestConfig
 from gateway.rest.history import MarketHistory
 from gateway.rest.keys import KeyStore
 from gateway.rest.ports import BatchCallback, EventCallback
+from venue.config import VenueConfig
 from venue.runtime import CommandRefused, Venue, VenueStopped, make_core
 
-__all__ = ["REST_DIR", "RestGateway", "RestPort"]
+__all__ = ["REST_DIR", "RestGateway", "RestPort", "open_keys"]
 
 log = logging.getLogger("venue.rest")
 
@@ -41,9 +42,18 @@ REST_DIR = "rest"
 HISTORY_FILE = "history.ckpt"
 #: How often the market history checkpoint is written (seconds).
 CHECKPOINT_EVERY_S = 60.0
+#: How often the door reads the keys other processes (``venue api-key``) made or revoked.
+FOLLOW_KEYS_EVERY_S = 1.0
 
 T = TypeVar("T")
 _DAY_NS = 86_400 * 1_000_000_000
+
+
+def open_keys(config: VenueConfig) -> KeyStore:
+    """The venue's API key store, under ``<data_dir>/rest``: one per process, shared by the
+    admin API (which makes keys) and the REST door (which checks them); ``venue api-key``
+    opens the same files from its own process. Raises ``KeyStoreError`` or ``OSError``."""
+    return KeyStore(config.data_dir / REST_DIR)
 
 
 class _Money:
@@ -106,13 +116,19 @@ class RestGateway:
     """The door's application, its read models and its listening socket."""
 
     def __init__(
-        self, venue: Venue, config: RestConfig, extensions: tuple[Extension, ...] = ()
+        self,
+        venue: Venue,
+        config: RestConfig,
+        extensions: tuple[Extension, ...] = (),
+        keys: KeyStore | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.extensions = extensions
         self.directory = venue.config.data_dir / REST_DIR
-        self.keys: KeyStore | None = None
+        #: the process's key store (``open_keys``), shared with the admin API; opened by
+        #: ``build`` when not given
+        self.keys = keys
         self.history = MarketHistory(venue.config.instruments, keep_trades=config.keep_trades)
         self.activity = Activity(config.keep_done_orders, trade_ids=self._trade_id)
         self.app: web.Application | None = None
@@ -121,14 +137,18 @@ class RestGateway:
         self._runner: web.AppRunner | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self._checkpoints: asyncio.Task[None] | None = None
+        self._follow_keys: asyncio.Task[None] | None = None
 
     def _trade_id(self, symbol: str, engine_trade_id: int) -> int:
         return self.history.symbol_trade_id(symbol, engine_trade_id)
 
     def build(self) -> web.Application:
-        """Open the key store, rebuild the read models and subscribe them: before listening."""
+        """Open the key store (unless given), rebuild the read models and subscribe them:
+        before listening."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.keys = KeyStore(self.directory)
+        if self.keys is None:
+            self.keys = open_keys(self.venue.config)
+        keys = self.keys
         self._rebuild()
         # the history first: the activity and the streams read the ids it gives each trade
         self._unsubscribe.append(self.venue.subscribe(self.history.apply))
@@ -140,7 +160,7 @@ class RestGateway:
             self.venue.config.assets,
             activity=self.activity,
             history=self.history,
-            keys=self.keys,
+            keys=keys,
             extensions=self.extensions,
         )
         return self.app
@@ -194,6 +214,17 @@ class RestGateway:
         if runner.addresses:
             self.host, self.port = runner.addresses[0][:2]
         self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="rest-history")
+        self._follow_keys = asyncio.create_task(self._follow_keys_loop(), name="rest-keys")
+
+    async def _follow_keys_loop(self) -> None:
+        """Keys revoked or made by another process (``venue api-key``) are seen within a
+        second: a revocation must not wait for a restart. A lookup of a known key does no I/O,
+        so this is how it learns; a look costs one ``stat`` when nothing changed."""
+        keys = self.keys
+        assert keys is not None
+        while True:
+            await asyncio.sleep(FOLLOW_KEYS_EVERY_S)
+            keys.refresh(wait=False)
 
     async def _checkpoint_loop(self) -> None:
         while True:
@@ -207,10 +238,11 @@ class RestGateway:
             log.error("the market history checkpoint cannot be written: %s", exc)
 
     async def stop(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
+        for task in (self._checkpoints, self._follow_keys):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -4,8 +4,10 @@ kill switch, accounts, orders on behalf of participants, money and the ledger.
 - ``fields``: reading a request's fields and answering errors with Binance's codes;
 - ``commands``: one builder per endpoint that changes state (units and rules: ``gateway.edge``);
 - ``render``: events and orders as JSON;
+- ``apikeys``: the API keys of the REST door (made, listed, revoked in its key store);
 - ``app``: the routes and handlers, ``make_app`` and ``serve``;
-- ``ports``: what it needs of the venue and the ledger, implemented by the composition root.
+- ``ports``: what it needs of the venue, the ledger and the key store, implemented by the
+  composition root.
 
-Imports the engine and the rest of the gateway only.
+Imports the engine and the rest of the gateway only (the key store: ``gateway.rest.keys``).
 """

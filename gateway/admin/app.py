@@ -29,6 +29,7 @@ from engine.commands import Command, Origin
 from engine.core import Core
 from engine.instrument import InstrumentSpec
 from engine.types import Door
+from gateway.admin.apikeys import add_routes as add_key_routes
 from gateway.admin.commands import (
     account_state,
     adjust,
@@ -55,7 +56,7 @@ from gateway.admin.fields import (
     Fields,
     _fail,
 )
-from gateway.admin.ports import AdminLedger, AdminVenue, Unavailable, Unjournalable
+from gateway.admin.ports import AdminKeys, AdminLedger, AdminVenue, Unavailable, Unjournalable
 from gateway.admin.render import render_event, render_order
 from gateway.edge.requests import Edge
 
@@ -93,10 +94,12 @@ def make_app(
     assets: Mapping[str, int],
     *,
     clearing: bool,
+    keys: AdminKeys,
     pages: Iterable[Page] = (),
 ) -> web.Application:
-    """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too), with
-    the pages other packages registered through the composition root."""
+    """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too) and
+    the API keys of ``keys``, with the pages other packages registered through the
+    composition root."""
     specs = {spec.symbol: spec for spec in instruments}
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[_SERVED] = _Served(venue, specs, dict(assets), Edge(specs.values(), assets))
@@ -113,6 +116,7 @@ def make_app(
     app.router.add_get("/v1/book/{symbol}", _book)
     app.router.add_get("/v1/accounts/{account}/orders", _orders)
     app.router.add_get("/v1/status", _status)
+    add_key_routes(app, keys, _fields)
     if clearing:
         app.router.add_post("/v1/deposits", _command(deposit))
         app.router.add_post("/v1/withdrawals", _command(withdraw))

@@ -137,6 +137,28 @@ class Fields:
             _fail(ILLEGAL_CHARS, f"Illegal characters found in parameter '{key}': {value!r}.")
         return value
 
+    def string(self, key: str, default: str | None = None) -> str:
+        """Any string (the store it goes to checks its content)."""
+        if default is not None and not self.has(key):
+            return default
+        value = self._raw(key)
+        if not isinstance(value, str):
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be a string, got {_show(value)}.")
+        return value
+
+    def strings(self, key: str, default: list[str] | None = None) -> list[str]:
+        """A list of strings: a JSON array, or comma-separated in the query string."""
+        if default is not None and not self.has(key):
+            return default
+        value = self._raw(key)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            _fail(
+                INVALID_PARAM, f"Parameter '{key}' must be a list of strings, got {_show(value)}."
+            )
+        return list(value)
+
     def symbol(self, key: str = "symbol") -> InstrumentSpec:
         value = self._raw(key)
         spec = self._specs.get(value) if isinstance(value, str) else None

@@ -8,7 +8,7 @@ the command: 400), so the admin API answers every failure with ``{"code", "msg"}
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from enum import IntEnum
 from typing import Any, Protocol, TypeVar
 
@@ -16,6 +16,7 @@ from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
 from gateway.edge.orders import OrderViews
+from gateway.rest.keys import ApiKey
 
 T = TypeVar("T")
 
@@ -78,3 +79,30 @@ class AdminLedger(Protocol):
     async def reconcile(self, wait_s: int) -> dict[str, Any]:
         """Compare the ledger with the core as of now, waiting up to ``wait_s`` for the ledger
         to reach it; the report. :class:`Unavailable` when the ledger cannot be read."""
+
+
+class AdminKeys(Protocol):
+    """The venue's API key store (``gateway.rest.keys.KeyStore``, shared with the REST door).
+    Each action is durable (appended and fsynced) when it returns, and is its own audit record:
+    ``by`` names who did it. Bad input raises ``KeyStoreError``; a store that cannot be written
+    raises ``KeyStoreError`` or ``OSError``."""
+
+    def create_hmac(
+        self, account: int, permissions: Iterable[str], label: str, ips: Iterable[str], by: str
+    ) -> tuple[ApiKey, str]: ...
+
+    def create_ed25519(
+        self,
+        account: int,
+        permissions: Iterable[str],
+        label: str,
+        ips: Iterable[str],
+        public_key_pem: str,
+        by: str,
+    ) -> ApiKey: ...
+
+    def revoke(self, api_key: str, by: str) -> ApiKey: ...
+
+    def get(self, api_key: str) -> ApiKey | None: ...
+
+    def for_account(self, account: int) -> list[ApiKey]: ...

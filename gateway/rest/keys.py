@@ -14,6 +14,14 @@ key. Every append is written and fsynced before the method returns, so a key sho
 operator survives a crash right after. Replay on start ignores a torn last line (a crash mid
 write: a line without its newline), and refuses any other damage.
 
+Several processes may use one store at once (the running venue and ``venue api-key``): every
+append holds an exclusive ``flock`` on the log while it catches up with the lines others
+appended, cuts a torn tail a crashed writer left, and writes its line in one ``write()`` to a
+file opened with ``O_APPEND``. A store learns of the others' lines through :meth:`KeyStore.refresh`
+(the appended tail only; a last line without its newline is left for later): the venue calls it
+every second, and :meth:`KeyStore.get` calls it for a key it does not know, at most once a
+second, so a key made by another process works at once. A known key's lookup does no I/O.
+
 Secrets never reach the process log: it names a key by its first 8 characters only, since
 Binance treats the API key itself as sensitive too.
 """
@@ -21,6 +29,8 @@ Binance treats the API key itself as sensitive too.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
@@ -30,7 +40,7 @@ import stat
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +64,10 @@ __all__ = [
     "KeyKind",
     "KeyStore",
     "KeyStoreError",
+    "check_ips",
+    "check_label",
+    "check_permissions",
+    "check_public_key",
     "is_key_format",
 ]
 
@@ -72,6 +86,8 @@ MAX_BY = 128
 MAX_IPS = 100
 MAX_PEM = 4096
 _NONCE = 12
+#: Least time between two reads of the log's tail asked for by lookups of unknown keys.
+MISS_REFRESH_S = 1.0
 
 KeyKind = Literal["HMAC", "ED25519"]
 
@@ -193,6 +209,27 @@ def _pem_of(key: Ed25519PublicKey) -> str:
     return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
 
+def check_permissions(permissions: Iterable[str]) -> frozenset[str]:
+    """``permissions`` as the store takes them, or ``KeyStoreError`` (for a door to name the
+    field before it asks the store for a key)."""
+    return _check_permissions(permissions)
+
+
+def check_label(label: object) -> str:
+    """A key's label as the store takes it, or ``KeyStoreError``."""
+    return _check_text("label", label, MAX_LABEL, empty=True)
+
+
+def check_ips(ips: Iterable[str]) -> tuple[str, ...]:
+    """An IP allowlist as the store keeps it (normalised), or ``KeyStoreError``."""
+    return _check_ips(ips)
+
+
+def check_public_key(pem: object) -> None:
+    """Whether ``pem`` is an Ed25519 public key the store takes, or ``KeyStoreError``."""
+    _load_ed25519(pem)
+
+
 # -- files ----------------------------------------------------------------------------------
 
 
@@ -217,17 +254,27 @@ def _read_secret(path: Path) -> bytes:
 
 
 def _load_or_make_secret(path: Path) -> bytes:
-    """The store's AES key: made once with mode 0600, refused if anyone else may read it."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """The store's AES key: made once with mode 0600, refused if anyone else may read it.
+
+    Written to a file of its own and linked into place, so another process opening the store
+    at the same moment sees either no key or the whole key, and one key wins."""
+    if path.exists():
         return _read_secret(path)
     key = os.urandom(32)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, key)
-        os.fsync(fd)
+        try:
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            return _read_secret(path)
     finally:
-        os.close(fd)
+        scratch.unlink(missing_ok=True)
     _fsync_dir(path.parent)
     return key
 
@@ -242,14 +289,26 @@ class KeyStore:
     decrypted once at load, so signing checks pay no cryptography beyond the HMAC itself.
     """
 
-    def __init__(self, directory: Path, *, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        clock: Callable[[], int] = _now_ms,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.directory = Path(directory)
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
         self._order: list[str] = []
         self._secrets: dict[str, bytes] = {}
         self._ed25519: dict[str, Ed25519PublicKey] = {}
+        #: bytes of the log applied so far (always the end of a whole line), and their lines
+        self._offset = 0
+        self._lines = 0
+        self._last_miss = -MISS_REFRESH_S
+        self._damage_logged_at = -1
         if not self.directory.exists():
             self.directory.mkdir(mode=0o700, parents=True)
             _fsync_dir(self.directory.parent)
@@ -260,12 +319,42 @@ class KeyStore:
     # -- reading --------------------------------------------------------------------------
 
     def get(self, api_key: str) -> ApiKey | None:
-        """The key, live or revoked; ``None`` if the store never made it."""
-        return self._keys.get(api_key)
+        """The key, live or revoked; ``None`` if no store made it. A known key is a dictionary
+        read; an unknown one reads what other processes appended, at most once a second."""
+        key = self._keys.get(api_key)
+        if key is None:
+            now = self._monotonic()
+            if now - self._last_miss >= MISS_REFRESH_S:
+                self._last_miss = now
+                self.refresh(wait=False)
+                key = self._keys.get(api_key)
+        return key
 
     def for_account(self, account: int) -> list[ApiKey]:
-        """The account's keys, live and revoked, oldest first."""
+        """The account's keys, live and revoked, oldest first (with those other processes
+        made: the log's tail is read first)."""
+        self.refresh()
         return [self._keys[k] for k in self._order if self._keys[k].account == account]
+
+    def refresh(self, *, wait: bool = True) -> bool:
+        """Apply the lines other processes appended since the last look (a last line still
+        without its newline waits for the next look); whether anything was applied. Damage
+        is logged (once) and leaves the store as it was: the next start refuses it. Not
+        ``wait``: give up at once if a thread of this process is writing (an event loop never
+        waits for another thread's fsync; the next look catches up)."""
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            before = self._offset
+            try:
+                self._catch_up(None)
+            except (KeyStoreError, OSError) as exc:
+                if self._damage_logged_at != self._offset:
+                    self._damage_logged_at = self._offset
+                    log.error("%s cannot be followed: %s", self.log_path, exc)
+            return self._offset != before
+        finally:
+            self._lock.release()
 
     def hmac_secret(self, api_key: str) -> bytes:
         """The HMAC signing key of a live HMAC key (the secret's ASCII bytes)."""
@@ -301,8 +390,8 @@ class KeyStore:
             "nonce": base64.b64encode(nonce).decode("ascii"),
             "sealed": base64.b64encode(sealed).decode("ascii"),
         }
-        with self._lock:
-            self._append(record)
+        with self._writing() as fd:
+            self._write(fd, record)
             self._add(key)
             self._secrets[key.api_key] = secret.encode("ascii")
         log.info("API key %s... (HMAC) created for account %d by %s", key.api_key[:8], account, by)
@@ -322,8 +411,8 @@ class KeyStore:
         key = self._new_key(account, permissions, label, ips, by, "ED25519")
         record = self._created_record(key)
         record["public_key_pem"] = _pem_of(public)
-        with self._lock:
-            self._append(record)
+        with self._writing() as fd:
+            self._write(fd, record)
             self._add(key)
             self._ed25519[key.api_key] = public
         log.info(
@@ -334,15 +423,19 @@ class KeyStore:
     def revoke(self, api_key: str, by: str) -> ApiKey:
         """Revokes a key for good; revoking a revoked key changes nothing and returns it."""
         by = _check_text("by", by, MAX_BY, empty=False)
-        with self._lock:
-            key = self._keys.get(api_key) if isinstance(api_key, str) else None
+        unknown = KeyStoreError(
+            f"unknown API key {_one_line(repr(api_key))[:12]}...: nothing revoked"
+        )
+        if not isinstance(api_key, str) or not self.log_path.exists():
+            raise unknown
+        with self._writing() as fd:  # caught up first: the key may be another process's
+            key = self._keys.get(api_key)
             if key is None:
-                shown = _one_line(repr(api_key))[:12]
-                raise KeyStoreError(f"unknown API key {shown}...: nothing revoked")
+                raise unknown
             if not key.live:
                 return key
             now = self._clock()
-            self._append({"t": now, "action": "revoked", "api_key": api_key, "by": by})
+            self._write(fd, {"t": now, "action": "revoked", "api_key": api_key, "by": by})
             revoked = self._revoked(key, now)
         log.info("API key %s... of account %d revoked by %s", api_key[:8], key.account, by)
         return revoked
@@ -382,21 +475,70 @@ class KeyStore:
             "by": key.created_by,
         }
 
-    def _append(self, record: dict[str, Any]) -> None:
-        """One line, written and fsynced (the directory too when the log is new)."""
-        line = json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n"
-        new = not self.log_path.exists()
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[int]:
+        """The log open for appending, under this store's lock and an exclusive ``flock`` (held
+        by every writing process while it writes and fsyncs, so a torn tail seen under it is a
+        crashed writer's), caught up with what others appended, any torn tail cut."""
+        with self._lock:
+            new = not self.log_path.exists()
+            fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if new:
+                    _fsync_dir(self.directory)
+                self._catch_up(fd)
+                yield fd
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _write(self, fd: int, record: dict[str, Any]) -> None:
+        """One line in one ``write()``, fsynced before anything is shown of it."""
+        data = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk: cut the fragment so the log stays whole
+            os.ftruncate(fd, self._offset)
+            raise OSError(f"{self.log_path}: short write ({written} of {len(data)} bytes)")
+        os.fsync(fd)
+        self._offset += len(data)
+        self._lines += 1
+
+    def _catch_up(self, fd: int | None) -> None:
+        """Apply the whole lines after ``_offset``. With ``fd`` (the log, under its ``flock``)
+        a torn last line is a crashed writer's and is cut; without, it may be a line being
+        written and is left for later."""
         try:
-            data = line.encode("ascii")
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
+            size = os.stat(self.log_path).st_size if fd is None else os.fstat(fd).st_size
+        except FileNotFoundError:
+            return
+        if size <= self._offset:
+            return
+        if fd is None:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read(size - self._offset)
+        else:
+            data = os.pread(fd, size - self._offset, self._offset)
+        end = data.rfind(b"\n") + 1
+        if fd is not None and end < len(data):
+            log.warning(
+                "%s: ignoring a torn last line (%d bytes, a write cut short); truncating it",
+                self.log_path,
+                len(data) - end,
+            )
+            os.ftruncate(fd, self._offset + end)
             os.fsync(fd)
-        finally:
-            os.close(fd)
-        if new:
-            _fsync_dir(self.directory)
+        for raw in data[:end].split(b"\n")[:-1]:
+            number = self._lines + 1
+            try:
+                self._apply(json.loads(raw.decode("utf-8")))
+            except KeyStoreError as exc:
+                raise KeyStoreError(f"{self.log_path} line {number}: {exc}") from None
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                reason = _one_line(f"{type(exc).__name__}: {exc}")[:120]
+                raise KeyStoreError(f"{self.log_path} line {number} is damaged: {reason}") from None
+            self._offset += len(raw) + 1
+            self._lines = number
 
     def _add(self, key: ApiKey) -> None:
         self._keys[key.api_key] = key
@@ -420,29 +562,17 @@ class KeyStore:
         return revoked
 
     def _replay(self) -> None:
+        """Load the whole log, under its ``flock`` so that a torn tail is known to be a crashed
+        writer's (and cut) rather than a line another process is writing."""
         try:
-            data = self.log_path.read_bytes()
+            fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND)
         except FileNotFoundError:
             return
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            log.warning(
-                "%s: ignoring a torn last line (%d bytes, a write cut short); truncating it",
-                self.log_path,
-                len(data) - end,
-            )
-            with open(self.log_path, "r+b") as f:
-                f.truncate(end)
-                f.flush()
-                os.fsync(f.fileno())
-        for number, raw in enumerate(data[:end].split(b"\n")[:-1], start=1):
-            try:
-                self._apply(json.loads(raw.decode("utf-8")))
-            except KeyStoreError as exc:
-                raise KeyStoreError(f"{self.log_path} line {number}: {exc}") from None
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                reason = _one_line(f"{type(exc).__name__}: {exc}")[:120]
-                raise KeyStoreError(f"{self.log_path} line {number} is damaged: {reason}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._catch_up(fd)
+        finally:
+            os.close(fd)
 
     def _apply(self, record: object) -> None:
         if not isinstance(record, dict):
