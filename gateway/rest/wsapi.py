@@ -160,8 +160,7 @@ def parse_request(text: str) -> Request:
                     raise ApiError(
                         -1130, "Data sent for parameter 'returnRateLimits' is not valid."
                     )
-                return_rate_limits = value
-                continue
+                return_rate_limits = value  # and signed like any parameter
             text_value = _param_text(name, value)
             if text_value is not None:
                 params[name] = text_value
@@ -502,6 +501,8 @@ async def _subscribe_signature(session: Session, request: Request) -> Any:
 
 async def _unsubscribe(session: Session, request: Request) -> Any:
     text = request.params.get("subscriptionId")
+    if not session.subscriptions:
+        raise ApiError(-2036, "User Data Stream subscription not active.")
     if text is None:
         session.unsubscribe_all()
         return {}
