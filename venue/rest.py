@@ -258,7 +258,10 @@ class RestGateway:
 
 
 def extensions() -> tuple[Extension, ...]:
-    """The WebSocket paths and the contract's page, added to the application."""
+    """The WebSocket paths and the contract's page, added to the application: the market
+    streams, then the WebSocket API and the user data (which follow the venue after the read
+    models and the streams)."""
     from gateway.rest.streams import add_streams
+    from gateway.rest.wsapi import add_ws_api
 
-    return (add_streams,)
+    return (add_streams, add_ws_api)

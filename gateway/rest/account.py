@@ -10,6 +10,7 @@ durable events only; balances and rates from the risk stage at a durable point
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -20,26 +21,44 @@ from gateway.rest.activity import Fill, fee_text
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import order_json
 from gateway.rest.errors import ApiError
-from gateway.rest.trading import _find, _order_ref, ppm_text
+from gateway.rest.trading import _find, _order_ref, endpoint, ppm_text
 
-__all__ = ["routes"]
+__all__ = [
+    "account",
+    "all_orders",
+    "commission",
+    "get_order",
+    "my_prevented_matches",
+    "my_trades",
+    "open_orders",
+    "open_orders_weight",
+    "rate_limit_order",
+    "routes",
+]
 
 #: A listen key lives this long without a keep-alive (Binance: 60 minutes).
 LISTEN_KEY_MS = 60 * 60 * 1000
 
 
 def routes(app: web.Application) -> None:
-    app.router.add_get("/api/v3/order", get_order)
-    app.router.add_get("/api/v3/openOrders", open_orders)
-    app.router.add_get("/api/v3/allOrders", all_orders)
-    app.router.add_get("/api/v3/myTrades", my_trades)
-    app.router.add_get("/api/v3/myPreventedMatches", my_prevented_matches)
-    app.router.add_get("/api/v3/account", account)
-    app.router.add_get("/api/v3/account/commission", commission)
-    app.router.add_get("/api/v3/rateLimit/order", rate_limit_order)
+    app.router.add_get("/api/v3/order", endpoint(4, "USER_DATA", get_order))
+    app.router.add_get("/api/v3/openOrders", endpoint(open_orders_weight, "USER_DATA", open_orders))
+    app.router.add_get("/api/v3/allOrders", endpoint(20, "USER_DATA", all_orders))
+    app.router.add_get("/api/v3/myTrades", endpoint(20, "USER_DATA", my_trades))
+    app.router.add_get(
+        "/api/v3/myPreventedMatches", endpoint(20, "USER_DATA", my_prevented_matches)
+    )
+    app.router.add_get("/api/v3/account", endpoint(20, "USER_DATA", account))
+    app.router.add_get("/api/v3/account/commission", endpoint(20, "USER_DATA", commission))
+    app.router.add_get("/api/v3/rateLimit/order", endpoint(40, "USER_DATA", rate_limit_order))
     app.router.add_post("/api/v3/userDataStream", listen_key_new)
     app.router.add_put("/api/v3/userDataStream", listen_key_keep)
     app.router.add_delete("/api/v3/userDataStream", listen_key_close)
+
+
+def open_orders_weight(params: Mapping[str, str]) -> int:
+    """6 for one symbol, 80 for all (Binance's weights)."""
+    return 6 if params.get("symbol") else 80
 
 
 def _json(served: Served, view: Any) -> dict[str, Any]:
@@ -64,26 +83,22 @@ def _nothing(core: Core) -> None:
     return None
 
 
-async def get_order(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 4, "USER_DATA")
+async def get_order(served: Served, caller: Caller) -> tuple[Any, int]:
     spec = served.symbols.spec(caller.params.required("symbol"))
     order_id, clid = _order_ref(caller, "orderId", "origClientOrderId")
     await _durable(served)
     view = _find(served, caller, spec.symbol, order_id, clid)
     if view is None:
         raise ApiError(-2013, "Order does not exist.")
-    return web.json_response(_json(served, view))
+    return _json(served, view), 200
 
 
-async def open_orders(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    name = request.rel_url.query.get("symbol")
-    caller = await served.request(request, 6 if name else 80, "USER_DATA")
+async def open_orders(served: Served, caller: Caller) -> tuple[Any, int]:
+    name = caller.params.get("symbol")
     symbol = served.symbols.spec(name).symbol if name else None
     await _durable(served)
     views = served.activity.open_orders(caller.account, symbol)
-    return web.json_response([_json(served, v) for v in views])
+    return [_json(served, v) for v in views], 200
 
 
 def _window(caller: Caller) -> tuple[int | None, int | None]:
@@ -97,9 +112,7 @@ def _window(caller: Caller) -> tuple[int | None, int | None]:
     return start, end
 
 
-async def all_orders(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 20, "USER_DATA")
+async def all_orders(served: Served, caller: Caller) -> tuple[Any, int]:
     spec = served.symbols.spec(caller.params.required("symbol"))
     limit = caller.params.limit(500, 1000)
     from_id = caller.params.optional_integer("orderId")
@@ -115,7 +128,7 @@ async def all_orders(request: web.Request) -> web.Response:
         if end is not None:
             views = [v for v in views if times(v.order_id)[0] <= end]
         views = views[:limit] if start is not None else views[-limit:]
-    return web.json_response([_json(served, v) for v in views])
+    return [_json(served, v) for v in views], 200
 
 
 def _fill_json(served: Served, account: int, fill: Fill) -> dict[str, Any]:
@@ -138,9 +151,7 @@ def _fill_json(served: Served, account: int, fill: Fill) -> dict[str, Any]:
     }
 
 
-async def my_trades(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 20, "USER_DATA")
+async def my_trades(served: Served, caller: Caller) -> tuple[Any, int]:
     spec = served.symbols.spec(caller.params.required("symbol"))
     limit = caller.params.limit(500, 1000)
     order_id = caller.params.optional_integer("orderId")
@@ -160,12 +171,10 @@ async def my_trades(request: web.Request) -> web.Response:
         if end is not None:
             fills = [f for f in fills if f.time_ms <= end]
         fills = fills[:limit] if start is not None else fills[-limit:]
-    return web.json_response([_fill_json(served, caller.account, f) for f in fills])
+    return [_fill_json(served, caller.account, f) for f in fills], 200
 
 
-async def my_prevented_matches(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 20, "USER_DATA")
+async def my_prevented_matches(served: Served, caller: Caller) -> tuple[Any, int]:
     spec = served.symbols.spec(caller.params.required("symbol"))
     limit = caller.params.limit(500, 1000)
     prevented_id = caller.params.optional_integer("preventedMatchId")
@@ -186,7 +195,7 @@ async def my_prevented_matches(request: web.Request) -> web.Response:
         records = [r for r in records if r.prevented_id >= from_id]
     units = served.symbols.units[spec.symbol]
     name = served.symbols.name(spec.symbol)
-    return web.json_response(
+    return (
         [
             {
                 "symbol": name,
@@ -202,12 +211,10 @@ async def my_prevented_matches(request: web.Request) -> web.Response:
             }
             for r in records[:limit]
         ]
-    )
+    ), 200
 
 
-async def account(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 20, "USER_DATA")
+async def account(served: Served, caller: Caller) -> tuple[Any, int]:
     omit_zero = caller.params.boolean("omitZeroBalances", False)
     money = served.venue.money
     number = caller.account
@@ -241,7 +248,7 @@ async def account(request: web.Request) -> web.Response:
         "buyer": "0.00000000",
         "seller": "0.00000000",
     }
-    return web.json_response(
+    return (
         {
             "makerCommission": maker // 100,
             "takerCommission": taker // 100,
@@ -260,12 +267,10 @@ async def account(request: web.Request) -> web.Response:
             "permissions": ["SPOT"],
             "uid": number,
         }
-    )
+    ), 200
 
 
-async def commission(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 20, "USER_DATA")
+async def commission(served: Served, caller: Caller) -> tuple[Any, int]:
     spec = served.symbols.spec(caller.params.required("symbol"))
     money = served.venue.money
     number = caller.account
@@ -273,7 +278,7 @@ async def commission(request: web.Request) -> web.Response:
     if money is not None:
         maker, taker = await served.venue.read(lambda core: money.commission_ppm(number))
     zero = "0.00000000"
-    return web.json_response(
+    return (
         {
             "symbol": served.symbols.name(spec.symbol),
             "standardCommission": {
@@ -291,15 +296,13 @@ async def commission(request: web.Request) -> web.Response:
                 "discount": zero,
             },
         }
-    )
+    ), 200
 
 
-async def rate_limit_order(request: web.Request) -> web.Response:
-    served = request.app[SERVED]
-    caller = await served.request(request, 40, "USER_DATA")
+async def rate_limit_order(served: Served, caller: Caller) -> tuple[Any, int]:
     ten, day = served.limiter.order_counts(caller.account, served.venue.now_ms())
     config = served.config
-    return web.json_response(
+    return (
         [
             {
                 "rateLimitType": "ORDERS",
@@ -316,7 +319,7 @@ async def rate_limit_order(request: web.Request) -> web.Response:
                 "count": day,
             },
         ]
-    )
+    ), 200
 
 
 # -- listen keys (the older user-data path) ------------------------------------------------------

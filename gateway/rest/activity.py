@@ -132,6 +132,12 @@ class Activity:
     def account_prevented(self, account: int, instrument: str) -> list[Prevented]:
         return [p for p in self.prevented.get(account, ()) if p.instrument == instrument]
 
+    @property
+    def last_prevented_id(self) -> int:
+        """The id of the last prevented match recorded (0: none yet): the ``n`` prevented
+        matches of the last command applied are ``last - n + 1 .. last``, in event order."""
+        return self._next_prevented - 1
+
     def times_of(self, order_id: int) -> tuple[int, int, int]:
         times = self.times.get(order_id)
         if times is None:

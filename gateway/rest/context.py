@@ -59,6 +59,9 @@ class Served:
     #: listen key -> account, for the older user-data path
     listen_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: (account, order id or client order id) -> the client order id a cancel in flight gave
+    #: itself (``newClientOrderId``): the user data stream's ``c`` of the CANCELED report
+    cancel_ids: dict[tuple[int, int | str], str] = field(default_factory=dict)
     #: serves ``/ws/<listenKey>``: the account's user data (set by the user-data module)
     user_stream: Callable[[web.Request, str], Awaitable[web.StreamResponse]] | None = None
 

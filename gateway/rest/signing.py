@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -55,10 +56,14 @@ __all__ = [
     "SigningError",
     "authenticate",
     "authenticate_request",
+    "authenticate_ws",
     "check_key",
+    "check_timing",
     "parse_params",
+    "permitted",
     "sign_ed25519",
     "sign_hmac",
+    "ws_payload",
 ]
 
 DEFAULT_RECV_WINDOW_MS = 5000
@@ -331,6 +336,58 @@ def authenticate(
     for the order of the checks and for the request's parameters."""
     request = SignedRequest("", query, body, api_key_header, ip, now_ms)
     return authenticate_request(store, request, need).key
+
+
+# -- the WebSocket API ----------------------------------------------------------------------
+
+
+def ws_payload(params: Mapping[str, str]) -> str:
+    """What a WebSocket API request signs (web-socket-api.md, "SIGNED request security"): every
+    parameter but ``signature``, sorted by name, ``name=value`` joined by ``&``, values as the
+    client wrote them (no percent-encoding)."""
+    return "&".join(f"{name}={params[name]}" for name in sorted(params) if name != "signature")
+
+
+def check_timing(params: Mapping[str, str], now_ms: int) -> tuple[int, int]:
+    """``timestamp`` and ``recvWindow`` checked as for any SIGNED request (-1102, -1100, -1111,
+    -1021): a request of a logged-on WebSocket session carries no signature but still a
+    timestamp. The two values in microseconds."""
+    values = dict(params)
+    timestamp = _timestamp_us(values)
+    window = _recv_window_us(values)
+    now_us = now_ms * 1000
+    if timestamp >= now_us + 1_000_000:
+        raise _refuse(AHEAD)
+    if now_us - timestamp > window:
+        raise _refuse(OUTSIDE_WINDOW)
+    return timestamp, window
+
+
+def authenticate_ws(
+    store: KeyStore, params: Mapping[str, str], *, ip: str, now_ms: int, need: Need
+) -> Authenticated:
+    """A SIGNED request of the WebSocket API: ``apiKey`` and ``signature`` among its
+    parameters, the signature over :func:`ws_payload`. The checks and their order are those of
+    :func:`authenticate_request`, the key's format first (-2014 when ``apiKey`` is missing)."""
+    if len(params) > MAX_PARAMS:
+        raise _refuse(TOO_MANY)
+    key = check_key(store, params.get("apiKey"), ip)
+    signature = params.get("signature")
+    if not signature:
+        raise _mandatory("signature")
+    timestamp, window = check_timing(params, now_ms)
+    payload = ws_payload(params).encode("utf-8", errors="surrogatepass")
+    if not _verify(store, key, signature, payload):
+        raise _refuse(BAD_SIGNATURE)
+    if not _permitted(key, need):
+        raise _refuse(REJECTED_KEY, 401)
+    clean = {name: value for name, value in params.items() if name != "signature"}
+    return Authenticated(key, clean, timestamp, window)
+
+
+def permitted(key: ApiKey, need: Need) -> bool:
+    """Whether ``key`` may call an endpoint that needs ``need``."""
+    return _permitted(key, need)
 
 
 # -- client side (tests, benchmarks) --------------------------------------------------------

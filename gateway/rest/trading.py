@@ -15,7 +15,8 @@ if the cancel succeeded under STOP_ON_FAILURE; the answer nests ``cancelResponse
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -42,7 +43,7 @@ from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import new_client_order_id, order_json, order_request, status_name
 from gateway.rest.errors import ApiError, bad_param, from_reason, from_refusal, mandatory
 
-__all__ = ["routes", "submit"]
+__all__ = ["Action", "Weight", "endpoint", "routes", "submit", "weight_of"]
 
 _RESP_TYPES = ("ACK", "RESULT", "FULL")
 
@@ -50,16 +51,23 @@ _RESP_TYPES = ("ACK", "RESULT", "FULL")
 #: What an endpoint does once its request is read and authenticated: the answer's body and
 #: HTTP status; the WebSocket API calls the same functions.
 Action = Callable[[Served, Caller], Awaitable[tuple[Any, int]]]
+#: An endpoint's weight: a number, or a function of the request's raw parameters (Binance's
+#: ``openOrders`` weighs 6 with a symbol and 80 without).
+Weight = int | Callable[[Mapping[str, str]], int]
+
+
+def weight_of(weight: Weight, params: Mapping[str, str]) -> int:
+    return weight if isinstance(weight, int) else weight(params)
 
 
 def endpoint(
-    weight: int, need: str, action: Action
+    weight: Weight, need: str, action: Action
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler: count the weight, check the signature, run ``action``."""
 
     async def handler(request: web.Request) -> web.Response:
         served = request.app[SERVED]
-        caller = await served.request(request, weight, need)
+        caller = await served.request(request, weight_of(weight, request.rel_url.query), need)
         body, status = await action(served, caller)
         return web.json_response(body, status=status)
 
@@ -80,6 +88,25 @@ def routes(app: web.Application) -> None:
 def origin(caller: Caller, request_id: str = "") -> Origin:
     key = caller.key
     return Origin(Door.REST, key.api_key[:16] if key is not None else "", request_id, caller.ip)
+
+
+@contextmanager
+def cancel_named(
+    served: Served, account: int, order_id: int, clid: str, cancel_id: str
+) -> Iterator[None]:
+    """While a cancel is sequenced, the id it gave itself, for the user data stream."""
+    keys: list[tuple[int, int | str]] = []
+    if order_id:
+        keys.append((account, order_id))
+    if clid:
+        keys.append((account, clid))
+    for key in keys:
+        served.cancel_ids[key] = cancel_id
+    try:
+        yield
+    finally:
+        for key in keys:
+            served.cancel_ids.pop(key, None)
 
 
 async def submit(served: Served, cmd: Command) -> list[Event]:
@@ -299,7 +326,8 @@ async def cancel_order(served: Served, caller: Caller) -> tuple[Any, int]:
             raise ApiError(-2011, "Unknown order sent.")
     cmd = served.edge.cancel_order(caller.account, spec.symbol, order_id, clid)
     cmd.origin = origin(caller, cancel_id)
-    events = await submit(served, cmd)
+    with cancel_named(served, caller.account, order_id, clid, cancel_id):
+        events = await submit(served, cmd)
     answer = cancelled(served, events, cancel_id)
     if isinstance(answer, ApiError):
         raise answer
@@ -404,7 +432,8 @@ async def cancel_replace(served: Served, caller: Caller) -> tuple[Any, int]:
     cancel = served.edge.cancel_order(caller.account, new.instrument, order_id, clid)
     _count_order(served, caller)
     cmd = CancelReplace(cancel, new, mode == "ALLOW_FAILURE", origin=origin(caller, cancel_id))
-    events = await submit(served, cmd)
+    with cancel_named(served, caller.account, order_id, clid, cancel_id):
+        events = await submit(served, cmd)
     cancel_events = [e for e in events if isinstance(e, OrderCancelled | CancelRejected)]
     cancel_answer = cancelled(served, cancel_events, cancel_id)
     cancel_ok = not isinstance(cancel_answer, ApiError)
