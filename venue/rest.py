@@ -227,6 +227,7 @@ class RestGateway:
 
 def extensions() -> tuple[Extension, ...]:
     """The WebSocket paths and the contract's page, added to the application."""
+    from gateway.rest.openapi import add_contract
     from gateway.rest.streams import add_streams
 
-    return (add_streams,)
+    return (add_streams, add_contract)
