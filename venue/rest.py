@@ -260,8 +260,9 @@ class RestGateway:
 def extensions() -> tuple[Extension, ...]:
     """The WebSocket paths and the contract's page, added to the application: the market
     streams, then the WebSocket API and the user data (which follow the venue after the read
-    models and the streams)."""
+    models and the streams), then the OpenAPI document and its page."""
+    from gateway.rest.openapi import add_contract
     from gateway.rest.streams import add_streams
     from gateway.rest.wsapi import add_ws_api
 
-    return (add_streams, add_ws_api)
+    return (add_streams, add_ws_api, add_contract)
