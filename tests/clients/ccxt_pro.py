@@ -165,7 +165,7 @@ async def user_data(job: dict[str, Any], maker: Any, taker: Any) -> dict[str, An
     # its answer, so the order is placed again until the watcher sees one (bounded)
     placed = []
     for _ in range(20):
-        placed.append(await maker.create_order(SYMBOL, "limit", "buy", 0.1, 3100))
+        placed.append(await maker.create_order(SYMBOL, "limit", "buy", 0.1, 2900))
         done, _pending = await asyncio.wait({orders}, timeout=0.5)
         if done:
             break
