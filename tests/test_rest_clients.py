@@ -14,6 +14,7 @@ where the SDK only rests an order far from the market).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -690,13 +691,17 @@ async def _pro_client(job: dict[str, Any], fix_burst: Any) -> dict[str, Any]:
     try:
         proc.stdin.write((json.dumps(job) + "\n").encode())
         await proc.stdin.drain()
+        first = b""
         if fix_burst is not None:
-            line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
-            if json.loads(line or b"{}").get("ready"):
+            first = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
+            if first.startswith(b'{"ready"'):  # else the scenario broke first: its results
+                first = b""
                 await fix_burst()
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                proc.stdin.write(b"go\n")
+                await proc.stdin.drain()
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+        out = first + out
     finally:
         if proc.returncode is None:
             proc.kill()
