@@ -34,6 +34,35 @@ ensure_installed() {
     echo "$want" >"$stamp"
 }
 
+# The client libraries of the end-to-end tests of the Binance-dialect door (tests/clients/
+# requirements.txt) in their own virtualenv, .venv-clients: ccxt pins shared packages exactly,
+# so they never share the venue's .venv. Skipped when the stamp says the pinned file is
+# installed. Never fails the set-up: the tests that need a client fail then, with its reason.
+ensure_clients() {
+    local requirements=tests/clients/requirements.txt stamp=.venv-clients/.installed want
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [[ -x .venv-clients/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    local python=${PYTHON:-python3}
+    if ! [[ -x .venv-clients/bin/python ]] || ! .venv-clients/bin/python -m pip --version \
+        >/dev/null 2>&1; then
+        rm -rf .venv-clients
+        if ! "$python" -m venv .venv-clients >/dev/null 2>&1; then
+            echo "scripts: cannot make .venv-clients (see ensure_venv)" >&2
+            rm -rf .venv-clients
+            return 0
+        fi
+    fi
+    echo "scripts: installing the client libraries into .venv-clients" >&2
+    if .venv-clients/bin/python -m pip install -q -r "$requirements"; then
+        echo "$want" >"$stamp"
+    else
+        echo "scripts: the client libraries could not be installed" >&2
+    fi
+    return 0
+}
+
 # PostgreSQL and Redis on 127.0.0.1, for the tests of the ledger and of scale-out. A server that
 # is installed but not answering is started. PostgreSQL is installed with apt-get when there is
 # none (a fresh machine): the cluster then gets the database `test` and the password `postgres`

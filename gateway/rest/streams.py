@@ -668,7 +668,11 @@ def add_streams(app: web.Application) -> None:
             and streams[0] in request.app[SERVED].listen_keys
         ):
             return await listen(request, streams[0])
-        return await request.app[_HUB].serve(request, streams, combined=False)
+        # a segment that names no stream is no stream, as at Binance: ccxt connects to /ws/0,
+        # /ws/1... (one connection per subscription) and SUBSCRIBEs on it
+        hub = request.app[_HUB]
+        streams = [s for s in streams if hub.valid(_canonical(s))]
+        return await hub.serve(request, streams, combined=False)
 
     async def combined(request: web.Request) -> web.StreamResponse:
         names = request.rel_url.query.get("streams", "")
