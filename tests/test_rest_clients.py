@@ -34,8 +34,6 @@ from typing import Any
 import pytest
 from fix_client import FixClient, now
 
-from gateway.rest.keys import KeyStore
-
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = Path(__file__).resolve().parent / "clients"
 #: The client libraries' interpreter (``VENUE_CLIENTS_PYTHON`` overrides it).
@@ -61,32 +59,10 @@ ACCOUNTS = {
 }
 FUNDS = (("USDT", "1000000"), ("BTC", "10"), ("ETH", "100"))
 
-#: What ``test_ccxt_pro_user_data`` needs that is not served yet; when it is, the test passes,
-#: its strict xfail turns that into a failure, and the mark is to be removed.
-USER_DATA_NEEDS = [
-    "the WebSocket API at /ws-api/v3 (an upgrade there answers 404 today)",
-    "userDataStream.subscribe.signature: answer {'id','status':200,'result':{'subscriptionId'}}",
-    "events as {'subscriptionId': N, 'event': {...}}: executionReport, outboundAccountPosition",
-]
-
-
 @dataclass(frozen=True)
 class Credentials:
     key: str
     secret: str
-
-
-def provision_keys(data_dir: Path, accounts: list[int]) -> dict[int, Credentials]:
-    """An HMAC key with TRADE and USER_DATA for each account, written into the key store before
-    the venue starts (it reads the store once, at start). When the admin API serves
-    ``POST /v1/accounts/{account}/api-keys``, this becomes one call per account after the start
-    (the only change: call it from ``running_venue`` after the funding)."""
-    store = KeyStore(data_dir / "rest")
-    keys = {}
-    for account in accounts:
-        key, secret = store.create_hmac(account, {"TRADE", "USER_DATA"}, "clients", (), "test")
-        keys[account] = Credentials(key.api_key, secret)
-    return keys
 
 
 @dataclass
@@ -108,6 +84,14 @@ class RunningVenue:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             assert response.status == 200
             return json.loads(response.read())
+
+    def provision_keys(self) -> None:
+        """An HMAC key with TRADE and USER_DATA for each account, made through the admin API as
+        an operator makes them."""
+        for account in ACCOUNTS.values():
+            body = {"permissions": ["TRADE", "USER_DATA"], "label": "clients"}
+            made = self.post(f"/v1/accounts/{account}/api-keys", body)
+            self.keys[account] = Credentials(made["apiKey"], made["secretKey"])
 
     def get(self, url: str) -> Any:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
@@ -137,7 +121,6 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
             "scripts/lib.sh), or set VENUE_CLIENTS_PYTHON"
         )
     data_dir = tmp_path_factory.mktemp("clients") / "data"
-    keys = provision_keys(data_dir, list(ACCOUNTS.values()))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -175,8 +158,9 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
             except queue.Empty:
                 continue
         assert match is not None, f"the venue did not start: {''.join(out)} {''.join(err)}"
-        running = RunningVenue(proc, match.group(1), int(match.group(2)), match.group(3), keys)
+        running = RunningVenue(proc, match.group(1), int(match.group(2)), match.group(3))
         running.stderr = err
+        running.provision_keys()
         for account in ACCOUNTS.values():
             for asset, amount in FUNDS:
                 body = {"account": account, "asset": asset, "amount": amount, "ref": "clients"}
@@ -768,7 +752,6 @@ def test_ccxt_pro_keeps_the_book_and_follows_trades_candles_and_tickers(
     assert book["asks"] == [[3212.0, 0.2], [3213.0, 0.2], [3214.0, 0.2], [3215.0, 0.2]]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the WebSocket API: " + "; ".join(USER_DATA_NEEDS))
 def test_ccxt_pro_user_data(venue: RunningVenue) -> None:
     """watch_orders and watch_balance (the spot user data stream over the WebSocket API) see an
     order placed over REST and the balance it locks."""

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from aiohttp import web
 
 from engine.instrument import InstrumentSpec
+from gateway.admin.ports import Unavailable
 from gateway.edge.requests import Edge
 from gateway.rest import account, general, market, trading
 from gateway.rest.activity import Activity
@@ -83,6 +84,10 @@ async def _answers(request: web.Request, handler: Handler) -> web.StreamResponse
     except ApiError as error:
         response = web.json_response(
             error.body(), status=error.status, headers=error.headers, dumps=_dumps
+        )
+    except Unavailable:  # the venue stopped or is stopping: nothing was done
+        response = web.json_response(
+            {"code": -1016, "msg": "This service is no longer available."}, status=503
         )
     except web.HTTPException as http:
         if http.status < 400:

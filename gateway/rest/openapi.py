@@ -29,8 +29,11 @@ __all__ = ["ASSETS", "NOT_DOCUMENTED", "OPERATIONS", "Operation", "add_contract"
 Schema = dict[str, Any]
 
 #: Routes of the application the document leaves out: the WebSocket paths (not REST; their
-#: contract is Binance's web-socket-streams.md), and HEAD, which aiohttp adds to every GET.
-NOT_DOCUMENTED = frozenset({("GET", "/ws"), ("GET", "/ws/{streams}"), ("GET", "/stream")})
+#: contract is Binance's web-socket-streams.md and web-socket-api.md), and HEAD, which aiohttp
+#: adds to every GET.
+NOT_DOCUMENTED = frozenset(
+    {("GET", "/ws"), ("GET", "/ws/{streams}"), ("GET", "/stream"), ("GET", "/ws-api/v3")}
+)
 
 #: Swagger UI's files the page needs, served from the package.
 ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png")

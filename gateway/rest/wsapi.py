@@ -43,6 +43,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway.admin.ports import Unavailable
 from gateway.rest import account, trading
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import Params
@@ -279,6 +280,9 @@ class Session:
         except SigningError as unsigned:
             signing = ApiError(unsigned.code, unsigned.msg, unsigned.status)
             return self._error(request.id, signing, None, self._limits(show, None, now))
+        except Unavailable:
+            stopped = ApiError(-1016, "This service is no longer available.", 503)
+            return self._error(request.id, stopped, None, self._limits(show, None, now))
         except Exception:
             log.exception("WebSocket API method %s failed", request.method[:64])
             failed = ApiError(-1000, "An unknown error occurred while processing the request.", 500)
