@@ -59,6 +59,7 @@ ACCOUNTS = {
 }
 FUNDS = (("USDT", "1000000"), ("BTC", "10"), ("ETH", "100"))
 
+
 @dataclass(frozen=True)
 class Credentials:
     key: str
