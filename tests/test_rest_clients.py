@@ -244,6 +244,7 @@ SYNC_SCENARIOS = [
     "fetch_ticker",
     "fetch_tickers",
     "errors",
+    "trading_fees",
 ]
 
 
@@ -255,6 +256,10 @@ def test_ccxt_sync_trades_and_reads_back_everything(venue: RunningVenue) -> None
     results = run_client("ccxt_sync.py", job)
     after = int(time.time() * 1000)
 
+    assert ok(results, "trading_fees") == {
+        "one": ["BTC/USDT", 0.001, 0.001],
+        "symbols": ["BTC/USDT", "ETH/BTC", "ETH/USDT"],
+    }
     markets = ok(results, "load_markets")
     assert markets["requests"] == [f"GET {venue.rest}/api/v3/exchangeInfo"]
     assert markets["symbols"] == ["BTC/USDT", "ETH/BTC", "ETH/USDT"]

@@ -51,6 +51,7 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/api/v3/account", endpoint(20, "USER_DATA", account))
     app.router.add_get("/api/v3/account/commission", endpoint(20, "USER_DATA", commission))
     app.router.add_get("/api/v3/rateLimit/order", endpoint(40, "USER_DATA", rate_limit_order))
+    app.router.add_get("/sapi/v1/asset/tradeFee", endpoint(1, "USER_DATA", trade_fee))
     app.router.add_post("/api/v3/userDataStream", listen_key_new)
     app.router.add_put("/api/v3/userDataStream", listen_key_keep)
     app.router.add_delete("/api/v3/userDataStream", listen_key_close)
@@ -297,6 +298,35 @@ async def commission(served: Served, caller: Caller) -> tuple[Any, int]:
             },
         }
     ), 200
+
+
+async def trade_fee(served: Served, caller: Caller) -> tuple[Any, int]:
+    """``GET /sapi/v1/asset/tradeFee``, Binance's wallet endpoint for the account's rates per
+    symbol: what ccxt's ``fetch_trading_fee(s)`` reads. The venue's rates are per account (a
+    schedule and a tier), the same on every symbol."""
+    name = caller.params.get("symbol")
+    specs = [served.symbols.spec(name)] if name else list(served.symbols.by_name.values())
+    money = served.venue.money
+    number = caller.account
+    maker, taker = (0, 0)
+    if money is not None:
+        maker, taker = await served.venue.read(lambda core: money.commission_ppm(number))
+    maker_text, taker_text = _rate(maker), _rate(taker)
+    return [
+        {
+            "symbol": served.symbols.name(spec.symbol),
+            "makerCommission": maker_text,
+            "takerCommission": taker_text,
+        }
+        for spec in sorted(specs, key=lambda spec: served.symbols.name(spec.symbol))
+    ], 200
+
+
+def _rate(ppm: int) -> str:
+    """A rate in parts per million as a plain decimal (``0.001``), as the wallet API writes it."""
+    from decimal import Decimal
+
+    return format((Decimal(ppm) / 1_000_000).normalize(), "f")
 
 
 async def rate_limit_order(served: Served, caller: Caller) -> tuple[Any, int]:

@@ -862,6 +862,16 @@ OPERATIONS: tuple[Operation, ...] = (
         _array(_ref("OrderCount")),
     ),
     _op(
+        "GET",
+        "/sapi/v1/asset/tradeFee",
+        "The account's maker and taker rates per symbol (Binance's wallet endpoint)",
+        "Account",
+        USER_DATA,
+        "1",
+        (symbol(False),),
+        _array(_object({"symbol": _STR, "makerCommission": _DECIMAL, "takerCommission": _DECIMAL})),
+    ),
+    _op(
         "POST",
         f"{_API}/userDataStream",
         "Open a listen key",

@@ -314,6 +314,16 @@ def my_trades(ctx: Ctx) -> Any:
     }
 
 
+def trading_fees(ctx: Ctx) -> Any:
+    ex = ctx.ex["taker"]
+    one = ex.fetch_trading_fee(SYMBOL)
+    every = ex.fetch_trading_fees()
+    return {
+        "one": [one["symbol"], one["maker"], one["taker"]],
+        "symbols": sorted(every),
+    }
+
+
 # -- refusals -----------------------------------------------------------------------------------
 
 
@@ -378,6 +388,7 @@ SCENARIOS = {
         fetch_ticker,
         fetch_tickers,
         errors,
+        trading_fees,
         fix_peer_take,
     )
 }
