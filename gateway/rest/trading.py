@@ -215,24 +215,38 @@ def _result(
         working_ms=transact,
         expired_in_match=view.order_id in served.activity.expired_in_match,
     )
-    result = {
-        "price": full["price"],
-        "origQty": full["origQty"],
-        "executedQty": full["executedQty"],
-        "origQuoteOrderQty": full["origQuoteOrderQty"],
-        "cummulativeQuoteQty": full["cummulativeQuoteQty"],
-        "status": full["status"],
-        "timeInForce": full["timeInForce"],
-        "type": full["type"],
-        "side": full["side"],
-        "workingTime": full["workingTime"],
-        "selfTradePreventionMode": full["selfTradePreventionMode"],
-    }
+    return _answer_fields({}, full, view, working=True)
+
+
+#: What an order answer (RESULT, FULL, a cancel) shows of the order, in Binance's order.
+_ANSWER_FIELDS = (
+    "price",
+    "origQty",
+    "executedQty",
+    "origQuoteOrderQty",
+    "cummulativeQuoteQty",
+    "status",
+    "timeInForce",
+    "type",
+    "side",
+)
+
+
+def _answer_fields(
+    answer: dict[str, Any], full: dict[str, Any], view: OrderView, *, working: bool
+) -> dict[str, Any]:
+    """``answer`` with the order's fields from ``full`` (``order_json``): the stop price and
+    iceberg quantity only when the order has them, as Binance answers."""
+    for name in _ANSWER_FIELDS:
+        answer[name] = full[name]
+    if working:
+        answer["workingTime"] = full["workingTime"]
+    answer["selfTradePreventionMode"] = full["selfTradePreventionMode"]
     if view.stop_price:
-        result["stopPrice"] = full["stopPrice"]
+        answer["stopPrice"] = full["stopPrice"]
     if view.display_qty:
-        result["icebergQty"] = full["icebergQty"]
-    return result
+        answer["icebergQty"] = full["icebergQty"]
+    return answer
 
 
 def _fills(
@@ -379,22 +393,8 @@ def cancel_json(served: Served, order_id: int, cancel_id: str, orig_clid: str) -
         "orderListId": -1,
         "clientOrderId": cancel_id,
         "transactTime": updated,
-        "price": full["price"],
-        "origQty": full["origQty"],
-        "executedQty": full["executedQty"],
-        "origQuoteOrderQty": full["origQuoteOrderQty"],
-        "cummulativeQuoteQty": full["cummulativeQuoteQty"],
-        "status": full["status"],
-        "timeInForce": full["timeInForce"],
-        "type": full["type"],
-        "side": full["side"],
-        "selfTradePreventionMode": full["selfTradePreventionMode"],
     }
-    if view.stop_price:
-        answer["stopPrice"] = full["stopPrice"]
-    if view.display_qty:
-        answer["icebergQty"] = full["icebergQty"]
-    return answer
+    return _answer_fields(answer, full, view, working=False)
 
 
 async def cancel_open_orders(served: Served, caller: Caller) -> tuple[Any, int]:
