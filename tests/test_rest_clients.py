@@ -52,6 +52,7 @@ ACCOUNTS = {
     "ccxt_taker": 2002,
     "fix_peer": 2003,
     "sdk": 2004,
+    "python_binance": 2009,
     "pro_maker": 2005,
     "pro_taker": 2006,
     "user_maker": 2007,
@@ -771,3 +772,32 @@ def test_ccxt_pro_user_data(venue: RunningVenue) -> None:
     usdt = seen["balance"]["USDT"]
     assert usdt["used"] == 290.0 * placed
     assert usdt["free"] == 1_000_000 - 290.0 * placed
+
+
+def test_python_binance_places_reads_and_cancels(venue: RunningVenue) -> None:
+    scenarios = ["exchange_info", "depth", "new_order", "get_order", "open_orders", "cancel"]
+    job = venue.job({"trader": "python_binance"}, [*scenarios, "account", "refused"])
+    results = run_client("python_binance.py", job)
+    assert ok(results, "exchange_info") == {"symbol": "ETHBTC", "status": "TRADING", "base": "ETH"}
+    assert set(ok(results, "depth")) == {"lastUpdateId", "bids", "asks"}
+    assert ok(results, "new_order") == {
+        "symbol": "ETHBTC",
+        "clientOrderId": "pb-order-1",
+        "status": "NEW",
+        "price": "0.03100",
+        "origQty": "0.500",
+    }
+    assert ok(results, "get_order") == {
+        "status": "NEW",
+        "executedQty": "0.000",
+        "type": "LIMIT",
+        "side": "BUY",
+    }
+    assert ok(results, "open_orders") == ["pb-order-1"]
+    assert ok(results, "cancel") == {"status": "CANCELED", "origClientOrderId": "pb-order-1"}
+    assert ok(results, "account") == {"BTC": ["10.00000000", "0.00000000"]}
+    assert ok(results, "refused") == {
+        "status": 400,
+        "code": -1013,
+        "message": "Filter failure: PRICE_FILTER",
+    }
