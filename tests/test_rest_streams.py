@@ -239,3 +239,22 @@ def test_a_consumer_that_cannot_keep_up_is_disconnected(tmp_path: Path) -> None:
             assert not hub.connections, "the server forgot the connection"
 
     run(tmp_path, body, ws_max_pending_bytes=65536)
+
+
+def test_a_candle_is_sent_while_it_trades_and_once_closed(tmp_path: Path) -> None:
+    async def body(d: Door) -> None:
+        ws_url = d.url.replace("http", "ws")
+        async with d.http.ws_connect(ws_url + "/ws/btcusdt@kline_1s") as ws:
+            await d.order(SELLER, side="SELL", quantity="0.5", price="95000")
+            await d.order(BUYER, side="BUY", quantity="0.2", price="95000")
+            first = await _next(ws)
+            assert first["e"] == "kline" and first["k"]["i"] == "1s"
+            assert (first["k"]["c"], first["k"]["v"], first["k"]["n"]) == ("95000.00", "0.20000", 1)
+            final = first
+            while not final["k"]["x"]:
+                final = await _next(ws, timeout=3)
+            assert final["k"]["t"] == first["k"]["t"] and final["k"]["v"] == "0.20000"
+            candles = await d.get("/api/v3/klines", symbol=SYM, interval="1s")
+            assert candles[-1][0] == final["k"]["t"] and candles[-1][5] == "0.20000"
+
+    run(tmp_path, body)

@@ -99,6 +99,8 @@ class StreamHub:
         self.sent = 0
         self.dropped = 0
         self._trades: list[tuple[str, TradeRecord]] = []
+        #: kline stream -> (open time, closed) of the candle it last sent
+        self._klines_sent: dict[str, tuple[int, bool]] = {}
         #: symbol -> (bid price, bid qty, ask price, ask qty) at the last durable batch end
         self.tops: dict[str, tuple[int, int, int, int]] = {}
 
@@ -304,10 +306,17 @@ class StreamHub:
             if symbol is None:
                 continue
             if kind.startswith("kline_"):
-                if symbol in traded:
-                    event = self._kline(symbol, kind[6:], now)
-                    if event is not None:
-                        self.publish(stream, event)
+                # the open candle while it trades, and once more when its interval has ended
+                # (``x`` true), as Binance sends the final state of each candle
+                event = self._kline(symbol, kind[6:], now)
+                if event is None:
+                    continue
+                candle = event["k"]
+                sent = self._klines_sent.get(stream)
+                closed = (candle["t"], True)
+                if symbol in traded or (candle["x"] and sent != closed):
+                    self.publish(stream, event)
+                    self._klines_sent[stream] = (candle["t"], candle["x"])
             elif kind == "ticker":
                 self.publish(stream, self._ticker(symbol, now, mini=False))
             elif kind == "miniTicker":
