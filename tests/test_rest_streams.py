@@ -258,3 +258,52 @@ def test_a_candle_is_sent_while_it_trades_and_once_closed(tmp_path: Path) -> Non
             assert candles[-1][0] == final["k"]["t"] and candles[-1][5] == "0.20000"
 
     run(tmp_path, body)
+
+
+def test_the_stream_protocols_parser_answers_any_input(tmp_path: Path) -> None:
+    """Bounded, seeded fuzz: whatever a client sends on a stream connection is answered with a
+    result or an error, never an exception, and never subscribes to anything unknown."""
+    from gateway.rest.streams import Connection
+
+    async def body(d: Door) -> None:
+        hub = hub_of(d.served.rest.app)  # type: ignore[union-attr, arg-type]
+        rng = random.Random(7)
+        words: list[Any] = [
+            "SUBSCRIBE",
+            "UNSUBSCRIBE",
+            "LIST_SUBSCRIPTIONS",
+            "SET_PROPERTY",
+            "GET_PROPERTY",
+            "btcusdt@trade",
+            "btcusdt@depth@100ms",
+            "BTCUSDT@kline_1m",
+            "nope@trade",
+            "!ticker@arr",
+            "combined",
+            None,
+            True,
+            -1,
+            2**70,
+            1.5,
+            [],
+            {},
+            "",
+        ]
+        conn = Connection(None, "127.0.0.1", False, 1)  # type: ignore[arg-type]
+        for _ in range(2000):
+            if rng.random() < 0.2:
+                text = "".join(chr(rng.randint(0, 0x7F)) for _ in range(rng.randint(0, 30)))
+            else:
+                message: dict[str, Any] = {}
+                for key in rng.sample(["method", "params", "id", "x"], rng.randint(0, 4)):
+                    value = rng.choice(words)
+                    if key == "params" and rng.random() < 0.7:
+                        value = [rng.choice(words) for _ in range(rng.randint(0, 3))]
+                    message[key] = value
+                text = json.dumps(message)
+            answer = json.loads(hub._command(conn, text) or "null")
+            assert isinstance(answer, dict) and ("result" in answer or "error" in answer), text
+            assert all(hub.valid(stream) for stream in conn.streams)
+        hub._forget(conn)
+
+    run(tmp_path, body)
