@@ -171,10 +171,12 @@ async def user_data(job: dict[str, Any], maker: Any, taker: Any) -> dict[str, An
             break
     seen = await asyncio.wait_for(orders, WAIT_S)
     bal = await asyncio.wait_for(balance, WAIT_S)
+    rest = await maker.fetch_balance()
     return {
         "placed": [o["id"] for o in placed],
         "orders": [{k: o[k] for k in ("id", "status", "price", "amount")} for o in seen],
         "balance": {a: bal[a] for a in ("ETH", "USDT") if a in bal},
+        "rest": {a: rest[a] for a in ("ETH", "USDT") if a in rest},
     }
 
 
