@@ -648,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--max-p99-ms", type=float, default=50.0, help="a step's p99 bound (50)")
     ap.add_argument(
-        "--spin-us", type=float, default=200.0, help="FIX generator: poll before due (200)"
+        "--spin-us", type=float, default=0.0, help="FIX generator: poll before due (0, as REST)"
     )
     ap.add_argument("--resp-type", choices=("ACK", "RESULT", "FULL"), default="FULL", help="(FULL)")
     ap.add_argument("--crossing", action="store_true", help="orders trade against each other")
