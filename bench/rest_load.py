@@ -36,10 +36,12 @@ quantity 0.01, alternating buy and sell on each connection; buys below and sells
 reference on 500 levels per side, so none trades; ``--crossing``: all at the reference price,
 every sell trades against a resting buy (``default_stp`` is NONE in the config).
 
-The FIX path: ``bench.fix_load.run_step`` (its generator and its ack matching, unchanged)
-against the FIX acceptor of the same configuration (sessions LOAD1..LOAD4, accounts 2001..2004,
-funded the same way), at the same rates and with the same stepping; the ratio printed is REST's
-highest rate sustained over FIX's.
+The FIX path: ``bench.fix_load.run_step`` (its generator and its ack matching; without its
+spinning before each order by default, ``--spin-us 0``, since the REST generator does not spin
+and a spinning generator takes a core the venue shares on this machine) against the FIX
+acceptor of the same configuration (sessions LOAD1..LOAD4, accounts 2001..2004, funded the same
+way), at the same rates and with the same stepping; the ratio printed is REST's highest rate
+sustained over FIX's.
 
 The rates are stepped up (``--rates``) until one is not sustained: fewer than 95 % of the offered
 rate answered, an order lost or refused, or p99 above ``--max-p99-ms``; then ``--refine`` steps
