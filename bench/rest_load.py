@@ -511,9 +511,10 @@ def step_through(
     rates: Sequence[int],
     refine: int,
     step_at: Callable[[int], StepResult],
-) -> list[StepResult]:
-    """Rates up to the first not sustained, then ``refine`` steps halving the gap."""
-    steps: list[StepResult] = []
+    steps: list[StepResult],
+) -> None:
+    """Rates up to the first not sustained, then ``refine`` steps halving the gap; each step
+    is added to ``steps`` as it ends, so a failure later keeps the steps before it."""
     passed, failed = 0, 0
     for rate in rates:
         step = step_at(rate)
@@ -531,7 +532,6 @@ def step_through(
         steps.append(step)
         print_row(name, step)
         passed, failed = (rate, failed) if step.sustained else (passed, rate)
-    return steps
 
 
 def run_path(name: str, args: argparse.Namespace) -> PathResult:
@@ -591,8 +591,8 @@ def run_path(name: str, args: argparse.Namespace) -> PathResult:
         try:
             if args.warmup > 0:
                 step_at(args.rates[0], args.warmup)
-            steps = step_through(
-                name, args.rates, args.refine, lambda rate: step_at(rate, args.duration)
+            step_through(
+                name, args.rates, args.refine, lambda rate: step_at(rate, args.duration), steps
             )
         except RuntimeError as exc:
             note = str(exc)
