@@ -73,6 +73,8 @@ def _frame(opcode: int, payload: bytes) -> bytes:
 def test_websocket_frames_split_anywhere_read_the_same(seed: int) -> None:
     rng = random.Random(seed)
     here, venue = socket.socketpair()
+    here.settimeout(5)  # a misread frame fails the test rather than hanging it
+    venue.settimeout(5)
     try:
         depth = Consumer(here, "depth")
         stream = b""
@@ -80,7 +82,7 @@ def test_websocket_frames_split_anywhere_read_the_same(seed: int) -> None:
         for n in range(20):
             first = last + 1 + (1 if n == 7 else 0)  # one gap
             last = first + rng.randrange(0, 5)
-            levels = [["95000.00", "0.01"]] * rng.choice([1, 10, 3000])  # up to 8-byte lengths
+            levels = [["95000.00", "0.01"]] * rng.choice([1, 10, 4000])  # up to 8-byte lengths
             stream += _frame(
                 1,
                 json.dumps(
