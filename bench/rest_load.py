@@ -5,7 +5,7 @@ time, the highest rate sustained, and the FIX path measured the same way in the 
     python -m bench.rest_load                    # REST, then FIX, stepped rates
     python -m bench.rest_load --quick            # a smoke run of a few seconds
     python -m bench.rest_load --crossing         # every second order trades
-    python -m bench.rest_load --rates 2000,5000 --duration 5 --no-fix
+    python -m bench.rest_load --rates 2000,5000 --duration 5 --paths rest
     python -m bench.rest_load --profile /tmp/rest.prof   # the venue under cProfile
 
 The venue: ``venue run --config bench/rest_load.toml`` as its own process in a temporary data
@@ -596,7 +596,7 @@ def run_path(name: str, args: argparse.Namespace) -> PathResult:
             )
         except RuntimeError as exc:
             note = str(exc)
-            print(f"{name}: {note}", flush=True)
+            print(f"{name}: {note}; the venue's log ends:\n{server.log_tail(10)}", flush=True)
         finally:
             code = server.stop()
             if code not in (0, None, -signal.SIGTERM):
@@ -654,13 +654,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--resp-type", choices=("ACK", "RESULT", "FULL"), default="FULL", help="(FULL)")
     ap.add_argument("--crossing", action="store_true", help="orders trade against each other")
-    ap.add_argument("--no-fix", action="store_true", help="REST only")
+    ap.add_argument(
+        "--paths", default="rest,fix", help="which paths, in order: rest, fix (rest,fix)"
+    )
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 short steps")
     ap.add_argument("--dir", type=Path, default=None, help="where the venues keep their files")
     ap.add_argument(
         "--profile", type=Path, default=None, metavar="FILE", help="cProfile: FILE.rest, FILE.fix"
     )
     args = ap.parse_args(argv)
+    args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not args.paths or not set(args.paths) <= {"rest", "fix"}:
+        ap.error("--paths: rest, fix or both, comma-separated")
     if args.rates is None:
         args.rates = list(QUICK_RATES if args.quick else DEFAULT_RATES)
     if args.duration is None:
@@ -686,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"load average {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}"
     )
     print(HEADER, flush=True)
-    results = [run_path(name, args) for name in (("rest",) if args.no_fix else ("rest", "fix"))]
+    results = [run_path(name, args) for name in args.paths]
     load_after = os.getloadavg()
     print()
     for result in results:
@@ -697,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     by_name = {r.name: r for r in results}
     ratio = None
-    if "fix" in by_name and by_name["fix"].max_sustained:
+    if "rest" in by_name and "fix" in by_name and by_name["fix"].max_sustained:
         ratio = round(by_name["rest"].max_sustained / by_name["fix"].max_sustained, 2)
         print(f"REST / FIX (highest rate sustained): {ratio}x")
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
