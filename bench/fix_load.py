@@ -291,9 +291,13 @@ def encode_step(
     count: int,
     base_id: int,
     crossing: bool,
+    cross_every: int = 0,
 ) -> list[Stream]:
     """Order ``i`` (ClOrdID ``base_id + i``) goes to connection ``i % connections`` as that
-    session's message ``i // connections + 2`` (the Logon is 1)."""
+    session's message ``i // connections + 2`` (the Logon is 1). With ``cross_every`` N, every
+    N-th order of a session is instead an IOC at the far end of the other side's levels, so
+    that it takes the best resting order there (one trade when that side is not empty); the
+    sides alternate (bench/ws_fanout.py: book changes with a share of trades)."""
     now = format_utc_timestamp(time.time_ns())
     tick = Decimal(spec.tick_size)
     reference = Decimal(spec.reference_price)
@@ -323,11 +327,17 @@ def encode_step(
         ends = array("q", [0])
         total = 0
         for k, i in enumerate(range(c, count, connections)):
-            if k & 1:
+            ioc = cross_every > 0 and k % cross_every == cross_every - 1
+            if ioc:
+                price, side = (buys[-1], b"2") if (k // cross_every) & 1 else (sells[-1], b"1")
+            elif k & 1:
                 price, side = sells[(k >> 1) % len(sells)], b"2"
             else:
                 price, side = buys[(k >> 1) % len(buys)], b"1"
-            raw = frame(template % (k + 2, base_id + i, price, side))
+            body = template % (k + 2, base_id + i, price, side)
+            if ioc:
+                body = body.replace(b"\x0159=1\x01", b"\x0159=3\x01")
+            raw = frame(body)
             messages.append(raw)
             total += len(raw)
             ends.append(total)
@@ -451,9 +461,10 @@ def run_step(
     spin_s: float,
     crossing: bool,
     base_id: int,
+    cross_every: int = 0,
 ) -> StepResult:
     count = max(1, int(rate * duration))
-    streams = encode_step(spec, connections, count, base_id, crossing)
+    streams = encode_step(spec, connections, count, base_id, crossing, cross_every)
     socks: list[socket.socket] = []
     tails: list[bytes] = []
     try:

@@ -39,6 +39,23 @@ class Clock:
         return self.now
 
 
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("a" * 64, True),
+        ("Zz09" * 16, True),
+        ("a" * 63, False),
+        ("a" * 65, False),
+        ("a" * 63 + "-", False),
+        ("a" * 63 + "\u00e9", False),
+        ("a" * 63 + " ", False),
+        ("", False),
+    ],
+)
+def test_the_key_format(text: str, ok: bool) -> None:
+    assert is_key_format(text) is ok
+
+
 def test_create_reload_revoke(tmp_path: Path) -> None:
     clock = Clock()
     store = KeyStore(tmp_path, clock=clock)

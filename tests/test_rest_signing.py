@@ -140,6 +140,29 @@ def test_parameters_query_wins_and_the_signature_is_read(tmp_path: Path) -> None
     assert params == {"a": "1", "b": "x y+z", "c": "\u20ac", "signature": "abc"}
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_segments_without_escapes_read_as_unquote_plus_reads_them(seed: int) -> None:
+    """Segments without ``%`` or ``+`` skip the decoding: what they read as must not change."""
+    from urllib.parse import unquote_plus
+
+    rng = random.Random(seed)
+    alphabet = "abcXYZ019-_.~:,*!'()@$;=+% \u20ac"
+    for _ in range(300):
+        names = rng.sample(range(1000), rng.randrange(1, 6))
+        segments = [
+            f"n{n}=" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 8)))
+            for n in names
+        ]
+        try:
+            expected = {}
+            for segment in segments:
+                name, _, value = segment.partition("=")
+                expected[unquote_plus(name, errors="strict")] = unquote_plus(value, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        assert parse_params("&".join(segments)) == expected
+
+
 @pytest.mark.parametrize(
     ("changed", "where"),
     [

@@ -7,8 +7,9 @@ Streams: ``<symbol>@depth`` and ``@depth@100ms`` (diffs numbered by the book's u
 ``@aggTrade``, ``@kline_<interval>``, ``@ticker``, ``@miniTicker``, ``!ticker@arr``,
 ``!miniTicker@arr``.
 
-Fan-out: each update is encoded once per form (raw, and wrapped for combined connections) and
-the same text queued on every subscriber; a connection's writer drains its own queue. A consumer
+Fan-out: each update is encoded once per form (raw, and wrapped for combined connections), to
+UTF-8 too, and the same bytes queued on every subscriber; a connection's writer drains its own
+queue as text frames. A consumer
 more than ``ws_max_pending_bytes`` behind is disconnected (close code 1008), never buffered
 without bound. Limits: ``ws_messages_per_s`` incoming messages per second (beyond: closed),
 ``ws_streams_per_connection``, ``ws_connections_per_5m`` per address, ``ws_lifetime_s``. The
@@ -70,7 +71,8 @@ class Connection:
         self.combined = combined
         self.id = number
         self.streams: set[str] = set()
-        self.pending: deque[str] = deque()
+        #: encoded once per form by the hub, sent as text frames by the connection's writer
+        self.pending: deque[bytes] = deque()
         self.pending_bytes = 0
         self.wakeup = asyncio.Event()
         self.closed = False
@@ -259,10 +261,18 @@ class StreamHub:
 
     async def _tick(self) -> None:
         """Every 100 ms: the 100 ms depth streams; every second: the 1000 ms ones, tickers and
-        candles."""
+        candles. The ticks keep to a fixed 100 ms grid: sleeping 100 ms after each tick's work
+        would stretch the period by that work (to 200 ms and more on a loaded loop); a tick
+        that fell behind by more than a period skips to the next one due."""
+        loop = asyncio.get_running_loop()
         count = 0
+        due = loop.time()
         while True:
-            await asyncio.sleep(0.1)
+            due += 0.1
+            now = loop.time()
+            if due < now - 0.1:
+                due = now
+            await asyncio.sleep(max(0.0, due - now))
             count += 1
             try:
                 self._emit(fast=True)
@@ -411,25 +421,25 @@ class StreamHub:
         subscribers = self.by_stream.get(stream)
         if not subscribers:
             return
-        raw = combined = ""
+        raw = combined = b""
         limit = self.config.ws_max_pending_bytes
         for conn in list(subscribers):
             if conn.combined:
                 if not combined:
-                    combined = _dumps({"stream": stream, "data": data})
-                text = combined
+                    combined = _dumps({"stream": stream, "data": data}).encode()
+                encoded = combined
             else:
                 if not raw:
-                    raw = _dumps(data)
-                text = raw
+                    raw = _dumps(data).encode()
+                encoded = raw
             if conn.closed:
                 continue
-            conn.pending_bytes += len(text)
+            conn.pending_bytes += len(encoded)
             if conn.pending_bytes > limit:
                 self.dropped += 1
                 self._slow(conn)
                 continue
-            conn.pending.append(text)
+            conn.pending.append(encoded)
             conn.wakeup.set()
 
     def _slow(self, conn: Connection) -> None:
@@ -542,7 +552,7 @@ class StreamHub:
                         break
                     answer = self._command(conn, msg.data)
                     if answer is not None:
-                        conn.pending.append(answer)
+                        conn.pending.append(answer.encode())
                         conn.pending_bytes += len(answer)
                         conn.wakeup.set()
                 elif msg.type is WSMsgType.BINARY:
@@ -577,9 +587,9 @@ class StreamHub:
                         await ws.close(code=1008, message=b"consumer too slow")
                     return
                 while conn.pending:
-                    text = conn.pending.popleft()
-                    conn.pending_bytes -= len(text)
-                    await ws.send_str(text)
+                    data = conn.pending.popleft()
+                    conn.pending_bytes -= len(data)
+                    await ws.send_frame(data, WSMsgType.TEXT)
                     self.sent += 1
         except (ConnectionError, RuntimeError):
             conn.closed = True
