@@ -7,13 +7,15 @@ Streams: ``<symbol>@depth`` and ``@depth@100ms`` (diffs numbered by the book's u
 ``@aggTrade``, ``@kline_<interval>``, ``@ticker``, ``@miniTicker``, ``!ticker@arr``,
 ``!miniTicker@arr``.
 
-Fan-out: each update is encoded once per form (raw, and wrapped for combined connections), to
-UTF-8 too, and the same bytes queued on every subscriber; a connection's writer drains its own
-queue as text frames. A consumer
-more than ``ws_max_pending_bytes`` behind is disconnected (close code 1008), never buffered
-without bound. Limits: ``ws_messages_per_s`` incoming messages per second (beyond: closed),
-``ws_streams_per_connection``, ``ws_connections_per_5m`` per address, ``ws_lifetime_s``. The
-server pings every 20 s and closes a connection that does not answer (aiohttp's heartbeat).
+Fan-out: each update is encoded once per form (raw, and wrapped for combined connections) into
+a whole WebSocket frame, and that frame is written straight to every subscriber's transport: no
+task, queue or await per message per subscriber. A consumer whose transport holds more than
+``ws_max_pending_bytes`` (its socket full: it does not read fast enough) is dropped at once,
+never buffered without bound. Limits: ``ws_messages_per_s`` incoming messages per second
+(beyond: closed), ``ws_streams_per_connection``, ``ws_connections_per_5m`` per address,
+``ws_lifetime_s``. The server pings every 20 s and closes a connection that does not answer
+(aiohttp's heartbeat); it never compresses (permessage-deflate would compress each message once
+per connection).
 """
 
 from __future__ import annotations
@@ -57,11 +59,9 @@ class Connection:
         "combined",
         "id",
         "ip",
-        "pending",
-        "pending_bytes",
         "received",
         "streams",
-        "wakeup",
+        "transport",
         "ws",
     )
 
@@ -71,10 +71,8 @@ class Connection:
         self.combined = combined
         self.id = number
         self.streams: set[str] = set()
-        #: encoded once per form by the hub, sent as text frames by the connection's writer
-        self.pending: deque[bytes] = deque()
-        self.pending_bytes = 0
-        self.wakeup = asyncio.Event()
+        #: where its frames are written, once the handshake is done
+        self.transport: asyncio.Transport | None = None
         self.closed = False
         #: times (monotonic s) of the recent incoming messages, for the per-second limit
         self.received: deque[float] = deque()
@@ -417,38 +415,47 @@ class StreamHub:
     # -- fan-out ---------------------------------------------------------------------------------
 
     def publish(self, stream: str, data: object) -> None:
-        """Encode ``data`` once per form and queue it on every subscriber of ``stream``."""
+        """Encode ``data`` once per form into a whole WebSocket frame and write that frame to
+        every subscriber of ``stream``.
+
+        Written straight to each connection's transport: no task, queue or await per message
+        per subscriber (the transport's buffer is the queue), which is what makes a thousand
+        subscribers cheap. A consumer whose buffer holds more than ``ws_max_pending_bytes``
+        (its socket is full: it does not read fast enough) is cut off at once."""
         subscribers = self.by_stream.get(stream)
         if not subscribers:
             return
         raw = combined = b""
-        limit = self.config.ws_max_pending_bytes
         for conn in list(subscribers):
             if conn.combined:
                 if not combined:
-                    combined = _dumps({"stream": stream, "data": data}).encode()
-                encoded = combined
+                    combined = text_frame(_dumps({"stream": stream, "data": data}).encode())
+                self._send(conn, combined)
             else:
                 if not raw:
-                    raw = _dumps(data).encode()
-                encoded = raw
-            if conn.closed:
-                continue
-            conn.pending_bytes += len(encoded)
-            if conn.pending_bytes > limit:
-                self.dropped += 1
-                self._slow(conn)
-                continue
-            conn.pending.append(encoded)
-            conn.wakeup.set()
+                    raw = text_frame(_dumps(data).encode())
+                self._send(conn, raw)
 
-    def _slow(self, conn: Connection) -> None:
-        """A consumer that cannot keep up: forget what it was owed and close it."""
+    def _send(self, conn: Connection, frame: bytes) -> None:
+        transport = conn.transport
+        if conn.closed or transport is None:
+            return
+        if transport.is_closing():
+            self._slow(conn, count=False)
+            return
+        transport.write(frame)
+        self.sent += 1
+        if transport.get_write_buffer_size() > self.config.ws_max_pending_bytes:
+            self.dropped += 1
+            self._slow(conn)
+
+    def _slow(self, conn: Connection, *, count: bool = True) -> None:
+        """A consumer that cannot keep up (or is gone): forget it and drop its connection;
+        what it was owed is dropped with it, never kept."""
         conn.closed = True
-        conn.pending.clear()
-        conn.pending_bytes = 0
         self._forget(conn)
-        conn.wakeup.set()
+        if conn.transport is not None:
+            conn.transport.abort()
 
     def _forget(self, conn: Connection) -> None:
         for stream in conn.streams:
@@ -527,7 +534,8 @@ class StreamHub:
                 },
                 status=429,
             )
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=64 * 1024)
+        # compress=False: permessage-deflate would compress each message once per connection
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=64 * 1024, compress=False)
         if streams:
             probe = Connection(ws, ip, combined, 0)
             error = self.subscribe(probe, streams)
@@ -536,11 +544,11 @@ class StreamHub:
                 return web.json_response({"code": -1121, "msg": error}, status=400)
         await ws.prepare(request)
         conn = Connection(ws, ip, combined, self._next_id)
+        conn.transport = request.transport
         self._next_id += 1
         self.connections.add(conn)
         if streams:
             self.subscribe(conn, streams)
-        writer = asyncio.get_running_loop().create_task(self._write(conn))
         lifetime = asyncio.get_running_loop().call_later(
             self.config.ws_lifetime_s, lambda: asyncio.ensure_future(ws.close(code=1000))
         )
@@ -552,20 +560,15 @@ class StreamHub:
                         break
                     answer = self._command(conn, msg.data)
                     if answer is not None:
-                        conn.pending.append(answer.encode())
-                        conn.pending_bytes += len(answer)
-                        conn.wakeup.set()
+                        self._send(conn, text_frame(answer.encode()))
                 elif msg.type is WSMsgType.BINARY:
                     await ws.close(code=1003, message=b"text frames only")
                     break
         finally:
             lifetime.cancel()
             conn.closed = True
-            conn.wakeup.set()
             self._forget(conn)
             self.connections.discard(conn)
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
         return ws
 
     def _rate_ok(self, conn: Connection) -> bool:
@@ -575,25 +578,6 @@ class StreamHub:
         while received and now - received[0] >= 1.0:
             received.popleft()
         return len(received) <= self.config.ws_messages_per_s
-
-    async def _write(self, conn: Connection) -> None:
-        ws = conn.ws
-        try:
-            while True:
-                await conn.wakeup.wait()
-                conn.wakeup.clear()
-                if conn.closed and not conn.pending:
-                    if not ws.closed:
-                        await ws.close(code=1008, message=b"consumer too slow")
-                    return
-                while conn.pending:
-                    data = conn.pending.popleft()
-                    conn.pending_bytes -= len(data)
-                    await ws.send_frame(data, WSMsgType.TEXT)
-                    self.sent += 1
-        except (ConnectionError, RuntimeError):
-            conn.closed = True
-            self._forget(conn)
 
     def _command(self, conn: Connection, text: str) -> str | None:
         """Answer one SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY /
@@ -644,6 +628,17 @@ class StreamHub:
                 return _dumps({"result": conn.combined, "id": request_id})
             return _error(0, "Unknown property", request_id)
         return _error(2, "Invalid request: unknown method", request_id)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A whole server-to-client WebSocket text frame (RFC 6455: FIN, opcode 1, unmasked) of
+    ``payload``: built once per message, written to every subscriber as is."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 
 
 def _error(code: int, msg: str, request_id: object) -> str:

@@ -343,7 +343,7 @@ class UserData:
                 {"code": -1125, "msg": "This listenKey does not exist."}, status=400
             )
         account = found[0]
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, compress=False)
         await ws.prepare(request)
         transport = request.transport
         outbox = Outbox(

@@ -559,7 +559,7 @@ class WsApi:
                 headers={"Retry-After": str(verdict.retry_after_s)},
             )
         show = request.rel_url.query.get("returnRateLimits", "true").lower() != "false"
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE, compress=False)
         await ws.prepare(request)
         transport = request.transport
         outbox = Outbox(
