@@ -20,7 +20,7 @@ from engine.types import AccountState
 from gateway.rest.activity import Fill, fee_text
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import order_json
-from gateway.rest.errors import ApiError
+from gateway.rest.errors import ApiError, compact
 from gateway.rest.trading import _find, _order_ref, endpoint, ppm_text
 
 __all__ = [
@@ -374,7 +374,7 @@ async def listen_key_new(request: web.Request) -> web.Response:
     _expire(served, now)
     key = secrets.token_urlsafe(45)[:60]
     served.listen_keys[key] = (account_id, now + LISTEN_KEY_MS)
-    return web.json_response({"listenKey": key})
+    return web.json_response({"listenKey": key}, dumps=compact)
 
 
 def _listen_key(served: Served, caller: Caller, account_id: int) -> str:
@@ -393,7 +393,7 @@ async def listen_key_keep(request: web.Request) -> web.Response:
     _expire(served, now)
     key = _listen_key(served, caller, account_id)
     served.listen_keys[key] = (account_id, now + LISTEN_KEY_MS)
-    return web.json_response({})
+    return web.json_response({}, dumps=compact)
 
 
 async def listen_key_close(request: web.Request) -> web.Response:
@@ -405,7 +405,7 @@ async def listen_key_close(request: web.Request) -> web.Response:
     closer = served.extra.get("close_listen_key")
     if closer is not None:
         closer(key)
-    return web.json_response({})
+    return web.json_response({}, dumps=compact)
 
 
 def _expire(served: Served, now: int) -> None:

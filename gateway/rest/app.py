@@ -24,7 +24,7 @@ from gateway.rest.activity import Activity
 from gateway.rest.config import RestConfig
 from gateway.rest.context import ACCOUNT, SERVED, WEIGHT_IP, Served, limit_config
 from gateway.rest.dialect import Symbols
-from gateway.rest.errors import ApiError
+from gateway.rest.errors import ApiError, compact
 from gateway.rest.history import MarketHistory
 from gateway.rest.keys import KeyStore
 from gateway.rest.limits import RateLimiter
@@ -87,18 +87,21 @@ async def _answers(request: web.Request, handler: Handler) -> web.StreamResponse
         )
     except Unavailable:  # the venue stopped or is stopping: nothing was done
         response = web.json_response(
-            {"code": -1016, "msg": "This service is no longer available."}, status=503
+            {"code": -1016, "msg": "This service is no longer available."},
+            status=503,
+            dumps=compact,
         )
     except web.HTTPException as http:
         if http.status < 400:
             raise
         code, msg = _HTTP.get(http.status, (-1000, http.reason or "Error"))
-        response = web.json_response({"code": code, "msg": msg}, status=http.status)
+        response = web.json_response({"code": code, "msg": msg}, status=http.status, dumps=compact)
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         response = web.json_response(
             {"code": -1000, "msg": "An unknown error occurred while processing the request."},
             status=500,
+            dumps=compact,
         )
     if not response.prepared:
         now = served.venue.now_ms()

@@ -40,6 +40,10 @@ class RestConfig:
     #: open and recently done orders kept per venue for order queries, trades kept per symbol
     keep_done_orders: int = 200000
     keep_trades: int = 100000
+    #: open orders an account may have on one symbol through this door (MAX_NUM_ORDERS), and
+    #: the parts an iceberg may be shown in (ICEBERG_PARTS)
+    max_num_orders: int = 200
+    iceberg_parts: int = 100
     #: the journal's last commands replayed at start to rebuild the accounts' orders and fills
     replay_commands: int = 1000000
 
@@ -77,6 +81,8 @@ def read_rest(root: Table) -> RestConfig | None:
         ),
         keep_done_orders=table.optional_integer("keep_done_orders", d.keep_done_orders, 0, 10**8),
         keep_trades=table.optional_integer("keep_trades", d.keep_trades, 1, 10**8),
+        max_num_orders=table.optional_integer("max_num_orders", d.max_num_orders, 1, 10**9),
+        iceberg_parts=table.optional_integer("iceberg_parts", d.iceberg_parts, 1, 10**6),
         replay_commands=table.optional_integer("replay_commands", d.replay_commands, 0, 10**10),
     )
     table.finish()

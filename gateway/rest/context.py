@@ -26,7 +26,7 @@ from gateway.rest.history import MarketHistory
 from gateway.rest.keys import ApiKey, KeyStore
 from gateway.rest.limits import LimitConfig, RateLimiter
 from gateway.rest.ports import RestVenue
-from gateway.rest.signing import SigningError, authenticate
+from gateway.rest.signing import SignedRequest, SigningError, authenticate_request
 
 __all__ = ["ACCOUNT", "SERVED", "WEIGHT_IP", "Caller", "Served"]
 
@@ -89,28 +89,26 @@ class Served:
         body = b""
         if request.can_read_body:
             body = await request.read()
-        pairs = list(request.rel_url.query.items())
-        if body:
-            if request.content_type not in _FORMS:
-                raise ApiError(-1130, "Invalid data sent for a parameter.")
-            pairs.extend(_form(body))
-        params = Params(pairs)
+        if body and request.content_type not in _FORMS:
+            raise ApiError(-1130, "Invalid data sent for a parameter.")
         if not need:
-            return Caller(ip, params)
+            pairs = list(request.rel_url.query.items())
+            if body:
+                pairs.extend(_form(body))
+            return Caller(ip, Params(pairs))
+        signed = SignedRequest(
+            request.method, query, body, request.headers.get("X-MBX-APIKEY"), ip, now
+        )
         try:
-            key = authenticate(
-                self.keys,
-                query=query,
-                body=body,
-                api_key_header=request.headers.get("X-MBX-APIKEY"),
-                ip=ip,
-                now_ms=now,
-                need="TRADE" if need == "TRADE" else "USER_DATA",
+            # the signature check parses the parameters once: the handler reads those
+            accepted = authenticate_request(
+                self.keys, signed, "TRADE" if need == "TRADE" else "USER_DATA"
             )
         except SigningError as exc:
             raise ApiError(exc.code, exc.msg, exc.status) from None
+        key = accepted.key
         request[ACCOUNT] = key.account
-        return Caller(ip, params, key)
+        return Caller(ip, Params(accepted.params.items()), key)
 
 
 #: The bodies a request may carry its parameters in (Binance: a form; an empty type is taken as

@@ -23,8 +23,7 @@ from engine.instrument import InstrumentSpec
 from engine.types import InstrumentState
 from gateway.rest.context import SERVED, Served
 from gateway.rest.dialect import ORDER_TYPES, STP_MODES, Params
-from gateway.rest.errors import ApiError
-from gateway.rest.trading import ICEBERG_PARTS, MAX_NUM_ORDERS
+from gateway.rest.errors import ApiError, compact
 
 __all__ = ["DEPTH_LIMITS", "depth_weight", "routes"]
 
@@ -55,13 +54,13 @@ def routes(app: web.Application) -> None:
 
 async def ping(request: web.Request) -> web.Response:
     await request.app[SERVED].request(request, 1)
-    return web.json_response({})
+    return web.json_response({}, dumps=compact)
 
 
 async def server_time(request: web.Request) -> web.Response:
     served = request.app[SERVED]
     await served.request(request, 1)
-    return web.json_response({"serverTime": served.venue.now_ms()})
+    return web.json_response({"serverTime": served.venue.now_ms()}, dumps=compact)
 
 
 async def exchange_info(request: web.Request) -> web.Response:
@@ -90,7 +89,8 @@ async def exchange_info(request: web.Request) -> web.Response:
             "rateLimits": served.limiter.rate_limits_json(),
             "exchangeFilters": [],
             "symbols": symbols,
-        }
+        },
+        dumps=compact,
     )
 
 
@@ -186,7 +186,7 @@ def _symbol_info(served: Served, spec: InstrumentSpec, state: InstrumentState) -
             },
             {
                 "filterType": "ICEBERG_PARTS",
-                "limit": ICEBERG_PARTS,
+                "limit": served.config.iceberg_parts,
             },
             {
                 "filterType": "MARKET_LOT_SIZE",
@@ -210,7 +210,7 @@ def _symbol_info(served: Served, spec: InstrumentSpec, state: InstrumentState) -
                 "askMultiplierDown": down,
                 "avgPriceMins": 0,
             },
-            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": served.config.max_num_orders},
         ],
         "permissions": [],
         "permissionSets": [["SPOT"]],
@@ -238,5 +238,6 @@ async def depth(request: web.Request) -> web.Response:
             "lastUpdateId": update_id,
             "bids": [[tick(p), lot(q)] for p, q, _ in bids],
             "asks": [[tick(p), lot(q)] for p, q, _ in asks],
-        }
+        },
+        dumps=compact,
     )

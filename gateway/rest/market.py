@@ -16,7 +16,7 @@ from aiohttp import web
 
 from engine.core import Core
 from gateway.rest.context import SERVED, Caller, Served
-from gateway.rest.errors import ApiError
+from gateway.rest.errors import ApiError, compact
 from gateway.rest.general import parse_symbols
 from gateway.rest.history import HistoryError
 
@@ -51,7 +51,7 @@ def _get(weight: Weight, read: Read) -> Callable[[web.Request], Awaitable[web.Re
             body = await read(served, caller)
         except HistoryError as exc:
             raise ApiError(exc.code, exc.msg) from None
-        return web.json_response(body)
+        return web.json_response(body, dumps=compact)
 
     return handler
 

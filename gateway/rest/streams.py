@@ -36,6 +36,7 @@ from engine.events import Event
 from gateway.rest.bookfeed import BookDiff, BookFeed
 from gateway.rest.candles import INTERVALS
 from gateway.rest.context import SERVED, Served
+from gateway.rest.errors import compact
 from gateway.rest.history import TradeRecord
 
 __all__ = ["StreamHub", "add_streams"]
@@ -533,6 +534,7 @@ class StreamHub:
                     f"{self.config.ws_connections_per_5m} per '5 minutes'.",
                 },
                 status=429,
+                dumps=compact,
             )
         # compress=False: permessage-deflate would compress each message once per connection
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=64 * 1024, compress=False)
@@ -541,7 +543,7 @@ class StreamHub:
             error = self.subscribe(probe, streams)
             self._forget(probe)
             if error is not None:
-                return web.json_response({"code": -1121, "msg": error}, status=400)
+                return web.json_response({"code": -1121, "msg": error}, status=400, dumps=compact)
         await ws.prepare(request)
         conn = Connection(ws, ip, combined, self._next_id)
         conn.transport = request.transport

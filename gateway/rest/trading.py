@@ -41,7 +41,7 @@ from gateway.edge.requests import InstrumentUnits, ReplaceRequest
 from gateway.rest.activity import fee_text
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import new_client_order_id, order_json, order_request, status_name
-from gateway.rest.errors import ApiError, bad_param, from_reason, from_refusal, mandatory
+from gateway.rest.errors import ApiError, bad_param, compact, from_reason, from_refusal, mandatory
 
 __all__ = ["Action", "Weight", "endpoint", "routes", "submit", "weight_of"]
 
@@ -69,7 +69,7 @@ def endpoint(
         served = request.app[SERVED]
         caller = await served.request(request, weight_of(weight, request.rel_url.query), need)
         body, status = await action(served, caller)
-        return web.json_response(body, status=status)
+        return web.json_response(body, status=status, dumps=compact)
 
     return handler
 
@@ -86,8 +86,25 @@ def routes(app: web.Application) -> None:
 
 
 def origin(caller: Caller, request_id: str = "") -> Origin:
+    """Who sent the command: the door, the key (its first 16 characters: enough to name it,
+    never the whole), the request's id and the address. Without a request id the same object
+    serves every command of one key from one address, so the journal's codec encodes it once
+    (``engine.codec`` caches encoded origins by identity)."""
     key = caller.key
-    return Origin(Door.REST, key.api_key[:16] if key is not None else "", request_id, caller.ip)
+    principal = key.api_key[:16] if key is not None else ""
+    if request_id:
+        return Origin(Door.REST, principal, request_id, caller.ip)
+    cache_key = (principal, caller.ip)
+    found = _ORIGINS.get(cache_key)
+    if found is None:
+        if len(_ORIGINS) >= 4096:
+            _ORIGINS.clear()
+        found = _ORIGINS[cache_key] = Origin(Door.REST, principal, "", caller.ip)
+    return found
+
+
+#: (principal, address) -> their origin without a request id (bounded: cleared when full).
+_ORIGINS: dict[tuple[str, str], Origin] = {}
 
 
 @contextmanager
@@ -133,23 +150,17 @@ def _resp_type(caller: Caller, ord_type: OrdType) -> str:
     return value
 
 
-#: Open orders an account may have on one instrument through this door (exchangeInfo's
-#: MAX_NUM_ORDERS filter).
-MAX_NUM_ORDERS = 200
-#: The parts an iceberg may be shown in at most (exchangeInfo's ICEBERG_PARTS filter).
-ICEBERG_PARTS = 100
-
-
 def build_new_order(served: Served, caller: Caller) -> NewOrder:
     spec = served.symbols.spec(caller.params.required("symbol"))
-    if served.activity.open_count.get((caller.account, spec.symbol), 0) >= MAX_NUM_ORDERS:
+    limit = served.config.max_num_orders
+    if served.activity.open_count.get((caller.account, spec.symbol), 0) >= limit:
         raise ApiError(-1013, "Filter failure: MAX_NUM_ORDERS")
     request = order_request(caller.params, caller.account, spec)
     try:
         cmd = served.edge.new_order(request)
     except Refusal as refusal:
         raise from_refusal(refusal) from None
-    if cmd.display_qty and -(-cmd.qty // cmd.display_qty) > ICEBERG_PARTS:
+    if cmd.display_qty and -(-cmd.qty // cmd.display_qty) > served.config.iceberg_parts:
         raise ApiError(-1013, "Filter failure: ICEBERG_PARTS")
     cmd.origin = origin(caller, "")
     return cmd

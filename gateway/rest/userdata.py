@@ -58,6 +58,7 @@ from gateway.edge.orders import EXPIRY_REASONS, OrderView, OrderViews, side_fee
 from gateway.rest.activity import fee_text
 from gateway.rest.context import SERVED, Served
 from gateway.rest.dialect import new_client_order_id
+from gateway.rest.errors import compact
 
 __all__ = ["Deliver", "Outbox", "UserData", "add_user_data", "user_data_of"]
 
@@ -340,7 +341,7 @@ class UserData:
         found = served.listen_keys.get(key)
         if found is None:
             return web.json_response(
-                {"code": -1125, "msg": "This listenKey does not exist."}, status=400
+                {"code": -1125, "msg": "This listenKey does not exist."}, status=400, dumps=compact
             )
         account = found[0]
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, compress=False)

@@ -47,7 +47,7 @@ from gateway.admin.ports import Unavailable
 from gateway.rest import account, trading
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import Params
-from gateway.rest.errors import ApiError, mandatory
+from gateway.rest.errors import ApiError, compact, mandatory
 from gateway.rest.keys import ApiKey
 from gateway.rest.limits import WsLimiter
 from gateway.rest.signing import (
@@ -557,6 +557,7 @@ class WsApi:
                 verdict.body(),
                 status=verdict.status,
                 headers={"Retry-After": str(verdict.retry_after_s)},
+                dumps=compact,
             )
         show = request.rel_url.query.get("returnRateLimits", "true").lower() != "false"
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE, compress=False)
