@@ -67,7 +67,8 @@ def endpoint(
 
     async def handler(request: web.Request) -> web.Response:
         served = request.app[SERVED]
-        caller = await served.request(request, weight_of(weight, request.rel_url.query), need)
+        cost = weight if isinstance(weight, int) else weight(request.rel_url.query)
+        caller = await served.request(request, cost, need)
         body, status = await action(served, caller)
         return web.json_response(body, status=status, dumps=compact)
 
