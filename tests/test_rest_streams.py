@@ -307,3 +307,54 @@ def test_the_stream_protocols_parser_answers_any_input(tmp_path: Path) -> None:
         hub._forget(conn)
 
     run(tmp_path, body)
+
+
+def test_websocket_limits_per_address_connection_and_second(tmp_path: Path) -> None:
+    async def body(d: Door) -> None:
+        ws_url = d.url.replace("http", "ws")
+        first = await d.http.ws_connect(ws_url + "/ws")
+        # streams per connection
+        await first.send_str(
+            json.dumps(
+                {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@aggTrade"], "id": 1}
+            )
+        )
+        assert await _next(first) == {"result": None, "id": 1}
+        await first.send_str(
+            json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"], "id": 2})
+        )
+        refused = await _next(first)
+        assert refused["id"] == 2 and refused["error"]["code"] == 2, refused
+        # messages per second: the third within a second closes the connection
+        await first.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
+        assert (await _next(first))["result"] == ["btcusdt@aggTrade", "btcusdt@trade"]
+        await first.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 4}))
+        msg = await first.receive(5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+        await first.close()
+        # connections per address per 5 minutes: the second was the last one allowed
+        second = await d.http.ws_connect(ws_url + "/ws")
+        await second.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused_connect:
+            await d.http.ws_connect(ws_url + "/ws")
+        assert refused_connect.value.status == 429
+
+    run(
+        tmp_path,
+        body,
+        ws_streams_per_connection=2,
+        ws_messages_per_s=3,
+        ws_connections_per_5m=2,
+    )
+
+
+def test_a_connection_ends_when_its_lifetime_is_over(tmp_path: Path) -> None:
+    async def body(d: Door) -> None:
+        ws_url = d.url.replace("http", "ws")
+        async with d.http.ws_connect(ws_url + "/ws/btcusdt@trade") as ws:
+            started = asyncio.get_running_loop().time()
+            msg = await ws.receive(5)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+            assert asyncio.get_running_loop().time() - started >= 0.9
+
+    run(tmp_path, body, ws_lifetime_s=1)
