@@ -365,3 +365,26 @@ def test_the_door_enforces_the_filters_it_advertises(tmp_path: Path) -> None:
         assert status == 200
 
     run(tmp_path, body, orders_per_10s=1000)
+
+
+def test_a_keys_ip_allowlist_holds_for_signed_and_key_only_requests(tmp_path: Path) -> None:
+    async def body(d: Door) -> None:
+        assert d.served.rest is not None and d.served.rest.keys is not None
+        elsewhere, secret = d.served.rest.keys.create_hmac(
+            BUYER, {"TRADE", "USER_DATA"}, "office", ("10.0.0.0/8",), "test"
+        )
+        d.served.keys[7] = (elsewhere.api_key, secret)
+        status, error = await d.call("GET", "/api/v3/account", 7)
+        assert (status, error["code"]) == (401, -2015)
+        headers = {"X-MBX-APIKEY": elsewhere.api_key}
+        status, error, _ = await d.raw("POST", "/api/v3/userDataStream", headers=headers)
+        assert (status, error["code"]) == (401, -2015)
+        here, _ = d.served.rest.keys.create_hmac(
+            BUYER, {"USER_DATA"}, "here", ("127.0.0.1",), "test"
+        )
+        status, made, _ = await d.raw(
+            "POST", "/api/v3/userDataStream", headers={"X-MBX-APIKEY": here.api_key}
+        )
+        assert status == 200 and len(made["listenKey"]) == 60
+
+    run(tmp_path, body)

@@ -21,6 +21,7 @@ from gateway.rest.activity import Fill, fee_text
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import order_json
 from gateway.rest.errors import ApiError, compact
+from gateway.rest.signing import SigningError, check_key
 from gateway.rest.trading import _find, _order_ref, endpoint, ppm_text
 
 __all__ = [
@@ -356,13 +357,12 @@ async def rate_limit_order(served: Served, caller: Caller) -> tuple[Any, int]:
 
 
 def _key_only(served: Served, request: web.Request) -> int:
-    """The account of the request's API key (no signature: Binance's USER_STREAM security)."""
-    header = request.headers.get("X-MBX-APIKEY")
-    if not header:
-        raise ApiError(-2014, "API-key format invalid.", 401)
-    key = served.keys.get(header)
-    if key is None or key.revoked_ms:
-        raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+    """The account of the request's API key (no signature: Binance's USER_STREAM security),
+    with the key's IP allowlist applied as for any request."""
+    try:
+        key = check_key(served.keys, request.headers.get("X-MBX-APIKEY"), request.remote or "")
+    except SigningError as exc:
+        raise ApiError(exc.code, exc.msg, exc.status) from None
     return key.account
 
 
