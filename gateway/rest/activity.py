@@ -89,6 +89,8 @@ class Activity:
         #: open order id -> (account, instrument), and how many each pair has open
         self._open: dict[int, tuple[int, str]] = {}
         self.open_count: dict[tuple[int, str], int] = {}
+        #: account -> the length of its order list at which it is pruned next
+        self._prune_at: dict[int, int] = {}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class Activity:
         self.expired_in_match.clear()
         self._open.clear()
         self.open_count.clear()
+        self._prune_at.clear()
         ts_ms = core.last_ts // 1_000_000
         for view in sorted(self.orders.open.values(), key=_order_id):
             self._opened(view.order_id, view.account, view.instrument)
@@ -176,8 +179,8 @@ class Activity:
                 if ids is None:
                     ids = self.by_account[event.account] = deque()
                 ids.append(event.order_id)
-                if len(ids) > 4 * self.keep_trades:
-                    self._forget(ids)
+                if len(ids) > self._prune_at.get(event.account, 4 * self.keep_trades):
+                    self._forget(event.account, ids)
             elif isinstance(event, Trade):
                 if fees is None:
                     fees = {e.trade_id: e for e in events if isinstance(e, TradeSettled)}
@@ -257,12 +260,15 @@ class Activity:
                 kept = self.prevented[account] = deque(maxlen=self.keep_trades)
             kept.append(record)
 
-    def _forget(self, ids: deque[int]) -> None:
-        """Drop the ids of orders no longer remembered from an account's list."""
+    def _forget(self, account: int, ids: deque[int]) -> None:
+        """Drop the ids of orders no longer remembered from an account's list. The next
+        pruning waits until the list has doubled from what is left, so an account with many
+        remembered orders costs amortized O(1) per order, never a scan per order."""
         get = self.orders.get
         kept = [oid for oid in ids if get(oid) is not None]
         ids.clear()
         ids.extend(kept)
+        self._prune_at[account] = max(4 * self.keep_trades, 2 * len(kept))
 
     def _prune(self) -> None:
         get = self.orders.get
