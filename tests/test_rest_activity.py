@@ -42,3 +42,44 @@ def test_pruning_is_amortized_when_every_order_is_remembered() -> None:
         activity.apply(n, n * 1_000_000, [_accepted(n)])
     assert len(activity.by_account[7]) == 20_000
     assert scans <= 12, scans  # doubling: log2(20000 / 40) + 1
+
+
+def test_open_orders_and_counts_follow_the_core_under_random_flow() -> None:
+    import random
+
+    from engine.commands import CancelOrder, NewOrder
+    from engine.core import Core
+    from engine.instrument import spec_from_decimals
+    from engine.types import StpMode as Stp
+
+    spec = spec_from_decimals("X-Y", "X", "Y", "1", "1", "1", "1000", "0", 5000, "100")
+    for seed in range(10):
+        rng = random.Random(seed)
+        core = Core([spec], default_stp=Stp.DECREMENT)
+        activity = Activity(keep_done=50, keep_trades=10)
+        activity.load(core)
+        for seq in range(1, 600):
+            live = [(a, o) for a, orders in core.live.items() for o in orders]
+            if live and rng.random() < 0.3:
+                account, order_id = rng.choice(live)
+                cmd: object = CancelOrder(account, "X-Y", order_id)
+            else:
+                cmd = NewOrder(
+                    rng.randint(1, 3),
+                    "X-Y",
+                    f"c{seq}",
+                    rng.choice((Side.BUY, Side.SELL)),
+                    OrdType.LIMIT,
+                    qty=rng.randint(1, 9),
+                    price=rng.randint(95, 105),
+                    tif=rng.choice((TimeInForce.GTC, TimeInForce.IOC)),
+                    stp_mode=rng.choice((Stp.DEFAULT, Stp.EXPIRE_TAKER, Stp.DECREMENT)),
+                )
+            cmd.seq, cmd.ts = seq, seq * 1000  # type: ignore[attr-defined]
+            activity.apply(seq, seq * 1000, core.apply(cmd))  # type: ignore[arg-type]
+            for account in (1, 2, 3):
+                expected = [o.order_id for o in core.open_orders(account)]
+                seen = [v.order_id for v in activity.open_orders(account, None)]
+                assert seen == expected, (seed, seq, account)
+                count = activity.open_count.get((account, "X-Y"), 0)
+                assert count == len(expected), (seed, seq, account)

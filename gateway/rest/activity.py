@@ -91,6 +91,8 @@ class Activity:
         self.open_count: dict[tuple[int, str], int] = {}
         #: account -> the length of its order list at which it is pruned next
         self._prune_at: dict[int, int] = {}
+        #: account -> its open orders' ids
+        self._open_ids: dict[int, set[int]] = {}
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -100,6 +102,14 @@ class Activity:
 
     def by_client_id(self, account: int, instrument: str, client_order_id: str) -> OrderView | None:
         """The account's most recent order on ``instrument`` with this client order id."""
+        for order_id in self._open_ids.get(account, ()):  # an open order first: the usual case
+            view = self.orders.get(order_id)
+            if (
+                view is not None
+                and view.instrument == instrument
+                and view.client_order_id == client_order_id
+            ):
+                return view
         ids = self.by_account.get(account)
         if not ids:
             return None
@@ -123,10 +133,13 @@ class Activity:
         return out
 
     def open_orders(self, account: int, instrument: str | None) -> list[OrderView]:
-        views = self.orders.open_orders(account)
-        if instrument is None:
-            return views
-        return [v for v in views if v.instrument == instrument]
+        """The account's open orders (on ``instrument``, or all), by order id: from the
+        account's own index, never a walk over every open order of the venue."""
+        get = self.orders.open.get
+        views = [get(order_id) for order_id in sorted(self._open_ids.get(account, ()))]
+        return [
+            v for v in views if v is not None and (instrument is None or v.instrument == instrument)
+        ]
 
     def account_fills(self, account: int, instrument: str) -> list[Fill]:
         return [f for f in self.fills.get(account, ()) if f.instrument == instrument]
@@ -159,6 +172,7 @@ class Activity:
         self._open.clear()
         self.open_count.clear()
         self._prune_at.clear()
+        self._open_ids.clear()
         ts_ms = core.last_ts // 1_000_000
         for view in sorted(self.orders.open.values(), key=_order_id):
             self._opened(view.order_id, view.account, view.instrument)
@@ -202,12 +216,20 @@ class Activity:
 
     def _opened(self, order_id: int, account: int, instrument: str) -> None:
         self._open[order_id] = (account, instrument)
+        ids = self._open_ids.get(account)
+        if ids is None:
+            ids = self._open_ids[account] = set()
+        ids.add(order_id)
         key = (account, instrument)
         self.open_count[key] = self.open_count.get(key, 0) + 1
 
     def _closed(self, order_id: int) -> None:
         key = self._open.pop(order_id, None)
         if key is not None:
+            ids = self._open_ids[key[0]]
+            ids.discard(order_id)
+            if not ids:
+                del self._open_ids[key[0]]
             left = self.open_count[key] - 1
             if left:
                 self.open_count[key] = left
