@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import secrets
-import stat
 import string
 import threading
 import time
@@ -53,6 +52,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_public_key,
 )
+
+from gateway.secretfile import SecretFileError, fsync_dir, load_or_make_key
 
 __all__ = [
     "API_KEY_CHARS",
@@ -238,49 +239,16 @@ def check_public_key(pem: object) -> None:
 
 
 def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_secret(path: Path) -> bytes:
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise KeyStoreError(
-            f"{path} has mode {mode:04o}; it must be 0600 (owner only): chmod 600 {path}"
-        )
-    data = path.read_bytes()
-    if len(data) != 32:
-        raise KeyStoreError(f"{path} holds {len(data)} bytes, not a 32-byte key")
-    return data
+    fsync_dir(directory)
 
 
 def _load_or_make_secret(path: Path) -> bytes:
-    """The store's AES key: made once with mode 0600, refused if anyone else may read it.
-
-    Written to a file of its own and linked into place, so another process opening the store
-    at the same moment sees either no key or the whole key, and one key wins."""
-    if path.exists():
-        return _read_secret(path)
-    key = os.urandom(32)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """The store's AES key (``gateway.secretfile``): made once with mode 0600, refused if
+    anyone else may read it."""
     try:
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(scratch, path)
-        except FileExistsError:
-            return _read_secret(path)
-    finally:
-        scratch.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-    return key
+        return load_or_make_key(path)
+    except SecretFileError as exc:
+        raise KeyStoreError(str(exc)) from None
 
 
 # -- the store ------------------------------------------------------------------------------
