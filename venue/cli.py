@@ -1,7 +1,8 @@
 """The ``venue`` command line: ``venue run`` serves the venue, ``venue verify`` checks a data dir,
 ``venue reconcile`` checks the ledger against the journal; ``venue statement`` and ``venue
 ledger-check`` read the ledger (``venue.ledger_cli``); ``venue api-key`` makes, lists and revokes
-the REST door's API keys (``venue.keys_cli``).
+the REST door's API keys (``venue.keys_cli``); ``venue operator`` and ``venue token`` manage
+staff operators and service tokens (``venue.staff_cli``).
 
 Every expected failure (bad configuration, unusable data dir, port in use, corrupt journal) is
 one line on stderr and a non-zero exit code, never a traceback: operators read these at 3 am.
@@ -51,8 +52,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if args.command == "api-key":  # its bad arguments are one line, as its other errors
-            _error(f"venue api-key: unrecognized arguments: {' '.join(extra)}")
+        if args.command in ("api-key", "operator", "token"):  # one line, as their other errors
+            _error(f"venue {args.command}: unrecognized arguments: {' '.join(extra)}")
             return EXIT_CONFIG
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="venue: %(levelname)s: %(message)s")
@@ -75,6 +76,10 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             from venue import keys_cli
 
             return keys_cli.run(args, config)
+        if args.command in ("operator", "token"):
+            from venue import staff_cli
+
+            return staff_cli.run(args, config)
         if args.command == "verify":
             return verify(config)
         if args.command == "reconcile":
@@ -106,11 +111,12 @@ def _parser() -> argparse.ArgumentParser:
         "fix-password",
         help="read a FIX session's password (stdin, or a prompt) and print its password_hash",
     )
-    from venue import keys_cli
+    from venue import keys_cli, staff_cli
     from venue.ledger_cli import add_commands
 
     add_commands(commands)
     keys_cli.add_commands(commands)
+    staff_cli.add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument(
