@@ -159,7 +159,13 @@ DEFAULT_SCRYPT = ScryptParams()
 def _scrypt(password: str, salt: bytes, params: ScryptParams) -> bytes:
     n, r, p = params.n, params.r, params.p
     return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=128 * n * r * p + 2**21, dklen=32
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=128 * n * r * p + 2**21,
+        dklen=32,
     )
 
 
