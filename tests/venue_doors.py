@@ -17,6 +17,7 @@ from gateway.rest.config import RestConfig
 from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, FixSessionConfig, VenueConfig, load_config
 from venue.fix import attach_gateway, build_gateway
+from venue.metrics import VenueMetrics
 from venue.rest import RestGateway, extensions
 from venue.runtime import Venue
 
@@ -63,6 +64,7 @@ class Serving:
     http: aiohttp.ClientSession
     rest: RestGateway | None = None
     keys: dict[int, tuple[str, str]] = field(default_factory=dict)
+    metrics: VenueMetrics | None = None
 
     @property
     def rest_url(self) -> str:
@@ -94,12 +96,17 @@ async def serving(
             key, secret = rest.keys.create_hmac(account, {"TRADE", "USER_DATA"}, "t", (), "test")
             keys[account] = (key.api_key, secret)
         await rest.start()
-    runner, host, port = await start_admin(venue, "127.0.0.1", 0)
+    metrics = VenueMetrics(venue)
+    metrics.watch_fix(gateway)
+    metrics.watch_rest(rest)
+    runner, host, port = await start_admin(venue, "127.0.0.1", 0, metrics=metrics)
+    metrics.started()
     timeout = aiohttp.ClientTimeout(total=http_timeout)
     http = aiohttp.ClientSession(f"http://{host}:{port}", timeout=timeout)
     try:
-        yield Serving(venue, fix_port, http, rest, keys)
+        yield Serving(venue, fix_port, http, rest, keys, metrics)
     finally:
+        metrics.close()
         await http.close()
         await runner.cleanup()
         if rest is not None:

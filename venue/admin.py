@@ -11,7 +11,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from clearing.reconcile import LedgerError, ledger_engine, reconcile, wait_for_ledger
+from clearing.reconcile import (
+    LedgerError,
+    ReconcileReport,
+    ledger_engine,
+    reconcile,
+    wait_for_ledger,
+)
 from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
@@ -20,6 +26,7 @@ from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
 from gateway.edge.orders import OrderViews
 from gateway.rest.keys import KeyStore
+from venue.metrics import VenueMetrics
 from venue.rest import open_keys
 from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
@@ -122,18 +129,20 @@ class LedgerPort:
             raise Unavailable(str(exc)) from None
         url = self._settlement.config.url
 
-        def work() -> dict[str, Any]:
+        def work() -> ReconcileReport:
             engine = ledger_engine(url)
             try:
                 wait_for_ledger(engine, at_seq, timeout_s=min(wait_s, 300))
-                return reconcile(engine, expected, at_seq).to_dict()
+                return reconcile(engine, expected, at_seq)
             finally:
                 engine.dispose()
 
         try:
-            return await asyncio.to_thread(work)
+            report = await asyncio.to_thread(work)
         except LedgerError as exc:
             raise Unavailable(str(exc)) from None
+        self._settlement.last_report = report  # the last reconciliation, for the metrics too
+        return report.to_dict()
 
 
 def set_settlement(app: web.Application, venue: Venue, settlement: Settlement) -> None:
@@ -147,13 +156,22 @@ async def start_admin(
     port: int,
     settlement: Settlement | None = None,
     keys: KeyStore | None = None,
+    metrics: VenueMetrics | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
     it cannot bind. ``settlement`` is attached before the socket listens, so no request finds
     it missing. ``keys``: the process's API key store, shared with the REST door (opened here,
-    ``venue.rest.open_keys``, when not given: raises ``KeyStoreError`` if it cannot be used)."""
+    ``venue.rest.open_keys``, when not given: raises ``KeyStoreError`` if it cannot be used).
+    ``metrics``: the venue's metrics and readiness (``/metrics``, ``/ready``), which the caller
+    shows its doors and tells when every part has started; when not given, metrics of the venue
+    alone, ready whenever it runs."""
     config = venue.config
+    own_metrics = metrics is None
+    if metrics is None:
+        metrics = VenueMetrics(venue)
+        metrics.watch_settlement(settlement)
+        metrics.started()
     app = make_app(
         VenuePort(venue),
         config.instruments,
@@ -161,7 +179,14 @@ async def start_admin(
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
         pages=tuple(_PAGES),
+        probes=metrics,
     )
+    if own_metrics:
+
+        async def close_metrics(_app: web.Application) -> None:
+            metrics.close()
+
+        app.on_cleanup.append(close_metrics)
     if settlement is not None:
         set_settlement(app, venue, settlement)
     return await serve(app, host, port)

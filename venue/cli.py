@@ -271,6 +271,7 @@ def _serve(config: VenueConfig, *, demo: bool) -> int:
 
 async def _run(config: VenueConfig, *, demo: bool) -> int:
     from venue.demo import run_demo
+    from venue.metrics import VenueMetrics
     from venue.parts import (
         AdminPart,
         FixGatewayPart,
@@ -292,18 +293,23 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     venue_part = VenuePart(config)
     await parts.start(venue_part)
     venue = venue_part.venue
+    metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)
+    metrics.watch_settlement(settlement.settlement)
     gateway = FixGatewayPart(venue, config)
     await parts.start(gateway)
+    metrics.watch_fix(gateway.gateway)
     keys = KeysPart(config)  # one store, shared by the admin API and the REST door
     await parts.start(keys)
-    admin = AdminPart(venue, config, settlement.settlement, keys.keys)
+    admin = AdminPart(venue, config, settlement.settlement, keys.keys, metrics)
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys)
     await parts.start(rest)
+    metrics.watch_rest(rest.gateway)
     listener = FixListenerPart(gateway.gateway)
     await parts.start(listener)
+    metrics.started()
     fix_text = f"; FIX on {listener.address}" if listener.address else ""
     if rest.gateway is not None:
         fix_text += f"; REST and WebSocket on {rest.gateway.url}"
@@ -326,6 +332,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
     await parts.stop()
+    metrics.close()
     if settlement.settlement is not None:
         print(f"venue: ledger at seq {settlement.settlement.ledger_seq}")
     if venue.failure is not None:

@@ -22,6 +22,7 @@ from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 if TYPE_CHECKING:
     from gateway.rest.keys import KeyStore
     from venue.fix import FixGateway
+    from venue.metrics import VenueMetrics
     from venue.rest import RestGateway
     from venue.runtime import Venue
     from venue.settlement import Settlement
@@ -218,11 +219,13 @@ class AdminPart:
         config: VenueConfig,
         settlement: Settlement | None,
         keys: KeyStore | None = None,
+        metrics: VenueMetrics | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.settlement = settlement
         self.keys = keys
+        self.metrics = metrics
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -232,7 +235,7 @@ class AdminPart:
         admin = self.config.admin
         try:
             self._runner, host, port = await start_admin(
-                self.venue, admin.host, admin.port, self.settlement, self.keys
+                self.venue, admin.host, admin.port, self.settlement, self.keys, self.metrics
             )
         except OSError as exc:
             why = exc.strerror or str(exc)

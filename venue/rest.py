@@ -253,6 +253,18 @@ class RestGateway:
         self.checkpoint()
 
     @property
+    def listening(self) -> bool:
+        """Whether the door takes connections now."""
+        return self._runner is not None
+
+    @property
+    def http_connections(self) -> int:
+        """The door's open TCP connections (HTTP, and WebSocket once upgraded)."""
+        runner = self._runner
+        server = runner.server if runner is not None else None
+        return len(server.connections) if server is not None else 0
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

@@ -24,7 +24,7 @@ import enum
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +43,7 @@ from engine.types import Door
 from venue.config import VenueConfig
 
 __all__ = [
+    "BatchObserver",
     "CommandCallback",
     "CommandRefused",
     "EventCallback",
@@ -59,6 +60,11 @@ EventCallback = Callable[[int, int, list[Event]], None]
 #: (the command carries its seq and ts); also with ``(command, None)`` for a posted command the
 #: journal's codec refused (it was not sequenced).
 CommandCallback = Callable[["AnyCommand", "list[Event] | None"], None]
+#: Called once per durable batch with its ``(command, future, events)`` triples (in sequence
+#: order), how long the journal's fsync took (ns, ``time.perf_counter_ns``) and the sequencer's
+#: clock once it was durable (ns): what the metrics need, measured per batch rather than per
+#: command, so that watching the venue costs order entry next to nothing.
+BatchObserver = Callable[[Sequence[tuple["AnyCommand", Any, "list[Event]"]], int, int], None]
 
 #: Longest the timer sleeps without looking at the core's next deadline again (seconds).
 MAX_TIMER_SLEEP = 1.0
@@ -145,6 +151,7 @@ class Venue:
         self._subscribers: list[EventCallback] = []
         self._command_subscribers: list[CommandCallback] = []
         self._batch_subscribers: list[Callable[[], None]] = []
+        self._batch_observers: list[BatchObserver] = []
         self._journal: JournalWriter | None = None
         self._sequencer = Sequencer(0, 0, clock)
         self._wakeup = asyncio.Event()
@@ -330,6 +337,18 @@ class Venue:
         self._batch_subscribers.append(callback)
         return lambda: self._batch_subscribers.remove(callback)
 
+    def observe_batches(self, observer: BatchObserver) -> Callable[[], None]:
+        """Call ``observer(batch, fsync_ns, durable_ns)`` after each durable batch was
+        acknowledged and published (see :data:`BatchObserver`). Returns the unsubscriber."""
+        self._batch_observers.append(observer)
+        return lambda: self._batch_observers.remove(observer)
+
+    @property
+    def durable_seq(self) -> int:
+        """The seq of the last command durable in the journal."""
+        journal = self._journal
+        return journal.durable_seq if journal is not None else self.core.last_seq
+
     def now_ns(self) -> int:
         """The sequencer's clock: what the next command would be stamped with, about."""
         return self._sequencer.now()
@@ -432,19 +451,34 @@ class Venue:
             try:
                 journal.write_batch()
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._sync_pool, journal.sync)
+                sync_ns = await loop.run_in_executor(self._sync_pool, _timed_sync, journal)
             except Exception as exc:
                 self._fail(exc, [(cmd, future) for cmd, future, _ in done], in_flight=True)
                 return
+            durable_ns = self._clock() if self._batch_observers else 0
             for _, future, events in done:
                 if future is not None and not future.done():
                     future.set_result(events)
             self._publish(done)
+            if self._batch_observers:
+                self._observe(done, sync_ns, durable_ns)
             if self.core.next_deadline() != self._timer_deadline:
                 self._deadline_changed.set()  # wake the timer only when it must re-aim
             self._maybe_snapshot()
         if fatal is not None:
             self._fail(fatal, [])
+
+    def _observe(
+        self,
+        done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]],
+        sync_ns: int,
+        durable_ns: int,
+    ) -> None:
+        for observer in list(self._batch_observers):
+            try:
+                observer(done, sync_ns, durable_ns)
+            except Exception:
+                log.exception("batch observer %r failed", observer)
 
     def _refused(self, cmd: AnyCommand) -> None:
         for command_callback in list(self._command_subscribers):
@@ -579,6 +613,13 @@ class Venue:
             self._deadline_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._deadline_changed.wait(), sleep)
+
+
+def _timed_sync(journal: JournalWriter) -> int:
+    """``journal.sync()`` in the fsync thread; how long it took (ns)."""
+    start = time.perf_counter_ns()
+    journal.sync()
+    return time.perf_counter_ns() - start
 
 
 def make_core(config: VenueConfig) -> Core:

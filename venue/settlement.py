@@ -122,6 +122,11 @@ class Settlement:
             await asyncio.sleep(0.01)
         return True
 
+    @property
+    def pending(self) -> int:
+        """Commands durable in the journal and not yet written to the ledger, held here."""
+        return len(self._pending)
+
     def status(self) -> dict[str, Any]:
         report = self.last_report
         return {

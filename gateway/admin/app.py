@@ -13,6 +13,12 @@ Fields may come in the JSON body or the query string.
 
 The venue and its ledger are reached through ``gateway.admin.ports``; the composition root
 (``venue.admin``) implements them.
+
+Monitoring's three paths answer without a token, whatever authentication the others require:
+``GET /health`` (the process serves: 200 ``{"status": "ok"}``), ``GET /ready`` (200
+``{"status": "ready"}`` once the venue has recovered, its doors listen and it accepts commands,
+else 503 ``{"code", "msg"}`` saying why) and ``GET /metrics`` (Prometheus' text format), the
+last two from a ``Probes`` port.
 """
 
 from __future__ import annotations
@@ -56,11 +62,18 @@ from gateway.admin.fields import (
     Fields,
     _fail,
 )
-from gateway.admin.ports import AdminKeys, AdminLedger, AdminVenue, Unavailable, Unjournalable
+from gateway.admin.ports import (
+    AdminKeys,
+    AdminLedger,
+    AdminVenue,
+    Probes,
+    Unavailable,
+    Unjournalable,
+)
 from gateway.admin.render import render_event, render_order
 from gateway.edge.requests import Edge
 
-__all__ = ["Page", "make_app", "serve", "set_ledger"]
+__all__ = ["OPEN_PATHS", "Page", "make_app", "serve", "set_ledger"]
 
 Builder = Callable[[Fields], Command]
 #: A page another package adds to the staff console (surveillance, treasury...): called with the
@@ -81,6 +94,9 @@ class _Served:
 
 _SERVED = web.AppKey("served", _Served)
 _LEDGER = web.AppKey("ledger", list[AdminLedger])  # empty until settlement runs
+_PROBES = web.AppKey("probes", Probes)
+#: The paths monitoring reads without a token.
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 def set_ledger(app: web.Application, ledger: AdminLedger) -> None:
@@ -96,10 +112,12 @@ def make_app(
     clearing: bool,
     keys: AdminKeys,
     pages: Iterable[Page] = (),
+    probes: Probes | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too) and
     the API keys of ``keys``, with the pages other packages registered through the
-    composition root."""
+    composition root; ``/ready`` and ``/metrics`` from ``probes`` (without them ``/ready``
+    looks at the venue's state alone and ``/metrics`` is not served)."""
     specs = {spec.symbol: spec for spec in instruments}
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[_SERVED] = _Served(venue, specs, dict(assets), Edge(specs.values(), assets))
@@ -116,6 +134,11 @@ def make_app(
     app.router.add_get("/v1/book/{symbol}", _book)
     app.router.add_get("/v1/accounts/{account}/orders", _orders)
     app.router.add_get("/v1/status", _status)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/ready", _ready)
+    if probes is not None:
+        app[_PROBES] = probes
+        app.router.add_get("/metrics", _metrics)
     add_key_routes(app, keys, _fields)
     if clearing:
         app.router.add_post("/v1/deposits", _command(deposit))
@@ -277,6 +300,32 @@ async def _status(request: web.Request) -> web.Response:
     f.finish()
     venue = request.app[_SERVED].venue
     return web.json_response(await venue.read(lambda core: venue.status()))
+
+
+async def _health(request: web.Request) -> web.Response:
+    """``GET /health``: the process is alive and its admin API serves."""
+    return web.json_response({"status": "ok"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    """``GET /ready``: 200 when the venue takes orders, else 503 with the reason."""
+    probes = request.app.get(_PROBES)
+    if probes is not None:
+        why = probes.not_ready()
+    else:
+        state = request.app[_SERVED].venue.status()["state"]
+        why = "" if state == "running" else f"the venue is {state}"
+    if why:
+        return web.json_response({"code": INTERNAL, "msg": why}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: the Prometheus text exposition."""
+    body, content_type = request.app[_PROBES].metrics()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
 
 
 async def _balances(request: web.Request) -> web.Response:

@@ -106,3 +106,17 @@ class AdminKeys(Protocol):
     def get(self, api_key: str) -> ApiKey | None: ...
 
     def for_account(self, account: int) -> list[ApiKey]: ...
+
+
+class Probes(Protocol):
+    """What monitoring reads on the admin port, without a token: the metrics and whether the
+    venue is ready. Both answer at once from what the process holds (no query of the core)."""
+
+    def metrics(self) -> tuple[bytes, str]:
+        """The metrics in the Prometheus text format, and their content type."""
+        ...
+
+    def not_ready(self) -> str:
+        """Why the venue cannot take orders now (not recovered, a door not listening, not
+        accepting commands); empty when it is ready."""
+        ...

@@ -111,6 +111,12 @@ class FixAcceptor:
         self._ticker = asyncio.create_task(self._tick())
         return str(sockname[0]), self.port
 
+    @property
+    def listening(self) -> bool:
+        """Whether the acceptor takes connections now."""
+        server = self._server
+        return server is not None and not self._stopped and server.is_serving()
+
     async def stop(self) -> None:
         """Stop listening, close every connection and flush every store. Safe to call again:
         only the first call does anything."""

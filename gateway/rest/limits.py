@@ -35,12 +35,17 @@ from typing import Any
 
 __all__ = [
     "OK",
+    "REFUSAL_KINDS",
     "LimitConfig",
     "RateLimiter",
     "Verdict",
     "WsConnectionLimits",
     "WsLimiter",
 ]
+
+#: What ``RateLimiter.refused`` counts: the request weight or raw request count of an address
+#: over its limit (429), an address banned (418), an account's orders over their limit.
+REFUSAL_KINDS = ("REQUEST_WEIGHT", "RAW_REQUESTS", "IP_BANNED", "ORDERS")
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -140,6 +145,9 @@ class RateLimiter:
         self._ips: OrderedDict[str, _Ip] = OrderedDict()
         self._bans: OrderedDict[str, _Ban] = OrderedDict()
         self._accounts: OrderedDict[int, _Account] = OrderedDict()
+        #: requests and orders refused so far, by the limit that refused them (the metrics
+        #: read it; counted on refusal only, never on the path of an accepted request)
+        self.refused: dict[str, int] = dict.fromkeys(REFUSAL_KINDS, 0)
 
     # -- IPs ------------------------------------------------------------------------------
 
@@ -204,13 +212,16 @@ class RateLimiter:
             raise ValueError(f"request weight must be >= 0, not {weight}")
         banned = self._banned(ip, now_ms)
         if banned is not None:
+            self.refused["IP_BANNED"] += 1
             return banned
         cfg = self.config
         entry = self._ip(ip, now_ms)
         if entry.weight + weight > cfg.request_weight_per_minute:
             limit, interval, retry_ms = cfg.request_weight_per_minute, "1 MINUTE", MINUTE_MS
+            self.refused["REQUEST_WEIGHT"] += 1
         elif entry.raw + 1 > cfg.raw_requests_per_5m:
             limit, interval, retry_ms = cfg.raw_requests_per_5m, "5 MINUTE", 5 * MINUTE_MS
+            self.refused["RAW_REQUESTS"] += 1
         else:
             entry.weight += weight
             entry.raw += 1
@@ -272,6 +283,7 @@ class RateLimiter:
             entry.ten += 1
             entry.day += 1
             return OK
+        self.refused["ORDERS"] += 1
         return Verdict(
             False,
             429,
@@ -364,6 +376,8 @@ class WsLimiter:
     def __init__(self, config: LimitConfig | None = None) -> None:
         self.config = config or LimitConfig()
         self._attempts: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        #: connection attempts refused so far
+        self.refused = 0
 
     def connect(self, ip: str, now_ms: int) -> Verdict:
         """Counts a connection attempt from ``ip``; refused (429, -1034) beyond the limit."""
@@ -377,6 +391,7 @@ class WsLimiter:
             self._attempts.popitem(last=False)
         if count <= cfg.ws_connections_per_5m:
             return OK
+        self.refused += 1
         return Verdict(
             False,
             429,

@@ -39,7 +39,7 @@ from gateway.rest.context import SERVED, Served
 from gateway.rest.errors import compact
 from gateway.rest.history import TradeRecord
 
-__all__ = ["StreamHub", "add_streams"]
+__all__ = ["StreamHub", "add_streams", "find_hub", "hub_of"]
 
 log = logging.getLogger("gateway.rest.streams")
 
@@ -99,6 +99,8 @@ class StreamHub:
         self._connects: dict[str, deque[float]] = {}
         self.sent = 0
         self.dropped = 0
+        #: connections refused by ``ws_connections_per_5m``
+        self.refused_connects = 0
         self._trades: list[tuple[str, TradeRecord]] = []
         #: kline stream -> (open time, closed) of the candle it last sent
         self._klines_sent: dict[str, tuple[int, bool]] = {}
@@ -518,6 +520,7 @@ class StreamHub:
         while recent and now - recent[0] > 300:
             recent.popleft()
         if len(recent) >= self.config.ws_connections_per_5m:
+            self.refused_connects += 1
             return False
         recent.append(now)
         return True
@@ -704,3 +707,8 @@ def add_streams(app: web.Application) -> None:
 
 def hub_of(app: web.Application) -> StreamHub:
     return app[_HUB]
+
+
+def find_hub(app: web.Application) -> StreamHub | None:
+    """The application's hub once it started (None before, or without the streams)."""
+    return app.get(_HUB)

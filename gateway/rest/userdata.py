@@ -60,7 +60,7 @@ from gateway.rest.context import SERVED, Served
 from gateway.rest.dialect import new_client_order_id
 from gateway.rest.errors import compact
 
-__all__ = ["Deliver", "Outbox", "UserData", "add_user_data", "user_data_of"]
+__all__ = ["Deliver", "Outbox", "UserData", "add_user_data", "find_user_data", "user_data_of"]
 
 log = logging.getLogger("gateway.rest.userdata")
 
@@ -693,3 +693,8 @@ def add_user_data(app: web.Application) -> None:
 
 def user_data_of(app: web.Application) -> UserData:
     return app[_USER_DATA]
+
+
+def find_user_data(app: web.Application) -> UserData | None:
+    """The application's user data once it started (None before, or without it)."""
+    return app.get(_USER_DATA)

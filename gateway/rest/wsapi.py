@@ -61,7 +61,7 @@ from gateway.rest.signing import (
 from gateway.rest.trading import Action, Weight, weight_of
 from gateway.rest.userdata import Outbox, UserData, add_user_data, user_data_of
 
-__all__ = ["METHODS", "Session", "WsApi", "add_ws_api", "parse_request"]
+__all__ = ["METHODS", "Session", "WsApi", "add_ws_api", "find_ws_api", "parse_request"]
 
 log = logging.getLogger("gateway.rest.wsapi")
 
@@ -597,6 +597,11 @@ class WsApi:
 
 
 _WS_API = web.AppKey("ws_api", WsApi)
+
+
+def find_ws_api(app: web.Application) -> WsApi | None:
+    """The application's WebSocket API once it started (None before, or without it)."""
+    return app.get(_WS_API)
 
 
 def add_ws_api(app: web.Application) -> None:
