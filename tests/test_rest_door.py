@@ -388,3 +388,24 @@ def test_a_keys_ip_allowlist_holds_for_signed_and_key_only_requests(tmp_path: Pa
         assert status == 200 and len(made["listenKey"]) == 60
 
     run(tmp_path, body)
+
+
+def test_the_public_status_page_shows_the_api_and_the_instruments(tmp_path: Path) -> None:
+    async def body(d: Door) -> None:
+        for _ in range(5):
+            await d.get("/api/v3/ping")
+        await d.served.venue.submit(SetInstrumentState("ETH-BTC", InstrumentState.HALTED))
+        status = await d.get("/status.json")
+        assert status["status"] == "UP" and status["uptimeS"] >= 0
+        states = {i["symbol"]: i["status"] for i in status["instruments"]}
+        assert states == {"BTCUSDT": "TRADING", "ETHBTC": "HALTED", "ETHUSDT": "TRADING"}
+        minutes = status["latency"]  # one, or two if a minute ended in between
+        assert sum(m["requests"] for m in minutes) == 5
+        assert all(0 < m["p50Ms"] <= m["p99Ms"] for m in minutes)
+        async with d.http.get(d.url + "/status") as response:
+            page = await response.text()
+            assert response.status == 200 and response.content_type == "text/html"
+        assert "HALTED" in page and "<svg" in page and "<polyline" in page
+        assert "http://" not in page and "https://" not in page  # nothing from outside
+
+    run(tmp_path, body)

@@ -274,7 +274,8 @@ def extensions() -> tuple[Extension, ...]:
     streams, then the WebSocket API and the user data (which follow the venue after the read
     models and the streams), then the OpenAPI document and its page."""
     from gateway.rest.openapi import add_contract
+    from gateway.rest.status import add_status
     from gateway.rest.streams import add_streams
     from gateway.rest.wsapi import add_ws_api
 
-    return (add_streams, add_ws_api, add_contract)
+    return (add_streams, add_ws_api, add_contract, add_status)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiohttp import web
@@ -79,6 +80,7 @@ def _dumps(value: object) -> str:
 @web.middleware
 async def _answers(request: web.Request, handler: Handler) -> web.StreamResponse:
     served = request.app[SERVED]
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except ApiError as error:
@@ -103,8 +105,10 @@ async def _answers(request: web.Request, handler: Handler) -> web.StreamResponse
             status=500,
             dumps=compact,
         )
+    now = served.venue.now_ms()
+    if not isinstance(response, web.WebSocketResponse):  # a connection is not a request
+        served.latency.record(now, time.perf_counter() - started)
     if not response.prepared:
-        now = served.venue.now_ms()
         ip = request.get(WEIGHT_IP)
         if ip is not None:
             response.headers["X-MBX-USED-WEIGHT-1M"] = str(served.limiter.used_weight(ip, now))

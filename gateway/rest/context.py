@@ -24,6 +24,7 @@ from gateway.rest.dialect import Params, Symbols
 from gateway.rest.errors import ApiError
 from gateway.rest.history import MarketHistory
 from gateway.rest.keys import ApiKey, KeyStore
+from gateway.rest.latency import LatencyWindow
 from gateway.rest.limits import LimitConfig, RateLimiter
 from gateway.rest.ports import RestVenue
 from gateway.rest.signing import SignedRequest, SigningError, authenticate_request
@@ -62,6 +63,8 @@ class Served:
     #: (account, order id or client order id) -> the client order id a cancel in flight gave
     #: itself (``newClientOrderId``): the user data stream's ``c`` of the CANCELED report
     cancel_ids: dict[tuple[int, int | str], str] = field(default_factory=dict)
+    #: the latency of the requests the door answered, per minute (the status page)
+    latency: LatencyWindow = field(default_factory=LatencyWindow)
     #: serves ``/ws/<listenKey>``: the account's user data (set by the user-data module)
     user_stream: Callable[[web.Request, str], Awaitable[web.StreamResponse]] | None = None
 

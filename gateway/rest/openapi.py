@@ -32,7 +32,14 @@ Schema = dict[str, Any]
 #: contract is Binance's web-socket-streams.md and web-socket-api.md), and HEAD, which aiohttp
 #: adds to every GET.
 NOT_DOCUMENTED = frozenset(
-    {("GET", "/ws"), ("GET", "/ws/{streams}"), ("GET", "/stream"), ("GET", "/ws-api/v3")}
+    {
+        ("GET", "/ws"),
+        ("GET", "/ws/{streams}"),
+        ("GET", "/stream"),
+        ("GET", "/ws-api/v3"),
+        ("GET", "/status"),  # the public status page and its JSON (gateway.rest.status)
+        ("GET", "/status.json"),
+    }
 )
 
 #: Swagger UI's files the page needs, served from the package.
