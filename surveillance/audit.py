@@ -61,10 +61,10 @@ MAX_STAFF_BODY = 8192
 #: Longest string field of a staff event, in UTF-8 bytes.
 MAX_STAFF_FIELD = 1024
 
-_RECORD = struct.Struct("<IBQQ32s")  # body length, kind, entry number, seq, hash
-_HASHED_HEAD = struct.Struct("<BQQI")  # kind, entry number, seq, body length
+RECORD = struct.Struct("<IBQQ32s")  # body length, kind, entry number, seq, hash
+HASHED_HEAD = struct.Struct("<BQQI")  # kind, entry number, seq, body length
 _STAFF_HEAD = struct.Struct("<qHHHHH")  # time_ns, then the UTF-8 lengths of the five strings
-RECORD_SIZE = _RECORD.size
+RECORD_SIZE = RECORD.size
 HEADER_SIZE = len(MAGIC)
 
 
@@ -123,18 +123,18 @@ def decode_staff(body: bytes) -> StaffEvent:
 def entry_hash(prev: bytes, kind: int, number: int, seq: int, body: bytes) -> bytes:
     """Entry ``number``'s hash (see the module's docstring)."""
     h = hashlib.sha256(prev)
-    h.update(_HASHED_HEAD.pack(kind, number, seq, len(body)))
+    h.update(HASHED_HEAD.pack(kind, number, seq, len(body)))
     h.update(body)
     return h.digest()
 
 
 def command_record(number: int, seq: int, digest: bytes) -> bytes:
     """The stored form of a command entry (its body stays in the journal)."""
-    return _RECORD.pack(0, KIND_COMMAND, number, seq, digest)
+    return RECORD.pack(0, KIND_COMMAND, number, seq, digest)
 
 
 def staff_record(number: int, seq: int, digest: bytes, body: bytes) -> bytes:
-    return _RECORD.pack(len(body), KIND_STAFF, number, seq, digest) + body
+    return RECORD.pack(len(body), KIND_STAFF, number, seq, digest) + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,7 @@ def read_store(path: Path, scan: StoreScan | None = None) -> Iterator[Entry]:
     pos = HEADER_SIZE
     state.end = pos
     expected = 1
-    unpack = _RECORD.unpack_from
+    unpack = RECORD.unpack_from
     while pos < size:
         if size - pos < RECORD_SIZE:
             state.torn, state.torn_bytes = "an incomplete record header", size - pos

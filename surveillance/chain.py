@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,8 +28,10 @@ from pathlib import Path
 from engine.journal import iter_records
 from surveillance.audit import (
     AUDIT_DIR,
+    HASHED_HEAD,
     KIND_COMMAND,
     KIND_STAFF,
+    RECORD,
     AuditStoreError,
     ChainWriter,
     StaffEvent,
@@ -42,6 +45,10 @@ from surveillance.checkpoint import Signer
 __all__ = ["AuditChain"]
 
 log = logging.getLogger("surveillance.audit")
+
+#: Longest an entry waits in memory before its write starts, and the size that starts one.
+WRITE_DELAY_S = 0.02
+WRITE_BYTES = 1 << 20
 
 _Request = tuple[int, int, bytes]  # a checkpoint to sign: entry number, seq, head
 
@@ -80,6 +87,7 @@ class AuditChain:
         self._timer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._write_at: asyncio.TimerHandle | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
     def open(self, until_seq: int) -> int:
@@ -128,6 +136,9 @@ class AuditChain:
         if self.failure is None and self.number > self.checkpointed:
             self._ask_checkpoint()
         await self.flush()
+        if self._write_at is not None:
+            self._write_at.cancel()
+            self._write_at = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -137,9 +148,11 @@ class AuditChain:
     async def flush(self) -> None:
         """Return once every entry added so far is on disk (and asked checkpoints signed)."""
         while self._pending or self._requests or self._in_flight is not None:
-            if self.failure is not None:
+            if self.failure is not None or self._pool is None:
                 return
             self._kick()
+            if self._in_flight is None:  # nothing could start (failed or closed meanwhile)
+                return
             await self._idle.wait()
 
     # -- entries ------------------------------------------------------------------------------
@@ -182,15 +195,17 @@ class AuditChain:
         # the hashing loop of ``_command``, inlined: it runs for every order
         number, head = self.number, self.head
         pending = self._pending
+        sha256, hashed, record, join = hashlib.sha256, HASHED_HEAD.pack, RECORD.pack, b"".join
         for payload in payloads:
             number += 1
-            head = entry_hash(head, KIND_COMMAND, number, seq, payload)
-            pending += command_record(number, seq, head)
+            digest = sha256(join((head, hashed(KIND_COMMAND, number, seq, len(payload)), payload)))
+            head = digest.digest()
+            pending += record(0, KIND_COMMAND, number, seq, head)
             seq += 1
         self.number, self.seq, self.head = number, seq - 1, head
         if number - self.checkpointed >= self.checkpoint_every:
             self._ask_checkpoint()
-        self._kick()
+        self._soon()
 
     def record(self, event: StaffEvent) -> int:
         """Chain a staff action after the last command chained; returns its entry number.
@@ -204,7 +219,7 @@ class AuditChain:
         self._pending += staff_record(number, self.seq, digest, body)
         if number - self.checkpointed >= self.checkpoint_every:
             self._ask_checkpoint()
-        self._kick()
+        self._soon()
         return number
 
     def _ask_checkpoint(self) -> None:
@@ -212,8 +227,22 @@ class AuditChain:
         self._requests.append((self.number, self.seq, self.head))
 
     # -- the writer thread ----------------------------------------------------------------------
+    def _soon(self) -> None:
+        """Write what is pending within ``WRITE_DELAY_S`` (at once past ``WRITE_BYTES``): a
+        hand-over to the thread per durable batch would cost the order path more than the
+        hashing does, and nothing waits for these writes (a command's entry can always be
+        derived again from the journal, where it is durable already)."""
+        if len(self._pending) >= WRITE_BYTES:
+            self._kick()
+        elif self._write_at is None and self._in_flight is None:
+            loop = asyncio.get_running_loop()
+            self._write_at = loop.call_later(WRITE_DELAY_S, self._kick)
+
     def _kick(self) -> None:
         """Start a write of what is pending unless one is in flight (it restarts when done)."""
+        if self._write_at is not None:
+            self._write_at.cancel()
+            self._write_at = None
         if self._in_flight is not None or self.failure is not None or self._pool is None:
             return
         if not self._pending and not self._requests:
@@ -242,7 +271,8 @@ class AuditChain:
             self._failed(exc)
         else:
             self.durable_number = number
-            self._kick()
+            if self._pending or self._requests:
+                self._soon()
         if self._in_flight is None:
             self._idle.set()
 
