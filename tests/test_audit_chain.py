@@ -441,3 +441,14 @@ def test_fuzzed_stores_verify_without_escaping(pristine: Path, tmp_path: Path) -
         except Unreadable:
             continue
         assert all("\n" not in line for line in report.tampered + report.notes)
+
+
+def test_a_staff_event_round_trips_and_a_bad_one_is_refused() -> None:
+    from surveillance.audit import MAX_STAFF_FIELD, decode_staff, encode_staff
+
+    event = StaffEvent(5, "bob", "export", "statement 1001 2026-11", "10.0.0.2", "ok")
+    assert decode_staff(encode_staff(event)) == event
+    with pytest.raises(ValueError, match="actor longer"):
+        encode_staff(dataclasses.replace(event, actor="x" * (MAX_STAFF_FIELD + 1)))
+    with pytest.raises(ValueError, match="time_ns"):
+        encode_staff(dataclasses.replace(event, time_ns=1 << 63))
