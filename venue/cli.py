@@ -2,7 +2,8 @@
 ``venue reconcile`` checks the ledger against the journal; ``venue statement`` and ``venue
 ledger-check`` read the ledger (``venue.ledger_cli``); ``venue api-key`` makes, lists and revokes
 the REST door's API keys (``venue.keys_cli``); ``venue operator`` and ``venue token`` manage
-staff operators and service tokens (``venue.staff_cli``).
+staff operators and service tokens (``venue.staff_cli``); ``venue audit verify`` checks the
+audit chain and ``venue audit rotate-key`` renews its signing key (``venue.audit_cli``).
 
 Every expected failure (bad configuration, unusable data dir, port in use, corrupt journal) is
 one line on stderr and a non-zero exit code, never a traceback: operators read these at 3 am.
@@ -80,6 +81,10 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             from venue import staff_cli
 
             return staff_cli.run(args, config)
+        if args.command == "audit":
+            from venue import audit_cli
+
+            return audit_cli.run(args, config)
         if args.command == "verify":
             return verify(config)
         if args.command == "reconcile":
@@ -111,12 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         "fix-password",
         help="read a FIX session's password (stdin, or a prompt) and print its password_hash",
     )
-    from venue import keys_cli, staff_cli
+    from venue import audit_cli, keys_cli, staff_cli
     from venue.ledger_cli import add_commands
 
     add_commands(commands)
     keys_cli.add_commands(commands)
     staff_cli.add_commands(commands)
+    audit_cli.add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument(
@@ -274,6 +280,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     from venue.metrics import VenueMetrics
     from venue.parts import (
         AdminPart,
+        AuditPart,
         FixGatewayPart,
         FixListenerPart,
         KeysPart,
@@ -293,6 +300,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     venue_part = VenuePart(config)
     await parts.start(venue_part)
     venue = venue_part.venue
+    await parts.start(AuditPart(venue, config))
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)

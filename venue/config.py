@@ -9,7 +9,7 @@ with the engine's shared reader (``engine.configfile``), and no key inside a sec
 here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``engine.config``);
 ``[[assets]]``, ``[fees]`` and ``[ledger]`` clearing's (``clearing.config``); ``[admin]``,
 ``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``, ``gateway.fix.config``,
-``gateway.rest.config``). A top-level key no
+``gateway.rest.config``); ``[audit]`` surveillance's (``surveillance.config``). A top-level key no
 package reads is refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clearing.config import LedgerConfig, read_clearing
@@ -31,10 +31,12 @@ from engine.types import StpMode
 from gateway.adminconfig import AdminConfig, read_admin
 from gateway.fix.config import FixConfig, FixSessionConfig, read_fix
 from gateway.rest.config import RestConfig, read_rest
+from surveillance.config import AuditConfig, read_audit
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AdminConfig",
+    "AuditConfig",
     "ConfigError",
     "FixConfig",
     "FixSessionConfig",
@@ -66,6 +68,7 @@ class VenueConfig:
     ledger: LedgerConfig | None  # None when there is no clearing
     fix: FixConfig | None = None  # None: no FIX acceptor
     rest: RestConfig | None = None  # None: no REST and WebSocket door
+    audit: AuditConfig = field(default_factory=AuditConfig)  # on unless [audit] enabled = false
 
     @property
     def clearing(self) -> bool:
@@ -120,6 +123,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     clearing = read_clearing(root, instruments, venue.data_dir)  # [[assets]], [fees], [ledger]
     fix = read_fix(root)  # gateway: [fix], optional
     rest = read_rest(root)  # gateway: [rest], optional
+    audit = read_audit(root)  # surveillance: [audit], optional
     root.finish()
 
     return VenueConfig(
@@ -136,4 +140,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         ledger=clearing.ledger,
         fix=fix,
         rest=rest,
+        audit=audit,
     )

@@ -10,6 +10,7 @@ request meets a half-built venue, and no report of what it did misses a subscrib
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
     from gateway.rest.keys import KeyStore
+    from surveillance.chain import AuditChain
     from venue.fix import FixGateway
     from venue.metrics import VenueMetrics
     from venue.rest import RestGateway
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdminPart",
+    "AuditPart",
     "FixGatewayPart",
     "FixListenerPart",
     "KeysPart",
@@ -112,6 +115,60 @@ class VenuePart:
 
     async def stop(self) -> None:
         await self.venue.stop()
+
+
+class AuditPart:
+    """The audit chain, extended as commands become durable (``surveillance.chain``): caught up
+    from the journal, then subscribed, before any door opens; nothing when ``[audit]`` has
+    ``enabled = false``."""
+
+    name = "audit chain"
+
+    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+        self.venue = venue
+        self.config = config
+        self.chain: AuditChain | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        audit = self.config.audit
+        if not audit.enabled:
+            return
+        from engine.recovery import JOURNAL_DIR
+        from surveillance.audit import AuditStoreError
+        from surveillance.chain import AuditChain
+        from surveillance.checkpoint import CheckpointError
+
+        chain = AuditChain(
+            self.config.data_dir,
+            self.config.data_dir / JOURNAL_DIR,
+            checkpoint_every=audit.checkpoint_every,
+            checkpoint_interval_s=audit.checkpoint_interval_s,
+            fsync=self.config.journal.fsync,
+        )
+        try:
+            # no await between the catch-up and the subscription: no batch falls in between
+            caught = chain.open(self.venue.published_seq)
+            self._unsubscribe = self.venue.subscribe_records(chain.on_batch)
+        except (AuditStoreError, CheckpointError, JournalError) as exc:
+            raise CliError(f"the audit chain cannot be used: {exc}", EXIT_CORRUPT) from None
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise CliError(f"the audit chain cannot be opened: {why}", EXIT_FAILED) from None
+        chain.start_timer()
+        if caught:
+            log.info("audit: chained %d commands from the journal", caught)
+        self.chain = chain
+
+    async def stop(self) -> None:
+        if self.chain is None:
+            return
+        # The venue stops first (the doors are closed by now): its last commands are chained
+        # and the checkpoint taken at stop covers them.
+        await self.venue.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await self.chain.stop()
 
 
 class SettlementPart:

@@ -47,6 +47,7 @@ __all__ = [
     "CommandCallback",
     "CommandRefused",
     "EventCallback",
+    "RecordCallback",
     "StartError",
     "Venue",
     "VenueStopped",
@@ -65,6 +66,10 @@ CommandCallback = Callable[["AnyCommand", "list[Event] | None"], None]
 #: clock once it was durable (ns): what the metrics need, measured per batch rather than per
 #: command, so that watching the venue costs order entry next to nothing.
 BatchObserver = Callable[[Sequence[tuple["AnyCommand", Any, "list[Event]"]], int, int], None]
+#: Called with ``(first_seq, payloads)`` for every durable batch, in sequence order: the journal
+#: payloads of its commands, seqs ``first_seq``, ``first_seq + 1``... (the audit chain hashes
+#: exactly what the journal holds, without encoding anything again).
+RecordCallback = Callable[[int, list[bytes]], None]
 
 #: Longest the timer sleeps without looking at the core's next deadline again (seconds).
 MAX_TIMER_SLEEP = 1.0
@@ -152,6 +157,9 @@ class Venue:
         self._command_subscribers: list[CommandCallback] = []
         self._batch_subscribers: list[Callable[[], None]] = []
         self._batch_observers: list[BatchObserver] = []
+        self._record_subscribers: list[RecordCallback] = []
+        #: the last seq published to the subscribers (every command up to it is durable)
+        self.published_seq = 0
         self._journal: JournalWriter | None = None
         self._sequencer = Sequencer(0, 0, clock)
         self._wakeup = asyncio.Event()
@@ -210,6 +218,7 @@ class Venue:
         )
         self.core = core
         self.report = report
+        self.published_seq = core.last_seq
         self.snapshot_seq = report.snapshot_seq
         self._journal = journal
         self._sequencer = Sequencer(core.last_seq, core.last_ts, self._clock)
@@ -330,6 +339,12 @@ class Venue:
         self._command_subscribers.append(callback)
         return lambda: self._command_subscribers.remove(callback)
 
+    def subscribe_records(self, callback: RecordCallback) -> Callable[[], None]:
+        """Call ``callback(first_seq, payloads)`` for each durable batch with the journal
+        payloads of its commands (after ``published_seq``); returns the unsubscriber."""
+        self._record_subscribers.append(callback)
+        return lambda: self._record_subscribers.remove(callback)
+
     def subscribe_batches(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` after the commands of each durable batch were published: until
         it returns, the core holds exactly what is durable (a door reads the levels a batch
@@ -413,6 +428,7 @@ class Venue:
         stamp = self._sequencer.stamp
         apply = self.core.apply
         done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]] = []
+        payloads: list[bytes] | None = [] if self._record_subscribers else None
         fatal: BaseException | None = None
         start = 0
         while start < len(batch):  # queries first: the core holds durable state only
@@ -447,6 +463,8 @@ class Venue:
                 self._fail_futures(batch[index:], exc)
                 break
             done.append((cmd, future, events))
+            if payloads is not None:
+                payloads.append(payload)
         if done:
             try:
                 journal.write_batch()
@@ -459,7 +477,7 @@ class Venue:
             for _, future, events in done:
                 if future is not None and not future.done():
                     future.set_result(events)
-            self._publish(done)
+            self._publish(done, payloads)
             if self._batch_observers:
                 self._observe(done, sync_ns, durable_ns)
             if self.core.next_deadline() != self._timer_deadline:
@@ -488,8 +506,18 @@ class Venue:
                 log.exception("command subscriber %r failed", command_callback)
 
     def _publish(
-        self, done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]]
+        self,
+        done: list[tuple[AnyCommand, asyncio.Future[list[Event]] | None, list[Event]]],
+        payloads: list[bytes] | None,
     ) -> None:
+        self.published_seq = done[-1][0].seq
+        if payloads is not None:
+            first = done[0][0].seq
+            for record_callback in list(self._record_subscribers):
+                try:
+                    record_callback(first, payloads)
+                except Exception:
+                    log.exception("record subscriber %r failed at seq %d", record_callback, first)
         for command_callback in list(self._command_subscribers):
             for cmd, _, events in done:
                 try:
