@@ -91,6 +91,28 @@ async def until(watch: Any, done: Any, value: Any = None, rounds: int = 50) -> A
     raise AssertionError(f"not reached in {rounds} updates; last {value!r}"[:500])
 
 
+async def book_at(ex: Any, target: int) -> Any:
+    """ccxt's book once it stands at ``target`` or later. The diffs that bring it there may
+    already have been applied before this is called, and a watch answers only the next diff,
+    so the book ccxt keeps is looked at as well as each answer (bounded)."""
+    pending = asyncio.ensure_future(ex.watch_order_book(SYMBOL))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    try:
+        while True:
+            book = ex.orderbooks.get(SYMBOL)
+            if book is not None and book["nonce"] is not None and book["nonce"] >= target:
+                return book.limit()
+            if loop.time() > deadline:
+                raise AssertionError(f"book not at {target}; last {book and book['nonce']}")
+            done, _ = await asyncio.wait({pending}, timeout=0.2)
+            if done:
+                pending.result()
+                pending = asyncio.ensure_future(ex.watch_order_book(SYMBOL))
+    finally:
+        pending.cancel()
+
+
 async def market_streams(job: dict[str, Any], maker: Any, taker: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     acks = Acks(maker)
@@ -141,9 +163,7 @@ async def market_streams(job: dict[str, Any], maker: Any, taker: Any) -> dict[st
 
     raw = await taker.public_get_depth({"symbol": "ETHUSDT", "limit": 1000})
     target = int(raw["lastUpdateId"])
-    book = await until(
-        lambda: maker.watch_order_book(SYMBOL), lambda b: b["nonce"] >= target, rounds=200
-    )
+    book = await book_at(maker, target)
     out["book"] = {
         "nonce": book["nonce"],
         "bids": levels(book["bids"]),
@@ -161,13 +181,16 @@ async def user_data(job: dict[str, Any], maker: Any, taker: Any) -> dict[str, An
     await maker.load_markets()
     orders = asyncio.create_task(maker.watch_orders(SYMBOL))
     balance = asyncio.create_task(maker.watch_balance())
-    # the first watch authenticates and subscribes; nothing in ccxt says when it is done but
-    # its answer, so the order is placed again until the watcher sees one (bounded)
+    # The first watch authenticates and subscribes, and each watcher resolves only on an event
+    # that comes after it is registered (watch_balance also fetches a snapshot first); nothing
+    # in ccxt says when that is done but its answer, so an order is placed again until BOTH
+    # watchers have seen one (bounded).
     placed = []
+    waiting: set[asyncio.Task[Any]] = {orders, balance}
     for _ in range(20):
         placed.append(await maker.create_order(SYMBOL, "limit", "buy", 0.1, 2900))
-        done, _pending = await asyncio.wait({orders}, timeout=0.5)
-        if done:
+        _done, waiting = await asyncio.wait(waiting, timeout=0.5)
+        if not waiting:
             break
     seen = await asyncio.wait_for(orders, WAIT_S)
     bal = await asyncio.wait_for(balance, WAIT_S)
