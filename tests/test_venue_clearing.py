@@ -249,7 +249,7 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
                 )
                 assert status == 202 and data["summary"] == "adjust account 7 by -0.25000000 BTC"
                 before = venue.core.last_seq
-                status, again = await post(f"/v1/approvals/{data['approvalId']}", {})
+                status, _ = await post(f"/v1/approvals/{data['approvalId']}", {})
                 assert status == 405  # read with GET; nothing ran
                 assert venue.core.last_seq == before
                 done = await approve(http, config, data["approvalId"])
