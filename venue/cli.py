@@ -300,7 +300,8 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     venue_part = VenuePart(config)
     await parts.start(venue_part)
     venue = venue_part.venue
-    await parts.start(AuditPart(venue, config))
+    audit = AuditPart(venue, config)
+    await parts.start(audit)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)
@@ -312,7 +313,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     await parts.start(keys)
     admin = AdminPart(venue, config, settlement.settlement, keys.keys, metrics)
     await parts.start(admin)
-    rest = RestPart(venue, config, keys.keys)
+    rest = RestPart(venue, config, keys.keys, audit.refusals())  # KYC webhook refusals audited
     await parts.start(rest)
     metrics.watch_rest(rest.gateway)
     listener = FixListenerPart(gateway.gateway)

@@ -34,7 +34,7 @@ from aiohttp import web
 from engine.commands import Command, Origin
 from engine.core import Core
 from engine.instrument import InstrumentSpec
-from engine.types import Door
+from engine.types import Door, kyc_tier_label
 from gateway.admin.apikeys import add_routes as add_key_routes
 from gateway.admin.commands import (
     account_state,
@@ -45,6 +45,7 @@ from gateway.admin.commands import (
     deposit,
     fee_schedule,
     kill_switch,
+    kyc_tier,
     mass_cancel,
     new_order,
     reference_price,
@@ -148,6 +149,7 @@ def make_app(
         app.router.add_post("/v1/adjustments", _command(adjust))
         app.router.add_post("/v1/accounts/{account}/state", _command(account_state))
         app.router.add_post("/v1/accounts/{account}/fee-schedule", _command(fee_schedule))
+        app.router.add_post("/v1/accounts/{account}/kyc", _command(kyc_tier))
         app.router.add_get("/v1/accounts/{account}/balances", _balances)
         app.router.add_get("/v1/ledger", _ledger)
         app.router.add_post("/v1/reconcile", _reconcile)
@@ -329,7 +331,8 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _balances(request: web.Request) -> web.Response:
-    """``GET /v1/accounts/{account}/balances``: total, locked and available per asset."""
+    """``GET /v1/accounts/{account}/balances``: total, locked and available per asset, the
+    account's state and its KYC tier ("0".."3" or "INSTITUTIONAL")."""
     f = await _fields(request)
     account = f.account()
     f.finish()
@@ -355,6 +358,7 @@ async def _balances(request: web.Request) -> web.Response:
             "account": account,
             "seq": core.last_seq,
             "state": risk.account_state(account).name,
+            "kycTier": kyc_tier_label(risk.kyc_tier(account)),
             "balances": rows,
         }
 
