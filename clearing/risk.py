@@ -27,6 +27,21 @@ The venue's own accounts are tracked too (fees, the outside world for deposits a
 withdrawals, operator adjustments), so that every asset sums to zero over all accounts, exactly
 as in the ledger: ``ledger_view()`` is what the ledger must hold.
 
+Know your customer. Every account has a KYC tier (``engine.types.KycTier``): the one a
+``SetKycTier`` gave it, else the default (INSTITUTIONAL until a ``SetKycTier`` for account 0,
+which the runtime sequences from ``[kyc] default_tier``). Tier 0 places no order and makes no
+replace (``KYC_TIER_NOT_PERMITTED``) nor withdrawal; being put on it cancels the account's open
+orders (reason KYC_TIER). Tiers 1-3 withdraw up to 500, 10,000 and 100,000 USD over any 24 hours
+of sequencer time: a withdrawal counts from the moment it is held until 24 hours later (a
+release gives its share back), valued in millionths of a USD, rounded up, at the reference price
+of the asset's ASSET-USDT instrument as the core knows it (the core hands the stage a lookup in
+``attach``; USDT is 1 USD); an asset without such a price cannot be withdrawn by a limited tier.
+The window is one queue of limited withdrawals in time order, pruned from its head by the
+commands that look at it, so it never holds more than 24 hours of them. The tiers, the review
+ids applied (a review id is applied once) and the window are in the snapshot (its version 2;
+a venue whose KYC state is still the initial one keeps version 1 and its hashes) and checked by
+``check_invariants``. ``may_withdraw`` asks the question without changing anything, for custody.
+
 Every command ends with a ``BalanceChanged`` for each (account, asset) whose total or locked it
 changed, the venue's accounts included, so that read models follow balances from the events
 alone. The rows a command touches are recorded on the way (``_balance``, ``_venue_add``) with
