@@ -70,3 +70,14 @@ class RiskStage(Protocol):
         ...
 
     def restore_state(self, state: object) -> None: ...
+
+
+class WithdrawalLimits(Protocol):
+    """What custody's withdrawal flow asks the risk stage before it queues a payout (custody
+    imports the engine only; the composition root hands it the running venue's risk stage)."""
+
+    def may_withdraw(self, account: int, asset: str, amount: int, ts: int) -> str:
+        """ "" if the account's KYC tier lets it withdraw ``amount`` minor units of ``asset`` at
+        sequencer time ``ts``, else why not. Changes nothing: the ``Withdraw`` command is
+        checked again, deterministically, when it is sequenced."""
+        ...

@@ -37,6 +37,7 @@ from engine.events import (
     WithdrawalHeld,
 )
 from engine.instrument import spec_from_decimals
+from engine.risk import WithdrawalLimits
 from engine.types import (
     CancelReason,
     Door,
@@ -134,7 +135,9 @@ def test_one_unit_over_the_limit_at_once_fails(tier: KycTier) -> None:
     d = Driver()
     d.tier(1, tier)
     d.do(Deposit(1, "USDT", 10**6 * COIN))
-    assert d.risk.may_withdraw(1, "USDT", LIMITS[tier] * COIN, d.ts) == ""
+    limits: WithdrawalLimits = d.risk  # what custody's withdrawal flow asks
+    assert limits.may_withdraw(1, "USDT", LIMITS[tier] * COIN, d.ts) == ""
+    assert "remain" in limits.may_withdraw(1, "USDT", LIMITS[tier] * COIN + 1, d.ts)
     rej = refusal(d.withdraw(1, "USDT", LIMITS[tier] * COIN + 1))
     assert rej is not None and rej.reason is ClearingReject.KYC_LIMIT_EXCEEDED
     assert "0 USD used" in rej.detail and f"{LIMITS[tier]} USD remain" in rej.detail

@@ -424,3 +424,18 @@ def test_fuzz_the_body_parser() -> None:
         assert 1 <= got.account <= 2**63 - 1 and isinstance(got.tier, KycTier)
         codec.encode(SetKycTier(got.account, got.tier, got.review_id, 1, 1))  # the journal takes it
     assert reviews > 10  # the generator reaches the accepting path too
+
+
+def test_webhook_calls_count_against_the_callers_request_weight(tmp_path: Path) -> None:
+    config = _config(tmp_path / "data")
+    assert config.rest is not None
+    config = dataclasses.replace(
+        config, rest=dataclasses.replace(config.rest, request_weight_per_minute=3)
+    )
+
+    async def body(s: Served) -> None:
+        statuses = [(await s.hook(review("r", 5, "1"), "00"))[0] for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+        assert len(s.refused) == 3  # the refused flood stops reaching the audit trail
+
+    run(config, body)

@@ -6,6 +6,8 @@ account: the body is JSON ``{"reviewId": str, "accountId": int, "tier": "0".."3"
 shares with it: header ``X-Signature: hex(HMAC-SHA256(secret, raw body))``. The signature is
 checked on the raw bytes, in constant time, before the body is read.
 
+- Every call counts one unit of its address's request weight (``[rest]``
+  ``request_weight_per_minute``), as the door's other requests do: past it, 429 and then 418.
 - No secret configured (``[kyc] webhook_secret_file``): 404 ``{"code", "msg"}`` "not configured".
 - A missing or wrong signature: 401, nothing changes, and the refusal is reported to
   ``on_refused(actor, action, subject, ip, outcome)`` (the composition root records it in the
@@ -38,7 +40,7 @@ from aiohttp import web
 from engine.commands import Origin, SetKycTier
 from engine.events import ClearingReject, ClearingRejected, KycTierSet
 from engine.types import Door, KycTier, kyc_tier_label, parse_kyc_tier
-from gateway.rest.context import SERVED
+from gateway.rest.context import SERVED, WEIGHT_IP
 from gateway.rest.errors import ApiError, compact
 
 __all__ = [
@@ -164,10 +166,18 @@ def add_kyc_webhook(
     for its signature."""
 
     async def webhook(request: web.Request) -> web.Response:
+        served = request.app[SERVED]
+        ip = request.remote or ""
+        # counted like any request of the caller's address: a flood of forged calls is refused
+        # (and stops filling the audit trail) once the address's request weight is spent
+        verdict = served.limiter.check_request(ip, 1, served.venue.now_ms())
+        request[WEIGHT_IP] = ip
+        if not verdict.ok:
+            headers = {"Retry-After": str(verdict.retry_after_s)}
+            raise ApiError(verdict.code, verdict.msg, verdict.status, headers)
         if secret is None:
             raise ApiError(_NOT_CONFIGURED, "The KYC webhook is not configured on this venue.", 404)
         body = await request.read()
-        ip = request.remote or ""
         header = request.headers.get("X-Signature")
         if not signature_ok(secret, body, header):
             outcome = "refused: no signature" if not header else "refused: bad signature"
@@ -184,7 +194,7 @@ def add_kyc_webhook(
             raise ApiError(_BAD_BODY, str(exc)) from None
         cmd = SetKycTier(review.account, review.tier, review.review_id)
         cmd.origin = Origin(Door.REST, PRINCIPAL, review.review_id, ip)
-        events = await request.app[SERVED].venue.submit(cmd)
+        events = await served.venue.submit(cmd)
         duplicate = False
         for event in events:
             if isinstance(event, ClearingRejected):
