@@ -263,8 +263,13 @@ def test_the_admin_api_sets_a_tier_and_tier_0_is_refused_by_the_rest_door(
         )
         assert status == 400 and error["code"] == -2010, error
         assert "KYC tier 0" in error["msg"]
+        key_pair = (key.api_key, secret)
+        status, acct = await signed(s.http, s.rest.url, "GET", "/api/v3/account", key_pair)
+        assert status == 200 and acct["canTrade"] is False
         status, data = await post("/v1/accounts/601/kyc", {"tier": "1"})
         assert status == 200 and await s.tier(601) == "1"
+        status, acct = await signed(s.http, s.rest.url, "GET", "/api/v3/account", key_pair)
+        assert status == 200 and acct["canTrade"] is True
         status, order = await signed(
             s.http, s.rest.url, "POST", "/api/v3/order", (key.api_key, secret), **params
         )

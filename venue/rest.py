@@ -27,7 +27,7 @@ from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
 from engine.replay import Replayer, ReplayError
-from engine.types import AccountState
+from engine.types import AccountState, KycTier
 from gateway.admin.ports import Unavailable, Unjournalable
 from gateway.rest.activity import Activity
 from gateway.rest.app import Extension, make_app
@@ -73,6 +73,9 @@ class _Money:
 
     def account_state(self, account: int) -> AccountState:
         return self._risk.account_state(account)
+
+    def kyc_tier(self, account: int) -> KycTier:
+        return self._risk.kyc_tier(account)
 
     def commission_ppm(self, account: int) -> tuple[int, int]:
         return self._risk.commission_ppm(account, self._venue.now_ns() // _DAY_NS)
