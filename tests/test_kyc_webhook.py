@@ -444,3 +444,24 @@ def test_webhook_calls_count_against_the_callers_request_weight(tmp_path: Path) 
         assert len(s.refused) == 3  # the refused flood stops reaching the audit trail
 
     run(config, body)
+
+
+def test_a_tier_0_accounts_fix_order_is_rejected_with_the_venues_reason(tmp_path: Path) -> None:
+    from test_fix_orders import assert_valid, logged_on, order, running
+
+    async def body() -> None:
+        async with running(tmp_path) as (venue, port):
+            await venue.submit(SetKycTier(1001, KycTier.TIER_0, "rev-fix"))
+            (a,) = await logged_on(port, "A")
+            a.send(b"D", order("k1", b"1", b"0.5", b"95000.00"))
+            report = await a.expect_type(b"8", _11=b"k1")
+            assert (report.get(150), report.get(103), report.get(25006), report.get(58)) == (
+                b"8",
+                b"0",
+                b"29",
+                b"KYC_TIER_NOT_PERMITTED",
+            )
+            assert venue.core.open_orders(1001) == []
+            assert_valid(a)  # the dictionary knows the new reason
+
+    asyncio.run(asyncio.wait_for(body(), 60))
