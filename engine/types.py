@@ -181,6 +181,11 @@ class KycTier(IntEnum):
     TIER_3 = 3
     INSTITUTIONAL = 9
 
+    @property
+    def label(self) -> str:
+        """``kyc_tier_label(self)``: "0".."3" or "INSTITUTIONAL"."""
+        return kyc_tier_label(self)
+
 
 def kyc_tier_label(tier: KycTier) -> str:
     """The tier as the doors and the configuration spell it: "0".."3" or "INSTITUTIONAL"."""

@@ -107,6 +107,7 @@ def held(events: list[Any]) -> bool:
 def test_tier_labels_round_trip_and_junk_is_refused() -> None:
     for tier in KycTier:
         assert parse_kyc_tier(kyc_tier_label(tier)) is tier
+        assert tier.label == kyc_tier_label(tier)
     assert [kyc_tier_label(t) for t in KycTier] == ["0", "1", "2", "3", "INSTITUTIONAL"]
     for junk in ("4", "9", "", " 1", "01", "institutional", "TIER_1", 1, None):
         with pytest.raises(ValueError):

@@ -34,7 +34,7 @@ from aiohttp import web
 from engine.commands import Command, Origin
 from engine.core import Core
 from engine.instrument import InstrumentSpec
-from engine.types import Door, kyc_tier_label
+from engine.types import Door
 from gateway.admin.apikeys import add_routes as add_key_routes
 from gateway.admin.commands import (
     account_state,
@@ -331,8 +331,7 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _balances(request: web.Request) -> web.Response:
-    """``GET /v1/accounts/{account}/balances``: total, locked and available per asset, the
-    account's state and its KYC tier ("0".."3" or "INSTITUTIONAL")."""
+    """``GET /v1/accounts/{account}/balances``: total, locked and available per asset."""
     f = await _fields(request)
     account = f.account()
     f.finish()
@@ -358,7 +357,7 @@ async def _balances(request: web.Request) -> web.Response:
             "account": account,
             "seq": core.last_seq,
             "state": risk.account_state(account).name,
-            "kycTier": kyc_tier_label(risk.kyc_tier(account)),
+            "kycTier": risk.kyc_tier(account).label,  # "0".."3" or "INSTITUTIONAL"
             "balances": rows,
         }
 
