@@ -465,3 +465,18 @@ def test_a_tier_0_accounts_fix_order_is_rejected_with_the_venues_reason(tmp_path
             assert_valid(a)  # the dictionary knows the new reason
 
     asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_without_the_audit_chain_there_is_nothing_to_record_refusals_in(tmp_path: Path) -> None:
+    config = _config(tmp_path / "data")
+    config = dataclasses.replace(config, audit=dataclasses.replace(config.audit, enabled=False))
+
+    async def body() -> None:
+        venue = Venue(config)
+        await venue.start()
+        audit = AuditPart(venue, config)
+        await audit.start()
+        assert audit.chain is None and audit.refusals() is None
+        await venue.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))
