@@ -7,6 +7,7 @@ window's sums included). Time is the sequencer's: tests move ``Driver.ts``, noth
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -448,3 +449,60 @@ def test_a_broken_window_is_found_by_the_invariants() -> None:
     d.risk._kyc_gate = False
     d.risk.kyc_tiers[2] = KycTier.TIER_0
     assert any("KYC tier 0" in f for f in d.core.check_invariants())
+
+
+def test_random_withdrawals_follow_a_model_of_the_window() -> None:
+    """Seeded and bounded: withdrawals, releases, confirmations, tier changes and time moving
+    at random; each withdrawal is accepted exactly when a plain model of the rolling window says
+    so, the invariants hold after every command, and a restored snapshot and a replay agree."""
+    rng = random.Random(7)
+    d = Driver()
+    model: dict[int, list[list[int]]] = {1: [], 2: []}  # account -> [ts, value, wid, counted]
+    tiers = {1: KycTier.INSTITUTIONAL, 2: KycTier.INSTITUTIONAL}
+    pending: dict[int, tuple[int, int]] = {}  # wid -> (account, index in model)
+    outcomes = {(False, True): 0, (False, False): 0, (True, True): 0, (True, False): 0}
+    for account in (1, 2):
+        d.do(Deposit(account, "USDT", 10**6 * COIN))
+        d.do(Deposit(account, "BTC", 10**4 * COIN))
+    for _ in range(600):
+        roll = rng.random()
+        account = rng.choice((1, 2))
+        if roll < 0.1:
+            tiers[account] = rng.choice(list(KycTier)[1:])
+            d.tier(account, tiers[account])
+        elif roll < 0.3:
+            d.ts += rng.choice((1, 3600 * 10**9, DAY // 3, DAY, DAY + 1))
+        elif roll < 0.45 and pending:
+            wid = rng.choice(sorted(pending))
+            acct, index = pending.pop(wid)
+            if rng.random() < 0.5:
+                d.do(ReleaseWithdrawal(wid))
+                model[acct][index][3] = 0
+            else:
+                d.do(ConfirmWithdrawal(wid))
+        else:
+            asset = rng.choice(("USDT", "BTC"))
+            amount = rng.choice((1, COIN, 37 * COIN, 250 * COIN, 499 * COIN + 1))
+            usd = 100 if asset == "BTC" else 1  # BTC at its reference price, 100.00
+            value = -(-amount * usd * 10**6 // COIN)  # micro-USD, rounded up
+            limit = LIMITS.get(tiers[account], 0) * 10**6
+            used = sum(e[1] for e in model[account] if e[3] and d.ts - e[0] <= KYC_WINDOW_NS)
+            expect = tiers[account] is KycTier.INSTITUTIONAL or value <= limit - used
+            events = d.withdraw(account, asset, amount)
+            assert held(events) is expect, (account, tiers[account], value, used, events)
+            outcomes[(tiers[account] is KycTier.INSTITUTIONAL, expect)] += 1
+            if expect:
+                counted = tiers[account] is not KycTier.INSTITUTIONAL
+                model[account].append([d.ts, value, d.wid, int(counted)])
+                pending[d.wid] = (account, len(model[account]) - 1)
+        for acct in (1, 2):
+            used = sum(e[1] for e in model[acct] if e[3] and d.ts - e[0] <= KYC_WINDOW_NS)
+            assert d.risk.kyc_usage(acct, d.ts) == used
+    assert len(d.risk.kyc_window) < 100  # pruned as it went
+    assert outcomes[(False, True)] > 20 and outcomes[(False, False)] > 20, outcomes
+    fresh = Driver()
+    fresh.core.restore(d.core.snapshot())
+    replayed = Driver()
+    for payload in d.journal:
+        replayed.core.apply(codec.decode(payload))
+    assert fresh.core.state_hash() == replayed.core.state_hash() == d.core.state_hash()
