@@ -9,9 +9,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from engine.configfile import Table
+from engine.configfile import ConfigError, Table
 
-__all__ = ["AdminConfig", "ApprovalsConfig", "is_loopback", "read_admin"]
+__all__ = [
+    "AdminConfig",
+    "ApprovalsConfig",
+    "check_approval_assets",
+    "is_loopback",
+    "read_admin",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +90,14 @@ def read_admin(root: Table) -> AdminConfig:
     )
     table.finish()
     return admin
+
+
+def check_approval_assets(admin: AdminConfig, assets: dict[str, int], source: str) -> None:
+    """``[admin.approvals] adjustment_above`` names assets of ``[[assets]]`` only, each in the
+    asset's units (``assets``: name -> decimals); ``ConfigError`` otherwise."""
+    for asset, amount in admin.approvals.adjustment_above.items():
+        key = f"admin.approvals.adjustment_above.{asset}"
+        if asset not in assets:
+            raise ConfigError(source, key, "names no asset of [[assets]]")
+        if amount.scaleb(assets[asset]) % 1:
+            raise ConfigError(source, key, f"has more than {assets[asset]} decimals")

@@ -397,3 +397,24 @@ def test_the_token_venue_run_writes(tmp_path: Path) -> None:
     found = staff_access(config).store.principal(token)
     assert found is not None and found.kind == "token"
     assert found.roles == {"admin", "operator", "treasury", "approver", "compliance", "auditor"}
+
+
+def test_approval_limits_name_known_assets_in_their_units(tmp_path: Path) -> None:
+    for limits, problem in (
+        ('{ DOGE = "1" }', "names no asset"),
+        ('{ BTC = "0.123456789" }', "decimals"),
+    ):
+        text = SHIPPED.replace(
+            'adjustment_above = { USDT = "10000", BTC = "0.5", ETH = "5" }',
+            f"adjustment_above = {limits}",
+        )
+        assert text != SHIPPED
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text)
+        assert problem in caught.value.problem, caught.value
+    config = dataclasses.replace(parse_config(SHIPPED), data_dir=tmp_path)
+    assert staff_access(config).policy.adjustment_above == {
+        "USDT": 10000 * 10**8,
+        "BTC": 5 * 10**7,
+        "ETH": 5 * 10**8,
+    }

@@ -154,7 +154,9 @@ def test_an_order_is_shown_by_no_door_before_it_is_durable(tmp_path: Path, gate:
             seen_by_a = await a.drain(QUIET_S)
             seen_by_md = await md.drain(0.05)
             assert seen_by_a == [] and seen_by_md == []
-            assert not any(task.done() for task in reads)
+            assert not any(task.done() for task in reads), [
+                t.exception() or t.result() for t in reads if t.done()
+            ]
             assert not any(task.done() for task in rest_reads)
 
             gate.open.set()

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from rest_client import signed
+from staff_auth import admin_headers
 
 from clearing.config import KycConfig
 from engine import codec
@@ -113,7 +114,9 @@ async def served(config: VenueConfig) -> AsyncIterator[Served]:
     await rest.start()
     runner, host, port = await start_admin(venue, "127.0.0.1", 0)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=20), headers=admin_headers(config)
+        ) as http:
             yield Served(venue, rest, http, f"http://{host}:{port}", audit, refused)
     finally:
         await runner.cleanup()

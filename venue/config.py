@@ -28,7 +28,7 @@ from engine.config import JournalConfig, read_instruments, read_journal, read_ve
 from engine.configfile import ConfigError, Table
 from engine.instrument import InstrumentSpec
 from engine.types import StpMode
-from gateway.adminconfig import AdminConfig, read_admin
+from gateway.adminconfig import AdminConfig, check_approval_assets, read_admin
 from gateway.fix.config import FixConfig, FixSessionConfig, read_fix
 from gateway.rest.config import RestConfig, read_rest
 from surveillance.config import AuditConfig, read_audit
@@ -124,6 +124,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     instruments = read_instruments(root)  # engine: [[instruments]]
     clearing = read_clearing(root, instruments, venue.data_dir)  # [[assets]], [fees], [ledger]
     kyc = read_kyc(root, venue.data_dir, clearing.assets)  # clearing: [kyc], optional
+    check_approval_assets(admin, dict(clearing.assets), name)  # gateway: amounts in asset units
     fix = read_fix(root)  # gateway: [fix], optional
     rest = read_rest(root)  # gateway: [rest], optional
     audit = read_audit(root)  # surveillance: [audit], optional

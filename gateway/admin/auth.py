@@ -182,7 +182,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return _refuse(request, 401, "No credentials: log in, or send a bearer token.")
     access = request.app[ACCESS]
     try:
-        who = await asyncio.to_thread(access.store.principal, token)
+        # in memory on the loop (a read keeps its place among concurrent requests); a miss is
+        # looked up again in a thread, where the store may read its log
+        who = access.store.principal(token, wait=False)
+        if who is None:
+            who = await asyncio.to_thread(access.store.principal, token)
     except (StaffStoreError, OSError) as exc:
         raise AdminError(INTERNAL, f"The operator store cannot be used: {exc}", 503) from None
     if who is None:

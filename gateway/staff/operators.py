@@ -440,15 +440,18 @@ class OperatorStore:
         self.refresh()
         return [token for _, token in self._tokens.values()]
 
-    def session(self, token: str, now: int | None = None) -> Principal | None:
+    def session(self, token: str, now: int | None = None, *, wait: bool = True) -> Principal | None:
         """The operator a live session token belongs to, or ``None``; counts as use (the idle
-        clock restarts)."""
+        clock restarts). ``wait=False``: ``None`` too when the store is busy (see
+        ``principal``)."""
         if not isinstance(token, str) or not token.startswith(SESSION_PREFIX):
             return None
         self._maybe_refresh()
         now = self._clock() if now is None else now
         key = _digest(token)
-        with self._lock:
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
             found = self._sessions.get(key)
             if found is None:
                 return None
@@ -463,17 +466,24 @@ class OperatorStore:
                 return None
             found.seen_ms = max(found.seen_ms, now)
             return Principal("operator", account.name, account.roles)
+        finally:
+            self._lock.release()
 
-    def principal(self, token: str, now: int | None = None) -> Principal | None:
-        """Who a token is: a session's operator or a live service token; ``None`` otherwise."""
+    def principal(
+        self, token: str, now: int | None = None, *, wait: bool = True
+    ) -> Principal | None:
+        """Who a token is: a session's operator or a live service token; ``None`` otherwise.
+        ``wait=False`` never waits for the store's lock nor reads the log again on a miss (for
+        the event loop: a miss is then asked again with ``wait=True`` in a worker thread)."""
         if isinstance(token, str) and token.startswith(SESSION_PREFIX):
-            return self.session(token, now)
+            return self.session(token, now, wait=wait)
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
             return None
         self._maybe_refresh()
         now = self._clock() if now is None else now
         found = self._tokens.get(_digest(token))
-        if found is None and self.refresh():  # made by another process just now?
+        if found is None and wait:  # made by another process just now?
+            self.refresh()
             found = self._tokens.get(_digest(token))
         if found is None:
             return None
