@@ -43,6 +43,10 @@ ROUTES = {
     ("GET", "/v1/accounts/{account}/balances"),
     ("GET", "/v1/ledger"),
     ("POST", "/v1/reconcile"),
+    ("GET", "/"),
+    ("GET", "/console"),
+    ("GET", "/console/"),
+    ("GET", "/console/{name}"),
 }
 
 #: The keys of each event type the flow below produces.

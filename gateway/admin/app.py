@@ -53,6 +53,7 @@ from gateway.admin.commands import (
     set_state,
     withdraw,
 )
+from gateway.admin.console import add_console
 from gateway.admin.fields import (
     _MAX_DEPTH,
     INTERNAL,
@@ -140,6 +141,7 @@ def make_app(
         app[_PROBES] = probes
         app.router.add_get("/metrics", _metrics)
     add_key_routes(app, keys, _fields)
+    add_console(app)
     if clearing:
         app.router.add_post("/v1/deposits", _command(deposit))
         app.router.add_post("/v1/withdrawals", _command(withdraw))
