@@ -43,10 +43,13 @@ ROUTES = {
     ("GET", "/v1/accounts/{account}/balances"),
     ("GET", "/v1/ledger"),
     ("POST", "/v1/reconcile"),
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit.csv"),
     ("GET", "/"),
     ("GET", "/console"),
     ("GET", "/console/"),
     ("GET", "/console/{name}"),
+    ("GET", "/console/pages/audit.js"),
 }
 
 #: The keys of each event type the flow below produces.

@@ -1,12 +1,17 @@
 """Wiring of the admin API (``gateway.admin``) to the running venue, its ledger and its API key
 store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
 ``venue.settlement`` and ``gateway.rest.keys.KeyStore`` (which is the key port as it is), and
-``start_admin`` for the command line and the tests."""
+``start_admin`` for the command line and the tests.
+
+It also serves the console pages of packages the gateway may not import (surveillance's audit
+trail, ``audit_page``): their routes, each with the permission it declares, and their scripts
+listed in the console."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -22,16 +27,19 @@ from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
 from gateway.admin.app import Page, make_app, serve, set_ledger
+from gateway.admin.console import add_script
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
 from gateway.edge.orders import OrderViews
 from gateway.rest.keys import KeyStore
+from surveillance.chain import AuditChain
+from surveillance.pages import AuditTrailPage, Route
 from venue.metrics import VenueMetrics
 from venue.rest import open_keys
 from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
-__all__ = ["register_page", "render_event", "set_settlement", "start_admin"]
+__all__ = ["audit_page", "register_page", "render_event", "set_settlement", "start_admin"]
 
 T = TypeVar("T")
 
@@ -44,6 +52,29 @@ def register_page(page: Page) -> None:
     """Serve ``page`` (it adds its routes to the admin application) from every admin API
     started after this call."""
     _PAGES.append(page)
+
+
+def _add_routes(app: web.Application, routes: list[Route]) -> None:
+    """Add another package's routes, each with the permission it declares."""
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+
+
+def _caller(request: web.Request) -> tuple[str, str]:
+    """Who calls, for the audit chain: the operator and their address."""
+    return "", request.remote or ""
+
+
+def audit_page(data_dir: Path, chain: AuditChain | None) -> Page:
+    """Surveillance's audit trail of ``data_dir`` (``surveillance.pages``): its endpoints and
+    its console page; exports are recorded in ``chain`` (refused without one)."""
+    trail = AuditTrailPage(data_dir, chain.record if chain is not None else None, _caller)
+
+    def add(app: web.Application) -> None:
+        _add_routes(app, trail.routes())
+        add_script(app, trail.script_url)
+
+    return add
 
 
 class VenuePort:
@@ -157,6 +188,7 @@ async def start_admin(
     settlement: Settlement | None = None,
     keys: KeyStore | None = None,
     metrics: VenueMetrics | None = None,
+    audit: AuditChain | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -165,7 +197,9 @@ async def start_admin(
     ``venue.rest.open_keys``, when not given: raises ``KeyStoreError`` if it cannot be used).
     ``metrics``: the venue's metrics and readiness (``/metrics``, ``/ready``), which the caller
     shows its doors and tells when every part has started; when not given, metrics of the venue
-    alone, ready whenever it runs."""
+    alone, ready whenever it runs. ``audit``: the running audit chain, where the audit trail's
+    exports are recorded (without it they are refused; the trail is read from disk either
+    way)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -178,7 +212,7 @@ async def start_admin(
         config.assets,
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
-        pages=tuple(_PAGES),
+        pages=(audit_page(config.data_dir, audit), *_PAGES),
         probes=metrics,
     )
     if own_metrics:

@@ -300,7 +300,8 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     venue_part = VenuePart(config)
     await parts.start(venue_part)
     venue = venue_part.venue
-    await parts.start(AuditPart(venue, config))
+    audit = AuditPart(venue, config)
+    await parts.start(audit)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)
@@ -310,7 +311,7 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     metrics.watch_fix(gateway.gateway)
     keys = KeysPart(config)  # one store, shared by the admin API and the REST door
     await parts.start(keys)
-    admin = AdminPart(venue, config, settlement.settlement, keys.keys, metrics)
+    admin = AdminPart(venue, config, settlement.settlement, keys.keys, metrics, audit.chain)
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys)
     await parts.start(rest)

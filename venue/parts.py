@@ -277,12 +277,14 @@ class AdminPart:
         settlement: Settlement | None,
         keys: KeyStore | None = None,
         metrics: VenueMetrics | None = None,
+        audit: AuditChain | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.settlement = settlement
         self.keys = keys
         self.metrics = metrics
+        self.audit = audit
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -292,7 +294,13 @@ class AdminPart:
         admin = self.config.admin
         try:
             self._runner, host, port = await start_admin(
-                self.venue, admin.host, admin.port, self.settlement, self.keys, self.metrics
+                self.venue,
+                admin.host,
+                admin.port,
+                self.settlement,
+                self.keys,
+                self.metrics,
+                audit=self.audit,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)
