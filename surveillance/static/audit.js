@@ -74,7 +74,7 @@
               ["Actor", (r) => r.actor],
               ["Action", (r) => r.action],
               ["Subject", (r) => r.subject],
-              ["Detail", (r) => r.detail, "wrap"],
+              ["Detail", (r) => (r.detail.length > 80 ? el("span", { title: r.detail }, `${r.detail.slice(0, 79)}…`) : r.detail), "wrap"],
               ["From", (r) => r.ip],
               ["Outcome", (r) => r.outcome],
               ["Seq", (r) => r.seq, "num"],

@@ -319,11 +319,11 @@
             ["Symbol", (r) => r.symbol],
             ["State", (r) => el("span", { class: `state ${r.state}`, "data-symbol": r.symbol }, r.state)],
             ["", (r) =>
-              el("span", { class: "actions" }, INSTRUMENT_STATES.filter(([s]) => s !== r.state).map(([s, label, done]) =>
+              el("span", { class: "actions" }, INSTRUMENT_STATES.map(([s, label, done]) =>
                 el("button", {
                   "data-action": `${s}:${r.symbol}`,
                   class: s === "HALTED" ? "danger" : undefined,
-                  disabled: !writable,
+                  disabled: !writable || s === r.state,
                   title: writable ? undefined : "Your roles do not allow this (instruments.write).",
                   onclick: () => setState(r.symbol, s, done),
                 }, label)
