@@ -291,9 +291,25 @@ def _command_row(raw: _Raw, payload: bytes | None, why: str) -> dict[str, Any]:
         row["symbol"] = symbol
         parts.append(symbol)
     row["subject"] = ", ".join(parts)
-    detail = ", ".join(
-        f"{f.name}={_show(getattr(cmd, f.name))}" for f in fields(cmd) if f.name not in _SHOWN
-    )
+    row[_CMD] = cmd  # its detail is written for the rows shown only (``_finish``)
+    return row
+
+
+#: A row's command until ``_finish`` writes its detail.
+_CMD = "_cmd"
+#: The fields of each command class a detail shows.
+_DETAIL_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _finish(row: dict[str, Any]) -> dict[str, Any]:
+    cmd = row.pop(_CMD, None)
+    if cmd is None:
+        return row
+    names = _DETAIL_FIELDS.get(type(cmd))
+    if names is None:
+        names = tuple(f.name for f in fields(cmd) if f.name not in _SHOWN)
+        _DETAIL_FIELDS[type(cmd)] = names
+    detail = ", ".join(f"{name}={_show(getattr(cmd, name))}" for name in names)
     row["detail"] = detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
     return row
 
@@ -361,6 +377,11 @@ def _matches(row: dict[str, Any], query: TrailQuery) -> bool:
 def iter_rows(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
     """Every row matching ``query`` (its ``limit`` aside), in chain order (oldest first).
     ``TrailError`` when the audit store cannot be read."""
+    for row in _matching(data_dir, query):
+        yield _finish(row)
+
+
+def _matching(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
     data_dir = Path(data_dir)
     store = data_dir / AUDIT_DIR / CHAIN_FILE
     journal = iter_records(data_dir / "journal", repair=False)
@@ -393,8 +414,8 @@ def iter_rows(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
 def read_page(data_dir: Path, query: TrailQuery) -> TrailPage:
     """The newest ``query.limit`` matching rows before ``query.before``, newest first."""
     ring: deque[dict[str, Any]] = deque(maxlen=query.limit + 1)
-    ring.extend(iter_rows(data_dir, query))
-    rows = list(reversed(ring))
+    ring.extend(_matching(data_dir, query))
+    rows = [_finish(row) for row in reversed(ring)]
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         return TrailPage(rows, rows[-1]["n"])
