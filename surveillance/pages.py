@@ -187,5 +187,10 @@ class AuditTrailPage:
     async def script(self, request: web.Request) -> web.StreamResponse:
         """The console's audit page (static)."""
         return web.FileResponse(
-            _STATIC / "audit.js", headers={"Content-Type": "text/javascript; charset=utf-8"}
+            _STATIC / "audit.js",
+            headers={
+                "Content-Type": "text/javascript; charset=utf-8",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-cache",
+            },
         )
