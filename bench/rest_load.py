@@ -154,7 +154,7 @@ def make_keys(data_dir: Path, accounts: int) -> list[Key]:
     return keys
 
 
-def fund(admin_port: int, accounts: Sequence[int]) -> None:
+def fund(admin_port: int, accounts: Sequence[int], token: str) -> None:
     for account in accounts:
         for asset, amount in FUNDING:
             body = json.dumps(
@@ -163,7 +163,7 @@ def fund(admin_port: int, accounts: Sequence[int]) -> None:
             request = urllib.request.Request(
                 f"http://127.0.0.1:{admin_port}/v1/deposits",
                 data=body,
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
                 method="POST",
             )
             with urllib.request.urlopen(request, timeout=10) as answer:
@@ -189,10 +189,13 @@ def start_venue(
     command = [*python, "-m", "venue.cli", "run", "--config", str(CONFIG)]
     command += ["--data-dir", str(data), "--admin-port", str(ports["admin"])]
     command += ["--rest-port", str(ports["rest"]), "--fix-port", str(ports["fix"]), *extra_args]
+    token_file = directory / "admin.token"
+    command += ["--admin-token-file", str(token_file)]
     server = VenueProcess(command, ports, directory)
     try:
         server.wait_all()
-        fund(ports["admin"], [k.account for k in keys] + fix_accounts())
+        token = token_file.read_text().strip()
+        fund(ports["admin"], [k.account for k in keys] + fix_accounts(), token)
     except BaseException:
         server.stop()
         raise

@@ -32,6 +32,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from staff_auth import admin_headers
 
 from gateway.rest.keys import LOG_NAME, KeyStore
 from gateway.rest.signing import sign_ed25519, sign_hmac
@@ -79,7 +80,8 @@ async def serving(data_dir: Path, *, rest: bool = False) -> AsyncIterator[Doors]
         await gateway.start()
     runner, host, port = await start_admin(venue, "127.0.0.1", 0, keys=keys)
     try:
-        async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+        headers = admin_headers(config)
+        async with aiohttp.ClientSession(f"http://{host}:{port}", headers=headers) as http:
             yield Doors(venue, keys, http, gateway)
     finally:
         await runner.cleanup()
@@ -144,7 +146,10 @@ def test_admin_makes_lists_and_revokes_keys_without_a_rest_door(tmp_path: Path) 
             ]
             assert rows[0]["permissions"] == ["TRADE", "USER_DATA"]
             assert (rows[0]["label"], rows[0]["ipAllowlist"]) == ("bot", ["::1"])
-            assert rows[0]["createdBy"] == "admin@127.0.0.1" and rows[0]["revoked"] is None
+            assert (
+                re.fullmatch(r"token:[0-9a-f]{12}@127\.0\.0\.1", rows[0]["createdBy"])
+                and rows[0]["revoked"] is None
+            )
             assert made["secretKey"] not in json.dumps(listed)
             assert doors.keys.hmac_secret(made["apiKey"]) == made["secretKey"].encode()
 
@@ -160,11 +165,13 @@ def test_admin_makes_lists_and_revokes_keys_without_a_rest_door(tmp_path: Path) 
             assert (status, error["code"]) == (400, -2014)
 
         log = (tmp_path / "data" / REST_DIR / LOG_NAME).read_text().splitlines()
-        actions = [(r["action"], r["by"]) for r in map(json.loads, log)]
+        actions = [
+            (r["action"], re.sub("[0-9a-f]{12}", "ID", r["by"])) for r in map(json.loads, log)
+        ]
         assert actions == [
-            ("created", "admin@127.0.0.1"),
-            ("created", "admin@127.0.0.1"),
-            ("revoked", "admin@127.0.0.1"),
+            ("created", "token:ID@127.0.0.1"),
+            ("created", "token:ID@127.0.0.1"),
+            ("revoked", "token:ID@127.0.0.1"),
         ]
 
     asyncio.run(asyncio.wait_for(body(), 30))
@@ -283,6 +290,8 @@ class _Run:
         args = [sys.executable, "-m", "venue.cli", "run", "--config", str(DEFAULT_CONFIG_PATH)]
         args += ["--data-dir", str(data_dir), "--admin-port", str(self.admin_port)]
         args += ["--fix-port", "0", "--rest-port", "0"]
+        self.token_file = data_dir.parent / "admin.token"
+        args += ["--admin-token-file", str(self.token_file)]
         self.proc = subprocess.Popen(
             args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -311,7 +320,10 @@ class _Run:
             f"http://127.0.0.1:{self.admin_port}{path}",
             data=json.dumps(body).encode(),
             method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self.token_file.read_text().strip()}",
+            },
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200

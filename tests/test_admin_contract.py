@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from staff_auth import admin_headers, approve
 
+from gateway.admin.app import add_route
+from gateway.staff.roles import Permission
 from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, load_config
 from venue.runtime import Venue
@@ -43,6 +46,19 @@ ROUTES = {
     ("GET", "/v1/accounts/{account}/balances"),
     ("GET", "/v1/ledger"),
     ("POST", "/v1/reconcile"),
+    ("POST", "/v1/session"),
+    ("GET", "/v1/session"),
+    ("DELETE", "/v1/session"),
+    ("GET", "/v1/operators"),
+    ("POST", "/v1/operators"),
+    ("POST", "/v1/operators/{name}"),
+    ("GET", "/v1/tokens"),
+    ("POST", "/v1/tokens"),
+    ("DELETE", "/v1/tokens/{tokenId}"),
+    ("GET", "/v1/approvals"),
+    ("GET", "/v1/approvals/{approvalId}"),
+    ("POST", "/v1/approvals/{approvalId}/approve"),
+    ("POST", "/v1/approvals/{approvalId}/reject"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit.csv"),
     ("GET", "/"),
@@ -50,6 +66,23 @@ ROUTES = {
     ("GET", "/console/"),
     ("GET", "/console/{name}"),
     ("GET", "/console/pages/audit.js"),
+}
+
+#: The keys of an approval.
+APPROVAL_KEYS = {
+    "approvalId",
+    "action",
+    "summary",
+    "status",
+    "requester",
+    "required",
+    "approvals",
+    "createdMs",
+    "closedBy",
+    "closedMs",
+    "result",
+    "seq",
+    "request",
 }
 
 #: The keys of each event type the flow below produces.
@@ -178,7 +211,8 @@ def test_the_admin_api_keeps_its_documented_shapes(tmp_path: Path) -> None:
         }
         assert routes == ROUTES
         try:
-            async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+            headers = admin_headers(config)
+            async with aiohttp.ClientSession(f"http://{host}:{port}", headers=headers) as http:
 
                 async def call(method: str, path: str, payload: Any = None) -> tuple[int, Any]:
                     async with http.request(method, path, json=payload) as response:
@@ -228,7 +262,13 @@ def test_the_admin_api_keeps_its_documented_shapes(tmp_path: Path) -> None:
                     "DELETE", "/v1/orders", {"account": 1, "symbol": "BTC-USDT", "orderId": 1}
                 )
                 await command("POST", "/v1/instruments/ETH-USDT/state", {"state": "HALTED"})
-                await command("POST", "/v1/kill-switch", {"active": False})
+                await command("POST", "/v1/kill-switch", {"active": True})
+                status, held = await call("POST", "/v1/kill-switch", {"active": False})
+                assert status == 202 and held["status"] == "PENDING"
+                assert set(held) == APPROVAL_KEYS
+                done = await approve(http, config, held["approvalId"])
+                assert set(done) == {"approval", "result"}
+                assert set(done["result"]) == {"seq", "ts", "events"}
                 await command("POST", "/v1/mass-cancel", {"scope": "ALL"})
 
                 status, book = await call("GET", "/v1/book/BTC-USDT")
@@ -296,7 +336,8 @@ def test_a_page_registered_through_the_composition_root_is_served(tmp_path: Path
         return web.json_response({"alerts": []})
 
     def page(app: web.Application) -> None:
-        app.router.add_get("/v1/surveillance/alerts", alerts)
+        add_route(app, "GET", "/v1/surveillance/alerts", alerts, Permission.SURVEILLANCE_READ)
+        app.router.add_get("/v1/undeclared", alerts)  # no permission named: refused to all
 
     config = dataclasses.replace(
         load_config(DEFAULT_CONFIG_PATH), data_dir=tmp_path / "data", ledger=None
@@ -311,11 +352,12 @@ def test_a_page_registered_through_the_composition_root_is_served(tmp_path: Path
         finally:
             admin._PAGES.remove(page)
         try:
-            async with (
-                aiohttp.ClientSession(f"http://{host}:{port}") as http,
-                http.get("/v1/surveillance/alerts") as response,
-            ):
-                assert response.status == 200 and await response.json() == {"alerts": []}
+            headers = admin_headers(config)
+            async with aiohttp.ClientSession(f"http://{host}:{port}", headers=headers) as http:
+                async with http.get("/v1/surveillance/alerts") as response:
+                    assert response.status == 200 and await response.json() == {"alerts": []}
+                async with http.get("/v1/undeclared") as response:
+                    assert response.status == 403
         finally:
             await runner.cleanup()
             await venue.stop()

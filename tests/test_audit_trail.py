@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from staff_auth import admin_headers
 
 from engine.commands import ConfigureAccount, NewOrder, Origin, SetInstrumentState, SetKillSwitch
 from engine.types import Door, InstrumentState, OrdType, Side, StpMode
@@ -33,7 +34,7 @@ from surveillance.trail import (
     parse_query,
     read_page,
 )
-from venue.admin import start_admin
+from venue.admin import staff_access, start_admin
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, VenueConfig, load_config
 from venue.parts import AuditPart
 from venue.runtime import Venue
@@ -225,8 +226,17 @@ def test_the_admin_api_serves_the_trail_and_records_its_export(
     async def work(venue: Venue, part: AuditPart) -> None:
         runner, host, port = await start_admin(venue, "127.0.0.1", 0, audit=part.chain)
         base = f"http://{host}:{port}"
+        _, operator_only = staff_access(venue.config).store.create_token(["operator"], 600, "t")
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession() as anyone:
+                for path in ("/v1/audit", "/v1/audit.csv"):
+                    async with anyone.get(base + path) as r:
+                        assert r.status == 401
+                    bearer = {"Authorization": f"Bearer {operator_only}"}
+                    async with anyone.get(base + path, headers=bearer) as r:
+                        assert r.status == 403  # the operator role has no audit.read
+                        assert "audit.read" in (await r.json())["msg"]
+            async with aiohttp.ClientSession(headers=admin_headers(venue.config)) as http:
                 async with http.get(f"{base}/v1/audit", params={"limit": "5"}) as r:
                     assert r.status == 200
                     body = await r.json()
@@ -290,7 +300,7 @@ def test_an_export_that_cannot_be_recorded_is_refused(trail_data: Path, tmp_path
     async def work(venue: Venue, part: AuditPart) -> None:
         runner, host, port = await start_admin(venue, "127.0.0.1", 0)  # no chain given
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(headers=admin_headers(venue.config)) as http:
                 async with http.get(f"http://{host}:{port}/v1/audit.csv") as r:
                     assert r.status == 503
                     assert "audit chain" in (await r.json())["msg"]

@@ -164,7 +164,11 @@ def test_missing_key(tmp_path: Path, line: str, key: str) -> None:
 
 
 def test_missing_section(tmp_path: Path) -> None:
-    text = edited(("[admin]", "[other]"), ('host = "127.0.0.1"', 'x = "1"'))
+    text = edited(
+        ("[admin]", "[other]"),
+        ("[admin.approvals]", "[other.approvals]"),
+        ('host = "127.0.0.1"', 'x = "1"'),
+    )
     error = error_for(tmp_path, text.replace("port = 8081", "y = 1"))
     assert error.key == "admin"
     assert "missing" in error.problem

@@ -187,6 +187,7 @@ def test_a_section_a_package_adds_is_dispatched_without_its_keys(
         table = root.table("admin")
         seen["workers"] = table.integer("workers", minimum=1, maximum=64)
         seen["cert"] = table.table("tls").string("cert")
+        seen["approvals"] = sorted(k for k, _ in table.table("approvals").items())
         admin = AdminConfig(table.string("host"), table.integer("port", minimum=0))
         table.finish()
         seen["console"] = root.table("console").integer("port", minimum=0)
@@ -195,6 +196,11 @@ def test_a_section_a_package_adds_is_dispatched_without_its_keys(
     monkeypatch.setattr(venue.config, "read_admin", read_admin_grown)
     config = parse_config(text)
     assert config.admin == AdminConfig("127.0.0.1", 8081)
-    assert seen == {"workers": 4, "cert": "c.pem", "console": 8083}
+    assert seen == {
+        "workers": 4,
+        "cert": "c.pem",
+        "console": 8083,
+        "approvals": ["adjustment_above", "required"],
+    }
     error = error_of(parse_config, text + "\n[surveillance]\nwindow_s = 60\n")
     assert error.key == "surveillance" and "unknown top-level key" in error.problem

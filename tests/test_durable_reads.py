@@ -254,6 +254,8 @@ class _Process:
         args = [sys.executable, "-c", _GATED_VENUE, str(gate_file), "run"]
         args += ["--config", str(DEFAULT_CONFIG_PATH), "--data-dir", str(data_dir)]
         args += ["--admin-port", str(self.port), "--fix-port", "0", "--rest-port", "0"]
+        self.token_file = data_dir.parent / "admin.token"
+        args += ["--admin-token-file", str(self.token_file)]
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while True:
@@ -271,6 +273,7 @@ class _Process:
             f"http://127.0.0.1:{self.port}{path}", data=data, method=method
         )
         request.add_header("Content-Type", "application/json")
+        request.add_header("Authorization", f"Bearer {self.token_file.read_text().strip()}")
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 

@@ -109,6 +109,8 @@ class Venue:
                 "0",
                 "--rest-port",
                 "0",
+                "--admin-token-file",
+                str(data_dir.parent / "admin.token"),
             ],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
@@ -121,6 +123,7 @@ class Venue:
         self.stderr = _Lines(self.proc.stderr)
         running = self._wait_line(r"venue: running; admin API on (http://[0-9.]+:\d+); FIX on ")
         self.url = running.group(1)
+        self.token = (data_dir.parent / "admin.token").read_text().strip()
 
     def _wait_line(self, pattern: str) -> re.Match[str]:
         deadline = time.monotonic() + 30
@@ -144,7 +147,7 @@ class Venue:
         request = urllib.request.Request(
             self.url + path,
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:

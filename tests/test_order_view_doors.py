@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from fix_client import FixClient, now
+from staff_auth import admin_headers
 from venue_doors import config_with_fix, fix_session, serving
 
 from engine.commands import Deposit
@@ -166,7 +167,8 @@ def test_fills_before_the_admin_api_listed_orders_are_not_priced(tmp_path: Path)
         await venue.start()
         runner, host, port = await start_admin(venue, "127.0.0.1", 0)
         try:
-            async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+            headers = admin_headers(config)
+            async with aiohttp.ClientSession(f"http://{host}:{port}", headers=headers) as http:
 
                 async def call(method: str, path: str, **fields: Any) -> Any:
                     async with http.request(method, path, json=fields or None) as response:

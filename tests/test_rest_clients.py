@@ -75,12 +75,13 @@ class RunningVenue:
     rest: str
     keys: dict[int, Credentials] = field(default_factory=dict)
     stderr: list[str] = field(default_factory=list)
+    token: str = ""  # a service token for the admin API
 
     def post(self, path: str, body: dict[str, object]) -> Any:
         request = urllib.request.Request(
             self.admin + path,
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
@@ -105,7 +106,13 @@ class RunningVenue:
         for role, name in roles.items():
             credentials = self.keys[ACCOUNTS[name]]
             keys[role] = {"key": credentials.key, "secret": credentials.secret}
-        return {"base": self.rest, "admin": self.admin, "keys": keys, "scenarios": scenarios}
+        return {
+            "base": self.rest,
+            "admin": self.admin,
+            "adminToken": self.token,
+            "keys": keys,
+            "scenarios": scenarios,
+        }
 
 
 def _pump(stream: Any, into: queue.Queue[str] | None, lines: list[str]) -> None:
@@ -139,6 +146,8 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
             "0",
             "--rest-port",
             "0",
+            "--admin-token-file",
+            str(data_dir.parent / "admin.token"),
         ],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
@@ -161,6 +170,7 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
                 continue
         assert match is not None, f"the venue did not start: {''.join(out)} {''.join(err)}"
         running = RunningVenue(proc, match.group(1), int(match.group(2)), match.group(3))
+        running.token = (data_dir.parent / "admin.token").read_text().strip()
         running.stderr = err
         running.provision_keys()
         for account in ACCOUNTS.values():

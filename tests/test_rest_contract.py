@@ -33,6 +33,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from staff_auth import admin_token
 
 from gateway.rest.openapi import (
     NOT_DOCUMENTED,
@@ -87,6 +88,7 @@ async def _open(data_dir: Path, ready: dict[str, Any], stop: asyncio.Event) -> N
     ready.update(
         url=gateway.url,
         admin=f"http://{host}:{port}",
+        token=admin_token(config),
         key=key.api_key,
         secret=secret,
         maker_key=maker.api_key,
@@ -123,6 +125,7 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
     if failed:
         raise failed[0]
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {ready['token']}"
     deposits = (
         (1001, "USDT", "1000000"),
         (1001, "BTC", "100"),

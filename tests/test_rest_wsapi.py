@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from staff_auth import admin_headers
 
 from gateway.rest.signing import sign_hmac, ws_payload
 from gateway.rest.userdata import Outbox, user_data_of
@@ -40,6 +41,7 @@ class Door:
     keys: dict[int, tuple[str, str]]  # account -> (api key, secret) HMAC
     ed_key: str
     ed_private: Ed25519PrivateKey
+    admin_headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def ws_url(self) -> str:
@@ -48,7 +50,9 @@ class Door:
     async def deposit(self, account: int, asset: str, amount: str) -> None:
         ref = f"d{account}{asset}{time.monotonic_ns()}"
         body = {"account": account, "asset": asset, "amount": amount, "ref": ref}
-        async with self.http.post(f"{self.admin}/v1/deposits", json=body) as r:
+        async with self.http.post(
+            f"{self.admin}/v1/deposits", json=body, headers=self.admin_headers
+        ) as r:
             assert r.status == 200, await r.text()
 
     async def rest(self, method: str, path: str, account: int, **params: str) -> Any:
@@ -156,6 +160,7 @@ def run(tmp_path: Path, scenario: Callable[[Door], Awaitable[None]], **rest: Any
         try:
             async with aiohttp.ClientSession() as http:
                 door = Door(gw, http, f"http://{host}:{port}", keys, ed.api_key, private)
+                door.admin_headers = admin_headers(config)
                 await door.deposit(A, "USDT", "100000")
                 await door.deposit(B, "BTC", "10")
                 await asyncio.wait_for(scenario(door), 30)

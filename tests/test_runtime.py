@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from staff_auth import admin_headers, approve
 
 from engine.commands import CancelOrder, NewOrder, Tick
 from engine.events import Event, OrderAccepted, OrderExpired, Trade
@@ -297,7 +298,10 @@ def admin_test(tmp_path: Path, fn: Callable[[Admin, Venue], Awaitable[None]]) ->
         runner, host, port = await start_admin(venue, "127.0.0.1", 0)
         try:
             timeout = aiohttp.ClientTimeout(total=10)
-            async with aiohttp.ClientSession(f"http://{host}:{port}", timeout=timeout) as http:
+            headers = admin_headers(venue.config)
+            async with aiohttp.ClientSession(
+                f"http://{host}:{port}", timeout=timeout, headers=headers
+            ) as http:
                 await fn(Admin(http), venue)
         finally:
             await runner.cleanup()
@@ -407,7 +411,14 @@ def test_admin_round_trip(tmp_path: Path) -> None:
         ]
         kill = await admin.ok("POST", "/v1/kill-switch", {"active": True})
         assert {"type": "KillSwitchChanged", "active": True} in kill["events"]
-        await admin.ok("POST", "/v1/kill-switch", {"active": False})
+        # lifting it needs a second person: held, then approved by an approver with TOTP
+        status, held = await admin.call("POST", "/v1/kill-switch", {"active": False})
+        assert status == 202 and held["status"] == "PENDING", held
+        assert venue.core.kill_switch
+        done = await approve(admin.http, venue.config, held["approvalId"])
+        assert done["approval"]["status"] == "EXECUTED"
+        assert {"type": "KillSwitchChanged", "active": False} in done["result"]["events"]
+        assert not venue.core.kill_switch
 
         status_body = await admin.ok("GET", "/v1/status")
         assert status_body["lastSeq"] == venue.core.last_seq == status_body["journalLastSeq"]

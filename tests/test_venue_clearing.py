@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from staff_auth import admin_headers, approve
 
 from clearing.reconcile import reconcile
 from engine.commands import ConfirmWithdrawal, Deposit, NewOrder, Withdraw
@@ -200,7 +201,8 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
         runner, host, port = await start_admin(venue, "127.0.0.1", 0)
         set_settlement(runner.app, venue, settlement)
         try:
-            async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+            headers = admin_headers(config)
+            async with aiohttp.ClientSession(f"http://{host}:{port}", headers=headers) as http:
 
                 async def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
                     async with http.post(path, json=body) as response:
@@ -241,10 +243,18 @@ def test_admin_money_endpoints(tmp_path: Path, sqlite_url: str) -> None:
                 ]  # fmt: skip
                 status, data = await post("/v1/withdrawals/5/release", {})
                 assert data["events"][0]["type"] == "WithdrawalReleased"
+                # no [admin.approvals] limit here: every adjustment waits for a second person
                 status, data = await post(
                     "/v1/adjustments", {"account": 7, "asset": "BTC", "amount": "-0.25"}
                 )
-                assert data["events"][0]["amount"] == "-0.25000000"
+                assert status == 202 and data["summary"] == "adjust account 7 by -0.25000000 BTC"
+                before = venue.core.last_seq
+                status, _ = await post(f"/v1/approvals/{data['approvalId']}", {})
+                assert status == 405  # read with GET; nothing ran
+                assert venue.core.last_seq == before
+                done = await approve(http, config, data["approvalId"])
+                assert done["result"]["events"][0]["amount"] == "-0.25000000"
+                assert done["approval"]["status"] == "EXECUTED"
                 status, data = await post("/v1/accounts/7/state", {"state": "FROZEN"})
                 assert data["events"][0] == {"type": "AccountStateChanged", "account": 7,
                                              "state": "FROZEN"}  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from staff_auth import admin_headers
 
 from gateway.rest.config import RestConfig
 from venue.admin import start_admin
@@ -102,7 +103,9 @@ async def serving(
     runner, host, port = await start_admin(venue, "127.0.0.1", 0, metrics=metrics)
     metrics.started()
     timeout = aiohttp.ClientTimeout(total=http_timeout)
-    http = aiohttp.ClientSession(f"http://{host}:{port}", timeout=timeout)
+    http = aiohttp.ClientSession(
+        f"http://{host}:{port}", timeout=timeout, headers=admin_headers(venue.config)
+    )
     try:
         yield Serving(venue, fix_port, http, rest, keys, metrics)
     finally:

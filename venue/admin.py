@@ -10,6 +10,7 @@ listed in the console."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,19 +28,42 @@ from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
 from gateway.admin.app import Page, make_app, serve, set_ledger
+from gateway.admin.auth import (
+    PUBLIC,
+    ApprovalPolicy,
+    StaffAccess,
+    add_route,
+    caller_ip,
+    principal,
+)
 from gateway.admin.console import add_script
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
+from gateway.adminconfig import is_loopback
 from gateway.edge.orders import OrderViews
 from gateway.rest.keys import KeyStore
+from gateway.staff import STAFF_DIR
+from gateway.staff.approvals import ApprovalStore
+from gateway.staff.operators import OperatorStore, StaffEvent
+from gateway.staff.roles import ROLES
 from surveillance.chain import AuditChain
 from surveillance.pages import AuditTrailPage, Route
+from venue.config import VenueConfig
 from venue.metrics import VenueMetrics
 from venue.rest import open_keys
 from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
-__all__ = ["audit_page", "register_page", "render_event", "set_settlement", "start_admin"]
+__all__ = [
+    "audit_page",
+    "register_page",
+    "render_event",
+    "service_token",
+    "set_settlement",
+    "staff_access",
+    "start_admin",
+    "tls_context",
+]
 
 T = TypeVar("T")
 
@@ -55,14 +79,15 @@ def register_page(page: Page) -> None:
 
 
 def _add_routes(app: web.Application, routes: list[Route]) -> None:
-    """Add another package's routes, each with the permission it declares."""
+    """Add another package's routes, each with the permission it declares (none: anyone may
+    read it, as the console's static files)."""
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        add_route(app, route.method, route.path, route.handler, route.permission or PUBLIC)
 
 
 def _caller(request: web.Request) -> tuple[str, str]:
     """Who calls, for the audit chain: the operator and their address."""
-    return "", request.remote or ""
+    return principal(request).name, caller_ip(request)
 
 
 def audit_page(data_dir: Path, chain: AuditChain | None) -> Page:
@@ -181,6 +206,50 @@ def set_settlement(app: web.Application, venue: Venue, settlement: Settlement) -
     set_ledger(app, LedgerPort(venue, settlement))
 
 
+def staff_access(
+    config: VenueConfig,
+    audit: Callable[[StaffEvent], None] | None = None,
+    *,
+    secure_cookie: bool | None = None,
+) -> StaffAccess:
+    """The operator store and approvals under the data folder, with the configured policy;
+    staff events (logins, refusals, approvals...) go to ``audit``. Raises
+    ``StaffStoreError`` or ``ApprovalError`` when a store cannot be used."""
+    directory = config.data_dir / STAFF_DIR
+    admin = config.admin
+    above = {
+        asset: int(amount.scaleb(config.assets[asset]))
+        for asset, amount in admin.approvals.adjustment_above.items()
+    }
+    if secure_cookie is None:
+        secure_cookie = not is_loopback(admin.host)
+    return StaffAccess(
+        store=OperatorStore(directory, on_event=audit),
+        approvals=ApprovalStore(directory),
+        audit=audit if audit is not None else (lambda event: None),
+        secure_cookie=secure_cookie,
+        policy=ApprovalPolicy(admin.approvals.required, above),
+    )
+
+
+def service_token(access: StaffAccess, ttl_s: int = 3600, by: str = "venue") -> str:
+    """A service token with every role, for the venue's own tools (the demo, ``venue run
+    --admin-token-file``, tests); shown once, stored hashed."""
+    _, token = access.store.create_token(ROLES, ttl_s, by)
+    return token
+
+
+def tls_context(config: VenueConfig) -> ssl.SSLContext | None:
+    """The admin API's TLS context when ``[admin]`` names the files."""
+    admin = config.admin
+    if admin.tls_cert_file is None or admin.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(admin.tls_cert_file, admin.tls_key_file)
+    return context
+
+
 async def start_admin(
     venue: Venue,
     host: str,
@@ -188,6 +257,7 @@ async def start_admin(
     settlement: Settlement | None = None,
     keys: KeyStore | None = None,
     metrics: VenueMetrics | None = None,
+    access: StaffAccess | None = None,
     audit: AuditChain | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
@@ -197,9 +267,10 @@ async def start_admin(
     ``venue.rest.open_keys``, when not given: raises ``KeyStoreError`` if it cannot be used).
     ``metrics``: the venue's metrics and readiness (``/metrics``, ``/ready``), which the caller
     shows its doors and tells when every part has started; when not given, metrics of the venue
-    alone, ready whenever it runs. ``audit``: the running audit chain, where the audit trail's
-    exports are recorded (without it they are refused; the trail is read from disk either
-    way)."""
+    alone, ready whenever it runs. ``access``: who may call (``staff_access``; opened from the
+    data folder, staff events unrecorded, when not given). ``audit``: the running audit chain,
+    where the audit trail's exports are recorded (without it they are refused; the trail is read
+    from disk either way)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -212,6 +283,7 @@ async def start_admin(
         config.assets,
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
+        access=access if access is not None else staff_access(config),
         pages=(audit_page(config.data_dir, audit), *_PAGES),
         probes=metrics,
     )
@@ -223,4 +295,4 @@ async def start_admin(
         app.on_cleanup.append(close_metrics)
     if settlement is not None:
         set_settlement(app, venue, settlement)
-    return await serve(app, host, port)
+    return await serve(app, host, port, tls_context(config))

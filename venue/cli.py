@@ -89,7 +89,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             return verify(config)
         if args.command == "reconcile":
             return reconcile_command(config)
-        return _serve(config, demo=args.demo)
+        return _serve(config, demo=args.demo, token_file=args.admin_token_file)
     except CliError as exc:
         _error(str(exc))
         return exc.code
@@ -129,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         "--rest-port", type=int, help="overrides [rest] port: REST and WebSocket (0: a free port)"
     )
     run.add_argument("--demo", action="store_true", help="drive a short scripted flow")
+    run.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="write a service token with every role here at start-up (mode 0600)",
+    )
     return parser
 
 
@@ -268,14 +273,14 @@ def reconcile_command(config: VenueConfig) -> int:
 
 
 # -- venue run ----------------------------------------------------------------------------------
-def _serve(config: VenueConfig, *, demo: bool) -> int:
+def _serve(config: VenueConfig, *, demo: bool, token_file: Path | None = None) -> int:
     import uvloop
 
-    result: int = uvloop.run(_run(config, demo=demo))
+    result: int = uvloop.run(_run(config, demo=demo, token_file=token_file))
     return result
 
 
-async def _run(config: VenueConfig, *, demo: bool) -> int:
+async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = None) -> int:
     from venue.demo import run_demo
     from venue.metrics import VenueMetrics
     from venue.parts import (
@@ -300,8 +305,8 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     venue_part = VenuePart(config)
     await parts.start(venue_part)
     venue = venue_part.venue
-    audit = AuditPart(venue, config)
-    await parts.start(audit)
+    audit_part = AuditPart(venue, config)
+    await parts.start(audit_part)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)
@@ -311,7 +316,9 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     metrics.watch_fix(gateway.gateway)
     keys = KeysPart(config)  # one store, shared by the admin API and the REST door
     await parts.start(keys)
-    admin = AdminPart(venue, config, settlement.settlement, keys.keys, metrics, audit.chain)
+    admin = AdminPart(
+        venue, config, settlement.settlement, keys.keys, metrics, audit_part.chain, token_file
+    )
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys)
     await parts.start(rest)
@@ -331,7 +338,9 @@ async def _run(config: VenueConfig, *, demo: bool) -> int:
     demo_task = None
     if demo:
         fix_port = gateway.gateway.acceptor.port if gateway.gateway is not None else None
-        demo_task = asyncio.create_task(run_demo(admin.url, config, fix_port, rest.gateway))
+        demo_task = asyncio.create_task(
+            run_demo(admin.url, config, fix_port, rest.gateway, admin.token, admin.access)
+        )
     stopped = asyncio.create_task(venue.wait_stopped())
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait({stopped, waiting}, return_when=asyncio.FIRST_COMPLETED)

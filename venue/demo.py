@@ -7,14 +7,17 @@ and the venue keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from typing import TYPE_CHECKING
 
 import aiohttp
 
+from gateway.staff.roles import ROLES
 from venue.config import VenueConfig
 
 if TYPE_CHECKING:
+    from gateway.admin.auth import StaffAccess
     from venue.rest import RestGateway
 
 
@@ -27,14 +30,24 @@ DEMO_ACCOUNTS = {1001: "alice", 1002: "bob"}  # two owners: the default STP woul
 
 
 async def run_demo(
-    url: str, config: VenueConfig, fix_port: int | None = None, rest: RestGateway | None = None
+    url: str,
+    config: VenueConfig,
+    fix_port: int | None = None,
+    rest: RestGateway | None = None,
+    token: str = "",
+    access: StaffAccess | None = None,
 ) -> None:
     """A short scripted flow through the admin HTTP API, then over FIX when the venue listens
     for it, then a REST bot trading with a FIX client while a WebSocket watches the book, when
     the venue serves REST; printed as it goes; errors are printed, never fatal (the venue keeps
     serving)."""
     try:
-        async with aiohttp.ClientSession(url, timeout=aiohttp.ClientTimeout(total=10)) as http:
+        if access is not None:
+            await asyncio.to_thread(_demo_operator, access, url)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession(
+            url, timeout=aiohttp.ClientTimeout(total=10), headers=headers
+        ) as http:
             demo = _Demo(http)
             await _demo_flow(demo, config)
         if fix_port is not None and config.fix is not None and config.fix.application == "venue":
@@ -58,6 +71,27 @@ async def run_demo(
         _error(f"demo: {type(exc).__name__}: {exc}")
     else:
         print("demo: done; the venue keeps serving until Ctrl-C", flush=True)
+
+
+#: The operator the demo makes (or resets) so that the staff console can be tried at once.
+DEMO_OPERATOR = "demo"
+
+
+def _demo_operator(access: StaffAccess, url: str) -> None:
+    """Make the demo's operator with every role (or give it a new password and TOTP secret if
+    it exists) and print how to log in: a local demo's convenience, never a production
+    practice (there, ``venue operator add`` prompts for the password)."""
+    store = access.store
+    password = secrets.token_urlsafe(12)
+    if store.operator(DEMO_OPERATOR) is None:
+        uri = store.add(DEMO_OPERATOR, ROLES, password, "demo")
+    else:
+        uri = store.reset(DEMO_OPERATOR, "demo", password=password, totp=True) or ""
+    print(
+        f"demo: staff console {url}/console/ : operator {DEMO_OPERATOR!r}, password "
+        f"{password!r}, TOTP secret in {uri}",
+        flush=True,
+    )
 
 
 class _Demo:

@@ -9,8 +9,11 @@ request meets a half-built venue, and no report of what it did misses a subscrib
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -21,7 +24,9 @@ from venue.config import VenueConfig
 from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
+    from gateway.admin.auth import StaffAccess
     from gateway.rest.keys import KeyStore
+    from gateway.staff.operators import StaffEvent as GatewayStaffEvent
     from surveillance.chain import AuditChain
     from venue.fix import FixGateway
     from venue.metrics import VenueMetrics
@@ -265,8 +270,10 @@ class KeysPart:
 
 
 class AdminPart:
-    """The admin API, listening (with the ledger and the key store attached before the socket
-    opens)."""
+    """The admin API, listening (with the ledger, the key store and the staff stores attached
+    before the socket opens); staff events go into the audit chain when it runs. With
+    ``token_file``, a service token with every role is written there (mode 0600) for local
+    tooling; ``token`` holds it for the venue's own tools (the demo)."""
 
     name = "admin API"
 
@@ -277,21 +284,38 @@ class AdminPart:
         settlement: Settlement | None,
         keys: KeyStore | None = None,
         metrics: VenueMetrics | None = None,
-        audit: AuditChain | None = None,
+        chain: AuditChain | None = None,
+        token_file: Path | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.settlement = settlement
         self.keys = keys
         self.metrics = metrics
-        self.audit = audit
+        self.chain = chain
+        self.token_file = token_file
         self.url = ""
+        self.token = ""
+        self.access: StaffAccess | None = None
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        from venue.admin import start_admin
+        from gateway.staff.approvals import ApprovalError
+        from gateway.staff.operators import StaffStoreError
+        from venue.admin import service_token, staff_access, start_admin
 
         admin = self.config.admin
+        audit = chain_staff_events(self.chain) if self.chain is not None else None
+        try:
+            self.access = staff_access(self.config, audit)
+            self.token = service_token(self.access, ttl_s=7 * 86_400)
+            if self.token_file is not None:
+                write_secret_file(self.token_file, self.token + "\n")
+        except (StaffStoreError, ApprovalError) as exc:
+            raise CliError(f"the staff stores cannot be used: {exc}", EXIT_CORRUPT) from None
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise CliError(f"the admin token cannot be written: {why}", EXIT_FAILED) from None
         try:
             self._runner, host, port = await start_admin(
                 self.venue,
@@ -300,17 +324,66 @@ class AdminPart:
                 self.settlement,
                 self.keys,
                 self.metrics,
-                audit=self.audit,
+                self.access,
+                audit=self.chain,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)
             where = f"{admin.host}:{admin.port}"
             raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
-        self.url = f"http://{host}:{port}"
+        scheme = "https" if admin.tls else "http"
+        self.url = f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def chain_staff_events(chain: AuditChain) -> Callable[[GatewayStaffEvent], None]:
+    """Staff events (from any thread: the operator store works in worker threads) chained on
+    the loop, in the order they were made."""
+    from surveillance.audit import StaffEvent
+
+    loop = asyncio.get_running_loop()
+
+    def record(event: GatewayStaffEvent) -> None:
+        try:
+            chain.record(
+                StaffEvent(
+                    event.time_ms * 1_000_000,
+                    event.operator,
+                    event.action,
+                    event.subject,
+                    event.ip,
+                    event.outcome,
+                )
+            )
+        except Exception as exc:  # a bad event must not fail the request it describes
+            log.error("audit: a staff event cannot be chained: %s", exc)
+
+    def from_anywhere(event: GatewayStaffEvent) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            record(event)
+        else:
+            loop.call_soon_threadsafe(record, event)
+
+    return from_anywhere
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (0600 from creation)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 class RestPart:

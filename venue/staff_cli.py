@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gateway.staff import STAFF_DIR
 from gateway.staff.operators import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -47,7 +48,6 @@ from venue.ledger_cli import format_table
 
 __all__ = ["COMMANDS", "STAFF_DIR", "add_commands", "open_staff", "run"]
 
-STAFF_DIR = "staff"
 #: The top-level commands this module adds.
 COMMANDS = frozenset({"operator", "token"})
 _TTL = re.compile(r"([1-9][0-9]{0,7})([smhd]?)")

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gateway.admin.auth import add_route, caller_ip, principal
 from gateway.admin.fields import INTERNAL, INVALID_PARAM, NOT_FOUND, AdminError, Fields
 from gateway.admin.ports import AdminKeys
 from gateway.rest.keys import (
@@ -34,6 +35,7 @@ from gateway.rest.keys import (
     check_public_key,
     is_key_format,
 )
+from gateway.staff.roles import Permission
 
 __all__ = ["BAD_API_KEY_FORMAT", "add_routes", "render_key"]
 
@@ -103,9 +105,9 @@ def add_routes(app: web.Application, keys: AdminKeys, fields_of: FieldsOf) -> No
         revoked = await _store(keys.revoke, api_key, _caller(request))
         return web.json_response(render_key(revoked))
 
-    app.router.add_post(base, create)
-    app.router.add_get(base, listing)
-    app.router.add_delete(base + "/{apiKey}", revoke)
+    add_route(app, "POST", base, create, Permission.API_KEYS_WRITE)
+    add_route(app, "GET", base, listing, Permission.READ)
+    add_route(app, "DELETE", base + "/{apiKey}", revoke, Permission.API_KEYS_WRITE)
 
 
 def _checked(name: str, check: Callable[[Any], T], value: Any) -> T:
@@ -116,11 +118,8 @@ def _checked(name: str, check: Callable[[Any], T], value: Any) -> T:
 
 
 def _caller(request: web.Request) -> str:
-    """Who acts, for the audit record: the admin API and the caller's address (operators are
-    not authenticated yet)."""
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    address = str(peer[0]) if isinstance(peer, tuple) else (request.remote or "unknown")
-    return f"admin@{address}"
+    """Who acts, for the audit record: the authenticated caller and their address."""
+    return f"{principal(request).name}@{caller_ip(request) or 'unknown'}"
 
 
 async def _store(fn: Callable[..., T], *args: Any) -> T:

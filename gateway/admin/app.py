@@ -24,6 +24,7 @@ last two from a ``Probes`` port.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,11 +32,23 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.commands import Command, Origin
+from engine.commands import AdjustBalance, Command, Origin, SetKillSwitch
 from engine.core import Core
 from engine.instrument import InstrumentSpec
 from engine.types import Door
 from gateway.admin.apikeys import add_routes as add_key_routes
+from gateway.admin.approve import add_approval_routes, hold_for_approval
+from gateway.admin.auth import (
+    ACCESS,
+    PUBLIC,
+    Handler,
+    StaffAccess,
+    add_route,
+    add_staff_routes,
+    auth_middleware,
+    install,
+    principal,
+)
 from gateway.admin.commands import (
     account_state,
     adjust,
@@ -73,8 +86,10 @@ from gateway.admin.ports import (
 )
 from gateway.admin.render import render_event, render_order
 from gateway.edge.requests import Edge
+from gateway.staff.approvals import Approval
+from gateway.staff.roles import Permission
 
-__all__ = ["OPEN_PATHS", "Page", "make_app", "serve", "set_ledger"]
+__all__ = ["OPEN_PATHS", "Page", "add_route", "make_app", "serve", "set_ledger"]
 
 Builder = Callable[[Fields], Command]
 #: A page another package adds to the staff console (surveillance, treasury...): called with the
@@ -112,58 +127,87 @@ def make_app(
     *,
     clearing: bool,
     keys: AdminKeys,
+    access: StaffAccess,
     pages: Iterable[Page] = (),
     probes: Probes | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too) and
     the API keys of ``keys``, with the pages other packages registered through the
-    composition root; ``/ready`` and ``/metrics`` from ``probes`` (without them ``/ready``
+    composition root, each request authenticated and authorised by ``access``
+    (``gateway.admin.auth``); ``/ready`` and ``/metrics`` from ``probes`` (without them ``/ready``
     looks at the venue's state alone and ``/metrics`` is not served)."""
     specs = {spec.symbol: spec for spec in instruments}
-    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_errors, auth_middleware], client_max_size=64 * 1024)
     app[_SERVED] = _Served(venue, specs, dict(assets), Edge(specs.values(), assets))
     app[_LEDGER] = []
     app.on_cleanup.append(_close)
-    app.router.add_post("/v1/orders", _command(new_order))
-    app.router.add_delete("/v1/orders", _command(cancel_order))
-    app.router.add_put("/v1/orders", _command(lambda f: replace_order(f, venue.core)))
-    app.router.add_post("/v1/mass-cancel", _command(mass_cancel))
-    app.router.add_post("/v1/instruments/{symbol}/state", _command(set_state))
-    app.router.add_post("/v1/instruments/{symbol}/reference-price", _command(reference_price))
-    app.router.add_post("/v1/kill-switch", _command(kill_switch))
-    app.router.add_post("/v1/accounts/{account}", _command(configure_account))
-    app.router.add_get("/v1/book/{symbol}", _book)
-    app.router.add_get("/v1/accounts/{account}/orders", _orders)
-    app.router.add_get("/v1/status", _status)
-    app.router.add_get("/health", _health)
-    app.router.add_get("/ready", _ready)
+    install(app, access)
+    p = Permission
+
+    def route(method: str, path: str, handler: Handler, permission: str) -> None:
+        add_route(app, method, path, handler, permission)
+
+    route("POST", "/v1/orders", _command(new_order), p.ORDERS_WRITE)
+    route("DELETE", "/v1/orders", _command(cancel_order), p.ORDERS_WRITE)
+    route("PUT", "/v1/orders", _command(lambda f: replace_order(f, venue.core)), p.ORDERS_WRITE)
+    route("POST", "/v1/mass-cancel", _command(mass_cancel), p.ORDERS_WRITE)
+    route("POST", "/v1/instruments/{symbol}/state", _command(set_state), p.INSTRUMENTS_WRITE)
+    route(
+        "POST",
+        "/v1/instruments/{symbol}/reference-price",
+        _command(reference_price),
+        p.INSTRUMENTS_WRITE,
+    )
+    route("POST", "/v1/kill-switch", _command(kill_switch, _lifts_kill_switch), p.KILL_SWITCH)
+    route("POST", "/v1/accounts/{account}", _command(configure_account), p.ACCOUNTS_WRITE)
+    route("GET", "/v1/book/{symbol}", _book, p.READ)
+    route("GET", "/v1/accounts/{account}/orders", _orders, p.READ)
+    route("GET", "/v1/status", _status, p.READ)
+    route("GET", "/health", _health, PUBLIC)
+    route("GET", "/ready", _ready, PUBLIC)
     if probes is not None:
         app[_PROBES] = probes
-        app.router.add_get("/metrics", _metrics)
+        route("GET", "/metrics", _metrics, PUBLIC)
     add_key_routes(app, keys, _fields)
+    add_staff_routes(app, _fields)
+    add_approval_routes(app, _fields, _execute)
     add_console(app)
     if clearing:
-        app.router.add_post("/v1/deposits", _command(deposit))
-        app.router.add_post("/v1/withdrawals", _command(withdraw))
-        app.router.add_post("/v1/withdrawals/{withdrawalId}/confirm", _command(confirm_withdrawal))
-        app.router.add_post("/v1/withdrawals/{withdrawalId}/release", _command(release_withdrawal))
-        app.router.add_post("/v1/adjustments", _command(adjust))
-        app.router.add_post("/v1/accounts/{account}/state", _command(account_state))
-        app.router.add_post("/v1/accounts/{account}/fee-schedule", _command(fee_schedule))
-        app.router.add_get("/v1/accounts/{account}/balances", _balances)
-        app.router.add_get("/v1/ledger", _ledger)
-        app.router.add_post("/v1/reconcile", _reconcile)
+        route("POST", "/v1/deposits", _command(deposit), p.MONEY_WRITE)
+        route("POST", "/v1/withdrawals", _command(withdraw), p.MONEY_WRITE)
+        route(
+            "POST",
+            "/v1/withdrawals/{withdrawalId}/confirm",
+            _command(confirm_withdrawal),
+            p.MONEY_WRITE,
+        )
+        route(
+            "POST",
+            "/v1/withdrawals/{withdrawalId}/release",
+            _command(release_withdrawal),
+            p.MONEY_WRITE,
+        )
+        route("POST", "/v1/adjustments", _command(adjust, _large_adjustment), p.MONEY_WRITE)
+        route("POST", "/v1/accounts/{account}/state", _command(account_state), p.ACCOUNTS_WRITE)
+        route(
+            "POST", "/v1/accounts/{account}/fee-schedule", _command(fee_schedule), p.ACCOUNTS_WRITE
+        )
+        route("GET", "/v1/accounts/{account}/balances", _balances, p.READ)
+        route("GET", "/v1/ledger", _ledger, p.READ)
+        route("POST", "/v1/reconcile", _reconcile, p.READ)
     for page in pages:
         page(app)
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str, int]:
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, str, int]:
     """Serve ``app``; returns the runner (``await runner.cleanup()`` to stop) and the address
     actually bound (``port`` 0 picks a free one). Raises ``OSError`` if it cannot bind."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:
@@ -222,31 +266,81 @@ async def _fields(request: web.Request) -> Fields:
 _MAX_REQUEST_ID = 64
 
 
-def _origin(request: web.Request) -> Origin:
-    """The admin door's origin of a command: the caller's request id (``X-Request-Id``, if
-    sent) and address. Operators are not authenticated yet: the principal stays empty."""
+def _origin(request: web.Request, request_id: str | None = None) -> Origin:
+    """The admin door's origin of a command: the authenticated caller (operator or service
+    token), the caller's request id (``X-Request-Id``, if sent) and address."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
     remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (request.remote or "")
-    request_id = request.headers.get("X-Request-Id", "")[:_MAX_REQUEST_ID]
-    return Origin(Door.ADMIN, "", request_id, remote)
+    if request_id is None:
+        request_id = request.headers.get("X-Request-Id", "")[:_MAX_REQUEST_ID]
+    return Origin(Door.ADMIN, principal(request).name, request_id, remote)
 
 
-def _command(build: Builder) -> Callable[[web.Request], Awaitable[web.Response]]:
+#: What a command needs before it runs: ``None`` (nothing), or the action's name and a line
+#: for the approvers (four eyes, ``gateway.admin.approve``).
+Policy = Callable[[Command, StaffAccess, Mapping[str, int]], "tuple[str, str] | None"]
+
+
+def _lifts_kill_switch(
+    cmd: Command, access: StaffAccess, assets: Mapping[str, int]
+) -> tuple[str, str] | None:
+    assert isinstance(cmd, SetKillSwitch)
+    return None if cmd.active else ("kill_switch.lift", "lift the kill switch")
+
+
+def _large_adjustment(
+    cmd: Command, access: StaffAccess, assets: Mapping[str, int]
+) -> tuple[str, str] | None:
+    assert isinstance(cmd, AdjustBalance)
+    limit = access.policy.adjustment_above.get(cmd.asset, 0)
+    if abs(cmd.amount) <= limit:
+        return None
+    shown = format(Decimal(cmd.amount).scaleb(-assets.get(cmd.asset, 0)), "f")
+    return "adjustment", f"adjust account {cmd.account} by {shown} {cmd.asset}"
+
+
+#: The builders of the actions an approval may run, by the action's name.
+_APPROVABLE: dict[str, Builder] = {"kill_switch.lift": kill_switch, "adjustment": adjust}
+
+
+async def _submit(request: web.Request, cmd: Command) -> dict[str, Any]:
+    served = request.app[_SERVED]
+    events = await served.venue.submit(cmd)
+    return {
+        "seq": cmd.seq,
+        "ts": cmd.ts,
+        "events": [render_event(event, served.specs, served.assets) for event in events],
+    }
+
+
+def _command(
+    build: Builder, needs: Policy | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         fields = await _fields(request)
         cmd = build(fields)
         fields.finish()
+        if needs is not None:
+            access = request.app[ACCESS]
+            wanted = needs(cmd, access, request.app[_SERVED].assets)
+            if wanted is not None:
+                return await hold_for_approval(request, fields, *wanted)
         cmd.origin = _origin(request)
-        served = request.app[_SERVED]
-        events = await served.venue.submit(cmd)
-        body = {
-            "seq": cmd.seq,
-            "ts": cmd.ts,
-            "events": [render_event(event, served.specs, served.assets) for event in events],
-        }
-        return web.json_response(body)
+        return web.json_response(await _submit(request, cmd))
 
     return handle
+
+
+async def _execute(request: web.Request, approval: Approval) -> dict[str, Any]:
+    """Run an approved request: built again from its fields by the same builder, journaled
+    with the requester as principal and ``approval:<id>`` as request id."""
+    served = request.app[_SERVED]
+    fields = Fields(approval.fields, served.specs, served.assets, served.edge)
+    cmd = _APPROVABLE[approval.action](fields)
+    fields.finish()
+    origin = _origin(request, f"approval:{approval.approval_id}")
+    cmd.origin = Origin(origin.door, approval.requester, origin.request_id, origin.remote)
+    return await _submit(request, cmd)
 
 
 async def _book(request: web.Request) -> web.Response:

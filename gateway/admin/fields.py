@@ -92,6 +92,19 @@ class Fields:
             )
         return self._data[key]
 
+    def as_strings(self) -> dict[str, str]:
+        """Every field as the string a query string would carry (booleans ``true``/``false``),
+        to be read again later by the same getters (an approval keeps its request so)."""
+        shown: dict[str, str] = {}
+        for key, value in self._data.items():
+            if isinstance(value, bool):
+                shown[key] = "true" if value else "false"
+            elif isinstance(value, list):
+                shown[key] = ",".join(str(v) for v in value)
+            elif value is not None:
+                shown[key] = str(value)
+        return shown
+
     def finish(self) -> None:
         unknown = sorted(k for k in self._data if k not in self._used)
         if unknown:

@@ -236,6 +236,7 @@ class StaffEvent:
     action: str
     ip: str
     outcome: str
+    subject: str = ""  # what was acted on ("approval 3"), when anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +473,8 @@ class OperatorStore:
         self._maybe_refresh()
         now = self._clock() if now is None else now
         found = self._tokens.get(_digest(token))
+        if found is None and self.refresh(wait=False):  # made by another process just now?
+            found = self._tokens.get(_digest(token))
         if found is None:
             return None
         record = found[1]
@@ -625,6 +628,39 @@ class OperatorStore:
         self._emit(found.name, "logout", "", "ok", t)
         return True
 
+    def confirm(
+        self, name: str, code: str, ip: str, purpose: str, now: int | None = None
+    ) -> Refusal | None:
+        """A fresh TOTP code from a logged-in operator to confirm ``purpose`` (an approval, say):
+        ``None`` when it is good, else a :class:`Refusal`. The same rules as a login's second
+        factor (a code is accepted once, wrong codes count towards the lockout, the IP
+        allowlist holds); recorded in the log before it returns."""
+        shown_ip = _one_line(ip)[:64] if isinstance(ip, str) else "?"
+        shown_name = _one_line(name)[:MAX_NAME] if isinstance(name, str) else "?"
+        what = _one_line(purpose)[:MAX_BY]
+        with self._writing() as fd:
+            t = self._clock() if now is None else now
+            account = self._accounts.get(name) if isinstance(name, str) else None
+            reason, step = self._check_code(account, code, ip, t)
+            if reason is not None:
+                record: dict[str, Any] = {
+                    "action": "code_failed",
+                    "name": shown_name,
+                    "ip": shown_ip,
+                    "why": reason,
+                    "for": what,
+                }
+                self._commit(fd, record, t)
+            else:
+                assert account is not None
+                record = {"action": "code_ok", "name": account.name, "step": step, "for": what}
+                self._commit(fd, record, t)
+        outcome = "ok" if reason is None else reason
+        event = StaffEvent(t, shown_name, "confirm", shown_ip, outcome, what)
+        if self._on_event is not None:
+            self._on_event(event)
+        return None if reason is None else Refusal(reason, event)
+
     # -- service tokens ---------------------------------------------------------------------
 
     def create_token(
@@ -683,6 +719,23 @@ class OperatorStore:
             return WRONG_PASSWORD, -1
         if not verify_password(password, account.password):
             return WRONG_PASSWORD, -1
+        return self._totp(account, code, t)
+
+    def _check_code(
+        self, account: _Account | None, code: object, ip: object, t: int
+    ) -> tuple[str | None, int]:
+        if account is None:
+            return UNKNOWN, -1
+        if account.disabled:
+            return DISABLED, -1
+        if t < account.locked_until_ms:
+            return LOCKED, -1
+        if account.networks and not self._ip_allowed(account, ip):
+            return IP_NOT_ALLOWED, -1
+        return self._totp(account, code, t)
+
+    @staticmethod
+    def _totp(account: _Account, code: object, t: int) -> tuple[str | None, int]:
         if not isinstance(code, str) or not _CODE.fullmatch(code):
             return WRONG_CODE, -1
         totp = pyotp.TOTP(account.totp)
@@ -902,7 +955,7 @@ class OperatorStore:
             account.failures = 0
             account.locked_until_ms = 0
             self._end_sessions(account.name)
-        elif action == "login_failed":
+        elif action in ("login_failed", "code_failed"):
             failed = self._accounts.get(record["name"])
             if failed is not None and record["why"] in _COUNTED:
                 failed.failures += 1
@@ -917,6 +970,10 @@ class OperatorStore:
             for key in [k for k, s in self._sessions.items() if s.expires_ms <= t]:
                 del self._sessions[key]
             self._sessions[str(record["session"])] = _Session(account.name, t, expires, t)
+        elif action == "code_ok":
+            account = self._account(record)
+            account.failures = 0
+            account.last_step = max(account.last_step, _int(record["step"]))
         elif action == "logout":
             self._sessions.pop(str(record["session"]), None)
         elif action == "token_created":

@@ -45,6 +45,7 @@ class Ctx:
     def __init__(self, job: dict[str, Any]) -> None:
         self.base = job["base"]
         self.admin = job.get("admin", "")
+        self.admin_token = job.get("adminToken", "")
         self.ex = {role: make(self.base, k["key"], k["secret"]) for role, k in job["keys"].items()}
         self.state: dict[str, Any] = {}
         self.urls: list[str] = []
@@ -102,7 +103,10 @@ def trade(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def _admin_book(ctx: Ctx, symbol: str) -> Any:
-    with urllib.request.urlopen(f"{ctx.admin}/v1/book/{symbol}", timeout=10) as response:
+    request = urllib.request.Request(
+        f"{ctx.admin}/v1/book/{symbol}", headers={"Authorization": f"Bearer {ctx.admin_token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 

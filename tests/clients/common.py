@@ -3,7 +3,7 @@
 A client script runs in ``.venv-clients`` (the client libraries' own virtualenv), never in the
 venue's: it imports nothing of the project. It reads one JSON object from stdin,
 
-    {"base": "http://127.0.0.1:PORT", "admin": "http://127.0.0.1:PORT",
+    {"base": "http://127.0.0.1:PORT", "admin": "http://127.0.0.1:PORT", "adminToken": "...",
      "keys": {"<role>": {"key": "...", "secret": "..."}}, "scenarios": ["name", ...]}
 
 runs the named scenarios in order (they share one state, so a later scenario may use an order an

@@ -3,7 +3,8 @@
 Static files of this folder (``index.html``, ``app.js``, ``style.css``): no build step, no
 library, nothing fetched from elsewhere. The pages are drawn in the browser from the admin
 API's JSON, fetched from the same origin with the session cookie, so the pages themselves need
-no login (they hold no data) and every datum is checked by the endpoint that serves it.
+no login (they hold no data: their routes are ``PUBLIC``) and every datum is checked by the
+endpoint that serves it (``gateway.admin.auth``).
 
 Pages register themselves in the browser (``Console.page({...})`` in ``app.js``); a package
 that owns pages of its own (surveillance, treasury...) serves its script through the
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.admin.auth import PUBLIC, add_route
 from gateway.staff.roles import PERMISSIONS_BY_ROLE
 
 __all__ = ["CONSOLE", "add_console", "add_script"]
@@ -46,10 +48,10 @@ _HEADERS = {
 def add_console(app: web.Application) -> None:
     """Serve the console at ``/console/`` (and ``/`` redirecting there)."""
     app[_SCRIPTS] = []
-    app.router.add_get("/", _to_console)
-    app.router.add_get("/console", _to_console)
-    app.router.add_get(CONSOLE, _index)
-    app.router.add_get(CONSOLE + "{name}", _file)
+    add_route(app, "GET", "/", _to_console, PUBLIC)
+    add_route(app, "GET", "/console", _to_console, PUBLIC)
+    add_route(app, "GET", CONSOLE, _index, PUBLIC)
+    add_route(app, "GET", CONSOLE + "{name}", _file, PUBLIC)
 
 
 def add_script(app: web.Application, url: str) -> None:
