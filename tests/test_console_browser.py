@@ -1,5 +1,6 @@
 """The staff console in a real browser (headless chromium through Playwright): a venue runs in
-process with its admin API, its audit chain and an operator made in its store; the operator
+process with its admin API and its audit chain (the parts of ``venue run``) and an operator
+made in its store; the operator
 signs in with a real TOTP code, halts an instrument from the instruments page (the venue's own
 status must say HALTED), finds the halt in the audit trail page under their name, exports the
 trail as CSV, and the other pages draw. One browser for the whole module.
@@ -29,17 +30,19 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from engine.commands import Deposit, NewOrder, Origin
+from engine.types import Door, OrdType, Side
 from gateway.staff.operators import OperatorStore
 from surveillance.config import AuditConfig
-from venue.admin import start_admin
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, load_config
-from venue.parts import AuditPart
+from venue.parts import AdminPart, AuditPart
 from venue.runtime import Venue
 
 CHROMIUM = os.environ.get("VENUE_CHROMIUM", "/usr/bin/chromium")
 NAME = "carol"
 PASSWORD = "correct horse battery"
 SYMBOL = "BTC-USDT"
+ACCOUNT = 1001
 T = TypeVar("T")
 
 
@@ -71,18 +74,34 @@ class RunningVenue:
         async def start() -> None:
             self.venue = Venue(self.config)
             await self.venue.start()
+            # something for the pages to show: funds and a resting order of account 1001
+            custody = Origin(Door.CUSTODY, "custody", "tx-7f3a", "")
+            for asset, amount in (("USDT", 100_000 * 10**8), ("BTC", 2 * 10**8)):
+                await self.venue.submit(Deposit(ACCOUNT, asset, amount, "tx-7f3a", origin=custody))
+            fix = Origin(Door.FIX, "MM1", "", "10.0.0.9:5001")
+            bid = NewOrder(
+                ACCOUNT,
+                SYMBOL,
+                "b1",
+                Side.BUY,
+                OrdType.LIMIT,
+                qty=50_000,
+                price=9_400_000,
+                origin=fix,
+            )  # 0.5 BTC at 94000.00
+            await self.venue.submit(bid)
             self.audit = AuditPart(self.venue, self.config)
             await self.audit.start()
-            self.runner, host, port = await start_admin(
-                self.venue, "127.0.0.1", 0, audit=self.audit.chain
-            )
-            self.url = f"http://{host}:{port}"
+            # as ``venue run`` serves it: staff events and exports chained
+            self.admin = AdminPart(self.venue, self.config, None, chain=self.audit.chain)
+            await self.admin.start()
+            self.url = self.admin.url
 
         self.run(start())
 
     def stop(self) -> None:
         async def stop() -> None:
-            await self.runner.cleanup()
+            await self.admin.stop()
             await self.audit.stop()
             await self.venue.stop()
 
@@ -162,9 +181,12 @@ def api(venue: RunningVenue, path: str) -> tuple[int, Any]:
 
 
 def sign_in(page: Page, password: str, code: str) -> None:
+    """Name and password first, then the code."""
+    expect(page.locator("#code-form")).to_be_hidden()
     page.fill("#login-name", NAME)
     page.fill("#login-password", password)
     page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-form")).to_be_hidden()
     page.fill("#login-code", code)
     page.click("#code-form button[type=submit]")
 
@@ -209,6 +231,10 @@ def test_the_halt_is_in_the_audit_trail_with_its_operator(
     expect(row).to_contain_text("ADMIN")
     page.fill("#audit-action", "")
     page.click("#audit-filters button[type=submit]")
+    everything = page.locator("#audit-results")
+    expect(everything).to_contain_text("Deposit")  # the custody door's, and the FIX order
+    expect(everything).to_contain_text("MM1")
+    expect(everything).to_contain_text("login")  # staff actions beside the commands
     expect(page.locator("#audit-results tbody tr").first).to_contain_text("SetInstrumentState")
     page.screenshot(path=str(shots / "audit.png"), full_page=True)
 
@@ -235,10 +261,13 @@ def test_the_other_pages_draw(page: Page, venue: RunningVenue, shots: Path) -> N
     expect(page.locator("#kill-toggle")).to_have_text("Activate the kill switch")
     page.screenshot(path=str(shots / "kill-switch.png"), full_page=True)
     page.goto("/console/#/accounts")
-    page.fill("#account-id", "1001")
+    page.fill("#account-id", str(ACCOUNT))
     page.click("#main form.row button[type=submit]")
     expect(page.locator("#account-state")).to_have_text("ACTIVE")
-    expect(page.locator("#account")).to_contain_text("Open orders")
+    balances = page.locator("#account table").first
+    expect(balances).to_contain_text("USDT")
+    expect(balances).to_contain_text("47000")  # 0.5 BTC at 94000 held of 100000 USDT
+    expect(page.locator("#account")).to_contain_text("94000.00")  # the resting bid
     expect(page.locator("#account")).to_contain_text("API keys")
     page.screenshot(path=str(shots / "accounts.png"), full_page=True)
     page.goto("/console/#/operators")

@@ -83,7 +83,7 @@
             rows,
             "No entry matches."
           ),
-          el("div", { class: "pager" }, newer, older, el("span", { class: "muted" }, `${rows.length} entries shown, newest first`))
+          el("div", { class: "pager" }, newer, older, el("span", { class: "muted" }, `${rows.length} ${rows.length === 1 ? "entry" : "entries"} shown, newest first`))
         );
       }
 
