@@ -32,7 +32,7 @@ from gateway.admin.auth import (
 )
 from gateway.admin.fields import INVALID_PARAM, NOT_FOUND, AdminError, Fields
 from gateway.admin.ports import Unavailable, Unjournalable
-from gateway.staff.approvals import APPROVED, STATES, Approval, ApprovalError
+from gateway.staff.approvals import APPROVED, PENDING, STATES, Approval, ApprovalError
 from gateway.staff.roles import Permission
 
 __all__ = ["add_approval_routes", "hold_for_approval"]
@@ -95,6 +95,10 @@ def add_approval_routes(app: web.Application, fields_of: FieldsOf, execute: Exec
         f.finish()
         who = principal(request)
         subject = f"approval {item.approval_id}"
+        if item.status != PENDING:  # before a code is spent on it
+            why = f"approval {item.approval_id} is {item.status}, not PENDING"
+            audit(request, "approval.approve", subject, f"refused: {why}")
+            raise AdminError(INVALID_PARAM, why, 409)
         if who.kind != "operator":
             audit(request, "approval.approve", subject, "refused: not an operator")
             raise AdminError(
