@@ -31,6 +31,7 @@ from surveillance.trail import (
     TrailError,
     TrailQuery,
     TrailQueryError,
+    Units,
     csv_chunks,
     iter_rows,
     parse_query,
@@ -75,7 +76,8 @@ def _error(code: int, msg: str, status: int) -> web.Response:
 
 class AuditTrailPage:
     """The audit trail of ``<data_dir>``; ``record`` chains a staff action (the running
-    ``AuditChain.record``; None when the venue keeps no chain: exports are then refused)."""
+    ``AuditChain.record``; None when the venue keeps no chain: exports are then refused);
+    ``units``: the venue's instruments and assets, to show a command's numbers as decimals."""
 
     def __init__(
         self,
@@ -83,8 +85,10 @@ class AuditTrailPage:
         record: Callable[[StaffEvent], object] | None,
         caller: Caller = _remote,
         clock: Callable[[], int] = time.time_ns,
+        units: Units | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.units = units
         self.record = record
         self.caller = caller
         self.clock = clock
@@ -120,7 +124,7 @@ class AuditTrailPage:
             return query
         async with self._scans:
             try:
-                page = await asyncio.to_thread(read_page, self.data_dir, query)
+                page = await asyncio.to_thread(read_page, self.data_dir, query, self.units)
             except TrailError as exc:
                 return _error(_INTERNAL, str(exc), 503)
         return web.json_response({"entries": page.entries, "next": page.next})
@@ -131,7 +135,7 @@ class AuditTrailPage:
         if isinstance(query, web.Response):
             return query
         async with self._scans:
-            chunks = csv_chunks(iter_rows(self.data_dir, query))
+            chunks = csv_chunks(iter_rows(self.data_dir, query, self.units))
             try:
                 first = await asyncio.to_thread(next, chunks)  # the header, or TrailError
             except TrailError as exc:

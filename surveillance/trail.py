@@ -14,7 +14,8 @@ exports::
     action   the command's type name ("SetInstrumentState"), the staff action ("login")
     subject  "account 1001", "BTC-USDT", both, or the staff action's subject
     account, symbol  the command's account and instrument when it has them (else null, "")
-    detail   the command's other fields, short ("state=HALTED"); empty for a staff action
+    detail   the command's other fields, short ("state=HALTED"; prices, quantities and amounts
+             as decimals when ``Units`` are given); empty for a staff action
     requestId, ip  the origin's request id and remote address; the staff action's address
     outcome  "journaled" for a command (durable; the core may still have refused it: its
              events say), the staff action's outcome
@@ -41,12 +42,14 @@ import re
 from collections import deque
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from engine.codec import decode
 from engine.errors import CodecError
+from engine.instrument import InstrumentSpec
 from engine.journal import JournalError, iter_records
 from surveillance.audit import (
     AUDIT_DIR,
@@ -69,6 +72,7 @@ __all__ = [
     "TrailPage",
     "TrailQuery",
     "TrailQueryError",
+    "Units",
     "csv_chunks",
     "iter_rows",
     "parse_query",
@@ -301,7 +305,40 @@ _CMD = "_cmd"
 _DETAIL_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _finish(row: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Units:
+    """How to show a command's integers as the doors do: prices and quantities in their
+    instrument's units (``engine.instrument``), amounts in their asset's decimals. Without
+    them a detail shows the journal's integers (ticks, lots, minor units)."""
+
+    instruments: Mapping[str, InstrumentSpec]
+    assets: Mapping[str, int]
+
+
+_PRICES = frozenset({"price", "stop_price"})
+_QUANTITIES = frozenset({"qty", "display_qty"})
+
+
+def _value(cmd: Any, name: str, units: Units | None) -> str:
+    value = getattr(cmd, name)
+    if units is None or isinstance(value, bool) or not isinstance(value, int):
+        return _show(value)
+    spec = units.instruments.get(getattr(cmd, "instrument", ""))
+    if spec is not None:
+        if name in _PRICES:
+            return format(spec.ticks_to_price(value), "f")
+        if name in _QUANTITIES:
+            return format(spec.lots_to_qty(value), "f")
+        if name == "quote_qty":
+            return format(spec.units_to_notional(value), "f")
+    if name == "amount":
+        places = units.assets.get(getattr(cmd, "asset", ""))
+        if places is not None:
+            return format(Decimal(value).scaleb(-places), "f")
+    return _show(value)
+
+
+def _finish(row: dict[str, Any], units: Units | None = None) -> dict[str, Any]:
     cmd = row.pop(_CMD, None)
     if cmd is None:
         return row
@@ -309,7 +346,7 @@ def _finish(row: dict[str, Any]) -> dict[str, Any]:
     if names is None:
         names = tuple(f.name for f in fields(cmd) if f.name not in _SHOWN)
         _DETAIL_FIELDS[type(cmd)] = names
-    detail = ", ".join(f"{name}={_show(getattr(cmd, name))}" for name in names)
+    detail = ", ".join(f"{name}={_value(cmd, name, units)}" for name in names)
     row["detail"] = detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
     return row
 
@@ -374,11 +411,13 @@ def _matches(row: dict[str, Any], query: TrailQuery) -> bool:
     return True
 
 
-def iter_rows(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
+def iter_rows(
+    data_dir: Path, query: TrailQuery, units: Units | None = None
+) -> Iterator[dict[str, Any]]:
     """Every row matching ``query`` (its ``limit`` aside), in chain order (oldest first).
     ``TrailError`` when the audit store cannot be read."""
     for row in _matching(data_dir, query):
-        yield _finish(row)
+        yield _finish(row, units)
 
 
 def _matching(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
@@ -411,11 +450,11 @@ def _matching(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def read_page(data_dir: Path, query: TrailQuery) -> TrailPage:
+def read_page(data_dir: Path, query: TrailQuery, units: Units | None = None) -> TrailPage:
     """The newest ``query.limit`` matching rows before ``query.before``, newest first."""
     ring: deque[dict[str, Any]] = deque(maxlen=query.limit + 1)
     ring.extend(_matching(data_dir, query))
-    rows = [_finish(row) for row in reversed(ring)]
+    rows = [_finish(row, units) for row in reversed(ring)]
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         return TrailPage(rows, rows[-1]["n"])

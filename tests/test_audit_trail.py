@@ -30,6 +30,7 @@ from surveillance.trail import (
     TrailError,
     TrailQuery,
     TrailQueryError,
+    Units,
     iter_rows,
     parse_query,
     read_page,
@@ -209,6 +210,16 @@ def test_pages_newest_first_lose_and_repeat_nothing(trail_data: Path) -> None:
     assert first.entries[-1]["n"] > second.entries[0]["n"]
 
 
+def test_details_show_the_doors_decimals_given_the_units(trail_data: Path) -> None:
+    config = make_config(trail_data)
+    units = Units({spec.symbol: spec for spec in config.instruments}, {"USDT": 8})
+    sell = read_page(trail_data, TrailQuery(action="NewOrder", limit=MAX_LIMIT), units).entries[-1]
+    assert "qty=0.01000" in sell["detail"] and "price=95001.00" in sell["detail"]
+    raw = read_page(trail_data, TrailQuery(action="NewOrder", limit=MAX_LIMIT)).entries[-1]
+    assert "qty=1000" in raw["detail"] and "price=9500100" in raw["detail"]
+    assert [r["hash"] for r in (sell, raw)] == [raw["hash"]] * 2
+
+
 def test_a_venue_without_an_audit_store_says_so(tmp_path: Path) -> None:
     with pytest.raises(TrailError, match="no audit store"):
         read_page(tmp_path, TrailQuery())
@@ -244,6 +255,8 @@ def test_the_admin_api_serves_the_trail_and_records_its_export(
                     (e["n"] for e in body["entries"]), reverse=True
                 )
                 assert len(body["entries"]) == 5 and isinstance(body["next"], int)
+                async with http.get(f"{base}/v1/audit", params={"action": "NewOrder"}) as r:
+                    assert "price=95001.00" in (await r.json())["entries"][-1]["detail"]
                 async with http.get(f"{base}/v1/audit", params={"action": "login"}) as r:
                     assert [e["actor"] for e in (await r.json())["entries"]] == ["alice"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -48,6 +47,7 @@ from gateway.staff.operators import OperatorStore, StaffEvent
 from gateway.staff.roles import ROLES
 from surveillance.chain import AuditChain
 from surveillance.pages import AuditTrailPage, Route
+from surveillance.trail import Units
 from venue.config import VenueConfig
 from venue.metrics import VenueMetrics
 from venue.rest import open_keys
@@ -90,10 +90,12 @@ def _caller(request: web.Request) -> tuple[str, str]:
     return principal(request).name, caller_ip(request)
 
 
-def audit_page(data_dir: Path, chain: AuditChain | None) -> Page:
-    """Surveillance's audit trail of ``data_dir`` (``surveillance.pages``): its endpoints and
-    its console page; exports are recorded in ``chain`` (refused without one)."""
-    trail = AuditTrailPage(data_dir, chain.record if chain is not None else None, _caller)
+def audit_page(config: VenueConfig, chain: AuditChain | None) -> Page:
+    """Surveillance's audit trail of the venue's data folder (``surveillance.pages``): its
+    endpoints and its console page; exports are recorded in ``chain`` (refused without one)."""
+    units = Units({spec.symbol: spec for spec in config.instruments}, dict(config.assets))
+    record = chain.record if chain is not None else None
+    trail = AuditTrailPage(config.data_dir, record, _caller, units=units)
 
     def add(app: web.Application) -> None:
         _add_routes(app, trail.routes())
@@ -284,7 +286,7 @@ async def start_admin(
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
         access=access if access is not None else staff_access(config),
-        pages=(audit_page(config.data_dir, audit), *_PAGES),
+        pages=(audit_page(config, audit), *_PAGES),
         probes=metrics,
     )
     if own_metrics:
