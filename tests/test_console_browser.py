@@ -151,7 +151,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def page(browser: Browser, venue: RunningVenue) -> Iterator[Page]:
     context = browser.new_context(
-        base_url=venue.url, viewport={"width": 1280, "height": 760}, accept_downloads=True
+        base_url=venue.url, viewport={"width": 1440, "height": 800}, accept_downloads=True
     )
     context.set_default_timeout(10_000)
     tab = context.new_page()

@@ -48,7 +48,9 @@
 
   // -- messages ------------------------------------------------------------------------------
   let flashTimer = null;
+  let flashPage = null; // a message stays with the page it was shown on
   function flash(text, kind) {
+    flashPage = current();
     const box = document.getElementById("flash");
     box.textContent = text;
     box.className = kind || "info";
@@ -168,6 +170,7 @@
 
   async function route() {
     const main = document.getElementById("main");
+    if (flashPage !== current()) document.getElementById("flash").hidden = true;
     if (!state.session) return showLogin();
     const visible = pages.filter((p) => can(p.permission));
     let target = visible.find((p) => p.id === current());
