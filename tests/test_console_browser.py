@@ -275,6 +275,28 @@ def test_the_other_pages_draw(page: Page, venue: RunningVenue, shots: Path) -> N
     page.screenshot(path=str(shots / "operators.png"), full_page=True)
 
 
+def test_the_kill_switch_and_its_release_held_for_a_second_person(
+    page: Page, venue: RunningVenue, shots: Path
+) -> None:
+    page.goto("/console/#/kill-switch")
+    page.click("#kill-toggle")
+    page.click("#kill-confirm")
+    expect(page.locator("#flash")).to_contain_text("Kill switch ON")
+    expect(page.locator("#kill-toggle")).to_have_text("Release the kill switch")
+    assert venue.status()["killSwitch"] is True
+    page.click("#kill-toggle")
+    page.click("#kill-confirm")
+    expect(page.locator("#flash")).to_contain_text("Held for approval #")
+    assert venue.status()["killSwitch"] is True  # lifting it waits for an approver
+    page.goto("/console/#/approvals")
+    row = page.locator("#approvals tbody tr").first
+    expect(row).to_contain_text("PENDING")
+    expect(row).to_contain_text(NAME)
+    expect(row.locator("button", has_text="Approve")).to_be_disabled()  # not one's own,
+    expect(row.locator("button", has_text="Reject")).to_be_disabled()  # nor without the role
+    page.screenshot(path=str(shots / "approvals.png"), full_page=True)
+
+
 def test_signing_out_ends_the_session(page: Page, venue: RunningVenue) -> None:
     page.click("#logout")
     expect(page.locator("h1")).to_have_text("Sign in")

@@ -101,6 +101,10 @@
 
   // What a command's answer says: the rejection's reason if an event refused it.
   function outcome(answer, done) {
+    if (answer && answer.approvalId !== undefined && answer.status === "PENDING") {
+      flash(`Held for approval #${answer.approvalId}: ${answer.summary}. An approver confirms it on the Approvals page.`, "info");
+      return false;
+    }
     const refused = (answer.events || []).find((e) => /Rejected$/.test(e.type));
     if (refused) {
       flash(`Refused: ${refused.reason || refused.type}${refused.text ? ` (${refused.text})` : ""}`, "error");
@@ -546,6 +550,13 @@
         }
         throw exc;
       }
+      const writable = can("operators.write");
+      const change = (r, disabled) =>
+        guarded(async () => {
+          await api("POST", `/v1/operators/${encodeURIComponent(r.name)}`, { disabled });
+          flash(`Operator ${r.name} ${disabled ? "disabled: their sessions end" : "enabled"}.`, "ok");
+          route();
+        });
       main.append(
         table(
           [
@@ -555,11 +566,90 @@
             ["State", (r) => (r.disabled ? "disabled" : r.lockedUntilMs && r.lockedUntilMs > Date.now() ? `locked until ${time(r.lockedUntilMs)}` : "active")],
             ["Created", (r) => time(r.createdMs)],
             ["By", (r) => r.createdBy],
+            ["", (r) =>
+              el("button", {
+                class: r.disabled ? undefined : "danger",
+                disabled: !writable || (state.session && r.name === state.session.operator),
+                title: writable ? undefined : "Your roles do not allow this (operators.write).",
+                onclick: () => change(r, !r.disabled),
+              }, r.disabled ? "Enable" : "Disable")],
           ],
           answer.operators || [],
           "No operator."
-        )
+        ),
+        el("p", { class: "muted" }, "Operators are added, and their password or TOTP reset, with venue operator on the venue's host.")
       );
+    },
+  });
+
+  page({
+    id: "approvals",
+    title: "Approvals",
+    permission: "read",
+    order: 50,
+    async render(main) {
+      const status = el("select", { id: "approvals-status" }, ["PENDING", "APPROVED", "EXECUTED", "REJECTED", "FAILED", ""].map((s) =>
+        el("option", { value: s }, s || "all")));
+      const box = el("div", { id: "approvals" });
+      const approver = can("approvals.approve");
+      const load = async () => {
+        const query = status.value ? `?status=${status.value}` : "";
+        let answer;
+        try {
+          answer = await api("GET", `/v1/approvals${query}`);
+        } catch (exc) {
+          box.replaceChildren(el("p", { class: exc.status === 404 ? "muted" : "error" }, exc.status === 404 ? "This venue asks for no approvals." : exc.message));
+          return;
+        }
+        const decide = (item) => {
+          const code = el("input", { inputmode: "numeric", maxlength: 6, pattern: "[0-9]{6}", placeholder: "TOTP code", class: "code" });
+          const reason = el("input", { placeholder: "reason" });
+          const mine = state.session && item.requester === state.session.operator;
+          const approve = el("button", {
+            disabled: !approver || mine,
+            title: mine ? "Someone else must approve your own request." : approver ? undefined : "Your roles do not allow this (approvals.approve).",
+            onclick: () => guarded(async () => {
+              const done = await api("POST", `/v1/approvals/${item.approvalId}/approve`, { code: code.value.trim() });
+              if (done.result) outcome(done.result, `Approval #${item.approvalId} executed`);
+              else flash(`Approved #${item.approvalId}: ${done.approval.approvals.length} of ${done.approval.required}.`, "ok");
+              load();
+            }),
+          }, "Approve");
+          const reject = el("button", {
+            class: "danger",
+            disabled: !approver,
+            title: approver ? undefined : "Your roles do not allow this (approvals.approve).",
+            onclick: () => guarded(async () => {
+              await api("POST", `/v1/approvals/${item.approvalId}/reject`, { reason: reason.value.trim() });
+              flash(`Approval #${item.approvalId} rejected.`, "ok");
+              load();
+            }),
+          }, "Reject");
+          return el("span", { class: "actions" }, code, approve, reason, reject);
+        };
+        box.replaceChildren(
+          table(
+            [
+              ["#", (r) => r.approvalId, "num"],
+              ["Requested", (r) => time(r.createdMs)],
+              ["By", (r) => r.requester],
+              ["What", (r) => r.summary, "wrap"],
+              ["Approvals", (r) => `${(r.approvals || []).map((a) => a.operator).join(", ") || "none"} (${(r.approvals || []).length}/${r.required})`],
+              ["Status", (r) => r.status],
+              ["", (r) => (r.status === "PENDING" ? decide(r) : r.closedBy ? `${r.closedBy} ${time(r.closedMs)}` : "")],
+            ],
+            answer.approvals || [],
+            "No approval."
+          )
+        );
+      };
+      status.addEventListener("change", load);
+      main.append(
+        el("p", { class: "muted" }, "Lifting the kill switch and large balance adjustments wait here for a second person."),
+        el("label", { class: "inline" }, "Status ", status),
+        box
+      );
+      await load();
     },
   });
 
