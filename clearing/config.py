@@ -1,9 +1,13 @@
-"""Clearing's sections of the configuration file: ``[[assets]]``, ``[fees]`` and ``[ledger]``.
+"""Clearing's sections of the configuration file: ``[[assets]]``, ``[fees]``, ``[ledger]`` and
+``[kyc]``.
 
-All three are optional: without ``[[assets]]`` the venue runs matching only, with no balances,
+All four are optional: without ``[[assets]]`` the venue runs matching only, with no balances,
 and ``[fees]`` or ``[ledger]`` alone is refused. With it, every instrument's base and quote must
 be listed and its lot and tick x lot must be whole minor units, which is why the reader is
 given the instruments; the ledger's default database lives under the venue's ``data_dir``.
+``[kyc]`` holds the know-your-customer rules clearing enforces (``clearing.risk``): the tier of
+accounts no command has given one, and the file with the secret the KYC provider signs its
+webhook calls with (read by the REST door; relative to ``data_dir``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,20 @@ from clearing.risk import AssetUnits
 from engine.config import ASSET_RE
 from engine.configfile import ConfigError, Table, absolute
 from engine.instrument import InstrumentSpec
+from engine.types import KycTier, parse_kyc_tier
 
-__all__ = ["ClearingConfig", "LedgerConfig", "read_clearing"]
+__all__ = ["ClearingConfig", "KycConfig", "LedgerConfig", "read_clearing", "read_kyc"]
+
+
+@dataclass(frozen=True, slots=True)
+class KycConfig:
+    """``[kyc]``."""
+
+    #: the tier of every account no command has given one; INSTITUTIONAL (no limits) when the
+    #: section is absent, as before tiers existed
+    default_tier: KycTier = KycTier.INSTITUTIONAL
+    #: the KYC provider's webhook secret (absolute); None: the webhook is not configured
+    webhook_secret_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +132,29 @@ def _ledger(root: Table, data_dir: Path) -> LedgerConfig:
     )
     table.finish()
     return config
+
+
+def read_kyc(root: Table, data_dir: Path, assets: Mapping[str, int]) -> KycConfig:
+    """``[kyc]``, optional: ``default_tier`` ("0".."3" or "INSTITUTIONAL") and
+    ``webhook_secret_file`` (relative to ``data_dir``, or absolute). Needs ``[[assets]]``: tiers
+    bound balances, which a matching-only venue does not keep."""
+    if "kyc" not in root:
+        return KycConfig()
+    if not assets:
+        root.fail("kyc", "needs [[assets]]: KYC limits bound balances, kept only with clearing")
+    table = root.table("kyc")
+    default = KycConfig().default_tier
+    if "default_tier" in table:
+        raw = table.value("default_tier")
+        try:
+            default = parse_kyc_tier(raw)
+        except ValueError as exc:
+            table.fail("default_tier", f"{exc}, got {raw!r}")
+    secret = table.optional_string("webhook_secret_file")
+    path = None
+    if secret:
+        path = Path(secret).expanduser()
+        if not path.is_absolute():
+            path = data_dir / path
+    table.finish()
+    return KycConfig(default_tier=default, webhook_secret_file=path)

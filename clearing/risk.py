@@ -27,6 +27,21 @@ The venue's own accounts are tracked too (fees, the outside world for deposits a
 withdrawals, operator adjustments), so that every asset sums to zero over all accounts, exactly
 as in the ledger: ``ledger_view()`` is what the ledger must hold.
 
+Know your customer. Every account has a KYC tier (``engine.types.KycTier``): the one a
+``SetKycTier`` gave it, else the default (INSTITUTIONAL until a ``SetKycTier`` for account 0,
+which the runtime sequences from ``[kyc] default_tier``). Tier 0 places no order and makes no
+replace (``KYC_TIER_NOT_PERMITTED``) nor withdrawal; being put on it cancels the account's open
+orders (reason KYC_TIER). Tiers 1-3 withdraw up to 500, 10,000 and 100,000 USD over any 24 hours
+of sequencer time: a withdrawal counts from the moment it is held until 24 hours later (a
+release gives its share back), valued in millionths of a USD, rounded up, at the reference price
+of the asset's ASSET-USDT instrument as the core knows it (the core hands the stage a lookup in
+``attach``; USDT is 1 USD); an asset without such a price cannot be withdrawn by a limited tier.
+The window is one queue of limited withdrawals in time order, pruned from its head by the
+commands that look at it, so it never holds more than 24 hours of them. The tiers, the review
+ids applied (a review id is applied once) and the window are in the snapshot (its version 2;
+a venue whose KYC state is still the initial one keeps version 1 and its hashes) and checked by
+``check_invariants``. ``may_withdraw`` asks the question without changing anything, for custody.
+
 Every command ends with a ``BalanceChanged`` for each (account, asset) whose total or locked it
 changed, the venue's accounts included, so that read models follow balances from the events
 alone. The rows a command touches are recorded on the way (``_balance``, ``_venue_add``) with
@@ -35,6 +50,7 @@ their values before it; the end of ``apply_events`` compares and publishes.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Final, cast
@@ -49,6 +65,7 @@ from engine.commands import (
     ReleaseWithdrawal,
     SetAccountState,
     SetFeeSchedule,
+    SetKycTier,
     Withdraw,
 )
 from engine.events import (
@@ -61,6 +78,7 @@ from engine.events import (
     Event,
     FeeScheduleSet,
     FeesConfigured,
+    KycTierSet,
     OrderAccepted,
     OrderCancelled,
     OrderDone,
@@ -76,10 +94,22 @@ from engine.events import (
 )
 from engine.instrument import InstrumentSpec
 from engine.order import Order
-from engine.risk import CancelAccountOrders
-from engine.types import AccountState, CancelReason, OrdType, RejectReason, Side, StpMode
+from engine.risk import CancelAccountOrders, ReferencePrice
+from engine.types import (
+    AccountState,
+    CancelReason,
+    KycTier,
+    OrdType,
+    RejectReason,
+    Side,
+    StpMode,
+    kyc_tier_label,
+)
 
 STATE_VERSION = 1
+#: The state's version once KYC state is in it; a venue whose KYC state is still the initial
+#: one (no tier set, default INSTITUTIONAL) keeps version 1, so earlier journals keep their hash.
+KYC_STATE_VERSION = 2
 NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_AMOUNT = (1 << 63) - 1  # the ledger keeps amounts in 64-bit signed integers
 BUY = Side.BUY
@@ -94,6 +124,21 @@ ACTIVE = AccountState.ACTIVE
 #: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
 FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
 PARTICIPANT: Final = "participant"
+
+# -- know your customer ---------------------------------------------------------------------------
+TIER_0: Final = KycTier.TIER_0
+INSTITUTIONAL: Final = KycTier.INSTITUTIONAL
+#: The tiers' withdrawal limits over any 24 hours, in millionths of a USD (valued as USDT);
+#: a tier not listed has none (INSTITUTIONAL), and TIER_0 may not withdraw at all.
+KYC_LIMITS_MICRO_USD: Final = {
+    KycTier.TIER_1: 500 * 1_000_000,
+    KycTier.TIER_2: 10_000 * 1_000_000,
+    KycTier.TIER_3: 100_000 * 1_000_000,
+}
+#: The rolling window: a withdrawal counts while it is at most this old (by sequencer time).
+KYC_WINDOW_NS: Final = NS_PER_DAY
+#: The asset USD is valued as (1 USD = 1 USDT), and each other asset at its ASSET-USDT price.
+USD_ASSET: Final = "USDT"
 
 
 class AssetUnits:
@@ -227,6 +272,26 @@ class RiskEngine:
         self._volume_factor: dict[str, Fraction] = {}
         self._tier_floor: dict[str, list[int]] = {}
         self._cancel_account_orders: CancelAccountOrders | None = None
+        self._reference_price: ReferencePrice | None = None
+        # Know your customer: the default tier (the venue's, until a SetKycTier for account 0
+        # changes it), the tiers commands gave, the review ids applied, and the rolling window
+        # of limited accounts' withdrawals: entries [ts, account, micro-USD, withdrawal id] in
+        # sequencer-time order (``kyc_used`` sums them per account; ``_kyc_open`` finds a
+        # pending one to give its usage back when it is released).
+        self.kyc_default = INSTITUTIONAL
+        self.kyc_tiers: dict[int, KycTier] = {}
+        self.kyc_reviews: set[str] = set()
+        self.kyc_window: deque[list[int]] = deque()
+        self.kyc_used: dict[int, int] = {}
+        self._kyc_open: dict[int, list[int]] = {}
+        self._kyc_gate = False  # some account may be on tier 0: new orders look at the tier
+        self._kyc_zero = 0  # accounts a command put on tier 0
+        # asset -> (instrument ASSET-USDT, micro-USD per minor unit per tick): valuation
+        self._usd_price: dict[str, tuple[str, Fraction]] = {}
+        for spec in instruments:
+            if spec.quote == USD_ASSET and spec.base in assets and spec.base != USD_ASSET:
+                factor = Fraction(spec.tick_size) * 1_000_000 / 10 ** assets[spec.base]
+                self._usd_price.setdefault(spec.base, (spec.symbol, factor))
         # What the command being applied touched, with the values before it: its
         # BalanceChanged events are the rows whose values differ at its end.
         self._touched: dict[tuple[int, str], tuple[list[int], int, int]] = {}
@@ -234,13 +299,18 @@ class RiskEngine:
         self._install_fees(zero_fees(), "")
 
     # ------------------------------------------------------------------ the RiskStage protocol
-    def attach(self, cancel_account_orders: CancelAccountOrders) -> None:
+    def attach(
+        self, cancel_account_orders: CancelAccountOrders, reference_price: ReferencePrice
+    ) -> None:
         self._cancel_account_orders = cancel_account_orders
+        self._reference_price = reference_price
 
     def check_new_order(self, order: Order, spec: InstrumentSpec, band_limit: int) -> RejectReason:
         account = order.account
         if self.states and self.states.get(account, ACTIVE) is not ACTIVE:
             return RejectReason.ACCOUNT_NOT_ACTIVE
+        if self._kyc_gate and self.kyc_tier(account) is TIER_0:
+            return RejectReason.KYC_TIER_NOT_PERMITTED
         units = self.units[spec.symbol]
         ord_type = order.ord_type
         stop_market = ord_type is STOP_LOSS or ord_type is TAKE_PROFIT
@@ -281,6 +351,8 @@ class RiskEngine:
     ) -> RejectReason:
         if self.states and self.states.get(order.account, ACTIVE) is not ACTIVE:
             return RejectReason.ACCOUNT_NOT_ACTIVE
+        if self._kyc_gate and self.kyc_tier(order.account) is TIER_0:
+            return RejectReason.KYC_TIER_NOT_PERMITTED
         hold = self.holds.get(order.order_id)
         if hold is None:
             return RejectReason.NONE  # nothing held (cannot happen for orders it accepted)
@@ -317,6 +389,8 @@ class RiskEngine:
             self._set_schedule(command, out)
         elif isinstance(command, ConfigureFees):
             self._configure_fees(command, out)
+        elif isinstance(command, SetKycTier):
+            self._set_kyc_tier(command, out)
         else:
             return False
         return True
@@ -376,8 +450,9 @@ class RiskEngine:
         touched.clear()
 
     def snapshot_state(self) -> object:
-        return (
-            STATE_VERSION,
+        kyc = self._kyc_state()
+        state = (
+            STATE_VERSION if kyc is None else KYC_STATE_VERSION,
             [
                 (account, asset, total, locked)
                 for account in sorted(self.balances)
@@ -392,13 +467,21 @@ class RiskEngine:
             [(a, sorted(days.items())) for a, days in sorted(self.volumes.items())],
             self.fee_spec,
         )
+        return state if kyc is None else (*state, kyc)
 
     def restore_state(self, state: object) -> None:
         self._touched.clear()
         self._venue_touched.clear()
-        if not isinstance(state, tuple) or not state or state[0] != STATE_VERSION:
+        if not isinstance(state, tuple) or not state:
             raise ValueError("risk state of an unknown version")
-        (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
+        if state[0] == STATE_VERSION and len(state) == 10:
+            kyc = None
+            (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
+        elif state[0] == KYC_STATE_VERSION and len(state) == 11:
+            (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
+             kyc) = state  # fmt: skip
+        else:
+            raise ValueError("risk state of an unknown version")
         self.balances = {}
         for account, asset, total, locked in balances:
             self.balances.setdefault(account, {})[asset] = [total, locked]
@@ -418,6 +501,7 @@ class RiskEngine:
         self.schedules = dict(schedules)
         self.volumes = {a: dict(days) for a, days in volumes}
         self._install_fees(FeeConfig.from_spec(spec) if spec else zero_fees(), spec)
+        self._restore_kyc(kyc)
 
     # ------------------------------------------------------------------ queries
     def balance(self, account: int, asset: str) -> tuple[int, int]:
@@ -495,6 +579,7 @@ class RiskEngine:
                 findings.append(f"order {oid}: holds {held.amount}, can spend {held.needed()}")
         for oid in sorted(set(self.holds) - seen):
             findings.append(f"order {oid} is not open but holds {self.holds[oid].amount}")
+        self._check_kyc(findings)
         return findings
 
     # ------------------------------------------------------------------ fills
@@ -777,6 +862,11 @@ class RiskEngine:
                 f"withdrawal id {cmd.withdrawal_id} is used or invalid",
             )  # fmt: skip
             return
+        self._kyc_prune(cmd.ts)
+        refused, why, value = self._kyc_verdict(cmd.account, cmd.asset, cmd.amount, cmd.ts)
+        if refused is not None:
+            self._reject(out, cmd, cmd.account, refused, why)
+            return
         row = self._balance(cmd.account, cmd.asset)
         if cmd.amount > row[0] - row[1]:
             self._reject(
@@ -784,6 +874,11 @@ class RiskEngine:
                 f"{cmd.amount} {cmd.asset} asked, {row[0] - row[1]} available",
             )  # fmt: skip
             return
+        if value >= 0:  # a limited tier: the withdrawal counts for the next 24 hours
+            entry = [cmd.ts, cmd.account, value, cmd.withdrawal_id]
+            self.kyc_window.append(entry)
+            self._kyc_open[cmd.withdrawal_id] = entry
+            self.kyc_used[cmd.account] = self.kyc_used.get(cmd.account, 0) + value
         row[1] += cmd.amount
         self.withdrawals[cmd.withdrawal_id] = (cmd.account, cmd.asset, cmd.amount)
         self.withdrawal_ids.add(cmd.withdrawal_id)
@@ -800,6 +895,9 @@ class RiskEngine:
         account, asset, amount = pending
         row = self._balance(account, asset)
         row[1] -= amount
+        entry = self._kyc_open.pop(wid, None)
+        if entry is not None and not confirm:  # it never left: its usage is given back
+            self._kyc_forget(entry)
         if confirm:
             row[0] -= amount
             self._venue_add(WORLD, asset, amount)
@@ -866,6 +964,200 @@ class RiskEngine:
         self._rates.pop(cmd.account, None)
         out.append(FeeScheduleSet(cmd.account, cmd.schedule))
 
+    # ------------------------------------------------------------------ know your customer
+    def kyc_tier(self, account: int) -> KycTier:
+        """The account's KYC tier: the one a command gave it, else the venue's default."""
+        tiers = self.kyc_tiers
+        return tiers.get(account, self.kyc_default) if tiers else self.kyc_default
+
+    def usd_value(self, asset: str, amount: int) -> int:
+        """``amount`` minor units of ``asset`` in millionths of a USD, rounded up, at the
+        reference price of its ASSET-USDT instrument as the core knows it now (USDT is 1
+        USD); -1 when it cannot be valued (no such instrument, or no reference price yet)."""
+        if amount <= 0:
+            return 0
+        if asset == USD_ASSET:
+            factor = Fraction(1_000_000, 10 ** self.decimals.get(asset, 0))
+            return -((-amount * factor.numerator) // factor.denominator)
+        priced = self._usd_price.get(asset)
+        lookup = self._reference_price
+        if priced is None or lookup is None:
+            return -1
+        price = lookup(priced[0])
+        if price <= 0:
+            return -1
+        factor = priced[1]
+        return -((-amount * price * factor.numerator) // factor.denominator)
+
+    def kyc_usage(self, account: int, ts: int) -> int:
+        """What the account's withdrawals of the 24 hours up to ``ts`` are worth (micro-USD),
+        as the limit counts them. A read: it prunes nothing."""
+        used = self.kyc_used.get(account, 0)
+        if used:
+            for entry in self.kyc_window:
+                if ts - entry[0] <= KYC_WINDOW_NS:
+                    break
+                if entry[1] == account:
+                    used -= entry[2]
+        return used
+
+    def may_withdraw(self, account: int, asset: str, amount: int, ts: int) -> str:
+        """Whether the account's KYC tier lets it withdraw ``amount`` minor units of ``asset``
+        at sequencer time ``ts``: "" if so, else why not (the limit, what was used and what
+        remains). Only the tier is looked at (balance, state and the withdrawal id are the
+        withdrawal's own checks). A read for custody's withdrawal flow, which asks before it
+        queues a payout; the risk stage checks again, deterministically, when the ``Withdraw``
+        is sequenced."""
+        return self._kyc_verdict(account, asset, amount, ts)[1]
+
+    def _kyc_verdict(
+        self, account: int, asset: str, amount: int, ts: int
+    ) -> tuple[ClearingReject | None, str, int]:
+        """(refusal or None, why, value in micro-USD to count: -1 for an unlimited tier)."""
+        tier = self.kyc_tier(account)
+        if tier is TIER_0:
+            return (
+                ClearingReject.KYC_TIER_NOT_PERMITTED,
+                "KYC tier 0 (email only) may not withdraw: the account must be verified first",
+                -1,
+            )
+        limit = KYC_LIMITS_MICRO_USD.get(tier, -1)
+        if limit < 0:
+            return None, "", -1
+        value = self.usd_value(asset, amount)
+        if value < 0:
+            return (
+                ClearingReject.KYC_UNVALUED_ASSET,
+                f"{asset} cannot be valued in USD (no {asset}-{USD_ASSET} reference price) "
+                f"for the limit of KYC tier {kyc_tier_label(tier)}",
+                -1,
+            )
+        used = self.kyc_usage(account, ts)
+        left = max(0, limit - used)
+        if value > left:
+            return (
+                ClearingReject.KYC_LIMIT_EXCEEDED,
+                f"KYC tier {kyc_tier_label(tier)} allows {_usd(limit)} USD of withdrawals per "
+                f"24 hours: {_usd(used)} USD used, {_usd(left)} USD remain; this withdrawal "
+                f"is worth {_usd(value)} USD",
+                -1,
+            )
+        return None, "", value
+
+    def _kyc_prune(self, ts: int) -> None:
+        """Drop the window's entries older than 24 hours at ``ts`` (amortised: each entry is
+        dropped once), so the window holds one day of limited withdrawals at most."""
+        window = self.kyc_window
+        while window and ts - window[0][0] > KYC_WINDOW_NS:
+            entry = window.popleft()
+            if self._kyc_open.get(entry[3]) is entry:
+                del self._kyc_open[entry[3]]
+            self._kyc_forget(entry)
+
+    def _kyc_forget(self, entry: list[int]) -> None:
+        """Stop counting an entry's value (it left the window, or was released)."""
+        account, value = entry[1], entry[2]
+        if value:
+            entry[2] = 0
+            left = self.kyc_used.get(account, 0) - value
+            if left:
+                self.kyc_used[account] = left
+            else:
+                self.kyc_used.pop(account, None)
+
+    def _set_kyc_tier(self, cmd: SetKycTier, out: list[Event]) -> None:
+        account, review = cmd.account, cmd.review_id
+        if not isinstance(account, int) or account < 0:
+            self._reject(out, cmd, 0, ClearingReject.INVALID_ACCOUNT, "account must be >= 0")
+            return
+        if review and review in self.kyc_reviews:
+            self._reject(
+                out, cmd, account, ClearingReject.DUPLICATE_REVIEW,
+                f"review {review} was applied already",
+            )  # fmt: skip
+            return
+        if review:
+            self.kyc_reviews.add(review)
+        self._kyc_prune(cmd.ts)
+        before = self.kyc_tier(account)
+        if account == 0:
+            self.kyc_default = cmd.tier
+        else:
+            if self.kyc_tiers.get(account) is TIER_0:
+                self._kyc_zero -= 1
+            if cmd.tier is TIER_0:
+                self._kyc_zero += 1
+            self.kyc_tiers[account] = cmd.tier
+        self._kyc_gate = self.kyc_default is TIER_0 or self._kyc_zero > 0
+        out.append(KycTierSet(account, cmd.tier, review))
+        cancel = self._cancel_account_orders
+        if account and cmd.tier is TIER_0 and before is not TIER_0 and cancel is not None:
+            cancel(account, CancelReason.KYC_TIER, out)  # tier 0 does not trade
+
+    def _kyc_state(self) -> tuple[Any, ...] | None:
+        """The KYC part of the snapshot; None while it is the initial one."""
+        if (
+            self.kyc_default is INSTITUTIONAL
+            and not self.kyc_tiers
+            and not self.kyc_reviews
+            and not self.kyc_window
+        ):
+            return None
+        return (
+            int(self.kyc_default),
+            sorted((a, int(t)) for a, t in self.kyc_tiers.items()),
+            sorted(self.kyc_reviews),
+            [(ts, account, value, wid, wid in self._kyc_open) for ts, account, value, wid in
+             self.kyc_window],
+        )  # fmt: skip
+
+    def _restore_kyc(self, kyc: tuple[Any, ...] | None) -> None:
+        self.kyc_default = INSTITUTIONAL
+        self.kyc_tiers = {}
+        self.kyc_reviews = set()
+        self.kyc_window = deque()
+        self.kyc_used = {}
+        self._kyc_open = {}
+        if kyc is not None:
+            default, tiers, reviews, window = kyc
+            self.kyc_default = KycTier(default)
+            self.kyc_tiers = {a: KycTier(t) for a, t in tiers}
+            self.kyc_reviews = set(reviews)
+            for ts, account, value, wid, open_ in window:
+                entry = [ts, account, value, wid]
+                self.kyc_window.append(entry)
+                if open_:
+                    self._kyc_open[wid] = entry
+                if value:
+                    self.kyc_used[account] = self.kyc_used.get(account, 0) + value
+        self._kyc_zero = sum(1 for t in self.kyc_tiers.values() if t is TIER_0)
+        self._kyc_gate = self.kyc_default is TIER_0 or self._kyc_zero > 0
+
+    def _check_kyc(self, findings: list[str]) -> None:
+        """The window in time order, its sums, and its open entries pending withdrawals."""
+        used: dict[int, int] = {}
+        last = None
+        for ts, account, value, wid in self.kyc_window:
+            if last is not None and ts < last:
+                findings.append(f"KYC window: withdrawal {wid} at {ts} after one at {last}")
+            last = ts
+            if value < 0:
+                findings.append(f"KYC window: withdrawal {wid} counts {value}")
+            if value:
+                used[account] = used.get(account, 0) + value
+        if used != self.kyc_used:
+            findings.append(f"KYC usage {sorted(self.kyc_used.items())} is not the window's "
+                            f"{sorted(used.items())}")  # fmt: skip
+        for wid, entry in self._kyc_open.items():
+            if wid not in self.withdrawals or entry[3] != wid:
+                findings.append(f"KYC window: withdrawal {wid} is open there but not pending")
+        zero = sum(1 for t in self.kyc_tiers.values() if t is TIER_0)
+        if zero != self._kyc_zero or self._kyc_gate != (self.kyc_default is TIER_0 or zero > 0):
+            findings.append(
+                f"{zero} accounts are on KYC tier 0 (default {kyc_tier_label(self.kyc_default)})"
+                f" but new orders count {self._kyc_zero} (gate {self._kyc_gate})"
+            )
+
     def _configure_fees(self, cmd: ConfigureFees, out: list[Event]) -> None:
         try:
             config = FeeConfig.from_spec(cmd.spec)
@@ -881,6 +1173,12 @@ class RiskEngine:
             return
         self._install_fees(config, config.to_spec())
         out.append(FeesConfigured(self.fee_spec))
+
+
+def _usd(micro: int) -> str:
+    """Millionths of a USD as a plain decimal ("480", "12.5")."""
+    whole, frac = divmod(micro, 1_000_000)
+    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
 
 
 def _band_edge(price: int, bps: int, side: Side) -> int:

@@ -36,6 +36,7 @@ from engine.commands import (
     SetFeeSchedule,
     SetInstrumentState,
     SetKillSwitch,
+    SetKycTier,
     SetReferencePrice,
     Tick,
     Withdraw,
@@ -46,6 +47,7 @@ from engine.types import (
     CancelReason,
     Door,
     InstrumentState,
+    KycTier,
     MassCancelScope,
     OrdType,
     Side,
@@ -562,7 +564,7 @@ register(9, Tick, _enc_tick, _dec_tick)
 register(10, CancelReplace, _enc_cancel_replace, _dec_cancel_replace)
 
 
-# -- money, accounts and fees (tags 32-39): strings with 32-bit lengths ---------------------------
+# -- money, accounts, fees and KYC (tags 32-40): strings with 32-bit lengths --------------------
 
 _LEN = struct.Struct("<I")
 _MAX_STR = 1 << 20  # the fee configuration is the longest string; a megabyte is plenty
@@ -627,6 +629,13 @@ def _state(value: int) -> AccountState:
         raise CodecError(f"unknown account state {value}") from None
 
 
+def _tier(value: int) -> KycTier:
+    try:
+        return KycTier(value)
+    except ValueError:
+        raise CodecError(f"unknown KYC tier {value}") from None
+
+
 _simple(32, Deposit, "Qq", ("account", "amount"), ("asset", "ref"),
         lambda v, s: Deposit(v[2], s[0], v[3], s[1], v[0], v[1]))  # fmt: skip
 _simple(33, Withdraw, "QqQ", ("account", "amount", "withdrawal_id"), ("asset", "ref"),
@@ -643,3 +652,5 @@ _simple(38, SetFeeSchedule, "Q", ("account",), ("schedule",),
         lambda v, s: SetFeeSchedule(v[2], s[0], v[0], v[1]))  # fmt: skip
 _simple(39, ConfigureFees, "", (), ("spec",),
         lambda v, s: ConfigureFees(s[0], v[0], v[1]))  # fmt: skip
+_simple(40, SetKycTier, "QB", ("account", "tier"), ("review_id",),
+        lambda v, s: SetKycTier(v[2], _tier(v[3]), s[0], v[0], v[1]))  # fmt: skip

@@ -22,6 +22,7 @@ from engine.types import (
     CancelReason,
     Door,
     InstrumentState,
+    KycTier,
     MassCancelScope,
     OrdType,
     Side,
@@ -474,6 +475,24 @@ class ConfigureFees:
     origin: Origin | None = None
 
 
+@dataclass(slots=True)
+class SetKycTier:
+    """Put the account on a know-your-customer tier (``engine.types.KycTier``), which bounds
+    its trading and withdrawals (``clearing.risk``). ``account`` 0 sets the venue's default
+    tier, the one of every account no command has given a tier (the runtime sequences it when
+    ``[kyc] default_tier`` differs from the one in force, so a replay never depends on today's
+    configuration file). ``review_id`` names the identity check that decided it (a KYC
+    provider's review): a review id already applied is refused, so a provider's webhook
+    delivered twice changes the tier once; "" for none (an operator's decision)."""
+
+    account: int
+    tier: KycTier
+    review_id: str = ""
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
 #: The commands that move money or change accounts and fees (the risk stage handles them).
 MoneyCommand = (
     Deposit
@@ -484,6 +503,7 @@ MoneyCommand = (
     | SetAccountState
     | SetFeeSchedule
     | ConfigureFees
+    | SetKycTier
 )
 
 #: Every command the journal holds.

@@ -23,6 +23,7 @@ from engine.types import (
     AccountState,
     CancelReason,
     InstrumentState,
+    KycTier,
     MassCancelScope,
     OrderStatus,
     OrdType,
@@ -492,6 +493,10 @@ class ClearingReject(IntEnum):
     INVALID_FEES = 10
     INVALID_ACCOUNT = 11
     NO_CHANGE = 12
+    KYC_TIER_NOT_PERMITTED = 13  # a tier-0 account may not withdraw
+    KYC_LIMIT_EXCEEDED = 14  # over the tier's rolling 24-hour withdrawal limit
+    KYC_UNVALUED_ASSET = 15  # no reference price values the asset in USD for a limited tier
+    DUPLICATE_REVIEW = 16  # a KYC review id already applied
 
 
 @dataclass(slots=True)
@@ -572,6 +577,16 @@ class FeeScheduleSet:
 
 
 @dataclass(slots=True)
+class KycTierSet:
+    """The account's KYC tier is now ``tier`` (``account`` 0: the venue's default tier), as
+    decided by review ``review_id`` ("" for an operator's or the configuration's decision)."""
+
+    account: int
+    tier: KycTier
+    review_id: str
+
+
+@dataclass(slots=True)
 class FeesConfigured:
     spec: str
 
@@ -620,6 +635,7 @@ MoneyEvent = (
     | AccountStateChanged
     | FeeScheduleSet
     | FeesConfigured
+    | KycTierSet
     | ClearingRejected
     | BalanceChanged
 )

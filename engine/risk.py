@@ -20,10 +20,16 @@ from engine.types import CancelReason, RejectReason
 #: ``cancel(account, reason, out)``: cancel every open order of the account now, appending the
 #: events to ``out`` (the core hands it to the risk stage, which uses it to freeze an account).
 CancelAccountOrders = Callable[[int, CancelReason, list[Event]], None]
+#: ``reference(symbol)``: the instrument's reference price in ticks as the core knows it now
+#: (the last trade or the operator's reference, whichever came last, else the configured one;
+#: 0 when there is none or no such instrument). The risk stage values assets with it.
+ReferencePrice = Callable[[str], int]
 
 
 class RiskStage(Protocol):
-    def attach(self, cancel_account_orders: CancelAccountOrders) -> None:
+    def attach(
+        self, cancel_account_orders: CancelAccountOrders, reference_price: ReferencePrice
+    ) -> None:
         """Called once by the core that the risk stage is plugged into."""
         ...
 
@@ -64,3 +70,14 @@ class RiskStage(Protocol):
         ...
 
     def restore_state(self, state: object) -> None: ...
+
+
+class WithdrawalLimits(Protocol):
+    """What custody's withdrawal flow asks the risk stage before it queues a payout (custody
+    imports the engine only; the composition root hands it the running venue's risk stage)."""
+
+    def may_withdraw(self, account: int, asset: str, amount: int, ts: int) -> str:
+        """ "" if the account's KYC tier lets it withdraw ``amount`` minor units of ``asset`` at
+        sequencer time ``ts``, else why not. Changes nothing: the ``Withdraw`` command is
+        checked again, deterministically, when it is sequenced."""
+        ...

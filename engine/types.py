@@ -112,6 +112,7 @@ class RejectReason(IntEnum):
     ACCOUNT_NOT_ACTIVE = 26  # risk stage
     NOT_PERMITTED = 27
     INVALID_COMMAND = 28
+    KYC_TIER_NOT_PERMITTED = 29  # risk stage: the account's KYC tier (0) may not trade
 
 
 class CancelReason(IntEnum):
@@ -131,6 +132,7 @@ class CancelReason(IntEnum):
     TRIGGERED_OUTSIDE_BAND = 12
     DISCONNECT = 13  # cancel-on-disconnect
     ACCOUNT_FROZEN = 14  # risk stage
+    KYC_TIER = 15  # risk stage: the account was put on KYC tier 0, which may not trade
 
 
 class MassCancelScope(IntEnum):
@@ -164,3 +166,36 @@ class Door(IntEnum):
     CUSTODY = 6  # deposits seen on chain, withdrawals paid out
     SYSTEM = 7  # the venue itself: timers, configuration at start-up, disconnects
     CLI = 8  # an operator's command line
+
+
+class KycTier(IntEnum):
+    """An account's know-your-customer tier, which bounds what it may do (``clearing.risk``):
+    TIER_0 (email only) views and deposits but neither trades nor withdraws; TIER_1, TIER_2 and
+    TIER_3 withdraw up to 500, 10,000 and 100,000 USD over any 24 hours; INSTITUTIONAL has no
+    limit. Spelled ``"0"``..``"3"`` and ``"INSTITUTIONAL"`` on the wire and in the configuration
+    (``kyc_tier_label``, ``parse_kyc_tier``). Stable numbers: they live in journals on disk."""
+
+    TIER_0 = 0
+    TIER_1 = 1
+    TIER_2 = 2
+    TIER_3 = 3
+    INSTITUTIONAL = 9
+
+    @property
+    def label(self) -> str:
+        """``kyc_tier_label(self)``: "0".."3" or "INSTITUTIONAL"."""
+        return kyc_tier_label(self)
+
+
+def kyc_tier_label(tier: KycTier) -> str:
+    """The tier as the doors and the configuration spell it: "0".."3" or "INSTITUTIONAL"."""
+    return "INSTITUTIONAL" if tier == KycTier.INSTITUTIONAL else str(int(tier))
+
+
+def parse_kyc_tier(text: object) -> KycTier:
+    """The tier spelled ``text`` ("0".."3" or "INSTITUTIONAL"); ``ValueError`` otherwise."""
+    if text == "INSTITUTIONAL":
+        return KycTier.INSTITUTIONAL
+    if isinstance(text, str) and text in ("0", "1", "2", "3"):
+        return KycTier(int(text))
+    raise ValueError('a KYC tier is "0", "1", "2", "3" or "INSTITUTIONAL"')

@@ -43,6 +43,7 @@ ROUTES = {
     ("POST", "/v1/adjustments"),
     ("POST", "/v1/accounts/{account}/state"),
     ("POST", "/v1/accounts/{account}/fee-schedule"),
+    ("POST", "/v1/accounts/{account}/kyc"),
     ("GET", "/v1/accounts/{account}/balances"),
     ("GET", "/v1/ledger"),
     ("POST", "/v1/reconcile"),
@@ -157,6 +158,7 @@ EVENT_KEYS = {
     "OrderReplaced": None,  # pinned by name only: its fields are the engine's
     "ReplaceRejected": None,
     "InstrumentStateChanged": {"type", "instrument", "state"},
+    "KycTierSet": {"type", "account", "tier", "reviewId"},
     "KillSwitchChanged": None,
     "MassCancelDone": None,
 }
@@ -282,8 +284,13 @@ def test_the_admin_api_keeps_its_documented_shapes(tmp_path: Path) -> None:
                 status, orders = await call("GET", "/v1/accounts/1/orders")
                 assert status == 200 and set(orders) == {"account", "orders"}
                 assert set(orders["orders"][0]) == ORDER_KEYS
+                [tier] = await command("POST", "/v1/accounts/1/kyc", {"tier": "INSTITUTIONAL"})
+                assert tier == {"type": "KycTierSet", "account": 1, "tier": "INSTITUTIONAL",
+                                "reviewId": ""}  # fmt: skip
                 status, balances = await call("GET", "/v1/accounts/1/balances")
-                assert status == 200 and set(balances) == {"account", "seq", "state", "balances"}
+                assert status == 200
+                assert set(balances) == {"account", "seq", "state", "kycTier", "balances"}
+                assert balances["kycTier"] == "INSTITUTIONAL"
                 assert set(balances["balances"][0]) == {"asset", "total", "locked", "free"}
                 status, state = await call("GET", "/v1/status")
                 assert status == 200

@@ -31,6 +31,7 @@ from engine.commands import (
     SetFeeSchedule,
     SetInstrumentState,
     SetKillSwitch,
+    SetKycTier,
     SetReferencePrice,
     Tick,
     Withdraw,
@@ -41,6 +42,7 @@ from engine.types import (
     CancelReason,
     Door,
     InstrumentState,
+    KycTier,
     MassCancelScope,
     OrdType,
     Side,
@@ -100,6 +102,8 @@ SAMPLES: list[Command] = [
     SetAccountState(3, AccountState.FROZEN, seq=32, ts=33),
     SetFeeSchedule(3, "market_maker", seq=34, ts=35),
     ConfigureFees('{"schedules": {}}', seq=36, ts=37),
+    SetKycTier(3, KycTier.TIER_2, "review-1", seq=38, ts=39),
+    SetKycTier(0, KycTier.INSTITUTIONAL, seq=40, ts=41),
 ]
 
 #: The same commands journaled with their origin (the door, who, their request id, from where).

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import venue.config
-from clearing.config import LedgerConfig, read_clearing
+from clearing.config import KycConfig, LedgerConfig, read_clearing, read_kyc
 from engine.config import JournalConfig, VenueSettings, read_instruments, read_journal, read_venue
 from engine.configfile import ConfigError, Table, absolute
-from engine.types import StpMode
+from engine.types import KycTier, StpMode
 from gateway.adminconfig import AdminConfig, read_admin
 from gateway.fix.config import read_fix
 from venue.config import DEFAULT_CONFIG_PATH, parse_config
@@ -119,6 +119,18 @@ def test_clearing_checks_against_the_instruments_it_is_given() -> None:
     assert error.key == "instruments[0]" and "USDT is not configured" in error.problem
     error = error_of(read_clearing, root_of("[ledger]\nbatch_max = 10\n"), instruments, Path())
     assert error.key == "ledger" and "needs [[assets]]" in error.problem
+
+
+def test_clearing_reads_kyc_alone() -> None:
+    root = root_of('[kyc]\ndefault_tier = "2"\nwebhook_secret_file = "kyc/secret"\n')
+    kyc = read_kyc(root, Path("/srv/v"), {"USDT": 8})
+    assert kyc == KycConfig(KycTier.TIER_2, Path("/srv/v/kyc/secret"))
+    root.finish()
+    assert read_kyc(root_of(""), Path("/srv/v"), {}) == KycConfig(KycTier.INSTITUTIONAL, None)
+    error = error_of(read_kyc, root_of('[kyc]\ndefault_tier = "1"\n'), Path(), {})
+    assert error.key == "kyc" and "needs [[assets]]" in error.problem
+    error = error_of(read_kyc, root_of('[kyc]\ndefault_tier = "TIER_1"\n'), Path(), {"A": 1})
+    assert error.key == "kyc.default_tier" and "INSTITUTIONAL" in error.problem
 
 
 # -- gateway: [admin], [fix] ----------------------------------------------------------------------

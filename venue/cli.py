@@ -320,7 +320,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
         venue, config, settlement.settlement, keys.keys, metrics, audit_part.chain, token_file
     )
     await parts.start(admin)
-    rest = RestPart(venue, config, keys.keys)
+    rest = RestPart(venue, config, keys.keys, audit_part.refusals())  # webhook refusals audited
     await parts.start(rest)
     metrics.watch_rest(rest.gateway)
     listener = FixListenerPart(gateway.gateway)

@@ -7,10 +7,10 @@ that the command line can print one line instead of a traceback.
 This module only reads the file and dispatches: each package reads and checks its own sections
 with the engine's shared reader (``engine.configfile``), and no key inside a section is named
 here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``engine.config``);
-``[[assets]]``, ``[fees]`` and ``[ledger]`` clearing's (``clearing.config``); ``[admin]``,
-``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``, ``gateway.fix.config``,
-``gateway.rest.config``); ``[audit]`` surveillance's (``surveillance.config``). A top-level key no
-package reads is refused.
+``[[assets]]``, ``[fees]``, ``[ledger]`` and ``[kyc]`` clearing's (``clearing.config``);
+``[admin]``, ``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``,
+``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` surveillance's
+(``surveillance.config``). A top-level key no package reads is refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
 """
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clearing.config import LedgerConfig, read_clearing
+from clearing.config import KycConfig, LedgerConfig, read_clearing, read_kyc
 from clearing.fees import FeeConfig
 from engine.config import JournalConfig, read_instruments, read_journal, read_venue
 from engine.configfile import ConfigError, Table
@@ -41,6 +41,7 @@ __all__ = [
     "FixConfig",
     "FixSessionConfig",
     "JournalConfig",
+    "KycConfig",
     "LedgerConfig",
     "RestConfig",
     "VenueConfig",
@@ -69,6 +70,7 @@ class VenueConfig:
     fix: FixConfig | None = None  # None: no FIX acceptor
     rest: RestConfig | None = None  # None: no REST and WebSocket door
     audit: AuditConfig = field(default_factory=AuditConfig)  # on unless [audit] enabled = false
+    kyc: KycConfig = field(default_factory=KycConfig)  # default tier INSTITUTIONAL, no webhook
 
     @property
     def clearing(self) -> bool:
@@ -121,6 +123,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     admin = read_admin(root)  # gateway: [admin]
     instruments = read_instruments(root)  # engine: [[instruments]]
     clearing = read_clearing(root, instruments, venue.data_dir)  # [[assets]], [fees], [ledger]
+    kyc = read_kyc(root, venue.data_dir, clearing.assets)  # clearing: [kyc], optional
     fix = read_fix(root)  # gateway: [fix], optional
     rest = read_rest(root)  # gateway: [rest], optional
     audit = read_audit(root)  # surveillance: [audit], optional
@@ -141,4 +144,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         fix=fix,
         rest=rest,
         audit=audit,
+        kyc=kyc,
     )

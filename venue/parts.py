@@ -26,6 +26,7 @@ from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 if TYPE_CHECKING:
     from gateway.admin.auth import StaffAccess
     from gateway.rest.keys import KeyStore
+    from gateway.rest.kyc import OnRefused
     from gateway.staff.operators import StaffEvent as GatewayStaffEvent
     from surveillance.chain import AuditChain
     from venue.fix import FixGateway
@@ -164,6 +165,21 @@ class AuditPart:
         if caught:
             log.info("audit: chained %d commands from the journal", caught)
         self.chain = chain
+
+    def refusals(self) -> OnRefused | None:
+        """``on_refused(actor, action, subject, ip, outcome)`` recording a refused outside call
+        (the KYC webhook's bad signatures) as a staff event of the chain; None without it."""
+        chain = self.chain
+        if chain is None:
+            return None
+        from surveillance.audit import StaffEvent
+
+        venue = self.venue
+
+        def record(actor: str, action: str, subject: str, ip: str, outcome: str) -> None:
+            chain.record(StaffEvent(venue.now_ns(), actor, action, subject, ip, outcome))
+
+        return record
 
     async def stop(self) -> None:
         if self.chain is None:
@@ -392,10 +408,17 @@ class RestPart:
 
     name = "REST and WebSocket door"
 
-    def __init__(self, venue: Venue, config: VenueConfig, keys: KeyStore | None = None) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        config: VenueConfig,
+        keys: KeyStore | None = None,
+        on_refused: OnRefused | None = None,
+    ) -> None:
         self.venue = venue
         self.config = config
         self.keys = keys
+        self.on_refused = on_refused  # KYC webhook calls refused for their signature
         self.gateway: RestGateway | None = None
 
     async def start(self) -> None:
@@ -403,13 +426,16 @@ class RestPart:
         if rest is None:
             return
         from gateway.rest.keys import KeyStoreError
+        from gateway.rest.kyc import KycSecretError
         from venue.rest import RestGateway, extensions
 
-        gateway = RestGateway(self.venue, rest, extensions(), self.keys)
+        gateway = RestGateway(self.venue, rest, extensions(), self.keys, self.on_refused)
         try:
             gateway.build()
         except KeyStoreError as exc:
             raise CliError(f"the API key store cannot be used: {exc}", EXIT_FAILED) from None
+        except KycSecretError as exc:
+            raise CliError(f"the KYC webhook cannot be served: {exc}", EXIT_CONFIG) from None
         except OSError as exc:
             why = exc.strerror or str(exc)
             raise CliError(f"the REST door's data cannot be used: {why}", EXIT_FAILED) from None

@@ -6,6 +6,10 @@ before it listens: the market history (trades, candles) from its checkpoint unde
 matches) from the journal's last ``[rest] replay_commands`` commands; then both follow every
 durable command. The history checkpoint is written every minute and at stop, so a restart
 replays only what came after it.
+
+The KYC provider's webhook (``gateway.rest.kyc``) is served on the same port, with the secret
+read from ``[kyc] webhook_secret_file`` when the door is built; calls refused for their
+signature go to ``on_refused`` (``venue.cli`` records them in the audit chain).
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
 from engine.replay import Replayer, ReplayError
-from engine.types import AccountState
+from engine.types import AccountState, KycTier
 from gateway.admin.ports import Unavailable, Unjournalable
 from gateway.rest.activity import Activity
 from gateway.rest.app import Extension, make_app
 from gateway.rest.config import RestConfig
 from gateway.rest.history import MarketHistory
 from gateway.rest.keys import KeyStore
+from gateway.rest.kyc import OnRefused, add_kyc_webhook, load_webhook_secret
 from gateway.rest.ports import BatchCallback, EventCallback
 from venue.config import VenueConfig
 from venue.runtime import CommandRefused, Venue, VenueStopped, make_core
@@ -68,6 +73,9 @@ class _Money:
 
     def account_state(self, account: int) -> AccountState:
         return self._risk.account_state(account)
+
+    def kyc_tier(self, account: int) -> KycTier:
+        return self._risk.kyc_tier(account)
 
     def commission_ppm(self, account: int) -> tuple[int, int]:
         return self._risk.commission_ppm(account, self._venue.now_ns() // _DAY_NS)
@@ -121,10 +129,13 @@ class RestGateway:
         config: RestConfig,
         extensions: tuple[Extension, ...] = (),
         keys: KeyStore | None = None,
+        on_refused: OnRefused | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.extensions = extensions
+        #: hears of KYC webhook calls refused for their signature (the audit trail)
+        self.on_refused = on_refused
         self.directory = venue.config.data_dir / REST_DIR
         #: the process's key store (``open_keys``), shared with the admin API; opened by
         #: ``build`` when not given
@@ -143,9 +154,13 @@ class RestGateway:
         return self.history.symbol_trade_id(symbol, engine_trade_id)
 
     def build(self) -> web.Application:
-        """Open the key store (unless given), rebuild the read models and subscribe them:
-        before listening."""
+        """Open the key store (unless given), read the KYC webhook's secret, rebuild the read
+        models and subscribe them: before listening. Raises ``KeyStoreError``,
+        ``KycSecretError`` or ``OSError``."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        secret_file = self.venue.config.kyc.webhook_secret_file
+        secret = load_webhook_secret(secret_file) if secret_file is not None else None
+        webhook = add_kyc_webhook(secret, self.on_refused)
         if self.keys is None:
             self.keys = open_keys(self.venue.config)
         keys = self.keys
@@ -161,7 +176,7 @@ class RestGateway:
             activity=self.activity,
             history=self.history,
             keys=keys,
-            extensions=self.extensions,
+            extensions=(*self.extensions, webhook),
         )
         return self.app
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from clearing.fees import zero_fees
 from clearing.risk import RiskEngine
 from engine.codec import CodecError, encode
-from engine.commands import Command, ConfigureFees, Origin, Tick
+from engine.commands import Command, ConfigureFees, Origin, SetKycTier, Tick
 from engine.core import Core
 from engine.events import Event
 from engine.journal import JournalWriter
@@ -196,6 +196,18 @@ class Venue:
             await self.submit(ConfigureFees(wanted, origin=Origin(Door.SYSTEM, "config")))
             log.info("fees configured from %s", self.config.source)
 
+    async def _sync_kyc(self) -> None:
+        """Sequence ``[kyc] default_tier`` (a ``SetKycTier`` for account 0) if it differs from
+        the default tier in force: like the fees, in the journal, so a replay never depends on
+        today's configuration file."""
+        risk = self.risk
+        if risk is None:
+            return
+        wanted = self.config.kyc.default_tier
+        if wanted is not risk.kyc_default:
+            await self.submit(SetKycTier(0, wanted, origin=Origin(Door.SYSTEM, "config")))
+            log.info("default KYC tier %s configured from %s", wanted.name, self.config.source)
+
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> RecoveryReport:
         """Recover (cutting a torn tail), open the journal, start the commit loop and the timer.
@@ -237,6 +249,7 @@ class Venue:
         ]
         log.info("recovered: %s", report.summary())
         await self._sync_fees()
+        await self._sync_kyc()
         return report
 
     async def stop(self) -> None:

@@ -58,6 +58,7 @@ from gateway.admin.commands import (
     deposit,
     fee_schedule,
     kill_switch,
+    kyc_tier,
     mass_cancel,
     new_order,
     reference_price,
@@ -192,6 +193,7 @@ def make_app(
         route(
             "POST", "/v1/accounts/{account}/fee-schedule", _command(fee_schedule), p.ACCOUNTS_WRITE
         )
+        route("POST", "/v1/accounts/{account}/kyc", _command(kyc_tier), p.ACCOUNTS_WRITE)
         route("GET", "/v1/accounts/{account}/balances", _balances, p.READ)
         route("GET", "/v1/ledger", _ledger, p.READ)
         route("POST", "/v1/reconcile", _reconcile, p.READ)
@@ -451,6 +453,7 @@ async def _balances(request: web.Request) -> web.Response:
             "account": account,
             "seq": core.last_seq,
             "state": risk.account_state(account).name,
+            "kycTier": risk.kyc_tier(account).label,  # "0".."3" or "INSTITUTIONAL"
             "balances": rows,
         }
 

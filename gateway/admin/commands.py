@@ -3,6 +3,8 @@ fields (``gateway.admin.fields``) and leaving units and rules to the shared edge
 
 from __future__ import annotations
 
+import re
+
 from engine.commands import (
     AdjustBalance,
     CancelOrder,
@@ -17,6 +19,7 @@ from engine.commands import (
     SetFeeSchedule,
     SetInstrumentState,
     SetKillSwitch,
+    SetKycTier,
     SetReferencePrice,
     Withdraw,
 )
@@ -32,6 +35,7 @@ from engine.types import (
     Side,
     StpMode,
     TimeInForce,
+    parse_kyc_tier,
 )
 from gateway.admin.fields import (
     _ANY_ID,
@@ -233,3 +237,21 @@ def account_state(f: Fields) -> SetAccountState:
 def fee_schedule(f: Fields) -> SetFeeSchedule:
     """``POST /v1/accounts/{account}/fee-schedule``: a schedule of ``[fees]`` ("" = default)."""
     return SetFeeSchedule(f.account(), f.text("schedule", _SCHEDULE, ""))
+
+
+#: A KYC review id: printable ASCII without spaces, as providers' ids are.
+REVIEW_ID = re.compile(r"[!-~]{1,128}")
+_TIERS = 'Parameter \'tier\' must be "0", "1", "2", "3" or "INSTITUTIONAL",'
+
+
+def kyc_tier(f: Fields) -> SetKycTier:
+    """``POST /v1/accounts/{account}/kyc``: put the account on KYC tier ``tier`` ("0".."3" or
+    "INSTITUTIONAL"), optionally naming the ``reviewId`` that decided it (a review id is
+    applied once: the core refuses it the second time)."""
+    account = f.account()
+    raw = f.string("tier")
+    try:
+        tier = parse_kyc_tier(raw)
+    except ValueError:
+        _fail(INVALID_PARAM, f"{_TIERS} got {raw[:32]!r}.")
+    return SetKycTier(account, tier, f.text("reviewId", REVIEW_ID, ""))

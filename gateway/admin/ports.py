@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
+from engine.types import KycTier
 from gateway.edge.orders import OrderViews
 from gateway.rest.keys import ApiKey
 
@@ -35,6 +36,8 @@ class Balances(Protocol):
     def account_balances(self, account: int) -> dict[str, tuple[int, int]]: ...
 
     def account_state(self, account: int) -> IntEnum: ...
+
+    def kyc_tier(self, account: int) -> KycTier: ...
 
 
 class AdminVenue(Protocol):

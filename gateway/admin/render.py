@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any
 
 from engine.instrument import InstrumentSpec
+from engine.types import KycTier, kyc_tier_label
 from gateway.edge.orders import OrderView, avg_price, quote_qty
 from gateway.edge.requests import InstrumentUnits
 
@@ -58,7 +59,9 @@ def render_event(
     spec = specs.get(values.get("instrument", ""))
     out: dict[str, Any] = {"type": type(event).__name__}
     for name, value in values.items():
-        if isinstance(value, Enum):
+        if isinstance(value, KycTier):
+            value = kyc_tier_label(value)  # "0".."3" or "INSTITUTIONAL", as the API takes it
+        elif isinstance(value, Enum):
             value = value.name
         elif isinstance(value, bool) or not isinstance(value, int):
             pass

@@ -69,6 +69,7 @@ FIX_REASONS: dict[RejectReason, tuple[str, str]] = {
     RejectReason.ACCOUNT_NOT_ACTIVE: ("0", "2"),
     RejectReason.NOT_PERMITTED: ("0", "2"),
     RejectReason.INVALID_COMMAND: ("99", "99"),
+    RejectReason.KYC_TIER_NOT_PERMITTED: ("0", "2"),
 }
 
 # Binance's codes and texts (binance-spot-api-docs, errors.md).
@@ -131,6 +132,10 @@ _BINANCE: dict[RejectReason, tuple[int, str]] = {
     ),
     RejectReason.NOT_PERMITTED: (_NEW_ORDER_REJECTED, "This action is disabled on this account."),
     RejectReason.INVALID_COMMAND: (-1130, "Invalid data sent for a parameter."),
+    RejectReason.KYC_TIER_NOT_PERMITTED: (
+        _NEW_ORDER_REJECTED,
+        "This account's verification level (KYC tier 0) does not allow trading.",
+    ),
 }
 
 

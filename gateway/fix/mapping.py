@@ -58,4 +58,5 @@ CANCEL_REASONS: dict[CancelReason, str] = {
     CancelReason.TRIGGERED_OUTSIDE_BAND: "C",
     CancelReason.DISCONNECT: "4",
     CancelReason.ACCOUNT_FROZEN: "4",
+    CancelReason.KYC_TIER: "4",
 }

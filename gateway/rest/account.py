@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.core import Core
-from engine.types import AccountState
+from engine.types import AccountState, KycTier
 from gateway.rest.activity import Fill, fee_text
 from gateway.rest.context import SERVED, Caller, Served
 from gateway.rest.dialect import order_json
@@ -221,16 +221,17 @@ async def account(served: Served, caller: Caller) -> tuple[Any, int]:
     money = served.venue.money
     number = caller.account
 
-    def read(core: Core) -> tuple[dict[str, tuple[int, int]], int, tuple[int, int]]:
+    def read(core: Core) -> tuple[dict[str, tuple[int, int]], int, tuple[int, int], bool]:
         if money is None:
-            return {}, AccountState.ACTIVE, (0, 0)
+            return {}, AccountState.ACTIVE, (0, 0), True
         return (
             money.account_balances(number),
             int(money.account_state(number)),
             money.commission_ppm(number),
+            money.kyc_tier(number) != KycTier.TIER_0,  # tier 0 (email only) does not trade
         )
 
-    balances, state, (maker, taker) = await served.venue.read(read)
+    balances, state, (maker, taker), verified = await served.venue.read(read)
     rows = []
     for asset in sorted(served.assets):
         total, locked = balances.get(asset, (0, 0))
@@ -243,7 +244,7 @@ async def account(served: Served, caller: Caller) -> tuple[Any, int]:
                 "locked": fee_text(locked, asset, served.assets),
             }
         )
-    active = state == AccountState.ACTIVE
+    active = state == AccountState.ACTIVE and verified
     rates = {
         "maker": ppm_text(maker),
         "taker": ppm_text(taker),

@@ -29,7 +29,8 @@ __all__ = ["ASSETS", "NOT_DOCUMENTED", "OPERATIONS", "Operation", "add_contract"
 Schema = dict[str, Any]
 
 #: Routes of the application the document leaves out: the WebSocket paths (not REST; their
-#: contract is Binance's web-socket-streams.md and web-socket-api.md), and HEAD, which aiohttp
+#: contract is Binance's web-socket-streams.md and web-socket-api.md), the KYC provider's webhook
+#: (not for clients: ``gateway.rest.kyc`` and the README describe it), and HEAD, which aiohttp
 #: adds to every GET.
 NOT_DOCUMENTED = frozenset(
     {
@@ -39,6 +40,7 @@ NOT_DOCUMENTED = frozenset(
         ("GET", "/ws-api/v3"),
         ("GET", "/status"),  # the public status page and its JSON (gateway.rest.status)
         ("GET", "/status.json"),
+        ("POST", "/webhooks/kyc"),  # the KYC provider's (gateway.rest.kyc)
     }
 )
 

@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
+from engine.types import KycTier
 
 __all__ = ["BatchCallback", "EventCallback", "Money", "RestVenue"]
 
@@ -31,6 +32,9 @@ class Money(Protocol):
     def account_balances(self, account: int) -> dict[str, tuple[int, int]]: ...
 
     def account_state(self, account: int) -> IntEnum: ...
+
+    def kyc_tier(self, account: int) -> KycTier:
+        """The account's KYC tier (tier 0 does not trade)."""
 
     def commission_ppm(self, account: int) -> tuple[int, int]:
         """The account's maker and taker rates now, in parts per million."""

@@ -473,7 +473,7 @@ class OperatorStore:
         self._maybe_refresh()
         now = self._clock() if now is None else now
         found = self._tokens.get(_digest(token))
-        if found is None and self.refresh(wait=False):  # made by another process just now?
+        if found is None and self.refresh():  # made by another process just now?
             found = self._tokens.get(_digest(token))
         if found is None:
             return None
