@@ -268,6 +268,11 @@ def test_the_other_pages_draw(page: Page, venue: RunningVenue, shots: Path) -> N
     expect(balances).to_contain_text("USDT")
     expect(balances).to_contain_text("47000")  # 0.5 BTC at 94000 held of 100000 USDT
     expect(page.locator("#account")).to_contain_text("94000.00")  # the resting bid
+    expect(page.locator("#account-kyc")).to_have_text("INSTITUTIONAL")
+    page.select_option("#kyc-tier", "2")
+    page.click("#kyc-set")
+    expect(page.locator("#account-kyc")).to_have_text("2")
+    assert venue.run(venue.venue.read(lambda core: venue.venue.risk.kyc_tier(ACCOUNT).label)) == "2"
     expect(page.locator("#account")).to_contain_text("API keys")
     page.screenshot(path=str(shots / "accounts.png"), full_page=True)
     page.goto("/console/#/operators")

@@ -464,6 +464,18 @@
         });
       });
       box.append(stateForm, feeForm);
+      if (balances.kycTier !== undefined) {
+        const tier = el("select", { name: "tier", id: "kyc-tier" }, ["0", "1", "2", "3", "INSTITUTIONAL"].map((t) => el("option", { value: t, selected: t === String(balances.kycTier) }, t)));
+        const kycForm = el("form", { class: "row" }, el("label", {}, "KYC tier ", tier),
+          el("button", { type: "submit", id: "kyc-set", disabled: !accountsWrite, title: accountsWrite ? undefined : noRight("accounts.write") }, "Set tier"));
+        kycForm.addEventListener("submit", (event) => {
+          event.preventDefault();
+          guarded(async () => {
+            if (outcome(await api("POST", `${path}/kyc`, { tier: tier.value }), `Account ${account}: KYC tier ${tier.value}`)) refresh();
+          });
+        });
+        box.append(kycForm);
+      }
     }
 
     // owner group (self-trade prevention)
