@@ -19,6 +19,7 @@ caller is, for the export's record). Errors are the admin API's ``{"code", "msg"
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -143,7 +144,9 @@ class AuditTrailPage:
             try:
                 return await self._stream(request, query, first, chunks)
             finally:
-                chunks.close()
+                # cancelled while a worker thread runs it: it ends with that thread
+                with contextlib.suppress(ValueError):
+                    chunks.close()
 
     async def _stream(
         self,
