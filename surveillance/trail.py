@@ -26,7 +26,8 @@ streaming read of the journal (one segment at a time): memory stays bounded by t
 and a journal segment, whatever the length of the chain. Newest first comes from keeping the
 last ``limit + 1`` matches of the entries before the cursor in a ring; the CSV export streams
 every match in chain order (oldest first), as a log reads. Both are a full scan (there is no
-index yet): they run in a worker thread, never on the event loop.
+index yet; a page without filters scans only the chain's framing and decodes only its own
+commands): they run in a worker thread, never on the event loop.
 
 Only entries whose framing holds are read; verification is ``surveillance.verify``'s job. A
 torn tail (a write in progress) ends the scan, as does a command whose journal record cannot
@@ -40,7 +41,7 @@ import io
 import mmap
 import re
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import Enum
@@ -420,40 +421,66 @@ def iter_rows(
         yield _finish(row, units)
 
 
+def _joined(journal_dir: Path, raws: Iterable[_Raw], after_seq: int) -> Iterator[dict[str, Any]]:
+    """The rows of ``raws`` (in chain order), each command's payload read from the journal
+    from ``after_seq`` on (the seq before the first command among them)."""
+    journal = iter_records(journal_dir, after_seq=after_seq, repair=False)
+    why = ""
+    for raw in raws:
+        if raw.kind == KIND_STAFF:
+            yield _staff_row(raw)
+            continue
+        payload: bytes | None = None
+        while not why:
+            try:
+                record = next(journal, None)
+            except (JournalError, OSError) as exc:
+                why = f"the journal cannot be read: {' '.join(str(exc).split())}"[:MAX_DETAIL]
+                break
+            if record is None:
+                why = "the journal does not hold this seq"
+                break
+            if record[0] == raw.seq:
+                payload = record[1]
+                break
+            if record[0] > raw.seq:
+                why = f"the journal skips seq {raw.seq}: run venue audit verify"
+                break
+        yield _command_row(raw, payload, why)
+
+
 def _matching(data_dir: Path, query: TrailQuery) -> Iterator[dict[str, Any]]:
     data_dir = Path(data_dir)
-    store = data_dir / AUDIT_DIR / CHAIN_FILE
-    journal = iter_records(data_dir / "journal", repair=False)
-    why = ""
-    for raw in _chain_entries(store, query.before):
-        if raw.kind == KIND_STAFF:
-            row = _staff_row(raw)
-        else:
-            payload: bytes | None = None
-            while not why:
-                try:
-                    record = next(journal, None)
-                except (JournalError, OSError) as exc:
-                    why = f"the journal cannot be read: {' '.join(str(exc).split())}"[:MAX_DETAIL]
-                    break
-                if record is None:
-                    why = "the journal does not hold this seq"
-                    break
-                if record[0] == raw.seq:
-                    payload = record[1]
-                    break
-                if record[0] > raw.seq:
-                    why = f"the journal skips seq {raw.seq}: run venue audit verify"
-                    break
-            row = _command_row(raw, payload, why)
+    raws = _chain_entries(data_dir / AUDIT_DIR / CHAIN_FILE, query.before)
+    for row in _joined(data_dir / "journal", raws, 0):
         if _matches(row, query):
             yield row
 
 
+def _unfiltered(query: TrailQuery) -> bool:
+    return (
+        not query.actor
+        and not query.action
+        and query.account is None
+        and (query.from_ms is None and query.to_ms is None)
+    )
+
+
 def read_page(data_dir: Path, query: TrailQuery, units: Units | None = None) -> TrailPage:
-    """The newest ``query.limit`` matching rows before ``query.before``, newest first."""
-    ring: deque[dict[str, Any]] = deque(maxlen=query.limit + 1)
-    ring.extend(_matching(data_dir, query))
+    """The newest ``query.limit`` matching rows before ``query.before``, newest first.
+
+    Without a filter (the cursor aside) only the chain's framing is scanned, and the journal
+    read from the page's first command on: the latest entries come at the cost of a pass over
+    the chain's records, not of decoding every command."""
+    if _unfiltered(query):
+        data_dir = Path(data_dir)
+        store = data_dir / AUDIT_DIR / CHAIN_FILE
+        last = deque(_chain_entries(store, query.before), maxlen=query.limit + 1)
+        seqs = [raw.seq for raw in last if raw.kind == KIND_COMMAND]
+        after = seqs[0] - 1 if seqs else 0
+        ring = deque(_joined(data_dir / "journal", last, after))
+    else:
+        ring = deque(_matching(data_dir, query), maxlen=query.limit + 1)
     rows = [_finish(row, units) for row in reversed(ring)]
     if len(rows) > query.limit:
         rows = rows[: query.limit]
