@@ -102,6 +102,23 @@ ensure_services() {
     return 0
 }
 
+# Debian's chromium, which the staff console's browser test (tests/test_console_browser.py) drives
+# through Playwright's Python package (a dev extra). Installed with apt-get when missing; never
+# `playwright install`, which downloads a browser build of its own. Never fails: the browser test
+# fails then, saying what is missing.
+ensure_browser() {
+    if command -v chromium >/dev/null 2>&1; then
+        return 0
+    fi
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "scripts: installing chromium with apt-get" >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        apt-get install -y -qq chromium >/dev/null 2>&1 || true
+    fi
+    command -v chromium >/dev/null 2>&1 || echo "scripts: chromium could not be installed" >&2
+    return 0
+}
+
 # Compile the engine's hot modules with mypyc into .native/ (engine/_native.py). Needs a C
 # compiler and Python's headers: installed with apt-get when missing. A failed build is not fatal
 # on a developer's machine (the same source runs interpreted, only slower), but it is under CI

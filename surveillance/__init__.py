@@ -4,5 +4,11 @@ Owns the detectors over the event stream (order-to-trade ratio, wash trades, spo
 alerts and cases, the order book replayed at any moment, the tamper-evident audit chain and the
 compliance console.
 
-May import ``engine`` only. Filled in by later work.
+So far: the audit chain (``audit``: the store; ``chain``: kept by the running venue;
+``checkpoint``: signed heads; ``verify``: ``venue audit verify``), its trail read back as rows
+(``trail``) and served to the console (``pages``: ``/v1/audit``, ``/v1/audit.csv`` and the
+page's script in ``static/``; the composition root adds them with their permissions).
+
+May import ``engine`` only (and aiohttp for its pages). The detectors, alerts and cases and the
+book replay are later work.
 """

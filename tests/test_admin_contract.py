@@ -60,6 +60,13 @@ ROUTES = {
     ("GET", "/v1/approvals/{approvalId}"),
     ("POST", "/v1/approvals/{approvalId}/approve"),
     ("POST", "/v1/approvals/{approvalId}/reject"),
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/audit.csv"),
+    ("GET", "/"),
+    ("GET", "/console"),
+    ("GET", "/console/"),
+    ("GET", "/console/{name}"),
+    ("GET", "/console/pages/audit.js"),
 }
 
 #: The keys of an approval.

@@ -1,7 +1,11 @@
 """Wiring of the admin API (``gateway.admin``) to the running venue, its ledger and its API key
 store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
 ``venue.settlement`` and ``gateway.rest.keys.KeyStore`` (which is the key port as it is), and
-``start_admin`` for the command line and the tests."""
+``start_admin`` for the command line and the tests.
+
+It also serves the console pages of packages the gateway may not import (surveillance's audit
+trail, ``audit_page``): their routes, each with the permission it declares, and their scripts
+listed in the console."""
 
 from __future__ import annotations
 
@@ -23,7 +27,15 @@ from engine.commands import Command
 from engine.core import Core
 from engine.events import Event
 from gateway.admin.app import Page, make_app, serve, set_ledger
-from gateway.admin.auth import ApprovalPolicy, StaffAccess
+from gateway.admin.auth import (
+    PUBLIC,
+    ApprovalPolicy,
+    StaffAccess,
+    add_route,
+    caller_ip,
+    principal,
+)
+from gateway.admin.console import add_script
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
 from gateway.adminconfig import is_loopback
@@ -33,6 +45,9 @@ from gateway.staff import STAFF_DIR
 from gateway.staff.approvals import ApprovalStore
 from gateway.staff.operators import OperatorStore, StaffEvent
 from gateway.staff.roles import ROLES
+from surveillance.chain import AuditChain
+from surveillance.pages import AuditTrailPage, Route
+from surveillance.trail import Units
 from venue.config import VenueConfig
 from venue.metrics import VenueMetrics
 from venue.rest import open_keys
@@ -40,6 +55,7 @@ from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
 __all__ = [
+    "audit_page",
     "register_page",
     "render_event",
     "service_token",
@@ -60,6 +76,32 @@ def register_page(page: Page) -> None:
     """Serve ``page`` (it adds its routes to the admin application) from every admin API
     started after this call."""
     _PAGES.append(page)
+
+
+def _add_routes(app: web.Application, routes: list[Route]) -> None:
+    """Add another package's routes, each with the permission it declares (none: anyone may
+    read it, as the console's static files)."""
+    for route in routes:
+        add_route(app, route.method, route.path, route.handler, route.permission or PUBLIC)
+
+
+def _caller(request: web.Request) -> tuple[str, str]:
+    """Who calls, for the audit chain: the operator and their address."""
+    return principal(request).name, caller_ip(request)
+
+
+def audit_page(config: VenueConfig, chain: AuditChain | None) -> Page:
+    """Surveillance's audit trail of the venue's data folder (``surveillance.pages``): its
+    endpoints and its console page; exports are recorded in ``chain`` (refused without one)."""
+    units = Units({spec.symbol: spec for spec in config.instruments}, dict(config.assets))
+    record = chain.record if chain is not None else None
+    trail = AuditTrailPage(config.data_dir, record, _caller, units=units)
+
+    def add(app: web.Application) -> None:
+        _add_routes(app, trail.routes())
+        add_script(app, trail.script_url)
+
+    return add
 
 
 class VenuePort:
@@ -218,6 +260,7 @@ async def start_admin(
     keys: KeyStore | None = None,
     metrics: VenueMetrics | None = None,
     access: StaffAccess | None = None,
+    audit: AuditChain | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -227,7 +270,9 @@ async def start_admin(
     ``metrics``: the venue's metrics and readiness (``/metrics``, ``/ready``), which the caller
     shows its doors and tells when every part has started; when not given, metrics of the venue
     alone, ready whenever it runs. ``access``: who may call (``staff_access``; opened from the
-    data folder, staff events unrecorded, when not given)."""
+    data folder, staff events unrecorded, when not given). ``audit``: the running audit chain,
+    where the audit trail's exports are recorded (without it they are refused; the trail is read
+    from disk either way)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -241,7 +286,7 @@ async def start_admin(
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
         access=access if access is not None else staff_access(config),
-        pages=tuple(_PAGES),
+        pages=(audit_page(config, audit), *_PAGES),
         probes=metrics,
     )
     if own_metrics:

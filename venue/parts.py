@@ -341,6 +341,7 @@ class AdminPart:
                 self.keys,
                 self.metrics,
                 self.access,
+                audit=self.chain,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)

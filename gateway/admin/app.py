@@ -67,6 +67,7 @@ from gateway.admin.commands import (
     set_state,
     withdraw,
 )
+from gateway.admin.console import add_console
 from gateway.admin.fields import (
     _MAX_DEPTH,
     INTERNAL,
@@ -171,6 +172,7 @@ def make_app(
     add_key_routes(app, keys, _fields)
     add_staff_routes(app, _fields)
     add_approval_routes(app, _fields, _execute)
+    add_console(app)
     if clearing:
         route("POST", "/v1/deposits", _command(deposit), p.MONEY_WRITE)
         route("POST", "/v1/withdrawals", _command(withdraw), p.MONEY_WRITE)

@@ -1,0 +1,203 @@
+"""Surveillance's pages of the staff console: their JSON endpoints and their scripts.
+
+The audit trail (``surveillance.trail``) is served as
+
+- ``GET /v1/audit?actor=&account=&action=&from=&to=&limit=&before=``: ``{"entries": [rows,
+  newest first], "next": the cursor of the next page (pass it as ``before``) or null}``;
+- ``GET /v1/audit.csv?...``: the same filters, every matching row (``limit`` aside) in chain
+  order, as CSV with a header row, streamed as an attachment. An export is itself a staff
+  action: it is chained (``audit.export``, its filters as subject) before the first byte is
+  sent, and refused (503) when it cannot be;
+- ``GET /console/pages/audit.js``: the console's page over them (static, like the console).
+
+Both endpoints need the ``audit.read`` permission. The admin API's authentication is the
+gateway's, which this package may not import: ``routes()`` lists each route with the permission
+it needs and the composition root registers them with the gateway's checks (and tells who the
+caller is, for the export's record). Errors are the admin API's ``{"code", "msg"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from surveillance.audit import AuditStoreError, StaffEvent
+from surveillance.trail import (
+    TrailError,
+    TrailQuery,
+    TrailQueryError,
+    Units,
+    csv_chunks,
+    iter_rows,
+    parse_query,
+    read_page,
+)
+
+__all__ = ["AUDIT_READ", "AUDIT_SCRIPT", "AuditTrailPage", "Route"]
+
+#: The permission the audit trail needs (``gateway.staff.roles.Permission.AUDIT_READ``).
+AUDIT_READ = "audit.read"
+#: Where the console's audit page script is served.
+AUDIT_SCRIPT = "/console/pages/audit.js"
+_STATIC = Path(__file__).resolve().parent / "static"
+#: The admin API's codes (Binance's): a bad parameter, the server cannot answer.
+_INVALID_PARAM = -1130
+_INTERNAL = -1001
+#: Scans running at once (each a full read of the chain, in a worker thread).
+_SCANS = 2
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Who is calling: (operator name, address), as the admin API's authentication knows them.
+Caller = Callable[[web.Request], tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route to add: ``permission`` empty for a static one anyone may read."""
+
+    method: str
+    path: str
+    handler: Handler
+    permission: str
+
+
+def _remote(request: web.Request) -> tuple[str, str]:
+    return "", request.remote or ""
+
+
+def _error(code: int, msg: str, status: int) -> web.Response:
+    return web.json_response({"code": code, "msg": msg}, status=status)
+
+
+class AuditTrailPage:
+    """The audit trail of ``<data_dir>``; ``record`` chains a staff action (the running
+    ``AuditChain.record``; None when the venue keeps no chain: exports are then refused);
+    ``units``: the venue's instruments and assets, to show a command's numbers as decimals."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        record: Callable[[StaffEvent], object] | None,
+        caller: Caller = _remote,
+        clock: Callable[[], int] = time.time_ns,
+        units: Units | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.units = units
+        self.record = record
+        self.caller = caller
+        self.clock = clock
+        self._scans = asyncio.Semaphore(_SCANS)
+
+    script_url = AUDIT_SCRIPT
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/v1/audit", self.entries, AUDIT_READ),
+            Route("GET", "/v1/audit.csv", self.export, AUDIT_READ),
+            Route("GET", AUDIT_SCRIPT, self.script, ""),
+        ]
+
+    def add_routes(self, app: web.Application) -> None:
+        """Add the routes without any permission check (tests; a venue without logins)."""
+        for route in self.routes():
+            app.router.add_route(route.method, route.path, route.handler)
+
+    @staticmethod
+    def _query(request: web.Request) -> TrailQuery | web.Response:
+        if any(len(request.query.getall(name)) > 1 for name in request.query):
+            return _error(_INVALID_PARAM, "A parameter is given more than once.", 400)
+        try:
+            return parse_query(dict(request.query))
+        except TrailQueryError as exc:
+            return _error(_INVALID_PARAM, str(exc), 400)
+
+    async def entries(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/audit``."""
+        query = self._query(request)
+        if isinstance(query, web.Response):
+            return query
+        async with self._scans:
+            try:
+                page = await asyncio.to_thread(read_page, self.data_dir, query, self.units)
+            except TrailError as exc:
+                return _error(_INTERNAL, str(exc), 503)
+        return web.json_response({"entries": page.entries, "next": page.next})
+
+    async def export(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/audit.csv``: recorded, then streamed."""
+        query = self._query(request)
+        if isinstance(query, web.Response):
+            return query
+        async with self._scans:
+            chunks = csv_chunks(iter_rows(self.data_dir, query, self.units))
+            try:
+                first = await asyncio.to_thread(next, chunks)  # the header, or TrailError
+            except TrailError as exc:
+                return _error(_INTERNAL, str(exc), 503)
+            try:
+                return await self._stream(request, query, first, chunks)
+            finally:
+                # cancelled while a worker thread runs it: it ends with that thread
+                with contextlib.suppress(ValueError):
+                    chunks.close()
+
+    async def _stream(
+        self,
+        request: web.Request,
+        query: TrailQuery,
+        first: str,
+        chunks: Generator[str, None, None],
+    ) -> web.StreamResponse:
+        actor, ip = self.caller(request)
+        now = self.clock()
+        filters = " ".join(
+            f"{name}={value}"
+            for name, value in (
+                ("actor", query.actor),
+                ("account", query.account),
+                ("action", query.action),
+                ("from", query.from_ms),
+                ("to", query.to_ms),
+                ("before", query.before),
+            )
+            if value not in ("", None)
+        )
+        event = StaffEvent(now, actor, "audit.export", f"audit trail {filters}".strip(), ip, "ok")
+        if self.record is None:
+            return _error(_INTERNAL, "Exports are recorded in the audit chain: it is off.", 503)
+        try:
+            self.record(event)
+        except (AuditStoreError, ValueError) as exc:
+            return _error(_INTERNAL, f"The export cannot be recorded: {exc}", 503)
+        name = f"audit-{now // 1_000_000}.csv"
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Cache-Control": "no-store",
+            }
+        )
+        await response.prepare(request)
+        await response.write(first.encode("utf-8"))
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            await response.write(chunk.encode("utf-8"))
+        await response.write_eof()
+        return response
+
+    async def script(self, request: web.Request) -> web.StreamResponse:
+        """The console's audit page (static)."""
+        return web.FileResponse(
+            _STATIC / "audit.js",
+            headers={
+                "Content-Type": "text/javascript; charset=utf-8",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-cache",
+            },
+        )
