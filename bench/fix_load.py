@@ -242,15 +242,24 @@ def free_port() -> int:
 
 
 def start_server(
-    spec: TargetSpec, directory: Path, threaded_quickfix: bool, profile: Path | None
+    spec: TargetSpec,
+    directory: Path,
+    threaded_quickfix: bool,
+    profile: Path | None,
+    audit: bool = True,
 ) -> Server:
-    """The target's acceptor, listening; under cProfile (stats to ``profile``) when given."""
+    """The target's acceptor, listening; under cProfile (stats to ``profile``) when given;
+    ``audit=False``: the venue without its audit chain (to measure what the chain costs)."""
     port = free_port()
     python = [sys.executable]
     if profile is not None:
         python += ["-m", "cProfile", "-o", str(profile)]
     if spec.name in ("venue", "echo"):
         config = BENCH_CONFIG if spec.name == "venue" else CONFORMANCE_CONFIG
+        if not audit:
+            plain = directory / "no-audit.toml"
+            plain.write_text(config.read_text() + "\n[audit]\nenabled = false\n")
+            config = plain
         data = directory / "data"
         command = [*python, "-m", "venue.cli", "run", "--config", str(config)]
         command += ["--data-dir", str(data), "--fix-port", str(port), "--admin-port", "0"]
@@ -657,7 +666,7 @@ def run_target(name: str, args: argparse.Namespace) -> TargetResult:
         profile = None
         if args.profile is not None:
             profile = args.profile.with_name(f"{args.profile.name}.{name}").resolve()
-        server = start_server(spec, Path(tmp), args.quickfix_threaded, profile)
+        server = start_server(spec, Path(tmp), args.quickfix_threaded, profile, not args.no_audit)
         steps: list[StepResult] = []
         note = ""
         ids = iter(range(1, 1_000_000))
@@ -825,6 +834,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--crossing", action="store_true", help="orders trade against each other")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 short steps")
     ap.add_argument("--quickfix-threaded", action="store_true", help="ThreadedSocketAcceptor")
+    ap.add_argument(
+        "--no-audit", action="store_true", help="the venue without its audit chain ([audit])"
+    )
     ap.add_argument("--dir", type=Path, default=None, help="where the acceptors keep their files")
     ap.add_argument(
         "--profile",

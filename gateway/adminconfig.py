@@ -94,7 +94,10 @@ def read_admin(root: Table) -> AdminConfig:
 
 def check_approval_assets(admin: AdminConfig, assets: dict[str, int], source: str) -> None:
     """``[admin.approvals] adjustment_above`` names assets of ``[[assets]]`` only, each in the
-    asset's units (``assets``: name -> decimals); ``ConfigError`` otherwise."""
+    asset's units (``assets``: name -> decimals); ``ConfigError`` otherwise. A venue without
+    assets keeps no balances and serves no adjustments: nothing to check."""
+    if not assets:
+        return
     for asset, amount in admin.approvals.adjustment_above.items():
         key = f"admin.approvals.adjustment_above.{asset}"
         if asset not in assets:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from staff_auth import admin_headers
 
 from engine.codec import decode
 from engine.core import Core
@@ -127,11 +128,11 @@ async def client(
                 mine.append(event["orderId"])
 
 
-async def load_then_kill(url: str, pid: int) -> list[dict[str, Any]]:
+async def load_then_kill(url: str, pid: int, headers: dict[str, str]) -> list[dict[str, Any]]:
     acked: list[dict[str, Any]] = []
     stop = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(url, timeout=timeout) as http:
+    async with aiohttp.ClientSession(url, timeout=timeout, headers=headers) as http:
         tasks = [asyncio.create_task(client(http, a, acked, stop)) for a in range(1, CLIENTS + 1)]
         await asyncio.sleep(LOAD_SECONDS)
         os.kill(pid, signal.SIGKILL)  # mid-load: requests are in flight
@@ -174,10 +175,11 @@ def verify_hash(config: Path) -> tuple[int, str]:
 
 def test_acknowledged_commands_survive_sigkill(tmp_path: Path) -> None:
     config_path, config = write_config(tmp_path)
+    headers = admin_headers(config)  # made before the venue starts: it reads the store then
     first = VenueProcess(config_path)
     try:
         url = first.url()
-        acked = asyncio.run(asyncio.wait_for(load_then_kill(url, first.proc.pid), 60))
+        acked = asyncio.run(asyncio.wait_for(load_then_kill(url, first.proc.pid, headers), 60))
     finally:
         first.kill()
     assert first.proc.returncode == -signal.SIGKILL
@@ -200,7 +202,7 @@ def test_acknowledged_commands_survive_sigkill(tmp_path: Path) -> None:
         url = second.url()
 
         async def check() -> None:
-            async with aiohttp.ClientSession(url) as http:
+            async with aiohttp.ClientSession(url, headers=headers) as http:
                 async with http.get("/v1/status") as response:
                     status = await response.json()
                 assert status["lastSeq"] == core.last_seq >= top

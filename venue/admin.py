@@ -222,6 +222,7 @@ def staff_access(
     above = {
         asset: int(amount.scaleb(config.assets[asset]))
         for asset, amount in admin.approvals.adjustment_above.items()
+        if asset in config.assets  # all of them, unless the venue keeps no balances
     }
     if secure_cookie is None:
         secure_cookie = not is_loopback(admin.host)
