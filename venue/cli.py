@@ -81,6 +81,10 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             from venue import staff_cli
 
             return staff_cli.run(args, config)
+        if args.command == "simulate":
+            from venue import simulate_cli
+
+            return simulate_cli.run(args, config)
         if args.command == "audit":
             from venue import audit_cli
 
@@ -116,13 +120,14 @@ def _parser() -> argparse.ArgumentParser:
         "fix-password",
         help="read a FIX session's password (stdin, or a prompt) and print its password_hash",
     )
-    from venue import audit_cli, keys_cli, staff_cli
+    from venue import audit_cli, keys_cli, simulate_cli, staff_cli
     from venue.ledger_cli import add_commands
 
     add_commands(commands)
     keys_cli.add_commands(commands)
     staff_cli.add_commands(commands)
     audit_cli.add_commands(commands)
+    simulate_cli.add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument(
