@@ -418,3 +418,41 @@ def test_approval_limits_name_known_assets_in_their_units(tmp_path: Path) -> Non
         "BTC": 5 * 10**7,
         "ETH": 5 * 10**8,
     }
+
+
+def test_the_admin_api_over_tls_sets_a_secure_cookie(tmp_path: Path) -> None:
+    """With ``[admin] tls_cert_file``/``tls_key_file`` the API serves HTTPS only, and the
+    session cookie is ``Secure`` (as it is whenever the API is not on loopback)."""
+    import ssl
+
+    from test_fix_acceptor import self_signed
+
+    cert, key = self_signed(tmp_path)
+    config = _config(tmp_path / "data")
+    admin_config = dataclasses.replace(config.admin, tls_cert_file=cert, tls_key_file=key)
+    config = dataclasses.replace(config, admin=admin_config)
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    async def main() -> None:
+        venue = Venue(config)
+        await venue.start()
+        access = staff_access(config)  # HTTPS: the cookie is Secure
+        runner, _, port = await start_admin(venue, "127.0.0.1", 0, access=access)
+        try:
+            name, totp = new_operator(config, ["auditor"])
+            async with aiohttp.ClientSession(f"https://localhost:{port}") as http:
+                payload = {"name": name, "password": PASSWORD, "code": totp.now()}
+                async with http.post("/v1/session", json=payload, ssl=trusted) as response:
+                    assert response.status == 200
+                    assert response.cookies[COOKIE]["secure"]
+                async with http.get("/health", ssl=trusted) as response:
+                    assert response.status == 200
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as plain:
+                with pytest.raises(aiohttp.ClientError):
+                    async with plain.get("/health") as response:
+                        await response.read()
+        finally:
+            await runner.cleanup()
+            await venue.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -224,8 +224,8 @@ def staff_access(
         for asset, amount in admin.approvals.adjustment_above.items()
         if asset in config.assets  # all of them, unless the venue keeps no balances
     }
-    if secure_cookie is None:
-        secure_cookie = not is_loopback(admin.host)
+    if secure_cookie is None:  # HTTPS, or off loopback (where TLS is required anyway)
+        secure_cookie = admin.tls or not is_loopback(admin.host)
     return StaffAccess(
         store=OperatorStore(directory, on_event=audit),
         approvals=ApprovalStore(directory),
