@@ -8,7 +8,7 @@ A caller proves who they are with
 
 - a browser session: ``POST /v1/session`` ``{"name", "password", "code"}`` (password, then the
   TOTP code) sets the ``venue_session`` cookie (HttpOnly, SameSite=Strict, Secure whenever the
-  API is not on a loopback address); or
+  API serves HTTPS, as it must off loopback); or
 - ``Authorization: Bearer <token>``: a service token (``venue token create``) or a session token.
 
 No, unknown or expired credentials answer 401, credentials without the permission 403, both
