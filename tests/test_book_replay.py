@@ -240,6 +240,12 @@ def test_across_a_snapshot_boundary_and_with_a_damaged_snapshot(
     assert replay.book_at(SYM, 120)["replayed"] == 0
     assert replay.book_at(SYM, 121)["replayed"] == 1
     assert replay.book_at(SYM, 119)["replayed"] == 119
+    # a kept core is moved forward only when it is nearer than the snapshot
+    keeping = BookReplay(history.data_dir, CONFIG, cursors=2)
+    assert keeping.book_at(SYM, 110)["replayed"] == 110
+    assert keeping.book_at(SYM, 115)["replayed"] == 5
+    assert keeping.book_at(SYM, 125)["replayed"] == 5  # from the snapshot at 120
+    assert keeping.book_at(SYM, 118)["replayed"] == 3  # from the core kept at 115
     # a snapshot that does not verify is passed over for the one before it
     copy = write_history(tmp_path / "data")
     path = copy.data_dir / SNAPSHOT_DIR / snapshot_name(260)
