@@ -9,9 +9,10 @@ its time is the snapshot's load plus the records replayed; the bound a read may 
    a snapshot of the core after the first ``--before`` of them.
 2. Time the book as of the point ``--past`` records after that snapshot (snapshot load and
    restore, the replay, the answer's rendering): records replayed per second, and the wait.
-3. Time scrubbing forward from there in steps of ``--step`` records with the core kept, an
-   answer already given (the cache), and finding the seq of a time (the segments bisected,
-   one segment read).
+3. Time the answer's rendering alone (the default depth: 20 levels a side, every order of
+   each with its owner), scrubbing forward from there in steps of ``--step`` records with the
+   core kept, an answer already given (the cache), and finding the seq of a time (the
+   segments bisected, one segment read).
 
 The files were just written, so they come from the page cache: CPU cost. The work happens in a
 temporary folder under the repository's ``data/bench``, removed afterwards.
@@ -35,7 +36,7 @@ from bench.replay import DATA_DIR, write_journal
 from engine import NATIVE
 from engine.recovery import JOURNAL_DIR, SNAPSHOT_DIR
 from engine.snapshot import write_snapshot
-from surveillance.replay import At, BookReplay, ReplayConfig
+from surveillance.replay import At, BookReplay, ReplayConfig, paused_gc, render_book
 
 
 def run(root: Path, before: int, past: int, step: int, steps: int) -> dict[str, float | int]:
@@ -63,10 +64,15 @@ def run(root: Path, before: int, past: int, step: int, steps: int) -> dict[str, 
     cursor = replay_only.replayer.cursor_at(before)
     snapshot_s = time.perf_counter() - load_s_start
     start = time.perf_counter()
-    applied = cursor.advance(target)
+    with paused_gc():
+        applied = cursor.advance(target)
     replay_s = time.perf_counter() - start
     assert applied == past
     resting = cursor.core.resting_count()
+    start = time.perf_counter()
+    rendered = render_book(cursor.core, bench_spec())
+    render_s = time.perf_counter() - start
+    shown = sum(len(level["orders"]) for level in rendered["bids"] + rendered["asks"])
     cursor.close()
 
     step_times = []
@@ -95,6 +101,9 @@ def run(root: Path, before: int, past: int, step: int, steps: int) -> dict[str, 
         "snapshot_load_s": round(snapshot_s, 3),
         "replay_s": round(replay_s, 3),
         "replay_records_per_s": round(past / replay_s),
+        "answer_levels": len(rendered["bids"]) + len(rendered["asks"]),
+        "answer_orders": shown,
+        "render_ms": round(1000 * render_s, 1),
         "scrub_step_records": step,
         "scrub_step_ms": round(1000 * sorted(step_times)[len(step_times) // 2], 2),
         "cached_answer_ms": round(1000 * cached_s, 3),

@@ -15,7 +15,7 @@ Both endpoints need the ``audit.read`` permission.
 The order book replayed (``surveillance.replay``) is served as
 
 - ``GET /v1/surveillance/book?symbol=&at=&depth=``: the book of ``symbol`` as of ``at`` (a seq,
-  or an ISO-8601 time with its offset), ``depth`` price levels a side (100 unless given, at
+  or an ISO-8601 time with its offset), ``depth`` price levels a side (20 unless given, at
   most 5,000). It needs ``surveillance.read``. Only durable records are read (up to the
   venue's durable seq, asked on the event loop); the replay runs in a worker thread, one at a
   time. Bad input is a 400 naming the parameter; a point too far from any snapshot a 422 with

@@ -36,6 +36,8 @@ those packages imported before the journal is decoded; the composition root has 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 import threading
 from collections import OrderedDict
@@ -68,6 +70,7 @@ __all__ = [
     "ReplayTooLong",
     "book_at",
     "parse_at",
+    "paused_gc",
     "render_book",
     "seq_at_time",
 ]
@@ -79,7 +82,7 @@ DEFAULT_CURSORS = 2
 #: Answers kept.
 DEFAULT_ANSWERS = 64
 #: Price levels a side, unless asked otherwise; at most ``MAX_DEPTH``.
-DEFAULT_DEPTH = 100
+DEFAULT_DEPTH = 20
 MAX_DEPTH = 5_000
 _NS_PER_MS = 1_000_000
 _MAX_SEQ = 2**63 - 1
@@ -135,6 +138,33 @@ class At:
 
     seq: int | None = None
     ts_ns: int | None = None
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Automatic garbage collection paused while a replay runs, as recovery does: replay
+    allocates an event list per record while the books grow to hundreds of thousands of
+    orders, which the collector would otherwise scan again and again. The core frees its own
+    cycles; the running venue still collects on its timer (``gc.collect`` runs regardless).
+    Counted, so that overlapping replays in several threads restore the setting once."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def parse_at(text: str) -> At:
@@ -323,7 +353,8 @@ class BookReplay:
             if cached is not None:
                 self._answers.move_to_end(key)
                 return {**cached, "replayed": 0}
-            cursor, replayed = self._cursor_to(seq)
+            with paused_gc():
+                cursor, replayed = self._cursor_to(seq)
             try:
                 answer = render_book(cursor.core, spec, depth)
             finally:
@@ -353,14 +384,14 @@ class BookReplay:
             for at in points:
                 point = At(seq=at) if isinstance(at, int) else at
                 seq = self.resolve(point, durable_seq)
-                replayed = 0
-                if cursor is None or cursor.seq > seq:
-                    if cursor is not None:
+                with paused_gc():
+                    if cursor is not None and cursor.seq > seq:
                         cursor.close()
                         cursor = None
-                    cursor, replayed = self._fresh(replayer, seq)
-                else:
-                    replayed = self._advance(cursor, seq)
+                    if cursor is None:
+                        cursor, replayed = self._fresh(replayer, seq)
+                    else:
+                        replayed = self._advance(cursor, seq)
                 yield {**render_book(cursor.core, spec, depth), "replayed": replayed}
         finally:
             if cursor is not None:

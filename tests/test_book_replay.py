@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,12 +216,22 @@ def test_an_answer_shows_the_core_levels_queues_and_owners(history: History) -> 
 
 def test_the_book_at_every_seq_equals_the_live_core(history: History) -> None:
     replay = BookReplay(history.data_dir, CONFIG, cursors=0, answers=0)
+    assert gc.isenabled()
     for seq in range(0, len(history.commands) + 1):
         for symbol in (SYM, SYM2):
             answer = replay.book_at(symbol, seq, depth=1_000)
             assert without_replayed(answer) == history.books[(symbol, seq)], (symbol, seq)
             start = max((s for s in SNAPSHOTS if s <= seq), default=0)
             assert answer["replayed"] == seq - start
+    # the collector is paused while a replay runs (as recovery does), and on again after
+    seen: list[bool] = []
+
+    def watching() -> Core:
+        seen.append(gc.isenabled())
+        return new_core()
+
+    BookReplay(history.data_dir, ReplayConfig(SPECS, watching)).book_at(SYM, 10)
+    assert seen[-1] is False and gc.isenabled()
     # the levels are best first, the orders in time priority (ids rise unless re-queued)
     book = history.books[(SYM, 300)]
     bid_prices = [float(level["price"]) for level in book["bids"]]
