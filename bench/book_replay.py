@@ -66,12 +66,15 @@ def run(root: Path, before: int, past: int, step: int, steps: int) -> dict[str, 
     start = time.perf_counter()
     with paused_gc():
         applied = cursor.advance(target)
-    replay_s = time.perf_counter() - start
+        replay_s = time.perf_counter() - start
+        start = time.perf_counter()
+        rendered = render_book(cursor.core, bench_spec())
+        render_s = time.perf_counter() - start
     assert applied == past
     resting = cursor.core.resting_count()
     start = time.perf_counter()
-    rendered = render_book(cursor.core, bench_spec())
-    render_s = time.perf_counter() - start
+    body = json.dumps(rendered).encode()
+    json_s = time.perf_counter() - start
     shown = sum(len(level["orders"]) for level in rendered["bids"] + rendered["asks"])
     cursor.close()
 
@@ -104,6 +107,8 @@ def run(root: Path, before: int, past: int, step: int, steps: int) -> dict[str, 
         "answer_levels": len(rendered["bids"]) + len(rendered["asks"]),
         "answer_orders": shown,
         "render_ms": round(1000 * render_s, 1),
+        "answer_json_mb": round(len(body) / 1024 / 1024, 1),
+        "json_ms": round(1000 * json_s, 1),
         "scrub_step_records": step,
         "scrub_step_ms": round(1000 * sorted(step_times)[len(step_times) // 2], 2),
         "cached_answer_ms": round(1000 * cached_s, 3),

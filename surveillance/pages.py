@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -271,12 +272,8 @@ class BookPage:
         durable = self.durable_seq()
         async with self._reads:
             try:
-                answer = await asyncio.to_thread(
-                    self.replay.book_at,
-                    symbol,
-                    query.get("at", ""),
-                    durable_seq=durable,
-                    depth=depth,
+                body = await asyncio.to_thread(
+                    self._answer, symbol, query.get("at", ""), durable, depth
                 )
             except BookQueryError as exc:
                 return _error(_INVALID_PARAM, str(exc), 400)
@@ -293,4 +290,9 @@ class BookPage:
                 )
             except BookReplayError as exc:
                 return _error(_INTERNAL, f"The journal cannot be replayed: {exc}", 503)
-        return web.json_response(answer)
+        return web.Response(body=body, content_type="application/json")
+
+    def _answer(self, symbol: str, at: str, durable: int, depth: int) -> bytes:
+        """The answer as JSON, in the worker thread: a deep book is megabytes to encode."""
+        answer = self.replay.book_at(symbol, at, durable_seq=durable, depth=depth)
+        return json.dumps(answer, separators=(",", ":")).encode()

@@ -53,8 +53,9 @@ from engine.core import Core
 from engine.errors import CodecError
 from engine.instrument import InstrumentSpec
 from engine.journal import JournalError, first_record, iter_records, list_segments
-from engine.recovery import JOURNAL_DIR
+from engine.recovery import JOURNAL_DIR, SNAPSHOT_DIR
 from engine.replay import ReplayCursor, Replayer, ReplayError, ReplayLimit
+from engine.snapshot import list_snapshots
 
 __all__ = [
     "DEFAULT_ANSWERS",
@@ -353,12 +354,12 @@ class BookReplay:
             if cached is not None:
                 self._answers.move_to_end(key)
                 return {**cached, "replayed": 0}
-            with paused_gc():
+            with paused_gc():  # the rendering too: a deep book is hundreds of thousands of rows
                 cursor, replayed = self._cursor_to(seq)
-            try:
-                answer = render_book(cursor.core, spec, depth)
-            finally:
-                self._keep(cursor)
+                try:
+                    answer = render_book(cursor.core, spec, depth)
+                finally:
+                    self._keep(cursor)
             if self.answers:
                 self._answers[key] = answer
                 while len(self._answers) > self.answers:
@@ -392,7 +393,8 @@ class BookReplay:
                         cursor, replayed = self._fresh(replayer, seq)
                     else:
                         replayed = self._advance(cursor, seq)
-                yield {**render_book(cursor.core, spec, depth), "replayed": replayed}
+                    book = render_book(cursor.core, spec, depth)
+                yield {**book, "replayed": replayed}
         finally:
             if cursor is not None:
                 cursor.close()
@@ -405,11 +407,7 @@ class BookReplay:
         limit = self.config.max_records
         kept = [c for c in self._kept if c.seq <= seq]
         best = max(kept, key=lambda c: c.seq, default=None)
-        try:
-            snapshot = self.replayer.snapshot_at_or_before(seq)
-        except ReplayError as exc:
-            raise BookReplayError(str(exc)) from None
-        if best is not None and best.seq >= snapshot:
+        if best is not None and best.seq >= self._snapshot_before(seq):
             if seq - best.seq > limit:
                 raise ReplayTooLong(seq, best.seq, limit)
             self._kept.remove(best)
@@ -421,17 +419,36 @@ class BookReplay:
         return self._fresh(self.replayer, seq)
 
     def _fresh(self, replayer: Replayer, seq: int) -> tuple[ReplayCursor, int]:
+        """A core as of ``seq`` from the snapshot before it. Tried again once when the
+        snapshots changed under the read (the venue writes one and prunes the oldest)."""
         limit = self.config.max_records
-        planned = replayer.snapshot_at_or_before(seq)
-        if seq - planned > limit:
-            raise ReplayTooLong(seq, planned, limit)
+        for attempt in (1, 2):
+            listed = self._snapshots()
+            try:
+                planned = replayer.snapshot_at_or_before(seq)
+                if seq - planned > limit:
+                    raise ReplayTooLong(seq, planned, limit)
+                cursor = replayer.cursor_at(seq, limit)
+            except ReplayLimit as exc:  # the snapshot named did not verify: an older one would
+                raise ReplayTooLong(seq, exc.snapshot_seq, limit) from None
+            except ReplayError as exc:
+                if attempt == 1 and self._snapshots() != listed:
+                    continue
+                raise BookReplayError(str(exc)) from None
+            return cursor, seq - replayer.snapshot_seq
+        raise AssertionError("unreachable")
+
+    def _snapshot_before(self, seq: int) -> int:
         try:
-            cursor = replayer.cursor_at(seq, limit)
-        except ReplayLimit as exc:  # the snapshot named did not verify: an older one would do
-            raise ReplayTooLong(seq, exc.snapshot_seq, limit) from None
+            return self.replayer.snapshot_at_or_before(seq)
         except ReplayError as exc:
             raise BookReplayError(str(exc)) from None
-        return cursor, seq - replayer.snapshot_seq
+
+    def _snapshots(self) -> list[int]:
+        try:
+            return [snap for snap, _ in list_snapshots(self.data_dir / SNAPSHOT_DIR)]
+        except OSError:
+            return []
 
     def _advance(self, cursor: ReplayCursor, seq: int) -> int:
         limit = self.config.max_records

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from helpers import SYM, SYM2, T0, spec
 
+import engine.replay
 from engine.codec import encode
 from engine.commands import CancelOrder, NewOrder, ReplaceOrder
 from engine.core import Core
@@ -35,6 +36,7 @@ from surveillance.replay import (
     At,
     BookQueryError,
     BookReplay,
+    BookReplayError,
     ReplayConfig,
     ReplayTooLong,
     book_at,
@@ -273,6 +275,35 @@ def test_across_a_snapshot_boundary_and_with_a_damaged_snapshot(
     answer = book_at(copy.data_dir, CONFIG, SYM2, "333", depth=1_000)
     assert without_replayed(answer) == history.books[(SYM2, 333)]
     assert answer["replayed"] == 333
+
+
+def test_a_snapshot_pruned_under_a_read_is_read_again(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue writes a snapshot and prunes the oldest while a read lists them: the read
+    lists them again once, then answers from what is there."""
+    copy = write_history(tmp_path / "data")
+    real = engine.replay.load_at_or_before
+    calls: list[int] = []
+
+    def racing(directory: Path, seq: int, **kwargs: Any) -> Any:
+        calls.append(seq)
+        if len(calls) == 1:
+            (copy.data_dir / SNAPSHOT_DIR / snapshot_name(260)).unlink()
+            raise FileNotFoundError(f"{directory}: {snapshot_name(260)} was pruned")
+        return real(directory, seq, **kwargs)
+
+    monkeypatch.setattr(engine.replay, "load_at_or_before", racing)
+    answer = BookReplay(copy.data_dir, CONFIG).book_at(SYM, 300, depth=1_000)
+    assert without_replayed(answer) == history.books[(SYM, 300)]
+    assert answer["replayed"] == 180 and len(calls) == 2
+    # a journal that cannot be read is said so, once
+    calls.clear()
+    monkeypatch.setattr(engine.replay, "load_at_or_before", real)
+    for segment in (copy.data_dir / JOURNAL_DIR).iterdir():
+        segment.write_bytes(b"garbage")
+    with pytest.raises(BookReplayError):
+        BookReplay(copy.data_dir, CONFIG).book_at(SYM, 300)
 
 
 def test_the_book_as_of_a_time_is_the_last_command_at_or_before_it(history: History) -> None:
