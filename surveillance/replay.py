@@ -21,8 +21,9 @@ records were applied to answer (0 from the cache).
 
 Bounded work: a read that would apply more than ``max_records`` records (from the nearest
 snapshot, or from a core kept from an earlier read) raises ``ReplayTooLong`` saying how many it
-would take, and replays nothing; finding the seq of a time reads one journal segment at most
-(the segments are bisected by their first record's time).
+would take, and replays nothing; finding the seq of a time reads the segment it falls in (and
+the next one when it is that segment's last record): the segments are bisected by their first
+record's time.
 
 ``BookReplay`` keeps the cores of its last few reads (``cursors``) and moves the nearest one
 forward for the next read at or after it, and the last answers (``answers``): a console stepping
@@ -210,7 +211,8 @@ def parse_at(text: str) -> At:
 def seq_at_time(journal_dir: str | Path, ts_ns: int, last_seq: int) -> int | None:
     """The seq of the last command at or before ``last_seq`` whose ``ts`` is at or before
     ``ts_ns``; None when the first command came after it (or the journal is empty). The
-    segments are bisected by their first record's time, then one segment is read."""
+    segments are bisected by their first record's time, then the one it falls in is read
+    (and the next, when the answer is its last record)."""
     segments = [(first, path) for first, path in list_segments(journal_dir) if first <= last_seq]
     lo, hi = 0, len(segments)  # find the last segment whose first record is at or before ts_ns
     while lo < hi:
