@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import gc
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -391,6 +392,12 @@ def test_scrubbing_walks_forward_without_starting_over(history: History) -> None
         assert without_replayed(answer) == history.books[(SYM, seq)], seq
     # forward steps cost the step; going back starts from the snapshot before it
     assert [a["replayed"] for a in answers] == [5, 1, 24, 89, 2, 79, 60, 1, 139, 90, 1]
+    bounded = BookReplay(history.data_dir, dataclasses.replace(CONFIG, max_records=50))
+    walk = bounded.scrub(SYM, [130, 170, 230])
+    assert next(walk)["replayed"] == 10 and next(walk)["replayed"] == 40
+    with pytest.raises(ReplayTooLong) as refused:
+        next(walk)  # 60 records past the core at 170
+    assert (refused.value.records, refused.value.start_seq) == (60, 170)
     times = [history.commands[s - 1].ts for s in (10, 50, 300)]
     found = [a["seq"] for a in replay.scrub(SYM2, [At(ts_ns=t) for t in times])]
     assert found == [max(c.seq for c in history.commands if c.ts <= t) for t in times]
@@ -624,3 +631,39 @@ def test_the_page_reads_only_the_durable_seq_and_says_what_a_long_read_costs(
             assert body["bids"] == full["bids"][:2] and body["asks"] == full["asks"][:2]
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_the_event_loop_serves_while_a_replay_runs(history: History) -> None:
+    """The replay runs in a worker thread: while one is held inside the core's construction,
+    the same application answers another request."""
+    started = threading.Event()
+    release = threading.Event()
+    hold = [False]
+
+    def held_core() -> Core:
+        if hold[0]:
+            started.set()
+            assert release.wait(10)
+        return new_core()
+
+    async def main() -> None:
+        page = BookPage(BookReplay(history.data_dir, ReplayConfig(SPECS, held_core)), lambda: 400)
+        app = web.Application()
+        page.add_routes(app)
+
+        async def ping(request: web.Request) -> web.Response:
+            return web.json_response({"ok": True})
+
+        app.router.add_get("/ping", ping)
+        hold[0] = True
+        async with TestClient(TestServer(app)) as client:
+            slow = asyncio.ensure_future(client.get("/v1/surveillance/book?symbol=BTC-USD&at=50"))
+            assert await asyncio.to_thread(started.wait, 10)
+            response = await client.get("/ping")
+            assert response.status == 200 and not slow.done()
+            release.set()
+            response = await slow
+            assert response.status == 200
+            assert (await response.json())["seq"] == 50
+
+    asyncio.run(asyncio.wait_for(main(), 30))
