@@ -169,6 +169,26 @@ def iter_records(
         expected = seg.next_seq
 
 
+def first_record(path: str | os.PathLike[str]) -> tuple[int, bytes] | None:
+    """The first record of the segment file ``path`` as ``(seq, payload)``, reading only its
+    header and that record; None when the file holds no complete, valid first record (a fresh
+    or torn segment). Cheap enough to bisect a journal's segments by what their records say."""
+    with open(path, "rb") as f:
+        head = f.read(SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE)
+        if len(head) < SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE:
+            return None
+        magic, version, _, first = _SEG_HEADER.unpack_from(head, 0)
+        if magic != MAGIC or version != VERSION:
+            return None
+        length, crc, seq = _RECORD.unpack_from(head, SEGMENT_HEADER_SIZE)
+        if seq != first or length > MAX_PAYLOAD:
+            return None
+        payload = f.read(length)
+    if len(payload) != length or zlib.crc32(head[-8:] + payload) != crc:
+        return None
+    return seq, payload
+
+
 def _apply_cut(cut: TailCut) -> None:
     if cut.removed_file:
         cut.segment.unlink()

@@ -7,8 +7,11 @@ compliance console.
 So far: the audit chain (``audit``: the store; ``chain``: kept by the running venue;
 ``checkpoint``: signed heads; ``verify``: ``venue audit verify``), its trail read back as rows
 (``trail``) and served to the console (``pages``: ``/v1/audit``, ``/v1/audit.csv`` and the
-page's script in ``static/``; the composition root adds them with their permissions).
+page's script in ``static/``; the composition root adds them with their permissions), and
+the order book as of any seq or time rebuilt from snapshots and the journal (``replay``:
+``book_at``, ``BookReplay`` keeping recent cores for scrubbing; served by ``pages`` as
+``/v1/surveillance/book``).
 
-May import ``engine`` only (and aiohttp for its pages). The detectors, alerts and cases and the
-book replay are later work.
+May import ``engine`` only (and aiohttp for its pages). The detectors, alerts and cases are
+later work.
 """

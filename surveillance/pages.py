@@ -10,16 +10,29 @@ The audit trail (``surveillance.trail``) is served as
   sent, and refused (503) when it cannot be;
 - ``GET /console/pages/audit.js``: the console's page over them (static, like the console).
 
-Both endpoints need the ``audit.read`` permission. The admin API's authentication is the
-gateway's, which this package may not import: ``routes()`` lists each route with the permission
-it needs and the composition root registers them with the gateway's checks (and tells who the
-caller is, for the export's record). Errors are the admin API's ``{"code", "msg"}``.
+Both endpoints need the ``audit.read`` permission.
+
+The order book replayed (``surveillance.replay``) is served as
+
+- ``GET /v1/surveillance/book?symbol=&at=&depth=``: the book of ``symbol`` as of ``at`` (a seq,
+  or an ISO-8601 time with its offset), ``depth`` price levels a side (20 unless given, at
+  most 5,000). It needs ``surveillance.read``. Only durable records are read (up to the
+  venue's durable seq, asked on the event loop); the replay runs in a worker thread, one at a
+  time. Bad input is a 400 naming the parameter; a point too far from any snapshot a 422 with
+  what it would cost (``records``, ``limit``, ``startSeq``); an unreadable journal a 503.
+
+The admin API's authentication is the gateway's, which this package may not import:
+``routes()`` lists each route with the permission it needs and the composition root registers
+them with the gateway's checks (and tells who the caller is, for the export's record). Errors
+are the admin API's ``{"code", "msg"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -28,6 +41,14 @@ from pathlib import Path
 from aiohttp import web
 
 from surveillance.audit import AuditStoreError, StaffEvent
+from surveillance.replay import (
+    DEFAULT_DEPTH,
+    MAX_DEPTH,
+    BookQueryError,
+    BookReplay,
+    BookReplayError,
+    ReplayTooLong,
+)
 from surveillance.trail import (
     TrailError,
     TrailQuery,
@@ -39,10 +60,12 @@ from surveillance.trail import (
     read_page,
 )
 
-__all__ = ["AUDIT_READ", "AUDIT_SCRIPT", "AuditTrailPage", "Route"]
+__all__ = ["AUDIT_READ", "AUDIT_SCRIPT", "SURVEILLANCE_READ", "AuditTrailPage", "BookPage", "Route"]
 
 #: The permission the audit trail needs (``gateway.staff.roles.Permission.AUDIT_READ``).
 AUDIT_READ = "audit.read"
+#: The permission the book replay needs (``gateway.staff.roles.Permission.SURVEILLANCE_READ``).
+SURVEILLANCE_READ = "surveillance.read"
 #: Where the console's audit page script is served.
 AUDIT_SCRIPT = "/console/pages/audit.js"
 _STATIC = Path(__file__).resolve().parent / "static"
@@ -201,3 +224,75 @@ class AuditTrailPage:
                 "Cache-Control": "no-cache",
             },
         )
+
+
+#: The book replay's query parameters.
+_BOOK_PARAMETERS = ("symbol", "at", "depth")
+_DEPTH = re.compile(r"[0-9]{1,6}")
+
+
+class BookPage:
+    """``GET /v1/surveillance/book`` over ``replay``; ``durable_seq`` tells the venue's durable
+    seq (called on the event loop, before the replay runs in its worker thread)."""
+
+    def __init__(self, replay: BookReplay, durable_seq: Callable[[], int]) -> None:
+        self.replay = replay
+        self.durable_seq = durable_seq
+        self._reads = asyncio.Semaphore(1)
+
+    def routes(self) -> list[Route]:
+        return [Route("GET", "/v1/surveillance/book", self.book, SURVEILLANCE_READ)]
+
+    def add_routes(self, app: web.Application) -> None:
+        """Add the routes without any permission check (tests; a venue without logins)."""
+        for route in self.routes():
+            app.router.add_route(route.method, route.path, route.handler)
+
+    async def book(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/surveillance/book``."""
+        query = request.query
+        for name in query:
+            if name not in _BOOK_PARAMETERS:
+                return _error(_INVALID_PARAM, f"Parameter '{name[:64]}' is not known here.", 400)
+            if len(query.getall(name)) > 1:
+                return _error(_INVALID_PARAM, f"Parameter '{name}' is given more than once.", 400)
+        symbol = query.get("symbol", "").strip()
+        if not symbol:
+            return _error(_INVALID_PARAM, "Parameter 'symbol' is required.", 400)
+        depth = DEFAULT_DEPTH
+        text = query.get("depth", "").strip()
+        if text:
+            if not _DEPTH.fullmatch(text) or not 1 <= int(text) <= MAX_DEPTH:
+                return _error(
+                    _INVALID_PARAM,
+                    f"Parameter 'depth' must be a whole number, 1 to {MAX_DEPTH}.",
+                    400,
+                )
+            depth = int(text)
+        durable = self.durable_seq()
+        async with self._reads:
+            try:
+                body = await asyncio.to_thread(
+                    self._answer, symbol, query.get("at", ""), durable, depth
+                )
+            except BookQueryError as exc:
+                return _error(_INVALID_PARAM, str(exc), 400)
+            except ReplayTooLong as exc:
+                return web.json_response(
+                    {
+                        "code": _INVALID_PARAM,
+                        "msg": str(exc),
+                        "records": exc.records,
+                        "limit": exc.limit,
+                        "startSeq": exc.start_seq,
+                    },
+                    status=422,
+                )
+            except BookReplayError as exc:
+                return _error(_INTERNAL, f"The journal cannot be replayed: {exc}", 503)
+        return web.Response(body=body, content_type="application/json")
+
+    def _answer(self, symbol: str, at: str, durable: int, depth: int) -> bytes:
+        """The answer as JSON, in the worker thread: a deep book is megabytes to encode."""
+        answer = self.replay.book_at(symbol, at, durable_seq=durable, depth=depth)
+        return json.dumps(answer, separators=(",", ":")).encode()

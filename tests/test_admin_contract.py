@@ -62,6 +62,7 @@ ROUTES = {
     ("POST", "/v1/approvals/{approvalId}/reject"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit.csv"),
+    ("GET", "/v1/surveillance/book"),
     ("GET", "/"),
     ("GET", "/console"),
     ("GET", "/console/"),

@@ -4,8 +4,8 @@ store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
 ``start_admin`` for the command line and the tests.
 
 It also serves the console pages of packages the gateway may not import (surveillance's audit
-trail, ``audit_page``): their routes, each with the permission it declares, and their scripts
-listed in the console."""
+trail, ``audit_page``; its book replay, ``book_page``): their routes, each with the permission
+it declares, and their scripts listed in the console."""
 
 from __future__ import annotations
 
@@ -46,16 +46,18 @@ from gateway.staff.approvals import ApprovalStore
 from gateway.staff.operators import OperatorStore, StaffEvent
 from gateway.staff.roles import ROLES
 from surveillance.chain import AuditChain
-from surveillance.pages import AuditTrailPage, Route
+from surveillance.pages import AuditTrailPage, BookPage, Route
+from surveillance.replay import BookReplay, ReplayConfig
 from surveillance.trail import Units
 from venue.config import VenueConfig
 from venue.metrics import VenueMetrics
 from venue.rest import open_keys
-from venue.runtime import CommandRefused, Venue, VenueStopped
+from venue.runtime import CommandRefused, Venue, VenueStopped, make_core
 from venue.settlement import Settlement
 
 __all__ = [
     "audit_page",
+    "book_page",
     "register_page",
     "render_event",
     "service_token",
@@ -100,6 +102,21 @@ def audit_page(config: VenueConfig, chain: AuditChain | None) -> Page:
     def add(app: web.Application) -> None:
         _add_routes(app, trail.routes())
         add_script(app, trail.script_url)
+
+    return add
+
+
+def book_page(venue: Venue) -> Page:
+    """Surveillance's book replay over the venue's data folder (``surveillance.replay``),
+    built with the venue's own core and reading the journal up to its durable seq."""
+    config = venue.config
+    replay = BookReplay(
+        config.data_dir, ReplayConfig(config.instruments, lambda: make_core(config))
+    )
+    page = BookPage(replay, lambda: venue.durable_seq)
+
+    def add(app: web.Application) -> None:
+        _add_routes(app, page.routes())
 
     return add
 
@@ -287,7 +304,7 @@ async def start_admin(
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
         access=access if access is not None else staff_access(config),
-        pages=(audit_page(config, audit), *_PAGES),
+        pages=(audit_page(config, audit), book_page(venue), *_PAGES),
         probes=metrics,
     )
     if own_metrics:
