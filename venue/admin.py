@@ -50,6 +50,7 @@ from surveillance.pages import AuditTrailPage, BookPage, Route
 from surveillance.replay import BookReplay, ReplayConfig
 from surveillance.trail import Units
 from venue.config import VenueConfig
+from venue.fix import FixGateway
 from venue.metrics import VenueMetrics
 from venue.rest import open_keys
 from venue.runtime import CommandRefused, Venue, VenueStopped, make_core
@@ -279,6 +280,7 @@ async def start_admin(
     metrics: VenueMetrics | None = None,
     access: StaffAccess | None = None,
     audit: AuditChain | None = None,
+    fix: FixGateway | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -290,7 +292,8 @@ async def start_admin(
     alone, ready whenever it runs. ``access``: who may call (``staff_access``; opened from the
     data folder, staff events unrecorded, when not given). ``audit``: the running audit chain,
     where the audit trail's exports are recorded (without it they are refused; the trail is read
-    from disk either way)."""
+    from disk either way). ``fix``: the FIX gateway, whose sessions the API then adds and
+    disables at run time (``/v1/fix/sessions``)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -306,6 +309,7 @@ async def start_admin(
         access=access if access is not None else staff_access(config),
         pages=(audit_page(config, audit), book_page(venue), *_PAGES),
         probes=metrics,
+        fix=fix,
     )
     if own_metrics:
 

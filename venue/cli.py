@@ -322,7 +322,14 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     keys = KeysPart(config)  # one store, shared by the admin API and the REST door
     await parts.start(keys)
     admin = AdminPart(
-        venue, config, settlement.settlement, keys.keys, metrics, audit_part.chain, token_file
+        venue,
+        config,
+        settlement.settlement,
+        keys.keys,
+        metrics,
+        audit_part.chain,
+        token_file,
+        gateway.gateway,
     )
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys, audit_part.refusals())  # webhook refusals audited

@@ -13,16 +13,19 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.replay import Replayer, ReplayError
 from gateway.fix.acceptor import FixAcceptor
 from gateway.fix.application import MarketData, VenueApplication
 from gateway.fix.auth import authenticator, hash_password, password_check
+from gateway.fix.config import FixSessionConfig
 from gateway.fix.dictionary import DataDictionary, load_dictionary
 from gateway.fix.echo import EchoApplication
 from gateway.fix.marketdata import MarketDataHandler
 from gateway.fix.orders import OrderEntry, SessionProfile
+from gateway.fix.provisioned import ProvisionedSession, ProvisionedSessions, ProvisionError
 from gateway.fix.session import Application, Session, SessionConfig
 from gateway.fix.store import open_store
 from venue.config import FixConfig
@@ -84,19 +87,64 @@ class ReportedSeq:
         self.written = (seq, dict(partials))
 
 
+@dataclass
+class _Parts:
+    """What a session added at run time is built from (the same as the configured ones)."""
+
+    config: FixConfig
+    dictionary: DataDictionary
+    store_dir: Path | None
+    application: Application
+    profiles: dict[str, SessionProfile]
+    sessions: dict[str, Session]
+    orders: OrderEntry | None
+
+
 class FixGateway:
-    """The acceptor and, for the venue application, what must be told of every command."""
+    """The acceptor and, for the venue application, what must be told of every command; the
+    sessions added at run time (``provisioned``, ``add_session``, ``disable_session``)."""
 
     def __init__(
         self,
         acceptor: FixAcceptor,
         application: VenueApplication | None,
         reported: ReportedSeq | None = None,
+        parts: _Parts | None = None,
+        provisioned: ProvisionedSessions | None = None,
     ) -> None:
         self.acceptor = acceptor
         self.application = application
         self.reported = reported
+        self._parts = parts
+        self.provisioned = provisioned
         acceptor.after_flush = self.checkpoint
+
+    def configured(self) -> list[str]:
+        """The SenderCompIDs of ``[[fix.sessions]]``."""
+        return (
+            [] if self._parts is None else [s.target_comp_id for s in self._parts.config.sessions]
+        )
+
+    def add_session(self, cfg: FixSessionConfig, by: str) -> ProvisionedSession:
+        """Add a session at run time: recorded (fsynced), then accepting Logons at once.
+        ``ProvisionError`` for a name in use; ``StoreError`` if its store cannot be opened."""
+        parts, provisioned = self._parts, self.provisioned
+        if parts is None or provisioned is None:
+            raise ProvisionError("this FIX acceptor keeps no sessions added at run time")
+        made = provisioned.add(cfg, by)
+        session = _add(parts, cfg)
+        self.acceptor.add_session(session)
+        log.info("FIX session %s added by %s", cfg.target_comp_id, by)
+        return made
+
+    def disable_session(self, target: str, by: str) -> ProvisionedSession:
+        """Refuse the session's Logons from now on and end its connection, if any."""
+        if self.provisioned is None:
+            raise KeyError(target)
+        made = self.provisioned.disable(target, by)
+        self.acceptor.remove_session(target)
+        log.info("FIX session %s disabled by %s", target, by)
+        return made
 
     def checkpoint(self) -> None:
         """Record how far reports reached the (just flushed) stores."""
@@ -120,28 +168,16 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
     application: Application
     venue_app: VenueApplication | None = None
     configs = []
-    for cfg in config.sessions:
-        session_config = SessionConfig(
-            sender_comp_id=config.sender_comp_id,
-            target_comp_id=cfg.target_comp_id,
-            reset_on_logon=cfg.reset_on_logon,
-            reset_on_logout=cfg.reset_on_logout,
-            reset_on_disconnect=cfg.reset_on_disconnect,
-            reset_time_utc=cfg.reset_time_utc,
-            max_latency_s=float(config.max_latency_s),
-            min_heartbeat_s=config.min_heartbeat_s,
-            max_heartbeat_s=config.max_heartbeat_s,
-            throttle_per_s=cfg.throttle_per_s,
-            throttle_logout_after_s=cfg.throttle_logout_after_s,
-            authenticate=authenticator(cfg),
-        )
+    provisioned = None
+    all_sessions = list(config.sessions)
+    if store_dir is not None:
+        reserved = frozenset(s.target_comp_id for s in config.sessions)
+        provisioned = ProvisionedSessions(store_dir, reserved)
+        all_sessions += provisioned.enabled()
+    for cfg in all_sessions:
+        session_config = _session_config(config, cfg)
         configs.append(session_config)
-        profiles[session_config.key] = SessionProfile(
-            kind=cfg.kind,
-            accounts=frozenset(cfg.accounts),
-            cancel_on_disconnect=cfg.cancel_on_disconnect,
-            max_md_subscriptions=cfg.max_md_subscriptions,
-        )
+        profiles[session_config.key] = _profile(cfg)
     if config.application == "echo":
         application = EchoApplication()
     else:
@@ -173,7 +209,47 @@ def build_gateway(config: FixConfig, venue: Venue) -> FixGateway:
     if store_dir is not None and venue_app is not None:
         store_dir.mkdir(parents=True, exist_ok=True)
         reported = ReportedSeq(store_dir / REPORTED_SEQ_FILE)
-    return FixGateway(acceptor, venue_app, reported)
+    orders_of = venue_app.orders if venue_app is not None else None
+    parts = _Parts(config, dictionary, store_dir, application, profiles, sessions, orders_of)
+    return FixGateway(acceptor, venue_app, reported, parts, provisioned)
+
+
+def _session_config(config: FixConfig, cfg: FixSessionConfig) -> SessionConfig:
+    return SessionConfig(
+        sender_comp_id=config.sender_comp_id,
+        target_comp_id=cfg.target_comp_id,
+        reset_on_logon=cfg.reset_on_logon,
+        reset_on_logout=cfg.reset_on_logout,
+        reset_on_disconnect=cfg.reset_on_disconnect,
+        reset_time_utc=cfg.reset_time_utc,
+        max_latency_s=float(config.max_latency_s),
+        min_heartbeat_s=config.min_heartbeat_s,
+        max_heartbeat_s=config.max_heartbeat_s,
+        throttle_per_s=cfg.throttle_per_s,
+        throttle_logout_after_s=cfg.throttle_logout_after_s,
+        authenticate=authenticator(cfg),
+    )
+
+
+def _profile(cfg: FixSessionConfig) -> SessionProfile:
+    return SessionProfile(
+        kind=cfg.kind,
+        accounts=frozenset(cfg.accounts),
+        cancel_on_disconnect=cfg.cancel_on_disconnect,
+        max_md_subscriptions=cfg.max_md_subscriptions,
+    )
+
+
+def _add(parts: _Parts, cfg: FixSessionConfig) -> Session:
+    """A session made at run time, known to the application before it can log on."""
+    session_config = _session_config(parts.config, cfg)
+    store = open_store(parts.store_dir, session_config.key, fsync=parts.config.store_fsync)
+    parts.profiles[session_config.key] = _profile(cfg)
+    session = Session(session_config, parts.dictionary, store, parts.application)
+    parts.sessions[session_config.key] = session
+    if parts.orders is not None:
+        parts.orders.sessions_changed()
+    return session
 
 
 def _market_data(venue: Venue) -> MarketData:

@@ -302,6 +302,7 @@ class AdminPart:
         metrics: VenueMetrics | None = None,
         chain: AuditChain | None = None,
         token_file: Path | None = None,
+        fix: FixGateway | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
@@ -310,6 +311,7 @@ class AdminPart:
         self.metrics = metrics
         self.chain = chain
         self.token_file = token_file
+        self.fix = fix
         self.url = ""
         self.token = ""
         self.access: StaffAccess | None = None
@@ -342,6 +344,7 @@ class AdminPart:
                 self.metrics,
                 self.access,
                 audit=self.chain,
+                fix=self.fix,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)

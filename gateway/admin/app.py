@@ -77,7 +77,9 @@ from gateway.admin.fields import (
     Fields,
     _fail,
 )
+from gateway.admin.fixsessions import add_routes as add_fix_routes
 from gateway.admin.ports import (
+    AdminFix,
     AdminKeys,
     AdminLedger,
     AdminVenue,
@@ -131,6 +133,7 @@ def make_app(
     access: StaffAccess,
     pages: Iterable[Page] = (),
     probes: Probes | None = None,
+    fix: AdminFix | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too) and
     the API keys of ``keys``, with the pages other packages registered through the
@@ -171,6 +174,8 @@ def make_app(
         route("GET", "/metrics", _metrics, PUBLIC)
     add_key_routes(app, keys, _fields)
     add_staff_routes(app, _fields)
+    if fix is not None:
+        add_fix_routes(app, fix, _fields)
     add_approval_routes(app, _fields, _execute)
     add_console(app)
     if clearing:

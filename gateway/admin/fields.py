@@ -172,6 +172,24 @@ class Fields:
             )
         return list(value)
 
+    def integers(self, key: str, default: list[int] | None = None) -> list[int]:
+        """A list of non-negative integers: a JSON array, or comma-separated."""
+        if default is not None and not self.has(key):
+            return default
+        value = self._raw(key)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            _fail(INVALID_PARAM, f"Parameter '{key}' must be a list of integers.")
+        out = []
+        for item in value:
+            if isinstance(item, str) and item.isascii() and item.isdigit() and len(item) < 19:
+                item = int(item)
+            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= _MAX_INT:
+                _fail(INVALID_PARAM, f"Parameter '{key}' must be a list of integers.")
+            out.append(item)
+        return out
+
     def symbol(self, key: str = "symbol") -> InstrumentSpec:
         value = self._raw(key)
         spec = self._specs.get(value) if isinstance(value, str) else None

@@ -123,3 +123,15 @@ class Probes(Protocol):
         """Why the venue cannot take orders now (not recovered, a door not listening, not
         accepting commands); empty when it is ready."""
         ...
+
+
+class AdminFix(Protocol):
+    """The FIX acceptor's sessions added at run time (``venue.fix.FixGateway``)."""
+
+    provisioned: Any  # gateway.fix.provisioned.ProvisionedSessions | None
+
+    def configured(self) -> list[str]: ...
+
+    def add_session(self, cfg: Any, by: str) -> Any: ...
+
+    def disable_session(self, target: str, by: str) -> Any: ...

@@ -82,6 +82,9 @@ class FixAcceptor:
             if key in self.sessions:
                 raise ValueError(f"session {cfg.key} configured twice")
             self.sessions[key] = session
+        #: sessions disabled at run time: no Logons, but their stores still take the reports
+        #: of their orders, so they are flushed and closed with the others
+        self.retired: list[Session] = []
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -98,6 +101,22 @@ class FixAcceptor:
         self._failures: dict[str, deque[float]] = {}
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+
+    def add_session(self, session: Session) -> None:
+        """Accept Logons for ``session`` from now on (a session added at run time)."""
+        cfg = session.config
+        key = (cfg.begin_string.encode(), cfg.sender_comp_id.encode(), cfg.target_comp_id.encode())
+        if key in self.sessions:
+            raise ValueError(f"session {cfg.key} exists already")
+        self.sessions[key] = session
+
+    def remove_session(self, target_comp_id: str) -> None:
+        """Refuse the counterparty's Logons from now on and end its connection, if any."""
+        for key, session in list(self.sessions.items()):
+            if key[2] == target_comp_id.encode():
+                del self.sessions[key]
+                self.retired.append(session)
+                session.disconnect("session disabled")
 
     async def start(self) -> tuple[str, int]:
         """Listen; the address actually bound (port 0 picks a free one)."""
@@ -138,7 +157,7 @@ class FixAcceptor:
             if session.connected:
                 session.detach()
         self.flush()
-        for session in self.sessions.values():
+        for session in [*self.sessions.values(), *self.retired]:
             session.store.close()
 
     async def _tick(self) -> None:
@@ -158,6 +177,8 @@ class FixAcceptor:
         for session in self.sessions.values():
             if timers:
                 session.on_timer()
+            session.store.flush()
+        for session in self.retired:
             session.store.flush()
         if self.after_flush is not None:
             self.after_flush()

@@ -612,6 +612,11 @@ class OrderEntry:
         elif request.msg_type == b"q":
             self._mass_cancel_report(request, 0, [], b"99", reason)
 
+    def sessions_changed(self) -> None:
+        """A session was added at run time: follow its accounts, and its drop copies."""
+        self._watched = {a for p in self.profiles.values() for a in p.accounts}
+        self._drop_copy_map = None
+
     @property
     def _drop_copy(self) -> dict[int, list[Session]]:
         """account -> its drop copy sessions (built on first use: the sessions are made after
