@@ -48,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from surveillance.alertquery import CLOSED, IN_CASE, OPEN, AlertQuery
 from surveillance.alerts import Alert, AlertSink
+from surveillance.storeconfig import default_url
 from surveillance.storeschema import (
     alert_accounts,
     alerts,
@@ -108,11 +109,6 @@ class Invalid(ValueError):
     def __init__(self, field: str, msg: str) -> None:
         self.field = field
         super().__init__(msg)
-
-
-def default_url(data_dir: Path) -> str:
-    """The embedded default: SQLite at ``<data_dir>/surveillance/surveillance.sqlite``."""
-    return f"sqlite:///{Path(data_dir) / 'surveillance' / 'surveillance.sqlite'}"
 
 
 def _now_ms() -> int:

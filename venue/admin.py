@@ -4,8 +4,8 @@ store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
 ``start_admin`` for the command line and the tests.
 
 It also serves the console pages of packages the gateway may not import (surveillance's audit
-trail, ``audit_page``): their routes, each with the permission it declares, and their scripts
-listed in the console."""
+trail, ``audit_page``; its alerts and cases, ``alerts_page``): their routes, each with the
+permission it declares, and their scripts listed in the console."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from gateway.admin.auth import (
     caller_ip,
     principal,
 )
+from gateway.admin.auth import audit as staff_audit
 from gateway.admin.console import add_script
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
@@ -45,8 +46,11 @@ from gateway.staff import STAFF_DIR
 from gateway.staff.approvals import ApprovalStore
 from gateway.staff.operators import OperatorStore, StaffEvent
 from gateway.staff.roles import ROLES
+from surveillance.casepages import AlertPages
 from surveillance.chain import AuditChain
 from surveillance.pages import AuditTrailPage, Route
+from surveillance.stor import Entity
+from surveillance.store import AlertStore
 from surveillance.trail import Units
 from venue.config import VenueConfig
 from venue.metrics import VenueMetrics
@@ -55,6 +59,7 @@ from venue.runtime import CommandRefused, Venue, VenueStopped
 from venue.settlement import Settlement
 
 __all__ = [
+    "alerts_page",
     "audit_page",
     "register_page",
     "render_event",
@@ -100,6 +105,29 @@ def audit_page(config: VenueConfig, chain: AuditChain | None) -> Page:
     def add(app: web.Application) -> None:
         _add_routes(app, trail.routes())
         add_script(app, trail.script_url)
+
+    return add
+
+
+def alerts_page(config: VenueConfig, store: AlertStore, venue: Venue | None = None) -> Page:
+    """Surveillance's alerts and cases (``surveillance.casepages``) over ``store``: every change
+    and export a staff event of the admin API's audit; the STOR names the venue as
+    ``[surveillance_store]`` says and groups the accounts by the owners ``venue`` knows."""
+    named = config.alert_store
+    entity = Entity(named.entity_name, named.entity_lei, named.entity_address, named.contact)
+
+    async def owners(accounts: list[int]) -> dict[int, int]:
+        if venue is None:
+            return {}
+        try:
+            return await venue.read(lambda core: {a: core.owners.get(a, a) for a in accounts})
+        except VenueStopped:
+            return {}
+
+    pages = AlertPages(store, staff_audit, _caller, entity, owners)
+
+    def add(app: web.Application) -> None:
+        _add_routes(app, pages.routes())
 
     return add
 
@@ -262,6 +290,7 @@ async def start_admin(
     metrics: VenueMetrics | None = None,
     access: StaffAccess | None = None,
     audit: AuditChain | None = None,
+    alerts: AlertStore | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -273,7 +302,8 @@ async def start_admin(
     alone, ready whenever it runs. ``access``: who may call (``staff_access``; opened from the
     data folder, staff events unrecorded, when not given). ``audit``: the running audit chain,
     where the audit trail's exports are recorded (without it they are refused; the trail is read
-    from disk either way)."""
+    from disk either way). ``alerts``: surveillance's alert and case store (open, its writer
+    started), served under ``/v1/surveillance`` (not served without it)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -287,7 +317,11 @@ async def start_admin(
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
         access=access if access is not None else staff_access(config),
-        pages=(audit_page(config, audit), *_PAGES),
+        pages=(
+            audit_page(config, audit),
+            *([alerts_page(config, alerts, venue)] if alerts is not None else []),
+            *_PAGES,
+        ),
         probes=metrics,
     )
     if own_metrics:

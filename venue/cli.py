@@ -285,6 +285,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     from venue.metrics import VenueMetrics
     from venue.parts import (
         AdminPart,
+        AlertStorePart,
         AuditPart,
         FixGatewayPart,
         FixListenerPart,
@@ -307,6 +308,8 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     venue = venue_part.venue
     audit_part = AuditPart(venue, config)
     await parts.start(audit_part)
+    alert_store = AlertStorePart(config)  # surveillance's alerts and cases
+    await parts.start(alert_store)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)
@@ -317,7 +320,14 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     keys = KeysPart(config)  # one store, shared by the admin API and the REST door
     await parts.start(keys)
     admin = AdminPart(
-        venue, config, settlement.settlement, keys.keys, metrics, audit_part.chain, token_file
+        venue,
+        config,
+        settlement.settlement,
+        keys.keys,
+        metrics,
+        audit_part.chain,
+        token_file,
+        alert_store.store,
     )
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys, audit_part.refusals())  # webhook refusals audited
