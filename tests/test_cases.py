@@ -441,3 +441,43 @@ def test_a_case_exports_as_a_stor_in_json_and_html(tmp_path: Path) -> None:
         assert status == 403
 
     run(tmp_path, body)
+
+
+def test_the_running_venue_keeps_alerts_under_its_data_folder_and_serves_them(
+    tmp_path: Path,
+) -> None:
+    """The composition root's parts: the store opened under ``data_dir``, its writer running,
+    served by the admin API; an alert raised is listed within the 10 s promised."""
+    from venue.parts import AdminPart, AlertStorePart, Parts, VenuePart
+
+    async def main() -> None:
+        config = load_config(DEFAULT_CONFIG_PATH)
+        admin_config = AdminConfig("127.0.0.1", 0, approvals=ApprovalsConfig(1, {}))
+        config = dataclasses.replace(
+            config, data_dir=tmp_path / "data", admin=admin_config, ledger=None, rest=None
+        )
+        parts = Parts()
+        venue = VenuePart(config)
+        await parts.start(venue)
+        alerts = AlertStorePart(config)
+        await parts.start(alerts)
+        assert alerts.store is not None
+        admin = AdminPart(venue.venue, config, None, alerts=alerts.store)
+        await parts.start(admin)
+        try:
+            raised = asyncio.get_running_loop().time()
+            alerts.store.raise_alert(wash())
+            headers = {"Authorization": f"Bearer {admin.token}"}
+            async with aiohttp.ClientSession(admin.url, headers=headers) as http:
+                while True:
+                    async with http.get("/v1/surveillance/alerts") as response:
+                        assert response.status == 200
+                        if (await response.json())["alerts"]:
+                            break
+                    assert asyncio.get_running_loop().time() - raised < 10
+                    await asyncio.sleep(0.05)
+        finally:
+            await parts.stop()
+        assert (tmp_path / "data" / "surveillance" / "surveillance.sqlite").is_file()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
