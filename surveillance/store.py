@@ -30,6 +30,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -44,10 +45,10 @@ from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from surveillance.alertquery import CLOSED, IN_CASE, OPEN, AlertQuery
-from surveillance.alerts import Alert, AlertSink
+from surveillance.alerts import Alert, AlertSink, AlertType
 from surveillance.storeconfig import default_url
 from surveillance.storeschema import (
     alert_accounts,
@@ -68,6 +69,7 @@ __all__ = [
     "Invalid",
     "NotFound",
     "StoreError",
+    "check_alert",
     "default_url",
 ]
 
@@ -92,7 +94,12 @@ _BATCH = 500
 
 
 class StoreError(Exception):
-    """The database cannot be used (answered 503)."""
+    """The database cannot be used (answered 503). ``transient``: it may work again (the server
+    or the file is unavailable, a lock); otherwise the database refused what was written."""
+
+    def __init__(self, msg: str, transient: bool = True) -> None:
+        super().__init__(msg)
+        self.transient = transient
 
 
 class NotFound(Exception):
@@ -170,6 +177,27 @@ class AlertPage:
     next: tuple[int, int] | None
 
 
+def check_alert(alert: Alert) -> str:
+    """Why ``alert`` cannot be stored ("" when it can): the columns' bounds, a known type,
+    whole numbers that fit in 64 bits, a finite score, evidence JSON can carry."""
+    if not isinstance(alert.key, str) or not 0 < len(alert.key) <= 200:
+        return "its key must be 1 to 200 characters"
+    if str(alert.type) not in AlertType.__members__:
+        return f"unknown type {str(alert.type)[:40]!r}"
+    if not isinstance(alert.symbol, str) or len(alert.symbol) > 32:
+        return "its symbol must be at most 32 characters"
+    numbers = (*alert.accounts, alert.from_ms, alert.to_ms, alert.first_seq, alert.last_seq)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**63 for n in numbers):
+        return "accounts, times and seqs must be whole numbers from 0 to 2**63-1"
+    if not isinstance(alert.score, int | float) or not math.isfinite(alert.score):
+        return "its score must be a finite number"
+    try:
+        json.dumps(alert.evidence, default=str)
+    except (TypeError, ValueError) as exc:
+        return f"its evidence is not JSON: {exc}"
+    return ""
+
+
 def _alert_json(row: RowMapping) -> dict[str, Any]:
     return {
         "alertId": row["id"],
@@ -238,6 +266,8 @@ class AlertStore(AlertSink):
         self._thread: threading.Thread | None = None
         #: the last write failure, cleared by the next good write
         self.last_error: str = ""
+        #: alerts dropped by the writer: they could never be stored (logged)
+        self.rejected = 0
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> AlertStore:
@@ -314,36 +344,88 @@ class AlertStore(AlertSink):
                 return  # whatever could not be written, close reports
 
     def _write_queued(self) -> bool:
-        """Write the queue in batches, oldest first; False when a batch failed (it stays)."""
+        """Write the queue in batches, oldest first; False when the database could not be
+        used (what is left stays queued, in order). An alert that can never be stored (see
+        ``check_alert``; or one the database refuses) is logged, counted in ``rejected`` and
+        dropped, so that it cannot hold back the alerts behind it."""
         while True:
             with self._cond:
                 batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
             if not batch:
                 return True
+            bad = {i for i, a in enumerate(batch) if self._rejects(a, check_alert(a))}
+            if bad:  # out of the queue at once (only this thread takes from its head)
+                batch = [a for i, a in enumerate(batch) if i not in bad]
+                with self._cond:
+                    for _ in range(len(batch) + len(bad)):
+                        self._queue.popleft()
+                    self._queue.extendleft(reversed(batch))
+                    self._written += len(bad)
+                    self._cond.notify_all()
             try:
                 self.write(batch)
+                done = len(batch)
             except StoreError as exc:
-                if self.last_error != str(exc):
-                    log.error("surveillance: alerts not written yet: %s", exc)
-                self.last_error = str(exc)
+                if exc.transient:
+                    self._failed(exc)
+                    return False
+                done = self._one_by_one(batch)
+            self._done(done)
+            if done < len(batch):
                 return False
             self.last_error = ""
-            with self._cond:
-                for _ in batch:
-                    self._queue.popleft()
-                self._written += len(batch)
-                self._cond.notify_all()
+
+    def _one_by_one(self, batch: list[Alert]) -> int:
+        """Write ``batch`` an alert at a time, dropping those the database refuses; how many
+        were dealt with before it could not be used."""
+        for n, alert in enumerate(batch):
+            try:
+                self.write([alert])
+            except StoreError as exc:
+                if exc.transient:
+                    self._failed(exc)
+                    return n
+                self._rejects(alert, str(exc))
+        return len(batch)
+
+    def _rejects(self, alert: Alert, problem: str) -> bool:
+        if problem:
+            self.rejected += 1
+            log.error("surveillance: alert %.80r dropped: %s", alert.key, problem)
+        return bool(problem)
+
+    def _failed(self, exc: StoreError) -> None:
+        if self.last_error != str(exc):
+            log.error("surveillance: alerts not written yet: %s", exc)
+        self.last_error = str(exc)
+
+    def _done(self, n: int) -> None:
+        with self._cond:
+            for _ in range(n):
+                self._queue.popleft()
+            self._written += n
+            self._cond.notify_all()
 
     # ------------------------------------------------------------------ writing alerts
     def write(self, batch: Iterable[Alert]) -> None:
-        """Store ``batch`` now, in one transaction (batch runs; the writer thread)."""
+        """Store ``batch`` now, in one transaction (batch runs; the writer thread); ``Invalid``
+        for an alert that cannot be stored (nothing written)."""
+        alerts_ = list(batch)
+        for alert in alerts_:
+            problem = check_alert(alert)
+            if problem:
+                raise Invalid("alert", problem)
         try:
             with self.engine.begin() as conn:
                 now = self.clock()
-                for alert in batch:
+                for alert in alerts_:
                     self._upsert(conn, alert, now)
         except SQLAlchemyError as exc:
-            raise StoreError(f"the surveillance store cannot be written: {exc}") from exc
+            transient = isinstance(exc, OperationalError | InterfaceError) or bool(
+                getattr(exc, "connection_invalidated", False)
+            )
+            msg = f"the surveillance store cannot be written: {exc}"
+            raise StoreError(msg, transient) from exc
 
     def _upsert(self, conn: Connection, alert: Alert, now: int) -> None:
         ins = pg_insert if self.postgres else sqlite_insert

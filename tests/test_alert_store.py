@@ -427,3 +427,59 @@ def test_the_store_section_is_optional_and_checked(tmp_path: Path) -> None:
         parse_config(shipped + '\n[surveillance_store]\nurl = "mysql://x"\n')
     with pytest.raises(ConfigError, match=r"surveillance_store.*nme"):
         parse_config(shipped + '\n[surveillance_store]\nnme = "x"\n')
+
+
+def test_an_alert_that_can_never_be_stored_does_not_hold_back_the_others(
+    store: AlertStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(Invalid):
+        store.write([alert(), alert(key="x" * 201)])  # the batch API refuses, writing nothing
+    assert store.alerts(AlertQuery()).alerts == []
+    real = store._upsert
+
+    def refusing(conn: Any, one: Alert, now: int) -> None:
+        if one.key == "refused":
+            raise IntegrityError("INSERT", {}, Exception("refused by the database"))
+        real(conn, one, now)
+
+    monkeypatch.setattr(store, "_upsert", refusing)
+    store.start()
+    store.raise_alert(alert(key="before"))
+    store.raise_alert(alert(key="y" * 201))  # too long a key
+    store.raise_alert(alert(key="nan", score=float("nan")))
+    store.raise_alert(alert(key="refused"))
+    store.raise_alert(alert(key="after", accounts=(-1,)))
+    store.raise_alert(alert(key="last"))
+    assert store.flush(10)
+    keys = {a["key"] for a in store.alerts(AlertQuery()).alerts}
+    assert keys == {"before", "last"}
+    assert (store.rejected, store.pending, store.last_error) == (4, 0, "")
+
+
+def test_two_stores_on_one_database_keep_one_alert_per_behaviour(url: str) -> None:
+    """Two processes' stores (opened at once: their migrations take turns) writing the same
+    behaviour at once: one alert, every raise counted."""
+    stores = [AlertStore(url) for _ in range(2)]
+    openers = [threading.Thread(target=s.open) for s in stores]
+    for thread in openers:
+        thread.start()
+    for thread in openers:
+        thread.join()
+    try:
+        writers = [
+            threading.Thread(target=lambda s=s: [s.write([alert()]) for _ in range(25)])
+            for s in stores
+        ]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        found = stores[0].alerts(AlertQuery()).alerts
+        assert [(a["key"], a["count"]) for a in found] == [(alert().key, 50)]
+        assert found[0]["accounts"] == [1001, 1002]
+        assert stores[1].alerts(AlertQuery(account=1002)).alerts == found
+    finally:
+        for s in stores:
+            s.close()
