@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
+from gateway.admin.auth import permissions_of
 from gateway.adminconfig import AdminConfig, ApprovalsConfig
 from gateway.staff.operators import StaffEvent
 from surveillance.alerts import Alert, AlertType
@@ -32,6 +34,7 @@ class Admin:
     store: AlertStore
     http: aiohttp.ClientSession
     events: list[StaffEvent]
+    app: web.Application
 
     async def call(
         self, method: str, path: str, body: Any = None, token: str = ""
@@ -72,7 +75,7 @@ async def serving(tmp_path: Path) -> AsyncIterator[Admin]:
     runner, host, port = await start_admin(venue, "127.0.0.1", 0, access=access, alerts=store)
     try:
         async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
-            yield Admin(venue, config, store, http, events)
+            yield Admin(venue, config, store, http, events, runner.app)
     finally:
         await runner.cleanup()
         await venue.stop()
@@ -138,6 +141,15 @@ def wash(key: str = "wash:1", **changes: Any) -> Alert:
 
 def test_reading_needs_surveillance_read_and_changing_needs_cases_write(tmp_path: Path) -> None:
     async def body(admin: Admin) -> None:
+        declared = {
+            (route.method, route.resource.canonical): permission
+            for route, permission in permissions_of(admin.app).items()
+            if route.resource is not None and "/surveillance/" in route.resource.canonical
+        }
+        assert len(declared) == 12
+        for (method, path), permission in declared.items():
+            wanted = "cases.write" if method == "POST" else "surveillance.read"
+            assert permission == wanted, (method, path)
         await admin.raise_alerts(wash())
         for path in ("/v1/surveillance/alerts", "/v1/surveillance/alerts/1"):
             assert (await admin.call("GET", path))[0] == 401
