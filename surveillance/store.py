@@ -339,7 +339,11 @@ class AlertStore(AlertSink):
                 self._cond.wait_for(lambda: self._kick or self._stopping, self.interval_s)
                 self._kick = False
                 stopping = self._stopping
-            self._write_queued()
+            try:
+                self._write_queued()
+            except Exception as exc:  # a bug must not stop the writer: the queue stays
+                self._failed(StoreError(f"the alert writer failed: {exc!r}"))
+                log.exception("surveillance: the alert writer failed")
             if stopping:
                 return  # whatever could not be written, close reports
 
