@@ -24,9 +24,11 @@ Cases (reading: ``surveillance.read``; every change: ``cases.write``):
 
 Every change and every export is a staff event (``case.open`` ... ``case.close``,
 ``case.export``; subject ``case <id>``), handed to ``audit`` (the admin API's: it chains it),
-refusals too (outcome ``refused``). Errors are the admin API's ``{"code", "msg"}``: 400 naming
-the field, 404 for an unknown id, 409 for a change a closed case (or an alert already in a case)
-refuses, 503 when the database cannot be used. The store's blocking work runs in worker threads.
+refusals too (outcome ``refused``); so is a list of one account's alerts (``view``, subject
+``account <n>``, as the admin API records a look at an account's data). Errors are the admin
+API's ``{"code", "msg"}``: 400 naming the field, 404 for an unknown id, 409 for a change a closed
+case (or an alert already in a case) refuses, 503 when the database cannot be used. The store's
+blocking work runs in worker threads.
 """
 
 from __future__ import annotations
@@ -199,6 +201,8 @@ class AlertPages:
             return _error(_Refused(_INVALID_PARAM, str(exc), 400))
         except _Refused as exc:
             return _error(exc)
+        if query.account is not None:  # a look at an account's data, as the admin API's own
+            self.audit(request, "view", f"account {query.account}", "ok")
         link = f"{request.path}?{query.params(page.next)}" if page.next is not None else None
         return web.json_response({"alerts": page.alerts, "next": link})
 

@@ -217,6 +217,8 @@ def test_the_alert_list_filters_and_pages_with_next_links(tmp_path: Path) -> Non
         for query, count in cases.items():
             status, page = await admin.call("GET", f"/v1/surveillance/alerts?{query}", token=token)
             assert (status, len(page["alerts"])) == (200, count), query
+        views = [(e.action, e.subject) for e in admin.events if e.action == "view"]
+        assert views == [("view", "account 1001"), ("view", "account 7")]
         for query, name in (
             ("type=NOPE", "type"),
             ("account=x", "account"),
