@@ -226,7 +226,7 @@ def test_the_writer_thread_stores_a_raised_alert_within_a_tick(store: AlertStore
     while not store.alerts(AlertQuery()).alerts:
         assert time.monotonic() < deadline, "the alert was not written"
         time.sleep(0.02)
-    assert time.monotonic() - raised < 5 * store.interval_s + 1  # a tick, not a timeout
+    assert time.monotonic() - raised < 3  # a tick or a few (0.2 s), not the 10 s bound
     # many threads raising at once: every alert written, each key once, the count exact
     threads = [
         threading.Thread(
