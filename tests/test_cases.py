@@ -473,7 +473,7 @@ def test_the_running_venue_keeps_alerts_under_its_data_folder_and_serves_them(
         parts = Parts()
         venue = VenuePart(config)
         await parts.start(venue)
-        alerts = AlertStorePart(config)
+        alerts = AlertStorePart(venue.venue, config)
         await parts.start(alerts)
         assert alerts.store is not None
         admin = AdminPart(venue.venue, config, None, alerts=alerts.store)

@@ -308,7 +308,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     venue = venue_part.venue
     audit_part = AuditPart(venue, config)
     await parts.start(audit_part)
-    alert_store = AlertStorePart(config)  # surveillance's alerts and cases
+    alert_store = AlertStorePart(venue, config)  # surveillance's alerts and cases
     await parts.start(alert_store)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)

@@ -201,7 +201,8 @@ class AlertStorePart:
 
     name = "alert store"
 
-    def __init__(self, config: VenueConfig) -> None:
+    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+        self.venue = venue
         self.config = config
         self.store: AlertStore | None = None
 
@@ -221,8 +222,12 @@ class AlertStorePart:
         self.store = store
 
     async def stop(self) -> None:
-        if self.store is not None:
-            await asyncio.to_thread(self.store.close)
+        if self.store is None:
+            return
+        # The venue stops first (its doors are closed by now): what its last commands raised is
+        # queued before the store writes the queue and closes.
+        await self.venue.stop()
+        await asyncio.to_thread(self.store.close)
 
 
 class SettlementPart:
