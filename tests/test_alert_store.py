@@ -485,3 +485,24 @@ def test_two_stores_on_one_database_keep_one_alert_per_behaviour(url: str) -> No
     finally:
         for s in stores:
             s.close()
+
+
+def test_the_store_shares_a_database_with_the_ledger(url: str) -> None:
+    """Each keeps its own Alembic version table: either opened first, both open, both again."""
+    from clearing.ledger.projector import Projector
+
+    store = AlertStore.connect(url)
+    ledger = Projector(url, assets={"USDT": 6})
+    try:
+        ledger.migrate()
+        store.write([alert()])
+        again = AlertStore.connect(url)  # upgraded already: nothing to do
+        again.close()
+        Projector(url, assets={"USDT": 6}).migrate()
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"surveillance_alembic_version", "alembic_version", "surv_alerts"} <= tables
+        assert "ledger_accounts" in tables
+        assert store.alert(1)["count"] == 1 and ledger.last_seq() == 0
+    finally:
+        store.close()
+        ledger.engine.dispose()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from gateway.admin.auth import permissions_of
@@ -60,7 +61,7 @@ class Admin:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path) -> AsyncIterator[Admin]:
+async def serving(tmp_path: Path, url: str = "") -> AsyncIterator[Admin]:
     config = load_config(DEFAULT_CONFIG_PATH)
     admin = AdminConfig("127.0.0.1", 0, approvals=ApprovalsConfig(1, {}))
     config = dataclasses.replace(
@@ -70,7 +71,8 @@ async def serving(tmp_path: Path) -> AsyncIterator[Admin]:
     await venue.start()
     events: list[StaffEvent] = []
     access = staff_access(config, events.append)
-    store = await asyncio.to_thread(AlertStore.connect, config.alert_store.url_for(config.data_dir))
+    url = url or config.alert_store.url_for(config.data_dir)
+    store = await asyncio.to_thread(AlertStore.connect, url)
     store.start()
     runner, host, port = await start_admin(venue, "127.0.0.1", 0, access=access, alerts=store)
     try:
@@ -82,9 +84,9 @@ async def serving(tmp_path: Path) -> AsyncIterator[Admin]:
         await asyncio.to_thread(store.close)
 
 
-def run(tmp_path: Path, body: Callable[[Admin], Awaitable[None]]) -> None:
+def run(tmp_path: Path, body: Callable[[Admin], Awaitable[None]], url: str = "") -> None:
     async def main() -> None:
-        async with serving(tmp_path) as admin:
+        async with serving(tmp_path, url) as admin:
             await body(admin)
 
     asyncio.run(asyncio.wait_for(main(), 60))
@@ -258,7 +260,13 @@ def test_the_alert_list_filters_and_pages_with_next_links(tmp_path: Path) -> Non
     run(tmp_path, body)
 
 
-def test_a_case_from_open_to_close_and_every_step_audited(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest) -> str:
+    """The store's default (SQLite under the data folder), or the real PostgreSQL."""
+    return "" if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+def test_a_case_from_open_to_close_and_every_step_audited(tmp_path: Path, url: str) -> None:
     async def body(admin: Admin) -> None:
         await admin.raise_alerts(wash("a"), wash("b"), wash("c"))
         token = admin.token(["compliance"])
@@ -326,7 +334,7 @@ def test_a_case_from_open_to_close_and_every_step_audited(tmp_path: Path) -> Non
         status, _ = await admin.call("POST", base, {"alertIds": [1], "title": "x"}, token)
         assert status == 409
 
-    run(tmp_path, body)
+    run(tmp_path, body, url)
 
 
 def test_bad_input_is_refused_naming_the_field_and_changes_nothing(tmp_path: Path) -> None:
@@ -384,7 +392,7 @@ def test_bad_input_is_refused_naming_the_field_and_changes_nothing(tmp_path: Pat
     run(tmp_path, body)
 
 
-def test_a_case_exports_as_a_stor_in_json_and_html(tmp_path: Path) -> None:
+def test_a_case_exports_as_a_stor_in_json_and_html(tmp_path: Path, url: str) -> None:
     async def body(admin: Admin) -> None:
         operator = admin.token(["operator"])
         grouping = {"owner": 1001, "stpDefault": "EXPIRE_TAKER"}
@@ -454,7 +462,7 @@ def test_a_case_exports_as_a_stor_in_json_and_html(tmp_path: Path) -> None:
         status, _ = await admin.call("GET", f"{base}/{cid}/stor.json", token=operator)
         assert status == 403
 
-    run(tmp_path, body)
+    run(tmp_path, body, url)
 
 
 def test_the_running_venue_keeps_alerts_under_its_data_folder_and_serves_them(
