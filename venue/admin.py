@@ -4,8 +4,9 @@ store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
 ``start_admin`` for the command line and the tests.
 
 It also serves the console pages of packages the gateway may not import (surveillance's audit
-trail, ``audit_page``; its book replay, ``book_page``): their routes, each with the permission
-it declares, and their scripts listed in the console."""
+trail, ``audit_page``; its book replay, ``book_page``; its alerts and cases,
+``alerts_page``): their routes, each with the permission it declares, and their scripts listed
+in the console."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from gateway.admin.auth import (
     caller_ip,
     principal,
 )
+from gateway.admin.auth import audit as staff_audit
 from gateway.admin.console import add_script
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
@@ -45,9 +47,12 @@ from gateway.staff import STAFF_DIR
 from gateway.staff.approvals import ApprovalStore
 from gateway.staff.operators import OperatorStore, StaffEvent
 from gateway.staff.roles import ROLES
+from surveillance.casepages import AlertPages
 from surveillance.chain import AuditChain
 from surveillance.pages import AuditTrailPage, BookPage, Route
 from surveillance.replay import BookReplay, ReplayConfig
+from surveillance.stor import Entity
+from surveillance.store import AlertStore
 from surveillance.trail import Units
 from venue.config import VenueConfig
 from venue.fix import FixGateway
@@ -57,6 +62,7 @@ from venue.runtime import CommandRefused, Venue, VenueStopped, make_core
 from venue.settlement import Settlement
 
 __all__ = [
+    "alerts_page",
     "audit_page",
     "book_page",
     "register_page",
@@ -118,6 +124,29 @@ def book_page(venue: Venue) -> Page:
 
     def add(app: web.Application) -> None:
         _add_routes(app, page.routes())
+
+    return add
+
+
+def alerts_page(config: VenueConfig, store: AlertStore, venue: Venue | None = None) -> Page:
+    """Surveillance's alerts and cases (``surveillance.casepages``) over ``store``: every change
+    and export a staff event of the admin API's audit; the STOR names the venue as
+    ``[surveillance_store]`` says and groups the accounts by the owners ``venue`` knows."""
+    named = config.alert_store
+    entity = Entity(named.entity_name, named.entity_lei, named.entity_address, named.contact)
+
+    async def owners(accounts: list[int]) -> dict[int, int]:
+        if venue is None:
+            return {}
+        try:
+            return await venue.read(lambda core: {a: core.owners.get(a, a) for a in accounts})
+        except VenueStopped:
+            return {}
+
+    pages = AlertPages(store, staff_audit, _caller, entity, owners)
+
+    def add(app: web.Application) -> None:
+        _add_routes(app, pages.routes())
 
     return add
 
@@ -281,6 +310,7 @@ async def start_admin(
     access: StaffAccess | None = None,
     audit: AuditChain | None = None,
     fix: FixGateway | None = None,
+    alerts: AlertStore | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -293,7 +323,9 @@ async def start_admin(
     data folder, staff events unrecorded, when not given). ``audit``: the running audit chain,
     where the audit trail's exports are recorded (without it they are refused; the trail is read
     from disk either way). ``fix``: the FIX gateway, whose sessions the API then adds and
-    disables at run time (``/v1/fix/sessions``)."""
+    disables at run time (``/v1/fix/sessions``). ``alerts``: surveillance's alert and case
+    store (open, its writer started), served under ``/v1/surveillance`` (not served without
+    it)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -307,7 +339,12 @@ async def start_admin(
         clearing=config.clearing,
         keys=keys if keys is not None else open_keys(config),
         access=access if access is not None else staff_access(config),
-        pages=(audit_page(config, audit), book_page(venue), *_PAGES),
+        pages=(
+            audit_page(config, audit),
+            book_page(venue),
+            *([alerts_page(config, alerts, venue)] if alerts is not None else []),
+            *_PAGES,
+        ),
         probes=metrics,
         fix=fix,
     )

@@ -290,6 +290,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     from venue.metrics import VenueMetrics
     from venue.parts import (
         AdminPart,
+        AlertStorePart,
         AuditPart,
         FixGatewayPart,
         FixListenerPart,
@@ -312,6 +313,8 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     venue = venue_part.venue
     audit_part = AuditPart(venue, config)
     await parts.start(audit_part)
+    alert_store = AlertStorePart(venue, config)  # surveillance's alerts and cases
+    await parts.start(alert_store)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)
@@ -330,6 +333,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
         audit_part.chain,
         token_file,
         gateway.gateway,
+        alert_store.store,
     )
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys, audit_part.refusals())  # webhook refusals audited

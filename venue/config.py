@@ -10,7 +10,8 @@ here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``eng
 ``[[assets]]``, ``[fees]``, ``[ledger]`` and ``[kyc]`` clearing's (``clearing.config``);
 ``[admin]``, ``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``,
 ``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` surveillance's
-(``surveillance.config``). A top-level key no package reads is refused.
+(``surveillance.config``), ``[surveillance_store]`` its alert and case store
+(``surveillance.storeconfig``). A top-level key no package reads is refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
 """
@@ -32,10 +33,12 @@ from gateway.adminconfig import AdminConfig, check_approval_assets, read_admin
 from gateway.fix.config import FixConfig, FixSessionConfig, read_fix
 from gateway.rest.config import RestConfig, read_rest
 from surveillance.config import AuditConfig, read_audit
+from surveillance.storeconfig import AlertStoreConfig, read_alert_store
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AdminConfig",
+    "AlertStoreConfig",
     "AuditConfig",
     "ConfigError",
     "FixConfig",
@@ -71,6 +74,8 @@ class VenueConfig:
     rest: RestConfig | None = None  # None: no REST and WebSocket door
     audit: AuditConfig = field(default_factory=AuditConfig)  # on unless [audit] enabled = false
     kyc: KycConfig = field(default_factory=KycConfig)  # default tier INSTITUTIONAL, no webhook
+    #: where alerts and cases are kept (SQLite under data_dir unless [surveillance_store] url)
+    alert_store: AlertStoreConfig = field(default_factory=AlertStoreConfig)
 
     @property
     def clearing(self) -> bool:
@@ -128,6 +133,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     fix = read_fix(root)  # gateway: [fix], optional
     rest = read_rest(root)  # gateway: [rest], optional
     audit = read_audit(root)  # surveillance: [audit], optional
+    alert_store = read_alert_store(root)  # surveillance: [surveillance_store]
     root.finish()
 
     return VenueConfig(
@@ -146,4 +152,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         rest=rest,
         audit=audit,
         kyc=kyc,
+        alert_store=alert_store,
     )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gateway.rest.kyc import OnRefused
     from gateway.staff.operators import StaffEvent as GatewayStaffEvent
     from surveillance.chain import AuditChain
+    from surveillance.store import AlertStore
     from venue.fix import FixGateway
     from venue.metrics import VenueMetrics
     from venue.rest import RestGateway
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdminPart",
+    "AlertStorePart",
     "AuditPart",
     "FixGatewayPart",
     "FixListenerPart",
@@ -192,6 +194,42 @@ class AuditPart:
         await self.chain.stop()
 
 
+class AlertStorePart:
+    """Surveillance's alert and case store (``surveillance.store``): opened (its tables made or
+    upgraded) and its writer thread started before the admin API serves it and before any
+    detector raises an alert; at stop, what is queued is written."""
+
+    name = "alert store"
+
+    def __init__(self, venue: Venue, config: VenueConfig) -> None:
+        self.venue = venue
+        self.config = config
+        self.store: AlertStore | None = None
+
+    async def start(self) -> None:
+        from surveillance.store import AlertStore, StoreError
+        from venue.settlement import redact_url
+
+        url = self.config.alert_store.url_for(self.config.data_dir)
+        try:
+            store = await asyncio.to_thread(AlertStore.connect, url)
+        except StoreError as exc:
+            where = redact_url(url)
+            raise CliError(
+                f"the surveillance store {where} cannot be used: {exc}", EXIT_FAILED
+            ) from None
+        store.start()
+        self.store = store
+
+    async def stop(self) -> None:
+        if self.store is None:
+            return
+        # The venue stops first (its doors are closed by now): what its last commands raised is
+        # queued before the store writes the queue and closes.
+        await self.venue.stop()
+        await asyncio.to_thread(self.store.close)
+
+
 class SettlementPart:
     """Settlement into the ledger, when the venue keeps one (a no-op part otherwise)."""
 
@@ -303,6 +341,7 @@ class AdminPart:
         chain: AuditChain | None = None,
         token_file: Path | None = None,
         fix: FixGateway | None = None,
+        alerts: AlertStore | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
@@ -312,6 +351,7 @@ class AdminPart:
         self.chain = chain
         self.token_file = token_file
         self.fix = fix
+        self.alerts = alerts
         self.url = ""
         self.token = ""
         self.access: StaffAccess | None = None
@@ -345,6 +385,7 @@ class AdminPart:
                 self.access,
                 audit=self.chain,
                 fix=self.fix,
+                alerts=self.alerts,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)
