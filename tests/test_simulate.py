@@ -68,6 +68,8 @@ def test_simulated_flow_goes_through_every_door(tmp_path: Path) -> None:
 
     asyncio.run(asyncio.wait_for(body(), 60))
     assert lines[0].startswith("simulate: BTC-USDT for 3 s from seed 7: 2 makers over FIX")
+    # its makers traded on FIX sessions of their own, made through the admin API
+    assert (tmp_path / "data" / "fix" / "sessions.log").read_text().count('"SIM7M') == 2
     assert lines[-1].startswith('{"simulate": ')
 
 

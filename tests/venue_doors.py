@@ -100,7 +100,7 @@ async def serving(
     metrics = VenueMetrics(venue)
     metrics.watch_fix(gateway)
     metrics.watch_rest(rest)
-    runner, host, port = await start_admin(venue, "127.0.0.1", 0, metrics=metrics)
+    runner, host, port = await start_admin(venue, "127.0.0.1", 0, metrics=metrics, fix=gateway)
     metrics.started()
     timeout = aiohttp.ClientTimeout(total=http_timeout)
     http = aiohttp.ClientSession(

@@ -11,10 +11,10 @@ trading the same quantity back and forth), ``structuring`` (deposits just under 
 ``in_out`` (a deposit withdrawn again with no trading).
 
 It sets itself up through the admin API with a service token: funds its accounts, configures
-owner groups, makes the REST keys. Its market makers use the order-entry FIX sessions of
-``[[fix.sessions]]`` that have one account each (provisioning FIX sessions at run time is not a
-feature of the venue yet). It is also the bot an operator runs to seed liquidity on a new
-instrument (``--traders 0``: makers only).
+owner groups, makes the REST keys and its makers' own FIX sessions (``/v1/fix/sessions``;
+against a venue that cannot add sessions at run time, the single-account order-entry sessions
+of ``[[fix.sessions]]`` without a password). It is also the bot an operator runs to seed
+liquidity on a new instrument (``--traders 0``: makers only).
 
 Every decision (prices, sizes, sides, which agent acts) comes from ``random.Random(seed)``; the
 timing is real, so two runs send the same kinds of flow, not the same bytes. The run stops by
@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import random
+import secrets
 import time
 import urllib.parse
 from collections import Counter, deque
@@ -151,10 +152,13 @@ class FixConn:
         #: ClOrdIDs answered for good (filled, cancelled, rejected, replaced away)
         self.finished: set[bytes] = set()
 
-    async def logon(self) -> None:
+    async def logon(self, password: str = "") -> None:
         reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         self._reader_task = asyncio.create_task(self._read(reader))
-        self.send(b"A", [(98, b"0"), (108, 30), (141, b"Y")])
+        fields: list[tuple[int, Value]] = [(98, b"0"), (108, 30), (141, b"Y")]
+        if password:
+            fields.append((554, password.encode()))
+        self.send(b"A", fields)
         await asyncio.wait_for(self._logged_on.wait(), 10)
 
     def send(self, msg_type: bytes, fields: list[tuple[int, Value]]) -> None:
@@ -260,11 +264,16 @@ class Admin:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
-        async with self.http.post(self.url + path, json=body, headers=self.headers) as r:
-            data = await r.json(content_type=None)
-            if r.status not in (200, 202):
-                raise RuntimeError(f"POST {path}: {r.status} {data}")
-            return data
+        status, data = await self.request("POST", path, body)
+        if status not in (200, 202):
+            raise RuntimeError(f"POST {path}: {status} {data}")
+        return data
+
+    async def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        async with self.http.request(method, self.url + path, json=body, headers=self.headers) as r:
+            return r.status, await r.json(content_type=None)
 
 
 # -- the agents --------------------------------------------------------------------------------
@@ -635,16 +644,47 @@ class Simulation:
                 body = {"account": account, "asset": asset, "amount": amount, "ref": ref}
                 await admin.post("/v1/deposits", body)
 
+    async def _own_sessions(self, admin: Admin) -> list[tuple[str, int, str]]:
+        """Two order-entry FIX sessions of its own, made through the admin API (SIM<seed>M1,
+        SIM<seed>M2, accounts 7801 and 7802, fresh passwords; one left by an earlier run is
+        disabled and made again); none when the venue cannot add sessions at run time."""
+        made = []
+        for i in (1, 2):
+            target = f"SIM{self.settings.seed}M{i}"
+            account = FIRST_ACCOUNT + 800 + i
+            password = secrets.token_urlsafe(18)
+            body = {
+                "targetCompId": target,
+                "type": "ORDER_ENTRY",
+                "accounts": [account],
+                "password": password,
+                "throttlePerS": 1000,
+            }
+            status, data = await admin.request("POST", "/v1/fix/sessions", body)
+            if status == 409:
+                await admin.request("DELETE", f"/v1/fix/sessions/{target}")
+                status, data = await admin.request("POST", "/v1/fix/sessions", body)
+            if status == 404:
+                return []  # this venue has no sessions added at run time
+            if status != 200:
+                raise RuntimeError(f"POST /v1/fix/sessions: {status} {data}")
+            made.append((target, account, password))
+        return made
+
     async def _makers(self, admin: Admin) -> tuple[list[Maker], list[FixConn]]:
-        makers, conns = [], []
-        assert self.config.fix is not None or not self._sessions()
-        for target, account in self._sessions()[:2]:
+        makers: list[Maker] = []
+        conns: list[FixConn] = []
+        if self.config.fix is None or self.fix_port is None:
+            return makers, conns
+        sessions = await self._own_sessions(admin)
+        if not sessions:  # the configuration's single-account sessions without a password
+            sessions = [(target, account, "") for target, account in self._sessions()[:2]]
+        for target, account, password in sessions:
             await self._fund(admin, account)
-            assert self.config.fix is not None and self.fix_port is not None
             conn = FixConn(
                 self.fix_port, target, self.config.fix.sender_comp_id, self.tally, "maker"
             )
-            await conn.logon()
+            await conn.logon(password)
             conns.append(conn)
             makers.append(
                 Maker(conn, self.units, random.Random(self.rng.random()), self.settings.levels)
