@@ -9,8 +9,9 @@ with the engine's shared reader (``engine.configfile``), and no key inside a sec
 here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``engine.config``);
 ``[[assets]]``, ``[fees]``, ``[ledger]`` and ``[kyc]`` clearing's (``clearing.config``);
 ``[admin]``, ``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``,
-``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` surveillance's
-(``surveillance.config``). A top-level key no package reads is refused.
+``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` and ``[surveillance]``
+surveillance's (``surveillance.config``, ``surveillance.detect.params``). A top-level key no
+package reads is refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
 """
@@ -32,6 +33,7 @@ from gateway.adminconfig import AdminConfig, check_approval_assets, read_admin
 from gateway.fix.config import FixConfig, FixSessionConfig, read_fix
 from gateway.rest.config import RestConfig, read_rest
 from surveillance.config import AuditConfig, read_audit
+from surveillance.detect.params import SurveillanceConfig, read_surveillance
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -44,6 +46,7 @@ __all__ = [
     "KycConfig",
     "LedgerConfig",
     "RestConfig",
+    "SurveillanceConfig",
     "VenueConfig",
     "load_config",
     "parse_config",
@@ -71,6 +74,8 @@ class VenueConfig:
     rest: RestConfig | None = None  # None: no REST and WebSocket door
     audit: AuditConfig = field(default_factory=AuditConfig)  # on unless [audit] enabled = false
     kyc: KycConfig = field(default_factory=KycConfig)  # default tier INSTITUTIONAL, no webhook
+    #: the detectors' thresholds; on unless [surveillance] enabled = false
+    surveillance: SurveillanceConfig = field(default_factory=SurveillanceConfig)
 
     @property
     def clearing(self) -> bool:
@@ -128,6 +133,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     fix = read_fix(root)  # gateway: [fix], optional
     rest = read_rest(root)  # gateway: [rest], optional
     audit = read_audit(root)  # surveillance: [audit], optional
+    surveillance = read_surveillance(root, instruments, clearing.assets)  # optional
     root.finish()
 
     return VenueConfig(
@@ -146,4 +152,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         rest=rest,
         audit=audit,
         kyc=kyc,
+        surveillance=surveillance,
     )

@@ -1,0 +1,222 @@
+"""Spoofing and layering: a large resting interest on one side that its owner does not mean to
+trade, shown while the same account or owner group executes on the other side, and withdrawn
+within a short time of that execution (MAR Annex I, A; ESMA's indicators).
+
+At each trade, for each account on it, the owner group's orders resting on the other side are
+looked at. They are *large* when, together, they are at least ``spoof_size_multiple`` times the
+instrument's median order size (the last ``spoof_median_orders`` orders), at least
+``spoof_depth_pct`` % of their side's depth near the touch (within ``spoof_near_bps`` of the
+best price) and at least ``spoof_imbalance`` times what the group has resting on the executing
+side plus the quantity executed. Such a group of orders is remembered with the execution; when
+its orders are cancelled within ``spoof_cancel_ms`` of the last execution:
+
+- ``LAYERING`` if the cancelled orders sit at ``layering_min_levels`` distinct prices or more
+  and add up to a large quantity;
+- ``SPOOFING`` otherwise, if one cancelled order is large by itself.
+
+A market maker quoting both sides in normal sizes fails the size or the imbalance test; a large
+order cancelled with no execution on the other side is never remembered. One alert per owner
+group, instrument and UTC day, updated as the behaviour repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.events import OrderCancelled, Trade
+from engine.types import Side
+from surveillance.alerts import Alert, AlertType
+from surveillance.detect.state import DAY_NS, State, ms
+
+__all__ = ["Spoofing"]
+
+_OTHER = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+
+
+class _Episode:
+    """One group's large side, seen while the group executed on the other side."""
+
+    __slots__ = (
+        "cancelled",
+        "depth",
+        "executions",
+        "first_seq",
+        "first_ts",
+        "last_exec_ts",
+        "median",
+        "orders",
+    )
+
+    def __init__(self, seq: int, ts: int, median: int, depth: int) -> None:
+        #: order id -> (account, price, open qty, accepted ts) when it was seen
+        self.orders: dict[int, tuple[int, int, int, int]] = {}
+        self.executions: list[dict[str, Any]] = []
+        #: order id -> (seq, ts, qty removed)
+        self.cancelled: dict[int, tuple[int, int, int]] = {}
+        self.first_seq = seq
+        self.first_ts = ts
+        self.last_exec_ts = ts
+        self.median = median
+        self.depth = depth
+
+
+class Spoofing:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        #: (instrument, owner, side of the large orders) -> its episode
+        self.episodes: dict[tuple[str, int, Side], _Episode] = {}
+        self.dirty: list[tuple[str, int, Side]] = []
+
+    def handlers(self) -> Mapping[type, Callable[[Any], None]]:
+        return {Trade: self._trade, OrderCancelled: self._cancelled}
+
+    # -- executions --------------------------------------------------------------------------
+    def _trade(self, e: Trade) -> None:
+        maker_side = _OTHER[e.taker_side]
+        self._executed(e, e.taker_account, e.taker_side)
+        self._executed(e, e.maker_account, maker_side)
+
+    def _executed(self, e: Trade, account: int, side: Side) -> None:
+        state = self.state
+        owner = state.owner(account)
+        other = _OTHER[side]
+        resting = state.by_owner.get((e.instrument, owner, other))
+        if not resting:
+            return
+        params = state.params(e.instrument)
+        median = state.median(e.instrument)
+        large = sum(order.leaves for order in resting.values())
+        if median <= 0 or large < params.spoof_size_multiple * median:
+            return
+        mine = state.by_owner.get((e.instrument, owner, side))
+        executing = e.qty + (sum(o.leaves for o in mine.values()) if mine else 0)
+        if large < params.spoof_imbalance * executing:
+            return
+        depth, near = state.depth_near_touch(e.instrument, other, owner)
+        if near * 100 < params.spoof_depth_pct * depth or near == 0:
+            return
+        key = (e.instrument, owner, other)
+        episode = self.episodes.get(key)
+        cancel_ns = params.spoof_cancel_ms * 1_000_000
+        if episode is None or state.ts - episode.last_exec_ts > cancel_ns:
+            episode = self.episodes[key] = _Episode(state.seq, state.ts, median, depth)
+        episode.last_exec_ts = state.ts
+        episode.median = median
+        episode.depth = depth
+        for order_id, order in resting.items():
+            episode.orders[order_id] = (order.account, order.price, order.leaves, order.accepted_ts)
+        episode.executions.append(
+            {
+                "tradeId": e.trade_id,
+                "seq": state.seq,
+                "time": ms(state.ts),
+                "account": account,
+                "side": side.name,
+                "price": state.price(e.instrument, e.price),
+                "qty": state.qty(e.instrument, e.qty),
+            }
+        )
+
+    # -- cancellations -----------------------------------------------------------------------
+    def _cancelled(self, e: OrderCancelled) -> None:
+        state = self.state
+        owner = state.owner(e.account)
+        for side in (Side.BUY, Side.SELL):
+            key = (e.instrument, owner, side)
+            episode = self.episodes.get(key)
+            if episode is None or e.order_id not in episode.orders:
+                continue
+            params = state.params(e.instrument)
+            if state.ts - episode.last_exec_ts > params.spoof_cancel_ms * 1_000_000:
+                del self.episodes[key]
+                return
+            episode.cancelled[e.order_id] = (state.seq, state.ts, e.qty)
+            if key not in self.dirty:
+                self.dirty.append(key)
+            return
+
+    def end_command(self) -> None:
+        """After a command's events: judge the episodes whose orders were cancelled."""
+        if not self.dirty:
+            return
+        for key in self.dirty:
+            episode = self.episodes.get(key)
+            if episode is not None:
+                self._judge(key, episode)
+        self.dirty.clear()
+
+    def _judge(self, key: tuple[str, int, Side], episode: _Episode) -> None:
+        instrument = key[0]
+        params = self.state.params(instrument)
+        threshold = params.spoof_size_multiple * episode.median
+        cancelled_qty = sum(qty for _, _, qty in episode.cancelled.values())
+        levels = {episode.orders[order_id][1] for order_id in episode.cancelled}
+        if len(levels) >= params.layering_min_levels and cancelled_qty >= threshold:
+            kind = AlertType.LAYERING
+            what = f"{len(levels)} levels, {self.state.qty(instrument, cancelled_qty)} in all"
+        elif any(qty >= threshold for _, _, qty in episode.cancelled.values()):
+            kind = AlertType.SPOOFING
+            biggest = max(qty for _, _, qty in episode.cancelled.values())
+            what = f"an order of {self.state.qty(instrument, biggest)}"
+        else:
+            return
+        self._raise(kind, key, episode, cancelled_qty, what)
+
+    def _raise(
+        self,
+        kind: AlertType,
+        key: tuple[str, int, Side],
+        episode: _Episode,
+        cancelled_qty: int,
+        what: str,
+    ) -> None:
+        state = self.state
+        instrument, owner, side = key
+        last_seq, last_ts, _ = max(episode.cancelled.values())
+        accounts = {episode.orders[order_id][0] for order_id in episode.cancelled}
+        accounts.update(x["account"] for x in episode.executions)
+        day = episode.first_ts // DAY_NS
+        times = max(1, cancelled_qty // max(episode.median, 1))
+        state.raise_alert(
+            Alert(
+                key=f"{kind.value}:{instrument}:{owner}:{day}",
+                type=kind,
+                symbol=instrument,
+                accounts=tuple(sorted(accounts)),
+                from_ms=ms(min(o[3] for o in episode.orders.values())),
+                to_ms=ms(last_ts),
+                score=min(
+                    100.0, 50.0 + 50.0 * times / (4 * state.params(instrument).spoof_size_multiple)
+                ),
+                evidence={
+                    "side": side.name,
+                    "medianOrderQty": state.qty(instrument, episode.median),
+                    "depthNearTouch": state.qty(instrument, episode.depth),
+                    "orders": [
+                        {
+                            "orderId": order_id,
+                            "account": account,
+                            "side": side.name,
+                            "price": state.price(instrument, price),
+                            "qty": state.qty(instrument, qty),
+                            "acceptedTime": ms(accepted),
+                            "cancelledTime": ms(episode.cancelled[order_id][1])
+                            if order_id in episode.cancelled
+                            else None,
+                        }
+                        for order_id, (account, price, qty, accepted) in sorted(
+                            episode.orders.items()
+                        )
+                    ],
+                    "trades": list(episode.executions),
+                },
+                first_seq=episode.first_seq,
+                last_seq=last_seq,
+                summary=(
+                    f"owner {owner} on {instrument}: {what} on the {side.name.lower()} side "
+                    f"cancelled within {state.params(instrument).spoof_cancel_ms} ms of executing "
+                    f"on the other side"
+                ),
+            )
+        )

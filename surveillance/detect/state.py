@@ -1,0 +1,297 @@
+"""What every detector needs to know besides the event in hand: each account's owner, the
+instruments, the orders live on the books (with their side, price and what is open) and each
+instrument's typical order size. Built from the events alone (and, when a feed starts mid-way,
+from the core at its start), so a batch run and the live venue hold the same state.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from engine.core import Core
+from engine.events import (
+    AccountConfigured,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderReplaced,
+    OrderTriggered,
+    Trade,
+)
+from engine.instrument import InstrumentSpec
+from engine.types import PRICED_TYPES, OrderStatus, Side
+from surveillance.alerts import Alert, AlertSink
+from surveillance.detect.params import InstrumentParams, SurveillanceConfig
+
+__all__ = ["DAY_NS", "LiveOrder", "State", "ms"]
+
+DAY_NS = 86_400 * 1_000_000_000
+#: order types that may rest on the book at a price
+_RESTING = PRICED_TYPES
+
+
+def ms(ts: int) -> int:
+    """A sequencer stamp (ns) as an alert time (epoch ms)."""
+    return ts // 1_000_000
+
+
+class LiveOrder:
+    """An order known to be open: ``leaves`` open, ``on_book`` once it may rest at ``price``."""
+
+    __slots__ = (
+        "accepted_ts",
+        "account",
+        "instrument",
+        "leaves",
+        "on_book",
+        "order_id",
+        "price",
+        "qty",
+        "side",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        account: int,
+        instrument: str,
+        side: Side,
+        price: int,
+        qty: int,
+        leaves: int,
+        on_book: bool,
+        accepted_ts: int,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.leaves = leaves
+        self.on_book = on_book
+        self.accepted_ts = accepted_ts
+
+
+class _Median:
+    """The median of the last ``size`` order quantities (a window and its sorted copy)."""
+
+    __slots__ = ("sorted", "window")
+
+    def __init__(self, size: int) -> None:
+        self.window: deque[int] = deque(maxlen=size)
+        self.sorted: list[int] = []
+
+    def add(self, qty: int) -> None:
+        window = self.window
+        if len(window) == window.maxlen:
+            old = window[0]
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
+        window.append(qty)
+        bisect.insort(self.sorted, qty)
+
+    def value(self) -> int:
+        values = self.sorted
+        return values[len(values) // 2] if values else 0
+
+
+class State:
+    """The shared state; ``raise_alert`` sends an alert to the sink."""
+
+    def __init__(
+        self,
+        config: SurveillanceConfig,
+        instruments: Iterable[InstrumentSpec],
+        sink: AlertSink,
+    ) -> None:
+        self.config = config
+        self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in instruments}
+        self.sink = sink
+        self.owners: dict[int, int] = {}  # account -> owner, where they differ
+        self.orders: dict[int, LiveOrder] = {}
+        #: (instrument, owner, side) -> order id -> its resting order
+        self.by_owner: dict[tuple[str, int, Side], dict[int, LiveOrder]] = {}
+        self.medians: dict[str, _Median] = {}
+        self.seq = 0
+        self.ts = 0
+
+    # -- static data -------------------------------------------------------------------------
+    def owner(self, account: int) -> int:
+        return self.owners.get(account, account)
+
+    def params(self, symbol: str) -> InstrumentParams:
+        return self.config.params(symbol)
+
+    def price(self, symbol: str, ticks: int) -> str:
+        spec = self.specs.get(symbol)
+        return str(spec.ticks_to_price(ticks)) if spec is not None else str(ticks)
+
+    def qty(self, symbol: str, lots: int) -> str:
+        spec = self.specs.get(symbol)
+        return str(spec.lots_to_qty(lots)) if spec is not None else str(lots)
+
+    def median(self, symbol: str) -> int:
+        median = self.medians.get(symbol)
+        return median.value() if median is not None else 0
+
+    def raise_alert(self, alert: Alert) -> None:
+        self.sink.raise_alert(alert)
+
+    # -- the start of a feed part-way through the journal ------------------------------------
+    def seed(self, core: Core) -> None:
+        """Take the owners and the open orders from ``core`` (the state at the feed's start)."""
+        self.owners = dict(core.owners)
+        for account in sorted(core.live):
+            for order_id, order in sorted(core.live[account].items()):
+                on_book = order.status is not OrderStatus.PENDING_TRIGGER
+                self._add(
+                    LiveOrder(
+                        order_id,
+                        order.account,
+                        order.instrument,
+                        order.side,
+                        order.price,
+                        order.qty,
+                        order.leaves,
+                        on_book and order.ord_type in _RESTING,
+                        core.last_ts,
+                    )
+                )
+
+    # -- following the events ----------------------------------------------------------------
+    def handlers(self) -> Mapping[type, Callable[[Any], None]]:
+        return {
+            AccountConfigured: self._configured,
+            OrderAccepted: self._accepted,
+            OrderTriggered: self._triggered,
+            OrderReplaced: self._replaced,
+            Trade: self._trade,
+            OrderCancelled: self._done,
+            OrderExpired: self._done,
+        }
+
+    def _configured(self, e: AccountConfigured) -> None:
+        old = self.owner(e.account)
+        if e.owner == e.account:
+            self.owners.pop(e.account, None)
+        else:
+            self.owners[e.account] = e.owner
+        if old != e.owner:  # its resting orders now count for the new owner
+            for key in [k for k in self.by_owner if k[1] == old]:
+                moving = [o for o in self.by_owner[key].values() if o.account == e.account]
+                for order in moving:
+                    self._remove(order)
+                    self._add(order)
+
+    def _accepted(self, e: OrderAccepted) -> None:
+        median = self.medians.get(e.instrument)
+        if median is None:
+            median = self.medians[e.instrument] = _Median(
+                self.params(e.instrument).spoof_median_orders
+            )
+        if e.qty:
+            median.add(e.qty)
+        on_book = e.status is not OrderStatus.PENDING_TRIGGER and e.ord_type in _RESTING
+        self._add(
+            LiveOrder(
+                e.order_id,
+                e.account,
+                e.instrument,
+                e.side,
+                e.price,
+                e.qty,
+                e.qty,
+                on_book,
+                self.ts,
+            )
+        )
+
+    def _triggered(self, e: OrderTriggered) -> None:
+        order = self.orders.get(e.order_id)
+        if order is not None and order.price:
+            self._remove(order)
+            order.on_book = True
+            self._add(order)
+
+    def _replaced(self, e: OrderReplaced) -> None:
+        order = self.orders.get(e.order_id)
+        if order is None:
+            return
+        self._remove(order)
+        order.price, order.qty, order.leaves = e.price, e.qty, e.leaves
+        if e.leaves > 0:
+            self._add(order)
+
+    def _trade(self, e: Trade) -> None:
+        for order_id, leaves in (
+            (e.maker_order_id, e.maker_leaves),
+            (e.taker_order_id, e.taker_leaves),
+        ):
+            order = self.orders.get(order_id)
+            if order is None:
+                continue
+            order.leaves = leaves
+            if leaves == 0:
+                self._remove(order)
+
+    def _done(self, e: OrderCancelled | OrderExpired) -> None:
+        order = self.orders.get(e.order_id)
+        if order is not None:
+            self._remove(order)
+
+    def _add(self, order: LiveOrder) -> None:
+        self.orders[order.order_id] = order
+        if order.on_book:
+            key = (order.instrument, self.owner(order.account), order.side)
+            self.by_owner.setdefault(key, {})[order.order_id] = order
+
+    def _remove(self, order: LiveOrder) -> None:
+        self.orders.pop(order.order_id, None)
+        key = (order.instrument, self.owner(order.account), order.side)
+        group = self.by_owner.get(key)
+        if group is not None:
+            group.pop(order.order_id, None)
+            if not group:
+                del self.by_owner[key]
+
+    # -- the book, as the detectors ask about it ---------------------------------------------
+    def depth_near_touch(self, symbol: str, side: Side, owner: int) -> tuple[int, int]:
+        """Open quantity of ``side`` within ``spoof_near_bps`` of its best price: all of it,
+        and ``owner``'s part."""
+        best = 0
+        resting: list[tuple[int, LiveOrder]] = []
+        for (instrument, group_owner, order_side), group in self.by_owner.items():
+            if instrument != symbol or order_side is not side:
+                continue
+            for order in group.values():
+                resting.append((group_owner, order))
+                if side is Side.BUY:
+                    best = max(best, order.price)
+                elif best == 0 or order.price < best:
+                    best = order.price
+        if not resting:
+            return 0, 0
+        bps = self.params(symbol).spoof_near_bps
+        total = mine = 0
+        if side is Side.BUY:
+            edge = best * (10_000 - bps) // 10_000
+            near = [(g, o) for g, o in resting if o.price >= edge]
+        else:
+            edge = -((-best * (10_000 + bps)) // 10_000)
+            near = [(g, o) for g, o in resting if o.price <= edge]
+        for group_owner, order in near:
+            total += order.leaves
+            if group_owner == owner:
+                mine += order.leaves
+        return total, mine
+
+
+def decimal_ratio(numerator: int, denominator: int) -> str:
+    """``numerator / denominator`` to two places, as a string (evidence only)."""
+    if denominator == 0:
+        return "inf"
+    return str((Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.01")))

@@ -1,0 +1,145 @@
+"""Wash trades: trading that changes no one's position.
+
+- an account trading with itself (possible when its self-trade prevention is NONE), and
+  accounts of one owner trading with each other: each such trade counts; ``wash_min_trades``
+  of them adding up to ``wash_min_qty`` lots within ``wash_window_s`` raise ``WASH_TRADE``;
+- two unrelated accounts trading back and forth: within ``wash_window_s``, at least
+  ``collusion_min_each_way`` trades each way whose net position change is at most
+  ``collusion_max_net_pct`` % of the gross volume between them (and at least ``wash_min_qty``).
+
+One alert per pair of accounts, instrument and UTC day, raised again (updated) as trades add to
+it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.events import Trade
+from engine.types import Side
+from surveillance.alerts import Alert, AlertType
+from surveillance.detect.state import DAY_NS, State, ms
+
+__all__ = ["WashTrades"]
+
+#: one trade of a pair: (seq, ts, trade id, qty signed as the lower account's buy, price)
+_Row = tuple[int, int, int, int, int]
+
+
+class WashTrades:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        #: (instrument, low account, high account) -> the pair's trades in the window
+        self.pairs: dict[tuple[str, int, int], deque[_Row]] = {}
+
+    def handlers(self) -> Mapping[type, Callable[[Any], None]]:
+        return {Trade: self._trade}
+
+    def _trade(self, e: Trade) -> None:
+        state = self.state
+        buyer, seller = (
+            (e.taker_account, e.maker_account)
+            if e.taker_side is Side.BUY
+            else (e.maker_account, e.taker_account)
+        )
+        low, high = min(buyer, seller), max(buyer, seller)
+        signed = e.qty if buyer == low else -e.qty
+        key = (e.instrument, low, high)
+        rows = self.pairs.get(key)
+        if rows is None:
+            rows = self.pairs[key] = deque()
+        params = state.params(e.instrument)
+        start = state.ts - params.wash_window_s * 1_000_000_000
+        while rows and rows[0][1] < start:
+            rows.popleft()
+        rows.append((state.seq, state.ts, e.trade_id, signed, e.price))
+        if low == high:
+            self._related(e.instrument, key, rows, "self")
+        elif state.owner(low) == state.owner(high):
+            self._related(e.instrument, key, rows, "owner")
+        else:
+            self._collusion(e.instrument, key, rows)
+
+    def _related(
+        self, instrument: str, key: tuple[str, int, int], rows: deque[_Row], kind: str
+    ) -> None:
+        params = self.state.params(instrument)
+        volume = sum(abs(r[3]) for r in rows)
+        if len(rows) < params.wash_min_trades or volume < params.wash_min_qty:
+            return
+        _, low, high = key
+        who = (
+            f"account {low} traded {len(rows)} times with itself"
+            if kind == "self"
+            else f"accounts {low} and {high} of owner {self.state.owner(low)} traded "
+            f"{len(rows)} times with each other"
+        )
+        score = min(100.0, 60.0 + 10.0 * len(rows) / max(params.wash_min_trades, 1))
+        self._raise(instrument, key, rows, kind, score, f"{who} on {instrument}")
+
+    def _collusion(self, instrument: str, key: tuple[str, int, int], rows: deque[_Row]) -> None:
+        params = self.state.params(instrument)
+        buys = sum(1 for r in rows if r[3] > 0)
+        sells = len(rows) - buys
+        if min(buys, sells) < params.collusion_min_each_way:
+            return
+        gross = sum(abs(r[3]) for r in rows)
+        net = abs(sum(r[3] for r in rows))
+        if gross < params.wash_min_qty or net * 100 > params.collusion_max_net_pct * gross:
+            return
+        _, low, high = key
+        score = min(100.0, 40.0 + 10.0 * min(buys, sells) / params.collusion_min_each_way)
+        self._raise(
+            instrument,
+            key,
+            rows,
+            "collusion",
+            score,
+            f"accounts {low} and {high} traded {instrument} back and forth {len(rows)} times, "
+            f"net {self.state.qty(instrument, net)} of {self.state.qty(instrument, gross)}",
+        )
+
+    def _raise(
+        self,
+        instrument: str,
+        key: tuple[str, int, int],
+        rows: deque[_Row],
+        kind: str,
+        score: float,
+        summary: str,
+    ) -> None:
+        state = self.state
+        _, low, high = key
+        day = rows[0][1] // DAY_NS
+        accounts = (low,) if low == high else (low, high)
+        state.raise_alert(
+            Alert(
+                key=f"WASH_TRADE:{instrument}:{low}-{high}:{day}",
+                type=AlertType.WASH_TRADE,
+                symbol=instrument,
+                accounts=accounts,
+                from_ms=ms(rows[0][1]),
+                to_ms=ms(rows[-1][1]),
+                score=score,
+                evidence={
+                    "kind": kind,
+                    "trades": [
+                        {
+                            "tradeId": trade_id,
+                            "seq": seq,
+                            "time": ms(ts),
+                            "buyer": low if signed > 0 else high,
+                            "seller": high if signed > 0 else low,
+                            "price": state.price(instrument, price),
+                            "qty": state.qty(instrument, abs(signed)),
+                        }
+                        for seq, ts, trade_id, signed, price in rows
+                    ],
+                },
+                first_seq=rows[0][0],
+                last_seq=rows[-1][0],
+                summary=summary,
+            )
+        )
