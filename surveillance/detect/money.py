@@ -52,7 +52,7 @@ class MoneyFlows:
         decimals = self.decimals.get(asset)
         if decimals is None:
             return str(minor)
-        return str(Decimal(minor).scaleb(-decimals))
+        return format(Decimal(minor).scaleb(-decimals).normalize(), "f")
 
     def _settled(self, e: TradeSettled) -> None:
         traded = self.traded

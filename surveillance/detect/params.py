@@ -43,10 +43,12 @@ class InstrumentParams:
     collusion_min_each_way: int = 3
     #: at most this share (%) of the gross volume between them may be net position change
     collusion_max_net_pct: int = 10
+    #: ...and their trades with each other at least this share (%) of each one's volume
+    collusion_min_share_pct: int = 50
     #: an order (or layers of orders) is large at this multiple of the median order size
     spoof_size_multiple: int = 5
     #: ...and at least this share (%) of its side's depth near the touch
-    spoof_depth_pct: int = 50
+    spoof_depth_pct: int = 25
     #: "near the touch": within this many basis points of the best price of the side
     spoof_near_bps: int = 50
     #: ...and this multiple of what the same owner has resting and executes on the other side
@@ -96,6 +98,7 @@ class SurveillanceConfig:
 
 _PCT = {
     "collusion_max_net_pct",
+    "collusion_min_share_pct",
     "spoof_depth_pct",
 }
 _LOTS = {"wash_min_qty"}

@@ -5,7 +5,10 @@
   of them adding up to ``wash_min_qty`` lots within ``wash_window_s`` raise ``WASH_TRADE``;
 - two unrelated accounts trading back and forth: within ``wash_window_s``, at least
   ``collusion_min_each_way`` trades each way whose net position change is at most
-  ``collusion_max_net_pct`` % of the gross volume between them (and at least ``wash_min_qty``).
+  ``collusion_max_net_pct`` % of the gross volume between them (and at least ``wash_min_qty``),
+  that volume being at least ``collusion_min_share_pct`` % of each one's volume in the window
+  (a market maker trades with everyone, a taker buys and sells against it: neither is a pair
+  trading mostly with each other).
 
 One alert per pair of accounts, instrument and UTC day, raised again (updated) as trades add to
 it.
@@ -33,6 +36,8 @@ class WashTrades:
         self.state = state
         #: (instrument, low account, high account) -> the pair's trades in the window
         self.pairs: dict[tuple[str, int, int], deque[_Row]] = {}
+        #: (instrument, account) -> its trades in the window (ts, qty) and their total
+        self.volumes: dict[tuple[str, int], tuple[deque[tuple[int, int]], list[int]]] = {}
 
     def handlers(self) -> Mapping[type, Callable[[Any], None]]:
         return {Trade: self._trade}
@@ -55,12 +60,25 @@ class WashTrades:
         while rows and rows[0][1] < start:
             rows.popleft()
         rows.append((state.seq, state.ts, e.trade_id, signed, e.price))
+        self._volume(e.instrument, buyer, e.qty, start)
+        if seller != buyer:
+            self._volume(e.instrument, seller, e.qty, start)
         if low == high:
             self._related(e.instrument, key, rows, "self")
         elif state.owner(low) == state.owner(high):
             self._related(e.instrument, key, rows, "owner")
         else:
             self._collusion(e.instrument, key, rows)
+
+    def _volume(self, instrument: str, account: int, qty: int, start: int) -> None:
+        entry = self.volumes.get((instrument, account))
+        if entry is None:
+            entry = self.volumes[(instrument, account)] = (deque(), [0])
+        rows, total = entry
+        while rows and rows[0][0] < start:
+            total[0] -= rows.popleft()[1]
+        rows.append((self.state.ts, qty))
+        total[0] += qty
 
     def _related(
         self, instrument: str, key: tuple[str, int, int], rows: deque[_Row], kind: str
@@ -90,6 +108,10 @@ class WashTrades:
         if gross < params.wash_min_qty or net * 100 > params.collusion_max_net_pct * gross:
             return
         _, low, high = key
+        share = params.collusion_min_share_pct
+        for account in (low, high):
+            if gross * 100 < share * self.volumes[(instrument, account)][1][0]:
+                return
         score = min(100.0, 40.0 + 10.0 * min(buys, sells) / params.collusion_min_each_way)
         self._raise(
             instrument,
