@@ -332,3 +332,39 @@ def test_the_same_stream_raises_the_same_alerts() -> None:
         other.surveillance.on_events(seq, ts, events)
     assert [a.to_json() for a in flow.every.alerts] == [a.to_json() for a in other.every.alerts]
     assert {a.type for a in flow.every.alerts} == {AlertType.SPOOFING, AlertType.WASH_TRADE}
+
+
+def test_the_book_the_detectors_follow_is_the_cores() -> None:
+    """The open quantity per price the detectors keep from the events alone (depth near the
+    touch is read from it) equals the core's own book after a busy flow."""
+    flow = Flow()
+    flow.background()
+    flow.configure(20, 20, StpMode.EXPIRE_TAKER)
+    for round_ in range(40):
+        ids = [flow.buy(20, PRICE - 3 - level, 7) for level in range(3)]
+        ids += [flow.sell(20, PRICE + 3 + level, 7) for level in range(3)]
+        flow.replace(20, ids[0], 9, PRICE - 2)
+        side = Side.BUY if round_ % 2 else Side.SELL
+        flow.order(70, side, PRICE + 5 if side is Side.BUY else PRICE - 5, 11)
+        for order_id in ids[1::2]:
+            flow.cancel(20, order_id)
+    state = flow.surveillance.state
+    market = flow.core.markets["BTC-USD"]
+    for side, book in ((Side.BUY, market.bids), (Side.SELL, market.asks)):
+        core = {price: qty for price, qty, *_ in book.depth(0)}
+        assert len(core) >= 20
+        assert state.levels[("BTC-USD", side)] == core
+        assert state.prices[("BTC-USD", side)] == sorted(core)
+
+
+def test_what_left_its_window_is_forgotten_at_the_next_day() -> None:
+    flow = Flow(params(collusion_min_each_way=3))
+    flow.sell(3, PRICE, 8)
+    flow.buy(4, PRICE, 8)
+    wash = flow.surveillance.detectors[1]
+    assert set(wash.pairs) == {("BTC-USD", 3, 4)}
+    flow.wait(2 * 86_400_000)
+    flow.sell(5, PRICE, 8)
+    flow.buy(6, PRICE, 8)
+    assert set(wash.pairs) == {("BTC-USD", 5, 6)}
+    assert set(wash.volumes) == {("BTC-USD", 5), ("BTC-USD", 6)}

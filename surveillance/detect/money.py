@@ -40,6 +40,7 @@ class MoneyFlows:
         self.deposits: dict[tuple[int, str], deque[tuple[_Flow, int]]] = {}
         #: (account, asset) -> amount of the asset traded since the start (either way)
         self.traded: dict[tuple[int, str], int] = {}
+        self.day = -1
 
     def handlers(self) -> Mapping[type, Callable[[Any], None]]:
         return {
@@ -73,8 +74,21 @@ class MoneyFlows:
         self._flow(e.account, e.asset, flow)
         self._in_out(e.account, e.asset, flow)
 
+    def _forget(self, now: int) -> None:
+        """Once a day: drop the accounts with nothing left in their windows."""
+        aml = self.aml
+        for key in [k for k, rows in self.flows.items() if rows[-1][1] < now - aml.window_s * NS]:
+            del self.flows[key]
+        start = now - aml.in_out_window_s * NS
+        for key in [k for k, rows in self.deposits.items() if rows[-1][0][1] < start]:
+            del self.deposits[key]
+            self.traded.pop(key, None)
+
     def _flow(self, account: int, asset: str, flow: _Flow) -> None:
         aml = self.aml
+        if flow[1] // DAY_NS != self.day:
+            self.day = flow[1] // DAY_NS
+            self._forget(flow[1])
         key = (account, asset)
         rows = self.flows.get(key)
         if rows is None:

@@ -97,8 +97,13 @@ class Spoofing:
         if near * 100 < params.spoof_depth_pct * depth or near == 0:
             return
         key = (e.instrument, owner, other)
-        episode = self.episodes.get(key)
         cancel_ns = params.spoof_cancel_ms * 1_000_000
+        if len(self.episodes) > 1024:  # drop the episodes whose time is over
+            for old in [
+                k for k, ep in self.episodes.items() if state.ts - ep.last_exec_ts > cancel_ns
+            ]:
+                del self.episodes[old]
+        episode = self.episodes.get(key)
         if episode is None or state.ts - episode.last_exec_ts > cancel_ns:
             episode = self.episodes[key] = _Episode(state.seq, state.ts, median, depth)
         episode.last_exec_ts = state.ts

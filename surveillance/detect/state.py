@@ -116,6 +116,9 @@ class State:
         #: (instrument, owner, side) -> order id -> its resting order
         self.by_owner: dict[tuple[str, int, Side], dict[int, LiveOrder]] = {}
         self.medians: dict[str, _Median] = {}
+        #: (instrument, side) -> price -> open quantity on the book, and its prices sorted
+        self.levels: dict[tuple[str, Side], dict[int, int]] = {}
+        self.prices: dict[tuple[str, Side], list[int]] = {}
         self.seq = 0
         self.ts = 0
 
@@ -234,9 +237,12 @@ class State:
             order = self.orders.get(order_id)
             if order is None:
                 continue
-            order.leaves = leaves
             if leaves == 0:
                 self._remove(order)
+            else:
+                if order.on_book:
+                    self._level(order, leaves - order.leaves)
+                order.leaves = leaves
 
     def _done(self, e: OrderCancelled | OrderExpired) -> None:
         order = self.orders.get(e.order_id)
@@ -248,45 +254,58 @@ class State:
         if order.on_book:
             key = (order.instrument, self.owner(order.account), order.side)
             self.by_owner.setdefault(key, {})[order.order_id] = order
+            self._level(order, order.leaves)
 
     def _remove(self, order: LiveOrder) -> None:
-        self.orders.pop(order.order_id, None)
+        if self.orders.pop(order.order_id, None) is None:
+            return
         key = (order.instrument, self.owner(order.account), order.side)
         group = self.by_owner.get(key)
-        if group is not None:
-            group.pop(order.order_id, None)
+        if group is not None and group.pop(order.order_id, None) is not None:
+            self._level(order, -order.leaves)
             if not group:
                 del self.by_owner[key]
+
+    def _level(self, order: LiveOrder, delta: int) -> None:
+        """Add ``delta`` to the open quantity at ``order``'s price."""
+        key = (order.instrument, order.side)
+        levels = self.levels.get(key)
+        if levels is None:
+            levels = self.levels[key] = {}
+            self.prices[key] = []
+        price = order.price
+        qty = levels.get(price, 0) + delta
+        if qty > 0:
+            if price not in levels:
+                bisect.insort(self.prices[key], price)
+            levels[price] = qty
+        elif price in levels:
+            del levels[price]
+            prices = self.prices[key]
+            del prices[bisect.bisect_left(prices, price)]
 
     # -- the book, as the detectors ask about it ---------------------------------------------
     def depth_near_touch(self, symbol: str, side: Side, owner: int) -> tuple[int, int]:
         """Open quantity of ``side`` within ``spoof_near_bps`` of its best price: all of it,
         and ``owner``'s part."""
-        best = 0
-        resting: list[tuple[int, LiveOrder]] = []
-        for (instrument, group_owner, order_side), group in self.by_owner.items():
-            if instrument != symbol or order_side is not side:
-                continue
-            for order in group.values():
-                resting.append((group_owner, order))
-                if side is Side.BUY:
-                    best = max(best, order.price)
-                elif best == 0 or order.price < best:
-                    best = order.price
-        if not resting:
+        key = (symbol, side)
+        prices = self.prices.get(key)
+        if not prices:
             return 0, 0
+        levels = self.levels[key]
         bps = self.params(symbol).spoof_near_bps
-        total = mine = 0
         if side is Side.BUY:
-            edge = best * (10_000 - bps) // 10_000
-            near = [(g, o) for g, o in resting if o.price >= edge]
+            edge = prices[-1] * (10_000 - bps) // 10_000
+            near = prices[bisect.bisect_left(prices, edge) :]
         else:
-            edge = -((-best * (10_000 + bps)) // 10_000)
-            near = [(g, o) for g, o in resting if o.price <= edge]
-        for group_owner, order in near:
-            total += order.leaves
-            if group_owner == owner:
-                mine += order.leaves
+            edge = -((-prices[0] * (10_000 + bps)) // 10_000)
+            near = prices[: bisect.bisect_right(prices, edge)]
+        total = sum(levels[price] for price in near)
+        lowest, highest = near[0], near[-1]
+        group = self.by_owner.get((symbol, owner, side))
+        mine = 0
+        if group:
+            mine = sum(o.leaves for o in group.values() if lowest <= o.price <= highest)
         return total, mine
 
 

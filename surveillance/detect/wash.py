@@ -38,12 +38,16 @@ class WashTrades:
         self.pairs: dict[tuple[str, int, int], deque[_Row]] = {}
         #: (instrument, account) -> its trades in the window (ts, qty) and their total
         self.volumes: dict[tuple[str, int], tuple[deque[tuple[int, int]], list[int]]] = {}
+        self.day = -1
 
     def handlers(self) -> Mapping[type, Callable[[Any], None]]:
         return {Trade: self._trade}
 
     def _trade(self, e: Trade) -> None:
         state = self.state
+        if state.ts // DAY_NS != self.day:
+            self.day = state.ts // DAY_NS
+            self._forget()
         buyer, seller = (
             (e.taker_account, e.maker_account)
             if e.taker_side is Side.BUY
@@ -69,6 +73,19 @@ class WashTrades:
             self._related(e.instrument, key, rows, "owner")
         else:
             self._collusion(e.instrument, key, rows)
+
+    def _forget(self) -> None:
+        """Once a day: drop the pairs and accounts with nothing left in their window."""
+        state = self.state
+        for key in [k for k, rows in self.pairs.items() if rows]:
+            start = state.ts - state.params(key[0]).wash_window_s * 1_000_000_000
+            if self.pairs[key][-1][1] < start:
+                del self.pairs[key]
+        for account_key in list(self.volumes):
+            start = state.ts - state.params(account_key[0]).wash_window_s * 1_000_000_000
+            rows = self.volumes[account_key][0]
+            if not rows or rows[-1][0] < start:
+                del self.volumes[account_key]
 
     def _volume(self, instrument: str, account: int, qty: int, start: int) -> None:
         entry = self.volumes.get((instrument, account))
