@@ -355,6 +355,11 @@ def test_the_book_the_detectors_follow_is_the_cores() -> None:
         assert len(core) >= 20
         assert state.levels[("BTC-USD", side)] == core
         assert state.prices[("BTC-USD", side)] == sorted(core)
+        for (_, owner, order_side), group in state.by_owner.items():
+            if order_side is side:
+                mine = sum(o.leaves for o in group.values())
+                assert state.owner_qty[("BTC-USD", owner, side)] == mine
+        assert set(state.owner_qty) == set(state.by_owner)
 
 
 def test_what_left_its_window_is_forgotten_at_the_next_day() -> None:

@@ -86,11 +86,10 @@ class Spoofing:
             return
         params = state.params(e.instrument)
         median = state.median(e.instrument)
-        large = sum(order.leaves for order in resting.values())
+        large = state.owner_qty[(e.instrument, owner, other)]
         if median <= 0 or large < params.spoof_size_multiple * median:
             return
-        mine = state.by_owner.get((e.instrument, owner, side))
-        executing = e.qty + (sum(o.leaves for o in mine.values()) if mine else 0)
+        executing = e.qty + state.owner_qty.get((e.instrument, owner, side), 0)
         if large < params.spoof_imbalance * executing:
             return
         depth, near = state.depth_near_touch(e.instrument, other, owner)

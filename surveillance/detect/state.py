@@ -115,6 +115,8 @@ class State:
         self.orders: dict[int, LiveOrder] = {}
         #: (instrument, owner, side) -> order id -> its resting order
         self.by_owner: dict[tuple[str, int, Side], dict[int, LiveOrder]] = {}
+        #: (instrument, owner, side) -> the open quantity of those orders
+        self.owner_qty: dict[tuple[str, int, Side], int] = {}
         self.medians: dict[str, _Median] = {}
         #: (instrument, side) -> price -> open quantity on the book, and its prices sorted
         self.levels: dict[tuple[str, Side], dict[int, int]] = {}
@@ -241,7 +243,10 @@ class State:
                 self._remove(order)
             else:
                 if order.on_book:
-                    self._level(order, leaves - order.leaves)
+                    delta = leaves - order.leaves
+                    self._level(order, delta)
+                    key = (order.instrument, self.owner(order.account), order.side)
+                    self.owner_qty[key] += delta
                 order.leaves = leaves
 
     def _done(self, e: OrderCancelled | OrderExpired) -> None:
@@ -254,6 +259,7 @@ class State:
         if order.on_book:
             key = (order.instrument, self.owner(order.account), order.side)
             self.by_owner.setdefault(key, {})[order.order_id] = order
+            self.owner_qty[key] = self.owner_qty.get(key, 0) + order.leaves
             self._level(order, order.leaves)
 
     def _remove(self, order: LiveOrder) -> None:
@@ -263,8 +269,10 @@ class State:
         group = self.by_owner.get(key)
         if group is not None and group.pop(order.order_id, None) is not None:
             self._level(order, -order.leaves)
+            self.owner_qty[key] -= order.leaves
             if not group:
                 del self.by_owner[key]
+                del self.owner_qty[key]
 
     def _level(self, order: LiveOrder, delta: int) -> None:
         """Add ``delta`` to the open quantity at ``order``'s price."""
