@@ -9,6 +9,10 @@ So far: the audit chain (``audit``: the store; ``chain``: kept by the running ve
 (``trail``) and served to the console (``pages``: ``/v1/audit``, ``/v1/audit.csv`` and the
 page's script in ``static/``; the composition root adds them with their permissions).
 
-May import ``engine`` only (and aiohttp for its pages). The detectors, alerts and cases and the
-book replay are later work.
+The detectors (``detect``: the feed, order-to-trade ratio, wash trades, spoofing and layering,
+money flows, ``[surveillance]``, the batch run ``venue surveil`` uses) raise the ``alerts``
+shape to any sink.
+
+May import ``engine`` only (and aiohttp for its pages). Cases and the book replay are later
+work.
 """

@@ -19,8 +19,16 @@ from engine.types import OrdType, Side, StpMode
 from surveillance.alerts import AlertType
 from surveillance.detect import LatestSink
 from surveillance.detect.batch import Bound, BoundError, parse_bound
+from surveillance.detect.params import SurveillanceConfig
 from venue.cli import run_cli
-from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, VenueConfig, load_config
+from venue.config import (
+    DEFAULT_CONFIG_PATH,
+    AdminConfig,
+    ConfigError,
+    VenueConfig,
+    load_config,
+    parse_config,
+)
 from venue.parts import SurveillancePart
 from venue.runtime import Venue
 
@@ -179,3 +187,58 @@ def test_bounds_fuzzed_parse_or_refuse_cleanly() -> None:
         assert parse_bound(text) == Bound(micros * 1000, True), text
         seq = rng.randrange(0, 1 << 63)
         assert parse_bound(str(seq)) == Bound(seq, False)
+
+
+# -- the [surveillance] section -----------------------------------------------------------------
+
+SHIPPED = DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+SECTION = SHIPPED[SHIPPED.index("[surveillance]") :]
+BEFORE = SHIPPED[: SHIPPED.index("[surveillance]")]
+
+
+def with_section(section: str) -> str:
+    return BEFORE + section
+
+
+def refusal(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    return caught.value
+
+
+def test_the_shipped_section_reads_into_minor_units_and_lots() -> None:
+    config = parse_config(SHIPPED).surveillance
+    assert config.enabled and config.defaults.otr_max_number == 500
+    assert config.aml.structuring_limit == {"USDT": 10_000 * USDT, "BTC": BTC // 10, "ETH": 3 * BTC}
+    text = SHIPPED.replace('wash_min_qty = "0" ', 'wash_min_qty = "0.5" ', 1)
+    changed = parse_config(text).surveillance
+    assert changed.params("BTC-USDT").wash_min_qty == 50_000  # lots of 0.00001
+    assert changed.params("ETH-USDT").wash_min_qty == 0
+    assert parse_config(BEFORE).surveillance == SurveillanceConfig()  # absent: the defaults
+    off = parse_config(with_section("[surveillance]\nenabled = false\n")).surveillance
+    assert not off.enabled
+
+
+def test_bad_surveillance_keys_are_refused_naming_the_key() -> None:
+    cases = {
+        "[surveillance]\nspoof_size_mutliple = 5\n": "surveillance.spoof_size_mutliple",
+        "[surveillance]\notr_max_number = 0\n": "surveillance.otr_max_number",
+        "[surveillance]\nspoof_depth_pct = 101\n": "surveillance.spoof_depth_pct",
+        '[surveillance]\nwash_min_qty = "1"\n': "surveillance.wash_min_qty",
+        "[surveillance.instruments.DOGE-USDT]\notr_max_number = 9\n": (
+            "surveillance.instruments.DOGE-USDT"
+        ),
+        '[surveillance.instruments.BTC-USDT]\nwash_min_qty = "0.000001"\n': (
+            "surveillance.instruments.BTC-USDT.wash_min_qty"
+        ),
+        '[surveillance.aml]\nvelocity_limit = { XRP = "1" }\n': (
+            "surveillance.aml.velocity_limit.XRP"
+        ),
+        "[surveillance.aml]\nvelocity_limit = { USDT = 1000 }\n": (
+            "surveillance.aml.velocity_limit.USDT"
+        ),
+        "[surveillance.aml]\nwindow = 60\n": "surveillance.aml.window",
+    }
+    for section, key in cases.items():
+        error = refusal(with_section(section))
+        assert error.key == key, (section, error)
