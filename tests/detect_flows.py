@@ -4,11 +4,13 @@ the streams the detector tests are built from are the core's own."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from helpers import SYM, T0, spec
 
 from clearing.risk import RiskEngine
+from engine.codec import encode
 from engine.commands import (
     CancelOrder,
     ConfigureAccount,
@@ -19,6 +21,8 @@ from engine.commands import (
 )
 from engine.core import Core
 from engine.events import Event, OrderAccepted
+from engine.journal import JournalWriter
+from engine.recovery import JOURNAL_DIR
 from engine.types import OrdType, Side, StpMode, TimeInForce
 from surveillance.alerts import Alert, AlertSink, AlertType
 from surveillance.detect import CollectingSink, LatestSink, Surveillance
@@ -34,6 +38,14 @@ def params(**changes: Any) -> InstrumentParams:
     return dataclasses.replace(InstrumentParams(), **changes)
 
 
+SPECS = (spec(SYM, band_bps=5_000, reference_price=PRICE),)
+
+
+def new_core(money: bool = False) -> Core:
+    risk = RiskEngine(SPECS, ASSETS) if money else None
+    return Core(list(SPECS), default_stp=StpMode.EXPIRE_TAKER, risk=risk)
+
+
 class Flow(AlertSink):
     """Commands one millisecond apart (unless told), their events fed live to ``Surveillance``."""
 
@@ -44,9 +56,8 @@ class Flow(AlertSink):
         *,
         money: bool = False,
     ) -> None:
-        specs = [spec(SYM, band_bps=5_000, reference_price=PRICE)]
-        risk = RiskEngine(specs, ASSETS) if money else None
-        self.core = Core(specs, default_stp=StpMode.EXPIRE_TAKER, risk=risk)
+        self.core = new_core(money)
+        specs = list(SPECS)
         self.money = money
         config = SurveillanceConfig(
             defaults=instrument or InstrumentParams(), aml=aml or AmlParams()
@@ -82,15 +93,21 @@ class Flow(AlertSink):
 
     # -- orders ------------------------------------------------------------------------------
     def order(
-        self, account: int, side: Side, price: int, qty: int, *, tif: TimeInForce = TimeInForce.GTC
+        self,
+        account: int,
+        side: Side,
+        price: int,
+        qty: int,
+        *,
+        tif: TimeInForce = TimeInForce.GTC,
+        display: int = 0,
     ) -> int:
         """The order id (0 when it was not accepted)."""
         self.clid += 1
-        events = self.send(
-            NewOrder(
-                account, SYM, f"c{self.clid}", side, OrdType.LIMIT, qty=qty, price=price, tif=tif
-            )
-        )
+        cmd = NewOrder(account, SYM, f"c{self.clid}", side, OrdType.LIMIT, qty=qty, price=price)
+        cmd.tif = tif
+        cmd.display_qty = display
+        events = self.send(cmd)
         accepted = [e for e in events if isinstance(e, OrderAccepted)]
         return accepted[0].order_id if accepted else 0
 
@@ -105,6 +122,12 @@ class Flow(AlertSink):
 
     def replace(self, account: int, order_id: int, qty: int, price: int) -> list[Event]:
         return self.send(ReplaceOrder(account, SYM, order_id, "", "", qty, price, 0))
+
+    def write_journal(self, directory: Path) -> None:
+        """The commands sent so far as a journal (``directory``/journal)."""
+        with JournalWriter(directory / JOURNAL_DIR, fsync=False) as writer:
+            for cmd in self.commands:
+                writer.append(cmd.seq, bytes(encode(cmd)))
 
     def configure(self, account: int, owner: int, stp: StpMode = StpMode.NONE) -> None:
         self.send(ConfigureAccount(account, owner, stp))

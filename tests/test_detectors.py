@@ -3,11 +3,15 @@ clean flow that looks like it (market makers, self-trade prevention, honest take
 
 from __future__ import annotations
 
-from detect_flows import PRICE, USD, Flow, params
+from pathlib import Path
 
+from detect_flows import ASSETS, PRICE, SPECS, USD, Flow, new_core, params
+
+from engine.commands import MassCancel, SetKillSwitch
 from engine.events import SelfTradePrevented, Trade
-from engine.types import Side, StpMode
+from engine.types import MassCancelScope, Side, StpMode
 from surveillance.alerts import AlertType
+from surveillance.detect import LatestSink, Surveillance, batch
 from surveillance.detect.params import AmlParams
 
 # -- wash trades --------------------------------------------------------------------------------
@@ -373,3 +377,56 @@ def test_what_left_its_window_is_forgotten_at_the_next_day() -> None:
     flow.buy(6, PRICE, 8)
     assert set(wash.pairs) == {("BTC-USD", 5, 6)}
     assert set(wash.volumes) == {("BTC-USD", 5), ("BTC-USD", 6)}
+
+
+def test_an_iceberg_counts_for_what_it_shows() -> None:
+    flow = Flow()
+    flow.background()
+    big = flow.buy(7, PRICE - 12, 200, display=10)  # shows the typical size
+    flow.sell(7, PRICE - 10, 10)
+    flow.cancel(7, big, after_ms=500)
+    assert flow.alerts() == []
+
+
+def test_cancellations_by_the_venue_are_not_the_owners() -> None:
+    flow = Flow(params(otr_min_messages=40, otr_max_number=20))
+    flow.background()
+    big = flow.buy(7, PRICE - 12, 200)
+    flow.sell(7, PRICE - 10, 10)
+    for _ in range(30):
+        flow.buy(30, PRICE - 100, 1)
+    flow.send(SetKillSwitch(True, True))  # cancels every order: 30's and the large bid
+    assert flow.core.order(7, big) is None
+    assert flow.alerts() == []  # no spoofing; 30 sent 30 messages, under the minimum
+    flow.send(SetKillSwitch(False, False))
+    for _ in range(10):
+        flow.buy(30, PRICE - 100, 1)
+    flow.send(MassCancel(MassCancelScope.ACCOUNT, account=30))  # asked for: 10 messages
+    [alert] = flow.alerts()
+    assert alert.type is AlertType.OTR_BREACH and alert.evidence["messages"] == 40
+
+
+def test_a_run_from_part_way_starts_from_the_owners_and_orders_there(tmp_path: Path) -> None:
+    flow = Flow()
+    flow.configure(1, 9)
+    flow.configure(2, 9)
+    flow.background()
+    big = flow.buy(7, PRICE - 12, 200)
+    start = flow.seq + 1
+    flow.sell(7, PRICE - 10, 10)
+    flow.cancel(7, big)
+    flow.sell(1, PRICE, 5)
+    flow.buy(2, PRICE, 5)
+    flow.write_journal(tmp_path)
+    sink = LatestSink()
+    again = Surveillance(flow.surveillance.state.config, SPECS, sink, ASSETS)
+    count = batch.run(tmp_path, new_core, again, start)
+    assert count == flow.seq - start + 1
+    assert [a.type for a in sink.latest()] == [AlertType.SPOOFING, AlertType.WASH_TRADE]
+    assert sink.latest()[1].evidence["kind"] == "owner"
+    assert [a.to_json() for a in sink.latest()] == [a.to_json() for a in flow.sink.latest()]
+    blank = LatestSink()  # without the state at the start: neither is seen
+    cold = Surveillance(flow.surveillance.state.config, SPECS, blank, ASSETS)
+    for seq, ts, events in flow.stream[start - 1 :]:
+        cold.on_events(seq, ts, events)
+    assert blank.latest() == []

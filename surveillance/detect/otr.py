@@ -2,7 +2,8 @@
 group, per instrument, per UTC trading day.
 
 - number method: (orders submitted + modifications + cancellations) / executed orders, here
-  each trade counting once for each account on it;
+  each trade counting once for each account on it, a mass cancel once per order it cancelled,
+  and cancellations by the venue (operator, kill switch, cancel on disconnect) not at all;
 - volume method: (volume of orders submitted + volume of modifications) / volume traded.
 
 A ratio is judged once the account (or group) sent ``otr_min_messages`` messages on the
@@ -18,10 +19,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.events import OrderAccepted, OrderCancelled, OrderReplaced, Trade
+from engine.types import CancelReason
 from surveillance.alerts import Alert, AlertType
 from surveillance.detect.state import DAY_NS, State, decimal_ratio, ms
 
 __all__ = ["OrderToTradeRatio"]
+
+#: cancellations the member asked for; the venue's own (operator, kill switch, cancel on
+#: disconnect) are not the member's messages
+_SENT = frozenset({CancelReason.USER, CancelReason.MASS_CANCEL})
 
 
 class _Count:
@@ -95,7 +101,8 @@ class OrderToTradeRatio:
         self._message(e.instrument, e.account, e.qty)
 
     def _cancelled(self, e: OrderCancelled) -> None:
-        self._message(e.instrument, e.account, 0)
+        if e.reason in _SENT:
+            self._message(e.instrument, e.account, 0)
 
     def _trade(self, e: Trade) -> None:
         accounts = (e.maker_account, e.taker_account)

@@ -15,7 +15,9 @@ its orders are cancelled within ``spoof_cancel_ms`` of the last execution:
 - ``SPOOFING`` otherwise, if one cancelled order is large by itself.
 
 A market maker quoting both sides in normal sizes fails the size or the imbalance test; a large
-order cancelled with no execution on the other side is never remembered. One alert per owner
+order cancelled with no execution on the other side is never remembered; an iceberg counts for
+what it shows; cancellations by the venue (operator, kill switch) are not the owner's. Moving
+the large side away by a replace is not followed yet. One alert per owner
 group, instrument and UTC day, updated as the behaviour repeats.
 """
 
@@ -25,13 +27,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.events import OrderCancelled, Trade
-from engine.types import Side
+from engine.types import CancelReason, Side
 from surveillance.alerts import Alert, AlertType
 from surveillance.detect.state import DAY_NS, State, ms
 
 __all__ = ["Spoofing"]
 
 _OTHER = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+#: cancellations by the venue, not the owner's choice
+_VENUE = frozenset({CancelReason.OPERATOR, CancelReason.KILL_SWITCH})
 
 
 class _Episode:
@@ -109,7 +113,7 @@ class Spoofing:
         episode.median = median
         episode.depth = depth
         for order_id, order in resting.items():
-            episode.orders[order_id] = (order.account, order.price, order.leaves, order.accepted_ts)
+            episode.orders[order_id] = (order.account, order.price, order.shown, order.accepted_ts)
         episode.executions.append(
             {
                 "tradeId": e.trade_id,
@@ -124,6 +128,8 @@ class Spoofing:
 
     # -- cancellations -----------------------------------------------------------------------
     def _cancelled(self, e: OrderCancelled) -> None:
+        if e.reason in _VENUE:
+            return
         state = self.state
         owner = state.owner(e.account)
         for side in (Side.BUY, Side.SELL):
@@ -135,7 +141,8 @@ class Spoofing:
             if state.ts - episode.last_exec_ts > params.spoof_cancel_ms * 1_000_000:
                 del self.episodes[key]
                 return
-            episode.cancelled[e.order_id] = (state.seq, state.ts, e.qty)
+            shown = episode.orders[e.order_id][2]
+            episode.cancelled[e.order_id] = (state.seq, state.ts, min(e.qty, shown))
             if key not in self.dirty:
                 self.dirty.append(key)
             return

@@ -40,11 +40,13 @@ def ms(ts: int) -> int:
 
 
 class LiveOrder:
-    """An order known to be open: ``leaves`` open, ``on_book`` once it may rest at ``price``."""
+    """An order known to be open: ``leaves`` open, ``on_book`` once it may rest at ``price``;
+    an iceberg (``display`` > 0) shows at most ``display`` of it (``shown``)."""
 
     __slots__ = (
         "accepted_ts",
         "account",
+        "display",
         "instrument",
         "leaves",
         "on_book",
@@ -65,7 +67,9 @@ class LiveOrder:
         leaves: int,
         on_book: bool,
         accepted_ts: int,
+        display: int = 0,
     ) -> None:
+        self.display = display
         self.order_id = order_id
         self.account = account
         self.instrument = instrument
@@ -75,6 +79,14 @@ class LiveOrder:
         self.leaves = leaves
         self.on_book = on_book
         self.accepted_ts = accepted_ts
+
+    @property
+    def shown(self) -> int:
+        """What the book shows of it (an iceberg's display part, as refreshed: an estimate
+        between two refreshes)."""
+        display = self.display
+        leaves = self.leaves
+        return display if 0 < display < leaves else leaves
 
 
 class _Median:
@@ -148,8 +160,14 @@ class State:
 
     # -- the start of a feed part-way through the journal ------------------------------------
     def seed(self, core: Core) -> None:
-        """Take the owners and the open orders from ``core`` (the state at the feed's start)."""
+        """Take the owners and the open orders from ``core`` (the state at the feed's start);
+        the open orders' sizes start each instrument's typical size."""
         self.owners = dict(core.owners)
+        live = sorted(
+            (order_id, order) for orders in core.live.values() for order_id, order in orders.items()
+        )
+        for _, order in live:
+            self._typical(order.instrument, order.qty)
         for account in sorted(core.live):
             for order_id, order in sorted(core.live[account].items()):
                 on_book = order.status is not OrderStatus.PENDING_TRIGGER
@@ -164,6 +182,7 @@ class State:
                         order.leaves,
                         on_book and order.ord_type in _RESTING,
                         core.last_ts,
+                        order.display_qty,
                     )
                 )
 
@@ -192,14 +211,15 @@ class State:
                     self._remove(order)
                     self._add(order)
 
-    def _accepted(self, e: OrderAccepted) -> None:
-        median = self.medians.get(e.instrument)
+    def _typical(self, instrument: str, qty: int) -> None:
+        median = self.medians.get(instrument)
         if median is None:
-            median = self.medians[e.instrument] = _Median(
-                self.params(e.instrument).spoof_median_orders
-            )
-        if e.qty:
-            median.add(e.qty)
+            median = self.medians[instrument] = _Median(self.params(instrument).spoof_median_orders)
+        if qty:
+            median.add(qty)
+
+    def _accepted(self, e: OrderAccepted) -> None:
+        self._typical(e.instrument, e.qty)
         on_book = e.status is not OrderStatus.PENDING_TRIGGER and e.ord_type in _RESTING
         self._add(
             LiveOrder(
@@ -212,6 +232,7 @@ class State:
                 e.qty,
                 on_book,
                 self.ts,
+                e.display_qty,
             )
         )
 
@@ -241,12 +262,15 @@ class State:
                 continue
             if leaves == 0:
                 self._remove(order)
+            elif order.on_book and order.order_id in self.by_owner.get(
+                (order.instrument, self.owner(order.account), order.side), ()
+            ):
+                before = order.shown
+                order.leaves = leaves
+                delta = order.shown - before
+                self._level(order, delta)
+                self.owner_qty[(order.instrument, self.owner(order.account), order.side)] += delta
             else:
-                if order.on_book:
-                    delta = leaves - order.leaves
-                    self._level(order, delta)
-                    key = (order.instrument, self.owner(order.account), order.side)
-                    self.owner_qty[key] += delta
                 order.leaves = leaves
 
     def _done(self, e: OrderCancelled | OrderExpired) -> None:
@@ -259,8 +283,8 @@ class State:
         if order.on_book:
             key = (order.instrument, self.owner(order.account), order.side)
             self.by_owner.setdefault(key, {})[order.order_id] = order
-            self.owner_qty[key] = self.owner_qty.get(key, 0) + order.leaves
-            self._level(order, order.leaves)
+            self.owner_qty[key] = self.owner_qty.get(key, 0) + order.shown
+            self._level(order, order.shown)
 
     def _remove(self, order: LiveOrder) -> None:
         if self.orders.pop(order.order_id, None) is None:
@@ -268,8 +292,8 @@ class State:
         key = (order.instrument, self.owner(order.account), order.side)
         group = self.by_owner.get(key)
         if group is not None and group.pop(order.order_id, None) is not None:
-            self._level(order, -order.leaves)
-            self.owner_qty[key] -= order.leaves
+            self._level(order, -order.shown)
+            self.owner_qty[key] -= order.shown
             if not group:
                 del self.by_owner[key]
                 del self.owner_qty[key]
@@ -313,7 +337,7 @@ class State:
         group = self.by_owner.get((symbol, owner, side))
         mine = 0
         if group:
-            mine = sum(o.leaves for o in group.values() if lowest <= o.price <= highest)
+            mine = sum(o.shown for o in group.values() if lowest <= o.price <= highest)
         return total, mine
 
 
