@@ -430,3 +430,33 @@ def test_a_run_from_part_way_starts_from_the_owners_and_orders_there(tmp_path: P
     for seq, ts, events in flow.stream[start - 1 :]:
         cold.on_events(seq, ts, events)
     assert blank.latest() == []
+
+
+def test_a_large_bid_moved_away_or_shrunk_after_selling_is_spoofing() -> None:
+    for new_qty, new_price in ((200, PRICE - 60), (10, PRICE - 12)):
+        flow = Flow()
+        flow.background()
+        big = flow.buy(7, PRICE - 12, 200)
+        flow.sell(7, PRICE - 10, 10)
+        flow.replace(7, big, new_qty, new_price)
+        [alert] = flow.alerts()
+        assert alert.type is AlertType.SPOOFING, (new_qty, new_price)
+    flow = Flow()  # moved closer to the touch and kept whole: still meant to be seen
+    flow.background()
+    big = flow.buy(7, PRICE - 12, 200)
+    flow.sell(7, PRICE - 10, 10)
+    flow.replace(7, big, 200, PRICE - 11)
+    assert flow.alerts() == []
+
+
+def test_a_wash_alert_lists_the_latest_trades_and_counts_them_all() -> None:
+    flow = Flow()
+    flow.configure(7, 7, StpMode.NONE)
+    for _ in range(60):
+        flow.sell(7, PRICE, 1)
+        flow.buy(7, PRICE, 1)
+    [alert] = flow.alerts()
+    assert alert.evidence["count"] == 60 and alert.evidence["volume"] == "0.060"
+    trades = alert.evidence["trades"]
+    assert len(trades) == 50 and trades[-1]["seq"] == flow.seq == alert.last_seq
+    assert alert.first_seq == 3  # the first self-trade, though no longer listed

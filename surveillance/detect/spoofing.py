@@ -16,8 +16,9 @@ its orders are cancelled within ``spoof_cancel_ms`` of the last execution:
 
 A market maker quoting both sides in normal sizes fails the size or the imbalance test; a large
 order cancelled with no execution on the other side is never remembered; an iceberg counts for
-what it shows; cancellations by the venue (operator, kill switch) are not the owner's. Moving
-the large side away by a replace is not followed yet. One alert per owner
+what it shows; cancellations by the venue (operator, kill switch) are not the owner's. A
+replace that moves an order away from the touch withdraws all of it, one that makes it smaller
+the difference: both count as cancelling. One alert per owner
 group, instrument and UTC day, updated as the behaviour repeats.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.events import OrderCancelled, Trade
+from engine.events import OrderCancelled, OrderReplaced, Trade
 from engine.types import CancelReason, Side
 from surveillance.alerts import Alert, AlertType
 from surveillance.detect.state import DAY_NS, State, ms
@@ -73,7 +74,11 @@ class Spoofing:
         self.dirty: list[tuple[str, int, Side]] = []
 
     def handlers(self) -> Mapping[type, Callable[[Any], None]]:
-        return {Trade: self._trade, OrderCancelled: self._cancelled}
+        return {
+            Trade: self._trade,
+            OrderCancelled: self._cancelled,
+            OrderReplaced: self._replaced,
+        }
 
     # -- executions --------------------------------------------------------------------------
     def _trade(self, e: Trade) -> None:
@@ -128,21 +133,44 @@ class Spoofing:
 
     # -- cancellations -----------------------------------------------------------------------
     def _cancelled(self, e: OrderCancelled) -> None:
-        if e.reason in _VENUE:
-            return
+        if e.reason not in _VENUE:
+            self._withdrawn(e.instrument, e.account, e.order_id, None, e.qty)
+
+    def _replaced(self, e: OrderReplaced) -> None:
+        self._withdrawn(e.instrument, e.account, e.order_id, e, 0)
+
+    def _withdrawn(
+        self, instrument: str, account: int, order_id: int, replace: OrderReplaced | None, qty: int
+    ) -> None:
+        """An order of an episode cancelled (``qty`` open), or replaced: moved away from the
+        touch (all of it withdrawn) or made smaller (the difference)."""
         state = self.state
-        owner = state.owner(e.account)
+        owner = state.owner(account)
         for side in (Side.BUY, Side.SELL):
-            key = (e.instrument, owner, side)
+            key = (instrument, owner, side)
             episode = self.episodes.get(key)
-            if episode is None or e.order_id not in episode.orders:
+            if episode is None or order_id not in episode.orders:
                 continue
-            params = state.params(e.instrument)
+            params = state.params(instrument)
             if state.ts - episode.last_exec_ts > params.spoof_cancel_ms * 1_000_000:
                 del self.episodes[key]
                 return
-            shown = episode.orders[e.order_id][2]
-            episode.cancelled[e.order_id] = (state.seq, state.ts, min(e.qty, shown))
+            _, price, shown, _ = episode.orders[order_id]
+            if replace is None:
+                removed = min(qty, shown)
+            elif (replace.price < price) if side is Side.BUY else (replace.price > price):
+                removed = shown  # moved away from the touch
+            else:
+                order = state.orders.get(order_id)
+                removed = max(0, shown - (order.shown if order is not None else 0))
+            if removed <= 0:
+                return
+            seen = episode.cancelled.get(order_id)
+            episode.cancelled[order_id] = (
+                state.seq,
+                state.ts,
+                max(removed, seen[2] if seen is not None else 0),
+            )
             if key not in self.dirty:
                 self.dirty.append(key)
             return

@@ -29,13 +29,42 @@ __all__ = ["WashTrades"]
 
 #: one trade of a pair: (seq, ts, trade id, qty signed as the lower account's buy, price)
 _Row = tuple[int, int, int, int, int]
+#: the trades an alert's evidence lists at most (the latest; counts and volumes cover all)
+EVIDENCE_TRADES = 50
+
+
+class _Pair:
+    """Two accounts' trades in the window, with their running count each way and volumes."""
+
+    __slots__ = ("buys", "gross", "net", "rows")
+
+    def __init__(self) -> None:
+        self.rows: deque[_Row] = deque()
+        self.buys = 0  # trades the lower account bought
+        self.gross = 0
+        self.net = 0  # signed as the lower account's position change
+
+    def add(self, row: _Row) -> None:
+        self.rows.append(row)
+        signed = row[3]
+        self.buys += signed > 0
+        self.gross += abs(signed)
+        self.net += signed
+
+    def trim(self, start: int) -> None:
+        rows = self.rows
+        while rows and rows[0][1] < start:
+            signed = rows.popleft()[3]
+            self.buys -= signed > 0
+            self.gross -= abs(signed)
+            self.net -= signed
 
 
 class WashTrades:
     def __init__(self, state: State) -> None:
         self.state = state
         #: (instrument, low account, high account) -> the pair's trades in the window
-        self.pairs: dict[tuple[str, int, int], deque[_Row]] = {}
+        self.pairs: dict[tuple[str, int, int], _Pair] = {}
         #: (instrument, account) -> its trades in the window (ts, qty) and their total
         self.volumes: dict[tuple[str, int], tuple[deque[tuple[int, int]], list[int]]] = {}
         self.day = -1
@@ -56,35 +85,35 @@ class WashTrades:
         low, high = min(buyer, seller), max(buyer, seller)
         signed = e.qty if buyer == low else -e.qty
         key = (e.instrument, low, high)
-        rows = self.pairs.get(key)
-        if rows is None:
-            rows = self.pairs[key] = deque()
+        pair = self.pairs.get(key)
+        if pair is None:
+            pair = self.pairs[key] = _Pair()
         params = state.params(e.instrument)
         start = state.ts - params.wash_window_s * 1_000_000_000
-        while rows and rows[0][1] < start:
-            rows.popleft()
-        rows.append((state.seq, state.ts, e.trade_id, signed, e.price))
+        pair.trim(start)
+        pair.add((state.seq, state.ts, e.trade_id, signed, e.price))
         self._volume(e.instrument, buyer, e.qty, start)
         if seller != buyer:
             self._volume(e.instrument, seller, e.qty, start)
         if low == high:
-            self._related(e.instrument, key, rows, "self")
+            self._related(e.instrument, key, pair, "self")
         elif state.owner(low) == state.owner(high):
-            self._related(e.instrument, key, rows, "owner")
+            self._related(e.instrument, key, pair, "owner")
         else:
-            self._collusion(e.instrument, key, rows)
+            self._collusion(e.instrument, key, pair)
 
     def _forget(self) -> None:
         """Once a day: drop the pairs and accounts with nothing left in their window."""
         state = self.state
-        for key in [k for k, rows in self.pairs.items() if rows]:
+        for key in list(self.pairs):
             start = state.ts - state.params(key[0]).wash_window_s * 1_000_000_000
-            if self.pairs[key][-1][1] < start:
+            rows = self.pairs[key].rows
+            if not rows or rows[-1][1] < start:
                 del self.pairs[key]
         for account_key in list(self.volumes):
             start = state.ts - state.params(account_key[0]).wash_window_s * 1_000_000_000
-            rows = self.volumes[account_key][0]
-            if not rows or rows[-1][0] < start:
+            volume_rows = self.volumes[account_key][0]
+            if not volume_rows or volume_rows[-1][0] < start:
                 del self.volumes[account_key]
 
     def _volume(self, instrument: str, account: int, qty: int, start: int) -> None:
@@ -97,31 +126,28 @@ class WashTrades:
         rows.append((self.state.ts, qty))
         total[0] += qty
 
-    def _related(
-        self, instrument: str, key: tuple[str, int, int], rows: deque[_Row], kind: str
-    ) -> None:
+    def _related(self, instrument: str, key: tuple[str, int, int], pair: _Pair, kind: str) -> None:
         params = self.state.params(instrument)
-        volume = sum(abs(r[3]) for r in rows)
-        if len(rows) < params.wash_min_trades or volume < params.wash_min_qty:
+        count = len(pair.rows)
+        if count < params.wash_min_trades or pair.gross < params.wash_min_qty:
             return
         _, low, high = key
         who = (
-            f"account {low} traded {len(rows)} times with itself"
+            f"account {low} traded {count} times with itself"
             if kind == "self"
             else f"accounts {low} and {high} of owner {self.state.owner(low)} traded "
-            f"{len(rows)} times with each other"
+            f"{count} times with each other"
         )
-        score = min(100.0, 60.0 + 10.0 * len(rows) / max(params.wash_min_trades, 1))
-        self._raise(instrument, key, rows, kind, score, f"{who} on {instrument}")
+        score = min(100.0, 60.0 + 10.0 * count / max(params.wash_min_trades, 1))
+        self._raise(instrument, key, pair, kind, score, f"{who} on {instrument}")
 
-    def _collusion(self, instrument: str, key: tuple[str, int, int], rows: deque[_Row]) -> None:
+    def _collusion(self, instrument: str, key: tuple[str, int, int], pair: _Pair) -> None:
         params = self.state.params(instrument)
-        buys = sum(1 for r in rows if r[3] > 0)
-        sells = len(rows) - buys
+        buys = pair.buys
+        sells = len(pair.rows) - buys
         if min(buys, sells) < params.collusion_min_each_way:
             return
-        gross = sum(abs(r[3]) for r in rows)
-        net = abs(sum(r[3] for r in rows))
+        gross, net = pair.gross, abs(pair.net)
         if gross < params.wash_min_qty or net * 100 > params.collusion_max_net_pct * gross:
             return
         _, low, high = key
@@ -133,26 +159,28 @@ class WashTrades:
         self._raise(
             instrument,
             key,
-            rows,
+            pair,
             "collusion",
             score,
-            f"accounts {low} and {high} traded {instrument} back and forth {len(rows)} times, "
-            f"net {self.state.qty(instrument, net)} of {self.state.qty(instrument, gross)}",
+            f"accounts {low} and {high} traded {instrument} back and forth {len(pair.rows)} "
+            f"times, net {self.state.qty(instrument, net)} of {self.state.qty(instrument, gross)}",
         )
 
     def _raise(
         self,
         instrument: str,
         key: tuple[str, int, int],
-        rows: deque[_Row],
+        pair: _Pair,
         kind: str,
         score: float,
         summary: str,
     ) -> None:
         state = self.state
         _, low, high = key
+        rows = pair.rows
         day = rows[0][1] // DAY_NS
         accounts = (low,) if low == high else (low, high)
+        shown = list(rows)[-EVIDENCE_TRADES:] if len(rows) > EVIDENCE_TRADES else rows
         state.raise_alert(
             Alert(
                 key=f"WASH_TRADE:{instrument}:{low}-{high}:{day}",
@@ -164,6 +192,9 @@ class WashTrades:
                 score=score,
                 evidence={
                     "kind": kind,
+                    "count": len(rows),
+                    "volume": state.qty(instrument, pair.gross),
+                    "net": state.qty(instrument, abs(pair.net)),
                     "trades": [
                         {
                             "tradeId": trade_id,
@@ -174,7 +205,7 @@ class WashTrades:
                             "price": state.price(instrument, price),
                             "qty": state.qty(instrument, abs(signed)),
                         }
-                        for seq, ts, trade_id, signed, price in rows
+                        for seq, ts, trade_id, signed, price in shown
                     ],
                 },
                 first_seq=rows[0][0],
