@@ -29,6 +29,7 @@ from venue.config import (
     load_config,
     parse_config,
 )
+from venue.exits import CliError
 from venue.parts import SurveillancePart
 from venue.runtime import Venue
 
@@ -242,3 +243,48 @@ def test_bad_surveillance_keys_are_refused_naming_the_key() -> None:
     for section, key in cases.items():
         error = refusal(with_section(section))
         assert error.key == key, (section, error)
+
+
+def test_the_part_does_nothing_when_turned_off(tmp_path: Path) -> None:
+    async def body() -> tuple[SurveillancePart, int]:
+        config = make_config(tmp_path / "data")
+        config = dataclasses.replace(config, surveillance=SurveillanceConfig(enabled=False))
+        venue = Venue(config)
+        await venue.start()
+        part = SurveillancePart(venue, config)
+        await part.start()
+        subscribers = len(venue._subscribers)
+        for cmd in flow():
+            await venue.submit(cmd)
+        await part.stop()
+        await venue.stop()
+        return part, subscribers
+
+    part, subscribers = asyncio.run(body())
+    assert part.surveillance is None and part.sink is None and subscribers == 0
+
+
+def test_the_part_refuses_a_journal_it_cannot_replay(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    asyncio.run(serve(data, flow()))
+
+    async def body() -> str:
+        config = make_config(data)
+        venue = Venue(config)
+        await venue.start()
+        segment = sorted((data / "journal").iterdir())[0]
+        raw = bytearray(segment.read_bytes())
+        raw[40] ^= 0xFF  # the venue recovered; the journal it replays is then damaged
+        segment.write_bytes(bytes(raw))
+        part = SurveillancePart(venue, config)
+        try:
+            await part.start()
+        except CliError as exc:
+            return f"{exc.code} {exc}"
+        finally:
+            await part.stop()
+            await venue.stop()
+        return "started"
+
+    outcome = asyncio.run(body())
+    assert outcome.startswith("2 surveillance cannot replay the journal: journal corrupt")

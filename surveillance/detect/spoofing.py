@@ -35,6 +35,8 @@ from surveillance.detect.state import DAY_NS, State, ms
 __all__ = ["Spoofing"]
 
 _OTHER = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+#: the executions an alert's evidence lists at most (the latest)
+EVIDENCE_TRADES = 50
 #: cancellations by the venue, not the owner's choice
 _VENUE = frozenset({CancelReason.OPERATOR, CancelReason.KILL_SWITCH})
 
@@ -130,6 +132,8 @@ class Spoofing:
                 "qty": state.qty(e.instrument, e.qty),
             }
         )
+        if len(episode.executions) > EVIDENCE_TRADES:
+            del episode.executions[0]
 
     # -- cancellations -----------------------------------------------------------------------
     def _cancelled(self, e: OrderCancelled) -> None:
