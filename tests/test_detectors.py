@@ -460,3 +460,25 @@ def test_a_wash_alert_lists_the_latest_trades_and_counts_them_all() -> None:
     trades = alert.evidence["trades"]
     assert len(trades) == 50 and trades[-1]["seq"] == flow.seq == alert.last_seq
     assert alert.first_seq == 3  # the first self-trade, though no longer listed
+
+
+def test_an_account_moving_to_another_owner_takes_its_orders_along() -> None:
+    flow = Flow()
+    flow.background()
+    ids = [flow.buy(20, PRICE - 15 - i, 7) for i in range(3)]
+    flow.configure(20, 90, StpMode.EXPIRE_TAKER)
+    state = flow.surveillance.state
+    assert set(state.by_owner[("BTC-USD", 90, Side.BUY)]) == set(ids)
+    assert ("BTC-USD", 20, Side.BUY) not in state.by_owner
+    assert state.owner_qty[("BTC-USD", 90, Side.BUY)] == 21
+    core = {price: qty for price, qty, *_ in flow.core.markets["BTC-USD"].bids.depth(0)}
+    assert state.levels[("BTC-USD", Side.BUY)] == core
+
+
+def test_an_owners_own_account_counts_in_its_group() -> None:
+    flow = Flow(params(otr_min_messages=20, otr_max_number=5))
+    flow.configure(31, 99, StpMode.EXPIRE_TAKER)
+    for account in (31, 99) * 5:
+        flow.cancel(account, flow.buy(account, PRICE - 100, 1))
+    [alert] = flow.alerts()
+    assert alert.evidence["scope"] == "owner" and alert.accounts == (31, 99)

@@ -32,6 +32,7 @@ _SENT = frozenset({CancelReason.USER, CancelReason.MASS_CANCEL})
 
 class _Count:
     __slots__ = (
+        "accounts",
         "first_seq",
         "first_ts",
         "messages",
@@ -43,6 +44,7 @@ class _Count:
 
     def __init__(self, seq: int, ts: int, first_alert: int) -> None:
         self.messages = 0
+        self.accounts: set[int] = set()  # the accounts that sent or traded
         self.order_volume = 0
         self.trades = 0
         self.traded_volume = 0
@@ -75,7 +77,7 @@ class OrderToTradeRatio:
             self.day = day
             self.counts = {}
         keys = [(day, instrument, "account", account)]
-        owner = state.owners.get(account)
+        owner = state.group(account)
         if owner is not None:
             keys.append((day, instrument, "owner", owner))
         out = []
@@ -89,6 +91,7 @@ class OrderToTradeRatio:
 
     def _message(self, instrument: str, account: int, volume: int) -> None:
         for key, count in self._counts(instrument, account):
+            count.accounts.add(account)
             count.messages += 1
             count.order_volume += volume
             if count.messages >= count.next_alert:
@@ -108,6 +111,7 @@ class OrderToTradeRatio:
         accounts = (e.maker_account, e.taker_account)
         for account in accounts:
             for _, count in self._counts(e.instrument, account):
+                count.accounts.add(account)
                 count.trades += 1
                 count.traded_volume += e.qty
         # one account's two sides of a self-trade count as two executed orders, as they are
@@ -124,11 +128,7 @@ class OrderToTradeRatio:
             return
         state = self.state
         worst = max(number / params.otr_max_number, volume / params.otr_max_volume)
-        accounts = (
-            (who,)
-            if kind == "account"
-            else tuple(sorted(a for a, o in state.owners.items() if o == who))
-        )
+        accounts = tuple(sorted(count.accounts))
         method = "number" if over_number else "volume"
         ratio = number if over_number else volume
         state.raise_alert(

@@ -124,6 +124,7 @@ class State:
         self.specs: dict[str, InstrumentSpec] = {spec.symbol: spec for spec in instruments}
         self.sink = sink
         self.owners: dict[int, int] = {}  # account -> owner, where they differ
+        self.groups: set[int] = set()  # the owners of other accounts
         self.orders: dict[int, LiveOrder] = {}
         #: (instrument, owner, side) -> order id -> its resting order
         self.by_owner: dict[tuple[str, int, Side], dict[int, LiveOrder]] = {}
@@ -139,6 +140,14 @@ class State:
     # -- static data -------------------------------------------------------------------------
     def owner(self, account: int) -> int:
         return self.owners.get(account, account)
+
+    def group(self, account: int) -> int | None:
+        """The owner group ``account`` belongs to, when it shares one with other accounts (an
+        owner's own account is in its group)."""
+        owner = self.owners.get(account)
+        if owner is not None:
+            return owner
+        return account if account in self.groups else None
 
     def params(self, symbol: str) -> InstrumentParams:
         return self.config.params(symbol)
@@ -163,6 +172,7 @@ class State:
         """Take the owners and the open orders from ``core`` (the state at the feed's start);
         the open orders' sizes start each instrument's typical size."""
         self.owners = dict(core.owners)
+        self.groups = set(self.owners.values())
         live = sorted(
             (order_id, order) for orders in core.live.values() for order_id, order in orders.items()
         )
@@ -200,16 +210,19 @@ class State:
 
     def _configured(self, e: AccountConfigured) -> None:
         old = self.owner(e.account)
+        moving: list[LiveOrder] = []
+        if old != e.owner:  # its resting orders will count for the new owner
+            for key in [k for k in self.by_owner if k[1] == old]:
+                moving += [o for o in self.by_owner[key].values() if o.account == e.account]
+            for order in moving:
+                self._remove(order)
         if e.owner == e.account:
             self.owners.pop(e.account, None)
         else:
             self.owners[e.account] = e.owner
-        if old != e.owner:  # its resting orders now count for the new owner
-            for key in [k for k in self.by_owner if k[1] == old]:
-                moving = [o for o in self.by_owner[key].values() if o.account == e.account]
-                for order in moving:
-                    self._remove(order)
-                    self._add(order)
+        self.groups = set(self.owners.values())
+        for order in moving:
+            self._add(order)
 
     def _typical(self, instrument: str, qty: int) -> None:
         median = self.medians.get(instrument)
