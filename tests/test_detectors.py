@@ -3,13 +3,14 @@ clean flow that looks like it (market makers, self-trade prevention, honest take
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
-from detect_flows import ASSETS, PRICE, SPECS, USD, Flow, new_core, params
+from detect_flows import ASSETS, PRICE, SPECS, SYM, USD, Flow, new_core, params
 
-from engine.commands import MassCancel, SetKillSwitch
+from engine.commands import MassCancel, NewOrder, SetKillSwitch
 from engine.events import SelfTradePrevented, Trade
-from engine.types import MassCancelScope, Side, StpMode
+from engine.types import MassCancelScope, OrdType, Side, StpMode, TimeInForce
 from surveillance.alerts import AlertType
 from surveillance.detect import LatestSink, Surveillance, batch
 from surveillance.detect.params import AmlParams
@@ -482,3 +483,49 @@ def test_an_owners_own_account_counts_in_its_group() -> None:
         flow.cancel(account, flow.buy(account, PRICE - 100, 1))
     [alert] = flow.alerts()
     assert alert.evidence["scope"] == "owner" and alert.accounts == (31, 99)
+
+
+def test_the_book_followed_from_random_flow_stays_the_cores() -> None:
+    """Seeded random flow (limit, IOC, market and stop-limit orders, replaces, cancels, mass
+    cancels, owners changing, self-trade prevention): after every command the open quantity
+    per price the detectors keep equals the core's book."""
+    rng = random.Random(7)
+    flow = Flow()
+    state = flow.surveillance.state
+    market = flow.core.markets["BTC-USD"]
+    accounts = [1, 2, 3, 4, 5, 6]
+    for step in range(1500):
+        roll = rng.random()
+        account = rng.choice(accounts)
+        side = rng.choice((Side.BUY, Side.SELL))
+        live = flow.core.open_orders(account)
+        if roll < 0.45:
+            price = PRICE + rng.randint(-20, 20)
+            tif = TimeInForce.IOC if rng.random() < 0.1 else TimeInForce.GTC
+            flow.order(account, side, price, rng.randint(1, 30), tif=tif)
+        elif roll < 0.5:
+            flow.clid += 1
+            flow.send(NewOrder(account, SYM, f"m{flow.clid}", side, OrdType.MARKET, qty=5))
+        elif roll < 0.55:
+            flow.clid += 1
+            stop = PRICE + rng.randint(-10, 10)
+            cmd = NewOrder(account, SYM, f"s{flow.clid}", side, OrdType.STOP_LOSS_LIMIT, qty=4)
+            cmd.price, cmd.stop_price = stop, stop
+            flow.send(cmd)
+        elif roll < 0.75 and live:
+            order = rng.choice(live)
+            flow.replace(
+                account, order.order_id, rng.randint(1, 30), order.price + rng.randint(-3, 3)
+            )
+        elif roll < 0.93 and live:
+            flow.cancel(account, rng.choice(live).order_id)
+        elif roll < 0.96:
+            flow.send(MassCancel(MassCancelScope.ACCOUNT, account=account))
+        else:
+            flow.configure(account, rng.choice((account, 90, 91)), rng.choice(list(StpMode)[1:]))
+        for book_side, book in ((Side.BUY, market.bids), (Side.SELL, market.asks)):
+            core = {price: qty for price, qty, *_ in book.depth(0)}
+            assert state.levels.get(("BTC-USD", book_side), {}) == core, step
+        for key, group in state.by_owner.items():
+            assert state.owner_qty[key] == sum(o.leaves for o in group.values()), step
+    assert sum(isinstance(e, Trade) for _, _, evs in flow.stream for e in evs) > 300

@@ -20,6 +20,7 @@ from engine.events import (
     OrderExpired,
     OrderReplaced,
     OrderTriggered,
+    SelfTradePrevented,
     Trade,
 )
 from engine.instrument import InstrumentSpec
@@ -204,6 +205,7 @@ class State:
             OrderTriggered: self._triggered,
             OrderReplaced: self._replaced,
             Trade: self._trade,
+            SelfTradePrevented: self._prevented,
             OrderCancelled: self._done,
             OrderExpired: self._done,
         }
@@ -265,7 +267,7 @@ class State:
         if e.leaves > 0:
             self._add(order)
 
-    def _trade(self, e: Trade) -> None:
+    def _trade(self, e: Trade | SelfTradePrevented) -> None:
         for order_id, leaves in (
             (e.maker_order_id, e.maker_leaves),
             (e.taker_order_id, e.taker_leaves),
@@ -285,6 +287,10 @@ class State:
                 self.owner_qty[(order.instrument, self.owner(order.account), order.side)] += delta
             else:
                 order.leaves = leaves
+
+    def _prevented(self, e: SelfTradePrevented) -> None:
+        """Self-trade prevention (DECREMENT) took quantity off both orders without a trade."""
+        self._trade(e)
 
     def _done(self, e: OrderCancelled | OrderExpired) -> None:
         order = self.orders.get(e.order_id)
