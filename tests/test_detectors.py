@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from detect_flows import ASSETS, PRICE, SPECS, SYM, USD, Flow, new_core, params
+from detect_flows import ASSETS, PRICE, SPECS, USD, Flow, new_core, params
+from helpers import SYM
 
 from engine.commands import MassCancel, NewOrder, SetKillSwitch
 from engine.events import SelfTradePrevented, Trade
