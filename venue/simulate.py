@@ -515,7 +515,7 @@ class Abuser:
             lots = lot * rng.randint(5, 15)
             side = rng.choice(("BUY", "SELL"))
             other = "SELL" if side == "BUY" else "BUY"
-            at = units.price(fair + (3 * step if side == "SELL" else -3 * step))
+            at = units.price(fair)  # inside the makers' spread: the pair trades together
             await self._send(
                 a,
                 "POST",
@@ -726,8 +726,9 @@ class Simulation:
             owner = accounts[0]
             for a in accounts:
                 await self._fund(admin, a)
-                # one owner; self-trade prevention off, so the pair can trade with itself
-                await admin.post(f"/v1/accounts/{a}", {"owner": owner, "stpDefault": "NONE"})
+                # one owner; for the wash pair self-trade prevention off, so it can trade itself
+                stp = "NONE" if kind == "wash" else "EXPIRE_TAKER"
+                await admin.post(f"/v1/accounts/{a}", {"owner": owner, "stpDefault": stp})
             clients = [await self._key(admin, http, a) for a in accounts]
             rng = random.Random(self.rng.random())
             abusers.append(Abuser(kind, clients, accounts, admin, self.units, rng, self.tally))
@@ -744,6 +745,7 @@ class Simulation:
         tasks: set[asyncio.Task[None]] = set()
         next_quote = start + s.requote_ms / 1000
         next_abuse = start + 1.0
+        turn = 0
         next_print = start + 1.0
         next_order = start
         price = fair.ticks
@@ -766,9 +768,10 @@ class Simulation:
                 while next_order <= now and len(tasks) < 256:
                     spawn(rng.choice(traders).act(price))
                     next_order += rng.expovariate(s.rate)
-            if abusers and now >= next_abuse:
-                spawn(rng.choice(abusers).act(price))
-                next_abuse += 2.0
+            if abusers and now >= next_abuse:  # each abuser in turn, one every second
+                spawn(abusers[turn % len(abusers)].act(price))
+                turn += 1
+                next_abuse += 1.0
             if now >= next_print:
                 self._progress(now - start, price)
                 next_print += 1.0
