@@ -49,6 +49,7 @@ from surveillance.replay import (
     BookReplayError,
     ReplayTooLong,
 )
+from surveillance.timeline import DEFAULT_LEVELS, MAX_LEVELS, timeline
 from surveillance.trail import (
     TrailError,
     TrailQuery,
@@ -250,6 +251,8 @@ class AuditTrailPage:
 
 #: The book replay's query parameters.
 _BOOK_PARAMETERS = ("symbol", "at", "depth")
+_TIMELINE_PARAMETERS = ("symbol", "from", "to", "accounts", "levels")
+_ACCOUNT = re.compile(r"[1-9][0-9]{0,17}")
 _DEPTH = re.compile(r"[0-9]{1,6}")
 
 
@@ -263,7 +266,10 @@ class BookPage:
         self._reads = asyncio.Semaphore(1)
 
     def routes(self) -> list[Route]:
-        return [Route("GET", "/v1/surveillance/book", self.book, SURVEILLANCE_READ)]
+        return [
+            Route("GET", "/v1/surveillance/book", self.book, SURVEILLANCE_READ),
+            Route("GET", "/v1/surveillance/timeline", self.timeline, SURVEILLANCE_READ),
+        ]
 
     def add_routes(self, app: web.Application) -> None:
         """Add the routes without any permission check (tests; a venue without logins)."""
@@ -313,6 +319,64 @@ class BookPage:
             except BookReplayError as exc:
                 return _error(_INTERNAL, f"The journal cannot be replayed: {exc}", 503)
         return web.Response(body=body, content_type="application/json")
+
+    async def timeline(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/surveillance/timeline``: ``surveillance.timeline`` over the durable
+        journal."""
+        query = request.query
+        for name in query:
+            if name not in _TIMELINE_PARAMETERS:
+                return _error(_INVALID_PARAM, f"Parameter '{name[:64]}' is not known here.", 400)
+            if len(query.getall(name)) > 1:
+                return _error(_INVALID_PARAM, f"Parameter '{name}' is given more than once.", 400)
+        for name in ("symbol", "from", "to"):
+            if not query.get(name, "").strip():
+                return _error(_INVALID_PARAM, f"Parameter '{name}' is required.", 400)
+        accounts: list[int] = []
+        for part in query.get("accounts", "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not _ACCOUNT.fullmatch(part):
+                return _error(
+                    _INVALID_PARAM, "Parameter 'accounts' must list account numbers.", 400
+                )
+            accounts.append(int(part))
+        levels = DEFAULT_LEVELS
+        text = query.get("levels", "").strip()
+        if text:
+            if not _DEPTH.fullmatch(text) or not 1 <= int(text) <= MAX_LEVELS:
+                return _error(_INVALID_PARAM, f"Parameter 'levels' must be 1 to {MAX_LEVELS}.", 400)
+            levels = int(text)
+        durable = self.durable_seq()
+        args = (query["symbol"].strip(), query["from"].strip(), query["to"].strip())
+        async with self._reads:
+            try:
+                body = await asyncio.to_thread(self._timeline, *args, accounts, levels, durable)
+            except BookQueryError as exc:
+                return _error(_INVALID_PARAM, str(exc), 400)
+            except ReplayTooLong as exc:
+                return web.json_response(
+                    {
+                        "code": _INVALID_PARAM,
+                        "msg": str(exc),
+                        "records": exc.records,
+                        "limit": exc.limit,
+                        "startSeq": exc.start_seq,
+                    },
+                    status=422,
+                )
+            except BookReplayError as exc:
+                return _error(_INTERNAL, f"The journal cannot be replayed: {exc}", 503)
+        return web.Response(body=body, content_type="application/json")
+
+    def _timeline(
+        self, symbol: str, start: str, end: str, accounts: list[int], levels: int, durable: int
+    ) -> bytes:
+        answer = timeline(
+            self.replay, symbol, start, end, accounts, levels=levels, durable_seq=durable
+        )
+        return json.dumps(answer, separators=(",", ":")).encode()
 
     def _answer(self, symbol: str, at: str, durable: int, depth: int) -> bytes:
         """The answer as JSON, in the worker thread: a deep book is megabytes to encode."""

@@ -63,6 +63,7 @@ ROUTES = {
     ("GET", "/v1/audit"),
     ("GET", "/v1/audit.csv"),
     ("GET", "/v1/surveillance/book"),
+    ("GET", "/v1/surveillance/timeline"),
     ("GET", "/"),
     ("GET", "/console"),
     ("GET", "/console/"),
