@@ -139,7 +139,8 @@ def _alert_ids(body: Mapping[str, Any]) -> list[int]:
 
 
 class AlertPages:
-    """The alerts and cases (and the console's pages over them, ``script_urls``) of ``store`` (opened, its writer started by the caller).
+    """The alerts and cases of ``store`` (opened, its writer started by the caller), and the
+    console's pages over them (``script_urls``).
     ``audit``: where staff events go; ``caller``: who calls (operator, address); ``entity``: the
     venue as the STOR names it; ``owners``: the accounts' owner groups (none: each its own)."""
 

@@ -3,7 +3,11 @@ process with its admin API and its audit chain (the parts of ``venue run``) and 
 made in its store; the operator
 signs in with a real TOTP code, halts an instrument from the instruments page (the venue's own
 status must say HALTED), finds the halt in the audit trail page under their name, exports the
-trail as CSV, and the other pages draw. One browser for the whole module.
+trail as CSV, and the other pages draw. A spoofing episode is driven through the venue (a large
+order resting, a small execution on the other side by the same account, the large order
+cancelled) and its alert put in the alert store: the compliance pages list it, draw the market
+around it from the journal, open a case from it and close the case, as the store then says. One
+browser for the whole module.
 
 Screenshots go to ``$CONSOLE_SCREENSHOTS`` when set (``docs/console`` holds the committed
 ones), else to a temporary folder. Debian's chromium (``/usr/bin/chromium``; scripts/lib.sh
@@ -18,6 +22,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -30,10 +35,13 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from engine.commands import Deposit, NewOrder, Origin
-from engine.types import Door, OrdType, Side
+from engine.commands import CancelOrder, Deposit, NewOrder, Origin
+from engine.events import OrderAccepted
+from engine.types import Door, OrdType, Side, TimeInForce
 from gateway.staff.operators import OperatorStore
+from surveillance.alerts import Alert, AlertType
 from surveillance.config import AuditConfig
+from surveillance.store import AlertStore
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, load_config
 from venue.parts import AdminPart, AuditPart
 from venue.runtime import Venue
@@ -43,6 +51,7 @@ NAME = "carol"
 PASSWORD = "correct horse battery"
 SYMBOL = "BTC-USDT"
 ACCOUNT = 1001
+MAKER, SPOOFER = 1002, 1003  # the spoofing episode's other member and its spoofer
 T = TypeVar("T")
 
 
@@ -64,6 +73,7 @@ class RunningVenue:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.url = ""
         self.totp: pyotp.TOTP | None = None  # the operator's authenticator
+        self.points: dict[str, tuple[int, int]] = {}  # the episode's steps: (seq, ms)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -90,10 +100,16 @@ class RunningVenue:
                 origin=fix,
             )  # 0.5 BTC at 94000.00
             await self.venue.submit(bid)
+            url = self.config.alert_store.url_for(self.config.data_dir)
+            self.store = await asyncio.to_thread(AlertStore.connect, url)
+            self.store.start()
+            await self.spoof()
             self.audit = AuditPart(self.venue, self.config)
             await self.audit.start()
             # as ``venue run`` serves it: staff events and exports chained
-            self.admin = AdminPart(self.venue, self.config, None, chain=self.audit.chain)
+            self.admin = AdminPart(
+                self.venue, self.config, None, chain=self.audit.chain, alerts=self.store
+            )
             await self.admin.start()
             self.url = self.admin.url
 
@@ -104,12 +120,127 @@ class RunningVenue:
             await self.admin.stop()
             await self.audit.stop()
             await self.venue.stop()
+            await asyncio.to_thread(self.store.close)
 
         try:
             self.run(stop())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+    async def step(self, name: str, cmd: NewOrder | CancelOrder | Deposit) -> int:
+        """Submit ``cmd`` and note its seq and time as ``name``; the new order's id (else 0).
+        The steps are a little apart, so that the chart spreads them."""
+        events = await self.venue.submit(cmd)
+        self.points[name] = await self.venue.read(
+            lambda core: (core.last_seq, core.last_ts // 10**6)
+        )
+        await asyncio.sleep(0.15)
+        return next((e.order_id for e in events if isinstance(e, OrderAccepted)), 0)
+
+    async def spoof(self) -> None:
+        """A spoofing episode through the venue, and its alert (as the detector shapes it) and
+        two order-to-trade breaches in the store."""
+        custody = Origin(Door.CUSTODY, "custody", "tx-9c01", "")
+        for account in (MAKER, SPOOFER):
+            for asset, amount in (("USDT", 1_000_000 * 10**8), ("BTC", 10 * 10**8)):
+                ref = f"tx-{account}-{asset}"
+                await self.venue.submit(Deposit(account, asset, amount, ref, origin=custody))
+        maker = Origin(Door.FIX, "MM2", "", "10.0.0.10:5002")
+        spoofer = Origin(Door.FIX, "SP1", "", "10.0.0.11:5003")
+
+        def order(account: int, cl: str, side: Side, lots: int, ticks: int, **kw: Any) -> NewOrder:
+            origin = spoofer if account == SPOOFER else maker
+            return NewOrder(
+                account, SYMBOL, cl, side, OrdType.LIMIT, qty=lots, price=ticks, origin=origin, **kw
+            )
+
+        for cl, side, lots, ticks in (
+            ("m1", Side.SELL, 20_000, 9_410_000),  # 0.2 at 94100.00
+            ("m2", Side.SELL, 30_000, 9_415_000),
+            ("m3", Side.SELL, 40_000, 9_425_000),
+            ("m4", Side.BUY, 10_000, 9_395_000),
+        ):
+            await self.step(cl, order(MAKER, cl, side, lots, ticks))
+        big = await self.step("big", order(SPOOFER, "s1", Side.SELL, 300_000, 9_420_000))  # 3 BTC
+        await self.step(
+            "lift", order(SPOOFER, "s2", Side.BUY, 5_000, 9_410_000, tif=TimeInForce.IOC)
+        )
+        await self.step("cancel", CancelOrder(SPOOFER, SYMBOL, order_id=big, origin=spoofer))
+        await self.step("m5", order(MAKER, "m5", Side.SELL, 10_000, 9_405_000))
+        (big_seq, big_ms), (lift_seq, lift_ms) = self.points["big"], self.points["lift"]
+        cancel_seq, cancel_ms = self.points["cancel"]
+        self.store.raise_alert(
+            Alert(
+                key=f"SPOOFING:{SYMBOL}:{SPOOFER}:{big_ms // 86_400_000}",
+                type=AlertType.SPOOFING,
+                symbol=SYMBOL,
+                accounts=(SPOOFER,),
+                from_ms=big_ms,
+                to_ms=cancel_ms,
+                score=87.5,
+                evidence={
+                    "side": "SELL",
+                    "medianOrderQty": "0.25000",
+                    "depthNearTouch": "0.90000",
+                    "orders": [
+                        {
+                            "orderId": big,
+                            "account": SPOOFER,
+                            "side": "SELL",
+                            "price": "94200.00",
+                            "qty": "3.00000",
+                            "acceptedTime": big_ms,
+                            "cancelledTime": cancel_ms,
+                        }
+                    ],
+                    "trades": [
+                        {
+                            "seq": lift_seq,
+                            "time": lift_ms,
+                            "account": SPOOFER,
+                            "side": "BUY",
+                            "price": "94100.00",
+                            "qty": "0.05000",
+                        }
+                    ],
+                },
+                first_seq=big_seq,
+                last_seq=cancel_seq,
+                summary=(
+                    f"owner {SPOOFER} on {SYMBOL}: a sell order 12 times the typical size "
+                    "cancelled within 1000 ms of executing on the other side"
+                ),
+            )
+        )
+        day = big_ms // 86_400_000
+        for account, messages, trades in ((SPOOFER, 1_400, 2), (MAKER, 1_200, 4)):
+            self.store.raise_alert(
+                Alert(
+                    key=f"OTR_BREACH:{SYMBOL}:account:{account}:{day}",
+                    type=AlertType.OTR_BREACH,
+                    symbol=SYMBOL,
+                    accounts=(account,),
+                    from_ms=big_ms - 60_000,
+                    to_ms=cancel_ms,
+                    score=min(100.0, 50.0 * messages / trades / 250),
+                    evidence={
+                        "scope": "account",
+                        "id": account,
+                        "day": day,
+                        "messages": messages,
+                        "trades": trades,
+                        "orderVolume": "310.00000",
+                        "tradedVolume": "0.35000",
+                        "numberRatio": f"{messages / trades:.2f}",
+                        "volumeRatio": f"{310 / 0.35:.2f}",
+                        "maxNumberRatio": 250,
+                        "maxVolumeRatio": 1000,
+                    },
+                    summary=f"account {account} on {SYMBOL}: number ratio over the maximum 250",
+                )
+            )
+        assert await asyncio.to_thread(self.store.flush, 10)
 
     def status(self) -> dict[str, Any]:
         """The venue's status, read on its loop (not through the API the page uses)."""
@@ -300,6 +431,109 @@ def test_the_kill_switch_and_its_release_held_for_a_second_person(
     expect(row.locator("button", has_text="Approve")).to_be_disabled()  # not one's own,
     expect(row.locator("button", has_text="Reject")).to_be_disabled()  # nor without the role
     page.screenshot(path=str(shots / "approvals.png"), full_page=True)
+
+
+def test_an_alert_from_the_queue_to_its_chart_and_a_closed_case(
+    page: Page, venue: RunningVenue, shots: Path
+) -> None:
+    page.goto("/console/#/alerts")
+    for title in ("Alerts", "Cases", "Order-to-trade"):
+        expect(page.locator("#nav")).to_contain_text(title)
+    rows = page.locator("#alerts-results tbody tr.clickable")
+    expect(rows).to_have_count(3)
+    spoof = rows.filter(has_text="SPOOFING")
+    expect(spoof).to_contain_text(str(SPOOFER))
+    expect(spoof.locator("svg.score-bar")).to_have_attribute("data-score", "87.5")
+    page.screenshot(path=str(shots / "alerts.png"), full_page=True)
+    page.select_option("#alerts-type", "OTR_BREACH")
+    page.click("#alerts-filters button[type=submit]")
+    expect(rows).to_have_count(2)
+    page.select_option("#alerts-type", "SPOOFING")
+    page.click("#alerts-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    rows.first.locator("td").nth(3).click()  # a click on the row opens the alert
+
+    expect(page.locator("#alert-title")).to_contain_text(f"SPOOFING on {SYMBOL}")
+    chart = page.locator("#alert-chart svg.market-chart")
+    expect(chart).to_be_visible()
+    # the journal's market: the spoofer's trade, its two orders placed and the large one cancelled
+    expect(chart.locator("circle.trade.mine")).to_have_count(1)
+    expect(chart.locator("path.order.new")).to_have_count(2)
+    expect(chart.locator("path.order.cancelled")).to_have_count(1)
+    assert chart.locator("rect.level.ask").count() > 0
+    assert chart.locator("rect.level.bid").count() > 0
+    expect(chart.locator("path.best.bid")).to_have_count(1)
+    expect(chart.locator(".legend")).to_contain_text("order cancelled")
+    lift_seq = venue.points["lift"][0]
+    expect(chart.locator("circle.trade.mine")).to_have_attribute("data-seq", str(lift_seq))
+    box = chart.bounding_box()
+    assert box is not None
+    chart.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.4})  # pick a time
+    expect(page.locator("#book-at")).to_have_value(re.compile(r"^\d{4}-\d\d-\d\dT.*Z$"))
+    expect(page.locator("#book-ladder")).to_be_visible()
+    page.fill("#book-at", str(venue.points["big"][0]))  # as the large order rested
+    page.click("#book-show")
+    ladder = page.locator("#book-ladder")
+    expect(ladder.locator(".ladder-order.mine")).to_contain_text(f"3.00000 · acct {SPOOFER}")
+    expect(ladder).to_contain_text("94200.00")
+    expect(page.locator("#alert-evidence")).to_contain_text("medianOrderQty")
+    page.screenshot(path=str(shots / "alert.png"), full_page=True)
+
+    page.fill("#alert-case-title", "Spoofing by 1003")
+    page.click("#alert-open-case")
+    expect(page.locator("#case-title")).to_contain_text("Spoofing by 1003")
+    expect(page.locator("#case-state")).to_have_text("OPEN")
+    case_id = int(page.url.rsplit("/", 1)[1])
+    page.fill("#case-operator", NAME)
+    page.click("#case-assign")
+    expect(page.locator("#case-assignee")).to_have_text(NAME)
+    page.fill("#case-comment", "Cancelled 3 BTC right after buying 0.05.")
+    page.click("#case-comment-add")
+    expect(page.locator("#case-comments")).to_contain_text("right after buying 0.05")
+    notes = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"call with the member"}
+    page.set_input_files("#case-file", files=[notes])
+    page.click("#case-attach")
+    expect(page.locator("#case-attachments")).to_contain_text("notes.txt")
+    page.select_option("#case-disposition", "REPORTED")
+    page.fill("#case-reason", "Spoofing the ask to buy below it.")
+    page.click("#case-close")
+    expect(page.locator("#case-state")).to_have_text("CLOSED")
+    expect(page.locator("#case-comment-add")).to_be_disabled()
+    expect(page.locator("#case-history")).to_contain_text("close")
+    expect(page.locator("#stor-html")).to_have_attribute(
+        "href", f"/v1/surveillance/cases/{case_id}/stor.html"
+    )
+    page.screenshot(path=str(shots / "case.png"), full_page=True)
+    stored = venue.store.case(case_id)  # the store's word, not the page's
+    assert (stored["state"], stored["disposition"], stored["operator"]) == (
+        "CLOSED",
+        "REPORTED",
+        NAME,
+    )
+    assert [c["text"] for c in stored["comments"]] == ["Cancelled 3 BTC right after buying 0.05."]
+    assert [a["name"] for a in stored["attachments"]] == ["notes.txt"]
+    assert [a["state"] for a in stored["alerts"]] == ["CLOSED"]
+
+    assert venue.audit.chain is not None
+    venue.run(venue.audit.chain.flush())
+    page.click("a.audit-link:text-is('case.close')")
+    expect(page.locator("#audit-action")).to_have_value("case.close")
+    expect(page.locator("#audit-results tbody tr").first).to_contain_text(f"case {case_id}")
+
+
+def test_the_order_to_trade_ratios_against_the_maximum(
+    page: Page, venue: RunningVenue, shots: Path
+) -> None:
+    page.goto("/console/#/otr")
+    bars = page.locator("#otr-number rect.otr-bar")
+    expect(bars).to_have_count(2)
+    expect(bars.first).to_have_attribute("data-ratio", "700")  # 1400 messages, 2 trades
+    expect(page.locator("#otr-number rect.otr-bar.over")).to_have_count(2)
+    expect(page.locator("#otr-number line.otr-max")).to_have_count(2)
+    expect(page.locator("#otr-volume rect.otr-bar")).to_have_count(2)
+    expect(page.locator("#otr-volume rect.otr-bar.over")).to_have_count(0)  # 885.71 of 1000
+    expect(page.locator("#otr")).to_contain_text(f"account {SPOOFER}")
+    page.screenshot(path=str(shots / "otr.png"), full_page=True)
 
 
 def test_signing_out_ends_the_session(page: Page, venue: RunningVenue) -> None:

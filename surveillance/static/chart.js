@@ -46,6 +46,7 @@
   }
 
   function num(text) {
+    if (text === "" || text === null || text === undefined) return NaN;
     const value = Number(text);
     return Number.isFinite(value) ? value : NaN;
   }

@@ -13,7 +13,8 @@
   const BASE = "/v1/surveillance";
   const TYPES = ["WASH_TRADE", "SPOOFING", "LAYERING", "OTR_BREACH", "AML_VELOCITY", "AML_STRUCTURING", "AML_IN_OUT", "HOT_WALLET_BAND", "RESERVE_SHORTFALL", "DEPOSIT_REORG"];
   const DISPOSITIONS = ["FALSE_POSITIVE", "MONITORED", "ESCALATED", "REPORTED"];
-  const AROUND_MS = 30_000; // the chart opens this much before and after the alert's window
+  // The chart opens a bit before and after the alert's window: half its length, 2 s to 30 s.
+  const around = (alert) => Math.min(30_000, Math.max(2_000, Math.round((alert.toTime - alert.fromTime) / 2)));
   const NO_RIGHT = "Your roles do not allow this (cases.write).";
 
   // The id after the page's own in the address: #/alerts/12 -> 12.
@@ -286,8 +287,8 @@
   }
 
   async function marketSection(main, alert) {
-    const from = alert.fromTime - AROUND_MS;
-    const to = alert.toTime + AROUND_MS;
+    const from = alert.fromTime - around(alert);
+    const to = alert.toTime + around(alert);
     const chartBox = el("div", { id: "alert-chart", class: "chart" });
     const at = el("input", { id: "book-at", size: 28, placeholder: "2024-01-02T03:04:05.500Z", value: iso(alert.toTime) });
     const bookBox = el("div", { id: "book-box" });
@@ -310,7 +311,14 @@
     if (alert.accounts.length) params.set("accounts", alert.accounts.join(","));
     let timeline;
     try {
-      timeline = await api("GET", `${BASE}/timeline?${params}`);
+      try {
+        timeline = await api("GET", `${BASE}/timeline?${params}`);
+      } catch (exc) {
+        // a view opening before the venue's first command: from its start (seq 0)
+        if (exc.status !== 400 || !/before the first command/.test(exc.message)) throw exc;
+        params.set("from", "0");
+        timeline = await api("GET", `${BASE}/timeline?${params}`);
+      }
     } catch (exc) {
       chartBox.replaceChildren(el("p", { class: exc.status === 404 ? "muted" : "error", id: "chart-error" },
         exc.status === 404 ? "This venue does not serve the market timeline (GET /v1/surveillance/timeline)." : exc.message));
@@ -328,7 +336,7 @@
       },
     });
     chartBox.replaceChildren(chart, el("p", { class: "muted" },
-      `seq ${timeline.fromSeq} – ${timeline.toSeq}: ${timeline.samples.length} book changes, ${timeline.trades.length} trades, ${timeline.orders.length} order events of the accounts ${alert.accounts.join(", ")}`));
+      `seq ${timeline.fromSeq} – ${timeline.toSeq}: ${timeline.samples.length} book changes, ${timeline.trades.length} trade${timeline.trades.length === 1 ? "" : "s"}, ${timeline.orders.length} order event${timeline.orders.length === 1 ? "" : "s"} of account${alert.accounts.length === 1 ? "" : "s"} ${alert.accounts.join(", ")}`));
   }
 
   page({
@@ -424,7 +432,7 @@
       el("h1", { id: "case-title" }, `Case #${item.caseId}: ${item.title}`),
       facts([
         ["State", el("span", { id: "case-state" }, stateTag(item.state))],
-        ["Assigned to", item.operator || "—"],
+        ["Assigned to", el("span", { id: "case-assignee" }, item.operator || "—")],
         ["Opened", `${time(item.createdAt)} by ${item.createdBy}`],
         ["Disposition", item.disposition ? `${item.disposition}: ${item.reason}` : "—"],
         ["Closed", item.closedAt ? `${time(item.closedAt)} by ${item.closedBy}` : undefined],
@@ -465,7 +473,7 @@
         ? el("ul", { id: "case-comments", class: "comments" }, item.comments.map((c) => el("li", {}, el("span", { class: "muted" }, `${time(c.time)} ${c.author}: `), c.text)))
         : el("p", { class: "muted", id: "case-comments" }, "No comment yet."),
       el("h2", {}, "Attachments"),
-      table(
+      el("div", { id: "case-attachments" }, table(
         [
           ["Name", (a) => el("a", { href: `${path}/attachments/${a.attachmentId}`, download: a.name }, a.name)],
           ["Type", (a) => a.contentType],
@@ -476,7 +484,7 @@
         ],
         item.attachments,
         "No attachment."
-      ),
+      )),
       el("h2", {}, "History"),
       (() => {
         const grid = table(
