@@ -214,7 +214,8 @@ class RunningVenue:
             )
         )
         day = big_ms // 86_400_000
-        for account, messages, trades in ((SPOOFER, 1_400, 2), (MAKER, 1_200, 4)):
+        breaches = ((SPOOFER, 1_400, 2, 310, 0.35), (MAKER, 1_200, 4, 120, 0.4))
+        for account, messages, trades, volume, traded in breaches:
             self.store.raise_alert(
                 Alert(
                     key=f"OTR_BREACH:{SYMBOL}:account:{account}:{day}",
@@ -230,10 +231,10 @@ class RunningVenue:
                         "day": day,
                         "messages": messages,
                         "trades": trades,
-                        "orderVolume": "310.00000",
-                        "tradedVolume": "0.35000",
+                        "orderVolume": f"{volume:.5f}",
+                        "tradedVolume": f"{traded:.5f}",
                         "numberRatio": f"{messages / trades:.2f}",
-                        "volumeRatio": f"{310 / 0.35:.2f}",
+                        "volumeRatio": f"{volume / traded:.2f}",
                         "maxNumberRatio": 250,
                         "maxVolumeRatio": 1000,
                     },
@@ -514,6 +515,14 @@ def test_an_alert_from_the_queue_to_its_chart_and_a_closed_case(
     assert [a["name"] for a in stored["attachments"]] == ["notes.txt"]
     assert [a["state"] for a in stored["alerts"]] == ["CLOSED"]
 
+    page.click("text=← Cases")
+    page.select_option("#cases-state", "CLOSED")
+    closed = page.locator("#cases tbody tr.clickable")
+    expect(closed).to_have_count(1)
+    expect(closed).to_contain_text("REPORTED")
+    closed.locator("td").nth(1).click()
+    expect(page.locator("#case-state")).to_have_text("CLOSED")
+
     assert venue.audit.chain is not None
     venue.run(venue.audit.chain.flush())
     page.click("a.audit-link:text-is('case.close')")
@@ -531,7 +540,7 @@ def test_the_order_to_trade_ratios_against_the_maximum(
     expect(page.locator("#otr-number rect.otr-bar.over")).to_have_count(2)
     expect(page.locator("#otr-number line.otr-max")).to_have_count(2)
     expect(page.locator("#otr-volume rect.otr-bar")).to_have_count(2)
-    expect(page.locator("#otr-volume rect.otr-bar.over")).to_have_count(0)  # 885.71 of 1000
+    expect(page.locator("#otr-volume rect.otr-bar.over")).to_have_count(0)  # 885.71, 300 of 1000
     expect(page.locator("#otr")).to_contain_text(f"account {SPOOFER}")
     page.screenshot(path=str(shots / "otr.png"), full_page=True)
 
