@@ -530,7 +530,7 @@ def test_an_alert_from_the_queue_to_its_chart_and_a_closed_case(
     expect(page.locator("#audit-results tbody tr").first).to_contain_text(f"case {case_id}")
 
 
-def test_the_order_to_trade_ratios_against_the_maximum(
+def test_the_order_to_trade_ratios_and_a_case_of_alerts_ticked_in_the_queue(
     page: Page, venue: RunningVenue, shots: Path
 ) -> None:
     page.goto("/console/#/otr")
@@ -543,6 +543,22 @@ def test_the_order_to_trade_ratios_against_the_maximum(
     expect(page.locator("#otr-volume rect.otr-bar.over")).to_have_count(0)  # 885.71, 300 of 1000
     expect(page.locator("#otr")).to_contain_text(f"account {SPOOFER}")
     page.screenshot(path=str(shots / "otr.png"), full_page=True)
+
+    # both breaches into one case, ticked in the alerts queue
+    page.goto("/console/#/alerts")
+    page.select_option("#alerts-state", "OPEN")
+    page.click("#alerts-filters button[type=submit]")
+    ticks = page.locator("#alerts-results input.pick")
+    expect(ticks).to_have_count(2)
+    expect(page.locator("#case-open")).to_be_disabled()
+    ticks.nth(0).check()
+    ticks.nth(1).check()
+    page.fill("#case-title", "Order-to-trade breaches")
+    page.click("#case-open")
+    expect(page.locator("#case-title")).to_contain_text("Order-to-trade breaches")
+    case_id = int(page.url.rsplit("/", 1)[1])
+    held = venue.store.case(case_id)["alerts"]
+    assert sorted((a["type"], a["state"]) for a in held) == [("OTR_BREACH", "IN_CASE")] * 2
 
 
 def test_signing_out_ends_the_session(page: Page, venue: RunningVenue) -> None:
