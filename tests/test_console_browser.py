@@ -561,6 +561,56 @@ def test_the_order_to_trade_ratios_and_a_case_of_alerts_ticked_in_the_queue(
     assert sorted((a["type"], a["state"]) for a in held) == [("OTR_BREACH", "IN_CASE")] * 2
 
 
+def test_the_chart_draws_a_long_timeline_thinned_and_skips_what_has_no_price(page: Page) -> None:
+    """``MarketChart.draw`` over a made timeline: 6,000 book changes drawn as at most 1,500
+    bands a level, every trade and every priced order marked, a market order's and a rejection's
+    (no price) left off the price axis, each kind of order event its own marker."""
+    page.goto("/console/#/alerts")
+    expect(page.locator("#alerts-results")).to_be_visible()
+    counts = page.evaluate(
+        """() => {
+        const t0 = Date.UTC(2026, 0, 5, 10, 0, 0);
+        const samples = [];
+        for (let i = 0; i < 6000; i += 1) {
+          const bid = 100 + (i % 7) / 100;
+          samples.push({seq: i + 1, ts: t0 + i * 10, bids: [[bid.toFixed(2), "1.5"]],
+                        asks: [[(bid + 0.05).toFixed(2), String(1 + (i % 3))]]});
+        }
+        const trade = (seq, price, buy, sell) => ({seq, ts: t0 + seq * 10, price, qty: "0.5",
+          buyAccount: buy, sellAccount: sell, aggressor: "BUY"});
+        const order = (seq, event, side, price) => ({seq, ts: t0 + seq * 10, event,
+          orderId: seq, account: 7, side, price, qty: "2"});
+        const svg = MarketChart.draw({
+          symbol: "X-Y", fromSeq: 1, toSeq: 6000, samples,
+          trades: [trade(10, "100.03", 7, 8), trade(20, "100.04", 8, 9)],
+          orders: [order(5, "NEW", "BUY", "100.01"), order(6, "NEW", "SELL", "100.09"),
+                   order(30, "CANCELLED", "", "100.01"), order(31, "REPLACED", "SELL", "100.08"),
+                   order(32, "EXPIRED", "BUY", "100.00"), order(33, "REJECTED", "", ""),
+                   order(34, "NEW", "BUY", "")],
+        }, {accounts: [7], windowFrom: t0 + 1000, windowTo: t0 + 2000});
+        const n = (selector) => svg.querySelectorAll(selector).length;
+        return {bids: n("rect.level.bid"), asks: n("rect.level.ask"), trades: n("circle.trade"),
+                mine: n("circle.trade.mine"), placed: n("path.order.new"),
+                cancelled: n("path.order.cancelled"), replaced: n("path.order.replaced"),
+                expired: n("path.order.expired"), rejected: n("path.order.rejected"),
+                window: n("rect.alert-window"), best: n("path.best")};
+    }"""
+    )
+    assert counts == {
+        "bids": 1500,
+        "asks": 1500,
+        "trades": 2,
+        "mine": 1,
+        "placed": 2,  # the third NEW is a market order: no price to place it at
+        "cancelled": 1,
+        "replaced": 1,
+        "expired": 1,
+        "rejected": 0,
+        "window": 1,
+        "best": 2,
+    }
+
+
 def test_signing_out_ends_the_session(page: Page, venue: RunningVenue) -> None:
     page.click("#logout")
     expect(page.locator("h1")).to_have_text("Sign in")

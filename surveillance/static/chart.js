@@ -56,6 +56,18 @@
     return dot < 0 ? 0 : String(text).length - dot - 1;
   }
 
+  // The least and greatest of `values` (a busy timeline is too long to spread into Math.min).
+  function extent(values) {
+    let low = Infinity;
+    let high = -Infinity;
+    for (const v of values) {
+      if (!Number.isFinite(v)) continue;
+      if (v < low) low = v;
+      if (v > high) high = v;
+    }
+    return [low, high];
+  }
+
   function clock(ms) {
     return new Date(ms).toISOString().slice(11, 23);
   }
@@ -100,9 +112,9 @@
     const mine = new Set((opts.accounts || []).map(Number));
 
     // -- the extent: time from the view asked for (else the data), price from everything drawn
-    const times = [...samples.map((s) => s.ts), ...trades.map((t) => t.ts), ...orders.map((o) => o.ts)];
-    let t0 = Number.isFinite(opts.viewFrom) ? opts.viewFrom : Math.min(...times);
-    let t1 = Number.isFinite(opts.viewTo) ? opts.viewTo : Math.max(...times);
+    const [first, last] = extent([...samples.map((s) => s.ts), ...trades.map((t) => t.ts), ...orders.map((o) => o.ts)]);
+    let t0 = Number.isFinite(opts.viewFrom) ? opts.viewFrom : first;
+    let t1 = Number.isFinite(opts.viewTo) ? opts.viewTo : last;
     if (!Number.isFinite(t0) || !Number.isFinite(t1)) {
       t0 = Date.now() - 60_000;
       t1 = Date.now();
@@ -112,10 +124,9 @@
     for (const s of samples) for (const [p] of [...s.bids, ...s.asks]) priceTexts.push(p);
     for (const t of trades) priceTexts.push(t.price);
     for (const o of orders) if (o.price !== null && o.price !== undefined && o.price !== "") priceTexts.push(o.price);
-    const prices = priceTexts.map(num).filter(Number.isFinite);
-    const places = Math.min(8, Math.max(0, ...priceTexts.map(decimals)));
-    let p0 = prices.length ? Math.min(...prices) : 0;
-    let p1 = prices.length ? Math.max(...prices) : 1;
+    let [p0, p1] = extent(priceTexts.map(num));
+    if (!Number.isFinite(p0)) [p0, p1] = [0, 1];
+    const places = Math.min(8, priceTexts.reduce((most, p) => Math.max(most, decimals(p)), 0));
     const pad = (p1 - p0) * 0.06 || Math.max(Math.abs(p1) * 0.001, 1);
     p0 -= pad;
     p1 += pad;
@@ -217,7 +228,7 @@
     }
 
     // -- trades: dots sized by quantity; the involved accounts' in the accounts' colour
-    const maxTrade = Math.max(0, ...trades.map((t) => num(t.qty) || 0));
+    const maxTrade = Math.max(0, extent(trades.map((t) => num(t.qty)))[1]);
     const dots = svg("g", { class: "trades" });
     for (const t of trades) {
       const involved = mine.has(Number(t.buyAccount)) || mine.has(Number(t.sellAccount));
