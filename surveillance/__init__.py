@@ -15,6 +15,9 @@ case store (``store``: SQL through SQLAlchemy and Alembic, ``storeschema``, ``mi
 ``[surveillance_store]`` in ``storeconfig``), served on the admin API (``casepages``, the
 list's query in ``alertquery``) with a case's STOR export (``stor``).
 
+The detectors (``detect``: the feed, order-to-trade ratio, wash trades, spoofing and layering,
+money flows, ``[surveillance]``, the batch run ``venue surveil`` uses) raise the ``alerts``
+shape to any sink; the running venue's is the store.
+
 May import ``engine`` only (and aiohttp for its pages, SQLAlchemy and Alembic for its store).
-The detectors are later work.
 """

@@ -471,8 +471,13 @@ class AlertStore(AlertSink):
                 "state": sql_case((closed, OPEN), else_=alerts.c.state),
                 "case_id": sql_case((closed, null()), else_=alerts.c.case_id),
             },
+            # a raise from journal records the store has seen (the detectors catch up from
+            # the journal at every start) changes nothing
+            where=alerts.c.last_seq < new.last_seq,
         ).returning(alerts.c.id, alerts.c.accounts, alerts.c.count)
-        row = conn.execute(upsert).one()
+        row = conn.execute(upsert).first()
+        if row is None:
+            return
         alert_id, stored, count = int(row[0]), set(json.loads(row[1])), int(row[2])
         fresh = accounts if count == 1 else [a for a in accounts if a not in stored]
         if fresh:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import itertools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -92,6 +93,9 @@ def run(tmp_path: Path, body: Callable[[Admin], Awaitable[None]], url: str = "")
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
+_SEQS = itertools.count(120)
+
+
 def wash(key: str = "wash:1", **changes: Any) -> Alert:
     fields: dict[str, Any] = {
         "key": key,
@@ -134,7 +138,7 @@ def wash(key: str = "wash:1", **changes: Any) -> Alert:
             ],
         },
         "first_seq": 100,
-        "last_seq": 120,
+        "last_seq": next(_SEQS),  # each raise is new evidence (same last_seq: seen already)
         "summary": "accounts 1001 and 1002 traded with each other <script>alert(1)</script>",
     }
     fields.update(changes)

@@ -214,5 +214,5 @@ def test_a_section_a_package_adds_is_dispatched_without_its_keys(
         "console": 8083,
         "approvals": ["adjustment_above", "required"],
     }
-    error = error_of(parse_config, text + "\n[surveillance]\nwindow_s = 60\n")
-    assert error.key == "surveillance" and "unknown top-level key" in error.problem
+    error = error_of(parse_config, text + "\n[cases]\nwindow_s = 60\n")
+    assert error.key == "cases" and "unknown top-level key" in error.problem

@@ -3,7 +3,8 @@
 ledger-check`` read the ledger (``venue.ledger_cli``); ``venue api-key`` makes, lists and revokes
 the REST door's API keys (``venue.keys_cli``); ``venue operator`` and ``venue token`` manage
 staff operators and service tokens (``venue.staff_cli``); ``venue audit verify`` checks the
-audit chain and ``venue audit rotate-key`` renews its signing key (``venue.audit_cli``).
+audit chain and ``venue audit rotate-key`` renews its signing key (``venue.audit_cli``); ``venue
+surveil`` runs the market-abuse detectors over the journal (``venue.surveil_cli``).
 
 Every expected failure (bad configuration, unusable data dir, port in use, corrupt journal) is
 one line on stderr and a non-zero exit code, never a traceback: operators read these at 3 am.
@@ -89,6 +90,10 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             from venue import audit_cli
 
             return audit_cli.run(args, config)
+        if args.command == "surveil":
+            from venue import surveil_cli
+
+            return surveil_cli.run(args, config)
         if args.command == "verify":
             return verify(config)
         if args.command == "reconcile":
@@ -120,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         "fix-password",
         help="read a FIX session's password (stdin, or a prompt) and print its password_hash",
     )
-    from venue import audit_cli, keys_cli, simulate_cli, staff_cli
+    from venue import audit_cli, keys_cli, simulate_cli, staff_cli, surveil_cli
     from venue.ledger_cli import add_commands
 
     add_commands(commands)
@@ -128,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     staff_cli.add_commands(commands)
     audit_cli.add_commands(commands)
     simulate_cli.add_commands(commands)
+    surveil_cli.add_commands(commands)
     run.add_argument("--admin-port", type=int, help="overrides [admin] port (0: a free port)")
     run.add_argument("--fix-port", type=int, help="overrides [fix] port (0: a free port)")
     run.add_argument(
@@ -297,6 +303,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
         KeysPart,
         RestPart,
         SettlementPart,
+        SurveillancePart,
         VenuePart,
     )
 
@@ -315,6 +322,9 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     await parts.start(audit_part)
     alert_store = AlertStorePart(venue, config)  # surveillance's alerts and cases
     await parts.start(alert_store)
+    # the detectors raise into the store: an alert of a behaviour seen again updates it
+    surveillance = SurveillancePart(venue, config, sink=alert_store.store)
+    await parts.start(surveillance)
     metrics = VenueMetrics(venue)  # /ready answers 503 until every part below has started
     settlement = SettlementPart(venue, config)
     await parts.start(settlement)

@@ -9,9 +9,10 @@ with the engine's shared reader (``engine.configfile``), and no key inside a sec
 here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``engine.config``);
 ``[[assets]]``, ``[fees]``, ``[ledger]`` and ``[kyc]`` clearing's (``clearing.config``);
 ``[admin]``, ``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``,
-``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` surveillance's
-(``surveillance.config``), ``[surveillance_store]`` its alert and case store
-(``surveillance.storeconfig``). A top-level key no package reads is refused.
+``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` and ``[surveillance]``
+surveillance's (``surveillance.config``, ``surveillance.detect.params``), ``[surveillance_store]``
+its alert and case store (``surveillance.storeconfig``). A top-level key no package reads is
+refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
 """
@@ -33,6 +34,7 @@ from gateway.adminconfig import AdminConfig, check_approval_assets, read_admin
 from gateway.fix.config import FixConfig, FixSessionConfig, read_fix
 from gateway.rest.config import RestConfig, read_rest
 from surveillance.config import AuditConfig, read_audit
+from surveillance.detect.params import SurveillanceConfig, read_surveillance
 from surveillance.storeconfig import AlertStoreConfig, read_alert_store
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "KycConfig",
     "LedgerConfig",
     "RestConfig",
+    "SurveillanceConfig",
     "VenueConfig",
     "load_config",
     "parse_config",
@@ -76,6 +79,8 @@ class VenueConfig:
     kyc: KycConfig = field(default_factory=KycConfig)  # default tier INSTITUTIONAL, no webhook
     #: where alerts and cases are kept (SQLite under data_dir unless [surveillance_store] url)
     alert_store: AlertStoreConfig = field(default_factory=AlertStoreConfig)
+    #: the detectors' thresholds; on unless [surveillance] enabled = false
+    surveillance: SurveillanceConfig = field(default_factory=SurveillanceConfig)
 
     @property
     def clearing(self) -> bool:
@@ -134,6 +139,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     rest = read_rest(root)  # gateway: [rest], optional
     audit = read_audit(root)  # surveillance: [audit], optional
     alert_store = read_alert_store(root)  # surveillance: [surveillance_store]
+    surveillance = read_surveillance(root, instruments, clearing.assets)  # optional
     root.finish()
 
     return VenueConfig(
@@ -153,4 +159,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         audit=audit,
         kyc=kyc,
         alert_store=alert_store,
+        surveillance=surveillance,
     )

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from gateway.rest.keys import KeyStore
     from gateway.rest.kyc import OnRefused
     from gateway.staff.operators import StaffEvent as GatewayStaffEvent
+    from surveillance.alerts import AlertSink
     from surveillance.chain import AuditChain
+    from surveillance.detect import Surveillance
     from surveillance.store import AlertStore
     from venue.fix import FixGateway
     from venue.metrics import VenueMetrics
@@ -47,6 +49,7 @@ __all__ = [
     "Parts",
     "RestPart",
     "SettlementPart",
+    "SurveillancePart",
     "VenuePart",
 ]
 
@@ -228,6 +231,67 @@ class AlertStorePart:
         # queued before the store writes the queue and closes.
         await self.venue.stop()
         await asyncio.to_thread(self.store.close)
+
+
+class SurveillancePart:
+    """The market-abuse detectors (``surveillance.detect``) on the durable events: caught up
+    from the journal (in a worker thread; what the venue publishes meanwhile waits in a
+    buffer) and subscribed before any door opens, raising alerts to ``sink`` (an in-memory
+    ``LatestSink`` unless one is given). Nothing when ``[surveillance]`` has ``enabled =
+    false``. The detectors run in the subscription callback, after the batch is durable and
+    acknowledged: never on the order path."""
+
+    name = "surveillance"
+
+    def __init__(self, venue: Venue, config: VenueConfig, sink: AlertSink | None = None) -> None:
+        self.venue = venue
+        self.config = config
+        self.sink = sink
+        self.surveillance: Surveillance | None = None
+        self.caught_up = 0  # commands replayed from the journal at start
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        if not config.surveillance.enabled:
+            return
+        from engine.replay import ReplayError
+        from surveillance.detect import LatestSink, Surveillance
+        from surveillance.detect.batch import run
+        from venue.runtime import make_core
+
+        sink = self.sink if self.sink is not None else LatestSink()
+        self.sink = sink
+        surveillance = Surveillance(
+            config.surveillance, config.instruments, sink, dict(config.assets)
+        )
+        early: list[tuple[int, int, list[Any]]] = []
+
+        def buffer(seq: int, ts: int, events: list[Any]) -> None:
+            early.append((seq, ts, events))
+
+        # no await between reading the seq and subscribing: no batch falls in between
+        until = self.venue.published_seq
+        self._unsubscribe = self.venue.subscribe(buffer)
+        try:
+            self.caught_up = await asyncio.to_thread(
+                run, config.data_dir, lambda: make_core(config), surveillance, 1, until
+            )
+        except ReplayError as exc:
+            raise CliError(f"surveillance cannot replay the journal: {exc}", EXIT_CORRUPT) from None
+        # and none between draining the buffer and subscribing the detectors themselves
+        for seq, ts, events in early:
+            surveillance.on_events(seq, ts, events)
+        self._unsubscribe()
+        self._unsubscribe = self.venue.subscribe(surveillance.on_events)
+        self.surveillance = surveillance
+        if self.caught_up:
+            log.info("surveillance: caught up over %d commands", self.caught_up)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
 
 class SettlementPart:

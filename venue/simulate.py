@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import secrets
 import time
@@ -49,10 +50,13 @@ __all__ = ["ABUSES", "Simulation", "SimulationSettings", "Tally"]
 
 #: The abusive agents that can be added.
 ABUSES = frozenset({"spoofing", "layering", "wash", "structuring", "in_out"})
+#: Orders a second one REST trader sends at most (more traders are added for a higher rate).
+TRADER_RATE = 3.0
 #: First account number of the simulator's REST traders (makers use their FIX sessions').
 FIRST_ACCOUNT = 7001
-#: Funds each account gets, per asset (as decimal strings of the asset).
-FUNDS = {"USDT": "5000000", "BTC": "100", "ETH": "2000"}
+#: Funds each account gets, per asset (decimal strings), below what surveillance's money-flow
+#: velocity flags (1,000,000 USDT, 10 BTC, 300 ETH a day by default), so clean agents stay clean.
+FUNDS = {"USDT": "500000", "BTC": "5", "ETH": "100"}  # under the AML velocity limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -704,12 +708,14 @@ class Simulation:
         s = self.settings
         traders: list[Trader] = []
         account = FIRST_ACCOUNT
-        for i in range(s.traders + s.passive):
+        # enough traders that none passes the REST door's order limit (50 per 10 s by default)
+        active = max(s.traders, math.ceil(s.rate / TRADER_RATE)) if s.traders else 0
+        for i in range(active + s.passive):
             await self._fund(admin, account)
             client = await self._key(admin, http, account)
             rng = random.Random(self.rng.random())
             traders.append(
-                Trader(f"trader{account}", client, self.units, rng, self.tally, i >= s.traders)
+                Trader(f"trader{account}", client, self.units, rng, self.tally, i >= active)
             )
             account += 1
         abusers: list[Abuser] = []

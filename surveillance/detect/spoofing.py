@@ -1,0 +1,265 @@
+"""Spoofing and layering: a large resting interest on one side that its owner does not mean to
+trade, shown while the same account or owner group executes on the other side, and withdrawn
+within a short time of that execution (MAR Annex I, A; ESMA's indicators).
+
+At each trade, for each account on it, the owner group's orders resting on the other side are
+looked at. They are *large* when, together, they are at least ``spoof_size_multiple`` times the
+instrument's median order size (the last ``spoof_median_orders`` orders), at least
+``spoof_depth_pct`` % of their side's depth near the touch (within ``spoof_near_bps`` of the
+best price) and at least ``spoof_imbalance`` times what the group has resting on the executing
+side plus the quantity executed. Such a group of orders is remembered with the execution; when
+its orders are cancelled within ``spoof_cancel_ms`` of the last execution:
+
+- ``LAYERING`` if the cancelled orders sit at ``layering_min_levels`` distinct prices or more
+  and add up to a large quantity;
+- ``SPOOFING`` otherwise, if one cancelled order is large by itself.
+
+A market maker quoting both sides in normal sizes fails the size or the imbalance test; a large
+order cancelled with no execution on the other side is never remembered; an iceberg counts for
+what it shows; cancellations by the venue (operator, kill switch) are not the owner's. A
+replace that moves an order away from the touch withdraws all of it, one that makes it smaller
+the difference: both count as cancelling. One alert per owner
+group, instrument and UTC day, updated as the behaviour repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.events import OrderCancelled, OrderReplaced, Trade
+from engine.types import CancelReason, Side
+from surveillance.alerts import Alert, AlertType
+from surveillance.detect.state import DAY_NS, State, ms
+
+__all__ = ["Spoofing"]
+
+_OTHER = {Side.BUY: Side.SELL, Side.SELL: Side.BUY}
+#: the executions an alert's evidence lists at most (the latest)
+EVIDENCE_TRADES = 50
+#: cancellations by the venue, not the owner's choice
+_VENUE = frozenset({CancelReason.OPERATOR, CancelReason.KILL_SWITCH})
+
+
+class _Episode:
+    """One group's large side, seen while the group executed on the other side."""
+
+    __slots__ = (
+        "cancelled",
+        "depth",
+        "executions",
+        "first_seq",
+        "first_ts",
+        "last_exec_ts",
+        "median",
+        "orders",
+    )
+
+    def __init__(self, seq: int, ts: int, median: int, depth: int) -> None:
+        #: order id -> (account, price, open qty, accepted ts) when it was seen
+        self.orders: dict[int, tuple[int, int, int, int]] = {}
+        self.executions: list[dict[str, Any]] = []
+        #: order id -> (seq, ts, qty removed)
+        self.cancelled: dict[int, tuple[int, int, int]] = {}
+        self.first_seq = seq
+        self.first_ts = ts
+        self.last_exec_ts = ts
+        self.median = median
+        self.depth = depth
+
+
+class Spoofing:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        #: (instrument, owner, side of the large orders) -> its episode
+        self.episodes: dict[tuple[str, int, Side], _Episode] = {}
+        self.dirty: list[tuple[str, int, Side]] = []
+
+    def handlers(self) -> Mapping[type, Callable[[Any], None]]:
+        return {
+            Trade: self._trade,
+            OrderCancelled: self._cancelled,
+            OrderReplaced: self._replaced,
+        }
+
+    # -- executions --------------------------------------------------------------------------
+    def _trade(self, e: Trade) -> None:
+        maker_side = _OTHER[e.taker_side]
+        self._executed(e, e.taker_account, e.taker_side)
+        self._executed(e, e.maker_account, maker_side)
+
+    def _executed(self, e: Trade, account: int, side: Side) -> None:
+        state = self.state
+        owner = state.owner(account)
+        other = _OTHER[side]
+        resting = state.by_owner.get((e.instrument, owner, other))
+        if not resting:
+            return
+        params = state.params(e.instrument)
+        median = state.median(e.instrument)
+        large = state.owner_qty[(e.instrument, owner, other)]
+        if median <= 0 or large < params.spoof_size_multiple * median:
+            return
+        executing = e.qty + state.owner_qty.get((e.instrument, owner, side), 0)
+        if large < params.spoof_imbalance * executing:
+            return
+        depth, near = state.depth_near_touch(e.instrument, other, owner)
+        if near * 100 < params.spoof_depth_pct * depth or near == 0:
+            return
+        key = (e.instrument, owner, other)
+        cancel_ns = params.spoof_cancel_ms * 1_000_000
+        if len(self.episodes) > 1024:  # drop the episodes whose time is over
+            for old in [
+                k for k, ep in self.episodes.items() if state.ts - ep.last_exec_ts > cancel_ns
+            ]:
+                del self.episodes[old]
+        episode = self.episodes.get(key)
+        if episode is None or state.ts - episode.last_exec_ts > cancel_ns:
+            episode = self.episodes[key] = _Episode(state.seq, state.ts, median, depth)
+        episode.last_exec_ts = state.ts
+        episode.median = median
+        episode.depth = depth
+        for order_id, order in resting.items():
+            episode.orders[order_id] = (order.account, order.price, order.shown, order.accepted_ts)
+        episode.executions.append(
+            {
+                "tradeId": e.trade_id,
+                "seq": state.seq,
+                "time": ms(state.ts),
+                "account": account,
+                "side": side.name,
+                "price": state.price(e.instrument, e.price),
+                "qty": state.qty(e.instrument, e.qty),
+            }
+        )
+        if len(episode.executions) > EVIDENCE_TRADES:
+            del episode.executions[0]
+
+    # -- cancellations -----------------------------------------------------------------------
+    def _cancelled(self, e: OrderCancelled) -> None:
+        if e.reason not in _VENUE:
+            self._withdrawn(e.instrument, e.account, e.order_id, None, e.qty)
+
+    def _replaced(self, e: OrderReplaced) -> None:
+        self._withdrawn(e.instrument, e.account, e.order_id, e, 0)
+
+    def _withdrawn(
+        self, instrument: str, account: int, order_id: int, replace: OrderReplaced | None, qty: int
+    ) -> None:
+        """An order of an episode cancelled (``qty`` open), or replaced: moved away from the
+        touch (all of it withdrawn) or made smaller (the difference)."""
+        state = self.state
+        owner = state.owner(account)
+        for side in (Side.BUY, Side.SELL):
+            key = (instrument, owner, side)
+            episode = self.episodes.get(key)
+            if episode is None or order_id not in episode.orders:
+                continue
+            params = state.params(instrument)
+            if state.ts - episode.last_exec_ts > params.spoof_cancel_ms * 1_000_000:
+                del self.episodes[key]
+                return
+            _, price, shown, _ = episode.orders[order_id]
+            if replace is None:
+                removed = min(qty, shown)
+            elif (replace.price < price) if side is Side.BUY else (replace.price > price):
+                removed = shown  # moved away from the touch
+            else:
+                order = state.orders.get(order_id)
+                removed = max(0, shown - (order.shown if order is not None else 0))
+            if removed <= 0:
+                return
+            seen = episode.cancelled.get(order_id)
+            episode.cancelled[order_id] = (
+                state.seq,
+                state.ts,
+                max(removed, seen[2] if seen is not None else 0),
+            )
+            if key not in self.dirty:
+                self.dirty.append(key)
+            return
+
+    def end_command(self) -> None:
+        """After a command's events: judge the episodes whose orders were cancelled."""
+        if not self.dirty:
+            return
+        for key in self.dirty:
+            episode = self.episodes.get(key)
+            if episode is not None:
+                self._judge(key, episode)
+        self.dirty.clear()
+
+    def _judge(self, key: tuple[str, int, Side], episode: _Episode) -> None:
+        instrument = key[0]
+        params = self.state.params(instrument)
+        threshold = params.spoof_size_multiple * episode.median
+        cancelled_qty = sum(qty for _, _, qty in episode.cancelled.values())
+        levels = {episode.orders[order_id][1] for order_id in episode.cancelled}
+        if len(levels) >= params.layering_min_levels and cancelled_qty >= threshold:
+            kind = AlertType.LAYERING
+            what = f"{len(levels)} levels, {self.state.qty(instrument, cancelled_qty)} in all"
+        elif any(qty >= threshold for _, _, qty in episode.cancelled.values()):
+            kind = AlertType.SPOOFING
+            biggest = max(qty for _, _, qty in episode.cancelled.values())
+            what = f"an order of {self.state.qty(instrument, biggest)}"
+        else:
+            return
+        self._raise(kind, key, episode, cancelled_qty, what)
+
+    def _raise(
+        self,
+        kind: AlertType,
+        key: tuple[str, int, Side],
+        episode: _Episode,
+        cancelled_qty: int,
+        what: str,
+    ) -> None:
+        state = self.state
+        instrument, owner, side = key
+        last_seq, last_ts, _ = max(episode.cancelled.values())
+        accounts = {episode.orders[order_id][0] for order_id in episode.cancelled}
+        accounts.update(x["account"] for x in episode.executions)
+        day = episode.first_ts // DAY_NS
+        times = max(1, cancelled_qty // max(episode.median, 1))
+        state.raise_alert(
+            Alert(
+                key=f"{kind.value}:{instrument}:{owner}:{day}",
+                type=kind,
+                symbol=instrument,
+                accounts=tuple(sorted(accounts)),
+                from_ms=ms(min(o[3] for o in episode.orders.values())),
+                to_ms=ms(last_ts),
+                score=min(
+                    100.0, 50.0 + 50.0 * times / (4 * state.params(instrument).spoof_size_multiple)
+                ),
+                evidence={
+                    "side": side.name,
+                    "medianOrderQty": state.qty(instrument, episode.median),
+                    "depthNearTouch": state.qty(instrument, episode.depth),
+                    "orders": [
+                        {
+                            "orderId": order_id,
+                            "account": account,
+                            "side": side.name,
+                            "price": state.price(instrument, price),
+                            "qty": state.qty(instrument, qty),
+                            "acceptedTime": ms(accepted),
+                            "cancelledTime": ms(episode.cancelled[order_id][1])
+                            if order_id in episode.cancelled
+                            else None,
+                        }
+                        for order_id, (account, price, qty, accepted) in sorted(
+                            episode.orders.items()
+                        )
+                    ],
+                    "trades": list(episode.executions),
+                },
+                first_seq=episode.first_seq,
+                last_seq=last_seq,
+                summary=(
+                    f"owner {owner} on {instrument}: {what} on the {side.name.lower()} side "
+                    f"cancelled within {state.params(instrument).spoof_cancel_ms} ms of executing "
+                    f"on the other side"
+                ),
+            )
+        )
