@@ -5,7 +5,8 @@ signs in with a real TOTP code, halts an instrument from the instruments page (t
 status must say HALTED), finds the halt in the audit trail page under their name, exports the
 trail as CSV, and the other pages draw. A spoofing episode is driven through the venue (a large
 order resting, a small execution on the other side by the same account, the large order
-cancelled) and its alert put in the alert store: the compliance pages list it, draw the market
+cancelled), which the venue's detectors raise into the alert store beside two order-to-trade
+breaches put there: the compliance pages list the alert, draw the market
 around it from the journal, open a case from it and close the case, as the store then says. One
 browser for the whole module.
 
@@ -39,11 +40,12 @@ from engine.commands import CancelOrder, Deposit, NewOrder, Origin
 from engine.events import OrderAccepted
 from engine.types import Door, OrdType, Side, TimeInForce
 from gateway.staff.operators import OperatorStore
+from surveillance.alertquery import parse_alert_query
 from surveillance.alerts import Alert, AlertType
 from surveillance.config import AuditConfig
 from surveillance.store import AlertStore
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, load_config
-from venue.parts import AdminPart, AuditPart
+from venue.parts import AdminPart, AuditPart, SurveillancePart
 from venue.runtime import Venue
 
 CHROMIUM = os.environ.get("VENUE_CHROMIUM", "/usr/bin/chromium")
@@ -103,6 +105,9 @@ class RunningVenue:
             url = self.config.alert_store.url_for(self.config.data_dir)
             self.store = await asyncio.to_thread(AlertStore.connect, url)
             self.store.start()
+            # the detectors, raising into the store as ``venue run`` has them
+            self.surveillance = SurveillancePart(self.venue, self.config, sink=self.store)
+            await self.surveillance.start()
             await self.spoof()
             self.audit = AuditPart(self.venue, self.config)
             await self.audit.start()
@@ -119,6 +124,7 @@ class RunningVenue:
         async def stop() -> None:
             await self.admin.stop()
             await self.audit.stop()
+            await self.surveillance.stop()
             await self.venue.stop()
             await asyncio.to_thread(self.store.close)
 
@@ -139,11 +145,11 @@ class RunningVenue:
         return next((e.order_id for e in events if isinstance(e, OrderAccepted)), 0)
 
     async def spoof(self) -> None:
-        """A spoofing episode through the venue, and its alert (as the detector shapes it) and
-        two order-to-trade breaches in the store."""
+        """A spoofing episode through the venue, which the detectors raise as an alert, and two
+        order-to-trade breaches put in the store (a breach needs a thousand messages a day)."""
         custody = Origin(Door.CUSTODY, "custody", "tx-9c01", "")
         for account in (MAKER, SPOOFER):
-            for asset, amount in (("USDT", 1_000_000 * 10**8), ("BTC", 10 * 10**8)):
+            for asset, amount in (("USDT", 400_000 * 10**8), ("BTC", 5 * 10**8)):
                 ref = f"tx-{account}-{asset}"
                 await self.venue.submit(Deposit(account, asset, amount, ref, origin=custody))
         maker = Origin(Door.FIX, "MM2", "", "10.0.0.10:5002")
@@ -168,51 +174,13 @@ class RunningVenue:
         )
         await self.step("cancel", CancelOrder(SPOOFER, SYMBOL, order_id=big, origin=spoofer))
         await self.step("m5", order(MAKER, "m5", Side.SELL, 10_000, 9_405_000))
-        (big_seq, big_ms), (lift_seq, lift_ms) = self.points["big"], self.points["lift"]
-        cancel_seq, cancel_ms = self.points["cancel"]
-        self.store.raise_alert(
-            Alert(
-                key=f"SPOOFING:{SYMBOL}:{SPOOFER}:{big_ms // 86_400_000}",
-                type=AlertType.SPOOFING,
-                symbol=SYMBOL,
-                accounts=(SPOOFER,),
-                from_ms=big_ms,
-                to_ms=cancel_ms,
-                score=87.5,
-                evidence={
-                    "side": "SELL",
-                    "medianOrderQty": "0.25000",
-                    "depthNearTouch": "0.90000",
-                    "orders": [
-                        {
-                            "orderId": big,
-                            "account": SPOOFER,
-                            "side": "SELL",
-                            "price": "94200.00",
-                            "qty": "3.00000",
-                            "acceptedTime": big_ms,
-                            "cancelledTime": cancel_ms,
-                        }
-                    ],
-                    "trades": [
-                        {
-                            "seq": lift_seq,
-                            "time": lift_ms,
-                            "account": SPOOFER,
-                            "side": "BUY",
-                            "price": "94100.00",
-                            "qty": "0.05000",
-                        }
-                    ],
-                },
-                first_seq=big_seq,
-                last_seq=cancel_seq,
-                summary=(
-                    f"owner {SPOOFER} on {SYMBOL}: a sell order 12 times the typical size "
-                    "cancelled within 1000 ms of executing on the other side"
-                ),
-            )
-        )
+        big_ms, cancel_ms = self.points["big"][1], self.points["cancel"][1]
+        # the detectors saw the episode: its alert reaches the store
+        spoofing = parse_alert_query({"type": ["SPOOFING"]})
+        deadline = time.monotonic() + 10
+        while not (await asyncio.to_thread(self.store.alerts, spoofing)).alerts:
+            assert time.monotonic() < deadline, "no spoofing alert"
+            await asyncio.sleep(0.05)
         day = big_ms // 86_400_000
         breaches = ((SPOOFER, 1_400, 2, 310, 0.35), (MAKER, 1_200, 4, 120, 0.4))
         for account, messages, trades, volume, traded in breaches:
@@ -444,7 +412,10 @@ def test_an_alert_from_the_queue_to_its_chart_and_a_closed_case(
     expect(rows).to_have_count(3)
     spoof = rows.filter(has_text="SPOOFING")
     expect(spoof).to_contain_text(str(SPOOFER))
-    expect(spoof.locator("svg.score-bar")).to_have_attribute("data-score", "87.5")
+    raised = venue.store.alerts(parse_alert_query({"type": ["SPOOFING"]})).alerts
+    assert [(a["accounts"], a["state"]) for a in raised] == [([SPOOFER], "OPEN")]  # the detector's
+    score = f"{raised[0]['score']:g}"
+    expect(spoof.locator("svg.score-bar")).to_have_attribute("data-score", score)
     page.screenshot(path=str(shots / "alerts.png"), full_page=True)
     page.select_option("#alerts-type", "OTR_BREACH")
     page.click("#alerts-filters button[type=submit]")
