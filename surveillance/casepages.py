@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from surveillance.alertquery import QueryError, parse_alert_query
-from surveillance.pages import Route
+from surveillance.pages import Route, static_script
 from surveillance.stor import Entity, build_stor, stor_html
 from surveillance.store import (
     CASE_CLOSED,
@@ -55,7 +55,7 @@ from surveillance.store import (
     StoreError,
 )
 
-__all__ = ["CASES_WRITE", "SURVEILLANCE_READ", "AlertPages"]
+__all__ = ["CASES_WRITE", "COMPLIANCE_SCRIPTS", "SURVEILLANCE_READ", "AlertPages"]
 
 #: The permissions (``gateway.staff.roles.Permission``): reading alerts and cases, changing cases.
 SURVEILLANCE_READ = "surveillance.read"
@@ -63,6 +63,11 @@ CASES_WRITE = "cases.write"
 _INTERNAL, _MANDATORY, _UNKNOWN_PARAM, _INVALID_PARAM, _NOT_FOUND = -1001, -1102, -1103, -1130, -1
 _ID = re.compile(r"[1-9][0-9]{0,17}")
 _BASE = "/v1/surveillance"
+#: The console's compliance pages (alerts, one alert and its market chart, cases, order-to-trade
+#: ratios): the chart first, the pages using it after; static, served from ``static/``.
+COMPLIANCE_SCRIPTS = ("/console/pages/chart.js", "/console/pages/compliance.js")
+#: Their style sheet, which ``chart.js`` links (the console's CSP allows this origin's).
+COMPLIANCE_STYLE = "/console/pages/compliance.css"
 
 #: Records a staff event of a request: (request, action, subject, outcome).
 Audit = Callable[[web.Request, str, str, str], None]
@@ -134,7 +139,8 @@ def _alert_ids(body: Mapping[str, Any]) -> list[int]:
 
 
 class AlertPages:
-    """The alerts and cases of ``store`` (opened, its writer started by the caller).
+    """The alerts and cases of ``store`` (opened, its writer started by the caller), and the
+    console's pages over them (``script_urls``).
     ``audit``: where staff events go; ``caller``: who calls (operator, address); ``entity``: the
     venue as the STOR names it; ``owners``: the accounts' owner groups (none: each its own)."""
 
@@ -154,6 +160,8 @@ class AlertPages:
         self.owners = owners
         self.clock = clock
 
+    script_urls = COMPLIANCE_SCRIPTS
+
     def routes(self) -> list[Route]:
         read, write = SURVEILLANCE_READ, CASES_WRITE
         case = f"{_BASE}/cases/{{caseId}}"
@@ -170,6 +178,10 @@ class AlertPages:
             Route("POST", f"{case}/close", self.close, write),
             Route("GET", f"{case}/stor.json", self.stor_json, read),
             Route("GET", f"{case}/stor.html", self.stor_html, read),
+            *(
+                Route("GET", url, static_script(url.rsplit("/", 1)[1]), "")
+                for url in (*COMPLIANCE_SCRIPTS, COMPLIANCE_STYLE)
+            ),
         ]
 
     def add_routes(self, app: web.Application) -> None:

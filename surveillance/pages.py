@@ -61,7 +61,15 @@ from surveillance.trail import (
     read_page,
 )
 
-__all__ = ["AUDIT_READ", "AUDIT_SCRIPT", "SURVEILLANCE_READ", "AuditTrailPage", "BookPage", "Route"]
+__all__ = [
+    "AUDIT_READ",
+    "AUDIT_SCRIPT",
+    "SURVEILLANCE_READ",
+    "AuditTrailPage",
+    "BookPage",
+    "Route",
+    "static_script",
+]
 
 #: The permission the audit trail needs (``gateway.staff.roles.Permission.AUDIT_READ``).
 AUDIT_READ = "audit.read"
@@ -89,6 +97,31 @@ class Route:
     path: str
     handler: Handler
     permission: str
+
+
+_STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+def static_script(name: str) -> Handler:
+    """A handler serving ``surveillance/static/<name>``, a console page's script or style sheet
+    (static, like the console's own files: the data it shows comes from the endpoints, each
+    checked)."""
+    path = _STATIC / name
+    content_type = _STATIC_TYPES.get(path.suffix)
+    if content_type is None or not path.is_file():
+        raise ValueError(f"no script or style sheet {name!r} in {_STATIC}")
+
+    async def script(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": content_type,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-cache",
+            },
+        )
+
+    return script
 
 
 def _remote(request: web.Request) -> tuple[str, str]:
@@ -125,7 +158,7 @@ class AuditTrailPage:
         return [
             Route("GET", "/v1/audit", self.entries, AUDIT_READ),
             Route("GET", "/v1/audit.csv", self.export, AUDIT_READ),
-            Route("GET", AUDIT_SCRIPT, self.script, ""),
+            Route("GET", AUDIT_SCRIPT, static_script("audit.js"), ""),
         ]
 
     def add_routes(self, app: web.Application) -> None:
@@ -214,17 +247,6 @@ class AuditTrailPage:
             await response.write(chunk.encode("utf-8"))
         await response.write_eof()
         return response
-
-    async def script(self, request: web.Request) -> web.StreamResponse:
-        """The console's audit page (static)."""
-        return web.FileResponse(
-            _STATIC / "audit.js",
-            headers={
-                "Content-Type": "text/javascript; charset=utf-8",
-                "X-Content-Type-Options": "nosniff",
-                "Cache-Control": "no-cache",
-            },
-        )
 
 
 #: The book replay's query parameters.

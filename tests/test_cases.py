@@ -510,3 +510,30 @@ def test_the_running_venue_keeps_alerts_under_its_data_folder_and_serves_them(
         assert (tmp_path / "data" / "surveillance" / "surveillance.sqlite").is_file()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_the_console_lists_the_compliance_pages_and_serves_them(tmp_path: Path) -> None:
+    """The console's index loads the chart and the pages after its own script; both, and their
+    style sheet, are served to anyone (they hold no data) with their types."""
+
+    async def body(admin: Admin) -> None:
+        status, index = await admin.call("GET", "/console/")
+        assert status == 200
+        text = index.decode()
+        own = text.index('src="/console/app.js"')
+        chart = text.index('<script src="/console/pages/chart.js" defer></script>')
+        pages = text.index('<script src="/console/pages/compliance.js" defer></script>')
+        assert own < chart < pages
+        for path, kind, mark in (
+            ("/console/pages/chart.js", "text/javascript", "window.MarketChart"),
+            ("/console/pages/compliance.js", "text/javascript", 'id: "alerts"'),
+            ("/console/pages/compliance.css", "text/css", ".ladder-order"),
+        ):
+            async with admin.http.get(path) as response:
+                assert response.status == 200, path
+                assert response.content_type == kind, path
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+                assert mark in await response.text(), path
+        assert (await admin.call("GET", "/console/pages/other.js"))[0] == 404
+
+    run(tmp_path, body)

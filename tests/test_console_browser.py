@@ -3,7 +3,12 @@ process with its admin API and its audit chain (the parts of ``venue run``) and 
 made in its store; the operator
 signs in with a real TOTP code, halts an instrument from the instruments page (the venue's own
 status must say HALTED), finds the halt in the audit trail page under their name, exports the
-trail as CSV, and the other pages draw. One browser for the whole module.
+trail as CSV, and the other pages draw. A spoofing episode is driven through the venue (a large
+order resting, a small execution on the other side by the same account, the large order
+cancelled), which the venue's detectors raise into the alert store beside two order-to-trade
+breaches put there: the compliance pages list the alert, draw the market
+around it from the journal, open a case from it and close the case, as the store then says. One
+browser for the whole module.
 
 Screenshots go to ``$CONSOLE_SCREENSHOTS`` when set (``docs/console`` holds the committed
 ones), else to a temporary folder. Debian's chromium (``/usr/bin/chromium``; scripts/lib.sh
@@ -18,6 +23,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -30,12 +36,16 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from engine.commands import Deposit, NewOrder, Origin
-from engine.types import Door, OrdType, Side
+from engine.commands import CancelOrder, Deposit, NewOrder, Origin
+from engine.events import OrderAccepted
+from engine.types import Door, OrdType, Side, TimeInForce
 from gateway.staff.operators import OperatorStore
+from surveillance.alertquery import parse_alert_query
+from surveillance.alerts import Alert, AlertType
 from surveillance.config import AuditConfig
+from surveillance.store import AlertStore
 from venue.config import DEFAULT_CONFIG_PATH, AdminConfig, load_config
-from venue.parts import AdminPart, AuditPart
+from venue.parts import AdminPart, AuditPart, SurveillancePart
 from venue.runtime import Venue
 
 CHROMIUM = os.environ.get("VENUE_CHROMIUM", "/usr/bin/chromium")
@@ -43,6 +53,7 @@ NAME = "carol"
 PASSWORD = "correct horse battery"
 SYMBOL = "BTC-USDT"
 ACCOUNT = 1001
+MAKER, SPOOFER = 1002, 1003  # the spoofing episode's other member and its spoofer
 T = TypeVar("T")
 
 
@@ -64,6 +75,7 @@ class RunningVenue:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.url = ""
         self.totp: pyotp.TOTP | None = None  # the operator's authenticator
+        self.points: dict[str, tuple[int, int]] = {}  # the episode's steps: (seq, ms)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -90,10 +102,19 @@ class RunningVenue:
                 origin=fix,
             )  # 0.5 BTC at 94000.00
             await self.venue.submit(bid)
+            url = self.config.alert_store.url_for(self.config.data_dir)
+            self.store = await asyncio.to_thread(AlertStore.connect, url)
+            self.store.start()
+            # the detectors, raising into the store as ``venue run`` has them
+            self.surveillance = SurveillancePart(self.venue, self.config, sink=self.store)
+            await self.surveillance.start()
+            await self.spoof()
             self.audit = AuditPart(self.venue, self.config)
             await self.audit.start()
             # as ``venue run`` serves it: staff events and exports chained
-            self.admin = AdminPart(self.venue, self.config, None, chain=self.audit.chain)
+            self.admin = AdminPart(
+                self.venue, self.config, None, chain=self.audit.chain, alerts=self.store
+            )
             await self.admin.start()
             self.url = self.admin.url
 
@@ -103,13 +124,92 @@ class RunningVenue:
         async def stop() -> None:
             await self.admin.stop()
             await self.audit.stop()
+            await self.surveillance.stop()
             await self.venue.stop()
+            await asyncio.to_thread(self.store.close)
 
         try:
             self.run(stop())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+    async def step(self, name: str, cmd: NewOrder | CancelOrder | Deposit) -> int:
+        """Submit ``cmd`` and note its seq and time as ``name``; the new order's id (else 0).
+        The steps are a little apart, so that the chart spreads them."""
+        events = await self.venue.submit(cmd)
+        self.points[name] = await self.venue.read(
+            lambda core: (core.last_seq, core.last_ts // 10**6)
+        )
+        await asyncio.sleep(0.15)
+        return next((e.order_id for e in events if isinstance(e, OrderAccepted)), 0)
+
+    async def spoof(self) -> None:
+        """A spoofing episode through the venue, which the detectors raise as an alert, and two
+        order-to-trade breaches put in the store (a breach needs a thousand messages a day)."""
+        custody = Origin(Door.CUSTODY, "custody", "tx-9c01", "")
+        for account in (MAKER, SPOOFER):
+            for asset, amount in (("USDT", 400_000 * 10**8), ("BTC", 5 * 10**8)):
+                ref = f"tx-{account}-{asset}"
+                await self.venue.submit(Deposit(account, asset, amount, ref, origin=custody))
+        maker = Origin(Door.FIX, "MM2", "", "10.0.0.10:5002")
+        spoofer = Origin(Door.FIX, "SP1", "", "10.0.0.11:5003")
+
+        def order(account: int, cl: str, side: Side, lots: int, ticks: int, **kw: Any) -> NewOrder:
+            origin = spoofer if account == SPOOFER else maker
+            return NewOrder(
+                account, SYMBOL, cl, side, OrdType.LIMIT, qty=lots, price=ticks, origin=origin, **kw
+            )
+
+        for cl, side, lots, ticks in (
+            ("m1", Side.SELL, 20_000, 9_410_000),  # 0.2 at 94100.00
+            ("m2", Side.SELL, 30_000, 9_415_000),
+            ("m3", Side.SELL, 40_000, 9_425_000),
+            ("m4", Side.BUY, 10_000, 9_395_000),
+        ):
+            await self.step(cl, order(MAKER, cl, side, lots, ticks))
+        big = await self.step("big", order(SPOOFER, "s1", Side.SELL, 300_000, 9_420_000))  # 3 BTC
+        await self.step(
+            "lift", order(SPOOFER, "s2", Side.BUY, 5_000, 9_410_000, tif=TimeInForce.IOC)
+        )
+        await self.step("cancel", CancelOrder(SPOOFER, SYMBOL, order_id=big, origin=spoofer))
+        await self.step("m5", order(MAKER, "m5", Side.SELL, 10_000, 9_405_000))
+        big_ms, cancel_ms = self.points["big"][1], self.points["cancel"][1]
+        # the detectors saw the episode: its alert reaches the store
+        spoofing = parse_alert_query({"type": ["SPOOFING"]})
+        deadline = time.monotonic() + 10
+        while not (await asyncio.to_thread(self.store.alerts, spoofing)).alerts:
+            assert time.monotonic() < deadline, "no spoofing alert"
+            await asyncio.sleep(0.05)
+        day = big_ms // 86_400_000
+        breaches = ((SPOOFER, 1_400, 2, 310, 0.35), (MAKER, 1_200, 4, 120, 0.4))
+        for account, messages, trades, volume, traded in breaches:
+            self.store.raise_alert(
+                Alert(
+                    key=f"OTR_BREACH:{SYMBOL}:account:{account}:{day}",
+                    type=AlertType.OTR_BREACH,
+                    symbol=SYMBOL,
+                    accounts=(account,),
+                    from_ms=big_ms - 60_000,
+                    to_ms=cancel_ms,
+                    score=min(100.0, 50.0 * messages / trades / 250),
+                    evidence={
+                        "scope": "account",
+                        "id": account,
+                        "day": day,
+                        "messages": messages,
+                        "trades": trades,
+                        "orderVolume": f"{volume:.5f}",
+                        "tradedVolume": f"{traded:.5f}",
+                        "numberRatio": f"{messages / trades:.2f}",
+                        "volumeRatio": f"{volume / traded:.2f}",
+                        "maxNumberRatio": 250,
+                        "maxVolumeRatio": 1000,
+                    },
+                    summary=f"account {account} on {SYMBOL}: number ratio over the maximum 250",
+                )
+            )
+        assert await asyncio.to_thread(self.store.flush, 10)
 
     def status(self) -> dict[str, Any]:
         """The venue's status, read on its loop (not through the API the page uses)."""
@@ -300,6 +400,186 @@ def test_the_kill_switch_and_its_release_held_for_a_second_person(
     expect(row.locator("button", has_text="Approve")).to_be_disabled()  # not one's own,
     expect(row.locator("button", has_text="Reject")).to_be_disabled()  # nor without the role
     page.screenshot(path=str(shots / "approvals.png"), full_page=True)
+
+
+def test_an_alert_from_the_queue_to_its_chart_and_a_closed_case(
+    page: Page, venue: RunningVenue, shots: Path
+) -> None:
+    page.goto("/console/#/alerts")
+    for title in ("Alerts", "Cases", "Order-to-trade"):
+        expect(page.locator("#nav")).to_contain_text(title)
+    rows = page.locator("#alerts-results tbody tr.clickable")
+    expect(rows).to_have_count(3)
+    spoof = rows.filter(has_text="SPOOFING")
+    expect(spoof).to_contain_text(str(SPOOFER))
+    raised = venue.store.alerts(parse_alert_query({"type": ["SPOOFING"]})).alerts
+    assert [(a["accounts"], a["state"]) for a in raised] == [([SPOOFER], "OPEN")]  # the detector's
+    score = f"{raised[0]['score']:g}"
+    expect(spoof.locator("svg.score-bar")).to_have_attribute("data-score", score)
+    page.screenshot(path=str(shots / "alerts.png"), full_page=True)
+    page.select_option("#alerts-type", "OTR_BREACH")
+    page.click("#alerts-filters button[type=submit]")
+    expect(rows).to_have_count(2)
+    page.select_option("#alerts-type", "SPOOFING")
+    page.click("#alerts-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    rows.first.locator("td").nth(3).click()  # a click on the row opens the alert
+
+    expect(page.locator("#alert-title")).to_contain_text(f"SPOOFING on {SYMBOL}")
+    chart = page.locator("#alert-chart svg.market-chart")
+    expect(chart).to_be_visible()
+    # the journal's market: the spoofer's trade, its two orders placed and the large one cancelled
+    expect(chart.locator("circle.trade.mine")).to_have_count(1)
+    expect(chart.locator("path.order.new")).to_have_count(2)
+    expect(chart.locator("path.order.cancelled")).to_have_count(1)
+    assert chart.locator("rect.level.ask").count() > 0
+    assert chart.locator("rect.level.bid").count() > 0
+    expect(chart.locator("path.best.bid")).to_have_count(1)
+    expect(chart.locator(".legend")).to_contain_text("order cancelled")
+    lift_seq = venue.points["lift"][0]
+    expect(chart.locator("circle.trade.mine")).to_have_attribute("data-seq", str(lift_seq))
+    box = chart.bounding_box()
+    assert box is not None
+    chart.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.4})  # pick a time
+    expect(page.locator("#book-at")).to_have_value(re.compile(r"^\d{4}-\d\d-\d\dT.*Z$"))
+    expect(page.locator("#book-ladder")).to_be_visible()
+    page.fill("#book-at", str(venue.points["big"][0]))  # as the large order rested
+    page.click("#book-show")
+    ladder = page.locator("#book-ladder")
+    expect(ladder.locator(".ladder-order.mine")).to_contain_text(f"3.00000 · acct {SPOOFER}")
+    expect(ladder).to_contain_text("94200.00")
+    expect(page.locator("#alert-evidence")).to_contain_text("medianOrderQty")
+    page.screenshot(path=str(shots / "alert.png"), full_page=True)
+
+    page.fill("#alert-case-title", "Spoofing by 1003")
+    page.click("#alert-open-case")
+    expect(page.locator("#case-title")).to_contain_text("Spoofing by 1003")
+    expect(page.locator("#case-state")).to_have_text("OPEN")
+    case_id = int(page.url.rsplit("/", 1)[1])
+    page.fill("#case-operator", NAME)
+    page.click("#case-assign")
+    expect(page.locator("#case-assignee")).to_have_text(NAME)
+    page.fill("#case-comment", "Cancelled 3 BTC right after buying 0.05.")
+    page.click("#case-comment-add")
+    expect(page.locator("#case-comments")).to_contain_text("right after buying 0.05")
+    notes = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"call with the member"}
+    page.set_input_files("#case-file", files=[notes])
+    page.click("#case-attach")
+    expect(page.locator("#case-attachments")).to_contain_text("notes.txt")
+    page.select_option("#case-disposition", "REPORTED")
+    page.fill("#case-reason", "Spoofing the ask to buy below it.")
+    page.click("#case-close")
+    expect(page.locator("#case-state")).to_have_text("CLOSED")
+    expect(page.locator("#case-comment-add")).to_be_disabled()
+    expect(page.locator("#case-history")).to_contain_text("close")
+    expect(page.locator("#stor-html")).to_have_attribute(
+        "href", f"/v1/surveillance/cases/{case_id}/stor.html"
+    )
+    page.screenshot(path=str(shots / "case.png"), full_page=True)
+    stored = venue.store.case(case_id)  # the store's word, not the page's
+    assert (stored["state"], stored["disposition"], stored["operator"]) == (
+        "CLOSED",
+        "REPORTED",
+        NAME,
+    )
+    assert [c["text"] for c in stored["comments"]] == ["Cancelled 3 BTC right after buying 0.05."]
+    assert [a["name"] for a in stored["attachments"]] == ["notes.txt"]
+    assert [a["state"] for a in stored["alerts"]] == ["CLOSED"]
+
+    page.click("text=← Cases")
+    page.select_option("#cases-state", "CLOSED")
+    closed = page.locator("#cases tbody tr.clickable")
+    expect(closed).to_have_count(1)
+    expect(closed).to_contain_text("REPORTED")
+    closed.locator("td").nth(1).click()
+    expect(page.locator("#case-state")).to_have_text("CLOSED")
+
+    assert venue.audit.chain is not None
+    venue.run(venue.audit.chain.flush())
+    page.click("a.audit-link:text-is('case.close')")
+    expect(page.locator("#audit-action")).to_have_value("case.close")
+    expect(page.locator("#audit-results tbody tr").first).to_contain_text(f"case {case_id}")
+
+
+def test_the_order_to_trade_ratios_and_a_case_of_alerts_ticked_in_the_queue(
+    page: Page, venue: RunningVenue, shots: Path
+) -> None:
+    page.goto("/console/#/otr")
+    bars = page.locator("#otr-number rect.otr-bar")
+    expect(bars).to_have_count(2)
+    expect(bars.first).to_have_attribute("data-ratio", "700")  # 1400 messages, 2 trades
+    expect(page.locator("#otr-number rect.otr-bar.over")).to_have_count(2)
+    expect(page.locator("#otr-number line.otr-max")).to_have_count(2)
+    expect(page.locator("#otr-volume rect.otr-bar")).to_have_count(2)
+    expect(page.locator("#otr-volume rect.otr-bar.over")).to_have_count(0)  # 885.71, 300 of 1000
+    expect(page.locator("#otr")).to_contain_text(f"account {SPOOFER}")
+    page.screenshot(path=str(shots / "otr.png"), full_page=True)
+
+    # both breaches into one case, ticked in the alerts queue
+    page.goto("/console/#/alerts")
+    page.select_option("#alerts-state", "OPEN")
+    page.click("#alerts-filters button[type=submit]")
+    ticks = page.locator("#alerts-results input.pick")
+    expect(ticks).to_have_count(2)
+    expect(page.locator("#case-open")).to_be_disabled()
+    ticks.nth(0).check()
+    ticks.nth(1).check()
+    page.fill("#case-title", "Order-to-trade breaches")
+    page.click("#case-open")
+    expect(page.locator("#case-title")).to_contain_text("Order-to-trade breaches")
+    case_id = int(page.url.rsplit("/", 1)[1])
+    held = venue.store.case(case_id)["alerts"]
+    assert sorted((a["type"], a["state"]) for a in held) == [("OTR_BREACH", "IN_CASE")] * 2
+
+
+def test_the_chart_draws_a_long_timeline_thinned_and_skips_what_has_no_price(page: Page) -> None:
+    """``MarketChart.draw`` over a made timeline: 6,000 book changes drawn as at most 1,500
+    bands a level, every trade and every priced order marked, a market order's and a rejection's
+    (no price) left off the price axis, each kind of order event its own marker."""
+    page.goto("/console/#/alerts")
+    expect(page.locator("#alerts-results")).to_be_visible()
+    counts = page.evaluate(
+        """() => {
+        const t0 = Date.UTC(2026, 0, 5, 10, 0, 0);
+        const samples = [];
+        for (let i = 0; i < 6000; i += 1) {
+          const bid = 100 + (i % 7) / 100;
+          samples.push({seq: i + 1, ts: t0 + i * 10, bids: [[bid.toFixed(2), "1.5"]],
+                        asks: [[(bid + 0.05).toFixed(2), String(1 + (i % 3))]]});
+        }
+        const trade = (seq, price, buy, sell) => ({seq, ts: t0 + seq * 10, price, qty: "0.5",
+          buyAccount: buy, sellAccount: sell, aggressor: "BUY"});
+        const order = (seq, event, side, price) => ({seq, ts: t0 + seq * 10, event,
+          orderId: seq, account: 7, side, price, qty: "2"});
+        const svg = MarketChart.draw({
+          symbol: "X-Y", fromSeq: 1, toSeq: 6000, samples,
+          trades: [trade(10, "100.03", 7, 8), trade(20, "100.04", 8, 9)],
+          orders: [order(5, "NEW", "BUY", "100.01"), order(6, "NEW", "SELL", "100.09"),
+                   order(30, "CANCELLED", "", "100.01"), order(31, "REPLACED", "SELL", "100.08"),
+                   order(32, "EXPIRED", "BUY", "100.00"), order(33, "REJECTED", "", ""),
+                   order(34, "NEW", "BUY", "")],
+        }, {accounts: [7], windowFrom: t0 + 1000, windowTo: t0 + 2000});
+        const n = (selector) => svg.querySelectorAll(selector).length;
+        return {bids: n("rect.level.bid"), asks: n("rect.level.ask"), trades: n("circle.trade"),
+                mine: n("circle.trade.mine"), placed: n("path.order.new"),
+                cancelled: n("path.order.cancelled"), replaced: n("path.order.replaced"),
+                expired: n("path.order.expired"), rejected: n("path.order.rejected"),
+                window: n("rect.alert-window"), best: n("path.best")};
+    }"""
+    )
+    assert counts == {
+        "bids": 1500,
+        "asks": 1500,
+        "trades": 2,
+        "mine": 1,
+        "placed": 2,  # the third NEW is a market order: no price to place it at
+        "cancelled": 1,
+        "replaced": 1,
+        "expired": 1,
+        "rejected": 0,
+        "window": 1,
+        "best": 2,
+    }
 
 
 def test_signing_out_ends_the_session(page: Page, venue: RunningVenue) -> None:

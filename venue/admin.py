@@ -147,6 +147,8 @@ def alerts_page(config: VenueConfig, store: AlertStore, venue: Venue | None = No
 
     def add(app: web.Application) -> None:
         _add_routes(app, pages.routes())
+        for url in pages.script_urls:
+            add_script(app, url)
 
     return add
 

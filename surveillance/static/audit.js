@@ -19,6 +19,23 @@
     return isNaN(ms) ? "" : String(ms);
   }
 
+  // ms since the epoch as a datetime-local value in UTC ("" when malformed).
+  function localUtc(ms) {
+    const d = new Date(Number(ms));
+    return /^[0-9]{1,19}$/.test(ms) && !isNaN(d) ? d.toISOString().slice(0, 19) : "";
+  }
+
+  // Filters given in the address (#/audit?action=case.close&from=<ms>), as other pages link here.
+  function prefill(inputs) {
+    const at = location.hash.indexOf("?");
+    if (at < 0) return;
+    const given = new URLSearchParams(location.hash.slice(at + 1));
+    for (const [name, , type] of FILTERS) {
+      const value = given.get(name);
+      if (value !== null) inputs[name].value = type === "datetime-local" ? localUtc(value) : value;
+    }
+  }
+
   function query(inputs, before) {
     const params = new URLSearchParams();
     for (const [name, , type] of FILTERS) {
@@ -92,6 +109,7 @@
         stack.length = 0;
         load(null);
       });
+      prefill(inputs);
       main.append(form, results);
       await load(null);
     },
