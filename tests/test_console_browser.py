@@ -113,7 +113,12 @@ class RunningVenue:
             await self.audit.start()
             # as ``venue run`` serves it: staff events and exports chained
             self.admin = AdminPart(
-                self.venue, self.config, None, chain=self.audit.chain, alerts=self.store
+                self.venue,
+                self.config,
+                None,
+                chain=self.audit.chain,
+                alerts=self.store,
+                surveillance=self.surveillance,
             )
             await self.admin.start()
             self.url = self.admin.url
