@@ -667,7 +667,9 @@ def make_core(config: VenueConfig) -> Core:
     """A new, empty core as configured: with the risk stage (balances, holds, fees) when the
     configuration lists assets, matching only otherwise. Recovery, replay and verification
     must all build the core this way, or they would not rebuild the same state."""
-    risk = RiskEngine(config.instruments, config.assets) if config.clearing else None
+    risk = None
+    if config.clearing:
+        risk = RiskEngine(config.instruments, config.assets, config.risk.otr_limit())
     return Core(
         config.instruments,
         default_stp=config.default_stp,

@@ -14,9 +14,10 @@ every ``otr_min_messages`` messages while it stays over, so the stored alert fol
 The counts of the current UTC day and of the day before are kept (``rows``: what
 ``GET /v1/surveillance/otr`` serves); older days are dropped, their breaches are in the alerts.
 
-The core's optional enforcement (``clearing.otr``, ``[risk] otr_enforce``) counts an account's
-messages and trades with these same definitions (the number method, per account); change one
-and change the other.
+The risk stage's optional enforcement (``clearing.risk``, ``[risk] otr_enforce``, off by
+default: then the venue refuses no order above the ratio) counts an account's messages and
+trades with these same definitions (the number method, per account, not per owner group);
+change one and change the other.
 """
 
 from __future__ import annotations
