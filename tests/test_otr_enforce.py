@@ -8,14 +8,16 @@ Every command goes through ``Driver.do``, which checks the core's invariants aft
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fix_client import FixClient, now
 
-from clearing.config import read_risk
+from clearing.config import RiskConfig, read_risk
 from clearing.risk import OtrLimit, RiskEngine
 from engine import codec
 from engine.commands import CancelOrder, Deposit, MassCancel, NewOrder, ReplaceOrder
@@ -37,7 +39,8 @@ from gateway.rest.errors import from_reason
 from surveillance.detect import LatestSink, Surveillance
 from surveillance.detect.params import InstrumentParams, SurveillanceConfig
 from venue.config import DEFAULT_CONFIG_PATH, load_config, parse_config
-from venue.runtime import make_core
+from venue.fix import attach_gateway, build_gateway
+from venue.runtime import Venue, make_core
 
 BUY, SELL, LIMIT = Side.BUY, Side.SELL, OrdType.LIMIT
 DAY = 86_400 * 10**9
@@ -317,3 +320,54 @@ def test_the_refusal_reaches_the_doors() -> None:
     assert "order-to-trade ratio" in error.msg and "cancels are accepted" in error.msg
     api = from_reason(OVER)
     assert api.code == -2010 and api.msg == error.msg
+
+
+def test_a_fix_session_over_the_ratio_is_refused_and_may_still_cancel(tmp_path: Path) -> None:
+    """A running venue enforcing 1 message a trade from the 2nd message, behind the FIX
+    acceptor: the second order is an ExecutionReport Rejected with OrdRejReason 99 Other and
+    VenueRejectReason 30, a replace an OrderCancelReject 99; the cancel passes."""
+    from test_fix_orders import SESSIONS, make_config, order
+
+    async def body() -> None:
+        config = make_config(tmp_path)
+        config = dataclasses.replace(config, risk=RiskConfig(True, 1, 2))
+        venue = Venue(config)
+        await venue.start()
+        assert config.fix is not None
+        gateway = build_gateway(config.fix, venue)
+        unsubscribe = attach_gateway(gateway, venue)
+        _, port = await gateway.acceptor.start()
+        try:
+            assert SESSIONS[0].accounts == (1001,)
+            await venue.submit(Deposit(1001, "USDT", 1_000_000 * COIN, "usdt-1001"))
+            a = FixClient(port, "A")
+            await a.logon()
+            a.send(b"D", order("o1", b"1", b"0.1", b"94000.00"))
+            await a.expect_type(b"8", _11=b"o1", _150=b"0")
+            a.send(b"D", order("o2", b"1", b"0.1", b"94000.00"))
+            refused = await a.expect_type(b"8", _11=b"o2", _150=b"8")
+            assert (refused.get(39), refused.get(103), refused.get(25006), refused.get(58)) == (
+                b"8",
+                b"99",
+                b"30",
+                b"OTR_EXCEEDED",
+            )
+            fields = [(11, b"o1b"), (41, b"o1"), (55, b"BTC-USDT"), (54, b"1"), (60, now())]
+            a.send(b"G", [*fields, (40, b"2"), (38, b"0.2"), (44, b"94000.00")])
+            cxl_reject = await a.expect_type(b"9")
+            assert (cxl_reject.get(434), cxl_reject.get(102), cxl_reject.get(25006)) == (
+                b"2",
+                b"99",
+                b"30",
+            )
+            a.send(b"F", [(11, b"c1"), (41, b"o1"), (55, b"BTC-USDT"), (54, b"1"), (60, now())])
+            await a.expect_type(b"8", _150=b"4", _11=b"c1")
+            assert not a.invalid, a.invalid
+            risk = venue.core.risk
+            assert isinstance(risk, RiskEngine) and risk.otr_count(1001, "BTC-USDT") == (2, 0)
+        finally:
+            await gateway.acceptor.stop()
+            unsubscribe()
+            await venue.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
