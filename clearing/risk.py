@@ -42,23 +42,24 @@ ids applied (a review id is applied once) and the window are in the snapshot (it
 a venue whose KYC state is still the initial one keeps version 1 and its hashes) and checked by
 ``check_invariants``. ``may_withdraw`` asks the question without changing anything, for custody.
 
-Order-to-trade ratio (MiFID II RTS 9), enforced when the venue says so (``OtrLimit``, from
-``[risk] otr_enforce``; off by default). Per account, instrument and UTC day of sequencer time
-the stage counts the account's messages and executed orders with the definitions of the
-surveillance detector (``surveillance.detect.otr``, its number method; keep the two identical):
-a message is an order accepted, a replace, or a cancellation the member asked for (a cancel,
-each order a mass cancel removed; the venue's own cancellations are not the member's), and each
-trade counts once for each account on it (twice for an account trading with itself). A new order
-or replace that would be the account's ``min_messages``-th message or later on the instrument
-that day and would put its messages above ``max_number`` times its trades (a day without trades
-counting as one) is refused (``OTR_EXCEEDED``), and so is every new order and replace of that
-account on that instrument for the rest of the day, however its ratio moves after: exactly at
-the maximum passes. Cancels always pass (and count). Only the current day is kept: the first
-command of the next day starts from nothing. The counts are core state: in the snapshot (its
-version 3; while there are none, or enforcement is off, the snapshot keeps its earlier version
-and hash), the state hash and ``check_invariants``, so a replay refuses the same orders. The
-limit is the configuration's, not a command's: a venue replaying a journal with another
-``[risk]`` judges it by that one.
+Order-to-trade ratio (MiFID II RTS 9), enforced when the venue says so (``OtrLimit``; off by
+default). The limit is set by a ``ConfigureOtrLimit`` command (both numbers 0: none), which the
+runtime sequences when ``[risk]`` differs from the limit in force, so a replay never depends on
+today's configuration file. Per account, instrument and UTC day of sequencer time the stage
+counts the account's messages and executed orders with the definitions of the surveillance
+detector (``surveillance.detect.otr``, its number method; keep the two identical): a message is
+an order accepted, a replace, or a cancellation the member asked for (a cancel, each order a
+mass cancel removed; the venue's own cancellations are not the member's), and each trade counts
+once for each account on it (twice for an account trading with itself). A new order or replace
+that would be the account's ``min_messages``-th message or later on the instrument that day and
+would put its messages above ``max_number`` times its trades (a day without trades counting as
+one) is refused (``OTR_EXCEEDED``), and so is every new order and replace of that account on
+that instrument for the rest of the day, however its ratio moves after: exactly at the maximum
+passes. Cancels always pass (and count). Only the current day is kept: the first command of the
+next day starts from nothing. The limit and the counts are core state: in the snapshot (its
+version 3; while no limit is enforced the snapshot keeps its earlier version and hash), the
+state hash and ``check_invariants``, so a replay refuses the same orders. Setting the limit
+again keeps the day's counts; removing it drops them.
 
 Every command ends with a ``BalanceChanged`` for each (account, asset) whose total or locked it
 changed, the venue's accounts included, so that read models follow balances from the events
@@ -78,6 +79,7 @@ from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_
 from engine.commands import (
     AdjustBalance,
     ConfigureFees,
+    ConfigureOtrLimit,
     ConfirmWithdrawal,
     Deposit,
     ReleaseWithdrawal,
@@ -103,6 +105,7 @@ from engine.events import (
     OrderExpired,
     OrderReplaced,
     OrderTriggered,
+    OtrLimitConfigured,
     SelfTradePrevented,
     Trade,
     TradeSettled,
@@ -450,6 +453,8 @@ class RiskEngine:
             self._configure_fees(command, out)
         elif isinstance(command, SetKycTier):
             self._set_kyc_tier(command, out)
+        elif isinstance(command, ConfigureOtrLimit):
+            self._configure_otr(command, out)
         else:
             return False
         return True
@@ -1288,6 +1293,25 @@ class RiskEngine:
                 row = counts[key] = [0, 0]
             row[0] += 1
 
+    def _configure_otr(self, cmd: ConfigureOtrLimit, out: list[Event]) -> None:
+        """A new limit (both numbers 0: none). Counting goes on across a change of the limit;
+        with none, the counts and refusals are dropped."""
+        max_number, min_messages = cmd.max_number, cmd.min_messages
+        if max_number == 0 and min_messages == 0:
+            self.otr_limit = None
+            self.otr_day = -1
+            self.otr_counts = {}
+            self.otr_refused = set()
+        elif max_number < 1 or min_messages < 1:
+            self._reject(
+                out, cmd, 0, ClearingReject.INVALID_OTR_LIMIT,
+                "the order-to-trade limit needs both numbers 1 or more, or both 0 for none",
+            )  # fmt: skip
+            return
+        else:
+            self.otr_limit = OtrLimit(max_number, min_messages)
+        out.append(OtrLimitConfigured(max_number, min_messages))
+
     def _otr_day(self, ts: int) -> None:
         day = ts // NS_PER_DAY
         if day != self.otr_day:  # a new UTC day: yesterday's counts and refusals are done
@@ -1301,22 +1325,27 @@ class RiskEngine:
         return (row[0], row[1]) if row is not None else (0, 0)
 
     def _otr_state(self) -> tuple[Any, ...] | None:
-        """The order-to-trade part of the snapshot; None when there are no counts."""
-        if not self.otr_counts:
+        """The order-to-trade part of the snapshot; None while no limit is enforced."""
+        limit = self.otr_limit
+        if limit is None:
             return None
         return (
+            limit.max_number,
+            limit.min_messages,
             self.otr_day,
             sorted((a, s, m, t) for (a, s), (m, t) in self.otr_counts.items()),
             sorted(self.otr_refused),
         )
 
     def _restore_otr(self, otr: tuple[Any, ...] | None) -> None:
+        self.otr_limit = None
         self.otr_day = -1
         self.otr_counts = {}
         self.otr_refused = set()
-        if otr is None or self.otr_limit is None:
-            return  # not enforced now: the counts of a venue that enforced are dropped
-        day, counts, refused = otr
+        if otr is None:
+            return
+        max_number, min_messages, day, counts, refused = otr
+        self.otr_limit = OtrLimit(max_number, min_messages)
         self.otr_day = day
         self.otr_counts = {(a, s): [m, t] for a, s, m, t in counts}
         self.otr_refused = {(a, s) for a, s in refused}

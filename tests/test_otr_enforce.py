@@ -20,14 +20,23 @@ from fix_client import FixClient, now
 from clearing.config import RiskConfig, read_risk
 from clearing.risk import OtrLimit, RiskEngine
 from engine import codec
-from engine.commands import CancelOrder, Deposit, MassCancel, NewOrder, ReplaceOrder
+from engine.commands import (
+    CancelOrder,
+    ConfigureOtrLimit,
+    Deposit,
+    MassCancel,
+    NewOrder,
+    ReplaceOrder,
+)
 from engine.configfile import ConfigError, Table
 from engine.core import Core
 from engine.events import (
+    ClearingRejected,
     OrderAccepted,
     OrderCancelled,
     OrderRejected,
     OrderReplaced,
+    OtrLimitConfigured,
     ReplaceRejected,
     Trade,
 )
@@ -233,19 +242,34 @@ def test_snapshot_restore_and_replay_give_the_same_state_and_refusals() -> None:
     assert d.core.state_hash() == fresh.core.state_hash() == replayed.core.state_hash()
 
 
-def test_a_venue_not_enforcing_drops_the_counts_of_a_snapshot() -> None:
-    d = Driver()
-    _refused_history(d)
-    off = Driver(None)
-    off.core.restore(d.core.snapshot())
-    assert not off.core.check_invariants()
-    assert not off.risk.otr_counts and not off.risk.otr_refused
-    assert off.risk.snapshot_state()[0] == 1  # type: ignore[index]
-    # the rest of the state as it was: balances, holds and the books
-    assert off.risk.snapshot_state()[1:] == d.risk.snapshot_state()[1:10]  # type: ignore[index]
-    assert off.core.open_orders(1) and [o.order_id for o in off.core.open_orders(1)] == [
-        o.order_id for o in d.core.open_orders(1)
-    ]
+def test_the_limit_is_a_journaled_command_in_the_snapshot() -> None:
+    """``ConfigureOtrLimit`` sets the limit (counting starts then), travels in the journal and
+    the snapshot, keeps the day's counts when it changes, drops them when removed."""
+    d = Driver(None)
+    d.fund(1)
+    assert accepted(d.order(1, BUY, LOW))  # not counted: no limit yet
+    events = d.do(ConfigureOtrLimit(1, 2))
+    assert [e for e in events if isinstance(e, OtrLimitConfigured)] == [OtrLimitConfigured(1, 2)]
+    assert accepted(d.order(1, BUY, LOW)) and d.count(1) == (1, 0)
+    assert rejected(d.order(1, BUY, LOW)) is OVER
+    restored = Driver(None)
+    restored.core.restore(d.core.snapshot())
+    replayed = Driver(None)
+    for payload in d.journal:
+        replayed.core.apply(codec.decode(payload))
+    for other in (restored, replayed):
+        assert other.core.state_hash() == d.core.state_hash()
+        limit = other.risk.otr_limit
+        assert limit is not None and (limit.max_number, limit.min_messages) == (1, 2)
+        assert other.risk.otr_refused == {(1, "BTC-USDT")}
+    d.do(ConfigureOtrLimit(5, 2))  # a new limit: the day's counts and refusals stay
+    assert d.count(1) == (1, 0) and rejected(d.order(1, BUY, LOW)) is OVER
+    bad = d.do(ConfigureOtrLimit(0, 5))
+    assert any(isinstance(e, ClearingRejected) for e in bad) and d.risk.otr_limit is not None
+    d.do(ConfigureOtrLimit(0, 0))  # none: nothing counted, nothing refused
+    assert d.risk.otr_limit is None and not d.risk.otr_counts and not d.risk.otr_refused
+    assert accepted(d.order(1, BUY, LOW))
+    assert d.risk.snapshot_state()[0] == 1  # type: ignore[index]
 
 
 def test_a_broken_count_is_found_by_the_invariants() -> None:
@@ -303,8 +327,8 @@ def test_the_configuration_turns_it_on_and_needs_assets() -> None:
     )
     limit = on.risk.otr_limit()
     assert limit is not None and (limit.max_number, limit.min_messages) == (250, 1000)
-    core = make_core(on)
-    assert isinstance(core.risk, RiskEngine) and core.risk.otr_limit is not None
+    core = make_core(on)  # the runtime sequences the limit: a new core has none
+    assert isinstance(core.risk, RiskEngine) and core.risk.otr_limit is None
     root = Table({"risk": {"otr_enforce": True}}, "", "venue.toml")
     with pytest.raises(ConfigError, match=r"risk\.otr_enforce.*needs \[\[assets\]\]"):
         read_risk(root, {})  # a matching-only venue has no risk stage
@@ -365,9 +389,16 @@ def test_a_fix_session_over_the_ratio_is_refused_and_may_still_cancel(tmp_path: 
             assert not a.invalid, a.invalid
             risk = venue.core.risk
             assert isinstance(risk, RiskEngine) and risk.otr_count(1001, "BTC-USDT") == (2, 0)
+            state_hash = venue.core.state_hash()
         finally:
             await gateway.acceptor.stop()
             unsubscribe()
             await venue.stop()
+        # the limit is in the journal: replayed by a venue whose file enforces none, the same
+        # state and the same refusals
+        off = dataclasses.replace(config, risk=RiskConfig())
+        core, _ = recover(tmp_path, lambda: make_core(off), repair=False)
+        assert isinstance(core.risk, RiskEngine) and core.risk.otr_refused == {(1001, "BTC-USDT")}
+        assert core.state_hash() == state_hash
 
     asyncio.run(asyncio.wait_for(body(), 60))
