@@ -1,5 +1,5 @@
-"""Clearing's sections of the configuration file: ``[[assets]]``, ``[fees]``, ``[ledger]`` and
-``[kyc]``.
+"""Clearing's sections of the configuration file: ``[[assets]]``, ``[fees]``, ``[ledger]``,
+``[kyc]`` and ``[risk]``.
 
 All four are optional: without ``[[assets]]`` the venue runs matching only, with no balances,
 and ``[fees]`` or ``[ledger]`` alone is refused. With it, every instrument's base and quote must
@@ -7,7 +7,8 @@ be listed and its lot and tick x lot must be whole minor units, which is why the
 given the instruments; the ledger's default database lives under the venue's ``data_dir``.
 ``[kyc]`` holds the know-your-customer rules clearing enforces (``clearing.risk``): the tier of
 accounts no command has given one, and the file with the secret the KYC provider signs its
-webhook calls with (read by the REST door; relative to ``data_dir``).
+webhook calls with (read by the REST door; relative to ``data_dir``). ``[risk]`` holds the risk
+stage's other rules: the order-to-trade ratio it may enforce (``clearing.risk.OtrLimit``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clearing.fees import FeeConfig, FeeConfigError, parse_fees
-from clearing.risk import AssetUnits
+from clearing.risk import AssetUnits, OtrLimit
 from engine.config import ASSET_RE
 from engine.configfile import ConfigError, Table, absolute
 from engine.instrument import InstrumentSpec
 from engine.types import KycTier, parse_kyc_tier
 
-__all__ = ["ClearingConfig", "KycConfig", "LedgerConfig", "read_clearing", "read_kyc"]
+__all__ = [
+    "ClearingConfig",
+    "KycConfig",
+    "LedgerConfig",
+    "RiskConfig",
+    "read_clearing",
+    "read_kyc",
+    "read_risk",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,25 @@ class KycConfig:
     default_tier: KycTier = KycTier.INSTITUTIONAL
     #: the KYC provider's webhook secret (absolute); None: the webhook is not configured
     webhook_secret_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskConfig:
+    """``[risk]``."""
+
+    #: refuse an account's new orders and replaces on an instrument for the rest of the UTC
+    #: day once its order-to-trade ratio (number method) is over ``otr_max_number``
+    otr_enforce: bool = False
+    #: messages (orders, replaces, the member's cancellations) per executed order allowed
+    otr_max_number: int = 500
+    #: the account's messages on the instrument that day before its ratio is judged
+    otr_min_messages: int = 1000
+
+    def otr_limit(self) -> OtrLimit | None:
+        """The limit the risk stage enforces; None when it enforces none."""
+        if not self.otr_enforce:
+            return None
+        return OtrLimit(self.otr_max_number, self.otr_min_messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +186,26 @@ def read_kyc(root: Table, data_dir: Path, assets: Mapping[str, int]) -> KycConfi
             path = data_dir / path
     table.finish()
     return KycConfig(default_tier=default, webhook_secret_file=path)
+
+
+def read_risk(root: Table, assets: Mapping[str, int]) -> RiskConfig:
+    """``[risk]``, optional: ``otr_enforce`` (false), ``otr_max_number`` (500),
+    ``otr_min_messages`` (1000). Enforcing needs ``[[assets]]``: the risk stage runs only with
+    clearing."""
+    if "risk" not in root:
+        return RiskConfig()
+    table = root.table("risk")
+    default = RiskConfig()
+    config = RiskConfig(
+        otr_enforce=table.optional_boolean("otr_enforce", default.otr_enforce),
+        otr_max_number=table.optional_integer(
+            "otr_max_number", default.otr_max_number, 1, 1_000_000_000
+        ),
+        otr_min_messages=table.optional_integer(
+            "otr_min_messages", default.otr_min_messages, 1, 1_000_000_000
+        ),
+    )
+    if config.otr_enforce and not assets:
+        table.fail("otr_enforce", "needs [[assets]]: the risk stage runs only with clearing")
+    table.finish()
+    return config

@@ -42,6 +42,25 @@ ids applied (a review id is applied once) and the window are in the snapshot (it
 a venue whose KYC state is still the initial one keeps version 1 and its hashes) and checked by
 ``check_invariants``. ``may_withdraw`` asks the question without changing anything, for custody.
 
+Order-to-trade ratio (MiFID II RTS 9), enforced when the venue says so (``OtrLimit``; off by
+default). The limit is set by a ``ConfigureOtrLimit`` command (both numbers 0: none), which the
+runtime sequences when ``[risk]`` differs from the limit in force, so a replay never depends on
+today's configuration file. Per account, instrument and UTC day of sequencer time the stage
+counts the account's messages and executed orders with the definitions of the surveillance
+detector (``surveillance.detect.otr``, its number method; keep the two identical): a message is
+an order accepted, a replace, or a cancellation the member asked for (a cancel, each order a
+mass cancel removed; the venue's own cancellations are not the member's), and each trade counts
+once for each account on it (twice for an account trading with itself). A new order or replace
+that would be the account's ``min_messages``-th message or later on the instrument that day and
+would put its messages above ``max_number`` times its trades (a day without trades counting as
+one) is refused (``OTR_EXCEEDED``), and so is every new order and replace of that account on
+that instrument for the rest of the day, however its ratio moves after: exactly at the maximum
+passes. Cancels always pass (and count). Only the current day is kept: the first command of the
+next day starts from nothing. The limit and the counts are core state: in the snapshot (its
+version 3; while no limit is enforced the snapshot keeps its earlier version and hash), the
+state hash and ``check_invariants``, so a replay refuses the same orders. Setting the limit
+again keeps the day's counts; removing it drops them.
+
 Every command ends with a ``BalanceChanged`` for each (account, asset) whose total or locked it
 changed, the venue's accounts included, so that read models follow balances from the events
 alone. The rows a command touches are recorded on the way (``_balance``, ``_venue_add``) with
@@ -60,6 +79,7 @@ from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_
 from engine.commands import (
     AdjustBalance,
     ConfigureFees,
+    ConfigureOtrLimit,
     ConfirmWithdrawal,
     Deposit,
     ReleaseWithdrawal,
@@ -85,6 +105,7 @@ from engine.events import (
     OrderExpired,
     OrderReplaced,
     OrderTriggered,
+    OtrLimitConfigured,
     SelfTradePrevented,
     Trade,
     TradeSettled,
@@ -94,7 +115,7 @@ from engine.events import (
 )
 from engine.instrument import InstrumentSpec
 from engine.order import Order
-from engine.risk import CancelAccountOrders, ReferencePrice
+from engine.risk import CancelAccountOrders, CommandTime, ReferencePrice
 from engine.types import (
     AccountState,
     CancelReason,
@@ -110,6 +131,9 @@ STATE_VERSION = 1
 #: The state's version once KYC state is in it; a venue whose KYC state is still the initial
 #: one (no tier set, default INSTITUTIONAL) keeps version 1, so earlier journals keep their hash.
 KYC_STATE_VERSION = 2
+#: The state's version once order-to-trade counts are in it (the KYC part then always present,
+#: None while initial); without counts the state keeps version 1 or 2.
+OTR_STATE_VERSION = 3
 NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_AMOUNT = (1 << 63) - 1  # the ledger keeps amounts in 64-bit signed integers
 BUY = Side.BUY
@@ -139,6 +163,24 @@ KYC_LIMITS_MICRO_USD: Final = {
 KYC_WINDOW_NS: Final = NS_PER_DAY
 #: The asset USD is valued as (1 USD = 1 USDT), and each other asset at its ASSET-USDT price.
 USD_ASSET: Final = "USDT"
+
+
+#: Cancellations the member asked for: messages of the order-to-trade ratio (the venue's own,
+#: operator, kill switch, cancel on disconnect, KYC, are not).
+_MEMBER_CANCELS: Final = (CancelReason.USER, CancelReason.MASS_CANCEL)
+
+
+class OtrLimit:
+    """The order-to-trade ratio the venue enforces (``[risk]``): messages per executed order
+    above ``max_number``, once ``min_messages`` were sent on the instrument that day."""
+
+    __slots__ = ("max_number", "min_messages")
+
+    def __init__(self, max_number: int, min_messages: int) -> None:
+        if max_number < 1 or min_messages < 1:
+            raise ValueError("the order-to-trade limit needs a maximum and a minimum of 1 or more")
+        self.max_number = max_number
+        self.min_messages = min_messages
 
 
 class AssetUnits:
@@ -251,7 +293,12 @@ class Hold:
 class RiskEngine:
     """The risk stage (``engine.risk.RiskStage``) with the venue's balances, holds and fees."""
 
-    def __init__(self, instruments: Sequence[InstrumentSpec], assets: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        instruments: Sequence[InstrumentSpec],
+        assets: Mapping[str, int],
+        otr: OtrLimit | None = None,
+    ) -> None:
         for asset, places in assets.items():
             if not isinstance(places, int) or not 0 <= places <= 18:
                 raise ValueError(f"asset {asset}: decimals must be an integer from 0 to 18")
@@ -273,6 +320,13 @@ class RiskEngine:
         self._tier_floor: dict[str, list[int]] = {}
         self._cancel_account_orders: CancelAccountOrders | None = None
         self._reference_price: ReferencePrice | None = None
+        self._now: CommandTime | None = None
+        # Order-to-trade ratio (None: not enforced): the UTC day counted, (account, instrument)
+        # -> [messages, trades] that day, and the pairs refused for the rest of it.
+        self.otr_limit = otr
+        self.otr_day = -1
+        self.otr_counts: dict[tuple[int, str], list[int]] = {}
+        self.otr_refused: set[tuple[int, str]] = set()
         # Know your customer: the default tier (the venue's, until a SetKycTier for account 0
         # changes it), the tiers commands gave, the review ids applied, and the rolling window
         # of limited accounts' withdrawals: entries [ts, account, micro-USD, withdrawal id] in
@@ -300,10 +354,14 @@ class RiskEngine:
 
     # ------------------------------------------------------------------ the RiskStage protocol
     def attach(
-        self, cancel_account_orders: CancelAccountOrders, reference_price: ReferencePrice
+        self,
+        cancel_account_orders: CancelAccountOrders,
+        reference_price: ReferencePrice,
+        now: CommandTime,
     ) -> None:
         self._cancel_account_orders = cancel_account_orders
         self._reference_price = reference_price
+        self._now = now
 
     def check_new_order(self, order: Order, spec: InstrumentSpec, band_limit: int) -> RejectReason:
         account = order.account
@@ -311,6 +369,8 @@ class RiskEngine:
             return RejectReason.ACCOUNT_NOT_ACTIVE
         if self._kyc_gate and self.kyc_tier(account) is TIER_0:
             return RejectReason.KYC_TIER_NOT_PERMITTED
+        if self.otr_limit is not None and self._otr_refuses(account, spec.symbol):
+            return RejectReason.OTR_EXCEEDED
         units = self.units[spec.symbol]
         ord_type = order.ord_type
         stop_market = ord_type is STOP_LOSS or ord_type is TAKE_PROFIT
@@ -353,6 +413,8 @@ class RiskEngine:
             return RejectReason.ACCOUNT_NOT_ACTIVE
         if self._kyc_gate and self.kyc_tier(order.account) is TIER_0:
             return RejectReason.KYC_TIER_NOT_PERMITTED
+        if self.otr_limit is not None and self._otr_refuses(order.account, spec.symbol):
+            return RejectReason.OTR_EXCEEDED
         hold = self.holds.get(order.order_id)
         if hold is None:
             return RejectReason.NONE  # nothing held (cannot happen for orders it accepted)
@@ -391,6 +453,8 @@ class RiskEngine:
             self._configure_fees(command, out)
         elif isinstance(command, SetKycTier):
             self._set_kyc_tier(command, out)
+        elif isinstance(command, ConfigureOtrLimit):
+            self._configure_otr(command, out)
         else:
             return False
         return True
@@ -422,6 +486,8 @@ class RiskEngine:
             hold = self.holds.get(order_id)
             if hold is not None and hold.market:
                 self._release(order_id)  # a market order never rests: what is left is free
+        if self.otr_limit is not None:
+            self._otr_follow(ts, events)
         if self._touched or self._venue_touched:
             self._balances_changed(events)
 
@@ -451,8 +517,10 @@ class RiskEngine:
 
     def snapshot_state(self) -> object:
         kyc = self._kyc_state()
+        otr = self._otr_state()
+        version = STATE_VERSION if kyc is None else KYC_STATE_VERSION
         state = (
-            STATE_VERSION if kyc is None else KYC_STATE_VERSION,
+            version if otr is None else OTR_STATE_VERSION,
             [
                 (account, asset, total, locked)
                 for account in sorted(self.balances)
@@ -467,6 +535,8 @@ class RiskEngine:
             [(a, sorted(days.items())) for a, days in sorted(self.volumes.items())],
             self.fee_spec,
         )
+        if otr is not None:
+            return (*state, kyc, otr)
         return state if kyc is None else (*state, kyc)
 
     def restore_state(self, state: object) -> None:
@@ -474,12 +544,16 @@ class RiskEngine:
         self._venue_touched.clear()
         if not isinstance(state, tuple) or not state:
             raise ValueError("risk state of an unknown version")
+        otr = None
         if state[0] == STATE_VERSION and len(state) == 10:
             kyc = None
             (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
         elif state[0] == KYC_STATE_VERSION and len(state) == 11:
             (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
              kyc) = state  # fmt: skip
+        elif state[0] == OTR_STATE_VERSION and len(state) == 12:
+            (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
+             kyc, otr) = state  # fmt: skip
         else:
             raise ValueError("risk state of an unknown version")
         self.balances = {}
@@ -502,6 +576,7 @@ class RiskEngine:
         self.volumes = {a: dict(days) for a, days in volumes}
         self._install_fees(FeeConfig.from_spec(spec) if spec else zero_fees(), spec)
         self._restore_kyc(kyc)
+        self._restore_otr(otr)
 
     # ------------------------------------------------------------------ queries
     def balance(self, account: int, asset: str) -> tuple[int, int]:
@@ -580,6 +655,7 @@ class RiskEngine:
         for oid in sorted(set(self.holds) - seen):
             findings.append(f"order {oid} is not open but holds {self.holds[oid].amount}")
         self._check_kyc(findings)
+        self._check_otr(findings)
         return findings
 
     # ------------------------------------------------------------------ fills
@@ -1157,6 +1233,139 @@ class RiskEngine:
                 f"{zero} accounts are on KYC tier 0 (default {kyc_tier_label(self.kyc_default)})"
                 f" but new orders count {self._kyc_zero} (gate {self._kyc_gate})"
             )
+
+    # ------------------------------------------------------------------ order-to-trade ratio
+    def _otr_refuses(self, account: int, symbol: str) -> bool:
+        """Whether one more message (a new order, a replace) of the account on the instrument
+        is refused: it was refused earlier today, or that message would put it over the ratio
+        (and it then is for the rest of the day)."""
+        limit = self.otr_limit
+        now = self._now
+        if limit is None or now is None or now() // NS_PER_DAY != self.otr_day:
+            return False  # nothing counted today yet: a first message is never over
+        key = (account, symbol)
+        if key in self.otr_refused:
+            return True
+        row = self.otr_counts.get(key)
+        if row is None:
+            return False
+        messages = row[0] + 1
+        if messages >= limit.min_messages and messages > limit.max_number * max(row[1], 1):
+            self.otr_refused.add(key)
+            return True
+        return False
+
+    def _otr_follow(self, ts: int, events: list[Event]) -> None:
+        """Count the command's messages and trades (``surveillance.detect.otr``'s
+        definitions: keep them identical)."""
+        counts = self.otr_counts
+        for event in events:
+            kind = type(event)
+            if kind is OrderAccepted:
+                accepted = cast(OrderAccepted, event)
+                key = (accepted.account, accepted.instrument)
+            elif kind is OrderReplaced:
+                replaced = cast(OrderReplaced, event)
+                key = (replaced.account, replaced.instrument)
+            elif kind is OrderCancelled:
+                done = cast(OrderDone, event)
+                if done.reason not in _MEMBER_CANCELS:
+                    continue
+                key = (done.account, done.instrument)
+            elif kind is Trade:
+                trade = cast(Trade, event)
+                if ts // NS_PER_DAY != self.otr_day:
+                    self._otr_day(ts)
+                    counts = self.otr_counts
+                for account in (trade.maker_account, trade.taker_account):
+                    row = counts.get((account, trade.instrument))
+                    if row is None:
+                        row = counts[(account, trade.instrument)] = [0, 0]
+                    row[1] += 1
+                continue
+            else:
+                continue
+            if ts // NS_PER_DAY != self.otr_day:
+                self._otr_day(ts)
+                counts = self.otr_counts
+            row = counts.get(key)
+            if row is None:
+                row = counts[key] = [0, 0]
+            row[0] += 1
+
+    def _configure_otr(self, cmd: ConfigureOtrLimit, out: list[Event]) -> None:
+        """A new limit (both numbers 0: none). Counting goes on across a change of the limit;
+        with none, the counts and refusals are dropped."""
+        max_number, min_messages = cmd.max_number, cmd.min_messages
+        if max_number == 0 and min_messages == 0:
+            self.otr_limit = None
+            self.otr_day = -1
+            self.otr_counts = {}
+            self.otr_refused = set()
+        elif max_number < 1 or min_messages < 1:
+            self._reject(
+                out, cmd, 0, ClearingReject.INVALID_OTR_LIMIT,
+                "the order-to-trade limit needs both numbers 1 or more, or both 0 for none",
+            )  # fmt: skip
+            return
+        else:
+            self.otr_limit = OtrLimit(max_number, min_messages)
+        out.append(OtrLimitConfigured(max_number, min_messages))
+
+    def _otr_day(self, ts: int) -> None:
+        day = ts // NS_PER_DAY
+        if day != self.otr_day:  # a new UTC day: yesterday's counts and refusals are done
+            self.otr_day = day
+            self.otr_counts = {}
+            self.otr_refused = set()
+
+    def otr_count(self, account: int, symbol: str) -> tuple[int, int]:
+        """(messages, trades) of the account on the instrument in the day counted."""
+        row = self.otr_counts.get((account, symbol))
+        return (row[0], row[1]) if row is not None else (0, 0)
+
+    def _otr_state(self) -> tuple[Any, ...] | None:
+        """The order-to-trade part of the snapshot; None while no limit is enforced."""
+        limit = self.otr_limit
+        if limit is None:
+            return None
+        return (
+            limit.max_number,
+            limit.min_messages,
+            self.otr_day,
+            sorted((a, s, m, t) for (a, s), (m, t) in self.otr_counts.items()),
+            sorted(self.otr_refused),
+        )
+
+    def _restore_otr(self, otr: tuple[Any, ...] | None) -> None:
+        self.otr_limit = None
+        self.otr_day = -1
+        self.otr_counts = {}
+        self.otr_refused = set()
+        if otr is None:
+            return
+        max_number, min_messages, day, counts, refused = otr
+        self.otr_limit = OtrLimit(max_number, min_messages)
+        self.otr_day = day
+        self.otr_counts = {(a, s): [m, t] for a, s, m, t in counts}
+        self.otr_refused = {(a, s) for a, s in refused}
+
+    def _check_otr(self, findings: list[str]) -> None:
+        """Counts only when enforced, none negative; a refused pair sent enough messages."""
+        limit = self.otr_limit
+        if limit is None:
+            if self.otr_counts or self.otr_refused:
+                findings.append("order-to-trade counts kept while the ratio is not enforced")
+            return
+        for (account, symbol), (messages, trades) in self.otr_counts.items():
+            if messages < 0 or trades < 0:
+                findings.append(f"OTR: account {account} {symbol}: {messages} messages, "
+                                f"{trades} trades")  # fmt: skip
+        for account, symbol in self.otr_refused:
+            messages = self.otr_counts.get((account, symbol), [0, 0])[0]
+            if messages + 1 < limit.min_messages:
+                findings.append(f"OTR: account {account} refused on {symbol} after {messages} "
+                                f"messages (minimum {limit.min_messages})")  # fmt: skip
 
     def _configure_fees(self, cmd: ConfigureFees, out: list[Event]) -> None:
         try:

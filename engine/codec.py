@@ -25,6 +25,7 @@ from engine.commands import (
     CancelReplace,
     ConfigureAccount,
     ConfigureFees,
+    ConfigureOtrLimit,
     ConfirmWithdrawal,
     Deposit,
     MassCancel,
@@ -654,3 +655,5 @@ _simple(39, ConfigureFees, "", (), ("spec",),
         lambda v, s: ConfigureFees(s[0], v[0], v[1]))  # fmt: skip
 _simple(40, SetKycTier, "QB", ("account", "tier"), ("review_id",),
         lambda v, s: SetKycTier(v[2], _tier(v[3]), s[0], v[0], v[1]))  # fmt: skip
+_simple(41, ConfigureOtrLimit, "QQ", ("max_number", "min_messages"), (),
+        lambda v, s: ConfigureOtrLimit(v[2], v[3], v[0], v[1]))  # fmt: skip

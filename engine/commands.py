@@ -493,6 +493,20 @@ class SetKycTier:
     origin: Origin | None = None
 
 
+@dataclass(slots=True)
+class ConfigureOtrLimit:
+    """The order-to-trade ratio the risk stage enforces (``clearing.risk``): messages per
+    executed order above ``max_number`` refused once ``min_messages`` were sent on an instrument
+    in a UTC day; both 0: none enforced. The runtime sequences it when ``[risk]`` differs from
+    the limit in force, so a replay never depends on today's configuration file."""
+
+    max_number: int
+    min_messages: int
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
 #: The commands that move money or change accounts and fees (the risk stage handles them).
 MoneyCommand = (
     Deposit
@@ -504,6 +518,7 @@ MoneyCommand = (
     | SetFeeSchedule
     | ConfigureFees
     | SetKycTier
+    | ConfigureOtrLimit
 )
 
 #: Every command the journal holds.

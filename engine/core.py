@@ -259,7 +259,7 @@ class Core:
         self.session_end_ns = session_end_s * 1_000_000_000
         self.risk = risk
         if risk is not None:
-            risk.attach(self.cancel_account_orders, self.reference_price)
+            risk.attach(self.cancel_account_orders, self.reference_price, self.command_time)
         self.last_seq = 0
         self.last_ts = 0
         self.next_order_id = 1
@@ -338,6 +338,10 @@ class Core:
     # ------------------------------------------------------------------ queries
     def market(self, symbol: str) -> Market | None:
         return self.markets.get(symbol)
+
+    def command_time(self) -> int:
+        """The sequencer time (ns) of the command being applied (the last one, between)."""
+        return self.last_ts
 
     def reference_price(self, symbol: str) -> int:
         """The instrument's reference price in ticks (``Market.reference``; 0: none, or no such

@@ -497,6 +497,7 @@ class ClearingReject(IntEnum):
     KYC_LIMIT_EXCEEDED = 14  # over the tier's rolling 24-hour withdrawal limit
     KYC_UNVALUED_ASSET = 15  # no reference price values the asset in USD for a limited tier
     DUPLICATE_REVIEW = 16  # a KYC review id already applied
+    INVALID_OTR_LIMIT = 17  # an order-to-trade limit with a number below 1 (both 0: none)
 
 
 @dataclass(slots=True)
@@ -592,6 +593,14 @@ class FeesConfigured:
 
 
 @dataclass(slots=True)
+class OtrLimitConfigured:
+    """The order-to-trade limit the risk stage enforces from now on (both 0: none)."""
+
+    max_number: int
+    min_messages: int
+
+
+@dataclass(slots=True)
 class ClearingRejected:
     """A clearing command refused; nothing changed. ``command`` is its class name."""
 
@@ -636,6 +645,7 @@ MoneyEvent = (
     | FeeScheduleSet
     | FeesConfigured
     | KycTierSet
+    | OtrLimitConfigured
     | ClearingRejected
     | BalanceChanged
 )

@@ -24,11 +24,17 @@ CancelAccountOrders = Callable[[int, CancelReason, list[Event]], None]
 #: (the last trade or the operator's reference, whichever came last, else the configured one;
 #: 0 when there is none or no such instrument). The risk stage values assets with it.
 ReferencePrice = Callable[[str], int]
+#: ``now()``: the sequencer time (ns) of the command being applied, for rules by time of day
+#: that a check must judge before the command's events exist (the order-to-trade ratio's day).
+CommandTime = Callable[[], int]
 
 
 class RiskStage(Protocol):
     def attach(
-        self, cancel_account_orders: CancelAccountOrders, reference_price: ReferencePrice
+        self,
+        cancel_account_orders: CancelAccountOrders,
+        reference_price: ReferencePrice,
+        now: CommandTime,
     ) -> None:
         """Called once by the core that the risk stage is plugged into."""
         ...

@@ -113,6 +113,7 @@ class RejectReason(IntEnum):
     NOT_PERMITTED = 27
     INVALID_COMMAND = 28
     KYC_TIER_NOT_PERMITTED = 29  # risk stage: the account's KYC tier (0) may not trade
+    OTR_EXCEEDED = 30  # risk stage: over the order-to-trade ratio on the instrument today
 
 
 class CancelReason(IntEnum):

@@ -21,6 +21,17 @@ The order book replayed (``surveillance.replay``) is served as
   time. Bad input is a 400 naming the parameter; a point too far from any snapshot a 422 with
   what it would cost (``records``, ``limit``, ``startSeq``); an unreadable journal a 503.
 
+The order-to-trade ratios the running detector counts (``surveillance.detect.otr``) are served
+as
+
+- ``GET /v1/surveillance/otr?symbol=&account=&day=YYYY-MM-DD``: ``{"day", "days", "rows"}``,
+  the rows of ``OrderToTradeRatio.rows`` (per account and per owner group, per instrument) of
+  ``day`` (the detector's current UTC day unless given), highest ratio first; ``days`` the days
+  kept in memory (the current one and the one before: older days' breaches are in the
+  ``OTR_BREACH`` alerts; another day answers no rows). It needs ``surveillance.read``; it
+  reads the detector on the event loop, where the detector runs, and copies the rows out. A
+  503 while the detectors are off or still catching up with the journal.
+
 The admin API's authentication is the gateway's, which this package may not import:
 ``routes()`` lists each route with the permission it needs and the composition root registers
 them with the gateway's checks (and tells who the caller is, for the export's record). Errors
@@ -31,16 +42,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from surveillance.audit import AuditStoreError, StaffEvent
+from surveillance.detect.otr import OrderToTradeRatio
+from surveillance.detect.state import DAY_NS
 from surveillance.replay import (
     DEFAULT_DEPTH,
     MAX_DEPTH,
@@ -67,7 +81,11 @@ __all__ = [
     "SURVEILLANCE_READ",
     "AuditTrailPage",
     "BookPage",
+    "OtrPage",
+    "OtrQuery",
+    "OtrQueryError",
     "Route",
+    "parse_otr_query",
     "static_script",
 ]
 
@@ -382,3 +400,98 @@ class BookPage:
         """The answer as JSON, in the worker thread: a deep book is megabytes to encode."""
         answer = self.replay.book_at(symbol, at, durable_seq=durable, depth=depth)
         return json.dumps(answer, separators=(",", ":")).encode()
+
+
+#: ``GET /v1/surveillance/otr``'s parameters.
+_OTR_PARAMETERS = ("symbol", "account", "day")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+class OtrQueryError(ValueError):
+    """A bad parameter of ``GET /v1/surveillance/otr``; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OtrQuery:
+    symbol: str  # "" for every instrument
+    account: int  # 0 for every account
+    day: int | None  # days since the epoch (UTC); None for the detector's current day
+
+
+def parse_otr_query(query: Mapping[str, list[str]], symbols: Collection[str]) -> OtrQuery:
+    """``query`` (each parameter's values) as an ``OtrQuery``; ``symbols``: the venue's
+    instruments. Raises ``OtrQueryError`` naming the parameter."""
+    for name, values in query.items():
+        if name not in _OTR_PARAMETERS:
+            raise OtrQueryError(f"Parameter '{name[:64]}' is not known here.")
+        if len(values) > 1:
+            raise OtrQueryError(f"Parameter '{name}' is given more than once.")
+    symbol = "".join(query.get("symbol", [])).strip()
+    if symbol and symbol not in symbols:
+        raise OtrQueryError(f"Parameter 'symbol': unknown instrument {symbol[:32]!r}.")
+    account = 0
+    text = "".join(query.get("account", [])).strip()
+    if text:
+        if not _ACCOUNT.fullmatch(text):
+            raise OtrQueryError("Parameter 'account' must be an account number.")
+        account = int(text)
+    day: int | None = None
+    text = "".join(query.get("day", [])).strip()
+    if text:
+        try:
+            if not _DAY.fullmatch(text):
+                raise ValueError(text)
+            day = (datetime.date.fromisoformat(text) - _EPOCH).days
+        except ValueError:
+            raise OtrQueryError("Parameter 'day' must be a date, YYYY-MM-DD.") from None
+        if day < 0:
+            raise OtrQueryError("Parameter 'day' must be a date, YYYY-MM-DD.")
+    return OtrQuery(symbol, account, day)
+
+
+def _iso_day(day: int) -> str:
+    return (_EPOCH + datetime.timedelta(days=day)).isoformat()
+
+
+class OtrPage:
+    """``GET /v1/surveillance/otr`` over the running detector: ``detector`` gives it (None
+    while the detectors are off or catching up); ``symbols`` the venue's instruments;
+    ``clock`` (ns) tells today before the detector has seen any command."""
+
+    def __init__(
+        self,
+        detector: Callable[[], OrderToTradeRatio | None],
+        symbols: Collection[str],
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.detector = detector
+        self.symbols = frozenset(symbols)
+        self.clock = clock
+
+    def routes(self) -> list[Route]:
+        return [Route("GET", "/v1/surveillance/otr", self.otr, SURVEILLANCE_READ)]
+
+    def add_routes(self, app: web.Application) -> None:
+        """Add the routes without any permission check (tests; a venue without logins)."""
+        for route in self.routes():
+            app.router.add_route(route.method, route.path, route.handler)
+
+    async def otr(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/surveillance/otr``: on the event loop, where the detector runs."""
+        query = {name: request.query.getall(name) for name in request.query}
+        try:
+            parsed = parse_otr_query(query, self.symbols)
+        except OtrQueryError as exc:
+            return _error(_INVALID_PARAM, str(exc), 400)
+        detector = self.detector()
+        if detector is None:
+            return _error(_INTERNAL, "The detectors are off or still reading the journal.", 503)
+        days = detector.days()
+        day = parsed.day
+        if day is None:
+            day = days[0] if days else self.clock() // DAY_NS
+        rows = detector.rows(day, parsed.symbol, parsed.account)
+        return web.json_response(
+            {"day": _iso_day(day), "days": [_iso_day(d) for d in days], "rows": rows}
+        )

@@ -64,6 +64,7 @@ ROUTES = {
     ("GET", "/v1/audit.csv"),
     ("GET", "/v1/surveillance/book"),
     ("GET", "/v1/surveillance/timeline"),
+    ("GET", "/v1/surveillance/otr"),
     ("GET", "/"),
     ("GET", "/console"),
     ("GET", "/console/"),

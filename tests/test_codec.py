@@ -21,6 +21,7 @@ from engine.commands import (
     Command,
     ConfigureAccount,
     ConfigureFees,
+    ConfigureOtrLimit,
     ConfirmWithdrawal,
     MassCancel,
     NewOrder,
@@ -104,6 +105,8 @@ SAMPLES: list[Command] = [
     ConfigureFees('{"schedules": {}}', seq=36, ts=37),
     SetKycTier(3, KycTier.TIER_2, "review-1", seq=38, ts=39),
     SetKycTier(0, KycTier.INSTITUTIONAL, seq=40, ts=41),
+    ConfigureOtrLimit(500, 1000, seq=42, ts=43),
+    ConfigureOtrLimit(0, 0, seq=44, ts=45),
 ]
 
 #: The same commands journaled with their origin (the door, who, their request id, from where).

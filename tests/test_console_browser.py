@@ -113,7 +113,12 @@ class RunningVenue:
             await self.audit.start()
             # as ``venue run`` serves it: staff events and exports chained
             self.admin = AdminPart(
-                self.venue, self.config, None, chain=self.audit.chain, alerts=self.store
+                self.venue,
+                self.config,
+                None,
+                chain=self.audit.chain,
+                alerts=self.store,
+                surveillance=self.surveillance,
             )
             await self.admin.start()
             self.url = self.admin.url
@@ -504,15 +509,23 @@ def test_an_alert_from_the_queue_to_its_chart_and_a_closed_case(
 def test_the_order_to_trade_ratios_and_a_case_of_alerts_ticked_in_the_queue(
     page: Page, venue: RunningVenue, shots: Path
 ) -> None:
+    # the detector's own counts of the day (GET /v1/surveillance/otr), not the alerts': the maker
+    # sent 5 orders and traded once (with the spoofer's lift), the spoofer sent 2 orders and a
+    # cancellation, account 1001 one order, never traded
     page.goto("/console/#/otr")
     bars = page.locator("#otr-number rect.otr-bar")
-    expect(bars).to_have_count(2)
-    expect(bars.first).to_have_attribute("data-ratio", "700")  # 1400 messages, 2 trades
-    expect(page.locator("#otr-number rect.otr-bar.over")).to_have_count(2)
-    expect(page.locator("#otr-number line.otr-max")).to_have_count(2)
-    expect(page.locator("#otr-volume rect.otr-bar")).to_have_count(2)
-    expect(page.locator("#otr-volume rect.otr-bar.over")).to_have_count(0)  # 885.71, 300 of 1000
+    expect(bars).to_have_count(3)
+    ratios = [bars.nth(n).get_attribute("data-ratio") for n in range(3)]
+    assert ratios == ["5", "3", "1"]  # highest first
+    expect(page.locator("#otr-number rect.otr-bar.over")).to_have_count(0)  # the maximum is 500
+    expect(page.locator("#otr-number line.otr-max")).to_have_count(3)
+    expect(page.locator("#otr-volume rect.otr-bar")).to_have_count(3)
+    over = page.locator("#otr-volume rect.otr-bar.over")  # 0.5 BTC ordered, nothing traded
+    expect(over).to_have_count(1)
+    expect(over).to_have_attribute("data-ratio", "50000")
     expect(page.locator("#otr")).to_contain_text(f"account {SPOOFER}")
+    spoofer = page.locator("#otr tbody tr").nth(1)
+    expect(spoofer).to_contain_text("0.05000")  # it traded 0.05 BTC
     page.screenshot(path=str(shots / "otr.png"), full_page=True)
 
     # both breaches into one case, ticked in the alerts queue

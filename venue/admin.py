@@ -4,9 +4,9 @@ store: the ports the gateway defines, implemented over ``venue.runtime.Venue``,
 ``start_admin`` for the command line and the tests.
 
 It also serves the console pages of packages the gateway may not import (surveillance's audit
-trail, ``audit_page``; its book replay, ``book_page``; its alerts and cases,
-``alerts_page``): their routes, each with the permission it declares, and their scripts listed
-in the console."""
+trail, ``audit_page``; its book replay, ``book_page``; its alerts and cases, ``alerts_page``;
+the order-to-trade ratios its running detector counts, ``otr_page``): their routes, each with
+the permission it declares, and their scripts listed in the console."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ from gateway.staff.operators import OperatorStore, StaffEvent
 from gateway.staff.roles import ROLES
 from surveillance.casepages import AlertPages
 from surveillance.chain import AuditChain
-from surveillance.pages import AuditTrailPage, BookPage, Route
+from surveillance.detect.feed import Surveillance
+from surveillance.pages import AuditTrailPage, BookPage, OtrPage, Route
 from surveillance.replay import BookReplay, ReplayConfig
 from surveillance.stor import Entity
 from surveillance.store import AlertStore
@@ -65,6 +66,7 @@ __all__ = [
     "alerts_page",
     "audit_page",
     "book_page",
+    "otr_page",
     "register_page",
     "render_event",
     "service_token",
@@ -121,6 +123,22 @@ def book_page(venue: Venue) -> Page:
         config.data_dir, ReplayConfig(config.instruments, lambda: make_core(config))
     )
     page = BookPage(replay, lambda: venue.durable_seq)
+
+    def add(app: web.Application) -> None:
+        _add_routes(app, page.routes())
+
+    return add
+
+
+def otr_page(config: VenueConfig, detectors: Callable[[], Surveillance | None]) -> Page:
+    """The order-to-trade ratios (``surveillance.pages.OtrPage``) of the running detectors
+    ``detectors`` gives (None while they are off or catching up: the page answers 503)."""
+
+    def detector() -> Any:
+        surveillance = detectors()
+        return surveillance.otr if surveillance is not None else None
+
+    page = OtrPage(detector, [spec.symbol for spec in config.instruments])
 
     def add(app: web.Application) -> None:
         _add_routes(app, page.routes())
@@ -313,6 +331,7 @@ async def start_admin(
     audit: AuditChain | None = None,
     fix: FixGateway | None = None,
     alerts: AlertStore | None = None,
+    surveillance: Callable[[], Surveillance | None] | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -327,7 +346,9 @@ async def start_admin(
     from disk either way). ``fix``: the FIX gateway, whose sessions the API then adds and
     disables at run time (``/v1/fix/sessions``). ``alerts``: surveillance's alert and case
     store (open, its writer started), served under ``/v1/surveillance`` (not served without
-    it)."""
+    it). ``surveillance``: the running detectors (``SurveillancePart.surveillance``, None until
+    they caught up), whose order-to-trade counts ``/v1/surveillance/otr`` serves (a 503
+    without them)."""
     config = venue.config
     own_metrics = metrics is None
     if metrics is None:
@@ -344,6 +365,7 @@ async def start_admin(
         pages=(
             audit_page(config, audit),
             book_page(venue),
+            otr_page(config, surveillance if surveillance is not None else lambda: None),
             *([alerts_page(config, alerts, venue)] if alerts is not None else []),
             *_PAGES,
         ),

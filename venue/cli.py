@@ -344,6 +344,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
         token_file,
         gateway.gateway,
         alert_store.store,
+        surveillance,
     )
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys, audit_part.refusals())  # webhook refusals audited

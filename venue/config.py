@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clearing.config import KycConfig, LedgerConfig, read_clearing, read_kyc
+from clearing.config import KycConfig, LedgerConfig, RiskConfig, read_clearing, read_kyc, read_risk
 from clearing.fees import FeeConfig
 from engine.config import JournalConfig, read_instruments, read_journal, read_venue
 from engine.configfile import ConfigError, Table
@@ -77,6 +77,7 @@ class VenueConfig:
     rest: RestConfig | None = None  # None: no REST and WebSocket door
     audit: AuditConfig = field(default_factory=AuditConfig)  # on unless [audit] enabled = false
     kyc: KycConfig = field(default_factory=KycConfig)  # default tier INSTITUTIONAL, no webhook
+    risk: RiskConfig = field(default_factory=RiskConfig)  # no order-to-trade limit enforced
     #: where alerts and cases are kept (SQLite under data_dir unless [surveillance_store] url)
     alert_store: AlertStoreConfig = field(default_factory=AlertStoreConfig)
     #: the detectors' thresholds; on unless [surveillance] enabled = false
@@ -134,6 +135,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     instruments = read_instruments(root)  # engine: [[instruments]]
     clearing = read_clearing(root, instruments, venue.data_dir)  # [[assets]], [fees], [ledger]
     kyc = read_kyc(root, venue.data_dir, clearing.assets)  # clearing: [kyc], optional
+    risk = read_risk(root, clearing.assets)  # clearing: [risk], optional
     check_approval_assets(admin, dict(clearing.assets), name)  # gateway: amounts in asset units
     fix = read_fix(root)  # gateway: [fix], optional
     rest = read_rest(root)  # gateway: [rest], optional
@@ -158,6 +160,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         rest=rest,
         audit=audit,
         kyc=kyc,
+        risk=risk,
         alert_store=alert_store,
         surveillance=surveillance,
     )

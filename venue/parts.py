@@ -406,10 +406,12 @@ class AdminPart:
         token_file: Path | None = None,
         fix: FixGateway | None = None,
         alerts: AlertStore | None = None,
+        surveillance: SurveillancePart | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.settlement = settlement
+        self.surveillance = surveillance
         self.keys = keys
         self.metrics = metrics
         self.chain = chain
@@ -450,6 +452,7 @@ class AdminPart:
                 audit=self.chain,
                 fix=self.fix,
                 alerts=self.alerts,
+                surveillance=self._detectors,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)
@@ -457,6 +460,10 @@ class AdminPart:
             raise CliError(f"the admin API cannot listen on {where}: {why}", EXIT_FAILED) from None
         scheme = "https" if admin.tls else "http"
         self.url = f"{scheme}://{host}:{port}"
+
+    def _detectors(self) -> Surveillance | None:
+        part = self.surveillance
+        return part.surveillance if part is not None else None
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from clearing.fees import zero_fees
 from clearing.risk import RiskEngine
 from engine.codec import CodecError, encode
-from engine.commands import Command, ConfigureFees, Origin, SetKycTier, Tick
+from engine.commands import Command, ConfigureFees, ConfigureOtrLimit, Origin, SetKycTier, Tick
 from engine.core import Core
 from engine.events import Event
 from engine.journal import JournalWriter
@@ -208,6 +208,22 @@ class Venue:
             await self.submit(SetKycTier(0, wanted, origin=Origin(Door.SYSTEM, "config")))
             log.info("default KYC tier %s configured from %s", wanted.name, self.config.source)
 
+    async def _sync_otr(self) -> None:
+        """Sequence ``[risk]``'s order-to-trade limit (a ``ConfigureOtrLimit``) if it differs
+        from the one in force: like the fees, in the journal, so a replay never depends on
+        today's configuration file."""
+        risk = self.risk
+        if risk is None:
+            return
+        wanted = self.config.risk.otr_limit()
+        current = risk.otr_limit
+        want = (wanted.max_number, wanted.min_messages) if wanted is not None else (0, 0)
+        have = (current.max_number, current.min_messages) if current is not None else (0, 0)
+        if want != have:
+            origin = Origin(Door.SYSTEM, "config")
+            await self.submit(ConfigureOtrLimit(*want, origin=origin))
+            log.info("order-to-trade limit %s configured from %s", want, self.config.source)
+
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> RecoveryReport:
         """Recover (cutting a torn tail), open the journal, start the commit loop and the timer.
@@ -250,6 +266,7 @@ class Venue:
         log.info("recovered: %s", report.summary())
         await self._sync_fees()
         await self._sync_kyc()
+        await self._sync_otr()
         return report
 
     async def stop(self) -> None:

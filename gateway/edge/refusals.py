@@ -70,6 +70,7 @@ FIX_REASONS: dict[RejectReason, tuple[str, str]] = {
     RejectReason.NOT_PERMITTED: ("0", "2"),
     RejectReason.INVALID_COMMAND: ("99", "99"),
     RejectReason.KYC_TIER_NOT_PERMITTED: ("0", "2"),
+    RejectReason.OTR_EXCEEDED: ("99", "99"),
 }
 
 # Binance's codes and texts (binance-spot-api-docs, errors.md).
@@ -135,6 +136,11 @@ _BINANCE: dict[RejectReason, tuple[int, str]] = {
     RejectReason.KYC_TIER_NOT_PERMITTED: (
         _NEW_ORDER_REJECTED,
         "This account's verification level (KYC tier 0) does not allow trading.",
+    ),
+    RejectReason.OTR_EXCEEDED: (
+        _NEW_ORDER_REJECTED,
+        "This account is over the maximum order-to-trade ratio on this symbol today: "
+        "new orders and amendments are refused until the next UTC day; cancels are accepted.",
     ),
 }
 

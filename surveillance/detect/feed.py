@@ -37,8 +37,9 @@ class Surveillance:
     ) -> None:
         self.state = State(config, instruments, sink)
         self.spoofing = Spoofing(self.state)
+        self.otr = OrderToTradeRatio(self.state)  # its counts are served as they stand
         self.detectors: list[Any] = [
-            OrderToTradeRatio(self.state),
+            self.otr,
             WashTrades(self.state),
             self.spoofing,
             MoneyFlows(self.state, decimals or {}),

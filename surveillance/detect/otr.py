@@ -10,12 +10,20 @@ A ratio is judged once the account (or group) sent ``otr_min_messages`` messages
 instrument that day; with nothing traded the divisor is 1. ``OTR_BREACH`` names the account or
 group, instrument and day; it is raised when the ratio first goes over the maximum and again
 every ``otr_min_messages`` messages while it stays over, so the stored alert follows the day.
-Alerting only: the venue does not refuse orders above the ratio.
+
+The counts of the current UTC day and of the day before are kept (``rows``: what
+``GET /v1/surveillance/otr`` serves); older days are dropped, their breaches are in the alerts.
+
+The risk stage's optional enforcement (``clearing.risk``, ``[risk] otr_enforce``, off by
+default: then the venue refuses no order above the ratio) counts an account's messages and
+trades with these same definitions (the number method, per account, not per owner group);
+change one and change the other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any
 
 from engine.events import OrderAccepted, OrderCancelled, OrderReplaced, Trade
@@ -58,6 +66,8 @@ class OrderToTradeRatio:
         self.state = state
         #: (day, instrument, "account"|"owner", id) -> counts
         self.counts: dict[tuple[int, str, str, int], _Count] = {}
+        #: the day before's counts, kept to be read (``rows``), no longer judged
+        self.previous: dict[tuple[int, str, str, int], _Count] = {}
         self.day = -1
 
     def handlers(self) -> Mapping[type, Callable[[Any], None]]:
@@ -74,6 +84,7 @@ class OrderToTradeRatio:
         state = self.state
         day = state.ts // DAY_NS
         if day != self.day:  # a new trading day: yesterday's counts are done with
+            self.previous = self.counts if day == self.day + 1 else {}
             self.day = day
             self.counts = {}
         keys = [(day, instrument, "account", account)]
@@ -161,3 +172,53 @@ class OrderToTradeRatio:
                 ),
             )
         )
+
+    def days(self) -> list[int]:
+        """The UTC days (days since the epoch) whose counts are kept, newest first."""
+        if self.day < 0:
+            return []
+        return [self.day, self.day - 1] if self.previous else [self.day]
+
+    def rows(self, day: int, symbol: str = "", account: int = 0) -> list[dict[str, Any]]:
+        """The counts of ``day`` (when kept: ``days``), each as a row of
+        ``GET /v1/surveillance/otr``, copied out; only ``symbol``'s and only those ``account``
+        sent or traded in (its own, its owner group's) when given. Highest number ratio first,
+        then highest volume ratio."""
+        if day == self.day:
+            counts = self.counts
+        elif day == self.day - 1:
+            counts = self.previous
+        else:
+            return []
+        state = self.state
+        found: list[tuple[Fraction, Fraction, str, str, int, dict[str, Any]]] = []
+        for (_, instrument, kind, who), count in counts.items():
+            if symbol and instrument != symbol:
+                continue
+            if account and account not in count.accounts:
+                continue
+            params = state.params(instrument)
+            trades = max(count.trades, 1)
+            traded = max(count.traded_volume, 1)
+            judged = count.messages >= params.otr_min_messages
+            over_number = count.messages > params.otr_max_number * trades
+            over_volume = count.order_volume > params.otr_max_volume * traded
+            row: dict[str, Any] = {
+                "symbol": instrument,
+                kind: who,
+                "messages": count.messages,
+                "trades": count.trades,
+                "numberRatio": decimal_ratio(count.messages, trades),
+                "orderVolume": state.qty(instrument, count.order_volume),
+                "tradedVolume": state.qty(instrument, count.traded_volume),
+                "volumeRatio": decimal_ratio(count.order_volume, traded),
+                "maxNumber": params.otr_max_number,
+                "maxVolume": params.otr_max_volume,
+                "minMessages": params.otr_min_messages,
+                "breached": judged and (over_number or over_volume),
+            }
+            number = Fraction(count.messages, trades)
+            volume = Fraction(count.order_volume, traded)
+            found.append((-number, -volume, instrument, kind, who, row))
+        found.sort(key=lambda item: item[:5])
+        return [item[5] for item in found]

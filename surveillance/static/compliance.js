@@ -516,18 +516,11 @@
   });
 
   // ------------------------------------------------------------------------------ order-to-trade ratios
-  // From the OTR_BREACH alerts' evidence (the detector's counts for a day, an instrument and an
-  // account or owner group): each ratio as a bar against the venue's maximum.
-  async function otrAlerts() {
-    const found = [];
-    let url = `${BASE}/alerts?type=OTR_BREACH&limit=1000`;
-    for (let pages = 0; url && pages < 10; pages += 1) {
-      const answer = await api("GET", url);
-      found.push(...answer.alerts);
-      url = answer.next;
-    }
-    return found;
-  }
+  // From GET /v1/surveillance/otr: the running detector's counts of a UTC day, per instrument and
+  // account or owner group (RTS 9, both methods), each ratio as a bar against the instrument's
+  // maximum. The detector keeps today's and the day before's; older breaches are in the alerts.
+  const otrScope = (r) => ("account" in r ? "account" : "owner");
+  const otrId = (r) => ("account" in r ? r.account : r.owner);
 
   function ratioChart(id, rows, ratioOf, maxOf, label) {
     const rowH = 24;
@@ -544,7 +537,7 @@
       const yy = 20 + i * rowH;
       const over = values[i] > maxima[i];
       chart.append(
-        svgNode("text", { x: left - 8, y: yy + 14, "text-anchor": "end", fill: "#1d2330" }, `${r.scope} ${r.id} · ${r.symbol}`),
+        svgNode("text", { x: left - 8, y: yy + 14, "text-anchor": "end", fill: "#1d2330" }, `${otrScope(r)} ${otrId(r)} · ${r.symbol}`),
         svgNode("rect", { x: left, y: yy + 3, width: Math.max(1, xs(values[i]) - left), height: rowH - 8, fill: over ? "#f04438" : "#1f5fbf", class: `otr-bar${over ? " over" : ""}`, "data-ratio": values[i] },
           svgNode("title", {}, `${label} ${ratioOf(r)} (maximum ${maxOf(r)})`)),
         svgNode("text", { x: xs(values[i]) + 5, y: yy + 14, fill: "#1d2330" }, String(ratioOf(r))),
@@ -561,48 +554,45 @@
     permission: "surveillance.read",
     order: 57,
     async render(main) {
-      const alerts = await otrAlerts();
-      // the evidence's day: days since the epoch (UTC)
-      const dayOf = (d) => (typeof d === "number" ? new Date(d * 86_400_000).toISOString().slice(0, 10) : String(d || ""));
-      const rows = alerts.map((a) => ({ ...a.evidence, day: dayOf(a.evidence.day), symbol: a.symbol, alertId: a.alertId, accounts: a.accounts }));
-      const days = [...new Set(rows.map((r) => r.day).filter(Boolean))].sort().reverse();
+      const first = await api("GET", `${BASE}/otr`);
+      const days = [...new Set([first.day, ...first.days])].sort().reverse();
       const day = el("select", { id: "otr-day" }, days.map((d) => el("option", { value: d }, d)));
+      day.value = first.day;
       const box = el("div", { id: "otr" });
-      const show = () => {
-        const today = rows.filter((r) => r.day === day.value).sort((a, b) => Number(b.numberRatio) - Number(a.numberRatio));
+      const show = (answer) => {
+        const rows = answer.rows;
+        if (!rows.length) {
+          box.replaceChildren(el("p", { class: "muted", id: "otr-none" }, `No order, modification or cancellation counted on ${answer.day}.`));
+          return;
+        }
         box.replaceChildren(
           el("h2", {}, "Messages per trade"),
-          ratioChart("otr-number", today, (r) => r.numberRatio, (r) => r.maxNumberRatio, "order messages / trades"),
+          ratioChart("otr-number", rows, (r) => r.numberRatio, (r) => r.maxNumber, "order messages / trades"),
           el("h2", {}, "Order volume per traded volume"),
-          ratioChart("otr-volume", today, (r) => r.volumeRatio, (r) => r.maxVolumeRatio, "order volume / traded volume"),
+          ratioChart("otr-volume", rows, (r) => r.volumeRatio, (r) => r.maxVolume, "order volume / traded volume"),
           table(
             [
-              ["Alert", (r) => el("a", { href: `#/alerts/${r.alertId}` }, r.alertId), "num"],
-              ["Scope", (r) => `${r.scope} ${r.id}`],
-              ["Accounts", (r) => (r.accounts || []).join(", ")],
+              ["Scope", (r) => `${otrScope(r)} ${otrId(r)}`],
               ["Symbol", (r) => r.symbol],
               ["Messages", (r) => r.messages, "num"],
               ["Trades", (r) => r.trades, "num"],
               ["Ratio", (r) => r.numberRatio, "num"],
-              ["Max", (r) => r.maxNumberRatio, "num"],
+              ["Max", (r) => r.maxNumber, "num"],
               ["Order volume", (r) => r.orderVolume, "num"],
               ["Traded volume", (r) => r.tradedVolume, "num"],
               ["Volume ratio", (r) => r.volumeRatio, "num"],
-              ["Max", (r) => r.maxVolumeRatio, "num"],
+              ["Max", (r) => r.maxVolume, "num"],
+              ["Breached", (r) => (r.breached ? el("a", { href: "#/alerts", class: "otr-breached" }, "yes") : "no")],
             ],
-            today
+            rows
           )
         );
       };
-      day.addEventListener("change", show);
+      day.addEventListener("change", () => guarded(async () => show(await api("GET", `${BASE}/otr?day=${encodeURIComponent(day.value)}`))));
       main.append(el("p", { class: "muted" },
-        "The day's order-to-trade ratios of the accounts and owner groups over the venue's maximum, per instrument, as the OTR_BREACH alerts report them (RTS 9)."));
-      if (!days.length) {
-        main.append(el("p", { class: "muted", id: "otr-none" }, "No account went over the maximum ratio: no OTR_BREACH alert."));
-        return;
-      }
+        "The day's order-to-trade ratios of the accounts and owner groups, per instrument, against the venue's maximum (RTS 9), as the detector counts them: today's and the day before's are kept; older breaches are in the OTR_BREACH alerts."));
       main.append(el("label", { class: "inline" }, "Day (UTC) ", day), box);
-      show();
+      show(first);
     },
   });
 })();
