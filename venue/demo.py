@@ -65,12 +65,56 @@ async def run_demo(
                 )
             finally:
                 rest.keys.revoke(key.api_key, "demo")
+            if token and fix_port is not None and config.surveillance.enabled:
+                await _simulate(url, config, fix_port, rest.url, token)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         _error(f"demo: {type(exc).__name__}: {exc}")
     else:
         print("demo: done; the venue keeps serving until Ctrl-C", flush=True)
+
+
+#: Seconds of simulated flow the demo ends with.
+DEMO_SIMULATION_S = 10.0
+
+
+async def _simulate(
+    url: str, config: VenueConfig, fix_port: int, rest_url: str, token: str
+) -> None:
+    """Ten seconds of ``venue simulate``: market makers over FIX, traders over REST, a spoofer
+    and a wash pair; then the alerts surveillance raised, as the compliance console shows them."""
+    from venue.simulate import Simulation, SimulationSettings
+
+    print("demo: simulated flow with a spoofer and a wash pair (venue simulate)", flush=True)
+    settings = SimulationSettings(
+        seconds=DEMO_SIMULATION_S,
+        rate=15,
+        seed=7,
+        traders=3,
+        abuses=frozenset({"spoofing", "wash"}),
+    )
+    simulation = Simulation(
+        config,
+        settings,
+        admin_url=url,
+        token=token,
+        rest_url=rest_url,
+        fix_port=fix_port,
+        out=lambda line: print(f"  {line}", flush=True),
+    )
+    await simulation.run()
+    await asyncio.sleep(1.0)  # the alert store writes every 0.2 s
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+        http.get(f"{url}/v1/surveillance/alerts", headers=headers) as response,
+    ):
+        alerts = (await response.json()).get("alerts", [])
+    print(f"demo: surveillance raised {len(alerts)} alert(s):", flush=True)
+    for alert in alerts[:8]:
+        print(f"    {alert['type']:<16} {alert['symbol'] or '-':<9} {alert['summary']}", flush=True)
+    print(f"demo: see them in the staff console: {url}/console/#/alerts", flush=True)
 
 
 #: The operator the demo makes (or resets) so that the staff console can be tried at once.

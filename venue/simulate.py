@@ -98,7 +98,7 @@ class FairPrice:
     """A seeded random walk in ticks, pulled back towards its start (so a long run stays near
     the instrument's price band)."""
 
-    def __init__(self, rng: random.Random, start: int, vol_bps: float = 4.0) -> None:
+    def __init__(self, rng: random.Random, start: int, vol_bps: float = 1.5) -> None:
         self.rng = rng
         self.start = start
         self.ticks = start
@@ -466,6 +466,36 @@ class Abuser:
         for client in self.clients:
             await client.call("DELETE", "/api/v3/openOrders", symbol=self.units.rest_symbol)
 
+    async def _near_depth(self, client: RestClient, side: str, bps: int = 50) -> int:
+        """Lots resting on ``side`` within ``bps`` of its best price (what surveillance calls
+        near the touch)."""
+        status, book = await client.call(
+            "GET", "/api/v3/depth", symbol=self.units.rest_symbol, limit="100"
+        )
+        levels = book.get("bids" if side == "BUY" else "asks") if status == 200 else None
+        if not levels:
+            return 0
+        spec = self.units.spec
+        best = spec.price_to_ticks(levels[0][0])
+        edge = best * bps // 10_000
+        return sum(
+            spec.qty_to_lots(qty)
+            for price, qty in levels
+            if abs(spec.price_to_ticks(price) - best) <= edge
+        )
+
+    async def _inside_spread(self, client: RestClient) -> int | None:
+        """A price strictly between the best bid and the best ask now (ticks), or ``None``."""
+        status, book = await client.call(
+            "GET", "/api/v3/depth", symbol=self.units.rest_symbol, limit="5"
+        )
+        if status != 200 or not book.get("bids") or not book.get("asks"):
+            return None
+        spec = self.units.spec
+        bid = spec.price_to_ticks(book["bids"][0][0])
+        ask = spec.price_to_ticks(book["asks"][0][0])
+        return (bid + ask) // 2 if ask - bid >= 2 else None
+
     async def _send(self, client: RestClient, method: str, **params: str) -> Any:
         self.tally.sent[self.kind] += 1
         status, body = await client.call(
@@ -486,11 +516,15 @@ class Abuser:
         if self.kind in ("spoofing", "layering"):
             side = rng.choice(("BUY", "SELL"))
             other = "SELL" if side == "BUY" else "BUY"
-            big = lot * rng.randint(150, 300)
+            # large against the book: more than all that rests near the touch on that side
+            near = await self._near_depth(self.clients[0], side)
+            big = max(lot * rng.randint(150, 300), near + near // 2)
             count = 1 if self.kind == "spoofing" else 4
             placed = []
             for level in range(count):
-                off = step * (1 + level)
+                # 10 bp out: near the touch as surveillance sees it (50 bp), but behind the
+                # makers' quotes and out of reach of the fair price's usual moves
+                off = fair // 1_000 + step * level
                 price = fair - off if side == "BUY" else fair + off
                 body = await self._send(
                     self.clients[0],
@@ -512,10 +546,13 @@ class Abuser:
                 await self._send(self.clients[0], "DELETE", orderId=str(order_id))
         elif self.kind == "wash":
             a, b = self.clients[0], self.clients[1]
+            at_ticks = await self._inside_spread(a)
+            if at_ticks is None:
+                return  # no room between the best bid and ask: try at its next turn
             lots = lot * rng.randint(5, 15)
             side = rng.choice(("BUY", "SELL"))
             other = "SELL" if side == "BUY" else "BUY"
-            at = units.price(fair)  # inside the makers' spread: the pair trades together
+            at = units.price(at_ticks)  # alone at the best price: the pair trades together
             await self._send(
                 a,
                 "POST",
@@ -534,6 +571,7 @@ class Abuser:
                 quantity=units.qty(lots),
                 price=at,
             )
+            await a.call("DELETE", "/api/v3/openOrders", symbol=units.rest_symbol)
         elif self.kind == "structuring":
             amount = str(9_900 + rng.randint(0, 99))
             self.tally.sent[self.kind] += 1
