@@ -34,10 +34,12 @@ for ``spoof_requote_ms``, and is not one when, before or within that time:
 - at its end the owner shows near the touch on that side at least half of what the held
   withdrawals took away (it re-placed comparable size).
 
-Otherwise it counts, at the first command after that time (the alert comes up to
+Otherwise a held withdrawal counts, at the first command after that time (the alert comes up to
 ``spoof_requote_ms`` later). An owner that quotes nothing on the other side is judged at once,
 as before: a large bid cancelled, moved far away or cut down right after its owner sold is
-spoofing when it happens.
+spoofing when it happens. The withdrawals judged together are those within
+``spoof_cancel_ms`` of each other, so an owner executing all day does not add up withdrawals
+minutes apart into layers.
 
 One alert per owner group, instrument and UTC day, updated as the behaviour repeats.
 """
@@ -282,7 +284,13 @@ class Spoofing:
         ts: int,
         removed: int,
     ) -> None:
-        """``removed`` of an episode's order withdrawn at ``seq``/``ts``: judge the episode."""
+        """``removed`` of an episode's order withdrawn at ``seq``/``ts``: judge the episode.
+        Withdrawals judged together are those within ``spoof_cancel_ms`` of each other: a long
+        episode (its owner executing again and again) does not add up withdrawals far apart."""
+        window = self.state.params(key[0]).spoof_cancel_ms * 1_000_000
+        cancelled = episode.cancelled
+        for old in [k for k, c in cancelled.items() if c[1] < ts - window]:
+            del cancelled[old]
         seen = episode.cancelled.get(order_id)
         episode.cancelled[order_id] = (seq, ts, max(removed, seen[2] if seen is not None else 0))
         if key not in self.dirty:
