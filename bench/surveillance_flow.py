@@ -306,7 +306,7 @@ class SimFlow:
         self.traders: list[Trader] = []
         self.episodes: list[Episode] = []
         self.next_account = 9001
-        self.stats: Counter[str] = Counter()
+        self.abuse_orders = 0  # orders of the episodes (``market.orders`` counts the clean flow)
 
     def setup(self) -> None:
         s, market = self.settings, self.market
@@ -382,22 +382,29 @@ class SimFlow:
         a = accounts[0]
         if kind in ("spoofing", "layering"):
             side = rng.choice((Side.BUY, Side.SELL))
+            bid, ask = market.best(symbol)  # just behind the touch, as the simulator means to
+            if not (bid if side is Side.BUY else ask):  # nothing to execute against: the other
+                side = Side.SELL if side is Side.BUY else Side.BUY
             other = Side.SELL if side is Side.BUY else Side.BUY
             big = lot * rng.randint(150, 300)
             count = 1 if kind == "spoofing" else 4
             placed = []
+            if side is Side.BUY:
+                touch = bid or (ask - step if ask else fair)
+            else:
+                touch = ask or (bid + step if bid else fair)
             for level in range(count):
                 off = step * (1 + level)
-                price = fair - off if side is Side.BUY else fair + off
+                price = touch - off if side is Side.BUY else touch + off
                 qty = big if kind == "spoofing" else big // 3
                 events = market.send(
                     NewOrder(a, symbol, "", side, OrdType.LIMIT, qty=qty, price=price)
                 )
                 placed += [e.order_id for e in events if isinstance(e, OrderAccepted)]
-                market.orders += 1
+                self.abuse_orders += 1
             market.ts += 50 * MS
             market.send(NewOrder(a, symbol, "", other, OrdType.MARKET, qty=lot * 2))
-            market.orders += 1
+            self.abuse_orders += 1
             market.ts += 100 * MS
             for order_id in placed:
                 market.send(CancelOrder(a, symbol, order_id))
@@ -415,7 +422,7 @@ class SimFlow:
             cmd = NewOrder(b, symbol, "", other, OrdType.LIMIT, qty=lots, price=at)
             cmd.tif = TimeInForce.IOC
             market.send(cmd)
-            market.orders += 2
+            self.abuse_orders += 2
         elif kind == "structuring":
             decimals = self.config.assets["USDT"]
             for _ in range(3):
@@ -433,7 +440,7 @@ class SimFlow:
                 events = market.send(
                     NewOrder(a, symbol, "", Side.BUY, OrdType.LIMIT, qty=lot, price=far)
                 )
-                market.orders += 1
+                self.abuse_orders += 1
                 for e in events:
                     if isinstance(e, OrderAccepted):
                         market.send(CancelOrder(a, symbol, e.order_id))
