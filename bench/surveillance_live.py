@@ -98,11 +98,15 @@ class Spoofer:
 
 
 def _latest(admin: str, token: str, account: int) -> int:
-    """The ``toTime`` of the newest SPOOFING alert naming ``account`` (0: none)."""
+    """The ``toTime`` of the newest SPOOFING alert naming ``account`` (0: none; -1: the admin
+    API did not answer within 2 s)."""
     url = f"{admin}/v1/surveillance/alerts?type=SPOOFING&account={account}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        alerts = json.loads(response.read())["alerts"]
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            alerts = json.loads(response.read())["alerts"]
+    except (OSError, ValueError):
+        return -1
     return max((int(a["toTime"]) for a in alerts), default=0)
 
 
@@ -137,13 +141,13 @@ def live_lag(rate: int = 10_000, seconds: float = 30.0, every_s: float = 0.5) ->
             )
             load.start()
             time.sleep(2.0)  # the load's book builds up
-            seen = _latest(admin, token, spoofer.session.account)
+            seen = max(0, _latest(admin, token, spoofer.session.account))
             end = time.monotonic() + seconds - 4.0
             n = 0
             while time.monotonic() < end:
                 n += 1
                 spoofer.episode(n)
-                wait_until = time.monotonic() + 5.0
+                wait_until = time.monotonic() + 10.0
                 while time.monotonic() < wait_until:
                     latest = _latest(admin, token, spoofer.session.account)
                     if latest > seen:

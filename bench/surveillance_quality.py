@@ -23,7 +23,7 @@ Printed:
   ``--live-rate`` orders a second, from the cancel completing a spoofing episode (its
   sequencer stamp) to its alert readable from the alert store; target p99 <= 1 s.
 
-Every part stops by itself (the live one after ``--live-seconds`` plus at most 5 s an episode);
+Every part stops by itself (the live one after ``--live-seconds`` plus at most 10 s an episode);
 the last line is JSON.
 """
 
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1800.0, help="simulated seconds")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between episodes")
-    parser.add_argument("--live-rate", type=int, default=15_000, help="FIX orders/s (0: no live)")
+    parser.add_argument("--live-rate", type=int, default=7_500, help="FIX orders/s (0: no live)")
     parser.add_argument("--live-seconds", type=float, default=30.0)
     parser.add_argument(
         "--memory-at",
