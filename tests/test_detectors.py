@@ -249,16 +249,18 @@ def test_a_market_maker_cancelling_a_level_and_quoting_it_again_raises_nothing()
 
 def test_an_owner_quoting_both_sides_that_withdraws_the_large_one_is_found_a_moment_later() -> None:
     """The same maker's bids pulled far from the touch (cancelled, or moved 60 ticks down)
-    with its asks left where they were: not a requote, layering once ``spoof_requote_ms`` is
-    over."""
-    for pull in ("cancel", "move"):
+    with its asks left where they were, or moved a token tick: not a requote, layering once
+    ``spoof_requote_ms`` is over."""
+    for pull in ("cancel", "move", "move with a token move of the ask"):
         flow = Flow(params(spoof_requote_ms=1_000))
-        bids, _ = _maker_filled_on_one_side(flow)
+        bids, asks = _maker_filled_on_one_side(flow)
         for i, order_id in enumerate(bids):
             if pull == "cancel":
                 flow.cancel(20, order_id)
             else:
                 flow.replace(20, order_id, 40, PRICE - 65 - i)
+        if pull.endswith("ask"):
+            flow.replace(20, asks[2], 10, PRICE + 6)
         assert flow.alerts() == []  # held: the other side might still follow
         flow.wait(500)
         flow.buy(53, PRICE - 40, 1)

@@ -30,7 +30,7 @@ the other side being what it wanted to execute, and does not show it again. So w
 for ``spoof_requote_ms``, and is not one when, before or within that time:
 
 - it was a replace moving the price and the owner moved an order of the other side in the same
-  direction (the whole quote moved with the market), or
+  direction, at least half as far (the whole quote moved with the market), or
 - at its end the owner shows near the touch on that side at least half of what the held
   withdrawals took away (it re-placed comparable size).
 
@@ -64,6 +64,14 @@ EVIDENCE_TRADES = 50
 _VENUE = frozenset({CancelReason.OPERATOR, CancelReason.KILL_SWITCH})
 
 
+def _follows(moved: int, other: int) -> bool:
+    """Whether a quote moved by ``moved`` ticks is followed by the other side's move of
+    ``other``: the same way and at least half as far (a quote moving with the price)."""
+    if moved == 0 or other == 0 or (moved > 0) != (other > 0):
+        return False
+    return 2 * abs(other) >= abs(moved)
+
+
 class _Episode:
     """One group's large side, seen while the group executed on the other side."""
 
@@ -91,7 +99,7 @@ class _Episode:
         self.last_exec_ts = ts
         self.median = median
         self.depth = depth
-        #: replaces held as possible requotes: order id -> (seq, ts, qty removed, direction)
+        #: withdrawals held as possible requotes: order id -> (seq, ts, qty removed, ticks moved)
         self.pending: dict[int, tuple[int, int, int, int]] = {}
         #: the owner executed as the resting order: it quotes the other side
         self.quoting = False
@@ -103,7 +111,7 @@ class Spoofing:
         #: (instrument, owner, side of the large orders) -> its episode
         self.episodes: dict[tuple[str, int, Side], _Episode] = {}
         self.dirty: list[tuple[str, int, Side]] = []
-        #: (instrument, owner, side) -> (ts, direction +1/-1) of the owner's last repricing there
+        #: (instrument, owner, side) -> (ts, ticks moved) of the owner's last repricing there
         self.moves: dict[tuple[str, int, Side], tuple[int, int]] = {}
         #: (instrument, owner, side) -> when the owner last had an order resting there
         self.quoted: dict[tuple[str, int, Side], int] = {}
@@ -181,27 +189,25 @@ class Spoofing:
     def _replaced(self, e: OrderReplaced) -> None:
         state = self.state
         before = state.replaced
-        direction = 0
-        if before is not None and e.price != before[1]:
-            direction = 1 if e.price > before[1] else -1
-        self._withdrawn(e.instrument, e.account, e.order_id, e, 0, direction)
+        moved = e.price - before[1] if before is not None else 0
+        self._withdrawn(e.instrument, e.account, e.order_id, e, 0, moved)
         if before is None:
             return
         side = before[0]
         owner = state.owner(e.account)
         self._quoted(e.instrument, owner, side)
-        if direction == 0:
+        if moved == 0:
             return
         # the owner repriced an order of this side: what it held on the other side moving the
-        # same way was a requote
-        self.moves[(e.instrument, owner, side)] = (state.ts, direction)
+        # same way (at least half as far) was a requote
+        self.moves[(e.instrument, owner, side)] = (state.ts, moved)
         if len(self.moves) > 4096:
             window = state.params(e.instrument).spoof_requote_ms * 1_000_000
             for old in [k for k, (ts, _) in self.moves.items() if state.ts - ts > window]:
                 del self.moves[old]
         episode = self.episodes.get((e.instrument, owner, _OTHER[side]))
         if episode is not None and episode.pending:
-            for order_id in [k for k, p in episode.pending.items() if p[3] == direction]:
+            for order_id in [k for k, p in episode.pending.items() if _follows(p[3], moved)]:
                 del episode.pending[order_id]
 
     def _quoted(self, instrument: str, owner: int, side: Side) -> None:
@@ -230,11 +236,11 @@ class Spoofing:
         order_id: int,
         replace: OrderReplaced | None,
         qty: int,
-        direction: int = 0,
+        moved: int = 0,
     ) -> None:
         """An order of an episode cancelled (``qty`` open), or replaced: moved away from the
         touch (all of it withdrawn) or made smaller (the difference); a replace that moved the
-        price (``direction``) may be a requote, held until the other side shows it."""
+        price (by ``moved`` ticks) may be a requote, held until the other side shows it."""
         state = self.state
         owner = state.owner(account)
         for side in (Side.BUY, Side.SELL):
@@ -259,16 +265,15 @@ class Spoofing:
                 return
             if self._quotes(instrument, owner, _OTHER[side], episode):
                 window = params.spoof_requote_ms * 1_000_000
-                moved = self.moves.get((instrument, owner, _OTHER[side]))
+                other = self.moves.get((instrument, owner, _OTHER[side]))
                 if (
-                    direction
-                    and moved is not None
-                    and moved[1] == direction
-                    and state.ts - moved[0] <= window
+                    other is not None
+                    and _follows(moved, other[1])
+                    and state.ts - other[0] <= window
                 ):
                     episode.pending.pop(order_id, None)
                     return  # the other side moved the same way first: a requote
-                episode.pending[order_id] = (state.seq, state.ts, removed, direction)
+                episode.pending[order_id] = (state.seq, state.ts, removed, moved)
                 self.held.append((state.ts + window, key))
                 return
             episode.pending.pop(order_id, None)
