@@ -270,6 +270,9 @@ class Episode:
     first_seq: int
     last_seq: int = 0
     ts: int = 0
+    #: the pattern happened as meant (the spoofer executed on the other side, the wash pair
+    #: traded with each other); an episode that did not is left out of the recall
+    acted: bool = True
 
 
 @dataclass(slots=True)
@@ -403,7 +406,8 @@ class SimFlow:
                 placed += [e.order_id for e in events if isinstance(e, OrderAccepted)]
                 self.abuse_orders += 1
             market.ts += 50 * MS
-            market.send(NewOrder(a, symbol, "", other, OrdType.MARKET, qty=lot * 2))
+            events = market.send(NewOrder(a, symbol, "", other, OrdType.MARKET, qty=lot * 2))
+            episode.acted = any(isinstance(e, Trade) for e in events)
             self.abuse_orders += 1
             market.ts += 100 * MS
             for order_id in placed:
@@ -421,7 +425,10 @@ class SimFlow:
             market.ts += MS
             cmd = NewOrder(b, symbol, "", other, OrdType.LIMIT, qty=lots, price=at)
             cmd.tif = TimeInForce.IOC
-            market.send(cmd)
+            episode.acted = any(
+                isinstance(e, Trade) and {e.maker_account, e.taker_account} == {a, b}
+                for e in market.send(cmd)
+            )
             self.abuse_orders += 2
         elif kind == "structuring":
             decimals = self.config.assets["USDT"]

@@ -9,7 +9,8 @@ every ``--every`` simulated seconds in turn, driven in process on a simulated cl
 Printed:
 
 - recall per kind: episodes alerted (an alert of the kind's type naming an account of the
-  episode) / episodes injected; target >= 95 %;
+  episode) / episodes injected and acted out (the spoofer executed on the other side, the wash
+  pair traded with each other: one that did not is shown apart); target >= 95 %;
 - false alerts per 10,000 orders of the clean flow: alerts naming only accounts that never
   abused (each behaviour once: a key and its first seq), and every raise; target <= 1;
 - batch throughput of every detector over the run's events (the journal's order, as
@@ -72,13 +73,16 @@ def detector_bytes(watch: Surveillance) -> dict[str, int]:
 
 
 def recall(episodes: list[Episode], alerts: list[Alert]) -> dict[str, list[int]]:
-    """kind -> [alerted, injected]."""
+    """kind -> [alerted, acted out, injected]: of the episodes that were acted out."""
     by_type: dict[str, list[Alert]] = {}
     for alert in alerts:
         by_type.setdefault(alert.type.value, []).append(alert)
-    out: dict[str, list[int]] = {kind: [0, 0] for kind in KINDS}
+    out: dict[str, list[int]] = {kind: [0, 0, 0] for kind in KINDS}
     for episode in episodes:
         counts = out[episode.kind]
+        counts[2] += 1
+        if not episode.acted:
+            continue
         counts[1] += 1
         accounts = set(episode.accounts)
         if any(
@@ -125,7 +129,7 @@ def quality(seconds: float, seed: int, every: float) -> dict[str, Any]:
         "abuse_orders": flow.abuse_orders,
         "commands": len(stream),
         "events": events,
-        "recall": {k: {"alerted": v[0], "injected": v[1]} for k, v in found.items()},
+        "recall": {k: {"alerted": v[0], "acted": v[1], "injected": v[2]} for k, v in found.items()},
         "recall_pct": {k: round(100 * v[0] / v[1], 1) if v[1] else None for k, v in found.items()},
         "false_alerts": len(false_alerts),
         "false_raises": len(false_raises),
@@ -192,8 +196,13 @@ def main() -> None:
     for kind in KINDS:
         r = result["recall"][kind]
         print(
-            f"  recall {kind:<12} {r['alerted']:>3} / {r['injected']:<3} "
+            f"  recall {kind:<12} {r['alerted']:>3} / {r['acted']:<3} "
             f"{result['recall_pct'][kind]} %"
+            + (
+                f" ({r['injected'] - r['acted']} not acted out)"
+                if r["injected"] > r["acted"]
+                else ""
+            )
         )
     print(
         f"  false alerts: {result['false_alerts']} ({result['false_raises']} raises, "
