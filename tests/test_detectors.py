@@ -202,6 +202,76 @@ def test_market_makers_quoting_levels_on_both_sides_raise_nothing() -> None:
     assert len(flow.stream) > 1300
 
 
+def _maker_filled_on_one_side(flow: Flow) -> tuple[list[int], list[int]]:
+    """Account 20 quotes three levels a side, its bids large against its asks; a buyer lifts
+    two of its asks (it sells passively): the bids are a large side seen with an execution on
+    the other side, the shape spoofing has."""
+    flow.background()  # typical size 10; best bid 99.90, best ask 100.10
+    bids = [flow.buy(20, PRICE - 5 - i, 40) for i in range(3)]
+    asks = [flow.sell(20, PRICE + 5 + i, qty) for i, qty in enumerate((20, 10, 10))]
+    flow.buy(70, PRICE + 6, 30)  # takes 20 at 100.05 and 10 at 100.06
+    return bids, asks
+
+
+def test_a_market_maker_requoting_as_the_price_moves_after_a_passive_fill_raises_nothing() -> None:
+    """The maker's fair price falls 3 ticks: it replaces its bids down (away from the touch,
+    all 120 lots) and then its asks down, re-placing the two that were filled: the whole quote
+    followed the market. Neither that nor the next moves (up, sizes changed) is a withdrawal."""
+    flow = Flow()
+    bids, asks = _maker_filled_on_one_side(flow)
+    assert ("BTC-USD", 20, Side.BUY) in flow.surveillance.spoofing.episodes
+    for i, order_id in enumerate(bids):
+        flow.replace(20, order_id, 40, PRICE - 8 - i)
+    flow.replace(20, asks[2], 10, PRICE + 4)
+    asks = [flow.sell(20, PRICE + 2, 20), flow.sell(20, PRICE + 3, 10), asks[2]]
+    flow.wait(300)
+    for i, order_id in enumerate(bids):  # the price falls again: bids first, smaller
+        flow.replace(20, order_id, 15, PRICE - 12 - i)
+    for i, order_id in enumerate(asks):
+        flow.replace(20, order_id, 15, PRICE - 2 + i)
+    flow.wait(2_000)
+    flow.buy(53, PRICE - 40, 1)  # a later command: nothing held is left to judge
+    assert flow.alerts() == []
+    assert not flow.surveillance.spoofing.episodes[("BTC-USD", 20, Side.BUY)].pending
+
+
+def test_a_market_maker_cancelling_a_level_and_quoting_it_again_raises_nothing() -> None:
+    flow = Flow()
+    bids, _ = _maker_filled_on_one_side(flow)
+    for order_id in bids:  # its quotes go, and come back at once a tick lower
+        flow.cancel(20, order_id)
+    for i in range(3):
+        flow.buy(20, PRICE - 6 - i, 35)
+    flow.wait(2_000)
+    flow.buy(53, PRICE - 40, 1)
+    assert flow.alerts() == []
+
+
+def test_an_owner_quoting_both_sides_that_withdraws_the_large_one_is_found_a_moment_later() -> None:
+    """The same maker's bids pulled far from the touch (cancelled, or moved 60 ticks down)
+    with its asks left where they were, or moved a token tick: not a requote, layering once
+    ``spoof_requote_ms`` is over."""
+    for pull in ("cancel", "move", "move with a token move of the ask"):
+        flow = Flow(params(spoof_requote_ms=1_000))
+        bids, asks = _maker_filled_on_one_side(flow)
+        for i, order_id in enumerate(bids):
+            if pull == "cancel":
+                flow.cancel(20, order_id)
+            else:
+                flow.replace(20, order_id, 40, PRICE - 65 - i)
+        if pull.endswith("ask"):
+            flow.replace(20, asks[2], 10, PRICE + 6)
+        assert flow.alerts() == []  # held: the other side might still follow
+        flow.wait(500)
+        flow.buy(53, PRICE - 40, 1)
+        assert flow.alerts() == []
+        flow.wait(600)
+        flow.buy(53, PRICE - 40, 1)
+        [alert] = flow.alerts()
+        assert alert.type is AlertType.LAYERING and alert.accounts == (20,), pull
+        assert sorted(o["orderId"] for o in alert.evidence["orders"] if o["cancelledTime"]) == bids
+
+
 # -- order-to-trade ratio -----------------------------------------------------------------------
 
 
@@ -530,3 +600,25 @@ def test_the_book_followed_from_random_flow_stays_the_cores() -> None:
         for key, group in state.by_owner.items():
             assert state.owner_qty[key] == sum(o.leaves for o in group.values()), step
     assert sum(isinstance(e, Trade) for _, _, evs in flow.stream for e in evs) > 300
+
+
+def test_the_simulators_clean_flow_raises_no_spoofing_on_its_market_makers() -> None:
+    """``venue simulate``'s own agents (two makers quoting three levels a side over FIX and
+    replacing as the fair price moves, 17 traders and a passive one over REST), driven on a
+    simulated clock for 15 minutes (about 60,000 orders): nothing raised on a maker, and at
+    most one false alert of any kind per 10,000 orders."""
+    from bench.surveillance_flow import FlowSettings, SimFlow
+
+    flow = SimFlow(FlowSettings(seconds=900, seed=11))
+    sink = LatestSink()
+    config = flow.config
+    watch = Surveillance(config.surveillance, config.instruments, sink, config.assets)
+    flow.market.listeners.append(watch.on_events)
+    flow.run()
+    makers = {7801, 7802}
+    assert flow.market.orders > 50_000 and flow.tally.fills["maker"] > 10_000
+    on_makers = [a for a in sink.latest() if set(a.accounts) & makers]
+    assert [
+        a.summary for a in on_makers if a.type in (AlertType.SPOOFING, AlertType.LAYERING)
+    ] == []
+    assert len(sink.latest()) * 10_000 <= flow.market.orders

@@ -218,8 +218,10 @@ class FixConn:
         elif kind == b"9":  # a cancel or replace refused
             self.tally.late[self.kind] += 1
             orig = msg.get(41) or b""
+            self.finished.add(msg.get(11) or b"")  # answered: the level may be quoted again
             if msg.get(102) in (b"0", b"1"):  # too late, unknown: the order is gone
                 self.live.pop(orig, None)
+                self.finished.add(orig)
             elif msg.get(434) == b"2" and orig in self.live:  # a replace refused: still there
                 self.orphans.append(orig)
         elif kind in (b"3", b"j"):

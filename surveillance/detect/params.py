@@ -59,6 +59,9 @@ class InstrumentParams:
     spoof_median_orders: int = 200
     #: distinct price levels of one side that make layering rather than spoofing
     layering_min_levels: int = 3
+    #: a replace of the large side moving its price is a requote when the owner moves its other
+    #: side the same way within this many milliseconds (before or after)
+    spoof_requote_ms: int = 1000
 
 
 @dataclass(frozen=True, slots=True)

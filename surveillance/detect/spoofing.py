@@ -18,12 +18,35 @@ A market maker quoting both sides in normal sizes fails the size or the imbalanc
 order cancelled with no execution on the other side is never remembered; an iceberg counts for
 what it shows; cancellations by the venue (operator, kill switch) are not the owner's. A
 replace that moves an order away from the touch withdraws all of it, one that makes it smaller
-the difference: both count as cancelling. One alert per owner
-group, instrument and UTC day, updated as the behaviour repeats.
+the difference: both count as cancelling, except when they are a requote.
+
+A requote follows the market. A market maker quotes both sides; when its fair price moves it
+replaces its quotes on *both* sides the same way (down when the price falls), so each keeps its
+distance from the maker's own mid, and when a quote goes (cancelled, filled, refused a
+replace) it shows about as much again on that side. A spoofer withdraws the large side alone,
+the other side being what it wanted to execute, and does not show it again. So when the owner
+*quotes the other side* (an order of its rests there now, or one rested there within
+``spoof_cancel_ms``: executed passively, or replaced) a withdrawal of the large side is held
+for ``spoof_requote_ms``, and is not one when, before or within that time:
+
+- it was a replace moving the price and the owner moved an order of the other side in the same
+  direction, at least half as far (the whole quote moved with the market), or
+- at its end the owner shows near the touch on that side at least half of what the held
+  withdrawals took away (it re-placed comparable size).
+
+Otherwise a held withdrawal counts, at the first command after that time (the alert comes up to
+``spoof_requote_ms`` later). An owner that quotes nothing on the other side is judged at once,
+as before: a large bid cancelled, moved far away or cut down right after its owner sold is
+spoofing when it happens. The withdrawals judged together are those within
+``spoof_cancel_ms`` of each other, so an owner executing all day does not add up withdrawals
+minutes apart into layers.
+
+One alert per owner group, instrument and UTC day, updated as the behaviour repeats.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,6 +64,14 @@ EVIDENCE_TRADES = 50
 _VENUE = frozenset({CancelReason.OPERATOR, CancelReason.KILL_SWITCH})
 
 
+def _follows(moved: int, other: int) -> bool:
+    """Whether a quote moved by ``moved`` ticks is followed by the other side's move of
+    ``other``: the same way and at least half as far (a quote moving with the price)."""
+    if moved == 0 or other == 0 or (moved > 0) != (other > 0):
+        return False
+    return 2 * abs(other) >= abs(moved)
+
+
 class _Episode:
     """One group's large side, seen while the group executed on the other side."""
 
@@ -53,6 +84,8 @@ class _Episode:
         "last_exec_ts",
         "median",
         "orders",
+        "pending",
+        "quoting",
     )
 
     def __init__(self, seq: int, ts: int, median: int, depth: int) -> None:
@@ -66,6 +99,10 @@ class _Episode:
         self.last_exec_ts = ts
         self.median = median
         self.depth = depth
+        #: withdrawals held as possible requotes: order id -> (seq, ts, qty removed, ticks moved)
+        self.pending: dict[int, tuple[int, int, int, int]] = {}
+        #: the owner executed as the resting order: it quotes the other side
+        self.quoting = False
 
 
 class Spoofing:
@@ -74,6 +111,12 @@ class Spoofing:
         #: (instrument, owner, side of the large orders) -> its episode
         self.episodes: dict[tuple[str, int, Side], _Episode] = {}
         self.dirty: list[tuple[str, int, Side]] = []
+        #: (instrument, owner, side) -> (ts, ticks moved) of the owner's last repricing there
+        self.moves: dict[tuple[str, int, Side], tuple[int, int]] = {}
+        #: (instrument, owner, side) -> when the owner last had an order resting there
+        self.quoted: dict[tuple[str, int, Side], int] = {}
+        #: (deadline ts, episode key) of the held replaces, in the order they were held
+        self.held: deque[tuple[int, tuple[str, int, Side]]] = deque()
 
     def handlers(self) -> Mapping[type, Callable[[Any], None]]:
         return {
@@ -85,13 +128,15 @@ class Spoofing:
     # -- executions --------------------------------------------------------------------------
     def _trade(self, e: Trade) -> None:
         maker_side = _OTHER[e.taker_side]
-        self._executed(e, e.taker_account, e.taker_side)
-        self._executed(e, e.maker_account, maker_side)
+        self._executed(e, e.taker_account, e.taker_side, False)
+        self._executed(e, e.maker_account, maker_side, True)
 
-    def _executed(self, e: Trade, account: int, side: Side) -> None:
+    def _executed(self, e: Trade, account: int, side: Side, passive: bool) -> None:
         state = self.state
         owner = state.owner(account)
         other = _OTHER[side]
+        if passive:
+            self._quoted(e.instrument, owner, side)
         resting = state.by_owner.get((e.instrument, owner, other))
         if not resting:
             return
@@ -117,6 +162,7 @@ class Spoofing:
         if episode is None or state.ts - episode.last_exec_ts > cancel_ns:
             episode = self.episodes[key] = _Episode(state.seq, state.ts, median, depth)
         episode.last_exec_ts = state.ts
+        episode.quoting = episode.quoting or passive
         episode.median = median
         episode.depth = depth
         for order_id, order in resting.items():
@@ -141,13 +187,60 @@ class Spoofing:
             self._withdrawn(e.instrument, e.account, e.order_id, None, e.qty)
 
     def _replaced(self, e: OrderReplaced) -> None:
-        self._withdrawn(e.instrument, e.account, e.order_id, e, 0)
+        state = self.state
+        before = state.replaced
+        moved = e.price - before[1] if before is not None else 0
+        self._withdrawn(e.instrument, e.account, e.order_id, e, 0, moved)
+        if before is None:
+            return
+        side = before[0]
+        owner = state.owner(e.account)
+        self._quoted(e.instrument, owner, side)
+        if moved == 0:
+            return
+        # the owner repriced an order of this side: what it held on the other side moving the
+        # same way (at least half as far) was a requote
+        self.moves[(e.instrument, owner, side)] = (state.ts, moved)
+        if len(self.moves) > 4096:
+            window = state.params(e.instrument).spoof_requote_ms * 1_000_000
+            for old in [k for k, (ts, _) in self.moves.items() if state.ts - ts > window]:
+                del self.moves[old]
+        episode = self.episodes.get((e.instrument, owner, _OTHER[side]))
+        if episode is not None and episode.pending:
+            for order_id in [k for k, p in episode.pending.items() if _follows(p[3], moved)]:
+                del episode.pending[order_id]
+
+    def _quoted(self, instrument: str, owner: int, side: Side) -> None:
+        """``owner`` has (or just had) an order resting on ``side``: it quotes that side."""
+        state = self.state
+        self.quoted[(instrument, owner, side)] = state.ts
+        if len(self.quoted) > 4096:
+            window = state.params(instrument).spoof_cancel_ms * 1_000_000
+            for old in [k for k, ts in self.quoted.items() if state.ts - ts > window]:
+                del self.quoted[old]
+
+    def _quotes(self, instrument: str, owner: int, side: Side, episode: _Episode) -> bool:
+        """Whether ``owner`` quotes ``side`` (the side it executed on): an order resting there
+        now, or one that rested there (executed passively, or replaced) within
+        ``spoof_cancel_ms``."""
+        if episode.quoting or (instrument, owner, side) in self.state.by_owner:
+            return True
+        ts = self.quoted.get((instrument, owner, side))
+        window = self.state.params(instrument).spoof_cancel_ms * 1_000_000
+        return ts is not None and self.state.ts - ts <= window
 
     def _withdrawn(
-        self, instrument: str, account: int, order_id: int, replace: OrderReplaced | None, qty: int
+        self,
+        instrument: str,
+        account: int,
+        order_id: int,
+        replace: OrderReplaced | None,
+        qty: int,
+        moved: int = 0,
     ) -> None:
         """An order of an episode cancelled (``qty`` open), or replaced: moved away from the
-        touch (all of it withdrawn) or made smaller (the difference)."""
+        touch (all of it withdrawn) or made smaller (the difference); a replace that moved the
+        price (by ``moved`` ticks) may be a requote, held until the other side shows it."""
         state = self.state
         owner = state.owner(account)
         for side in (Side.BUY, Side.SELL):
@@ -168,19 +261,67 @@ class Spoofing:
                 order = state.orders.get(order_id)
                 removed = max(0, shown - (order.shown if order is not None else 0))
             if removed <= 0:
+                episode.pending.pop(order_id, None)
                 return
-            seen = episode.cancelled.get(order_id)
-            episode.cancelled[order_id] = (
-                state.seq,
-                state.ts,
-                max(removed, seen[2] if seen is not None else 0),
-            )
-            if key not in self.dirty:
-                self.dirty.append(key)
+            if self._quotes(instrument, owner, _OTHER[side], episode):
+                window = params.spoof_requote_ms * 1_000_000
+                other = self.moves.get((instrument, owner, _OTHER[side]))
+                if (
+                    other is not None
+                    and _follows(moved, other[1])
+                    and state.ts - other[0] <= window
+                ):
+                    episode.pending.pop(order_id, None)
+                    return  # the other side moved the same way first: a requote
+                episode.pending[order_id] = (state.seq, state.ts, removed, moved)
+                self.held.append((state.ts + window, key))
+                return
+            episode.pending.pop(order_id, None)
+            self._count(key, episode, order_id, state.seq, state.ts, removed)
             return
 
+    def _count(
+        self,
+        key: tuple[str, int, Side],
+        episode: _Episode,
+        order_id: int,
+        seq: int,
+        ts: int,
+        removed: int,
+    ) -> None:
+        """``removed`` of an episode's order withdrawn at ``seq``/``ts``: judge the episode.
+        Withdrawals judged together are those within ``spoof_cancel_ms`` of each other: a long
+        episode (its owner executing again and again) does not add up withdrawals far apart."""
+        window = self.state.params(key[0]).spoof_cancel_ms * 1_000_000
+        cancelled = episode.cancelled
+        for old in [k for k, c in cancelled.items() if c[1] < ts - window]:
+            del cancelled[old]
+        seen = episode.cancelled.get(order_id)
+        episode.cancelled[order_id] = (seq, ts, max(removed, seen[2] if seen is not None else 0))
+        if key not in self.dirty:
+            self.dirty.append(key)
+
     def end_command(self) -> None:
-        """After a command's events: judge the episodes whose orders were cancelled."""
+        """After a command's events: the held replaces whose time is over count as
+        withdrawals; judge the episodes whose orders were withdrawn."""
+        held = self.held
+        if held and held[0][0] < self.state.ts:
+            now = self.state.ts
+            while held and held[0][0] < now:
+                deadline, key = held.popleft()
+                episode = self.episodes.get(key)
+                if episode is None:
+                    continue
+                window = self.state.params(key[0]).spoof_requote_ms * 1_000_000
+                due = [k for k, p in episode.pending.items() if p[1] + window <= deadline]
+                if not due:
+                    continue
+                removed = sum(episode.pending[k][2] for k in due)
+                _, near = self.state.depth_near_touch(key[0], key[2], key[1])
+                for order_id in due:
+                    seq, ts, qty, _ = episode.pending.pop(order_id)
+                    if near * 2 < removed:  # not shown again near the touch: withdrawn
+                        self._count(key, episode, order_id, seq, ts, qty)
         if not self.dirty:
             return
         for key in self.dirty:

@@ -137,6 +137,8 @@ class State:
         self.prices: dict[tuple[str, Side], list[int]] = {}
         self.seq = 0
         self.ts = 0
+        #: the side and price before the last ``OrderReplaced`` (None: the order was unknown)
+        self.replaced: tuple[Side, int] | None = None
 
     # -- static data -------------------------------------------------------------------------
     def owner(self, account: int) -> int:
@@ -261,7 +263,9 @@ class State:
     def _replaced(self, e: OrderReplaced) -> None:
         order = self.orders.get(e.order_id)
         if order is None:
+            self.replaced = None
             return
+        self.replaced = (order.side, order.price)
         self._remove(order)
         order.price, order.qty, order.leaves = e.price, e.qty, e.leaves
         if e.leaves > 0:
