@@ -144,6 +144,14 @@ def test_a_session_added_at_run_time_trades_at_once(tmp_path: Path) -> None:
             assert status == 200 and gone["disabled"] > 0
             await connected.wait_closed(5)
             await _refused(r.fix_port, "GONECO", PASSWORD)
+            # added again in the same process (its store reopened), with a new password
+            again = {**other, "password": "another long password!"}
+            status, made = await r.call("POST", "/v1/fix/sessions", again)
+            assert status == 200 and made["disabled"] is None, made
+            client = await _logon(r.fix_port, "GONECO", "another long password!")
+            await client.close()
+            await _refused(r.fix_port, "GONECO", PASSWORD)
+            assert (await r.call("DELETE", "/v1/fix/sessions/GONECO"))[0] == 200
             assert (await r.call("DELETE", "/v1/fix/sessions/CLIENT1"))[0] == 409
             assert (await r.call("DELETE", "/v1/fix/sessions/NOBODY"))[0] == 404
 

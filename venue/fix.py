@@ -9,6 +9,7 @@ listening :class:`gateway.fix.acceptor.FixAcceptor`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -27,7 +28,7 @@ from gateway.fix.marketdata import MarketDataHandler
 from gateway.fix.orders import OrderEntry, SessionProfile
 from gateway.fix.provisioned import ProvisionedSession, ProvisionedSessions, ProvisionError
 from gateway.fix.session import Application, Session, SessionConfig
-from gateway.fix.store import open_store
+from gateway.fix.store import MessageStore, open_store
 from venue.config import FixConfig
 from venue.runtime import Venue, make_core
 
@@ -125,14 +126,29 @@ class FixGateway:
             [] if self._parts is None else [s.target_comp_id for s in self._parts.config.sessions]
         )
 
-    def add_session(self, cfg: FixSessionConfig, by: str) -> ProvisionedSession:
-        """Add a session at run time: recorded (fsynced), then accepting Logons at once.
-        ``ProvisionError`` for a name in use; ``StoreError`` if its store cannot be opened."""
+    async def add_session(self, cfg: FixSessionConfig, by: str) -> ProvisionedSession:
+        """Add a session at run time (on the event loop; the file work in a thread): its
+        message store opened (one disabled earlier in this process closed first: adding it
+        again resumes its sequence numbers), then recorded (fsynced), then accepting Logons.
+        ``ProvisionError`` for a name in use, ``StoreError`` or ``OSError`` when a file cannot
+        be used; either way nothing is recorded and nothing changes."""
         parts, provisioned = self._parts, self.provisioned
         if parts is None or provisioned is None:
             raise ProvisionError("this FIX acceptor keeps no sessions added at run time")
-        made = provisioned.add(cfg, by)
-        session = _add(parts, cfg)
+        provisioned.check_free(cfg.target_comp_id)
+        session_config = _session_config(parts.config, cfg)
+        retired = self.acceptor.take_retired(cfg.target_comp_id)
+        if retired is not None:
+            await asyncio.to_thread(retired.store.close)
+        store = await asyncio.to_thread(
+            open_store, parts.store_dir, session_config.key, fsync=parts.config.store_fsync
+        )
+        try:
+            made = await asyncio.to_thread(provisioned.add, cfg, by)
+        except BaseException:
+            await asyncio.to_thread(store.close)
+            raise
+        session = _register(parts, cfg, session_config, store)
         self.acceptor.add_session(session)
         log.info("FIX session %s added by %s", cfg.target_comp_id, by)
         return made
@@ -240,10 +256,10 @@ def _profile(cfg: FixSessionConfig) -> SessionProfile:
     )
 
 
-def _add(parts: _Parts, cfg: FixSessionConfig) -> Session:
+def _register(
+    parts: _Parts, cfg: FixSessionConfig, session_config: SessionConfig, store: MessageStore
+) -> Session:
     """A session made at run time, known to the application before it can log on."""
-    session_config = _session_config(parts.config, cfg)
-    store = open_store(parts.store_dir, session_config.key, fsync=parts.config.store_fsync)
     parts.profiles[session_config.key] = _profile(cfg)
     session = Session(session_config, parts.dictionary, store, parts.application)
     parts.sessions[session_config.key] = session

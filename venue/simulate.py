@@ -279,7 +279,11 @@ class Admin:
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> tuple[int, Any]:
         async with self.http.request(method, self.url + path, json=body, headers=self.headers) as r:
-            return r.status, await r.json(content_type=None)
+            text = await r.text()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, {"msg": text[:200]}
 
 
 # -- the agents --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from gateway.admin.fields import INTERNAL, INVALID_PARAM, NOT_FOUND, AdminError
 from gateway.admin.ports import AdminFix
 from gateway.fix.auth import hash_password
 from gateway.fix.provisioned import ProvisionError, check_session
+from gateway.fix.store import StoreError
 from gateway.staff.roles import Permission
 
 __all__ = ["add_routes"]
@@ -70,10 +71,10 @@ def add_routes(app: web.Application, fix: AdminFix, fields_of: FieldsOf) -> None
         )
         by = f"{principal(request).name}@{caller_ip(request)}"
         try:
-            made = await asyncio.to_thread(fix.add_session, cfg, by)
+            made = await fix.add_session(cfg, by)
         except ProvisionError as exc:
             raise AdminError(INVALID_PARAM, f"{exc}.", 409) from None
-        except OSError as exc:
+        except (StoreError, OSError) as exc:
             raise AdminError(INTERNAL, f"The session cannot be kept: {exc}", 503) from None
         return web.json_response(made.to_json())
 

@@ -110,6 +110,14 @@ class FixAcceptor:
             raise ValueError(f"session {cfg.key} exists already")
         self.sessions[key] = session
 
+    def take_retired(self, target_comp_id: str) -> Session | None:
+        """The disabled session of that counterparty, handed over (to be closed), if any."""
+        for session in self.retired:
+            if session.config.target_comp_id == target_comp_id:
+                self.retired.remove(session)
+                return session
+        return None
+
     def remove_session(self, target_comp_id: str) -> None:
         """Refuse the counterparty's Logons from now on and end its connection, if any."""
         for key, session in list(self.sessions.items()):

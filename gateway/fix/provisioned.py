@@ -147,6 +147,14 @@ class ProvisionedSessions:
     def get(self, target: str) -> ProvisionedSession | None:
         return self._sessions.get(target)
 
+    def check_free(self, target: str) -> None:
+        """``ProvisionError`` if ``target`` is the configuration's or enabled already."""
+        if target in self.reserved:
+            raise ProvisionError(f"{target} is a session of the configuration file")
+        found = self._sessions.get(target)
+        if found is not None and not found.disabled_ms:
+            raise ProvisionError(f"{target} exists already (disable it first)")
+
     def add(self, config: FixSessionConfig, by: str) -> ProvisionedSession:
         """Add (or enable again, with new settings) a session; ``ProvisionError`` when the name
         is the configuration's or is enabled already."""
