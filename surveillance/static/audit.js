@@ -64,7 +64,9 @@
       const stack = []; // cursors of the pages before this one
       let cursor = null;
 
+      let asked = 0; // the newest request: an older answer arriving later is dropped
       async function load(before) {
+        const mine = ++asked;
         const params = query(inputs, before);
         const exported = query(inputs, null);
         exportLink.href = `/v1/audit.csv${exported.toString() ? `?${exported}` : ""}`;
@@ -72,9 +74,12 @@
         try {
           answer = await api("GET", `/v1/audit?${params}`);
         } catch (exc) {
-          results.replaceChildren(el("p", { class: "error", id: "audit-error" }, exc.message));
+          if (mine === asked) {
+            results.replaceChildren(el("p", { class: "error", id: "audit-error" }, exc.message));
+          }
           return;
         }
+        if (mine !== asked) return;
         cursor = before;
         const rows = answer.entries;
         const older = el("button", { class: "plain", id: "audit-older", disabled: answer.next === null, onclick: () => {

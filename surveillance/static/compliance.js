@@ -125,14 +125,19 @@
       return `${BASE}/alerts?${params}`;
     }
 
+    let asked = 0; // the newest request: an older answer arriving later is dropped
     async function load(url) {
+      const mine = ++asked;
       let answer;
       try {
         answer = await api("GET", url);
       } catch (exc) {
-        results.replaceChildren(el("p", { class: "error", id: "alerts-error" }, exc.message));
+        if (mine === asked) {
+          results.replaceChildren(el("p", { class: "error", id: "alerts-error" }, exc.message));
+        }
         return;
       }
+      if (mine !== asked) return;
       here = url;
       selected.clear();
       openCase.disabled = true;
@@ -356,14 +361,17 @@
   async function caseList(main) {
     const state = el("select", { id: "cases-state" }, ["OPEN", "CLOSED", ""].map((s) => el("option", { value: s }, s || "all")));
     const box = el("div", { id: "cases" });
+    let asked = 0; // the newest request: an older answer arriving later is dropped
     const load = async () => {
+      const mine = ++asked;
       let answer;
       try {
         answer = await api("GET", `${BASE}/cases${state.value ? `?state=${state.value}` : ""}`);
       } catch (exc) {
-        box.replaceChildren(el("p", { class: "error" }, exc.message));
+        if (mine === asked) box.replaceChildren(el("p", { class: "error" }, exc.message));
         return;
       }
+      if (mine !== asked) return;
       const grid = table(
         [
           ["#", (c) => el("a", { href: `#/cases/${c.caseId}` }, c.caseId), "num"],
