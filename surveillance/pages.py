@@ -49,6 +49,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -316,27 +317,7 @@ class BookPage:
                 )
             depth = int(text)
         durable = self.durable_seq()
-        async with self._reads:
-            try:
-                body = await asyncio.to_thread(
-                    self._answer, symbol, query.get("at", ""), durable, depth
-                )
-            except BookQueryError as exc:
-                return _error(_INVALID_PARAM, str(exc), 400)
-            except ReplayTooLong as exc:
-                return web.json_response(
-                    {
-                        "code": _INVALID_PARAM,
-                        "msg": str(exc),
-                        "records": exc.records,
-                        "limit": exc.limit,
-                        "startSeq": exc.start_seq,
-                    },
-                    status=422,
-                )
-            except BookReplayError as exc:
-                return _error(_INTERNAL, f"The journal cannot be replayed: {exc}", 503)
-        return web.Response(body=body, content_type="application/json")
+        return await self._replayed(self._answer, symbol, query.get("at", ""), durable, depth)
 
     async def timeline(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/surveillance/timeline``: ``surveillance.timeline`` over the durable
@@ -368,9 +349,15 @@ class BookPage:
             levels = int(text)
         durable = self.durable_seq()
         args = (query["symbol"].strip(), query["from"].strip(), query["to"].strip())
+        return await self._replayed(self._timeline, *args, accounts, levels, durable)
+
+    async def _replayed(self, work: Callable[..., bytes], *args: Any) -> web.StreamResponse:
+        """``work(*args)`` (a replay answering JSON bytes) in a worker thread, one at a time;
+        its refusals as the API's answers: 400 naming the parameter, 422 with what a read past
+        the bound would cost, 503 when the journal cannot be replayed."""
         async with self._reads:
             try:
-                body = await asyncio.to_thread(self._timeline, *args, accounts, levels, durable)
+                body = await asyncio.to_thread(work, *args)
             except BookQueryError as exc:
                 return _error(_INVALID_PARAM, str(exc), 400)
             except ReplayTooLong as exc:
