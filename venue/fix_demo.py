@@ -14,7 +14,7 @@ from gateway.fix.codec import FixMessage, FixParser, Value, encode
 from gateway.fix.timestamps import format_utc_timestamp
 from venue.config import FixConfig
 
-__all__ = ["run_fix_demo"]
+__all__ = ["client_message", "run_fix_demo"]
 
 _EXEC_TYPES = {
     b"0": "New",
@@ -26,6 +26,21 @@ _EXEC_TYPES = {
     b"I": "Status",
 }
 _STATUS = {b"0": "New", b"1": "PartiallyFilled", b"2": "Filled", b"4": "Canceled", b"8": "Rejected"}
+
+
+def client_message(
+    msg_type: bytes, sender: bytes, target: bytes, seq: int, fields: list[tuple[int, Value]]
+) -> bytes:
+    """A client's message: the header (SendingTime now), then ``fields``, framed."""
+    now = format_utc_timestamp(time.time_ns())
+    header: list[tuple[int, Value]] = [
+        (35, msg_type),
+        (49, sender),
+        (56, target),
+        (34, seq),
+        (52, now),
+    ]
+    return encode([*header, *fields])
 
 
 class _Client:
@@ -47,16 +62,8 @@ class _Client:
 
     def send(self, msg_type: bytes, fields: list[tuple[int, Value]]) -> None:
         self.seq += 1
-        now = format_utc_timestamp(time.time_ns())
-        header: list[tuple[int, Value]] = [
-            (35, msg_type),
-            (49, self.sender),
-            (56, self.target),
-            (34, self.seq),
-            (52, now),
-        ]
         assert self.writer is not None
-        self.writer.write(encode([*header, *fields]))
+        self.writer.write(client_message(msg_type, self.sender, self.target, self.seq, fields))
 
     async def expect(self, match: object, timeout: float = 5.0) -> FixMessage:
         assert self.reader is not None and callable(match)

@@ -41,10 +41,11 @@ from typing import Any
 import aiohttp
 
 from engine.instrument import InstrumentSpec
-from gateway.fix.codec import FixMessage, FixParser, Value, encode
+from gateway.fix.codec import FixMessage, FixParser, Value
 from gateway.fix.timestamps import format_utc_timestamp
 from gateway.rest.signing import sign_hmac
 from venue.config import VenueConfig
+from venue.fix_demo import client_message
 
 __all__ = ["ABUSES", "Simulation", "SimulationSettings", "Tally"]
 
@@ -167,16 +168,8 @@ class FixConn:
 
     def send(self, msg_type: bytes, fields: list[tuple[int, Value]]) -> None:
         self.seq += 1
-        now = format_utc_timestamp(time.time_ns())
-        header: list[tuple[int, Value]] = [
-            (35, msg_type),
-            (49, self.sender),
-            (56, self.target),
-            (34, self.seq),
-            (52, now),
-        ]
         assert self.writer is not None
-        self.writer.write(encode([*header, *fields]))
+        self.writer.write(client_message(msg_type, self.sender, self.target, self.seq, fields))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while True:
