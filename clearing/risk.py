@@ -78,11 +78,13 @@ from clearing.errors import InvariantError as InvariantError  # re-exported
 from clearing.fees import FeeConfig, FeeConfigError, Schedule, fee_amount, zero_fees
 from engine.commands import (
     AdjustBalance,
+    ChainDeposit,
     ConfigureFees,
     ConfigureOtrLimit,
     ConfirmWithdrawal,
     Deposit,
     ReleaseWithdrawal,
+    ReverseDeposit,
     SetAccountState,
     SetFeeSchedule,
     SetKycTier,
@@ -95,6 +97,7 @@ from engine.events import (
     ClearingReject,
     ClearingRejected,
     Deposited,
+    DepositReversed,
     Event,
     FeeScheduleSet,
     FeesConfigured,
@@ -134,6 +137,9 @@ KYC_STATE_VERSION = 2
 #: The state's version once order-to-trade counts are in it (the KYC part then always present,
 #: None while initial); without counts the state keeps version 1 or 2.
 OTR_STATE_VERSION = 3
+#: The state's version once a chain deposit was credited (custody's ``ChainDeposit``): the KYC
+#: and order-to-trade parts then always present (None while initial or not enforced).
+DEPOSITS_STATE_VERSION = 4
 NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_AMOUNT = (1 << 63) - 1  # the ledger keeps amounts in 64-bit signed integers
 BUY = Side.BUY
@@ -310,6 +316,8 @@ class RiskEngine:
         self.holds: dict[int, Hold] = {}  # order id -> hold
         self.withdrawals: dict[int, tuple[int, str, int]] = {}  # id -> (account, asset, amount)
         self.withdrawal_ids: set[int] = set()  # every id ever used, open or done
+        # custody's chain deposits ever credited: ref -> [account, asset, amount, reversed 0|1]
+        self.chain_deposits: dict[str, list[Any]] = {}
         self.states: dict[int, AccountState] = {}  # only accounts that are not ACTIVE
         self.schedules: dict[int, str] = {}  # account -> fee schedule, where not the default
         self.volumes: dict[int, dict[int, int]] = {}  # account -> UTC day -> volume (micro-ref)
@@ -437,6 +445,10 @@ class RiskEngine:
     def handle_command(self, command: object, out: list[Event]) -> bool:
         if isinstance(command, Deposit):
             self._deposit(command, out)
+        elif isinstance(command, ChainDeposit):
+            self._chain_deposit(command, out)
+        elif isinstance(command, ReverseDeposit):
+            self._reverse_deposit(command, out)
         elif isinstance(command, Withdraw):
             self._withdraw(command, out)
         elif isinstance(command, ConfirmWithdrawal):
@@ -519,8 +531,12 @@ class RiskEngine:
         kyc = self._kyc_state()
         otr = self._otr_state()
         version = STATE_VERSION if kyc is None else KYC_STATE_VERSION
+        if otr is not None:
+            version = OTR_STATE_VERSION
+        if self.chain_deposits:
+            version = DEPOSITS_STATE_VERSION
         state = (
-            version if otr is None else OTR_STATE_VERSION,
+            version,
             [
                 (account, asset, total, locked)
                 for account in sorted(self.balances)
@@ -535,6 +551,9 @@ class RiskEngine:
             [(a, sorted(days.items())) for a, days in sorted(self.volumes.items())],
             self.fee_spec,
         )
+        if self.chain_deposits:
+            deposits = sorted((ref, *entry) for ref, entry in self.chain_deposits.items())
+            return (*state, kyc, otr, deposits)
         if otr is not None:
             return (*state, kyc, otr)
         return state if kyc is None else (*state, kyc)
@@ -545,6 +564,7 @@ class RiskEngine:
         if not isinstance(state, tuple) or not state:
             raise ValueError("risk state of an unknown version")
         otr = None
+        deposits: list[Any] = []
         if state[0] == STATE_VERSION and len(state) == 10:
             kyc = None
             (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
@@ -554,6 +574,9 @@ class RiskEngine:
         elif state[0] == OTR_STATE_VERSION and len(state) == 12:
             (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
              kyc, otr) = state  # fmt: skip
+        elif state[0] == DEPOSITS_STATE_VERSION and len(state) == 13:
+            (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
+             kyc, otr, deposits) = state  # fmt: skip
         else:
             raise ValueError("risk state of an unknown version")
         self.balances = {}
@@ -571,6 +594,8 @@ class RiskEngine:
         self.withdrawals = {wid: (account, asset, amount) for wid, account, asset, amount in
                             withdrawals}  # fmt: skip
         self.withdrawal_ids = set(ids)
+        self.chain_deposits = {ref: [a, asset, amount, rev] for ref, a, asset, amount, rev in
+                               deposits}  # fmt: skip
         self.states = {a: AccountState(s) for a, s in states}
         self.schedules = dict(schedules)
         self.volumes = {a: dict(days) for a, days in volumes}
@@ -654,6 +679,9 @@ class RiskEngine:
                 findings.append(f"order {oid}: holds {held.amount}, can spend {held.needed()}")
         for oid in sorted(set(self.holds) - seen):
             findings.append(f"order {oid} is not open but holds {self.holds[oid].amount}")
+        for ref, (account, asset, amount, reversed_) in self.chain_deposits.items():
+            if amount <= 0 or reversed_ not in (0, 1) or account <= 0:
+                findings.append(f"chain deposit {ref}: account {account}, {amount} {asset}")
         self._check_kyc(findings)
         self._check_otr(findings)
         return findings
@@ -923,6 +951,54 @@ class RiskEngine:
         row[0] += cmd.amount
         self._venue_add(WORLD, cmd.asset, -cmd.amount)
         out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+
+    def _chain_deposit(self, cmd: ChainDeposit, out: list[Event]) -> None:
+        """A ``Deposit`` credited once per ``ref``, ever."""
+        if not cmd.ref or cmd.ref in self.chain_deposits:
+            self._reject(
+                out, cmd, cmd.account, ClearingReject.DUPLICATE_DEPOSIT,
+                f"chain deposit {cmd.ref!r} is credited already" if cmd.ref
+                else "a chain deposit needs its ref",
+            )  # fmt: skip
+            return
+        if not self._check_money(out, cmd):
+            return
+        row = self._balance(cmd.account, cmd.asset)
+        if row[0] + cmd.amount > MAX_AMOUNT:
+            self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
+            return
+        row[0] += cmd.amount
+        self._venue_add(WORLD, cmd.asset, -cmd.amount)
+        self.chain_deposits[cmd.ref] = [cmd.account, cmd.asset, cmd.amount, 0]
+        out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+
+    def _reverse_deposit(self, cmd: ReverseDeposit, out: list[Event]) -> None:
+        """Take a credited chain deposit back. When less than its amount is available, the
+        account is frozen first (its orders cancelled, their holds released), then what is
+        available is taken and the rest reported as the shortfall."""
+        entry = self.chain_deposits.get(cmd.ref)
+        if entry is None or entry[3]:
+            self._reject(
+                out, cmd, entry[0] if entry else 0, ClearingReject.UNKNOWN_DEPOSIT,
+                f"chain deposit {cmd.ref!r} is not credited" + (" any more" if entry else ""),
+            )  # fmt: skip
+            return
+        account, asset, amount, _ = entry
+        row = self._balance(account, asset)
+        releasing = 0  # what the cancelled orders held: released when their events apply
+        if row[0] - row[1] < amount and self.states.get(account, ACTIVE) is ACTIVE:
+            self.states[account] = AccountState.FROZEN
+            out.append(AccountStateChanged(account, AccountState.FROZEN))
+            if self._cancel_account_orders is not None:
+                self._cancel_account_orders(account, CancelReason.ACCOUNT_FROZEN, out)
+                releasing = row[1] - sum(
+                    w[2] for w in self.withdrawals.values() if w[0] == account and w[1] == asset
+                )
+        take = min(amount, row[0] - row[1] + releasing)
+        row[0] -= take
+        self._venue_add(WORLD, asset, take)
+        entry[3] = 1
+        out.append(DepositReversed(account, asset, take, amount - take, cmd.ref))
 
     def _withdraw(self, cmd: Withdraw, out: list[Event]) -> None:
         if not self._check_money(out, cmd):

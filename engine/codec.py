@@ -23,6 +23,7 @@ from engine.commands import (
     AdjustBalance,
     CancelOrder,
     CancelReplace,
+    ChainDeposit,
     ConfigureAccount,
     ConfigureFees,
     ConfigureOtrLimit,
@@ -33,6 +34,7 @@ from engine.commands import (
     Origin,
     ReleaseWithdrawal,
     ReplaceOrder,
+    ReverseDeposit,
     SetAccountState,
     SetFeeSchedule,
     SetInstrumentState,
@@ -657,3 +659,7 @@ _simple(40, SetKycTier, "QB", ("account", "tier"), ("review_id",),
         lambda v, s: SetKycTier(v[2], _tier(v[3]), s[0], v[0], v[1]))  # fmt: skip
 _simple(41, ConfigureOtrLimit, "QQ", ("max_number", "min_messages"), (),
         lambda v, s: ConfigureOtrLimit(v[2], v[3], v[0], v[1]))  # fmt: skip
+_simple(42, ChainDeposit, "Qq", ("account", "amount"), ("asset", "ref"),
+        lambda v, s: ChainDeposit(v[2], s[0], v[3], s[1], v[0], v[1]))  # fmt: skip
+_simple(43, ReverseDeposit, "", (), ("ref", "reason"),
+        lambda v, s: ReverseDeposit(s[0], s[1], v[0], v[1]))  # fmt: skip

@@ -430,6 +430,35 @@ class ReleaseWithdrawal:
 
 
 @dataclass(slots=True)
+class ChainDeposit:
+    """Credit a deposit custody saw confirmed on a chain: like ``Deposit``, but ``ref`` (the
+    chain, transaction and output or log index, e.g. ``BTC:<txid>:1``) is credited at most once
+    ever, so a watcher that resends after a crash changes nothing; ``ReverseDeposit`` takes it
+    back if a reorganisation drops the transaction after it was credited."""
+
+    account: int
+    asset: str
+    amount: int
+    ref: str
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
+class ReverseDeposit:
+    """Take back the chain deposit credited as ``ref`` (a reorganisation dropped it): what is
+    available of the amount is debited; if less is available (the funds were traded or are
+    held), the account is frozen and the shortfall reported, for staff to settle."""
+
+    ref: str
+    reason: str = ""
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
 class AdjustBalance:
     """An operator's correction: ``amount`` (signed) to the account's total, against the
     venue's adjustment account; it may not take more than is available."""
@@ -510,6 +539,8 @@ class ConfigureOtrLimit:
 #: The commands that move money or change accounts and fees (the risk stage handles them).
 MoneyCommand = (
     Deposit
+    | ChainDeposit
+    | ReverseDeposit
     | Withdraw
     | ConfirmWithdrawal
     | ReleaseWithdrawal

@@ -498,6 +498,8 @@ class ClearingReject(IntEnum):
     KYC_UNVALUED_ASSET = 15  # no reference price values the asset in USD for a limited tier
     DUPLICATE_REVIEW = 16  # a KYC review id already applied
     INVALID_OTR_LIMIT = 17  # an order-to-trade limit with a number below 1 (both 0: none)
+    DUPLICATE_DEPOSIT = 18  # a chain deposit already credited (its ref)
+    UNKNOWN_DEPOSIT = 19  # a reversal of a chain deposit never credited, or already reversed
 
 
 @dataclass(slots=True)
@@ -528,6 +530,19 @@ class Deposited:
     account: int
     asset: str
     amount: int
+    ref: str
+
+
+@dataclass(slots=True)
+class DepositReversed:
+    """A credited chain deposit ``ref`` taken back: ``amount`` left the account (to the world,
+    as a withdrawal does); ``shortfall`` could not be taken (not available) and the account was
+    frozen for it (0 when the whole deposit was reversed)."""
+
+    account: int
+    asset: str
+    amount: int
+    shortfall: int
     ref: str
 
 
@@ -637,6 +652,7 @@ class BalanceChanged:
 MoneyEvent = (
     TradeSettled
     | Deposited
+    | DepositReversed
     | WithdrawalHeld
     | WithdrawalConfirmed
     | WithdrawalReleased

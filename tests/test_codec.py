@@ -18,6 +18,7 @@ from engine.commands import (
     AdjustBalance,
     CancelOrder,
     CancelReplace,
+    ChainDeposit,
     Command,
     ConfigureAccount,
     ConfigureFees,
@@ -28,6 +29,7 @@ from engine.commands import (
     Origin,
     ReleaseWithdrawal,
     ReplaceOrder,
+    ReverseDeposit,
     SetAccountState,
     SetFeeSchedule,
     SetInstrumentState,
@@ -107,6 +109,8 @@ SAMPLES: list[Command] = [
     SetKycTier(0, KycTier.INSTITUTIONAL, seq=40, ts=41),
     ConfigureOtrLimit(500, 1000, seq=42, ts=43),
     ConfigureOtrLimit(0, 0, seq=44, ts=45),
+    ChainDeposit(3, "ETH", 10**8, "ETH:0xabc:0", seq=46, ts=47),
+    ReverseDeposit("ETH:0xabc:0", "reorganisation of 13 blocks", seq=48, ts=49),
 ]
 
 #: The same commands journaled with their origin (the door, who, their request id, from where).

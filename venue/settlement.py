@@ -29,7 +29,14 @@ from typing import Any
 from clearing.ledger.postings import LedgerError
 from clearing.ledger.projector import Projector
 from clearing.reconcile import AccountKey, ReconcileReport, reconcile_periodically
-from engine.events import BalanceAdjusted, Deposited, Event, TradeSettled, WithdrawalConfirmed
+from engine.events import (
+    BalanceAdjusted,
+    Deposited,
+    DepositReversed,
+    Event,
+    TradeSettled,
+    WithdrawalConfirmed,
+)
 from engine.replay import Replayer
 from venue.config import LedgerConfig
 from venue.runtime import Venue
@@ -37,7 +44,7 @@ from venue.runtime import Venue
 log = logging.getLogger("venue.settlement")
 
 #: Events that move money in the ledger; the others are not sent to it.
-SETTLED = (TradeSettled, Deposited, WithdrawalConfirmed, BalanceAdjusted)
+SETTLED = (TradeSettled, Deposited, WithdrawalConfirmed, BalanceAdjusted, DepositReversed)
 MAX_RETRY_DELAY_S = 5.0
 
 _Item = tuple[int, int, list[Any]]

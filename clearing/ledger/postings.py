@@ -1,9 +1,10 @@
 """From clearing events to ledger rows: balanced transactions, their postings and the balance
 deltas of a batch.
 
-Only the money movements count: ``TradeSettled``, ``Deposited``, ``WithdrawalConfirmed`` and
-``BalanceAdjusted``. Every other event (the engine's, holds and releases of withdrawals, which
-live only in the core's locked balance, account states, fees configured) is ignored.
+Only the money movements count: ``TradeSettled``, ``Deposited``, ``WithdrawalConfirmed``,
+``BalanceAdjusted`` and ``DepositReversed``. Every other event (the engine's, holds and releases
+of withdrawals, which live only in the core's locked balance, account states, fees configured)
+is ignored.
 
 - ``TradeSettled``: one ``trade`` transaction. Base: seller -base_amount, buyer +base_amount;
   quote: buyer -quote_amount, seller +quote_amount; each non-zero fee: the side -fee, ``fees``
@@ -12,6 +13,8 @@ live only in the core's locked balance, account states, fees configured) is igno
 - ``Deposited``: ``world`` -amount, participant +amount.
 - ``WithdrawalConfirmed``: participant -amount, ``world`` +amount.
 - ``BalanceAdjusted``: participant +amount, ``adjustments`` -amount (amount signed).
+- ``DepositReversed``: participant -amount, ``world`` +amount (a credited chain deposit taken
+  back; nothing when the whole of it was a shortfall).
 
 Every transaction balances per asset before anything is written (an invariant: a failure is a
 bug upstream, and the batch is refused with ``LedgerError``): deposits, withdrawals and
@@ -32,6 +35,7 @@ from clearing.ledger.schema import (
     ADJUSTMENT,
     ADJUSTMENTS,
     DEPOSIT,
+    DEPOSIT_REVERSAL,
     FEES,
     LEG_BASE,
     LEG_FEE,
@@ -43,7 +47,13 @@ from clearing.ledger.schema import (
     WITHDRAWAL,
     WORLD,
 )
-from engine.events import BalanceAdjusted, Deposited, TradeSettled, WithdrawalConfirmed
+from engine.events import (
+    BalanceAdjusted,
+    Deposited,
+    DepositReversed,
+    TradeSettled,
+    WithdrawalConfirmed,
+)
 
 
 class LedgerError(Exception):
@@ -140,7 +150,7 @@ def build(
     trade_cls, deposit_cls, withdrawal_cls, adjustment_cls = (
         TradeSettled, Deposited, WithdrawalConfirmed, BalanceAdjusted
     )  # fmt: skip
-    money = {trade_cls, deposit_cls, withdrawal_cls, adjustment_cls}
+    money = {trade_cls, deposit_cls, withdrawal_cls, adjustment_cls, DepositReversed}
     participant, leg_base, leg_quote, trade_kind = PARTICIPANT, LEG_BASE, LEG_QUOTE, TRADE
 
     def acct(kind: str, owner: int, asset: str) -> Account:
@@ -237,6 +247,19 @@ def build(
                 a = acct(PARTICIPANT, w.account, w.asset)
                 post(seq, idx, 0, a, w.asset, -w.amount, WITHDRAWAL)
                 post(seq, idx, 1, acct(WORLD, VENUE_OWNER, w.asset), w.asset, w.amount, WITHDRAWAL)
+            elif cls is DepositReversed:
+                r: DepositReversed = ev  # type: ignore[assignment]
+                if r.amount == 0:  # all of it a shortfall: the account was frozen instead
+                    continue
+                _positive(seq, "deposit reversal", r.amount)
+                add_txn(
+                    (seq, idx, DEPOSIT_REVERSAL, ts, r.ref, None, None, None, None, None, None,
+                     None)
+                )  # fmt: skip
+                a = acct(PARTICIPANT, r.account, r.asset)
+                post(seq, idx, 0, a, r.asset, -r.amount, DEPOSIT_REVERSAL)
+                a = acct(WORLD, VENUE_OWNER, r.asset)
+                post(seq, idx, 1, a, r.asset, r.amount, DEPOSIT_REVERSAL)
             else:
                 j: BalanceAdjusted = ev  # type: ignore[assignment]
                 if type(j.amount) is not int or j.amount == 0:

@@ -49,6 +49,7 @@ TRADE = "trade"
 DEPOSIT = "deposit"
 WITHDRAWAL = "withdrawal"
 ADJUSTMENT = "adjustment"
+DEPOSIT_REVERSAL = "deposit_reversal"  # a credited chain deposit a reorganisation dropped
 LEG_BASE = "base"
 LEG_QUOTE = "quote"
 LEG_FEE = "fee"

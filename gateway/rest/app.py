@@ -30,6 +30,8 @@ from gateway.rest.history import MarketHistory
 from gateway.rest.keys import KeyStore
 from gateway.rest.limits import RateLimiter
 from gateway.rest.ports import RestVenue
+from gateway.rest.wallet import Wallet
+from gateway.rest.wallet import routes as wallet_routes
 
 __all__ = ["Extension", "make_app"]
 
@@ -50,6 +52,7 @@ def make_app(
     history: MarketHistory,
     keys: KeyStore,
     extensions: Iterable[Extension] = (),
+    wallet: Wallet | None = None,
 ) -> web.Application:
     specs = list(instruments)
     app = web.Application(middlewares=[_answers], client_max_size=64 * 1024)
@@ -63,11 +66,14 @@ def make_app(
         history=history,
         keys=keys,
         limiter=RateLimiter(limit_config(config)),
+        wallet=wallet,
     )
     general.routes(app)
     market.routes(app)
     trading.routes(app)
     account.routes(app)
+    if wallet is not None:
+        wallet_routes(app)
     for extension in extensions:
         extension(app)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -28,6 +28,9 @@ from gateway.rest.latency import LatencyWindow
 from gateway.rest.limits import LimitConfig, RateLimiter
 from gateway.rest.ports import RestVenue
 from gateway.rest.signing import SignedRequest, SigningError, authenticate_request
+
+if TYPE_CHECKING:
+    from gateway.rest.wallet import Wallet
 
 __all__ = ["ACCOUNT", "SERVED", "WEIGHT_IP", "Caller", "Served"]
 
@@ -57,6 +60,8 @@ class Served:
     history: MarketHistory
     keys: KeyStore
     limiter: RateLimiter
+    #: custody's wallet (``gateway.rest.wallet.Wallet``): None when the venue keeps no wallets
+    wallet: Wallet | None = None
     #: listen key -> account, for the older user-data path
     listen_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)

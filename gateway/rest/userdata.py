@@ -40,6 +40,7 @@ from engine.events import (
     BalanceAdjusted,
     BalanceChanged,
     Deposited,
+    DepositReversed,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -295,11 +296,12 @@ class UserData:
             elif isinstance(event, SelfTradePrevented):
                 reports.prevented(event)
             elif isinstance(
-                event, Deposited | BalanceAdjusted | WithdrawalHeld | WithdrawalReleased
+                event,
+                Deposited | BalanceAdjusted | WithdrawalHeld | WithdrawalReleased | DepositReversed,
             ):
-                if event.account in followed:
+                if event.account in followed and event.amount:
                     delta = event.amount
-                    if isinstance(event, WithdrawalHeld):
+                    if isinstance(event, WithdrawalHeld | DepositReversed):
                         delta = -delta
                     out.setdefault(event.account, []).append(
                         {

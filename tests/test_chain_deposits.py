@@ -1,0 +1,102 @@
+"""Custody's commands in the core: a chain deposit credited once per ref, and its reversal after
+a reorganisation (what is available taken back; the account frozen for the rest), through the
+codec, snapshots and the ledger's postings."""
+
+from __future__ import annotations
+
+import pytest
+from test_risk import BUY, COIN, Driver, of, reason
+
+from clearing.ledger.postings import build as build_postings
+from engine import codec
+from engine.commands import ChainDeposit, Deposit, ReverseDeposit
+from engine.events import (
+    AccountStateChanged,
+    ClearingReject,
+    Deposited,
+    DepositReversed,
+    OrderCancelled,
+)
+from engine.types import AccountState
+
+
+def test_credited_once_per_ref() -> None:
+    d = Driver()
+    assert of(d.do(ChainDeposit(1, "BTC", COIN, "BTC:aa:0")), Deposited)
+    assert (
+        reason(d.do(ChainDeposit(1, "BTC", COIN, "BTC:aa:0"))) is ClearingReject.DUPLICATE_DEPOSIT
+    )
+    assert reason(d.do(ChainDeposit(1, "BTC", COIN, ""))) is ClearingReject.DUPLICATE_DEPOSIT
+    assert d.bal(1, "BTC") == (COIN, 0)
+    # a plain Deposit with the same ref is an operator's and is not deduplicated
+    assert of(d.do(Deposit(1, "BTC", 1, "BTC:aa:0")), Deposited)
+
+
+def test_a_refused_credit_changes_nothing_and_can_come_again() -> None:
+    d = Driver()
+    assert reason(d.do(ChainDeposit(1, "DOGE", 5, "DOGE:x:0"))) is ClearingReject.UNKNOWN_ASSET
+    assert reason(d.do(ChainDeposit(1, "BTC", 0, "BTC:x:0"))) is ClearingReject.INVALID_AMOUNT
+    assert of(d.do(ChainDeposit(1, "BTC", 5, "BTC:x:0")), Deposited)  # the ref was not used up
+
+
+def test_reversal_takes_back_what_is_available() -> None:
+    d = Driver()
+    d.do(ChainDeposit(1, "BTC", COIN, "BTC:bb:1"))
+    events = d.do(ReverseDeposit("BTC:bb:1", "reorg"))
+    assert of(events, DepositReversed) == [DepositReversed(1, "BTC", COIN, 0, "BTC:bb:1")]
+    assert not of(events, AccountStateChanged)
+    assert d.bal(1, "BTC") == (0, 0)
+    assert reason(d.do(ReverseDeposit("BTC:bb:1"))) is ClearingReject.UNKNOWN_DEPOSIT
+    assert reason(d.do(ReverseDeposit("BTC:nope:0"))) is ClearingReject.UNKNOWN_DEPOSIT
+    # and the same ref is never credited again: a deposit mined again comes under a new ref
+    assert (
+        reason(d.do(ChainDeposit(1, "BTC", COIN, "BTC:bb:1"))) is ClearingReject.DUPLICATE_DEPOSIT
+    )
+
+
+def test_reversal_of_spent_funds_freezes_the_account_after_cancelling_its_orders() -> None:
+    d = Driver()
+    d.do(ChainDeposit(1, "USDT", 1000 * COIN, "USDT:cc:3"))
+    d.order(1, BUY, 100_000, 10_000)  # holds 100 USDT
+    d.do(Deposit(2, "USDT", 1))
+    # 600 of the 1000 leave by another path (an operator's adjustment, say): 400 remain
+    from engine.commands import AdjustBalance
+
+    d.do(AdjustBalance(1, "USDT", -600 * COIN))
+    events = d.do(ReverseDeposit("USDT:cc:3", "reorg at depth 7"))
+    assert of(events, AccountStateChanged) == [AccountStateChanged(1, AccountState.FROZEN)]
+    assert of(events, OrderCancelled)  # the open order's hold came back first
+    [rev] = of(events, DepositReversed)
+    assert (rev.amount, rev.shortfall) == (400 * COIN, 600 * COIN)
+    assert d.bal(1, "USDT") == (0, 0)
+
+
+def test_codec_and_snapshot_keep_the_credited_refs() -> None:
+    for cmd in (ChainDeposit(1, "ETH", 7, "ETH:dd:0", 3, 4), ReverseDeposit("ETH:dd:0", "r", 5, 6)):
+        assert codec.decode(codec.encode(cmd)) == cmd
+    d = Driver()
+    plain = Driver()
+    assert d.core.state_hash() == plain.core.state_hash()  # no deposit yet: the old shape
+    d.do(ChainDeposit(1, "ETH", 7, "ETH:dd:0"))
+    d.do(ChainDeposit(1, "ETH", 9, "ETH:ee:0"))
+    d.do(ReverseDeposit("ETH:ee:0"))
+    other = Driver()
+    other.core.restore(d.core.snapshot())
+    other.seq = d.seq
+    assert other.core.state_hash() == d.core.state_hash()
+    assert (
+        reason(other.do(ChainDeposit(1, "ETH", 7, "ETH:dd:0"))) is ClearingReject.DUPLICATE_DEPOSIT
+    )
+    assert reason(other.do(ReverseDeposit("ETH:ee:0"))) is ClearingReject.UNKNOWN_DEPOSIT
+    assert of(other.do(ReverseDeposit("ETH:dd:0")), DepositReversed)
+
+
+@pytest.mark.parametrize("amount", [5, 0])
+def test_ledger_posts_a_reversal_to_the_world(amount: int) -> None:
+    event = DepositReversed(1, "BTC", amount, 10 - amount, "BTC:ff:0")
+    out = build_postings([(9, 100, [Deposited(1, "BTC", 10, "BTC:ff:0"), event])], {})
+    kinds = [t[2] for t in out.transactions]
+    assert kinds == (["deposit", "deposit_reversal"] if amount else ["deposit"])
+    if amount:
+        legs = [(p[3], p[5]) for p in out.postings if p[1] == 1]
+        assert legs == [(("participant", 1, "BTC"), -5), (("world", 0, "BTC"), 5)]
