@@ -14,10 +14,12 @@ What the libraries impose (found by experiment with python-pkcs11 0.10.1 and Sof
   switches the module to another configuration only while no token of it is open (else
   ``HsmError``). SoftHSM also sees a token made by ``softhsm2-util`` after the load only after a
   reinitialisation, which ``Token.open`` does when the label is missing and nothing is open.
-- python-pkcs11 calls C_Initialize with no arguments, which tells the module that the
-  application is single-threaded: SoftHSM then turns its own locks off. python-pkcs11 releases
-  the GIL around every call, so two threads would really run inside the module at once. Every
-  call into a module therefore holds that module's one lock; keys may be shared between threads.
+- Threads: python-pkcs11 calls C_Initialize with no arguments, which tells the module the
+  application is single-threaded, and SoftHSM then turns its own locks off; python-pkcs11
+  releases the GIL around the module's calls and serialises only the operations of one session
+  (an RLock per session). So calls on two sessions could run inside the module at once: every
+  call into a module here holds that module's one lock, and a ``Token`` and its keys may be
+  shared between threads (signatures are serialised per module, about a millisecond each).
 - Login state belongs to the token, not the session: a second ``C_Login`` fails
   (``UserAlreadyLoggedIn``) and closing any logged-in session logs all of them out. So a process
   opens a token once (a second ``Token.open`` of the same label raises ``HsmError``) and shares the
@@ -42,10 +44,10 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 from pkcs11.types import PrivateKey, PublicKey, Session, SignMixin
 
+from custody.ecdsa import low_s
+
 if TYPE_CHECKING:
     from pkcs11._pkcs11 import lib as Lib
-
-from custody.ecdsa import low_s
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ _modules: dict[str, _Module] = {}
 def _load(module: str, conf: Path | None) -> _Module:
     """The loaded module, loading it (or switching its SoftHSM configuration) as needed.
     Called with ``_modules_lock`` held."""
-    want = str(conf) if conf is not None else None
+    want = str(conf.resolve()) if conf is not None else None
     entry = _modules.get(module)
     if entry is None:
         if want is not None:
