@@ -11,6 +11,7 @@ tests open tokens per test (closed in the fixture's finally) and never keep one 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -508,3 +509,31 @@ def test_key_objects_are_the_signer_protocols(token: Token, request: pytest.Fixt
     assert isinstance(key, TokenEcdsaKey)
     signer: EcdsaSigner = key  # mypy checks the protocol; the call checks the behaviour
     assert signer.public_key() == key.public_key()
+
+
+def test_public_key_parsers_fuzz() -> None:
+    """CKA_EC_POINT as modules give it (raw or DER-wrapped) and compressed keys from outside:
+    random bytes are refused with the module's error or give a value of the right shape."""
+    rng = random.Random(33)
+    g = bytes.fromhex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+    for size in (32, 65):
+        raw = rng.randbytes(size)
+        assert hsm._ec_point(raw, size) == raw
+        assert hsm._ec_point(bytes((4, size)) + raw, size) == raw
+    addresses = 0
+    for _ in range(600):
+        data = rng.randbytes(rng.choice((31, 32, 33, 34, 64, 65, 66, 67)))
+        for size in (32, 65):
+            with contextlib.suppress(HsmError):
+                assert len(hsm._ec_point(data, size)) == size
+        key = bytes((rng.choice((2, 3, 4, 0)),)) + data[:32]
+        if rng.random() < 0.2:
+            key = g[:1] + bytes(b ^ (rng.random() < 0.05) for b in g[1:])
+        try:
+            address = eth_address(key)
+        except ValueError:
+            continue
+        addresses += 1
+        assert len(address) == 42 and address.startswith("0x")
+        assert address == EthPublicKey.from_compressed_bytes(key).to_checksum_address()
+    assert addresses > 0
