@@ -121,9 +121,10 @@ def open_token(
     module: str = DEFAULT_MODULE,
 ) -> Token:
     """Initialise the token if needed and log in: PIN from ``pin``, else ``VENUE_HSM_PIN``,
-    else ``pin_file`` (default ``<data_dir>/user.pin``)."""
-    where = init_token(data_dir, label, pin=pin, module=module)
-    secret = pin if pin is not None else read_pin(pin_file or data_dir / "user.pin")
+    else ``pin_file``, else ``<data_dir>/user.pin`` (a new token gets the same PIN)."""
+    chosen = pin if pin is not None or pin_file is None else read_pin(pin_file)
+    where = init_token(data_dir, label, pin=chosen, module=module)
+    secret = chosen if chosen is not None else read_pin(data_dir / "user.pin")
     if secret is None:
         raise HsmError(f"no PIN for token {label!r}: set {PIN_ENV} or write the PIN file")
     return Token.open(module, label, secret, softhsm_conf=where.conf)

@@ -474,6 +474,11 @@ def test_pin_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert tok.find_ed25519("e") is not None
     with pytest.raises(HsmError, match="no PIN"):
         softhsm.open_token(tmp_path, "from-env")
+    with softhsm.open_token(tmp_path, "from-file", pin_file=pin_file) as tok:  # a new token
+        tok.generate_ed25519("e")
+    assert not (tmp_path / "user.pin").exists()
+    with softhsm.open_token(tmp_path, "from-file", pin="env-pin-5150") as tok:
+        assert tok.find_ed25519("e") is not None
     monkeypatch.setenv(softhsm.PIN_ENV, "abc")  # too short for SoftHSM
     with pytest.raises(HsmError, match="printable") as info:
         softhsm.read_pin()
