@@ -119,6 +119,23 @@ ensure_browser() {
     return 0
 }
 
+# Debian's softhsm2: the PKCS#11 token custody keeps its keys in by default (SoftHSM2, its module
+# at /usr/lib/softhsm/libsofthsm2.so and softhsm2-util). Tokens live under the venue's data
+# folder (custody.softhsm), never /var/lib/softhsm. Installed with apt-get when missing. Never
+# fails: the token's tests fail then (under CI) or are skipped, saying what is missing.
+ensure_softhsm() {
+    if command -v softhsm2-util >/dev/null 2>&1; then
+        return 0
+    fi
+    if command -v apt-get >/dev/null 2>&1; then
+        echo "scripts: installing softhsm2 with apt-get" >&2
+        apt-get update -qq >/dev/null 2>&1 || true
+        apt-get install -y -qq softhsm2 >/dev/null 2>&1 || true
+    fi
+    command -v softhsm2-util >/dev/null 2>&1 || echo "scripts: softhsm2 could not be installed" >&2
+    return 0
+}
+
 # Compile the engine's hot modules with mypyc into .native/ (engine/_native.py). Needs a C
 # compiler and Python's headers: installed with apt-get when missing. A failed build is not fatal
 # on a developer's machine (the same source runs interpreted, only slower), but it is under CI
