@@ -83,6 +83,7 @@ from engine.commands import (
     ConfigureOtrLimit,
     ConfirmWithdrawal,
     Deposit,
+    PayWithdrawal,
     ReleaseWithdrawal,
     ReverseDeposit,
     SetAccountState,
@@ -455,6 +456,8 @@ class RiskEngine:
             self._end_withdrawal(command.withdrawal_id, command.ref, True, out)
         elif isinstance(command, ReleaseWithdrawal):
             self._end_withdrawal(command.withdrawal_id, command.ref, False, out)
+        elif isinstance(command, PayWithdrawal):
+            self._end_withdrawal(command.withdrawal_id, command.ref, True, out, command.fee)
         elif isinstance(command, AdjustBalance):
             self._adjust(command, out)
         elif isinstance(command, SetAccountState):
@@ -1036,14 +1039,28 @@ class RiskEngine:
         self.withdrawal_ids.add(cmd.withdrawal_id)
         out.append(WithdrawalHeld(cmd.withdrawal_id, cmd.account, cmd.asset, cmd.amount, cmd.ref))
 
-    def _end_withdrawal(self, wid: int, ref: str, confirm: bool, out: list[Event]) -> None:
-        pending = self.withdrawals.pop(wid, None)
+    def _end_withdrawal(
+        self, wid: int, ref: str, confirm: bool, out: list[Event], fee: int | None = None
+    ) -> None:
+        pending = self.withdrawals.get(wid)
+        name = "ReleaseWithdrawal" if not confirm else "ConfirmWithdrawal" if fee is None else (
+            "PayWithdrawal"
+        )  # fmt: skip
         if pending is None:
-            name = "ConfirmWithdrawal" if confirm else "ReleaseWithdrawal"
             out.append(
                 ClearingRejected(name, 0, ClearingReject.UNKNOWN_WITHDRAWAL, f"withdrawal {wid}"),
             )
             return
+        fee = fee or 0
+        if not 0 <= fee <= pending[2]:
+            out.append(
+                ClearingRejected(
+                    name, pending[0], ClearingReject.INVALID_FEE,
+                    f"fee {fee} of a withdrawal of {pending[2]}",
+                )
+            )  # fmt: skip
+            return
+        del self.withdrawals[wid]
         account, asset, amount = pending
         row = self._balance(account, asset)
         row[1] -= amount
@@ -1052,8 +1069,10 @@ class RiskEngine:
             self._kyc_forget(entry)
         if confirm:
             row[0] -= amount
-            self._venue_add(WORLD, asset, amount)
-            out.append(WithdrawalConfirmed(wid, account, asset, amount, ref))
+            self._venue_add(WORLD, asset, amount - fee)
+            if fee:
+                self._venue_add(FEES, asset, fee)
+            out.append(WithdrawalConfirmed(wid, account, asset, amount, ref, fee))
         else:
             out.append(WithdrawalReleased(wid, account, asset, amount, ref))
 

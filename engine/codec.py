@@ -32,6 +32,7 @@ from engine.commands import (
     MassCancel,
     NewOrder,
     Origin,
+    PayWithdrawal,
     ReleaseWithdrawal,
     ReplaceOrder,
     ReverseDeposit,
@@ -663,3 +664,5 @@ _simple(42, ChainDeposit, "Qq", ("account", "amount"), ("asset", "ref"),
         lambda v, s: ChainDeposit(v[2], s[0], v[3], s[1], v[0], v[1]))  # fmt: skip
 _simple(43, ReverseDeposit, "", (), ("ref", "reason"),
         lambda v, s: ReverseDeposit(s[0], s[1], v[0], v[1]))  # fmt: skip
+_simple(44, PayWithdrawal, "Qq", ("withdrawal_id", "fee"), ("ref",),
+        lambda v, s: PayWithdrawal(v[2], v[3], s[0], v[0], v[1]))  # fmt: skip

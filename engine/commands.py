@@ -421,6 +421,21 @@ class ConfirmWithdrawal:
 
 
 @dataclass(slots=True)
+class PayWithdrawal:
+    """Custody paid withdrawal ``withdrawal_id`` out on chain (``ref``: the transaction): its
+    amount leaves the account, ``fee`` of it to the venue (the network fee deducted from the
+    amount, as Binance does) and the rest to the world. ``ConfirmWithdrawal`` is the same with
+    no fee (an operator's payout)."""
+
+    withdrawal_id: int
+    fee: int
+    ref: str = ""
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
 class ReleaseWithdrawal:
     withdrawal_id: int
     ref: str = ""  # why it was released (refused, failed on chain...)
@@ -543,6 +558,7 @@ MoneyCommand = (
     | ReverseDeposit
     | Withdraw
     | ConfirmWithdrawal
+    | PayWithdrawal
     | ReleaseWithdrawal
     | AdjustBalance
     | SetAccountState

@@ -500,6 +500,7 @@ class ClearingReject(IntEnum):
     INVALID_OTR_LIMIT = 17  # an order-to-trade limit with a number below 1 (both 0: none)
     DUPLICATE_DEPOSIT = 18  # a chain deposit already credited (its ref)
     UNKNOWN_DEPOSIT = 19  # a reversal of a chain deposit never credited, or already reversed
+    INVALID_FEE = 20  # a withdrawal's fee below 0 or above its amount
 
 
 @dataclass(slots=True)
@@ -564,7 +565,10 @@ class WithdrawalHeld(WithdrawalEvent):
 
 @dataclass(slots=True)
 class WithdrawalConfirmed(WithdrawalEvent):
-    """The amount left the venue (``ref``: the payout's on-chain transaction)."""
+    """The amount left the venue (``ref``: the payout's on-chain transaction): ``fee`` of it
+    to the venue's fees, the rest to the world."""
+
+    fee: int = 0
 
 
 @dataclass(slots=True)

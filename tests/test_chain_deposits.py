@@ -100,3 +100,29 @@ def test_ledger_posts_a_reversal_to_the_world(amount: int) -> None:
     if amount:
         legs = [(p[3], p[5]) for p in out.postings if p[1] == 1]
         assert legs == [(("participant", 1, "BTC"), -5), (("world", 0, "BTC"), 5)]
+
+
+def test_a_paid_withdrawal_gives_its_fee_to_the_venue() -> None:
+    from engine.commands import PayWithdrawal, Withdraw
+    from engine.events import WithdrawalConfirmed
+
+    d = Driver()
+    d.do(ChainDeposit(1, "ETH", COIN, "ETH:gg:0"))
+    d.do(Withdraw(1, "ETH", COIN // 2, 7, "0xdest"))
+    assert reason(d.do(PayWithdrawal(7, COIN, "0xtx"))) is ClearingReject.INVALID_FEE
+    assert reason(d.do(PayWithdrawal(7, -1, "0xtx"))) is ClearingReject.INVALID_FEE
+    [paid] = of(d.do(PayWithdrawal(7, 500_000, "0xtx")), WithdrawalConfirmed)
+    assert (paid.amount, paid.fee) == (COIN // 2, 500_000)
+    assert d.bal(1, "ETH") == (COIN // 2, 0)
+    assert d.risk.ledger_view()[("fees", 0, "ETH")] == 500_000
+    assert reason(d.do(PayWithdrawal(7, 0, "again"))) is ClearingReject.UNKNOWN_WITHDRAWAL
+    out = build_postings([(9, 100, [paid])], {})
+    legs = sorted((p[3], p[5]) for p in out.postings)
+    assert legs == [
+        (("fees", 0, "ETH"), 500_000),
+        (("participant", 1, "ETH"), -(COIN // 2)),
+        (("world", 0, "ETH"), COIN // 2 - 500_000),
+    ]
+    assert codec.decode(codec.encode(PayWithdrawal(7, 5, "tx", 1, 2))) == PayWithdrawal(
+        7, 5, "tx", 1, 2
+    )

@@ -27,6 +27,7 @@ from engine.commands import (
     MassCancel,
     NewOrder,
     Origin,
+    PayWithdrawal,
     ReleaseWithdrawal,
     ReplaceOrder,
     ReverseDeposit,
@@ -111,6 +112,7 @@ SAMPLES: list[Command] = [
     ConfigureOtrLimit(0, 0, seq=44, ts=45),
     ChainDeposit(3, "ETH", 10**8, "ETH:0xabc:0", seq=46, ts=47),
     ReverseDeposit("ETH:0xabc:0", "reorganisation of 13 blocks", seq=48, ts=49),
+    PayWithdrawal(77, 50_000, "0xdef", seq=50, ts=51),
 ]
 
 #: The same commands journaled with their origin (the door, who, their request id, from where).

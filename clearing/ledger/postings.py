@@ -11,7 +11,8 @@ is ignored.
   +fee in the fee's asset (a negative fee is a rebate and flows the other way by its sign).
   A self-trade posts every leg too.
 - ``Deposited``: ``world`` -amount, participant +amount.
-- ``WithdrawalConfirmed``: participant -amount, ``world`` +amount.
+- ``WithdrawalConfirmed``: participant -amount, ``world`` +(amount - fee), ``fees`` +fee (the
+  network fee custody deducted; no posting when 0).
 - ``BalanceAdjusted``: participant +amount, ``adjustments`` -amount (amount signed).
 - ``DepositReversed``: participant -amount, ``world`` +amount (a credited chain deposit taken
   back; nothing when the whole of it was a shortfall).
@@ -176,6 +177,7 @@ def build(
             cls = type(ev)
             if cls not in money:
                 continue
+            first = len(rows)
             if cls is trade_cls:
                 e: TradeSettled = ev  # type: ignore[assignment]
                 base = e.base_asset
@@ -246,7 +248,13 @@ def build(
                 )  # fmt: skip
                 a = acct(PARTICIPANT, w.account, w.asset)
                 post(seq, idx, 0, a, w.asset, -w.amount, WITHDRAWAL)
-                post(seq, idx, 1, acct(WORLD, VENUE_OWNER, w.asset), w.asset, w.amount, WITHDRAWAL)
+                out_amount = w.amount - w.fee
+                post(
+                    seq, idx, 1, acct(WORLD, VENUE_OWNER, w.asset), w.asset, out_amount, WITHDRAWAL
+                )
+                if w.fee:
+                    a = acct(FEES, VENUE_OWNER, w.asset)
+                    post(seq, idx, 2, a, w.asset, w.fee, LEG_FEE)
             elif cls is DepositReversed:
                 r: DepositReversed = ev  # type: ignore[assignment]
                 if r.amount == 0:  # all of it a shortfall: the account was frozen instead
@@ -270,7 +278,7 @@ def build(
                 a = acct(ADJUSTMENTS, VENUE_OWNER, j.asset)
                 post(seq, idx, 1, a, j.asset, -j.amount, ADJUSTMENT)
             if cls is not trade_cls:
-                _check_balanced(rows, len(rows) - 2)
+                _check_balanced(rows, first)
             idx += 1
     return out
 
