@@ -66,6 +66,46 @@ create table if not exists dust (
     asset text primary key,
     amount_chain text not null
 );
+create table if not exists withdrawals (
+    id integer primary key,
+    account integer not null,
+    client_id text not null,
+    asset text not null,
+    chain text not null,
+    address text not null,
+    amount integer not null,
+    fee integer not null,
+    net_chain text not null,
+    status text not null,
+    reason text not null default '',
+    approval text not null default '',
+    batch integer not null default 0,
+    txid text not null default '',
+    requested_ms integer not null,
+    updated_ms integer not null,
+    unique (account, client_id)
+);
+create index if not exists withdrawals_status on withdrawals (status, asset);
+create table if not exists batches (
+    id integer primary key,
+    asset text not null,
+    chain text not null,
+    status text not null,
+    nonce integer,
+    raw text not null default '',
+    txid text not null default '',
+    fee_chain text not null default '0',
+    created_ms integer not null,
+    updated_ms integer not null
+);
+create table if not exists whitelist (
+    account integer not null,
+    chain text not null,
+    address text not null,
+    label text not null,
+    added_ms integer not null,
+    primary key (account, chain, address)
+);
 """
 
 
