@@ -17,7 +17,10 @@ Encodings (all integers big-endian, fixed width; ``||`` is concatenation):
 * ``sums(v)``: ``u128(v[0]) || ... || u128(v[k-1])`` in the published asset order (``k`` assets).
 * ``salt = HMAC-SHA256(key=seed, msg="venue-por-salt-v1" || u64(snapshot) || str(account))``,
   32 bytes, given to the account with its proof; without it a leaf hash reveals nothing.
-* ``leaf = SHA-256("venue-por-leaf-v1" || salt || str(account) || u16(k) || sums(balances))``.
+* ``context = u64(snapshot) || u16(k) || str(asset_1) || u8(decimals_1) || ... || str(asset_k) ||
+  u8(decimals_k)``: it binds the root to its snapshot and asset list, so a proof cannot be passed
+  off as another snapshot's or have its assets relabelled.
+* ``leaf = SHA-256("venue-por-leaf-v1" || context || salt || str(account) || sums(balances))``.
 * ``node = SHA-256("venue-por-node-v1" || left || sums(left) || right || sums(right))`` whose own
   sums are the element-wise sums of its children's.
 * A level of odd length is padded at its end with one padding node: hash
@@ -73,10 +76,15 @@ def salt_of(seed: bytes, snapshot: int, account: str) -> bytes:
     return hmac.new(seed, msg, hashlib.sha256).digest()
 
 
-def leaf_hash(salt: bytes, account: str, balances: Sequence[int]) -> bytes:
+def context(snapshot: int, assets: Sequence[tuple[str, int]]) -> bytes:
+    """What every leaf commits to besides its account: the snapshot and the asset list."""
+    out = snapshot.to_bytes(8, "big") + len(assets).to_bytes(2, "big")
+    return out + b"".join(_str(a) + d.to_bytes(1, "big") for a, d in assets)
+
+
+def leaf_hash(ctx: bytes, salt: bytes, account: str, balances: Sequence[int]) -> bytes:
     """The leaf of one account's balances (the published asset order)."""
-    data = LEAF_TAG + salt + _str(account) + len(balances).to_bytes(2, "big") + _sums(balances)
-    return hashlib.sha256(data).digest()
+    return hashlib.sha256(LEAF_TAG + ctx + salt + _str(account) + _sums(balances)).digest()
 
 
 def decimal_string(amount: int, decimals: int) -> str:
@@ -140,7 +148,7 @@ class ReservesTree:
         if index >= self.leaf_count or self._salts[32 * index : 32 * index + 32] != salt:
             raise KeyError(name)
         leaf, balances = self._record(0, index)
-        if leaf_hash(salt, name, balances) != leaf:
+        if leaf_hash(context(self.snapshot, self.assets), salt, name, balances) != leaf:
             raise KeyError(name)
         path = []
         for level in range(len(self._levels) - 1):
@@ -241,7 +249,7 @@ def build(
     inner_start = sha256(bytes(b ^ 0x36 for b in key))
     outer_start = sha256(bytes(b ^ 0x5C for b in key))
     salt_prefix = SALT_TAG + snapshot.to_bytes(8, "big")
-    count_bytes = k.to_bytes(2, "big")
+    leaf_prefix = LEAF_TAG + context(snapshot, order)
     for account, held in balances.items():
         name = _str(str(account))
         vector = [0] * k
@@ -258,7 +266,7 @@ def build(
         outer.update(inner.digest())
         salt = outer.digest()
         sums = b"".join([v.to_bytes(16, "big") for v in vector])
-        leaves.append(salt + sha256(LEAF_TAG + salt + name + count_bytes + sums).digest() + sums)
+        leaves.append(salt + sha256(leaf_prefix + salt + name + sums).digest() + sums)
     if any(t >= MAX_AMOUNT for t in totals):
         raise ValueError("a total reaches 2**128")
     leaves.sort()

@@ -15,7 +15,8 @@ level, level 0 being the leaf's siblings); 2: the input cannot be read.
 
 The encodings (the venue's ``custody/reserves.py`` documents the same): integers big-endian,
 ``u16`` / ``u64`` / ``u128`` of 2 / 8 / 16 bytes, ``str(s) = u16(len) || utf8``,
-``leaf = SHA-256("venue-por-leaf-v1" || salt || str(account) || u16(k) || u128 balances...)``,
+``context = u64(snapshot) || u16(k) || (str(asset) || u8(decimals))...`` (k assets),
+``leaf = SHA-256("venue-por-leaf-v1" || context || salt || str(account) || u128 balances...)``,
 ``node = SHA-256("venue-por-node-v1" || left || left sums || right || right sums)``, an odd level
 padded with ``SHA-256("venue-por-pad-v1")`` with zero sums.
 """
@@ -26,6 +27,7 @@ import argparse
 import base64
 import hashlib
 import json
+import re
 import sys
 from typing import Any
 
@@ -163,9 +165,17 @@ def decimal_string(amount: int, decimals: int) -> str:
     return f"{whole}.{frac:0{decimals}d}"
 
 
-def leaf_hash(salt: bytes, account: str, balances: list[int]) -> bytes:
-    raw = account.encode()
-    data = LEAF_TAG + salt + _u(len(raw), 2) + raw + _u(len(balances), 2)
+def _str_bytes(text: str) -> bytes:
+    raw = text.encode()
+    return _u(len(raw), 2) + raw
+
+
+def leaf_hash(
+    snapshot: int, assets: list[tuple[str, int]], salt: bytes, account: str, balances: list[int]
+) -> bytes:
+    context = _u(snapshot, 8) + _u(len(assets), 2)
+    context += b"".join(_str_bytes(name) + _u(decimals, 1) for name, decimals in assets)
+    data = LEAF_TAG + context + salt + _str_bytes(account)
     return hashlib.sha256(data + b"".join(_u(b, 16) for b in balances)).digest()
 
 
@@ -188,6 +198,12 @@ def check_proof(
             problems.append(f"asset {name}: decimals {decimals} outside 0..36")
     if len(set(names)) != k:
         problems.append("the asset list names an asset twice")
+    if not 0 <= proof["snapshot"] < 1 << 64:
+        problems.append(f"the snapshot {proof['snapshot']} is outside 0..2**64-1")
+    if any(len(name.encode()) > 0xFFFF for name in names):
+        problems.append("an asset's name is longer than 65535 bytes")
+    if problems:
+        return problems, b""
     if [a for a, _, _ in proof["balances"]] != names:
         problems.append(f"the balances' assets {[a for a, _, _ in proof['balances']]} "
                         f"are not the tree's assets {names} in order")
@@ -216,7 +232,7 @@ def check_proof(
             f"the path has {len(proof['path'])} levels; a tree of {count} leaves has {depth}"
         )
         return problems, b""
-    current = leaf_hash(proof["salt"], proof["account"], balances)
+    current = leaf_hash(proof["snapshot"], assets, proof["salt"], proof["account"], balances)
     sums = balances
     index = sum(1 << lvl for lvl, (side, _, _) in enumerate(proof["path"]) if side == "left")
     if index >= count:
@@ -590,10 +606,29 @@ def check_attestation(item: Any, expected_message: str | None = None) -> str | N
 # ---------------------------------------------------------------- the command line
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+MAX_NESTING = 32
+
+
+def _too_deep(text: str) -> bool:
+    """Whether brackets nest deeper than any proof does. Checked before parsing: a process whose
+    recursion limit some library raised (py_ecc sets 100000) overflows the C stack in json."""
+    depth = 0
+    for ch in _BRACKET.findall(_STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        if depth > MAX_NESTING:
+            return True
+    return False
+
+
 def _load(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
-            return json.loads(f.read(1 << 24))
+            text = f.read(1 << 24)
+        if _too_deep(text):
+            raise Unreadable(f"{path}: nested deeper than {MAX_NESTING}")
+        return json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise Unreadable(f"{path}: {type(e).__name__}: {e}") from None
 
