@@ -3,8 +3,8 @@ size, and checking it with the standalone verifier.
 
     python -m bench.reserves [--accounts 1000000] [--assets 4]
 
-Prints the build's seconds (wall and CPU) and peak memory (the process's max RSS), the proof's JSON size and
-depth, and the verifier's time for one proof.
+Prints the build's seconds (wall and CPU) and peak memory (the process's max RSS), the proof's
+JSON size and depth, and the verifier's time for one proof.
 """
 
 from __future__ import annotations
@@ -69,8 +69,11 @@ def main() -> None:
         raise SystemExit(f"the proof does not verify: {problems}")
     print(f"proof of reserves: {args.accounts:,} accounts, {args.assets} assets")
     print(f"  build:        {build_s:8.2f} s ({build_cpu:.2f} s CPU)")
-    print(f"  peak RSS:     {rss_after / 1024:8.0f} MiB (inputs alone: {rss_before / 1024:.0f} MiB)")
-    print(f"  one proof:    {proof_s * 1e3:8.2f} ms, {len(text):,} bytes JSON, depth {len(proof['path'])}")
+    print(
+        f"  peak RSS:     {rss_after / 1024:8.0f} MiB (inputs alone: {rss_before / 1024:.0f} MiB)"
+    )
+    depth = len(proof["path"])
+    print(f"  one proof:    {proof_s * 1e3:8.2f} ms, {len(text):,} bytes JSON, depth {depth}")
     print(f"  verify:       {verify_s * 1e3:8.2f} ms (stdlib verifier, parse + check)")
 
 

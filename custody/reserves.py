@@ -118,7 +118,9 @@ class ReservesTree:
     def _record(self, level: int, index: int) -> tuple[bytes, list[int]]:
         buf, w = self._levels[level], self._width
         rec = buf[index * w : (index + 1) * w]
-        sums = [int.from_bytes(rec[32 + 16 * a : 48 + 16 * a], "big") for a in range(len(self.assets))]
+        sums = [
+            int.from_bytes(rec[32 + 16 * a : 48 + 16 * a], "big") for a in range(len(self.assets))
+        ]
         return rec[:32], sums
 
     @property
@@ -154,7 +156,9 @@ class ReservesTree:
         for level in range(len(self._levels) - 1):
             sibling = index ^ 1
             h, sums = self._record(level, sibling)
-            path.append({"side": "left" if sibling < index else "right", "hash": h.hex(), "sums": sums})
+            path.append(
+                {"side": "left" if sibling < index else "right", "hash": h.hex(), "sums": sums}
+            )
             index //= 2
         return {
             "version": VERSION,
@@ -293,20 +297,20 @@ def build(
 
 
 def _eth_address(public_key: bytes) -> str:
-    from eth_keys import keys  # type: ignore[import-untyped]
+    from eth_keys.datatypes import PublicKey
 
-    return str(keys.PublicKey.from_compressed_bytes(public_key).to_checksum_address())
+    return str(PublicKey.from_compressed_bytes(public_key).to_checksum_address())
 
 
 def _recovery_id(digest: bytes, r: int, s: int, public_key: bytes) -> int:
     """The recovery id (0 or 1) under which ``(r, s)`` recovers ``public_key``."""
-    from eth_keys import keys
+    from eth_keys.datatypes import Signature
 
     for recid in (0, 1):
         try:
-            sig = keys.Signature(vrs=(recid, r, s))
+            sig = Signature(vrs=(recid, r, s))
             found = sig.recover_public_key_from_msg_hash(digest)
-        except Exception:  # noqa: S112 - an unrecoverable candidate is simply not the one
+        except Exception:  # an unrecoverable candidate is simply not the one
             continue
         if found.to_compressed_bytes() == public_key:
             return recid
@@ -341,14 +345,14 @@ def ethereum_message_digest(message: bytes) -> bytes:
 
 def _bitcoin_address_kind(address: str, public_key: bytes) -> int:
     """BIP-137's header base: 31 for P2PKH (compressed), 39 for P2WPKH; checks the address."""
-    from bitcoinlib.encoding import addr_bech32_to_pubkeyhash, addr_base58_to_pubkeyhash  # type: ignore[import-untyped]
+    import bitcoinlib.encoding as btc  # type: ignore[import-untyped]
 
     h160 = _hash160(public_key)
     if address.lower().startswith(("bc1", "tb1", "bcrt1")):
-        if bytes(addr_bech32_to_pubkeyhash(address)) != h160:
+        if bytes(btc.addr_bech32_to_pubkeyhash(address)) != h160:
             raise ValueError(f"{address}: not the signer's P2WPKH address")
         return 39
-    if bytes(addr_base58_to_pubkeyhash(address)) != h160:
+    if bytes(btc.addr_base58_to_pubkeyhash(address)) != h160:
         raise ValueError(f"{address}: not the signer's P2PKH address")
     return 31
 

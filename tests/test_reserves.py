@@ -13,15 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from bitcoinlib.encoding import pubkeyhash_to_addr_base58, pubkeyhash_to_addr_bech32
-from bitcoinlib.keys import verify_message
+from bitcoinlib.encoding import (  # type: ignore[import-untyped]
+    pubkeyhash_to_addr_base58,
+    pubkeyhash_to_addr_bech32,
+)
+from bitcoinlib.keys import verify_message  # type: ignore[import-untyped]
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_hash.auto import keccak
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
 from custody.reserves import (
     PAD_HASH,
@@ -225,9 +228,7 @@ def test_the_published_values_are_compared(vr: ModuleType, tree: ReservesTree) -
     assert len(found) == 1 and "total of BTC" in found[0] and "the published totals" in found[0]
 
 
-def test_a_decimal_that_disagrees_with_its_amount_fails(
-    vr: ModuleType, tree: ReservesTree
-) -> None:
+def test_a_decimal_that_disagrees_with_its_amount_fails(vr: ModuleType, tree: ReservesTree) -> None:
     proof = tree.proof("acct-2")
     proof["balances"][1]["decimal"] = "1" + proof["balances"][1]["decimal"]
     found = problems_of(vr, proof)
@@ -253,7 +254,7 @@ def test_negative_and_wrapping_sums_are_refused_at_their_level(
     with pytest.raises(ValueError, match="must be an int"):
         build({"a": {"BTC": -1}}, ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="must be an int"):
-        build({"a": {"BTC": 1.5}}, ASSETS, 1, SEED)  # type: ignore[dict-item]
+        build({"a": {"BTC": cast(int, 1.5)}}, ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="must be an int"):
         build({"a": {"BTC": True}}, ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="reaches 2"):
@@ -264,7 +265,7 @@ def test_build_refuses_bad_input() -> None:
     with pytest.raises(ValueError, match="unknown asset"):
         build({"a": {"DOGE": 1}}, ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="twice"):
-        build({1: {"BTC": 1}, "1": {"BTC": 2}}, ASSETS, 1, SEED)  # type: ignore[dict-item]
+        build(cast(dict[str, dict[str, int]], {1: {"BTC": 1}, "1": {"BTC": 2}}), ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="no accounts"):
         build({}, ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="seed"):
@@ -354,7 +355,8 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
 def _mutate(rng: random.Random, obj: Any) -> Any:
     """A copy of ``obj`` with one node deleted, replaced or its type changed."""
     obj = copy.deepcopy(obj)
-    parent, key = None, None
+    parent: Any = None
+    key: Any = None
     node = obj
     while isinstance(node, dict | list) and node and rng.random() < 0.75:
         parent = node
@@ -404,7 +406,7 @@ def test_fuzzed_proofs_never_raise(vr: ModuleType, tree: ReservesTree, tmp_path:
 
 def test_the_verifier_imports_only_the_standard_library() -> None:
     tree = ast.parse(TOOL.read_text())
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
@@ -429,14 +431,19 @@ def test_the_pure_python_primitives_agree_with_the_libraries(vr: ModuleType) -> 
         assert vr.keccak256(data, 0x06) == hashlib.sha3_256(data).digest()
         assert vr._ripemd160_pure(data) == hashlib.new("ripemd160", data).digest()
     for _ in range(3):
-        key = keys.PrivateKey(rng.randbytes(32))
+        key = PrivateKey(rng.randbytes(32))
         point = vr.point_mul(int.from_bytes(key.to_bytes(), "big"), vr.G)
         assert vr.sec1(point, True) == key.public_key.to_compressed_bytes()
         digest = rng.randbytes(32)
         sig = key.sign_msg_hash(digest)
-        assert vr.sec1(vr.recover(digest, sig.r, sig.s, sig.v), False)[1:] == key.public_key.to_bytes()
+        assert (
+            vr.sec1(vr.recover(digest, sig.r, sig.s, sig.v), False)[1:] == key.public_key.to_bytes()
+        )
         assert vr.recover(digest, sig.r, sig.s, sig.v ^ 1) != point
-    assert vr.recover(b"\0" * 32, 0, 1, 0) is None and vr.recover(b"\0" * 32, 1, SECP256K1_N, 0) is None
+    assert (
+        vr.recover(b"\0" * 32, 0, 1, 0) is None
+        and vr.recover(b"\0" * 32, 1, SECP256K1_N, 0) is None
+    )
 
 
 # ---------------------------------------------------------------- asset attestations
@@ -446,7 +453,7 @@ class SoftSigner:
     """A software secp256k1 key with the token's seam (low s)."""
 
     def __init__(self, secret: bytes) -> None:
-        self._key = keys.PrivateKey(secret)
+        self._key = PrivateKey(secret)
 
     def public_key(self) -> bytes:
         return bytes(self._key.public_key.to_compressed_bytes())
@@ -496,7 +503,9 @@ def test_attestations_verify_on_both_chains(
     (tmp_path / "proof.json").write_text(json.dumps(tree.proof("acct-6")))
     (tmp_path / "pub.json").write_text(json.dumps(tree.published()))
     (tmp_path / "att.json").write_text(json.dumps(signed[:2]))
-    done = run_tool("proof.json", "--published", "pub.json", "--attestations", "att.json", cwd=tmp_path)
+    done = run_tool(
+        "proof.json", "--published", "pub.json", "--attestations", "att.json", cwd=tmp_path
+    )
     assert done.returncode == 0 and "2 wallet signature(s)" in done.stdout, done.stdout
 
 

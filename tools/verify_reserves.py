@@ -104,8 +104,18 @@ def read_proof(obj: Any) -> dict[str, Any]:
     p = _dict(
         obj,
         "the proof",
-        ("version", "snapshot", "account", "salt", "assets", "balances", "path", "leaf_count",
-         "root", "totals"),
+        (
+            "version",
+            "snapshot",
+            "account",
+            "salt",
+            "assets",
+            "balances",
+            "path",
+            "leaf_count",
+            "root",
+            "totals",
+        ),
     )
     if p["version"] != 1 or type(p["version"]) is not int:
         raise Unreadable(f"unsupported proof version {p['version']!r}")
@@ -123,7 +133,7 @@ def read_proof(obj: Any) -> dict[str, Any]:
     for i, item in enumerate(_list(p["path"], "path", MAX_DEPTH)):
         d = _dict(item, f"path[{i}]", ("side", "hash", "sums"))
         if d["side"] not in ("left", "right"):
-            raise Unreadable(f"path[{i}].side must be \"left\" or \"right\"")
+            raise Unreadable(f'path[{i}].side must be "left" or "right"')
         sums = [_int(v, f"path[{i}].sums") for v in _list(d["sums"], f"path[{i}].sums")]
         path.append((d["side"], _hex32(d["hash"], f"path[{i}].hash"), sums))
     return {
@@ -205,8 +215,10 @@ def check_proof(
     if problems:
         return problems, b""
     if [a for a, _, _ in proof["balances"]] != names:
-        problems.append(f"the balances' assets {[a for a, _, _ in proof['balances']]} "
-                        f"are not the tree's assets {names} in order")
+        problems.append(
+            f"the balances' assets {[a for a, _, _ in proof['balances']]} "
+            f"are not the tree's assets {names} in order"
+        )
         return problems, b""
     if len(proof["account"].encode()) > 0xFFFF:
         problems.append("the account id is longer than 65535 bytes")
@@ -250,8 +262,10 @@ def check_proof(
         if problems:
             return problems, b""
         if (index ^ 1) >= width and (sibling != PAD_HASH or any(sibling_sums)):
-            problems.append(f"level {level}: the sibling lies past the level's end, so it must "
-                            "be the padding node (its hash and zero sums)")
+            problems.append(
+                f"level {level}: the sibling lies past the level's end, so it must "
+                "be the padding node (its hash and zero sums)"
+            )
             return problems, b""
         if side == "left":
             current = node_hash(sibling, sibling_sums, current, sums)
@@ -285,8 +299,9 @@ def check_proof(
             problems.extend(_total_diffs(totals, published["totals"], "the published totals"))
         for key in ("snapshot", "leaf_count", "assets"):
             if published[key] != proof[key]:
-                problems.append(f"{key}: the proof has {proof[key]} but the published has "
-                                f"{published[key]}")
+                problems.append(
+                    f"{key}: the proof has {proof[key]} but the published has {published[key]}"
+                )
     return problems, current
 
 
@@ -294,8 +309,10 @@ def _total_diffs(computed: dict[str, int], claimed: dict[str, int], where: str) 
     out = []
     for name in list(computed) + [n for n in claimed if n not in computed]:
         if computed.get(name) != claimed.get(name):
-            out.append(f"total of {name}: the path sums to {computed.get(name)} but {where} "
-                       f"say {claimed.get(name)}")
+            out.append(
+                f"total of {name}: the path sums to {computed.get(name)} but {where} "
+                f"say {claimed.get(name)}"
+            )
     return out
 
 
@@ -403,25 +420,34 @@ def keccak256(data: bytes, suffix: int = 0x01) -> bytes:
 
 def _ripemd160_pure(data: bytes) -> bytes:
     """RIPEMD-160 for the interpreters whose OpenSSL no longer offers it."""
-    rl = [list(range(16)), [7, 4, 13, 1, 10, 6, 15, 3, 12, 0, 9, 5, 2, 14, 11, 8],
-          [3, 10, 14, 4, 9, 15, 8, 1, 2, 7, 0, 6, 13, 11, 5, 12],
-          [1, 9, 11, 10, 0, 8, 12, 4, 13, 3, 7, 15, 14, 5, 6, 2],
-          [4, 0, 5, 9, 7, 12, 2, 10, 14, 1, 3, 8, 11, 6, 15, 13]]
-    rr = [[5, 14, 7, 0, 9, 2, 11, 4, 13, 6, 15, 8, 1, 10, 3, 12],
-          [6, 11, 3, 7, 0, 13, 5, 10, 14, 15, 8, 12, 4, 9, 1, 2],
-          [15, 5, 1, 3, 7, 14, 6, 9, 11, 8, 12, 2, 10, 0, 4, 13],
-          [8, 6, 4, 1, 3, 11, 15, 0, 5, 12, 2, 13, 9, 7, 10, 14],
-          [12, 15, 10, 4, 1, 5, 8, 7, 6, 2, 13, 14, 0, 3, 9, 11]]
-    sl = [[11, 14, 15, 12, 5, 8, 7, 9, 11, 13, 14, 15, 6, 7, 9, 8],
-          [7, 6, 8, 13, 11, 9, 7, 15, 7, 12, 15, 9, 11, 7, 13, 12],
-          [11, 13, 6, 7, 14, 9, 13, 15, 14, 8, 13, 6, 5, 12, 7, 5],
-          [11, 12, 14, 15, 14, 15, 9, 8, 9, 14, 5, 6, 8, 6, 5, 12],
-          [9, 15, 5, 11, 6, 8, 13, 12, 5, 12, 13, 14, 11, 8, 5, 6]]
-    sr = [[8, 9, 9, 11, 13, 15, 15, 5, 7, 7, 8, 11, 14, 14, 12, 6],
-          [9, 13, 15, 7, 12, 8, 9, 11, 7, 7, 12, 7, 6, 15, 13, 11],
-          [9, 7, 15, 11, 8, 6, 6, 14, 12, 13, 5, 14, 13, 13, 7, 5],
-          [15, 5, 8, 11, 14, 14, 6, 14, 6, 9, 12, 9, 12, 5, 15, 8],
-          [8, 5, 12, 9, 12, 5, 14, 6, 8, 13, 6, 5, 15, 13, 11, 11]]
+    rl = [
+        list(range(16)),
+        [7, 4, 13, 1, 10, 6, 15, 3, 12, 0, 9, 5, 2, 14, 11, 8],
+        [3, 10, 14, 4, 9, 15, 8, 1, 2, 7, 0, 6, 13, 11, 5, 12],
+        [1, 9, 11, 10, 0, 8, 12, 4, 13, 3, 7, 15, 14, 5, 6, 2],
+        [4, 0, 5, 9, 7, 12, 2, 10, 14, 1, 3, 8, 11, 6, 15, 13],
+    ]
+    rr = [
+        [5, 14, 7, 0, 9, 2, 11, 4, 13, 6, 15, 8, 1, 10, 3, 12],
+        [6, 11, 3, 7, 0, 13, 5, 10, 14, 15, 8, 12, 4, 9, 1, 2],
+        [15, 5, 1, 3, 7, 14, 6, 9, 11, 8, 12, 2, 10, 0, 4, 13],
+        [8, 6, 4, 1, 3, 11, 15, 0, 5, 12, 2, 13, 9, 7, 10, 14],
+        [12, 15, 10, 4, 1, 5, 8, 7, 6, 2, 13, 14, 0, 3, 9, 11],
+    ]
+    sl = [
+        [11, 14, 15, 12, 5, 8, 7, 9, 11, 13, 14, 15, 6, 7, 9, 8],
+        [7, 6, 8, 13, 11, 9, 7, 15, 7, 12, 15, 9, 11, 7, 13, 12],
+        [11, 13, 6, 7, 14, 9, 13, 15, 14, 8, 13, 6, 5, 12, 7, 5],
+        [11, 12, 14, 15, 14, 15, 9, 8, 9, 14, 5, 6, 8, 6, 5, 12],
+        [9, 15, 5, 11, 6, 8, 13, 12, 5, 12, 13, 14, 11, 8, 5, 6],
+    ]
+    sr = [
+        [8, 9, 9, 11, 13, 15, 15, 5, 7, 7, 8, 11, 14, 14, 12, 6],
+        [9, 13, 15, 7, 12, 8, 9, 11, 7, 7, 12, 7, 6, 15, 13, 11],
+        [9, 7, 15, 11, 8, 6, 6, 14, 12, 13, 5, 14, 13, 13, 7, 5],
+        [15, 5, 8, 11, 14, 14, 6, 14, 6, 9, 12, 9, 12, 5, 15, 8],
+        [8, 5, 12, 9, 12, 5, 14, 6, 8, 13, 6, 5, 15, 13, 11, 11],
+    ]
     kl = [0, 0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xA953FD4E]
     kr = [0x50A28BE6, 0x5C4DD124, 0x6D703EF3, 0x7A6D76E9, 0]
     m32 = 0xFFFFFFFF
@@ -662,9 +688,11 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"VERIFIED: account {proof['account']!r} is included in root {computed.hex()} "
-          f"(snapshot {proof['snapshot']}, {proof['leaf_count']} accounts)")
-    for (name, _amount, text) in proof["balances"]:
+    print(
+        f"VERIFIED: account {proof['account']!r} is included in root {computed.hex()} "
+        f"(snapshot {proof['snapshot']}, {proof['leaf_count']} accounts)"
+    )
+    for name, _amount, text in proof["balances"]:
         print(f"  your {name}: {text}; total {proof['totals'][name]}")
     if attestations is not None:
         print(f"  {len(attestations)} wallet signature(s) of this root verified")
