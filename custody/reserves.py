@@ -31,7 +31,9 @@ Encodings (all integers big-endian, fixed width; ``||`` is concatenation):
 
 Leaves are ordered by salt, so a leaf's position says nothing about the account id's order. A
 proof's path lists, from the leaf up, each sibling's hash and sums and whether the sibling is the
-left or the right child. ``tools/verify_reserves.py`` re-implements the check with the standard
+left or the right child, and the parent's hash the venue computed there (redundant with the
+root; it lets a verifier say at which level a proof and the venue's tree part). The proof also
+carries the leaf's hash. ``tools/verify_reserves.py`` re-implements the check with the standard
 library only.
 
 Assets. ``asset_attestation`` has each of the venue's wallets sign the published challenge (see
@@ -156,15 +158,16 @@ class ReservesTree:
         for level in range(len(self._levels) - 1):
             sibling = index ^ 1
             h, sums = self._record(level, sibling)
-            path.append(
-                {"side": "left" if sibling < index else "right", "hash": h.hex(), "sums": sums}
-            )
             index //= 2
+            parent, _ = self._record(level + 1, index)
+            side = "left" if sibling % 2 == 0 else "right"
+            path.append({"side": side, "hash": h.hex(), "sums": sums, "parent": parent.hex()})
         return {
             "version": VERSION,
             "snapshot": self.snapshot,
             "account": name,
             "salt": salt.hex(),
+            "leaf": leaf.hex(),
             "assets": [{"asset": a, "decimals": d} for a, d in self.assets],
             "balances": [
                 {"asset": a, "amount": b, "decimal": decimal_string(b, d)}

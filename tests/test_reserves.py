@@ -179,6 +179,10 @@ def _tamper(proof: dict[str, Any], what: str) -> None:
     elif what == "side":
         step = proof["path"][0]
         step["side"] = "left" if step["side"] == "right" else "right"
+    elif what == "parent":
+        proof["path"][2]["parent"] = hashlib.sha256(b"another parent").hexdigest()
+    elif what == "leaf":
+        proof["leaf"] = hashlib.sha256(b"another leaf").hexdigest()
     elif what == "root":
         proof["root"] = hashlib.sha256(b"another root").hexdigest()
     elif what == "total":
@@ -188,11 +192,13 @@ def _tamper(proof: dict[str, Any], what: str) -> None:
 @pytest.mark.parametrize(
     ("what", "expected"),
     [
-        ("balance", ["root: the path leads to", "total of BTC: the path sums to"]),
-        ("salt", ["root: the path leads to"]),
-        ("sibling hash", ["root: the path leads to"]),
-        ("sum", ["root: the path leads to", "total of USDT: the path sums to"]),
-        ("side", ["root: the path leads to"]),
+        ("balance", ["leaf: your account", "root: the path leads to", "total of BTC: the path"]),
+        ("salt", ["leaf: your account", "root: the path leads to"]),
+        ("sibling hash", ["level 1: with the sibling", "root: the path leads to"]),
+        ("sum", ["level 1: with the sibling", "root: the path leads to", "total of USDT: the"]),
+        ("side", ["level 0: with the sibling", "root: the path leads to"]),
+        ("parent", ["level 2: with the sibling"]),
+        ("leaf", ["leaf: your account"]),
         ("root", ["but the proof's root is"]),
         ("total", ["total of ETH: the path sums to"]),
     ],
@@ -250,7 +256,8 @@ def test_negative_and_wrapping_sums_are_refused_at_their_level(
     proof = tree.proof("acct-4")
     proof["path"][1]["sums"][1] = (1 << 128) - 5
     found = problems_of(vr, proof)
-    assert len(found) == 1 and "the parent's sum of ETH exceeds 2**128" in found[0], found
+    assert found[0].startswith("level 1: with the sibling"), found  # where the hashes part
+    assert found[-1].endswith("the parent's sum of ETH exceeds 2**128"), found
     with pytest.raises(ValueError, match="must be an int"):
         build({"a": {"BTC": -1}}, ASSETS, 1, SEED)
     with pytest.raises(ValueError, match="must be an int"):
