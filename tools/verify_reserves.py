@@ -713,8 +713,11 @@ def main(argv: list[str] | None = None) -> int:
         f"VERIFIED: account {proof['account']!r} is included in root {computed.hex()} "
         f"(snapshot {proof['snapshot']}, {proof['leaf_count']} accounts)"
     )
-    for name, _amount, text in proof["balances"]:
-        print(f"  your {name}: {text}; total {proof['totals'][name]}")
+    for (name, _amount, text), (_, decimals) in zip(
+        proof["balances"], proof["assets"], strict=True
+    ):
+        total = decimal_string(proof["totals"][name], decimals)
+        print(f"  your {name}: {text} of the venue's total liabilities {total}")
     if attestations is not None:
         print(f"  {len(attestations)} wallet signature(s) of this root verified")
     return 0
