@@ -10,7 +10,7 @@ the totals.
 
 Encodings (all integers big-endian, fixed width; ``||`` is concatenation):
 
-* ``u16(x)``: 2 bytes; ``u64(x)``: 8 bytes; ``u128(x)``: 16 bytes (every balance and sum is
+* ``u8(x)``: 1 byte; ``u16(x)``: 2 bytes; ``u64(x)``: 8 bytes; ``u128(x)``: 16 bytes (every balance and sum is
   ``0 <= x < 2**128``).
 * ``str(s)``: ``u16(len(utf8(s))) || utf8(s)``. An account id is its decimal or text form
   (``str(id)``); two ids with the same text are refused.
@@ -33,8 +33,8 @@ Leaves are ordered by salt, so a leaf's position says nothing about the account 
 proof's path lists, from the leaf up, each sibling's hash and sums and whether the sibling is the
 left or the right child, and the parent's hash the venue computed there (redundant with the
 root; it lets a verifier say at which level a proof and the venue's tree part). The proof also
-carries the leaf's hash. ``tools/verify_reserves.py`` re-implements the check with the standard
-library only.
+carries the leaf's hash (its JSON fields: ``ReservesTree.proof`` and the verifier's docstring).
+``tools/verify_reserves.py`` re-implements the check with the standard library only.
 
 Assets. ``asset_attestation`` has each of the venue's wallets sign the published challenge (see
 ``challenge``): Ethereum in EIP-191 ``personal_sign`` form, Bitcoin in BIP-137 "Bitcoin Signed
