@@ -10,8 +10,8 @@ the totals.
 
 Encodings (all integers big-endian, fixed width; ``||`` is concatenation):
 
-* ``u8(x)``: 1 byte; ``u16(x)``: 2 bytes; ``u64(x)``: 8 bytes; ``u128(x)``: 16 bytes (every balance and sum is
-  ``0 <= x < 2**128``).
+* ``u8(x)``: 1 byte; ``u16(x)``: 2 bytes; ``u64(x)``: 8 bytes; ``u128(x)``: 16 bytes (every
+  balance and sum is ``0 <= x < 2**128``).
 * ``str(s)``: ``u16(len(utf8(s))) || utf8(s)``. An account id is its decimal or text form
   (``str(id)``); two ids with the same text are refused.
 * ``sums(v)``: ``u128(v[0]) || ... || u128(v[k-1])`` in the published asset order (``k`` assets).
