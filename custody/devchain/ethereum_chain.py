@@ -67,6 +67,7 @@ class EthereumDevChain:
         self._raw: dict[bytes, bytes] = {}  # hash -> raw bytes of every transaction accepted
         self._snapshots: dict[int, _Snapshot] = {}
         self._next_snapshot = 1
+        self._offsets: dict[str, dict[str, int]] = {}  # block hash -> tx hash -> first log index
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -232,7 +233,42 @@ class EthereumDevChain:
             found: dict[str, Any] = self.tester.get_transaction_receipt("0x" + tx_hash.hex())
         except TransactionNotFound:
             return None
-        return found if found.get("block_number") is not None else None
+        if found.get("block_number") is None:
+            return None
+        return self._block_wide(found)
+
+    def logs(self, low: int, high: int, address: Any, topics: Any) -> list[dict[str, Any]]:
+        """Logs of canonical heights [low, high] matching the filter, log indexes block-wide."""
+        found = self.tester.get_logs(from_block=low, to_block=high, address=address, topics=topics)
+        out = []
+        for log in found:
+            offset = self._log_offsets(log["block_hash"])[log["transaction_hash"]]
+            out.append(dict(log, log_index=log["log_index"] + offset))
+        return out
+
+    def _block_wide(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        """eth-tester numbers a receipt's logs from 0 in each transaction; JSON-RPC numbers them
+        through the block."""
+        offset = self._log_offsets(receipt["block_hash"])[receipt["transaction_hash"]]
+        logs = [dict(log, log_index=log["log_index"] + offset) for log in receipt["logs"]]
+        return dict(receipt, logs=logs)
+
+    def _log_offsets(self, block_hash: str) -> dict[str, int]:
+        """For each transaction of a block, how many logs the block holds before it."""
+        cached = self._offsets.get(block_hash)
+        if cached is not None:
+            return cached
+        chain = self.backend.chain
+        block = chain.get_block_by_hash(bytes.fromhex(block_hash[2:]))
+        offsets: dict[str, int] = {}
+        total = 0
+        for tx, receipt in zip(block.transactions, block.get_receipts(chain.chaindb), strict=True):
+            offsets["0x" + bytes(tx.hash).hex()] = total
+            total += len(receipt.logs)
+        if len(self._offsets) >= 4096:
+            self._offsets.clear()
+        self._offsets[block_hash] = offsets
+        return offsets
 
     def block(self, tag: int | str, full: bool) -> dict[str, Any] | None:
         try:

@@ -130,12 +130,14 @@ def _params(params: list[Any], low: int, high: int) -> list[Any]:
 _CALL_FIELDS = {"from": "from", "to": "to", "gas": "gas", "value": "value", "nonce": "nonce"}
 
 
-def _call_tx(value: object) -> dict[str, Any]:
+def _call_tx(value: object, chain: EthereumDevChain) -> dict[str, Any]:
     """A call/estimate object in eth-tester's keys. Fee fields are left out: eth-tester's
-    estimate_gas fails on them (TypeError in py-evm's legacy builder) and calls ignore them."""
+    estimate_gas fails on them (TypeError in py-evm's legacy builder). A missing ``from`` is
+    eth-tester's funded first account: py-evm charges a call's gas x 1 gwei to its sender, so
+    an unfunded sender (geth's default, the zero address) would fail."""
     if not isinstance(value, dict):
         raise _bad("transaction object")
-    tx: dict[str, Any] = {"from": "0x" + "00" * 20}
+    tx: dict[str, Any] = {"from": chain.accounts()[0]}
     for key in value:
         if key not in {
             "from", "to", "gas", "value", "nonce", "data", "input", "gasPrice", "type",
@@ -275,8 +277,7 @@ def _get_logs(chain: EthereumDevChain, params: list[Any]) -> Any:
             else "0x" + _hash32(t, "topic").hex()
             for t in topics
         ]
-    logs = chain.tester.get_logs(from_block=low, to_block=high, address=addresses, topics=topics)
-    return [_log_out(log) for log in logs]
+    return [_log_out(log) for log in chain.logs(low, high, addresses, topics)]
 
 
 def _account_at(chain: EthereumDevChain, params: list[Any], what: str) -> tuple[str, int | str]:
@@ -303,14 +304,14 @@ def _call(chain: EthereumDevChain, params: list[Any]) -> Any:
     tx, tag = _params(params, 1, 2)
     block = _block_tag(tag or "latest", chain)
     with _reverts():
-        return chain.tester.call(_call_tx(tx), "latest" if block == "pending" else block)
+        return chain.tester.call(_call_tx(tx, chain), "latest" if block == "pending" else block)
 
 
 def _estimate_gas(chain: EthereumDevChain, params: list[Any]) -> Any:
     tx, tag = _params(params, 1, 2)
     block = _block_tag(tag or "latest", chain)
     with _reverts():
-        return hex(chain.tester.estimate_gas(_call_tx(tx), "latest" if block == "pending" else block))
+        return hex(chain.tester.estimate_gas(_call_tx(tx, chain), "latest" if block == "pending" else block))
 
 
 class _reverts:
@@ -492,7 +493,8 @@ def handle_one(chain: EthereumDevChain, request: object) -> dict[str, Any]:
     except (ValidationError, BlockNotFound, TransactionNotFound, ValueError, TypeError) as exc:
         return _error(request_id, INVALID_PARAMS, f"invalid params: {str(exc)[:200]}")
     except Exception as exc:  # the node answers; it does not fall over
-        return _error(request_id, INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+        why = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return _error(request_id, INTERNAL_ERROR, f"internal error: {why}")
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
