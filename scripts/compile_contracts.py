@@ -97,7 +97,8 @@ def main() -> int:
         target = CONTRACTS / "build" / f"{name}.json"
         target.parent.mkdir(exist_ok=True)
         target.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        print(f"{target.relative_to(CONTRACTS.parent.parent)}: {len(record['bytecode']) // 2 - 1} bytes")
+        size = len(built["evm"]["bytecode"]["object"]) // 2
+        print(f"{target.relative_to(CONTRACTS.parent.parent)}: {size} bytes")
     return 0
 
 

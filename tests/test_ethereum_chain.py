@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_keys.datatypes import PrivateKey
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from custody.chains.ethereum import EthereumChain
@@ -54,7 +55,7 @@ class SoftSigner:
     """A software secp256k1 key with the EcdsaSigner shape (tests only; the venue uses HSM keys)."""
 
     def __init__(self, seed: bytes) -> None:
-        self._key = keys.PrivateKey(keccak(seed))
+        self._key = PrivateKey(keccak(seed))
 
     def public_key(self) -> bytes:
         return bytes(self._key.public_key.to_compressed_bytes())
@@ -173,9 +174,7 @@ def funded(url: str, seed: bytes, wei: int = 10**19) -> SoftSigner:
     return signer
 
 
-async def deploy(
-    chain: EthereumChain, url: str, signer: SoftSigner, name: str, *args: Any
-) -> str:
+async def deploy(chain: EthereumChain, url: str, signer: SoftSigner, name: str, *args: Any) -> str:
     data = encode_constructor(load_build(name), args)
     nonce = await chain.pending_nonce(signer.address)
     signed = await send(chain, signer, None, data=data, nonce=nonce)
@@ -387,7 +386,7 @@ def test_reorg_drops_a_transaction_and_rewrites_the_heights(node: str) -> None:
         assert all(x != y for x, y in zip(before, after, strict=True))
         assert [bytes.fromhex(h[2:]) for h in result["newHashes"]] == after
         assert await chain.receipt(dropped.tx_hash) is None
-        assert await chain.w3.eth.get_transaction_count(sender.address) == 0
+        assert rpc(node, "eth_getTransactionCount", sender.address, "latest") == "0x0"
         new_receipt = await chain.receipt(kept.tx_hash)
         assert new_receipt is not None and new_receipt.block_hash != old_receipt.block_hash
         assert await chain.balance(to) == 11
@@ -512,7 +511,9 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     if pick == 1:
         return rng.randint(-(2**70), 2**260)
     if pick == 2:
-        return rng.choice(["latest", "pending", "earliest", "0x", "0x0", "0x1", "0xzz", "", "0x" + "ab" * 20])
+        return rng.choice(
+            ["latest", "pending", "earliest", "0x", "0x0", "0x1", "0xzz", "", "0x" + "ab" * 20]
+        )
     if pick == 3:
         return "0x" + rng.randbytes(rng.choice([1, 20, 32, 33])).hex()
     if pick == 4:
@@ -521,7 +522,20 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
         return "".join(chr(rng.randrange(32, 0x2FF)) for _ in range(rng.randrange(12)))
     if pick == 6:
         return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
-    keys_ = ["from", "to", "data", "input", "value", "gas", "fromBlock", "toBlock", "address", "topics", "blockHash", "x"]
+    keys_ = [
+        "from",
+        "to",
+        "data",
+        "input",
+        "value",
+        "gas",
+        "fromBlock",
+        "toBlock",
+        "address",
+        "topics",
+        "blockHash",
+        "x",
+    ]
     return {rng.choice(keys_): _random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
 
 
@@ -530,7 +544,7 @@ def test_hostile_bodies_get_json_rpc_errors_never_a_crash(node: str) -> None:
     over HTTP: every answer is a JSON-RPC response; the node still answers afterwards."""
     rng = random.Random(20261207)
     chain = EthereumDevChain()
-    methods = sorted(METHODS) + ["eth_sendTransaction", "", "evm_", "__init__"]
+    methods = [*sorted(METHODS), "eth_sendTransaction", "", "evm_", "__init__"]
     bodies: list[bytes] = []
     for _ in range(300):
         kind = rng.randrange(4)
@@ -559,8 +573,10 @@ def test_hostile_bodies_get_json_rpc_errors_never_a_crash(node: str) -> None:
     assert errors > 250
     framing = [b for b in bodies if b"evm_" not in b and b"venue_" not in b][:60]
     for body in framing:  # the shared node: no controls that would rewrite its chain
-        request = urllib.request.Request(node, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
+        http_request = urllib.request.Request(
+            node, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(http_request, timeout=10) as response:
             assert response.status == 200
             parsed = json.loads(response.read())
             for item in parsed if isinstance(parsed, list) else [parsed]:

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientTimeout
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.types import BlockIdentifier
 
 from custody.chains.ethereum_tx import Fees, encode_call
 
@@ -87,7 +90,7 @@ class EthereumChain:
         found = await self.w3.eth.get_block(number)
         return bytes(found["hash"])
 
-    async def balance(self, address: str, block: int | str = "latest") -> int:
+    async def balance(self, address: str, block: BlockIdentifier = "latest") -> int:
         return int(await self.w3.eth.get_balance(to_checksum_address(address), block))
 
     async def pending_nonce(self, address: str) -> int:
@@ -97,7 +100,7 @@ class EthereumChain:
     async def code(self, address: str) -> bytes:
         return bytes(await self.w3.eth.get_code(to_checksum_address(address)))
 
-    async def call(self, to: str, data: bytes, block: int | str = "latest") -> bytes:
+    async def call(self, to: str, data: bytes, block: BlockIdentifier = "latest") -> bytes:
         return bytes(await self.w3.eth.call({"to": to_checksum_address(to), "data": data}, block))
 
     async def erc20_balance(self, abi: Sequence[dict[str, Any]], token: str, holder: str) -> int:
@@ -152,7 +155,9 @@ class EthereumChain:
         tips = sorted(int(r[0]) for r in history.get("reward", []) if r and int(r[0]) > 0)
         tip = tips[len(tips) // 2] if tips else int(await self.w3.eth.max_priority_fee)
         tip = max(tip, 1)
-        return Fees(max_fee_per_gas=headroom_base_fees * base_next + tip, max_priority_fee_per_gas=tip)
+        return Fees(
+            max_fee_per_gas=headroom_base_fees * base_next + tip, max_priority_fee_per_gas=tip
+        )
 
     async def erc20_transfers(
         self, token: str, recipients: Collection[str], from_block: int, to_block: int
@@ -173,11 +178,11 @@ class EthereumChain:
                         "fromBlock": low,
                         "toBlock": high,
                         "topics": [
-                            TRANSFER_TOPIC,
+                            HexBytes(TRANSFER_TOPIC),
                             None,
-                            wanted[start : start + LOG_ADDRESSES_PER_QUERY],
+                            [HexBytes(t) for t in wanted[start : start + LOG_ADDRESSES_PER_QUERY]],
                         ],
-                    }  # type: ignore[typeddict-item]
+                    }
                 )
                 found.extend(_transfer(token_address, log) for log in logs)
         found.sort(key=lambda t: (t.block_number, t.log_index))

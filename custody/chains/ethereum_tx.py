@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import rlp  # type: ignore[import-untyped]
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account._utils.legacy_transactions import (
     encode_transaction,
     serializable_unsigned_transaction_from_dict,
 )
-from eth_account.typed_transactions import TypedTransaction
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_keys.datatypes import PublicKey, Signature
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from custody.signer import SECP256K1_N, EcdsaSigner
 
@@ -48,11 +49,11 @@ def address_of(public_key: bytes) -> str:
     return str(_public_key(public_key).to_checksum_address())
 
 
-def _public_key(public_key: bytes) -> keys.PublicKey:
+def _public_key(public_key: bytes) -> PublicKey:
     if len(public_key) == 33:
-        return keys.PublicKey.from_compressed_bytes(public_key)
+        return PublicKey.from_compressed_bytes(public_key)
     if len(public_key) == 65 and public_key[0] == 4:
-        return keys.PublicKey(public_key[1:])
+        return PublicKey(public_key[1:])
     raise ValueError("public key must be SEC1, 33 or 65 bytes")
 
 
@@ -124,7 +125,7 @@ def sign_digest_recoverable(signer: EcdsaSigner, digest: bytes) -> tuple[int, in
         s = SECP256K1_N - s
     expected = _public_key(signer.public_key())
     for recovery_id in (0, 1):
-        candidate = keys.Signature(vrs=(recovery_id, r, s))
+        candidate = Signature(vrs=(recovery_id, r, s))
         try:
             if candidate.recover_public_key_from_msg_hash(digest) == expected:
                 return recovery_id, r, s

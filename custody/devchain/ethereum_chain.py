@@ -26,7 +26,8 @@ from eth_tester.exceptions import (  # type: ignore[import-untyped]
     BlockNotFound,
     TransactionNotFound,
 )
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 #: The priority fee the chain suggests (1 gwei); the base fee comes from py-evm (EIP-1559).
 SUGGESTED_TIP_WEI = 10**9
@@ -298,12 +299,17 @@ class EthereumDevChain:
                 for tx in block.transactions
             )
             rewards.append(
-                [tips[min(len(tips) - 1, int(len(tips) * p / 100))] if tips else 0 for p in percentiles]
+                [
+                    tips[min(len(tips) - 1, int(len(tips) * p / 100))] if tips else 0
+                    for p in percentiles
+                ]
             )
         if newest == self.head_number():
             base_fees.append(self.pending_base_fee())
         else:
-            base_fees.append(int(chain.get_canonical_block_header_by_number(newest + 1).base_fee_per_gas))
+            base_fees.append(
+                int(chain.get_canonical_block_header_by_number(newest + 1).base_fee_per_gas)
+            )
         result: dict[str, Any] = {
             "oldest_block": oldest,
             "base_fee_per_gas": base_fees,

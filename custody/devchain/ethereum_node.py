@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_tester.exceptions import (  # type: ignore[import-untyped]
     BlockNotFound,
     TransactionFailed,
     TransactionNotFound,
     ValidationError,
 )
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from custody.devchain.ethereum_chain import SUGGESTED_TIP_WEI, ChainRefusal, EthereumDevChain
 
@@ -311,7 +311,11 @@ def _estimate_gas(chain: EthereumDevChain, params: list[Any]) -> Any:
     tx, tag = _params(params, 1, 2)
     block = _block_tag(tag or "latest", chain)
     with _reverts():
-        return hex(chain.tester.estimate_gas(_call_tx(tx, chain), "latest" if block == "pending" else block))
+        return hex(
+            chain.tester.estimate_gas(
+                _call_tx(tx, chain), "latest" if block == "pending" else block
+            )
+        )
 
 
 class _reverts:
@@ -321,9 +325,9 @@ class _reverts:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if not isinstance(exc, TransactionFailed):
-            return False
+            return
         reason = exc.args[0] if exc.args else ""
         if isinstance(reason, bytes):
             data = reason
