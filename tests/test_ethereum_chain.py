@@ -571,7 +571,12 @@ def test_hostile_bodies_get_json_rpc_errors_never_a_crash(node: str) -> None:
                 assert isinstance(item["error"]["code"], int)
                 assert "Traceback" not in item["error"]["message"]
     assert errors > 250
-    framing = [b for b in bodies if b"evm_" not in b and b"venue_" not in b][:60]
+    deep = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
+    for body in deep:  # py_ecc set the recursion limit to 100000: json would segfault
+        assert handle_body(chain, body)["error"]["code"] == -32700
+    shallow = b'[{"jsonrpc":"2.0","id":"' + b"[" * 40 + b'","method":"evm_mine"}]'
+    assert "result" in handle_body(chain, shallow)[0]
+    framing = [b for b in bodies if b"evm_" not in b and b"venue_" not in b][:60] + deep
     for body in framing:  # the shared node: no controls that would rewrite its chain
         http_request = urllib.request.Request(
             node, data=body, headers={"Content-Type": "application/json"}

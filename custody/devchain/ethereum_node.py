@@ -38,7 +38,7 @@ from eth_utils.address import to_checksum_address
 
 from custody.devchain.ethereum_chain import SUGGESTED_TIP_WEI, ChainRefusal, EthereumDevChain
 
-MAX_BODY = 4 * 1024 * 1024
+MAX_BODY = 1024 * 1024
 MAX_BATCH = 100
 MAX_LOG_RANGE = 10_000
 CLIENT_VERSION = "venue-devchain/eth-tester-py-evm"
@@ -52,6 +52,9 @@ SERVER_ERROR = -32000
 EXECUTION_REVERTED = 3
 
 _HEX = re.compile(r"0x[0-9a-fA-F]*\Z")
+MAX_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
 
 
@@ -502,8 +505,24 @@ def handle_one(chain: EthereumDevChain, request: object) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
+def _too_deep(body: bytes) -> bool:
+    """Whether the JSON nests deeper than ``MAX_DEPTH``. Checked before parsing: py-evm and
+    py_ecc raise the interpreter's recursion limit to 100000 on import, so json's C parser
+    would overflow the C stack (a segfault) on a deeply nested body before RecursionError."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _ in range(MAX_DEPTH):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return bool(brackets)
+
+
 def handle_body(chain: EthereumDevChain, body: bytes) -> Any:
     """Answer a request body: one object or a batch (at most ``MAX_BATCH``)."""
+    if _too_deep(body):
+        return _error(None, PARSE_ERROR, f"parse error: nested deeper than {MAX_DEPTH}")
     try:
         request = json.loads(body)
     except (ValueError, RecursionError):
