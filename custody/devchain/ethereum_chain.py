@@ -169,7 +169,8 @@ class EthereumDevChain:
         return sid
 
     def revert(self, sid: int) -> bool:
-        """Back to the snapshot's head and pool; later snapshots are forgotten (like ganache)."""
+        """Back to the snapshot's head and pool (transactions sent since are gone, so their
+        bytes are accepted again). The id is spent and later snapshots forgotten (as ganache)."""
         snap = self._snapshots.get(sid)
         if snap is None:
             return False

@@ -9,7 +9,9 @@ Speaks the methods web3.py's HTTP provider needs (``eth_*``, ``net_version``) an
 controls: ``evm_mine([n])``, ``evm_snapshot()``, ``evm_revert(id)``, ``evm_setAutomine(bool)``,
 ``venue_reorg(depth, [new_blocks], [drop_tx_hashes])`` and the faucet ``venue_fund(address,
 wei)``. Auto-mining is off unless asked: transactions wait in the pool until ``evm_mine``.
-Every failure is a JSON-RPC error object, never a traceback. State is in memory only: after a
+``evm_mine`` answers the new blocks' hashes; ``venue_reorg`` answers
+``{forkHeight, oldHashes, newHashes, reincluded, dropped}`` (``new_blocks`` below ``depth``
+shortens the chain). Every failure is a JSON-RPC error object, never a traceback. State is in memory only: after a
 restart the chain begins again at genesis.
 """
 
