@@ -11,8 +11,8 @@ controls: ``evm_mine([n])``, ``evm_snapshot()``, ``evm_revert(id)``, ``evm_setAu
 wei)``. Auto-mining is off unless asked: transactions wait in the pool until ``evm_mine``.
 ``evm_mine`` answers the new blocks' hashes; ``venue_reorg`` answers
 ``{forkHeight, oldHashes, newHashes, reincluded, dropped}`` (``new_blocks`` below ``depth``
-shortens the chain). Every failure is a JSON-RPC error object, never a traceback. State is in memory only: after a
-restart the chain begins again at genesis.
+shortens the chain). Every failure is a JSON-RPC error object, never a traceback. State is in
+memory only: after a restart the chain begins again at genesis.
 """
 
 from __future__ import annotations
