@@ -1,0 +1,1 @@
+"""Test chains for tests and the embedded demo, never production."""
