@@ -15,7 +15,10 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from eth_utils.exceptions import ValidationError
 
+from custody.chains import restore_recursion_limit
 from custody.signer import SECP256K1_N
+
+restore_recursion_limit()  # see custody.chains: py_ecc raised it on import
 
 _HALF_N = SECP256K1_N // 2
 

@@ -30,6 +30,7 @@ Ethereum's nonces simple; a busier venue would chain unconfirmed change.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -196,7 +197,9 @@ class Withdrawals:
         if payer is None:
             raise WithdrawRefused(-4019, f"Withdrawals of {asset} are closed.")
         if network is not None and network != _network(rules.chain):
-            raise WithdrawRefused(-4018, f"{asset} is withdrawn on network {_network(rules.chain)}.")
+            raise WithdrawRefused(
+                -4018, f"{asset} is withdrawn on network {_network(rules.chain)}."
+            )
         if not payer.valid_address(address):
             raise WithdrawRefused(-4033, "Illegal withdrawal address.")
         if amount < rules.withdraw_min:
@@ -205,7 +208,9 @@ class Withdrawals:
             amount - rules.withdraw_fee, self.decimals[asset], rules.chain_decimals
         )
         if net_chain is None:
-            raise WithdrawRefused(-4021, f"The amount after the fee must be carried exactly on {rules.chain}.")
+            raise WithdrawRefused(
+                -4021, f"The amount after the fee must be carried exactly on {rules.chain}."
+            )
         now = self.now_ms()
         today = self.day_total(account, asset, now)
         if today + amount > rules.daily_limit:
@@ -312,10 +317,8 @@ class Withdrawals:
     async def recover(self) -> None:
         """After a start: holds asked again for requests whose answer was lost."""
         for row in self._rows("status = ?", (REQUESTED,)):
-            try:
+            with contextlib.suppress(WithdrawRefused):  # refused now: recorded as rejected
                 await self._hold(row)
-            except WithdrawRefused:
-                pass
 
     async def process(self, chain: str) -> None:
         """One round for ``chain``: the batch in flight moves on, or a new one starts."""

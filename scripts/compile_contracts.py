@@ -1,4 +1,4 @@
-"""Rebuild custody/contracts/build/*.json from the Solidity sources with a pinned solc-js.
+"""Rebuild custody/contracts/compiled/*.json from the Solidity sources with a pinned solc-js.
 
 The builds are committed so the venue and its tests never need a compiler; this script is run by
 hand after a source changes (a test fails while a build's recorded sha256 differs from its
@@ -94,7 +94,7 @@ def main() -> int:
             "abi": built["abi"],
             "bytecode": "0x" + built["evm"]["bytecode"]["object"],
         }
-        target = CONTRACTS / "build" / f"{name}.json"
+        target = CONTRACTS / "compiled" / f"{name}.json"
         target.parent.mkdir(exist_ok=True)
         target.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         size = len(built["evm"]["bytecode"]["object"]) // 2

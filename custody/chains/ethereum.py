@@ -24,7 +24,10 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import BlockIdentifier
 
+from custody.chains import restore_recursion_limit
 from custody.chains.ethereum_tx import Fees, encode_call
+
+restore_recursion_limit()  # see custody.chains: py_ecc raised it on import
 
 #: keccak("Transfer(address,address,uint256)"): ERC-20's Transfer event.
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")

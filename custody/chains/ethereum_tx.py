@@ -23,7 +23,10 @@ from eth_keys.datatypes import PublicKey, Signature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from custody.chains import restore_recursion_limit
 from custody.signer import SECP256K1_N, EcdsaSigner
+
+restore_recursion_limit()  # see custody.chains: py_ecc raised it on import
 
 
 @dataclass(frozen=True)

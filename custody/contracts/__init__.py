@@ -1,4 +1,4 @@
-"""The venue's Ethereum contracts: Solidity sources here, their committed builds in ``build/``.
+"""The venue's Ethereum contracts: Solidity sources here, their committed builds in ``compiled/``.
 
 Builds are made by ``scripts/compile_contracts.py`` with a pinned solc-js; each records the sha256
 of its source so a test catches a source changed without rebuilding.
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-BUILD_DIR = Path(__file__).resolve().parent / "build"
+BUILD_DIR = Path(__file__).resolve().parent / "compiled"
 
 
 def load_build(name: str) -> dict[str, Any]:
