@@ -44,6 +44,7 @@ from engine.events import ClearingReject, ClearingRejected, WithdrawalConfirmed,
 from engine.types import Door
 
 __all__ = [
+    "InsufficientHot",
     "Payer",
     "PayoutRefused",
     "WithdrawRefused",
@@ -86,6 +87,10 @@ class WithdrawRefused(Exception):
         super().__init__(msg)
         self.code = code
         self.msg = msg
+
+
+class InsufficientHot(Exception):
+    """The hot wallet cannot cover a payout now: the batch waits (and custody alerts)."""
 
 
 class PayoutRefused(Exception):
@@ -385,7 +390,11 @@ class Withdrawals:
             crash_point("broadcast")
             return
         if batch["status"] == BROADCAST:
-            seen = await payer.confirmations(batch["txid"])
+            try:
+                seen = await payer.confirmations(batch["txid"])
+            except PayoutRefused as exc:  # mined and failed (a reverted token transfer)
+                await self._fail(bid, members, str(exc))
+                return
             if seen is None:  # gone from the node (a reorganisation, a restart): send it again
                 await payer.broadcast(batch["raw"])
                 return

@@ -69,6 +69,7 @@ class EthereumDevChain:
         self._snapshots: dict[int, _Snapshot] = {}
         self._next_snapshot = 1
         self._offsets: dict[str, dict[str, int]] = {}  # block hash -> tx hash -> first log index
+        self.usdt = ""  # the test USDT's address once deployed
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -159,6 +160,52 @@ class EthereumDevChain:
         }
         signed = Account.sign_transaction(tx, key.to_bytes())
         return self.send_raw(bytes(signed.raw_transaction))
+
+    def _from_faucet(self, to: str | None, value: int, data: bytes, gas: int) -> bytes:
+        """A transaction of eth-tester's first account (the faucet, and the test USDT's owner)
+        through the pool."""
+        key = self.backend.account_keys[0]
+        sender = to_checksum_address(key.public_key.to_checksum_address())
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": int(self.tester.get_nonce(sender, "pending")),
+            "value": value,
+            "gas": gas,
+            "data": data,
+            "maxPriorityFeePerGas": SUGGESTED_TIP_WEI,
+            "maxFeePerGas": 2 * self.pending_base_fee() + SUGGESTED_TIP_WEI,
+        }
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        signed = Account.sign_transaction(tx, key.to_bytes())
+        return self.send_raw(bytes(signed.raw_transaction))
+
+    def deploy_usdt(self) -> str:
+        """Deploy the test USDT (``custody/contracts``) from the faucet account, mined at once;
+        its address."""
+        from custody.chains.ethereum_tx import contract_address, encode_constructor
+        from custody.contracts import load_build
+
+        key = self.backend.account_keys[0]
+        sender = to_checksum_address(key.public_key.to_checksum_address())
+        nonce = int(self.tester.get_nonce(sender, "pending"))
+        self._from_faucet(None, 0, encode_constructor(load_build("TestUSDT"), []), 3_000_000)
+        self.mine(1)
+        self.usdt = contract_address(sender, nonce)
+        return self.usdt
+
+    def mint_usdt(self, address: str, amount: int) -> bytes:
+        """The USDT faucet: ``amount`` (6 decimals) minted to ``address`` through the pool."""
+        from custody.chains.ethereum_tx import encode_call
+        from custody.contracts import load_build
+
+        if amount <= 0 or not self.usdt:
+            raise ChainRefusal("no test USDT deployed, or a non-positive amount")
+        data = encode_call(
+            load_build("TestUSDT")["abi"], "mint", [to_checksum_address(address), amount]
+        )
+        return self._from_faucet(self.usdt, 0, data, 200_000)
 
     # -- snapshots and reorganisations ------------------------------------------------------
 

@@ -426,6 +426,16 @@ def _fund(chain: EthereumDevChain, params: list[Any]) -> Any:
     return "0x" + chain.fund(_address(address, "address"), _quantity(wei, "wei")).hex()
 
 
+def _mint(chain: EthereumDevChain, params: list[Any]) -> Any:
+    address, amount = _params(params, 2, 2)
+    return "0x" + chain.mint_usdt(_address(address, "address"), _quantity(amount, "amount")).hex()
+
+
+def _contracts(chain: EthereumDevChain, params: list[Any]) -> Any:
+    _params(params, 0, 0)
+    return {"USDT": chain.usdt} if chain.usdt else {}
+
+
 def _no_params(result: Callable[[EthereumDevChain], Any]) -> Method:
     def method(chain: EthereumDevChain, params: list[Any]) -> Any:
         _params(params, 0, 0)
@@ -462,6 +472,8 @@ METHODS: dict[str, Method] = {
     "evm_setAutomine": _set_automine,
     "venue_reorg": _reorg,
     "venue_fund": _fund,
+    "venue_mintUsdt": _mint,
+    "venue_contracts": _contracts,
 }
 
 
@@ -551,9 +563,15 @@ def make_app(chain: EthereumDevChain) -> web.Application:
     return app
 
 
-async def serve(datadir: Path, port: int, auto_mine: bool) -> None:
-    """Listen on 127.0.0.1:port until SIGTERM/SIGINT; publish the port in ``datadir/rpc.port``."""
+async def serve(
+    datadir: Path, port: int, auto_mine: bool, *, usdt: bool = False, block_ms: int = 0
+) -> None:
+    """Listen on 127.0.0.1:port until SIGTERM/SIGINT; publish the port in ``datadir/rpc.port``
+    (after the test USDT is deployed, with ``usdt``: ``venue_contracts`` names it). With
+    ``block_ms`` a block is mined that often (the embedded demo), else only on ``evm_mine``."""
     chain = EthereumDevChain(auto_mine=auto_mine)
+    if usdt:
+        chain.deploy_usdt()
     runner = web.AppRunner(make_app(chain), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
@@ -568,9 +586,18 @@ async def serve(datadir: Path, port: int, auto_mine: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"ethereum test chain {chain.chain_id} on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
+
+    async def blocks() -> None:
+        while True:
+            await asyncio.sleep(block_ms / 1000)
+            chain.mine(1)
+
+    miner = asyncio.create_task(blocks()) if block_ms > 0 else None
     try:
         await stop.wait()
     finally:
+        if miner is not None:
+            miner.cancel()
         await runner.cleanup()
 
 
@@ -579,8 +606,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datadir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--auto-mine", action="store_true", help="mine each transaction at once")
+    parser.add_argument("--usdt", action="store_true", help="deploy the test USDT at start")
+    parser.add_argument(
+        "--block-ms", type=int, default=0, help="mine a block this often (0: never)"
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.datadir, args.port, args.auto_mine))
+    asyncio.run(
+        serve(args.datadir, args.port, args.auto_mine, usdt=args.usdt, block_ms=args.block_ms)
+    )
     return 0
 
 

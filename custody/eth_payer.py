@@ -1,0 +1,111 @@
+"""The Ethereum hot wallet as a ``custody.withdrawals.Payer``: one transaction per payout (ETH by
+value, an ERC-20 by ``transfer``), EIP-1559 fees from the node's fee history, signed by the hot
+key in the token, the nonce given by the pipeline (kept before signing).
+
+Also the sweeps of deposit addresses into the hot wallet (``sweep_eth``): each deposit address
+sends what it holds less the gas, signed by its own key in the token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from eth_utils.address import is_address, is_checksum_address
+from web3.exceptions import TransactionNotFound
+
+from custody.chains.ethereum import EthereumChain
+from custody.chains.ethereum_tx import (
+    address_of,
+    eip1559_transaction,
+    erc20_transfer_data,
+    sign_transaction,
+)
+from custody.signer import EcdsaSigner
+from custody.withdrawals import InsufficientHot, PayoutRefused
+
+__all__ = ["ETH_TRANSFER_GAS", "EthereumPayer"]
+
+ETH_TRANSFER_GAS = 21_000
+#: Gas of an ERC-20 transfer (a fresh recipient's balance slot costs ~50k; with headroom).
+TOKEN_TRANSFER_GAS = 100_000
+
+
+class EthereumPayer:
+    chain = "ethereum"
+    batch_limit = 1
+
+    def __init__(
+        self,
+        node: EthereumChain,
+        hot: EcdsaSigner,
+        tokens: Mapping[str, tuple[str, list[dict[str, Any]]]],
+        chain_id: int,
+    ) -> None:
+        self.node = node
+        self.hot = hot
+        self.address = address_of(hot.public_key())
+        self.tokens = tokens  # asset -> (contract address, abi)
+        self.chain_id = chain_id
+
+    def valid_address(self, address: str) -> bool:
+        if not is_address(address):
+            return False
+        body = address[2:]
+        mixed = body != body.lower() and body != body.upper()
+        return not mixed or is_checksum_address(address)
+
+    async def next_nonce(self) -> int | None:
+        return await self.node.pending_nonce(self.address)
+
+    async def build(
+        self, asset: str, payouts: list[tuple[str, int]], nonce: int | None
+    ) -> tuple[str, str, int]:
+        if len(payouts) != 1 or nonce is None:
+            raise PayoutRefused("an Ethereum transaction pays one withdrawal, with a nonce")
+        ((to, amount),) = payouts
+        fees = await self.node.fees()
+        if asset in self.tokens:
+            contract, abi = self.tokens[asset]
+            gas = TOKEN_TRANSFER_GAS
+            data = erc20_transfer_data(abi, to, amount)
+            tx = eip1559_transaction(
+                chain_id=self.chain_id, nonce=nonce, to=contract, value=0, gas=gas, fees=fees,
+                data=data,
+            )  # fmt: skip
+            if await self.node.erc20_balance(abi, contract, self.address) < amount:
+                raise InsufficientHot(f"the hot wallet holds less than {amount} of {asset}")
+            need = gas * fees.max_fee_per_gas
+        else:
+            gas = ETH_TRANSFER_GAS
+            tx = eip1559_transaction(
+                chain_id=self.chain_id, nonce=nonce, to=to, value=amount, gas=gas, fees=fees
+            )
+            need = amount + gas * fees.max_fee_per_gas
+        if await self.node.balance(self.address) < need:
+            raise InsufficientHot(f"the hot wallet cannot pay {need} wei with its gas")
+        signed = sign_transaction(tx, self.hot)
+        return signed.raw.hex(), "0x" + signed.tx_hash.hex(), gas * fees.max_fee_per_gas
+
+    async def broadcast(self, raw: str) -> None:
+        try:
+            await self.node.send_raw(bytes.fromhex(raw))
+        except Exception as exc:
+            text = str(exc).lower()
+            if "nonce too low" in text:  # mined already (the confirmations step finds it)
+                return
+            if "invalid" in text or "intrinsic gas" in text:
+                raise PayoutRefused(str(exc)) from None
+            raise
+
+    async def confirmations(self, txid: str) -> int | None:
+        receipt = await self.node.receipt(bytes.fromhex(txid.removeprefix("0x")))
+        if receipt is None:
+            try:
+                await self.node.w3.eth.get_transaction(txid)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+            return 0
+        if receipt.status != 1:
+            raise PayoutRefused(f"transaction {txid} reverted")
+        return await self.node.block_number() - receipt.block_number + 1
