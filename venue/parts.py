@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.admin.auth import StaffAccess
     from gateway.rest.keys import KeyStore
     from gateway.rest.kyc import OnRefused
+    from gateway.rest.wallet import Wallet
     from gateway.staff.operators import StaffEvent as GatewayStaffEvent
     from surveillance.alerts import AlertSink
     from surveillance.chain import AuditChain
@@ -529,11 +530,13 @@ class RestPart:
         config: VenueConfig,
         keys: KeyStore | None = None,
         on_refused: OnRefused | None = None,
+        wallet: Wallet | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.keys = keys
         self.on_refused = on_refused  # KYC webhook calls refused for their signature
+        self.wallet = wallet  # custody's, for the /sapi/v1/capital paths
         self.gateway: RestGateway | None = None
 
     async def start(self) -> None:
@@ -544,7 +547,9 @@ class RestPart:
         from gateway.rest.kyc import KycSecretError
         from venue.rest import RestGateway, extensions
 
-        gateway = RestGateway(self.venue, rest, extensions(), self.keys, self.on_refused)
+        gateway = RestGateway(
+            self.venue, rest, extensions(), self.keys, self.on_refused, self.wallet
+        )
         try:
             gateway.build()
         except KeyStoreError as exc:

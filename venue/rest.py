@@ -36,6 +36,7 @@ from gateway.rest.history import MarketHistory
 from gateway.rest.keys import KeyStore
 from gateway.rest.kyc import OnRefused, add_kyc_webhook, load_webhook_secret
 from gateway.rest.ports import BatchCallback, EventCallback
+from gateway.rest.wallet import Wallet
 from venue.config import VenueConfig
 from venue.runtime import CommandRefused, Venue, VenueStopped, make_core
 
@@ -130,10 +131,13 @@ class RestGateway:
         extensions: tuple[Extension, ...] = (),
         keys: KeyStore | None = None,
         on_refused: OnRefused | None = None,
+        wallet: Wallet | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
         self.extensions = extensions
+        #: custody's wallet for the ``/sapi/v1/capital`` paths (None: not served)
+        self.wallet = wallet
         #: hears of KYC webhook calls refused for their signature (the audit trail)
         self.on_refused = on_refused
         self.directory = venue.config.data_dir / REST_DIR
@@ -177,6 +181,7 @@ class RestGateway:
             history=self.history,
             keys=keys,
             extensions=(*self.extensions, webhook),
+            wallet=self.wallet,
         )
         return self.app
 
