@@ -1,0 +1,6 @@
+"""Test chains for the venue's tests and the embedded demo: never for production.
+
+``bitcoin_node`` is a regtest-like Bitcoin node in its own process that speaks Bitcoin Core's
+JSON-RPC, so the venue's adapter (``custody.chains.bitcoin``) talks to it exactly as it would to a
+real bitcoind. It keeps its blocks in the data folder its caller names.
+"""
