@@ -77,10 +77,19 @@ class NodeProc:
     def start(self) -> None:
         (self.datadir / "rpc.port").unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "custody.devchain.bitcoin_node", "--datadir",
-             str(self.datadir), "--port", "0"],
-            cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "custody.devchain.bitcoin_node",
+                "--datadir",
+                str(self.datadir),
+                "--port",
+                "0",
+            ],
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 15
         while not (self.datadir / "rpc.port").exists():
@@ -194,8 +203,9 @@ def test_p2wpkh_spend_is_mined_with_its_outputs(node: NodeProc) -> None:
             assert all(u.amount == 50 * COIN for u in mine)
             feerate = await rpc.estimate_fee_sat_per_kvb(6)
             assert feerate == 1000
-            tx = build_transaction([mine[0]], [TxOutput(ADDR_B, 12_345_678)], ADDR_A,
-                                   feerate * 3, [A], NET)
+            tx = build_transaction(
+                [mine[0]], [TxOutput(ADDR_B, 12_345_678)], ADDR_A, feerate * 3, [A], NET
+            )
             assert await rpc.send_raw_transaction(tx.hex) == tx.txid
             assert await rpc.call("getrawmempool") == [tx.txid]
             assert await rpc.tx_out(mine[0].txid, 0) is None  # spent in the mempool
@@ -207,11 +217,15 @@ def test_p2wpkh_spend_is_mined_with_its_outputs(node: NodeProc) -> None:
             assert btc_to_sats(mined["fee"]) == tx.fee
             assert mined["vin"][0]["txid"] == mine[0].txid and mined["vsize"] == tx.vsize
             change = 50 * COIN - 12_345_678 - tx.fee
-            assert [(o["n"], o["scriptPubKey"]["address"], o["scriptPubKey"]["type"])
-                    for o in mined["vout"]] == [(0, ADDR_B, "witness_v0_keyhash"),
-                                                (1, ADDR_A, "witness_v0_keyhash")]
-            assert [p.sats for p in block_payments(block)] == [50 * COIN + tx.fee, 12_345_678,
-                                                                change]
+            assert [
+                (o["n"], o["scriptPubKey"]["address"], o["scriptPubKey"]["type"])
+                for o in mined["vout"]
+            ] == [(0, ADDR_B, "witness_v0_keyhash"), (1, ADDR_A, "witness_v0_keyhash")]
+            assert [p.sats for p in block_payments(block)] == [
+                50 * COIN + tx.fee,
+                12_345_678,
+                change,
+            ]
             assert isinstance(mined["vout"][0]["value"], Decimal)
             assert str(mined["vout"][0]["value"]) == "0.12345678"
             raw = await rpc.call("getrawtransaction", tx.txid, True)
@@ -235,13 +249,15 @@ def test_bad_signature_double_spend_immature_and_low_fee_are_rejected(node: Node
             raw[sig_at + 10] ^= 0x01  # inside r
             err = await rejected(rpc, raw.hex())
             assert err.code == -26 and "mandatory-script-verify" in err.message
-            forged = build_transaction([mine[0]], pay, ADDR_A, 1000,
-                                       [Impostor(0xBAD, A.public_key())], NET)
+            forged = build_transaction(
+                [mine[0]], pay, ADDR_A, 1000, [Impostor(0xBAD, A.public_key())], NET
+            )
             assert (await rejected(rpc, forged.hex)).code == -26
             assert (await rejected(rpc, "00" * 80)).code == -22
             assert await rpc.send_raw_transaction(good.hex) == good.txid
-            other = build_transaction([mine[0]], [TxOutput(ADDR_B, 2 * COIN)], ADDR_A, 1000,
-                                      [A], NET)
+            other = build_transaction(
+                [mine[0]], [TxOutput(ADDR_B, 2 * COIN)], ADDR_A, 1000, [A], NET
+            )
             err = await rejected(rpc, other.hex)
             assert err.code == -26 and "txn-mempool-conflict" in err.message
             await rpc.call("generatetoaddress", 1, ADDR_B)
@@ -277,16 +293,19 @@ def test_two_of_three_multisig_needs_two_signers(node: NodeProc) -> None:
             with pytest.raises(btc_tx.BtcTxError):
                 build_transaction([held], out, cold, 1000, [C], NET)
             # One real signature in a witness shaped for one: the node wants two.
-            final = [(btc_tx.script_for_address(NET, ADDR_B), 3 * COIN),
-                     (btc_tx.script_for_address(NET, cold), 4 * COIN - 2000)]
+            final = [
+                (btc_tx.script_for_address(NET, ADDR_B), 3 * COIN),
+                (btc_tx.script_for_address(NET, cold), 4 * COIN - 2000),
+            ]
             digest = btc_tx.bip143_sighash([held], final, 0)
             one_sig = btc_tx.der_signature(*C.sign_digest(digest))
             lone = btc_tx._serialize([held], final, [[b"", one_sig, script]])
             assert (await rejected(rpc, lone.hex())).code == -26
             lone2 = btc_tx._serialize([held], final, [[b"", one_sig, one_sig, script]])
             assert (await rejected(rpc, lone2.hex())).code == -26
-            outsider = build_transaction([held], out, cold, 1000,
-                                         [C, Impostor(0xD00D, A.public_key())], NET)
+            outsider = build_transaction(
+                [held], out, cold, 1000, [C, Impostor(0xD00D, A.public_key())], NET
+            )
             assert (await rejected(rpc, outsider.hex)).code == -26
             spend = build_transaction([held], out, cold, 1000, [C, A], NET)
             assert await rpc.send_raw_transaction(spend.hex) == spend.txid
@@ -303,25 +322,28 @@ def test_reorg_drops_a_confirmed_deposit_and_keeps_the_others(node: NodeProc) ->
     async def go() -> None:
         async with node.rpc() as rpc:
             mine = await funded(rpc)
-            dropped = build_transaction([mine[0]], [TxOutput(ADDR_B, COIN)], ADDR_A, 1000, [A],
-                                        NET)
-            kept = build_transaction([mine[1]], [TxOutput(ADDR_B, 2 * COIN)], ADDR_A, 1000, [A],
-                                     NET)
+            dropped = build_transaction([mine[0]], [TxOutput(ADDR_B, COIN)], ADDR_A, 1000, [A], NET)
+            kept = build_transaction(
+                [mine[1]], [TxOutput(ADDR_B, 2 * COIN)], ADDR_A, 1000, [A], NET
+            )
             for t in (dropped, kept):
                 await rpc.send_raw_transaction(t.hex)
-            [first, second] = await rpc.call("generatetoaddress", 2, ADDR_A)
+            [first, _second] = await rpc.call("generatetoaddress", 2, ADDR_A)
             assert (await rpc.call("getrawtransaction", dropped.txid, True))["confirmations"] == 2
             new = await rpc.call("reorg", 2, 3, [dropped.txid])
             assert len(new) == 3 and await rpc.block_count() == 104
             assert (await rpc.call("getblockheader", first))["confirmations"] == -1
-            err = await asyncio.gather(rpc.call("getrawtransaction", dropped.txid),
-                                       return_exceptions=True)
+            err = await asyncio.gather(
+                rpc.call("getrawtransaction", dropped.txid), return_exceptions=True
+            )
             assert isinstance(err[0], ChainError) and err[0].code == -5
             assert (await rpc.tx_out(mine[0].txid, 0)) is not None  # the coin is back
             again = await rpc.call("getrawtransaction", kept.txid, True)
             assert again["blockhash"] == new[0] and again["confirmations"] == 3
-            assert [p.address for p in block_payments(await rpc.block_with_txs(new[0]))][1:] \
-                == [ADDR_B, ADDR_A]
+            assert [p.address for p in block_payments(await rpc.block_with_txs(new[0]))][1:] == [
+                ADDR_B,
+                ADDR_A,
+            ]
             # invalidateblock returns the block's transactions to the mempool; reconsider restores
             await rpc.call("invalidateblock", new[0])
             assert await rpc.block_count() == 101
@@ -389,8 +411,18 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     if kind == 2:
         return rng.choice([0.5, 1e308, -1e-9, 21000000.00000001])
     if kind == 3:
-        return rng.choice(["", "0" * 64, "zz", "addr(" + ADDR_A + ")", ADDR_A, "start", "\u0000",
-                           "ff" * rng.randrange(40)])
+        return rng.choice(
+            [
+                "",
+                "0" * 64,
+                "zz",
+                "addr(" + ADDR_A + ")",
+                ADDR_A,
+                "start",
+                "\u0000",
+                "ff" * rng.randrange(40),
+            ]
+        )
     if kind == 4:
         return "".join(chr(rng.randrange(1, 0x3000)) for _ in range(rng.randrange(10)))
     if kind in (5, 6):
@@ -400,10 +432,27 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
 
 def test_json_rpc_parser_fuzz_answers_errors_not_tracebacks(node: NodeProc) -> None:
     rng = random.Random(20261207)
-    methods = ["getblockchaininfo", "getblockcount", "getblockhash", "getblockheader", "getblock",
-               "getrawtransaction", "sendrawtransaction", "getrawmempool", "gettxout",
-               "estimatesmartfee", "generatetoaddress", "invalidateblock", "reconsiderblock",
-               "reorg", "scantxoutset", "setmocktime", "setestimatedfee", "nosuch", ""]
+    methods = [
+        "getblockchaininfo",
+        "getblockcount",
+        "getblockhash",
+        "getblockheader",
+        "getblock",
+        "getrawtransaction",
+        "sendrawtransaction",
+        "getrawmempool",
+        "gettxout",
+        "estimatesmartfee",
+        "generatetoaddress",
+        "invalidateblock",
+        "reconsiderblock",
+        "reorg",
+        "scantxoutset",
+        "setmocktime",
+        "setestimatedfee",
+        "nosuch",
+        "",
+    ]
     cookie = (node.datadir / ".cookie").read_text().split(":", 1)
 
     def body() -> bytes:
@@ -412,8 +461,11 @@ def test_json_rpc_parser_fuzz_answers_errors_not_tracebacks(node: NodeProc) -> N
             return bytes(rng.randrange(256) for _ in range(rng.randrange(60)))
         if kind == 1:
             return json.dumps(_random_json(rng)).encode()
-        call: dict[str, Any] = {"id": _random_json(rng), "method": rng.choice(methods),
-                                "params": [_random_json(rng) for _ in range(rng.randrange(4))]}
+        call: dict[str, Any] = {
+            "id": _random_json(rng),
+            "method": rng.choice(methods),
+            "params": [_random_json(rng) for _ in range(rng.randrange(4))],
+        }
         if kind == 2:
             call["params"] = _random_json(rng)
         if kind == 3:

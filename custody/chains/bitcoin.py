@@ -1,8 +1,8 @@
 """The venue's Bitcoin adapter: a small async client of Bitcoin Core's JSON-RPC.
 
 The same code talks to a real bitcoind and to the test chain (``custody.devchain.bitcoin_node``).
-Amounts arrive as JSON numbers in BTC; they are parsed as ``Decimal`` and turned into satoshis, never
-through a float. Every failure (transport, HTTP, JSON-RPC) is a ``ChainError``.
+Amounts arrive as JSON numbers in BTC; they are parsed as ``Decimal`` and turned into satoshis,
+never through a float. Every failure (transport, HTTP, JSON-RPC) is a ``ChainError``.
 """
 
 from __future__ import annotations
@@ -93,8 +93,10 @@ class BitcoinRpc:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         request_id = next(self._ids)
-        body = json.dumps({"jsonrpc": "1.0", "id": request_id, "method": method,
-                           "params": list(params)}, default=_encode)
+        body = json.dumps(
+            {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
+            default=_encode,
+        )
         try:
             async with self._session.post(self._url, data=body, headers=self._headers) as resp:
                 if resp.status == 401:
@@ -144,8 +146,9 @@ class BitcoinRpc:
         feerate = answer.get("feerate") if isinstance(answer, dict) else None
         return None if feerate is None else btc_to_sats(feerate)
 
-    async def tx_out(self, txid: str, vout: int, include_mempool: bool = True
-                     ) -> dict[str, Any] | None:
+    async def tx_out(
+        self, txid: str, vout: int, include_mempool: bool = True
+    ) -> dict[str, Any] | None:
         """``gettxout``: the unspent output, or None when spent or unknown."""
         out: dict[str, Any] | None = await self.call("gettxout", txid, vout, include_mempool)
         return out

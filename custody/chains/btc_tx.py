@@ -325,9 +325,7 @@ def _signature(signer: EcdsaSigner, digest: bytes) -> bytes:
     return der_signature(r, s)
 
 
-def _witness(
-    u: AnyUtxo, digest: bytes, signers: Mapping[bytes, EcdsaSigner]
-) -> list[bytes]:
+def _witness(u: AnyUtxo, digest: bytes, signers: Mapping[bytes, EcdsaSigner]) -> list[bytes]:
     if isinstance(u, Utxo):
         signer = signers.get(u.pubkey)
         if signer is None:
@@ -374,18 +372,16 @@ def build_transaction(
     def fee_for(outs: Sequence[tuple[bytes, int]]) -> int:
         return -(-_vsize(utxos, outs, placeholders) * feerate_sat_per_kvb // 1000)
 
-    fee = fee_for(pays + [(change_spk, 0)])
+    fee = fee_for([*pays, (change_spk, 0)])
     change = total_in - total_out - fee
     change_index: int | None = len(pays)
-    final = pays + [(change_spk, change)]
+    final = [*pays, (change_spk, change)]
     if change < (DUST_P2WPKH if len(change_spk) == 22 else DUST_P2WSH):
         fee, change_index, final = total_in - total_out, None, pays
         if fee < fee_for(pays):
             raise InsufficientFunds(f"inputs {total_in} < outputs {total_out} + fee")
     by_key = {s.public_key(): s for s in signers}
-    witnesses = [
-        _witness(u, bip143_sighash(utxos, final, i), by_key) for i, u in enumerate(utxos)
-    ]
+    witnesses = [_witness(u, bip143_sighash(utxos, final, i), by_key) for i, u in enumerate(utxos)]
     raw = _serialize(utxos, final, witnesses)
     txid = dsha256(_serialize(utxos, final, None))[::-1].hex()
     return SignedTx(raw, txid, _vsize(utxos, final, witnesses), fee, change_index)

@@ -82,8 +82,11 @@ def _no_constants(name: str) -> object:
 
 
 def _type_error(name: str, value: object, expected: str) -> RpcError:
-    return RpcError(RPC_TYPE_ERROR, f"JSON value of type {type(value).__name__} for field "
-                    f"{name} is not of expected type {expected}")
+    return RpcError(
+        RPC_TYPE_ERROR,
+        f"JSON value of type {type(value).__name__} for field "
+        f"{name} is not of expected type {expected}",
+    )
 
 
 def _int(value: object, name: str) -> int:
@@ -101,8 +104,9 @@ def _str(value: object, name: str) -> str:
 def _hash(value: object, name: str) -> str:
     text = _str(value, name)
     if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        raise RpcError(RPC_INVALID_PARAMETER,
-                       f"{name} must be of length 64 (not {len(text)}) hexadecimal")
+        raise RpcError(
+            RPC_INVALID_PARAMETER, f"{name} must be of length 64 (not {len(text)}) hexadecimal"
+        )
     return text.lower()
 
 
@@ -112,8 +116,10 @@ def _verbosity(value: object, name: str) -> int:
 
 def _amount(value: object, name: str) -> int:
     """BTC as a JSON number (parsed as Decimal) or a string, as bitcoind takes, to satoshis."""
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)) or (
-        isinstance(value, str) and not re.fullmatch(r"[0-9]{1,8}(\.[0-9]{1,8})?", value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, Decimal, str))
+        or (isinstance(value, str) and not re.fullmatch(r"[0-9]{1,8}(\.[0-9]{1,8})?", value))
     ):
         raise _type_error(name, value, "number")
     try:
@@ -139,8 +145,7 @@ def script_view(script: bytes) -> dict[str, object]:
     address = address_for_script(NETWORK, script)
     if address is not None:
         kind = "witness_v0_keyhash" if len(script) == 22 else "witness_v0_scripthash"
-        return {"hex": script.hex(), "address": address, "type": kind,
-                "desc": f"addr({address})"}
+        return {"hex": script.hex(), "address": address, "type": kind, "desc": f"addr({address})"}
     if script[:1] == b"\x6a":
         return {"hex": script.hex(), "type": "nulldata"}
     if len(script) in (35, 67) and script[-1] == 0xAC:
@@ -155,17 +160,28 @@ def tx_view(tx: Tx, fee: int | None = None) -> dict[str, object]:
         if tx.is_coinbase:
             entry = {"coinbase": i.script_sig.hex()}
         else:
-            entry = {"txid": i.prev_txid, "vout": i.vout,
-                     "scriptSig": {"asm": "", "hex": i.script_sig.hex()}}
+            entry = {
+                "txid": i.prev_txid,
+                "vout": i.vout,
+                "scriptSig": {"asm": "", "hex": i.script_sig.hex()},
+            }
         if i.witness:
             entry["txinwitness"] = [w.hex() for w in i.witness]
         entry["sequence"] = i.sequence
         vin.append(entry)
     view: dict[str, object] = {
-        "txid": tx.txid, "hash": tx.wtxid, "version": tx.version, "size": len(tx.raw),
-        "vsize": tx.vsize, "weight": tx.weight, "locktime": tx.locktime, "vin": vin,
-        "vout": [{"value": Btc(o.value), "n": n, "scriptPubKey": script_view(o.script)}
-                 for n, o in enumerate(tx.outputs)],
+        "txid": tx.txid,
+        "hash": tx.wtxid,
+        "version": tx.version,
+        "size": len(tx.raw),
+        "vsize": tx.vsize,
+        "weight": tx.weight,
+        "locktime": tx.locktime,
+        "vin": vin,
+        "vout": [
+            {"value": Btc(o.value), "n": n, "scriptPubKey": script_view(o.script)}
+            for n, o in enumerate(tx.outputs)
+        ],
     }
     if fee is not None:
         view["fee"] = Btc(fee)
@@ -192,11 +208,18 @@ class Node:
     def rpc_getblockchaininfo(self) -> object:
         c, tip = self.chain, self.chain.tip
         return {
-            "chain": "regtest", "blocks": c.height, "headers": c.height,
-            "bestblockhash": tip.hash, "difficulty": Decimal("4.656542373906925E-10"),
-            "time": tip.time, "mediantime": c.median_time_past(tip),
-            "verificationprogress": 1, "initialblockdownload": False,
-            "chainwork": self._chainwork(tip), "size_on_disk": 0, "pruned": False,
+            "chain": "regtest",
+            "blocks": c.height,
+            "headers": c.height,
+            "bestblockhash": tip.hash,
+            "difficulty": Decimal("4.656542373906925E-10"),
+            "time": tip.time,
+            "mediantime": c.median_time_past(tip),
+            "verificationprogress": 1,
+            "initialblockdownload": False,
+            "chainwork": self._chainwork(tip),
+            "size_on_disk": 0,
+            "pruned": False,
             "warnings": "",
         }
 
@@ -216,12 +239,18 @@ class Node:
         c = self.chain
         active = c.in_active(b)
         view: dict[str, Any] = {
-            "hash": b.hash, "confirmations": c.height - b.height + 1 if active else -1,
-            "height": b.height, "version": int.from_bytes(b.header[:4], "little"),
-            "versionHex": b.header[:4][::-1].hex(), "merkleroot": b.header[36:68][::-1].hex(),
-            "time": b.time, "mediantime": c.median_time_past(b),
-            "nonce": int.from_bytes(b.header[76:80], "little"), "bits": "207fffff",
-            "difficulty": Decimal("4.656542373906925E-10"), "chainwork": self._chainwork(b),
+            "hash": b.hash,
+            "confirmations": c.height - b.height + 1 if active else -1,
+            "height": b.height,
+            "version": int.from_bytes(b.header[:4], "little"),
+            "versionHex": b.header[:4][::-1].hex(),
+            "merkleroot": b.header[36:68][::-1].hex(),
+            "time": b.time,
+            "mediantime": c.median_time_past(b),
+            "nonce": int.from_bytes(b.header[76:80], "little"),
+            "bits": "207fffff",
+            "difficulty": Decimal("4.656542373906925E-10"),
+            "chainwork": self._chainwork(b),
             "nTx": len(b.txs),
         }
         if b.height > 0:
@@ -258,8 +287,7 @@ class Node:
         raw = b.raw
         legacy = sum((t.weight - len(t.raw)) // 3 for t in b.txs)  # weight = 3 x legacy + raw
         stripped = len(raw) - sum(len(t.raw) for t in b.txs) + legacy
-        view.update({"size": len(raw), "strippedsize": stripped,
-                     "weight": 3 * stripped + len(raw)})
+        view.update({"size": len(raw), "strippedsize": stripped, "weight": 3 * stripped + len(raw)})
         if level == 1:
             view["tx"] = [t.txid for t in b.txs]
         else:
@@ -268,18 +296,26 @@ class Node:
 
     # --- transactions --------------------------------------------------------------------
 
-    def rpc_getrawtransaction(self, txid: object, verbose: object = False,
-                              blockhash: object = None) -> object:
+    def rpc_getrawtransaction(
+        self, txid: object, verbose: object = False, blockhash: object = None
+    ) -> object:
         tx, block = self.chain.find_tx(_hash(txid, "txid"))
         if blockhash is not None and (block is None or block.hash != _hash(blockhash, "blockhash")):
-            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided "
-                           "block.")
+            raise RpcError(
+                RPC_INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided block."
+            )
         if not _verbosity(verbose, "verbose"):
             return tx.raw.hex()
         view = tx_view(tx)
         if block is not None:
-            view.update({"blockhash": block.hash, "time": block.time, "blocktime": block.time,
-                         "confirmations": self.chain.height - block.height + 1})
+            view.update(
+                {
+                    "blockhash": block.hash,
+                    "time": block.time,
+                    "blocktime": block.time,
+                    "confirmations": self.chain.height - block.height + 1,
+                }
+            )
         return view
 
     def rpc_sendrawtransaction(self, hexstring: object, maxfeerate: object = None) -> object:
@@ -289,8 +325,10 @@ class Node:
         tx = self.chain.mempool[txid]
         if limit and self.chain.mempool_fee(tx) * 1000 > limit * tx.vsize:
             self.chain._drop_from_mempool([txid])
-            raise RpcError(RPC_VERIFY_ERROR, "Fee exceeds maximum configured by user (e.g. "
-                           "-maxtxfee, maxfeerate)")
+            raise RpcError(
+                RPC_VERIFY_ERROR,
+                "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+            )
         return txid
 
     def rpc_getrawmempool(self, verbose: object = False) -> object:
@@ -300,9 +338,12 @@ class Node:
         if not verbose:
             return list(pool)
         return {
-            t.txid: {"vsize": t.vsize, "weight": t.weight,
-                     "fees": {"base": Btc(self.chain.mempool_fee(t))},
-                     "depends": sorted({i.prev_txid for i in t.inputs if i.prev_txid in pool})}
+            t.txid: {
+                "vsize": t.vsize,
+                "weight": t.weight,
+                "fees": {"base": Btc(self.chain.mempool_fee(t))},
+                "depends": sorted({i.prev_txid for i in t.inputs if i.prev_txid in pool}),
+            }
             for t in pool.values()
         }
 
@@ -318,16 +359,25 @@ class Node:
             out, confirmations, coinbase = pooled, 0, False
         else:
             return None
-        return {"bestblock": c.tip.hash, "confirmations": confirmations, "value": Btc(out.value),
-                "scriptPubKey": script_view(out.script), "coinbase": coinbase}
+        return {
+            "bestblock": c.tip.hash,
+            "confirmations": confirmations,
+            "value": Btc(out.value),
+            "scriptPubKey": script_view(out.script),
+            "coinbase": coinbase,
+        }
 
-    def rpc_estimatesmartfee(self, conf_target: object, estimate_mode: object = "conservative"
-                             ) -> object:
+    def rpc_estimatesmartfee(
+        self, conf_target: object, estimate_mode: object = "conservative"
+    ) -> object:
         target = _int(conf_target, "conf_target")
         if not 1 <= target <= 1008:
             raise RpcError(RPC_INVALID_PARAMETER, "Invalid conf_target, must be between 1 and 1008")
-        if _str(estimate_mode, "estimate_mode").lower() not in ("unset", "economical",
-                                                                "conservative"):
+        if _str(estimate_mode, "estimate_mode").lower() not in (
+            "unset",
+            "economical",
+            "conservative",
+        ):
             raise RpcError(RPC_INVALID_PARAMETER, "Invalid estimate_mode parameter")
         return {"feerate": Btc(self.chain.feerate_sat_per_kvb), "blocks": max(target, 2)}
 
@@ -340,32 +390,49 @@ class Node:
         if act != "start":
             raise RpcError(RPC_INVALID_PARAMETER, "Invalid action '" + act + "'")
         if not isinstance(scanobjects, list) or len(scanobjects) > 100:
-            raise RpcError(RPC_INVALID_PARAMETER, "scanobjects argument is required for the "
-                           "start action (at most 100 here)")
+            raise RpcError(
+                RPC_INVALID_PARAMETER,
+                "scanobjects argument is required for the start action (at most 100 here)",
+            )
         wanted: dict[bytes, str] = {}
         for obj in scanobjects:
             desc = obj.get("desc") if isinstance(obj, dict) else obj
             text = _str(desc, "scanobjects").split("#", 1)[0]
             m = re.fullmatch(r"addr\((.{1,100})\)", text)
             if not m:
-                raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Invalid descriptor (only addr(...) "
-                               "here)")
+                raise RpcError(
+                    RPC_INVALID_ADDRESS_OR_KEY, "Invalid descriptor (only addr(...) here)"
+                )
             wanted[_address_script(m.group(1))] = text
         c = self.chain
         unspents = [
-            {"txid": txid, "vout": n, "scriptPubKey": coin.out.script.hex(),
-             "desc": wanted[coin.out.script], "amount": Btc(coin.out.value),
-             "coinbase": coin.coinbase, "height": coin.height}
-            for (txid, n), coin in c.utxos.items() if coin.out.script in wanted
+            {
+                "txid": txid,
+                "vout": n,
+                "scriptPubKey": coin.out.script.hex(),
+                "desc": wanted[coin.out.script],
+                "amount": Btc(coin.out.value),
+                "coinbase": coin.coinbase,
+                "height": coin.height,
+            }
+            for (txid, n), coin in c.utxos.items()
+            if coin.out.script in wanted
         ]
         total = sum(u["amount"].sats for u in unspents)  # type: ignore[attr-defined]
-        return {"success": True, "txouts": len(c.utxos), "height": c.height,
-                "bestblock": c.tip.hash, "unspents": unspents, "total_amount": Btc(total)}
+        return {
+            "success": True,
+            "txouts": len(c.utxos),
+            "height": c.height,
+            "bestblock": c.tip.hash,
+            "unspents": unspents,
+            "total_amount": Btc(total),
+        }
 
     # --- mining and test control ---------------------------------------------------------
 
-    def rpc_generatetoaddress(self, nblocks: object, address: object,
-                              maxtries: object = 1000000) -> object:
+    def rpc_generatetoaddress(
+        self, nblocks: object, address: object, maxtries: object = 1000000
+    ) -> object:
         _int(maxtries, "maxtries")
         return self.chain.generate(_int(nblocks, "nblocks"), _address_script(address))
 
@@ -377,15 +444,20 @@ class Node:
         self.chain.reconsider(_hash(blockhash, "blockhash"))
         return None
 
-    def rpc_reorg(self, depth: object, new_blocks: object, drop_txids: object = None,
-                  address: object = None) -> object:
+    def rpc_reorg(
+        self, depth: object, new_blocks: object, drop_txids: object = None, address: object = None
+    ) -> object:
         """Test control: replace the top ``depth`` blocks by ``new_blocks`` new ones."""
         drops = drop_txids if drop_txids is not None else []
         if not isinstance(drops, list) or len(drops) > 1000:
             raise _type_error("drop_txids", drops, "array")
         script = _address_script(address) if address is not None else None
-        hashes = self.chain.reorg(_int(depth, "depth"), _int(new_blocks, "new_blocks"),
-                                  [_hash(t, "drop_txids") for t in drops], script)
+        hashes = self.chain.reorg(
+            _int(depth, "depth"),
+            _int(new_blocks, "new_blocks"),
+            [_hash(t, "drop_txids") for t in drops],
+            script,
+        )
         return hashes
 
     def rpc_setmocktime(self, timestamp: object) -> object:
@@ -401,9 +473,16 @@ class Node:
         return None
 
     def rpc_getnetworkinfo(self) -> object:
-        return {"version": 270000, "subversion": "/devchain-regtest/", "protocolversion": 70016,
-                "connections": 0, "networkactive": False, "relayfee": Btc(1000),
-                "incrementalfee": Btc(1000), "warnings": ""}
+        return {
+            "version": 270000,
+            "subversion": "/devchain-regtest/",
+            "protocolversion": 70016,
+            "connections": 0,
+            "networkactive": False,
+            "relayfee": Btc(1000),
+            "incrementalfee": Btc(1000),
+            "warnings": "",
+        }
 
     def rpc_uptime(self) -> object:
         return int(time.monotonic() - self.started)
@@ -451,9 +530,10 @@ def handle_call(methods: dict[str, Callable[..., object]], request: object) -> d
         return _reply(request, fn(*args, **kwargs), None)
     except RpcError as exc:
         return _reply(request, None, exc)
-    except Exception as exc:  # noqa: BLE001 - a bug must still answer as JSON-RPC
-        return _reply(request, None, RpcError(RPC_MISC_ERROR, f"internal error: "
-                                              f"{type(exc).__name__}"))
+    except Exception as exc:  # a bug must still answer as JSON-RPC
+        return _reply(
+            request, None, RpcError(RPC_MISC_ERROR, f"internal error: {type(exc).__name__}")
+        )
 
 
 def _status(body: dict[str, object], legacy: bool) -> int:
@@ -480,15 +560,17 @@ def make_app(node: Node, user: str, password: str) -> web.Application:
             return web.Response(status=500, text=dumps(body), content_type="application/json")
         if isinstance(payload, list):
             if not payload or len(payload) > MAX_BATCH:
-                body = _reply(None, None, RpcError(RPC_INVALID_REQUEST,
-                                                   f"Batch of 1..{MAX_BATCH} calls only"))
+                body = _reply(
+                    None, None, RpcError(RPC_INVALID_REQUEST, f"Batch of 1..{MAX_BATCH} calls only")
+                )
                 return web.Response(status=500, text=dumps(body), content_type="application/json")
             replies = [handle_call(methods, call) for call in payload]
             return web.Response(text=dumps(replies), content_type="application/json")
         body = handle_call(methods, payload)
         legacy = not (isinstance(payload, dict) and payload.get("jsonrpc") == "2.0")
-        return web.Response(status=_status(body, legacy), text=dumps(body),
-                            content_type="application/json")
+        return web.Response(
+            status=_status(body, legacy), text=dumps(body), content_type="application/json"
+        )
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/", rpc)
@@ -504,8 +586,9 @@ def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
-async def serve(datadir: Path, host: str, port: int, user: str, password: str,
-                feerate_sat_per_kvb: int) -> None:
+async def serve(
+    datadir: Path, host: str, port: int, user: str, password: str, feerate_sat_per_kvb: int
+) -> None:
     node = Node(Chain.open(datadir, feerate_sat_per_kvb))
     runner = web.AppRunner(make_app(node, user, password), access_log=None)
     await runner.setup()

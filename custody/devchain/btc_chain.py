@@ -8,6 +8,7 @@ the mempool lives in memory only. Errors carry bitcoind's RPC codes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -142,8 +143,9 @@ class Chain:
             chain.mocktime = int(state.get("mocktime", 0))
             for b in state["blocks"]:
                 txs = [parse_tx(bytes.fromhex(t)) for t in b["txs"]]
-                block = Block(b["hash"], b["prev"], b["height"], b["time"],
-                              bytes.fromhex(b["header"]), txs)
+                block = Block(
+                    b["hash"], b["prev"], b["height"], b["time"], bytes.fromhex(b["header"]), txs
+                )
                 chain._index(block)
             chain.invalid = set(state["invalid"])
             path = chain._path_to(state["tip"])
@@ -157,8 +159,14 @@ class Chain:
             "mocktime": self.mocktime,
             "invalid": sorted(self.invalid),
             "blocks": [
-                {"hash": b.hash, "prev": b.prev, "height": b.height, "time": b.time,
-                 "header": b.header.hex(), "txs": [t.raw.hex() for t in b.txs]}
+                {
+                    "hash": b.hash,
+                    "prev": b.prev,
+                    "height": b.height,
+                    "time": b.time,
+                    "header": b.header.hex(),
+                    "txs": [t.raw.hex() for t in b.txs],
+                }
                 for b in (self.blocks[h] for h in self.order[1:])
             ],
         }
@@ -203,8 +211,7 @@ class Chain:
             return self.mempool[txid], None
         block_hash = self.tx_block.get(txid)
         if block_hash is None:
-            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY,
-                           "No such mempool or blockchain transaction")
+            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "No such mempool or blockchain transaction")
         block = self.blocks[block_hash]
         return next(t for t in block.txs if t.txid == txid), block
 
@@ -288,10 +295,8 @@ class Chain:
         for tx in txs:
             if tx.txid in self.tx_block:
                 continue
-            try:
+            with contextlib.suppress(RpcError):
                 self.accept(tx)
-            except RpcError:
-                pass
 
     # --- the mempool -----------------------------------------------------------------------
 
@@ -334,8 +339,7 @@ class Chain:
             raise RpcError(RPC_VERIFY_REJECTED, "min relay fee not met")
         reason = script_failure(tx, spent)
         if reason:
-            raise RpcError(RPC_VERIFY_REJECTED,
-                           f"mandatory-script-verify-flag-failed ({reason})")
+            raise RpcError(RPC_VERIFY_REJECTED, f"mandatory-script-verify-flag-failed ({reason})")
         self.mempool[tx.txid] = tx
         for op in seen:
             self.mempool_spends[op] = tx.txid
@@ -385,9 +389,10 @@ class Chain:
             txs = list(self.mempool.values())
             fees = sum(self.mempool_fee(t) for t in txs)
             height = self.height + 1
-            coinbase = parse_tx(coinbase_raw(height, script_pubkey, subsidy(height) + fees,
-                                             os.urandom(8)))
-            block = _make_block(self.tip.hash, height, self._block_time(), [coinbase] + txs)
+            coinbase = parse_tx(
+                coinbase_raw(height, script_pubkey, subsidy(height) + fees, os.urandom(8))
+            )
+            block = _make_block(self.tip.hash, height, self._block_time(), [coinbase, *txs])
             self.mempool.clear()
             self.mempool_spends.clear()
             self._index(block)
@@ -416,8 +421,9 @@ class Chain:
         self._activate_best()
         self.save()
 
-    def reorg(self, depth: int, new_blocks: int, drop_txids: list[str],
-              script_pubkey: bytes | None) -> list[str]:
+    def reorg(
+        self, depth: int, new_blocks: int, drop_txids: list[str], script_pubkey: bytes | None
+    ) -> list[str]:
         """Replace the top ``depth`` blocks by ``new_blocks`` new ones holding the mempool (with
         the replaced blocks' transactions) less ``drop_txids`` and what spends them."""
         if not 1 <= depth <= self.height:

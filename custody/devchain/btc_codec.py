@@ -30,13 +30,13 @@ class _Reader:
         self.pos += n
         return out
 
-    def int(self, n: int) -> int:
+    def uint(self, n: int) -> int:
         return int.from_bytes(self.take(n), "little")
 
     def varint(self) -> int:
-        first = self.int(1)
+        first = self.uint(1)
         size = {0xFD: 2, 0xFE: 4, 0xFF: 8}.get(first)
-        return first if size is None else self.int(size)
+        return first if size is None else self.uint(size)
 
     def count(self, min_item: int) -> int:
         """A count of items of at least ``min_item`` bytes each: no more than the bytes left."""
@@ -90,7 +90,7 @@ def parse_tx(raw: bytes) -> Tx:
     if not 60 <= len(raw) <= MAX_TX_SIZE:
         raise DecodeError("size out of range")
     r = _Reader(raw)
-    version = r.int(4)
+    version = r.uint(4)
     segwit = raw[4:6] == b"\x00\x01"
     if segwit:
         r.take(2)
@@ -101,21 +101,21 @@ def parse_tx(raw: bytes) -> Tx:
     raw_ins = []
     for _ in range(n_in):
         prev = r.take(32)[::-1].hex()
-        vout = r.int(4)
-        raw_ins.append((prev, vout, r.varstr(), r.int(4)))
+        vout = r.uint(4)
+        raw_ins.append((prev, vout, r.varstr(), r.uint(4)))
     ins_bytes = raw[start_in : r.pos]
     start_out = r.pos
     n_out = r.count(9)
     if n_out == 0:
         raise DecodeError("no outputs")
-    outputs = tuple(TxOut(r.int(8), r.varstr()) for _ in range(n_out))
+    outputs = tuple(TxOut(r.uint(8), r.varstr()) for _ in range(n_out))
     outs_bytes = raw[start_out : r.pos]
     witnesses: list[tuple[bytes, ...]] = [()] * n_in
     if segwit:
         witnesses = [tuple(r.varstr() for _ in range(r.count(1))) for _ in range(n_in)]
         if not any(witnesses):
             raise DecodeError("segwit marker without witnesses")
-    locktime = r.int(4)
+    locktime = r.uint(4)
     if r.pos != len(raw):
         raise DecodeError("trailing bytes")
     legacy = _legacy(version, ins_bytes, outs_bytes, locktime)

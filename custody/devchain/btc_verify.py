@@ -8,6 +8,7 @@ that the witness program matches the spent output first.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,7 @@ def _transaction_class() -> Any:
     if _bitcoinlib_tx is None:
         if "BCL_DATA_DIR" not in os.environ:
             raise RuntimeError("call use_bitcoinlib_dir before checking signatures")
-        from bitcoinlib.transactions import Transaction  # type: ignore[import-untyped]
-
-        _bitcoinlib_tx = Transaction
+        _bitcoinlib_tx = importlib.import_module("bitcoinlib.transactions").Transaction
     return _bitcoinlib_tx
 
 
@@ -89,6 +88,6 @@ def script_failure(tx: Tx, spent: list[TxOut]) -> str | None:
         for inp, coin in zip(parsed.inputs, spent, strict=True):
             inp.value = coin.value
         ok = bool(parsed.verify())
-    except Exception as exc:  # noqa: BLE001 - any failure inside bitcoinlib is a rejection
+    except Exception as exc:  # any failure inside bitcoinlib is a rejection
         return f"signature check failed: {type(exc).__name__}"
     return None if ok else "signature does not verify"
