@@ -71,6 +71,11 @@ class NodeProc:
     proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def home(self) -> Path:
+        """A home folder the node must not write to (bitcoinlib's default is ~/.bitcoinlib)."""
+        return self.datadir.parent / "home"
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{(self.datadir / 'rpc.port').read_text().strip()}/"
 
@@ -253,6 +258,11 @@ def test_bad_signature_double_spend_immature_and_low_fee_are_rejected(node: Node
                 [mine[0]], pay, ADDR_A, 1000, [Impostor(0xBAD, A.public_key())], NET
             )
             assert (await rejected(rpc, forged.hex)).code == -26
+            # B's valid signature with B's key over A's coin: self-consistent, but not A's program.
+            stolen = Utxo(mine[0].txid, mine[0].vout, mine[0].amount, B.public_key())
+            theft = build_transaction([stolen], pay, ADDR_B, 1000, [B], NET)
+            err = await rejected(rpc, theft.hex)
+            assert err.code == -26 and "program hash mismatch" in err.message
             assert (await rejected(rpc, "00" * 80)).code == -22
             assert await rpc.send_raw_transaction(good.hex) == good.txid
             other = build_transaction(
@@ -379,6 +389,8 @@ def test_restart_keeps_the_tip_and_the_coins(node: NodeProc) -> None:
             assert len(await rpc.scan_addresses([ADDR_B])) == 1
 
     run(after())
+    assert (node.datadir / "bitcoinlib" / "config.ini").exists()  # bitcoinlib was loaded...
+    assert not node.home.exists()  # ...and wrote nothing in the home folder
 
 
 def test_adapter_errors_are_chain_errors(node: NodeProc) -> None:
