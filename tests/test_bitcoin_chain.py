@@ -313,6 +313,12 @@ def test_two_of_three_multisig_needs_two_signers(node: NodeProc) -> None:
             assert (await rejected(rpc, lone.hex())).code == -26
             lone2 = btc_tx._serialize([held], final, [[b"", one_sig, one_sig, script]])
             assert (await rejected(rpc, lone2.hex())).code == -26
+            two = [
+                btc_tx.der_signature(*k.sign_digest(digest))
+                for k in sorted((A, C), key=lambda k: k.public_key())
+            ]
+            extra = btc_tx._serialize([held], final, [[b"", *two, one_sig, script]])
+            assert (await rejected(rpc, extra.hex())).code == -26  # CHECKMULTISIG takes m only
             outsider = build_transaction(
                 [held], out, cold, 1000, [C, Impostor(0xD00D, A.public_key())], NET
             )
