@@ -8,9 +8,6 @@ import asyncio
 import base64
 import json
 import random
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from custody.chains import btc_tx
 from custody.chains.bitcoin import BitcoinRpc, ChainError, block_payments, btc_to_sats
 from custody.chains.btc_tx import MultisigUtxo, TxOutput, Utxo, build_transaction
+from custody.devchain.launch import BitcoinNodeProcess, start_bitcoin_node
 from custody.signer import SECP256K1_N
 
-ROOT = Path(__file__).resolve().parents[1]
 NET = "regtest"
 COIN = 100_000_000
 
@@ -67,8 +64,10 @@ ADDR_B = btc_tx.p2wpkh_address(B.public_key(), NET)
 
 @dataclass
 class NodeProc:
+    """The node in a child process, restartable on the same data folder."""
+
     datadir: Path
-    proc: subprocess.Popen[bytes] | None = None
+    running: BitcoinNodeProcess | None = None
 
     @property
     def home(self) -> Path:
@@ -77,47 +76,21 @@ class NodeProc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{(self.datadir / 'rpc.port').read_text().strip()}/"
+        assert self.running is not None
+        return self.running.url
 
     def start(self) -> None:
-        (self.datadir / "rpc.port").unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "custody.devchain.bitcoin_node",
-                "--datadir",
-                str(self.datadir),
-                "--port",
-                "0",
-            ],
-            cwd=ROOT,
-            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 15
-        while not (self.datadir / "rpc.port").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"node did not start: {err[-2000:]}")
-            time.sleep(0.02)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(self.home)}
+        self.running = start_bitcoin_node(self.datadir, env=env)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        if self.proc.stderr:
-            self.proc.stderr.close()
-        self.proc = None
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
 
     def rpc(self) -> BitcoinRpc:
-        return BitcoinRpc.from_cookie(self.url, self.datadir / ".cookie")
+        assert self.running is not None
+        return BitcoinRpc.from_cookie(self.url, self.running.cookie)
 
 
 @pytest.fixture
