@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from custody.chains import btc_tx
-from custody.chains.bitcoin import BitcoinRpc, ChainError, block_payments, btc_to_sats
+from custody.chains.bitcoin import (
+    BitcoinRpc,
+    ChainError,
+    Payment,
+    block_payments,
+    btc_to_sats,
+)
 from custody.chains.btc_tx import MultisigUtxo, TxOutput, Utxo, build_transaction
 from custody.devchain.launch import BitcoinNodeProcess, start_bitcoin_node
 from custody.signer import SECP256K1_N
@@ -488,3 +494,43 @@ def test_json_rpc_parser_fuzz_answers_errors_not_tracebacks(node: NodeProc) -> N
         return errors
 
     assert run(go()) > 200
+
+
+def test_adapter_block_parsing_fuzz_raises_only_chain_errors() -> None:
+    rng = random.Random(7)
+    good = {
+        "tx": [
+            {
+                "txid": "ab" * 32,
+                "vout": [
+                    {"n": 0, "value": Decimal("0.5"), "scriptPubKey": {"address": ADDR_A}},
+                    {"n": 1, "value": Decimal("0"), "scriptPubKey": {"type": "nulldata"}},
+                ],
+            }
+        ]
+    }
+    assert block_payments(good) == [Payment("ab" * 32, 0, ADDR_A, 50_000_000)]
+    bad = (Decimal("1E+999999999"), Decimal("1E-999999999"), Decimal("0.000000001"), 0.5, "1", True)
+    for value in bad:
+        with pytest.raises(ChainError):
+            btc_to_sats(value)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(500):
+        block = json.loads(json.dumps(good, default=str), parse_float=Decimal)
+        block["tx"][0]["vout"][0]["value"] = Decimal("0.5")
+        target = rng.choice(
+            [
+                block,
+                block["tx"][0],
+                block["tx"][0]["vout"][0],
+                block["tx"][0]["vout"][0]["scriptPubKey"],
+            ]
+        )
+        key = rng.choice([*target.keys(), "extra"])
+        target[key] = _random_json(rng)
+        try:
+            block_payments(block)
+            outcomes["ok"] += 1
+        except ChainError:
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 20 and outcomes["error"] > 200

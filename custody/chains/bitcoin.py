@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 SATS_PER_BTC = 100_000_000
+MAX_SATS = 21_000_000 * SATS_PER_BTC
 
 
 class ChainError(Exception):
@@ -33,10 +34,12 @@ def btc_to_sats(value: object) -> int:
     """An amount in BTC (a JSON number parsed as Decimal) to satoshis; exact or ChainError."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         raise ChainError(f"amount is not a number: {value!r}")
-    sats = Decimal(value) * SATS_PER_BTC
-    if sats != sats.to_integral_value():
-        raise ChainError(f"amount has more than 8 decimals: {value}")
-    return int(sats)
+    btc = Decimal(value)
+    if not btc.is_finite() or btc.copy_abs() > MAX_SATS // SATS_PER_BTC:
+        raise ChainError(f"amount out of range: {value!s:.30}")
+    if btc != btc.quantize(Decimal("1E-8")):
+        raise ChainError(f"amount has more than 8 decimals: {value!s:.30}")
+    return int(btc * SATS_PER_BTC)
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,28 @@ class Payment:
     sats: int
 
 
-def block_payments(block: dict[str, Any]) -> list[Payment]:
-    """Every output paying an address in a ``getblock`` answer of verbosity 2."""
-    out = []
-    for tx in block.get("tx", []):
-        for o in tx.get("vout", []):
-            address = o.get("scriptPubKey", {}).get("address")
-            if address:
-                out.append(Payment(tx["txid"], int(o["n"]), address, btc_to_sats(o["value"])))
-    return out
+def block_payments(block: object) -> list[Payment]:
+    """Every output paying an address in a ``getblock`` answer of verbosity 2; ChainError when
+    the answer is not shaped like bitcoind's."""
+    try:
+        out = []
+        for tx in block["tx"]:  # type: ignore[index]
+            txid = tx["txid"]
+            for o in tx["vout"]:
+                address = o["scriptPubKey"].get("address")
+                if address is not None:
+                    n = o["n"]
+                    if not (
+                        isinstance(txid, str)
+                        and isinstance(address, str)
+                        and isinstance(n, int)
+                        and not isinstance(n, bool)
+                    ):
+                        raise ChainError(f"malformed output in block: {o!r:.200}")
+                    out.append(Payment(txid, n, address, btc_to_sats(o["value"])))
+        return out
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ChainError(f"malformed block: {type(exc).__name__}") from exc
 
 
 class BitcoinRpc:

@@ -22,7 +22,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -122,13 +122,12 @@ def _amount(value: object, name: str) -> int:
         or (isinstance(value, str) and not re.fullmatch(r"[0-9]{1,8}(\.[0-9]{1,8})?", value))
     ):
         raise _type_error(name, value, "number")
-    try:
-        sats = Decimal(value) * COIN
-    except InvalidOperation as exc:
-        raise RpcError(RPC_TYPE_ERROR, "Invalid amount") from exc
-    if sats < 0 or sats != sats.to_integral_value() or sats > 21_000_000 * COIN:
+    btc = Decimal(value)
+    if not btc.is_finite() or not 0 <= btc <= 21_000_000:
+        raise RpcError(RPC_TYPE_ERROR, "Amount out of range")
+    if btc != btc.quantize(Decimal("1E-8")):
         raise RpcError(RPC_TYPE_ERROR, "Invalid amount")
-    return int(sats)
+    return int(btc * COIN)
 
 
 def _address_script(address: object) -> bytes:

@@ -9,6 +9,7 @@ that the witness program matches the spent output first.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ def _transaction_class() -> Any:
         if "BCL_DATA_DIR" not in os.environ:
             raise RuntimeError("call use_bitcoinlib_dir before checking signatures")
         _bitcoinlib_tx = importlib.import_module("bitcoinlib.transactions").Transaction
+        # Its parser logs a warning per malformed script it meets: hostile input, not news.
+        logging.getLogger("bitcoinlib").setLevel(logging.ERROR)
     return _bitcoinlib_tx
 
 
