@@ -262,21 +262,22 @@ class Chain:
             cur = self.blocks[cur.prev]
         return path[::-1]
 
-    def _valid(self, b: Block) -> bool:
-        cur: Block | None = b
-        while cur is not None:
-            if cur.hash in self.invalid:
-                return False
-            cur = self.blocks.get(cur.prev)
-        return True
+    def _invalid_closure(self) -> set[str]:
+        """The invalid blocks and their descendants (creation order puts parents first)."""
+        bad: set[str] = set()
+        for h in self.order:
+            if h in self.invalid or self.blocks[h].prev in bad:
+                bad.add(h)
+        return bad
 
     def _activate_best(self) -> None:
         """Switch to the highest valid block (on a tie, the tip stays); the disconnected blocks'
         transactions go back to the mempool where still valid, like bitcoind's."""
-        best = self.tip if self._valid(self.tip) else None
+        bad = self._invalid_closure()
+        best = self.tip if self.tip.hash not in bad else None
         for h in self.order:
             b = self.blocks[h]
-            if (best is None or b.height > best.height) and self._valid(b):
+            if (best is None or b.height > best.height) and h not in bad:
                 best = b
         assert best is not None  # genesis is never invalid
         path = self._path_to(best.hash)
@@ -411,13 +412,15 @@ class Chain:
 
     def reconsider(self, block_hash: str) -> None:
         b = self.block(block_hash)
-        for h in self.order:  # the block and its descendants, as bitcoind
-            cur: Block | None = self.blocks[h]
-            while cur is not None and cur.height >= b.height:
-                if cur.hash == b.hash:
-                    self.invalid.discard(h)
-                    break
-                cur = self.blocks.get(cur.prev)
+        family = {b.hash}  # the block, its descendants and its ancestors, as bitcoind
+        for h in self.order:
+            if self.blocks[h].prev in family:
+                family.add(h)
+        cur: Block | None = b
+        while cur is not None:
+            family.add(cur.hash)
+            cur = self.blocks.get(cur.prev)
+        self.invalid -= family
         self._activate_best()
         self.save()
 
