@@ -374,8 +374,9 @@ def test_restart_keeps_the_tip_and_the_coins(node: NodeProc) -> None:
             assert len(await rpc.scan_addresses([ADDR_B])) == 1
 
     run(after())
-    assert (node.datadir / "bitcoinlib" / "config.ini").exists()  # bitcoinlib was loaded...
+    assert (node.datadir / "bitcoinlib" / "database").is_dir()  # bitcoinlib was loaded...
     assert not node.home.exists()  # ...and wrote nothing in the home folder
+    assert not (node.datadir / "bitcoinlib" / "bitcoinlib.log").exists()  # nor a log
 
 
 def test_adapter_errors_are_chain_errors(node: NodeProc) -> None:

@@ -21,13 +21,15 @@ _bitcoinlib_tx: Any = None
 
 
 def use_bitcoinlib_dir(folder: Path) -> None:
-    """Point bitcoinlib's data folder (config, log, database) at ``folder``: it reads the
-    BCL_DATA_DIR variable once, at import, and writes ~/.bitcoinlib without it."""
+    """Point bitcoinlib's data folder (config, log, database) at ``folder``, logging off: it
+    reads the BCL_DATA_DIR variable once, at import, and writes ~/.bitcoinlib without it."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "config.ini"
-    if not config.exists():
-        config.write_text("[logs]\nenable_bitcoinlib_logging = False\n")
+    _write_config(folder)
     os.environ["BCL_DATA_DIR"] = str(folder)
+
+
+def _write_config(folder: Path) -> None:
+    (folder / "config.ini").write_text("[logs]\nenable_bitcoinlib_logging = False\n")
 
 
 def _transaction_class() -> Any:
@@ -36,6 +38,9 @@ def _transaction_class() -> Any:
         if "BCL_DATA_DIR" not in os.environ:
             raise RuntimeError("call use_bitcoinlib_dir before checking signatures")
         _bitcoinlib_tx = importlib.import_module("bitcoinlib.transactions").Transaction
+        # Its first import (no install.log yet) reads this config, then copies its own default
+        # config.ini (and networks.json, which it needs) into the folder: put ours back.
+        _write_config(Path(os.environ["BCL_DATA_DIR"]))
         # Its parser logs a warning per malformed script it meets: hostile input, not news.
         logging.getLogger("bitcoinlib").setLevel(logging.ERROR)
     return _bitcoinlib_tx
