@@ -243,7 +243,11 @@ def test_bad_signature_double_spend_immature_and_low_fee_are_rejected(node: Node
             err = await rejected(rpc, theft.hex)
             assert err.code == -26 and "program hash mismatch" in err.message
             assert (await rejected(rpc, "00" * 80)).code == -22
+            with pytest.raises(ChainError) as info:  # above the caller's maxfeerate (BTC/kvB)
+                await rpc.call("sendrawtransaction", good.hex, Decimal("0.000005"))
+            assert info.value.code == -25
             assert await rpc.send_raw_transaction(good.hex) == good.txid
+            assert await rpc.send_raw_transaction(good.hex) == good.txid  # again: same answer
             other = build_transaction(
                 [mine[0]], [TxOutput(ADDR_B, 2 * COIN)], ADDR_A, 1000, [A], NET
             )

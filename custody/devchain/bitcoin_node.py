@@ -35,7 +35,6 @@ from custody.devchain.btc_chain import (
     RPC_INVALID_PARAMETER,
     RPC_MISC_ERROR,
     RPC_TYPE_ERROR,
-    RPC_VERIFY_ERROR,
     Block,
     Chain,
     RpcError,
@@ -320,15 +319,7 @@ class Node:
     def rpc_sendrawtransaction(self, hexstring: object, maxfeerate: object = None) -> object:
         raw_hex = _str(hexstring, "hexstring")
         limit = _amount(maxfeerate if maxfeerate is not None else Decimal("0.10"), "maxfeerate")
-        txid = self.chain.send_raw(raw_hex)
-        tx = self.chain.mempool[txid]
-        if limit and self.chain.mempool_fee(tx) * 1000 > limit * tx.vsize:
-            self.chain._drop_from_mempool([txid])
-            raise RpcError(
-                RPC_VERIFY_ERROR,
-                "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
-            )
-        return txid
+        return self.chain.send_raw(raw_hex, limit)
 
     def rpc_getrawmempool(self, verbose: object = False) -> object:
         if not isinstance(verbose, bool):

@@ -301,10 +301,10 @@ class Chain:
 
     # --- the mempool -----------------------------------------------------------------------
 
-    def accept(self, tx: Tx) -> str:
+    def accept(self, tx: Tx, max_sat_per_kvb: int = 0) -> str:
         """Admit ``tx`` to the mempool under bitcoind's rules, or raise its error."""
         if tx.txid in self.mempool:
-            return tx.txid
+            return tx.txid  # bitcoind answers the txid again
         if tx.txid in self.tx_block:
             raise RpcError(RPC_VERIFY_ALREADY_IN_CHAIN, "Transaction already in block chain")
         if tx.is_coinbase:
@@ -338,6 +338,11 @@ class Chain:
             raise RpcError(RPC_VERIFY_REJECTED, "bad-txns-in-belowout")
         if fee * 1000 < tx.vsize * MIN_RELAY_SAT_PER_KVB:
             raise RpcError(RPC_VERIFY_REJECTED, "min relay fee not met")
+        if max_sat_per_kvb and fee * 1000 > max_sat_per_kvb * tx.vsize:
+            raise RpcError(
+                RPC_VERIFY_ERROR,
+                "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+            )
         reason = script_failure(tx, spent)
         if reason:
             raise RpcError(RPC_VERIFY_REJECTED, f"mandatory-script-verify-flag-failed ({reason})")
@@ -346,12 +351,13 @@ class Chain:
             self.mempool_spends[op] = tx.txid
         return tx.txid
 
-    def send_raw(self, raw_hex: str) -> str:
+    def send_raw(self, raw_hex: str, max_sat_per_kvb: int = 0) -> str:
+        """Decode and admit; ``max_sat_per_kvb`` (0: no limit) guards against absurd fees."""
         try:
             tx = parse_tx(bytes.fromhex(raw_hex))
         except (ValueError, DecodeError) as exc:
             raise RpcError(RPC_DESERIALIZATION_ERROR, "TX decode failed") from exc
-        return self.accept(tx)
+        return self.accept(tx, max_sat_per_kvb)
 
     def mempool_fee(self, tx: Tx) -> int:
         total_in = 0
@@ -361,7 +367,7 @@ class Chain:
             total_in += out.value if out else 0
         return total_in - sum(o.value for o in tx.outputs)
 
-    def _drop_from_mempool(self, txids: Iterable[str]) -> None:
+    def drop_from_mempool(self, txids: Iterable[str]) -> None:
         """Remove ``txids`` and every mempool transaction that spends them."""
         doomed = set(txids)
         for tx in list(self.mempool.values()):  # arrival order: parents before children
@@ -435,5 +441,5 @@ class Chain:
         script = script_pubkey or first.txs[0].outputs[0].script
         self.invalid.add(first.hash)
         self._activate_best()
-        self._drop_from_mempool(drop_txids)
+        self.drop_from_mempool(drop_txids)
         return self.generate(new_blocks, script)
