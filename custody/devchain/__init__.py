@@ -4,5 +4,6 @@
 JSON-RPC, so the venue's adapter (``custody.chains.bitcoin``) talks to it exactly as it would to a
 real bitcoind. It keeps its blocks in the data folder its caller names; ``launch`` starts it as a
 child process on a free port. Its parts: ``btc_codec`` (wire formats), ``btc_verify`` (script
-checks, signatures by bitcoinlib), ``btc_chain`` (blocks, UTXO set, mempool, reorgs).
+checks, signatures by bitcoinlib), ``btc_chain`` (blocks, UTXO set, mempool, reorgs), ``jsonrpc``
+(bitcoind's JSON-RPC over HTTP).
 """

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hmac
-import inspect
-import json
 import os
 import re
 import secrets
@@ -30,108 +26,31 @@ from aiohttp import web
 
 from custody.chains.btc_tx import BtcTxError, address_for_script, script_for_address
 from custody.devchain.btc_chain import (
-    COIN,
     RPC_INVALID_ADDRESS_OR_KEY,
     RPC_INVALID_PARAMETER,
-    RPC_MISC_ERROR,
-    RPC_TYPE_ERROR,
     Block,
     Chain,
     RpcError,
 )
 from custody.devchain.btc_codec import Tx
 from custody.devchain.btc_verify import use_bitcoinlib_dir
+from custody.devchain.jsonrpc import (
+    Btc,
+    as_amount,
+    as_hash,
+    as_int,
+    as_str,
+    as_verbosity,
+    make_app,
+    type_error,
+)
 
 NETWORK = "regtest"
-MAX_BODY = 2 * 1024 * 1024
-MAX_BATCH = 100
-RPC_PARSE_ERROR = -32700
-RPC_INVALID_REQUEST = -32600
-RPC_METHOD_NOT_FOUND = -32601
-_MARK = "btc-" + secrets.token_hex(6) + ":"
-
-
-class Btc:
-    """An amount in satoshis that the answer writes as BTC with 8 decimals (a JSON number)."""
-
-    def __init__(self, sats: int) -> None:
-        self.sats = sats
-
-
-def _json_default(o: object) -> object:
-    """Numbers JSON cannot hold exactly become marked strings that ``dumps`` unquotes."""
-    if isinstance(o, Btc):
-        sign = "-" if o.sats < 0 else ""
-        return f"{_MARK}{sign}{abs(o.sats) // COIN}.{abs(o.sats) % COIN:08d}"
-    if isinstance(o, Decimal) and o.is_finite():
-        return f"{_MARK}{o}"
-    raise TypeError(type(o).__name__)
-
-
-def dumps(value: object) -> str:
-    text = json.dumps(value, default=_json_default)
-    return re.sub('"' + re.escape(_MARK) + r'([-+0-9.eE]+)"', r"\1", text)
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-# --- parameters ---------------------------------------------------------------------------------
-
-
-def _type_error(name: str, value: object, expected: str) -> RpcError:
-    return RpcError(
-        RPC_TYPE_ERROR,
-        f"JSON value of type {type(value).__name__} for field "
-        f"{name} is not of expected type {expected}",
-    )
-
-
-def _int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _type_error(name, value, "number")
-    return value
-
-
-def _str(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise _type_error(name, value, "string")
-    return value
-
-
-def _hash(value: object, name: str) -> str:
-    text = _str(value, name)
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
-        raise RpcError(
-            RPC_INVALID_PARAMETER, f"{name} must be of length 64 (not {len(text)}) hexadecimal"
-        )
-    return text.lower()
-
-
-def _verbosity(value: object, name: str) -> int:
-    return int(value) if isinstance(value, bool) else _int(value, name)
-
-
-def _amount(value: object, name: str) -> int:
-    """BTC as a JSON number (parsed as Decimal) or a string, as bitcoind takes, to satoshis."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, Decimal, str))
-        or (isinstance(value, str) and not re.fullmatch(r"[0-9]{1,8}(\.[0-9]{1,8})?", value))
-    ):
-        raise _type_error(name, value, "number")
-    btc = Decimal(value)
-    if not btc.is_finite() or not 0 <= btc <= 21_000_000:
-        raise RpcError(RPC_TYPE_ERROR, "Amount out of range")
-    if btc != btc.quantize(Decimal("1E-8")):
-        raise RpcError(RPC_TYPE_ERROR, "Invalid amount")
-    return int(btc * COIN)
 
 
 def _address_script(address: object) -> bytes:
     try:
-        return script_for_address(NETWORK, _str(address, "address"))
+        return script_for_address(NETWORK, as_str(address, "address"))
     except BtcTxError as exc:
         raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Error: Invalid address") from exc
 
@@ -228,7 +147,7 @@ class Node:
         return self.chain.tip.hash
 
     def rpc_getblockhash(self, height: object) -> object:
-        h = _int(height, "height")
+        h = as_int(height, "height")
         if not 0 <= h <= self.chain.height:
             raise RpcError(RPC_INVALID_PARAMETER, "Block height out of range")
         return self.chain.active[h]
@@ -258,9 +177,9 @@ class Node:
         return view
 
     def rpc_getblockheader(self, blockhash: object, verbose: object = True) -> object:
-        b = self.chain.block(_hash(blockhash, "blockhash"))
+        b = self.chain.block(as_hash(blockhash, "blockhash"))
         if not isinstance(verbose, bool):
-            raise _type_error("verbose", verbose, "bool")
+            raise type_error("verbose", verbose, "bool")
         return self._header(b) if verbose else b.header.hex()
 
     def _fees(self, b: Block) -> list[int | None]:
@@ -277,8 +196,8 @@ class Node:
         return fees
 
     def rpc_getblock(self, blockhash: object, verbosity: object = 1) -> object:
-        b = self.chain.block(_hash(blockhash, "blockhash"))
-        level = _verbosity(verbosity, "verbosity")
+        b = self.chain.block(as_hash(blockhash, "blockhash"))
+        level = as_verbosity(verbosity, "verbosity")
         if level == 0:
             return b.raw.hex()
         view = self._header(b)
@@ -297,12 +216,14 @@ class Node:
     def rpc_getrawtransaction(
         self, txid: object, verbose: object = False, blockhash: object = None
     ) -> object:
-        tx, block = self.chain.find_tx(_hash(txid, "txid"))
-        if blockhash is not None and (block is None or block.hash != _hash(blockhash, "blockhash")):
+        tx, block = self.chain.find_tx(as_hash(txid, "txid"))
+        if blockhash is not None and (
+            block is None or block.hash != as_hash(blockhash, "blockhash")
+        ):
             raise RpcError(
                 RPC_INVALID_ADDRESS_OR_KEY, "No such transaction found in the provided block."
             )
-        if not _verbosity(verbose, "verbose"):
+        if not as_verbosity(verbose, "verbose"):
             return tx.raw.hex()
         view = tx_view(tx)
         if block is not None:
@@ -317,13 +238,13 @@ class Node:
         return view
 
     def rpc_sendrawtransaction(self, hexstring: object, maxfeerate: object = None) -> object:
-        raw_hex = _str(hexstring, "hexstring")
-        limit = _amount(maxfeerate if maxfeerate is not None else Decimal("0.10"), "maxfeerate")
+        raw_hex = as_str(hexstring, "hexstring")
+        limit = as_amount(maxfeerate if maxfeerate is not None else Decimal("0.10"), "maxfeerate")
         return self.chain.send_raw(raw_hex, limit)
 
     def rpc_getrawmempool(self, verbose: object = False) -> object:
         if not isinstance(verbose, bool):
-            raise _type_error("verbose", verbose, "bool")
+            raise type_error("verbose", verbose, "bool")
         pool = self.chain.mempool
         if not verbose:
             return list(pool)
@@ -338,7 +259,7 @@ class Node:
         }
 
     def rpc_gettxout(self, txid: object, n: object, include_mempool: object = True) -> object:
-        op = (_hash(txid, "txid"), _int(n, "n"))
+        op = (as_hash(txid, "txid"), as_int(n, "n"))
         c = self.chain
         if include_mempool and op in c.mempool_spends:
             return None
@@ -360,10 +281,10 @@ class Node:
     def rpc_estimatesmartfee(
         self, conf_target: object, estimate_mode: object = "conservative"
     ) -> object:
-        target = _int(conf_target, "conf_target")
+        target = as_int(conf_target, "conf_target")
         if not 1 <= target <= 1008:
             raise RpcError(RPC_INVALID_PARAMETER, "Invalid conf_target, must be between 1 and 1008")
-        if _str(estimate_mode, "estimate_mode").lower() not in (
+        if as_str(estimate_mode, "estimate_mode").lower() not in (
             "unset",
             "economical",
             "conservative",
@@ -372,7 +293,7 @@ class Node:
         return {"feerate": Btc(self.chain.feerate_sat_per_kvb), "blocks": max(target, 2)}
 
     def rpc_scantxoutset(self, action: object, scanobjects: object = None) -> object:
-        act = _str(action, "action")
+        act = as_str(action, "action")
         if act == "status":
             return None
         if act == "abort":
@@ -387,7 +308,7 @@ class Node:
         wanted: dict[bytes, str] = {}
         for obj in scanobjects:
             desc = obj.get("desc") if isinstance(obj, dict) else obj
-            text = _str(desc, "scanobjects").split("#", 1)[0]
+            text = as_str(desc, "scanobjects").split("#", 1)[0]
             m = re.fullmatch(r"addr\((.{1,100})\)", text)
             if not m:
                 raise RpcError(
@@ -423,15 +344,15 @@ class Node:
     def rpc_generatetoaddress(
         self, nblocks: object, address: object, maxtries: object = 1000000
     ) -> object:
-        _int(maxtries, "maxtries")
-        return self.chain.generate(_int(nblocks, "nblocks"), _address_script(address))
+        as_int(maxtries, "maxtries")
+        return self.chain.generate(as_int(nblocks, "nblocks"), _address_script(address))
 
     def rpc_invalidateblock(self, blockhash: object) -> object:
-        self.chain.invalidate(_hash(blockhash, "blockhash"))
+        self.chain.invalidate(as_hash(blockhash, "blockhash"))
         return None
 
     def rpc_reconsiderblock(self, blockhash: object) -> object:
-        self.chain.reconsider(_hash(blockhash, "blockhash"))
+        self.chain.reconsider(as_hash(blockhash, "blockhash"))
         return None
 
     def rpc_reorg(
@@ -440,18 +361,18 @@ class Node:
         """Test control: replace the top ``depth`` blocks by ``new_blocks`` new ones."""
         drops = drop_txids if drop_txids is not None else []
         if not isinstance(drops, list) or len(drops) > 1000:
-            raise _type_error("drop_txids", drops, "array")
+            raise type_error("drop_txids", drops, "array")
         script = _address_script(address) if address is not None else None
         hashes = self.chain.reorg(
-            _int(depth, "depth"),
-            _int(new_blocks, "new_blocks"),
-            [_hash(t, "drop_txids") for t in drops],
+            as_int(depth, "depth"),
+            as_int(new_blocks, "new_blocks"),
+            [as_hash(t, "drop_txids") for t in drops],
             script,
         )
         return hashes
 
     def rpc_setmocktime(self, timestamp: object) -> object:
-        t = _int(timestamp, "timestamp")
+        t = as_int(timestamp, "timestamp")
         if t < 0:
             raise RpcError(RPC_INVALID_PARAMETER, "Mocktime cannot be negative: " + str(t))
         self.chain.mocktime = t
@@ -459,7 +380,7 @@ class Node:
 
     def rpc_setestimatedfee(self, feerate: object) -> object:
         """Test control: the feerate (BTC/kvB) estimatesmartfee answers."""
-        self.chain.feerate_sat_per_kvb = _amount(feerate, "feerate")
+        self.chain.feerate_sat_per_kvb = as_amount(feerate, "feerate")
         return None
 
     def rpc_getnetworkinfo(self) -> object:
@@ -482,92 +403,6 @@ class Node:
         return "Bitcoin Core stopping"
 
 
-# --- JSON-RPC over HTTP -------------------------------------------------------------------------
-
-
-def _reply(request: object, result: object, error: RpcError | None) -> dict[str, object]:
-    rid = request.get("id") if isinstance(request, dict) else None
-    err = None if error is None else {"code": error.code, "message": error.message}
-    if isinstance(request, dict) and request.get("jsonrpc") == "2.0":
-        body: dict[str, object] = {"jsonrpc": "2.0"}
-        body.update({"error": err} if err else {"result": result})
-        body["id"] = rid
-        return body
-    return {"result": result, "error": err, "id": rid}
-
-
-def handle_call(methods: dict[str, Callable[..., object]], request: object) -> dict[str, object]:
-    """One JSON-RPC call to its answer; every failure becomes a JSON-RPC error."""
-    try:
-        if not isinstance(request, dict):
-            raise RpcError(RPC_INVALID_REQUEST, "Invalid Request object")
-        method = request.get("method")
-        if not isinstance(method, str):
-            raise RpcError(RPC_INVALID_REQUEST, "Method must be a string")
-        params = request.get("params")
-        if params is None:
-            params = []
-        if not isinstance(params, (list, dict)):
-            raise RpcError(RPC_INVALID_REQUEST, "Params must be an array or object")
-        fn = methods.get(method)
-        if fn is None:
-            raise RpcError(RPC_METHOD_NOT_FOUND, "Method not found")
-        args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
-        try:
-            inspect.signature(fn).bind(*args, **kwargs)
-        except TypeError as exc:
-            raise RpcError(RPC_MISC_ERROR, f"{method}: wrong parameters ({exc})") from exc
-        return _reply(request, fn(*args, **kwargs), None)
-    except RpcError as exc:
-        return _reply(request, None, exc)
-    except Exception as exc:  # a bug must still answer as JSON-RPC
-        return _reply(
-            request, None, RpcError(RPC_MISC_ERROR, f"internal error: {type(exc).__name__}")
-        )
-
-
-def _status(body: dict[str, object], legacy: bool) -> int:
-    """bitcoind's HTTP status: 1.0 errors are 500 (404 for an unknown method), 2.0 always 200."""
-    err = body.get("error")
-    if not legacy or not isinstance(err, dict):
-        return 200
-    return 404 if err.get("code") == RPC_METHOD_NOT_FOUND else 500
-
-
-def make_app(node: Node, user: str, password: str) -> web.Application:
-    methods = node.methods()
-    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-    async def rpc(request: web.Request) -> web.Response:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
-        raw = await request.read()
-        try:
-            payload = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
-        except (ValueError, RecursionError):
-            body = _reply(None, None, RpcError(RPC_PARSE_ERROR, "Parse error"))
-            return web.Response(status=500, text=dumps(body), content_type="application/json")
-        if isinstance(payload, list):
-            if not payload or len(payload) > MAX_BATCH:
-                body = _reply(
-                    None, None, RpcError(RPC_INVALID_REQUEST, f"Batch of 1..{MAX_BATCH} calls only")
-                )
-                return web.Response(status=500, text=dumps(body), content_type="application/json")
-            replies = [handle_call(methods, call) for call in payload]
-            return web.Response(text=dumps(replies), content_type="application/json")
-        body = handle_call(methods, payload)
-        legacy = not (isinstance(payload, dict) and payload.get("jsonrpc") == "2.0")
-        return web.Response(
-            status=_status(body, legacy), text=dumps(body), content_type="application/json"
-        )
-
-    app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_post("/", rpc)
-    app.router.add_post("/wallet/{name}", rpc)
-    return app
-
-
 def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -580,7 +415,7 @@ async def serve(
     datadir: Path, host: str, port: int, user: str, password: str, feerate_sat_per_kvb: int
 ) -> None:
     node = Node(Chain.open(datadir, feerate_sat_per_kvb))
-    runner = web.AppRunner(make_app(node, user, password), access_log=None)
+    runner = web.AppRunner(make_app(node.methods(), user, password), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -617,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         user, password = "__cookie__", secrets.token_hex(32)
         _write_atomic(datadir / ".cookie", f"{user}:{password}", 0o600)
-    feerate = _amount(Decimal(args.feerate), "feerate")
+    feerate = as_amount(Decimal(args.feerate), "feerate")
     asyncio.run(serve(datadir, args.host, args.port, user, password, feerate))
 
 
