@@ -28,6 +28,7 @@ from custody.chains.bitcoin import (
     btc_to_sats,
 )
 from custody.chains.btc_tx import MultisigUtxo, TxOutput, Utxo, build_transaction
+from custody.devchain.btc_codec import parse_tx
 from custody.devchain.launch import BitcoinNodeProcess, start_bitcoin_node
 from custody.signer import SECP256K1_N
 
@@ -228,9 +229,8 @@ def test_bad_signature_double_spend_immature_and_low_fee_are_rejected(node: Node
             pay = [TxOutput(ADDR_B, COIN)]
             good = build_transaction([mine[0]], pay, ADDR_A, 1000, [A], NET)
             raw = bytearray(good.raw)
-            sig_at = raw.index(b"\x02\x48\x30\x45") + 3 if b"\x02\x48\x30\x45" in raw else None
-            sig_at = sig_at or raw.index(b"\x02\x47\x30\x44") + 3
-            raw[sig_at + 10] ^= 0x01  # inside r
+            signature = parse_tx(good.raw).inputs[0].witness[0]
+            raw[raw.index(signature) + 10] ^= 0x01  # inside r
             err = await rejected(rpc, raw.hex())
             assert err.code == -26 and "mandatory-script-verify" in err.message
             forged = build_transaction(
