@@ -1,4 +1,6 @@
-"""Chain adapters: the venue's view of each blockchain (reads, broadcasts, transaction builders).
+"""Chain adapters: the venue's view of each blockchain: clients of the chains' own node
+interfaces (reads, broadcasts) and transaction builders that compute the digests the token signs
+(``btc_tx``, ``ethereum_tx``).
 
 ``py_ecc`` (imported by eth-account, hence by web3) raises the interpreter's recursion limit to
 100,000 for the whole process when it is imported; at that depth a deeply nested JSON document
