@@ -8,6 +8,7 @@ Production configures a real node's URL and none of this runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,10 @@ from pathlib import Path
 __all__ = ["EmbeddedChain", "ensure_chain", "stop_chain"]
 
 ROOT = Path(__file__).resolve().parent.parent
-_MODULES = {"bitcoin": "custody.devchain.bitcoin_node", "ethereum": "custody.devchain.ethereum_node"}
+_MODULES = {
+    "bitcoin": "custody.devchain.bitcoin_node",
+    "ethereum": "custody.devchain.ethereum_node",
+}
 _PING = {"bitcoin": "getblockcount", "ethereum": "eth_blockNumber"}
 
 
@@ -34,7 +38,9 @@ class EmbeddedChain:
     started: bool  # by this call (False: found running)
 
 
-def ensure_chain(name: str, datadir: Path, *, block_ms: int = 0, timeout_s: float = 60.0) -> EmbeddedChain:
+def ensure_chain(
+    name: str, datadir: Path, *, block_ms: int = 0, timeout_s: float = 60.0
+) -> EmbeddedChain:
     """The chain ``name`` under ``datadir``: the running one, else a new process (detached
     into its own session, so a signal to the venue's terminal does not reach it)."""
     datadir.mkdir(parents=True, exist_ok=True)
@@ -95,17 +101,13 @@ def _alive(pid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _answers(name: str, url: str, datadir: Path) -> bool:

@@ -411,8 +411,19 @@ def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+#: Where the block timer's coinbases go: a script nobody can spend (OP_RETURN), so the timer
+#: mints nothing anyone holds.
+_TIMER_SCRIPT = bytes.fromhex("6a")
+
+
 async def serve(
-    datadir: Path, host: str, port: int, user: str, password: str, feerate_sat_per_kvb: int
+    datadir: Path,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    feerate_sat_per_kvb: int,
+    block_ms: int = 0,
 ) -> None:
     node = Node(Chain.open(datadir, feerate_sat_per_kvb))
     runner = web.AppRunner(make_app(node.methods(), user, password), access_log=None)
@@ -426,10 +437,19 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.stopping.set)
+
+    async def blocks() -> None:  # the embedded demo's chain makes blocks by itself
+        while True:
+            await asyncio.sleep(block_ms / 1000)
+            node.chain.generate(1, _TIMER_SCRIPT)
+
+    miner = asyncio.create_task(blocks()) if block_ms > 0 else None
     try:
         await node.stopping.wait()
         await asyncio.sleep(0.05)  # let the answer to "stop" leave
     finally:
+        if miner is not None:
+            miner.cancel()
         await runner.cleanup()
 
 
@@ -441,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rpcuser")
     p.add_argument("--rpcpassword-file", type=Path)
     p.add_argument("--feerate", default="0.00001", help="estimatesmartfee's answer, BTC/kvB")
+    p.add_argument("--block-ms", type=int, default=0, help="mine a block this often (0: never)")
     args = p.parse_args(argv)
     datadir: Path = args.datadir
     datadir.mkdir(parents=True, exist_ok=True)
@@ -453,7 +474,7 @@ def main(argv: list[str] | None = None) -> None:
         user, password = "__cookie__", secrets.token_hex(32)
         _write_atomic(datadir / ".cookie", f"{user}:{password}", 0o600)
     feerate = as_amount(Decimal(args.feerate), "feerate")
-    asyncio.run(serve(datadir, args.host, args.port, user, password, feerate))
+    asyncio.run(serve(datadir, args.host, args.port, user, password, feerate, args.block_ms))
 
 
 if __name__ == "__main__":
