@@ -12,8 +12,8 @@ from __future__ import annotations
 from custody.chains.bitcoin import BitcoinRpc, ChainError, btc_to_sats
 from custody.chains.btc_tx import (
     BtcTxError,
-    Network,
     InsufficientFunds,
+    Network,
     TxOutput,
     Utxo,
     build_transaction,

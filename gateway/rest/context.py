@@ -110,7 +110,9 @@ class Served:
         try:
             # the signature check parses the parameters once: the handler reads those
             accepted = authenticate_request(
-                self.keys, signed, "TRADE" if need == "TRADE" else "USER_DATA"
+                self.keys,
+                signed,
+                need if need in ("TRADE", "WITHDRAW") else "USER_DATA",  # type: ignore[arg-type]
             )
         except SigningError as exc:
             raise ApiError(exc.code, exc.msg, exc.status) from None

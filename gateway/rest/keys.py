@@ -78,7 +78,7 @@ log = logging.getLogger("gateway.rest.keys")
 API_KEY_CHARS = string.ascii_letters + string.digits
 API_KEY_LENGTH = 64
 #: What a key may be allowed to do. ``WITHDRAW`` waits for custody.
-PERMISSIONS = frozenset({"USER_DATA", "TRADE"})
+PERMISSIONS = frozenset({"USER_DATA", "TRADE", "WITHDRAW"})
 LOG_NAME = "api-keys.log"
 SECRET_NAME = "api-keys.secret"
 
@@ -154,11 +154,10 @@ def _check_permissions(permissions: Iterable[str]) -> frozenset[str]:
     except TypeError:
         raise KeyStoreError("permissions must be a collection of names") from None
     for name in sorted(wanted, key=repr):
-        if name == "WITHDRAW":
-            raise KeyStoreError("permission WITHDRAW is not available: withdrawals go by custody")
         if name not in PERMISSIONS:
             raise KeyStoreError(
-                f"unknown permission {_one_line(repr(name))[:40]}: allowed are TRADE, USER_DATA"
+                f"unknown permission {_one_line(repr(name))[:40]}: "
+                "allowed are TRADE, USER_DATA, WITHDRAW"
             )
     if not wanted:
         raise KeyStoreError("a key needs at least one permission: TRADE or USER_DATA")
@@ -427,6 +426,11 @@ class KeyStore:
         perms = _check_permissions(permissions)
         label = _check_text("label", label, MAX_LABEL, empty=True)
         allow = _check_ips(ips)
+        if "WITHDRAW" in perms and not allow:
+            raise KeyStoreError(
+                "permissions: WITHDRAW needs an IP allowlist (a key that can move funds out is "
+                "usable only from the addresses its owner names, as Binance requires)"
+            )
         by = _check_text("by", by, MAX_BY, empty=False)
         api_key = _random_token()
         while api_key in self._keys:  # pragma: no cover - 62**64 keys

@@ -73,7 +73,7 @@ MAX_PARAMS = 200
 #: A timestamp this large or larger is in microseconds (ms now have 13 digits, us 16).
 _MICROS_FROM = 10**14
 
-Need = Literal["USER_DATA", "TRADE"]
+Need = Literal["USER_DATA", "TRADE", "WITHDRAW"]
 
 # Binance's texts, verbatim from errors.md.
 BAD_API_KEY_FORMAT = (-2014, "API-key format invalid.")
@@ -296,8 +296,10 @@ def _permitted(key: ApiKey, need: Need) -> bool:
     if need == "TRADE":
         return "TRADE" in key.permissions
     if need == "USER_DATA":
-        return bool(key.permissions & {"USER_DATA", "TRADE"})
-    raise ValueError(f"need must be USER_DATA or TRADE, not {need!r}")
+        return bool(key.permissions & {"USER_DATA", "TRADE", "WITHDRAW"})
+    if need == "WITHDRAW":
+        return "WITHDRAW" in key.permissions
+    raise ValueError(f"need must be USER_DATA, TRADE or WITHDRAW, not {need!r}")
 
 
 # -- the check ------------------------------------------------------------------------------

@@ -1,0 +1,307 @@
+"""The withdrawal pipeline's decisions with the real core in process and a chain modelled by a
+payer that records what it was asked: idempotency by client id, the policy's refusals, approvals,
+one batch in flight, nonces never reused or skipped, and every crash point resumed without a
+second payout (the real chains and a real SIGKILL are in tests/test_custody_e2e.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearing.risk import RiskEngine
+from custody.config import AssetRules, CustodyConfig, HsmConfig
+from custody.store import CustodyStore
+from custody.withdrawals import (
+    AWAITING_APPROVAL,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    REJECTED,
+    InsufficientHot,
+    PayoutRefused,
+    Withdrawals,
+    WithdrawRefused,
+)
+from engine.commands import Deposit
+from engine.core import Core
+from engine.instrument import spec_from_decimals
+
+COIN = 10**8
+DAY_MS = 86_400_000
+ETH = AssetRules(
+    asset="ETH", chain="ethereum", chain_decimals=18, contract=False, confirmations=12,
+    withdraw_fee=500_000, withdraw_min=1_000_000, approval_above=20 * COIN,
+    daily_limit=100 * COIN,
+)  # fmt: skip
+USDT = AssetRules(
+    asset="USDT", chain="ethereum", chain_decimals=6, contract=True, confirmations=12,
+    withdraw_fee=COIN, withdraw_min=10 * COIN, approval_above=50_000 * COIN,
+    daily_limit=1_000_000 * COIN,
+)  # fmt: skip
+GOOD = "0x" + "ab" * 20
+
+
+class Venue:
+    """The real core, commands sequenced in process."""
+
+    def __init__(self) -> None:
+        spec = spec_from_decimals(
+            "ETH-USDT", "ETH", "USDT", "0.01", "0.0001", "0.0001", "1000", "0", 1000, "2500"
+        )
+        self.risk = RiskEngine([spec], {"ETH": 8, "USDT": 8})
+        self.core = Core([spec], risk=self.risk)
+        self.seq = 0
+        self.commands: list[Any] = []
+
+    async def submit(self, cmd: Any) -> list[Any]:
+        self.seq += 1
+        cmd.seq, cmd.ts = self.seq, self.seq
+        self.commands.append(cmd)
+        events = self.core.apply(cmd)
+        assert not self.core.check_invariants()
+        return events
+
+    async def available(self, account: int, asset: str) -> int:
+        total, locked = self.risk.balance(account, asset)
+        return total - locked
+
+
+class Payer:
+    """A chain that records each transaction it was given and confirms on request."""
+
+    chain = "ethereum"
+    batch_limit = 1
+
+    def __init__(self) -> None:
+        self.nonce = 0  # the node's pending count
+        self.sent: dict[str, str] = {}  # txid -> raw
+        self.built: list[tuple[str, list[tuple[str, int]], int | None]] = []
+        self.confirmed: dict[str, int] = {}
+        self.short = False
+        self.refuse = False
+
+    def valid_address(self, address: str) -> bool:
+        return address.startswith("0x") and len(address) == 42
+
+    async def next_nonce(self) -> int | None:
+        return self.nonce
+
+    async def build(
+        self, asset: str, payouts: list[tuple[str, int]], nonce: int | None
+    ) -> tuple[str, str, int]:
+        if self.short:
+            raise InsufficientHot("hot wallet short")
+        if self.refuse:
+            raise PayoutRefused("refused for good")
+        self.built.append((asset, payouts, nonce))
+        txid = f"tx-{nonce}-{len(self.built)}"
+        return f"raw:{txid}", txid, 21_000
+
+    async def broadcast(self, raw: str) -> None:
+        txid = raw.removeprefix("raw:")
+        if txid not in self.sent:
+            self.nonce += 1
+        self.sent[txid] = raw
+
+    async def confirmations(self, txid: str) -> int | None:
+        if txid not in self.sent:
+            return None
+        return self.confirmed.get(txid, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def config(**kw: Any) -> CustodyConfig:
+    return CustodyConfig(
+        enabled=True, hsm=HsmConfig(), chains={}, assets={"ETH": ETH, "USDT": USDT},
+        whitelist_cooldown_s=86400, **kw,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Venue, Payer, Withdrawals, Clock, list[Any]]:
+    venue, payer, clock = Venue(), Payer(), Clock()
+    approvals: list[Any] = []
+    asyncio.run(venue.submit(Deposit(7, "ETH", 50 * COIN)))
+    w = Withdrawals(
+        config(), CustodyStore(tmp_path / "c.sqlite"), {"ETH": 8, "USDT": 8}, {"ethereum": payer},
+        submit=venue.submit, available=venue.available, now_ms=clock,
+        request_approval=lambda row, why: approvals.append((row.id, why)) or f"a{row.id}",
+    )  # fmt: skip
+    w.whitelist_add(7, "ethereum", GOOD, "mine")
+    clock.ms += DAY_MS  # the cool-down passed
+    return venue, payer, w, clock, approvals
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_the_same_client_id_never_makes_a_second_withdrawal(world) -> None:  # type: ignore[no-untyped-def]
+    venue, _, w, _, _ = world
+    first = run(w.apply(7, "ETH", GOOD, COIN // 2, "w-1"))
+    again = run(w.apply(7, "ETH", GOOD, COIN // 2, "w-1"))
+    assert first.id == again.id and first.status == QUEUED
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, COIN // 2)  # held once
+    assert run(w.apply(7, "ETH", GOOD, COIN // 2, "w-2")).id != first.id
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"asset": "DOGE"}, -4018),
+        ({"address": "0x1234"}, -4033),
+        ({"amount": 999_999}, -4022),
+        ({"network": "BTC"}, -4018),
+        ({"amount": 101 * COIN}, -4023),  # over the daily limit
+        ({"amount": 60 * COIN, "account": 7}, -4026),  # more than the balance (the core's)
+    ],
+)
+def test_refusals_say_why_and_hold_nothing(world, kw: dict[str, Any], code: int) -> None:  # type: ignore[no-untyped-def]
+    venue, _, w, _, _ = world
+    args = {"account": 7, "asset": "ETH", "address": GOOD, "amount": COIN, "network": None}
+    args.update(kw)
+    with pytest.raises(WithdrawRefused) as refused:
+        run(
+            w.apply(
+                args["account"],
+                args["asset"],
+                args["address"],
+                args["amount"],
+                "x",
+                args["network"],
+            )
+        )
+    assert refused.value.code == code
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, 0)
+
+
+def test_a_usdt_amount_the_chain_cannot_carry_is_refused(world) -> None:  # type: ignore[no-untyped-def]
+    _, _, w, _, _ = world
+    with pytest.raises(WithdrawRefused) as refused:
+        run(w.apply(7, "USDT", GOOD, 20 * COIN + 1, "u"))  # 1e-8 USDT: below USDT's 6 decimals
+    assert refused.value.code == -4021
+
+
+def test_large_amounts_new_addresses_and_flagged_accounts_wait_for_approval(world) -> None:  # type: ignore[no-untyped-def]
+    venue, payer, w, _, approvals = world
+    big = run(w.apply(7, "ETH", GOOD, 21 * COIN, "big"))
+    new = run(w.apply(7, "ETH", "0x" + "cd" * 20, COIN, "new"))
+    w.whitelist_add(7, "ethereum", "0x" + "ef" * 20, "fresh")
+    fresh = run(w.apply(7, "ETH", "0x" + "ef" * 20, COIN, "fresh"))  # still in its cool-down
+    w.flagged = lambda account: account == 7
+    flagged = run(w.apply(7, "ETH", GOOD, COIN, "flagged"))  # small, whitelisted, but flagged
+    w.flagged = lambda account: False
+    assert [r.status for r in (big, new, fresh, flagged)] == [AWAITING_APPROVAL] * 4
+    assert [a[0] for a in approvals] == [big.id, new.id, fresh.id, flagged.id]
+    assert approvals[3][1] == ["account flagged by compliance"]
+    assert "amount above" in approvals[0][1][0] and "whitelist" in approvals[1][1][0]
+    run(w.process("ethereum"))
+    assert payer.built == []  # nothing waiting for approval is paid
+    assert run(w.approved(big.id)).status == QUEUED  # type: ignore[union-attr]
+    rejected = run(w.reject(new.id, "unknown beneficiary"))
+    assert rejected.status == REJECTED  # type: ignore[union-attr]
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, 23 * COIN)  # the others still held
+
+
+def test_one_payout_per_nonce_in_order_and_the_fee_to_the_venue(world) -> None:  # type: ignore[no-untyped-def]
+    venue, payer, w, _, _ = world
+    a = run(w.apply(7, "ETH", GOOD, COIN, "a"))
+    b = run(w.apply(7, "ETH", GOOD, 2 * COIN, "b"))
+    run(w.process("ethereum"))  # batch of a: built, signed, broadcast
+    run(w.process("ethereum"))  # not confirmed: b waits for a's batch
+    assert [(x[1], x[2]) for x in payer.built] == [
+        ([(GOOD, (COIN - ETH.withdraw_fee) * 10**10)], 0)
+    ]
+    payer.confirmed[next(iter(payer.sent))] = 1
+    run(w.process("ethereum"))  # a paid
+    assert w.get(a.id).status == COMPLETED  # type: ignore[union-attr]
+    run(w.process("ethereum"))
+    assert [x[2] for x in payer.built] == [0, 1]  # the next nonce, none skipped
+    assert venue.risk.ledger_view()[("fees", 0, "ETH")] == ETH.withdraw_fee
+    assert venue.risk.balance(7, "ETH") == (49 * COIN, 2 * COIN)
+    assert w.get(b.id).status != COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_short_hot_wallet_waits_and_a_refused_payout_gives_the_funds_back(world) -> None:  # type: ignore[no-untyped-def]
+    venue, payer, w, _, _ = world
+    a = run(w.apply(7, "ETH", GOOD, COIN, "a"))
+    payer.short = True
+    with pytest.raises(InsufficientHot):
+        run(w.process("ethereum"))
+    payer.short, payer.refuse = False, True
+    run(w.process("ethereum"))
+    assert w.get(a.id).status == FAILED  # type: ignore[union-attr]
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, 0)
+
+
+def restart(w: Withdrawals, venue: Venue, payer: Payer, clock: Clock) -> Withdrawals:
+    """Custody as a new process finds it: the same store and venue, nothing in memory."""
+    again = Withdrawals(
+        w.config, w.store, w.decimals, {"ethereum": payer}, submit=venue.submit,
+        available=venue.available, now_ms=clock,
+    )  # fmt: skip
+    run(again.recover())
+    return again
+
+
+@pytest.mark.parametrize("step", ["batched", "signed", "broadcast", "paid"])
+def test_a_crash_at_each_step_resumes_with_one_payout(world, step: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    venue, payer, w, clock, _ = world
+    a = run(w.apply(7, "ETH", GOOD, COIN, "a"))
+
+    class Crash(Exception):
+        pass
+
+    def crash(name: str) -> None:
+        if name == step:
+            raise Crash(name)
+
+    monkeypatch.setattr("custody.withdrawals.crash_point", crash)
+    with pytest.raises(Crash):
+        for _ in range(4):
+            run(w.process("ethereum"))
+            for txid in payer.sent:
+                payer.confirmed[txid] = 1
+    monkeypatch.setattr("custody.withdrawals.crash_point", lambda name: None)
+    w = restart(w, venue, payer, clock)
+    for _ in range(4):
+        run(w.process("ethereum"))
+        for txid in payer.sent:
+            payer.confirmed[txid] = 1
+    assert w.get(a.id).status == COMPLETED  # type: ignore[union-attr]
+    assert len(payer.sent) == 1  # one transaction ever reached the chain
+    assert len({x[2] for x in payer.built}) == 1  # a rebuild kept the nonce
+    paid = [c for c in venue.commands if type(c).__name__ == "PayWithdrawal"]
+    assert venue.risk.balance(7, "ETH") == (49 * COIN, 0)  # debited once
+    assert len(paid) in (1, 2)  # a resent payout after "paid" is refused by the core
+
+
+def test_a_crash_between_the_request_and_its_hold_is_held_once(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    venue, payer, w, clock, _ = world
+
+    class Crash(Exception):
+        pass
+
+    def crash(name: str) -> None:
+        if name == "requested":
+            raise Crash(name)
+
+    monkeypatch.setattr("custody.withdrawals.crash_point", crash)
+    with pytest.raises(Crash):
+        run(w.apply(7, "ETH", GOOD, COIN, "a"))
+    monkeypatch.setattr("custody.withdrawals.crash_point", lambda name: None)
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, 0)
+    w = restart(w, venue, payer, clock)
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, COIN)
+    assert run(w.apply(7, "ETH", GOOD, COIN, "a")).status == QUEUED  # the client retries: same
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, COIN)

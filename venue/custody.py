@@ -1,0 +1,384 @@
+"""Custody in the running venue: the chains (embedded test chains or real nodes), the hot token's
+keys, the deposit watchers and the withdrawal pipeline, each chain on its own loop; and the
+adapter that gives the REST door custody's wallet (``gateway.rest.wallet.Wallet``).
+
+Nothing when the configuration has no ``[custody]`` (or ``enabled = false``): deposits and
+withdrawals are then the operators' admin commands only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from venue.config import VenueConfig
+from venue.exits import EXIT_FAILED, CliError
+
+if TYPE_CHECKING:
+    from custody.hsm import Token
+    from custody.service import Custody, CustodyAlert
+    from custody.signer import EcdsaSigner
+    from custody.withdrawals import Payer, Withdrawals
+    from venue.chains import EmbeddedChain
+    from venue.runtime import Venue
+
+__all__ = ["CustodyPart", "TokenKeys", "WalletPort"]
+
+log = logging.getLogger("venue.custody")
+
+
+class TokenKeys:
+    """``custody.service.KeySource`` over a token: secp256k1 keys by label."""
+
+    def __init__(self, token: Token) -> None:
+        self.token = token
+
+    def new_key(self, label: str) -> EcdsaSigner:
+        return self.token.generate_secp256k1(label)
+
+    def key(self, label: str) -> EcdsaSigner | None:
+        return self.token.find_secp256k1(label)
+
+    def key_or_new(self, label: str) -> EcdsaSigner:
+        return self.key(label) or self.new_key(label)
+
+
+@dataclass
+class _Chain:
+    name: str
+    url: str
+    embedded: EmbeddedChain | None
+    client: Any = None  # BitcoinRpc or EthereumChain
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class CustodyPart:
+    """Starts after the venue (it submits commands) and before the doors (the REST door serves
+    its wallet)."""
+
+    name = "custody"
+
+    def __init__(
+        self,
+        venue: Venue,
+        config: VenueConfig,
+        alert: Callable[[CustodyAlert], None] | None = None,
+        flagged: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.venue = venue
+        self.config = config
+        self.alert = alert or (lambda _a: None)
+        self.flagged = flagged or (lambda _a: False)
+        self.custody: Custody | None = None
+        self.withdrawals: Withdrawals | None = None
+        self.chains: dict[str, _Chain] = {}
+        self.payers: dict[str, Payer] = {}
+        self.token: Token | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def wallet(self) -> WalletPort | None:
+        if self.custody is None or self.withdrawals is None:
+            return None
+        return WalletPort(self.venue, self.config, self.custody, self.withdrawals)
+
+    def now_ms(self) -> int:
+        return self.venue.now_ns() // 1_000_000
+
+    async def start(self) -> None:
+        c = self.config.custody
+        if c is None or not c.enabled:
+            return
+        try:
+            await self._start()
+        except CliError:
+            await self.stop()
+            raise
+        except Exception as exc:
+            await self.stop()
+            raise CliError(f"custody cannot start: {exc}", EXIT_FAILED) from None
+
+    async def _start(self) -> None:
+        from custody.contracts import load_build
+        from custody.service import Custody
+        from custody.withdrawals import Withdrawals
+        from venue.chains import ensure_chain
+        from venue.hsm import acquire_hot_token
+
+        c = self.config.custody
+        assert c is not None
+        data_dir = self.config.data_dir
+        for name, chain in c.chains.items():
+            if chain.rpc_url:
+                self.chains[name] = _Chain(name, chain.rpc_url, None)
+            else:
+                embedded = await asyncio.to_thread(
+                    ensure_chain, name, data_dir / "chains" / name, block_ms=chain.test_block_ms
+                )
+                self.chains[name] = _Chain(name, embedded.url, embedded)
+        token = await asyncio.to_thread(acquire_hot_token, c, data_dir)
+        self.token = token
+        keys = TokenKeys(token)
+        scanners: dict[str, Any] = {}
+        if "bitcoin" in self.chains:
+            from custody.btc_payer import BitcoinPayer
+            from custody.chains.bitcoin import BitcoinRpc
+            from custody.scanners import BitcoinScanner
+
+            entry = self.chains["bitcoin"]
+            cfg = c.chains["bitcoin"]
+            if entry.embedded is not None:
+                rpc = BitcoinRpc.from_cookie(entry.url, entry.embedded.datadir / ".cookie")
+            else:
+                password = (
+                    cfg.rpc_password_file.read_text().strip() if cfg.rpc_password_file else ""
+                )
+                rpc = BitcoinRpc(entry.url, cfg.rpc_user, password)
+            entry.client = rpc
+
+            async def btc_call(method: str, params: list[Any], rpc: Any = rpc) -> Any:
+                return await rpc.call(method, *params)
+
+            scanners["bitcoin"] = BitcoinScanner(btc_call)
+            hot = await asyncio.to_thread(keys.key_or_new, "hot:bitcoin")
+            self.payers["bitcoin"] = BitcoinPayer(rpc, hot, cfg.network)  # type: ignore[arg-type]
+        if "ethereum" in self.chains:
+            from custody.chains.ethereum import EthereumChain
+            from custody.eth_payer import EthereumPayer
+            from custody.scanners import EthereumScanner
+
+            entry = self.chains["ethereum"]
+            cfg = c.chains["ethereum"]
+            node = EthereumChain(entry.url)
+            entry.client = node
+            tokens = dict(cfg.tokens)
+            if entry.embedded is not None and not tokens:
+                tokens = await _eth_request(node, "venue_contracts", [])
+
+            async def eth_call(method: str, params: list[Any], node: Any = node) -> Any:
+                return await _eth_request(node, method, params)
+
+            scanners["ethereum"] = EthereumScanner(eth_call, tokens)
+            hot = await asyncio.to_thread(keys.key_or_new, "hot:ethereum")
+            abi = load_build("TestUSDT")["abi"]
+            self.payers["ethereum"] = EthereumPayer(
+                node, hot, {a: (addr, abi) for a, addr in tokens.items()}, await node.chain_id()
+            )
+        custody = Custody(
+            c, data_dir, self.config.assets, submit=self.venue.submit, keys=keys,
+            address_of=self._address_of, alert=self.alert, now_ms=self.now_ms,
+        )  # fmt: skip
+        for name, scanner in scanners.items():
+            custody.watch(name, scanner)
+        self.custody = custody
+        self.withdrawals = Withdrawals(
+            c, custody.store, self.config.assets, self.payers, submit=self.venue.submit,
+            available=self._available, now_ms=self.now_ms, flagged=self.flagged,
+        )  # fmt: skip
+        await self.withdrawals.recover()
+        for name in self.chains:
+            await self._round(name)  # the first round before the doors open
+            self._tasks.append(asyncio.create_task(self._loop(name)))
+        print(f"venue: custody on {', '.join(sorted(self.chains))}", flush=True)
+
+    def _address_of(self, chain: str, pubkey: bytes) -> str:
+        if chain == "bitcoin":
+            from custody.chains.btc_tx import p2wpkh_address
+
+            network = self.config.custody.chains["bitcoin"].network  # type: ignore[union-attr]
+            return p2wpkh_address(pubkey, network)  # type: ignore[arg-type]
+        from custody.chains.ethereum_tx import address_of
+
+        return address_of(pubkey)
+
+    async def _available(self, account: int, asset: str) -> int:
+        def read(core: Any) -> int:
+            total, locked = core.risk.balance(account, asset)
+            return int(total - locked)
+
+        return await self.venue.read(read)
+
+    async def _loop(self, name: str) -> None:
+        c = self.config.custody
+        assert c is not None
+        interval = c.chains[name].poll_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await self._round(name)
+
+    async def _round(self, name: str) -> None:
+        """One poll of the chain's deposits and one step of its withdrawals; a failure is
+        logged (once per kind until it clears) and the next round tries again."""
+        from custody.withdrawals import InsufficientHot
+
+        assert self.custody is not None and self.withdrawals is not None
+        entry = self.chains[name]
+        for what, step in (
+            ("deposits", self.custody.poll),
+            ("withdrawals", self.withdrawals.process),
+        ):
+            try:
+                await step(name)
+                entry.errors.pop(what, None)
+            except asyncio.CancelledError:
+                raise
+            except InsufficientHot as exc:
+                if entry.errors.get(what) != 1:
+                    log.warning("custody: %s: %s", name, exc)
+                entry.errors[what] = 1
+            except Exception as exc:  # a node down, a timeout: tried again next round
+                if what not in entry.errors:
+                    log.error("custody: %s %s: %s", name, what, exc)
+                entry.errors[what] = entry.errors.get(what, 0) + 1
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        for entry in self.chains.values():
+            with contextlib.suppress(Exception):
+                if entry.client is not None:
+                    await entry.client.close()
+        if self.custody is not None:
+            self.custody.close()
+            self.custody = None
+        if self.token is not None:
+            from venue.hsm import release_token
+
+            release_token(self.token)
+            self.token = None
+        for entry in self.chains.values():
+            if entry.embedded is not None:
+                from venue.chains import stop_chain
+
+                await asyncio.to_thread(stop_chain, entry.embedded)
+        self.chains = {}
+
+
+async def _eth_request(node: Any, method: str, params: list[Any]) -> Any:
+    answer = await node.w3.provider.make_request(method, params)
+    if "error" in answer:
+        raise RuntimeError(f"{method}: {answer['error']}")
+    return answer.get("result")
+
+
+class WalletPort:
+    """``gateway.rest.wallet.Wallet`` over custody: the door's questions in venue units."""
+
+    def __init__(
+        self, venue: Venue, config: VenueConfig, custody: Custody, withdrawals: Withdrawals
+    ) -> None:
+        self.venue = venue
+        self.config = config
+        self.custody = custody
+        self.withdrawals = withdrawals
+
+    def coins(self) -> list[dict[str, Any]]:
+        from custody.service import _decimal, _network
+
+        out = []
+        for asset, rules in sorted(self.custody.config.assets.items()):
+            places = self.config.assets[asset]
+            out.append(
+                {
+                    "coin": asset,
+                    "name": asset,
+                    "depositAllEnable": True,
+                    "withdrawAllEnable": True,
+                    "trading": True,
+                    "networkList": [
+                        {
+                            "network": _network(rules.chain),
+                            "coin": asset,
+                            "name": rules.chain.title(),
+                            "isDefault": True,
+                            "depositEnable": True,
+                            "withdrawEnable": True,
+                            "withdrawFee": _decimal(rules.withdraw_fee, places),
+                            "withdrawMin": _decimal(rules.withdraw_min, places),
+                            "withdrawMax": _decimal(rules.daily_limit, places),
+                            "withdrawIntegerMultiple": _decimal(
+                                10 ** max(0, places - rules.chain_decimals), places
+                            ),
+                            "minConfirm": rules.confirmations,
+                            "unLockConfirm": rules.confirmations,
+                            "sameAddress": False,
+                            "depositDust": "0",
+                        }
+                    ],
+                }
+            )
+        return out
+
+    async def deposit_address(self, account: int, coin: str, network: str | None) -> str:
+        from custody.service import CustodyError, _network
+        from gateway.rest.wallet import WalletRefused
+
+        rules = self.custody.config.assets.get(coin)
+        if rules is None:
+            raise WalletRefused(-4018, f"{coin} cannot be deposited here.")
+        if network is not None and network != _network(rules.chain):
+            raise WalletRefused(-4018, f"{coin} is deposited on network {_network(rules.chain)}.")
+        try:
+            return await self.custody.deposit_address(account, coin)
+        except CustodyError as exc:
+            raise WalletRefused(-4018, str(exc)) from None
+
+    def deposit_history(
+        self, account: int, coin: str | None, start_ms: int, end_ms: int, limit: int
+    ) -> list[dict[str, Any]]:
+        return self.custody.deposit_history(account, coin or "", start_ms, end_ms, limit)
+
+    async def withdraw(
+        self,
+        account: int,
+        coin: str,
+        network: str | None,
+        address: str,
+        amount: str,
+        client_id: str,
+        origin: Any = None,
+    ) -> str:
+        from custody.withdrawals import WithdrawRefused
+        from gateway.rest.wallet import WalletRefused
+
+        places = self.config.assets.get(coin)
+        if places is None:
+            raise WalletRefused(-4018, f"{coin} cannot be withdrawn here.")
+        units = _units(amount, places)
+        if units is None:
+            raise WalletRefused(-1100, "Illegal characters found in parameter 'amount'.")
+        try:
+            row = await self.withdrawals.apply(
+                account, coin, address, units, client_id, network, origin
+            )
+        except WithdrawRefused as exc:
+            raise WalletRefused(exc.code, exc.msg) from None
+        return str(row.id)
+
+    def withdraw_history(
+        self, account: int, coin: str | None, start_ms: int, end_ms: int, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = self.withdrawals.account_history(account, coin or "", start_ms, end_ms, limit)
+        return [self.withdrawals.history_json(r) for r in rows]
+
+
+def _units(text: str, places: int) -> int | None:
+    """A positive decimal string in the asset's minor units; None when malformed or too fine."""
+    if not text or len(text) > 40 or not all(ch in "0123456789." for ch in text):
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    scaled = number.scaleb(places)
+    if number <= 0 or scaled != scaled.to_integral_value():
+        return None
+    return int(scaled)
