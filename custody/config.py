@@ -39,13 +39,20 @@ class HsmConfig:
     (another token, or another slot of a real HSM) the cold wallet's share."""
 
     module: str = SOFTHSM_MODULE
-    #: the SoftHSM2 tokens' folder when the venue makes them itself ("": <data_dir>/hsm)
+    #: the SoftHSM2 tokens' folder when the venue makes them itself; None ("" or absent):
+    #: ``<data_dir>/hsm`` of the data folder in use (``softhsm_folder``), so that it moves
+    #: with the data folder (``--data-dir``)
     softhsm_dir: Path | None = None
     hot_token: str = "venue-hot"
     cold_token: str = "venue-cold"
-    #: the user PIN's file ("": <softhsm_dir>/<token>.pin made with the token); the
-    #: environment variable VENUE_HSM_PIN wins over the file when set
+    #: the user PIN's file ("": <softhsm folder>/user.pin, made with the first token:
+    #: ``custody.softhsm.open_token``); the environment variable VENUE_HSM_PIN wins over the
+    #: file when set
     pin_file: Path | None = None
+
+    def softhsm_folder(self, data_dir: Path) -> Path:
+        """The SoftHSM2 tokens' folder for a venue whose data folder is ``data_dir``."""
+        return self.softhsm_dir if self.softhsm_dir is not None else data_dir / "hsm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +148,7 @@ def read_custody(root: Table, assets: Mapping[str, int], data_dir: Path) -> Cust
 
 def _read_hsm(table: Table, data_dir: Path) -> HsmConfig:
     if "hsm" not in table:
-        return HsmConfig(softhsm_dir=data_dir / "hsm")
+        return HsmConfig()
     t = table.table("hsm")
     module = t.optional_string("module") or SOFTHSM_MODULE
     softhsm_dir = t.optional_string("softhsm_dir")
@@ -152,7 +159,7 @@ def _read_hsm(table: Table, data_dir: Path) -> HsmConfig:
         t.fail("cold_token", "must differ from hot_token: cold keys live in their own token")
     config = HsmConfig(
         module=module,
-        softhsm_dir=_path(softhsm_dir, data_dir) if softhsm_dir else data_dir / "hsm",
+        softhsm_dir=_path(softhsm_dir, data_dir) if softhsm_dir else None,
         hot_token=hot,
         cold_token=cold,
         pin_file=_path(pin_file, data_dir) if pin_file else None,

@@ -40,7 +40,7 @@ from surveillance.audit import (
     entry_hash,
     staff_record,
 )
-from surveillance.checkpoint import Signer
+from surveillance.checkpoint import CheckpointKeys, Signer
 
 __all__ = ["AuditChain"]
 
@@ -65,8 +65,12 @@ class AuditChain:
         checkpoint_interval_s: float = 60.0,
         fsync: bool = True,
         clock: Callable[[], int] = time.time_ns,
+        keys: CheckpointKeys | None = None,
     ) -> None:
+        """``keys``: which key signs the checkpoints (``surveillance.checkpoint``); None for
+        the key file ``FileKeys`` keeps in the audit folder."""
         self.audit_dir = Path(data_dir) / AUDIT_DIR
+        self.keys = keys
         self.journal_dir = Path(journal_dir)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval_s = checkpoint_interval_s
@@ -97,7 +101,7 @@ class AuditChain:
         ``JournalCorruption`` or ``OSError`` when it cannot."""
         writer = ChainWriter(self.audit_dir, fsync=self.fsync)
         try:
-            self._signer = Signer(self.audit_dir, fsync=self.fsync)
+            self._signer = Signer(self.audit_dir, self.keys, fsync=self.fsync)
             if writer.cut:
                 log.warning("audit: cut a torn tail of %d bytes from %s", writer.cut, writer.path)
             self.number, self.seq, self.head = writer.last_number, writer.last_seq, writer.head

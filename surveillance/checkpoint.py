@@ -4,10 +4,17 @@ A hash chain alone does not stop someone who rewrites it from some entry on and 
 every hash after it; a checkpoint does: it signs ``(entry number, seq, head hash, time)`` with a
 key the rewriter does not hold, so the rewritten chain no longer matches what was signed.
 
+Where the private key lives is not this module's business: ``Signer`` is given a
+``CheckpointKeys`` (which key signs the next checkpoint) whose keys only sign
+(``CheckpointKey``: ``public_key()`` and ``sign(message)``). ``FileKeys`` keeps the key in a file
+(a venue without an HSM, and data folders from before one); the venue passes a key held in its
+PKCS#11 token instead when it has one (``venue.auditkey``). Verifying needs neither: only the
+public keys kept in ``keys/``.
+
 Files, all in ``<data_dir>/audit/``:
 
-- ``checkpoint.key``: the signing key (PKCS#8 PEM), created 0600; a key file readable or
-  writable by anyone but its owner is refused.
+- ``checkpoint.key`` (``FileKeys`` only): the signing key (PKCS#8 PEM), created 0600; a key
+  file readable or writable by anyone but its owner is refused.
 - ``keys/<key id>.pub``: every public key that ever signed (raw, hex), kept beside the
   checkpoints so that old checkpoints keep verifying after a rotation (``rotate_key``). The key
   id is the first 16 hex digits of the SHA-256 of the raw public key: an operator compares the
@@ -25,6 +32,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -32,12 +40,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 __all__ = [
     "CHECKPOINTS_FILE",
+    "KEYS_DIR",
     "KEY_FILE",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointKey",
+    "CheckpointKeys",
+    "FileKeys",
     "Signer",
     "load_public_key",
     "parse_checkpoint",
+    "raw_key_id",
+    "record_public_key",
     "rotate_key",
 ]
 
@@ -52,6 +66,28 @@ MAX_LINE = 1024
 
 class CheckpointError(Exception):
     """A key or checkpoint cannot be used; ``str`` is one line."""
+
+
+class CheckpointKey(Protocol):
+    """An Ed25519 key that signs checkpoints; its private half may live anywhere (a file, a
+    PKCS#11 token: ``custody.signer.Ed25519Signer`` is one)."""
+
+    def public_key(self) -> bytes:
+        """The raw 32-byte public key."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message``."""
+        ...
+
+
+class CheckpointKeys(Protocol):
+    """Which key signs the next checkpoint: asked again at each one (they are rare), so a
+    rotation made by another process takes effect without a restart."""
+
+    def current(self) -> CheckpointKey:
+        """The key to sign with now; ``CheckpointError`` when there is none usable."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +120,16 @@ def _message(entry: int, seq: int, time_ns: int, head: bytes, key: str) -> bytes
 
 
 def key_id(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw_key_id(_raw(public))
+
+
+def raw_key_id(raw: bytes) -> str:
+    """The id of the raw 32-byte public key ``raw``: 16 hex digits of its SHA-256."""
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _raw(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def parse_checkpoint(line: bytes) -> Checkpoint:
@@ -162,15 +206,24 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         os.close(dfd)
 
 
-def _save_public(audit_dir: Path, public: Ed25519PublicKey) -> str:
-    kid = key_id(public)
+def record_public_key(audit_dir: Path, raw: bytes) -> str:
+    """Keep the raw public key ``raw`` in ``keys/`` (once) and return its id: done before a key
+    signs anything, so every checkpoint's key is there for ``venue audit verify``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise CheckpointError(f"not an Ed25519 public key ({len(raw)} bytes)") from None
+    kid = raw_key_id(raw)
     keys = audit_dir / KEYS_DIR
     keys.mkdir(parents=True, exist_ok=True)
     path = keys / f"{kid}.pub"
     if not path.exists():
-        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         _write_new(path, raw.hex().encode() + b"\n", 0o644)
     return kid
+
+
+def _save_public(audit_dir: Path, public: Ed25519PublicKey) -> str:
+    return record_public_key(audit_dir, _raw(public))
 
 
 def rotate_key(audit_dir: Path) -> str:
@@ -215,24 +268,69 @@ def load_private_key(audit_dir: Path) -> tuple[Ed25519PrivateKey, str]:
     return private, _save_public(audit_dir, private.public_key())
 
 
+class _FileKey:
+    """A ``CheckpointKey`` whose private half was read from ``checkpoint.key``."""
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self._private = private
+
+    def public_key(self) -> bytes:
+        return _raw(self._private.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+
+class FileKeys:
+    """``CheckpointKeys`` from ``checkpoint.key``, made at the first start. The file is read at
+    each checkpoint, so ``venue audit rotate-key`` takes effect at the next one."""
+
+    def __init__(self, audit_dir: Path) -> None:
+        self.audit_dir = audit_dir
+
+    def create(self) -> None:
+        """Make the key file unless it is there."""
+        if not (self.audit_dir / KEY_FILE).exists():
+            rotate_key(self.audit_dir)
+
+    def current(self) -> CheckpointKey:
+        private, _ = load_private_key(self.audit_dir)
+        return _FileKey(private)
+
+    def rotate(self) -> str:
+        """A new key file (``rotate_key``); its id."""
+        return rotate_key(self.audit_dir)
+
+
 class Signer:
     """Signs checkpoints and appends them to ``checkpoints.log``; runs in the writer thread.
 
-    The key file is read at each checkpoint (they are rare), so a rotation takes effect at the
-    next one without a restart."""
+    ``keys`` is asked for the key at each checkpoint (they are rare), so a rotation takes
+    effect at the next one without a restart. Without ``keys``: ``FileKeys``, the key file made
+    if missing. Each key's public half is kept in ``keys/`` before it signs."""
 
-    def __init__(self, audit_dir: Path, *, fsync: bool = True) -> None:
+    def __init__(
+        self, audit_dir: Path, keys: CheckpointKeys | None = None, *, fsync: bool = True
+    ) -> None:
         self.audit_dir = audit_dir
         self.fsync = fsync
-        if not (audit_dir / KEY_FILE).exists():
-            rotate_key(audit_dir)
-        load_private_key(audit_dir)  # refuse a bad key at start, not at the first checkpoint
+        if keys is None:
+            file_keys = FileKeys(audit_dir)
+            file_keys.create()
+            keys = file_keys
+        self.keys = keys
+        # refuse a bad key at start, not at the first checkpoint
+        record_public_key(audit_dir, keys.current().public_key())
         self.path = audit_dir / CHECKPOINTS_FILE
 
     def sign(self, entry: int, seq: int, head: bytes, time_ns: int) -> Checkpoint:
-        private, kid = load_private_key(self.audit_dir)
-        sig = private.sign(_message(entry, seq, time_ns, head, kid))
+        key = self.keys.current()
+        public = key.public_key()
+        kid = record_public_key(self.audit_dir, public)
+        sig = key.sign(_message(entry, seq, time_ns, head, kid))
         cp = Checkpoint(entry, seq, head, time_ns, kid, sig)
+        # a key whose halves disagree (or a faulty token) must not leave an unverifiable line
+        verify_signature(self.audit_dir, cp, {kid: Ed25519PublicKey.from_public_bytes(public)})
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, cp.line())

@@ -58,9 +58,12 @@ CHECKPOINT_EVERY = 40
 
 
 def make_config(data_dir: Path, *, enabled: bool = True) -> VenueConfig:
+    """The shipped venue without ``[custody]``: checkpoints signed with the key file
+    (tests/test_audit_token.py covers the key in the token)."""
     config = load_config(DEFAULT_CONFIG_PATH)
     return dataclasses.replace(
         config,
+        custody=None,
         data_dir=data_dir,
         admin=AdminConfig("127.0.0.1", 0),
         assets={},

@@ -400,7 +400,8 @@ def test_without_assets_there_is_no_clearing(tmp_path: Path) -> None:
 
 def test_relative_sqlite_ledger_url_is_made_absolute(tmp_path: Path) -> None:
     path = tmp_path / "venue.toml"
-    path.write_text(SHIPPED.replace('url = ""', 'url = "sqlite:///books/ledger.db"'))
+    # the ledger's url (a line of its own; the custody chains' rpc_url stay)
+    path.write_text(SHIPPED.replace('\nurl = ""', '\nurl = "sqlite:///books/ledger.db"'))
     config = load_config(path)
     assert config.ledger is not None
     assert config.ledger.url == f"sqlite:///{Path.cwd() / 'books/ledger.db'}"

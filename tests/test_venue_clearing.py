@@ -107,7 +107,8 @@ def test_the_running_venue_settles_and_reconciles(tmp_path: Path, ledger_url: st
 
     # the journal alone rebuilds what the ledger holds: venue reconcile agrees
     path = tmp_path / "venue.toml"
-    text = DEFAULT_CONFIG_PATH.read_text().replace('url = ""', f'url = "{ledger_url}"')
+    # the ledger's url (a line of its own; the custody chains' rpc_url stay)
+    text = DEFAULT_CONFIG_PATH.read_text().replace('\nurl = ""', f'\nurl = "{ledger_url}"')
     path.write_text(text)
     args = ["reconcile", "--config", str(path), "--data-dir", str(tmp_path / "data")]
     assert run_cli(args) == 0

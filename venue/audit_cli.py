@@ -7,7 +7,9 @@ parsed.
   finding, naming the first entry that was changed, deleted, inserted or reordered, then a
   summary. It only reads, and may run while the venue runs.
 - ``venue audit rotate-key`` makes a new checkpoint signing key; the running venue signs with it
-  from its next checkpoint, and the old public key stays for the old checkpoints.
+  from its next checkpoint, and the old public key stays for the old checkpoints. With
+  ``[custody]`` the key is made in the hot token (``venue.auditkey``: the PIN as for the venue,
+  never printed), else in ``audit/checkpoint.key``. ``verify`` never needs the token.
 
 Exit codes: 0 clean; 2 tampered (the chain, the journal and the checkpoints disagree); 1 the
 files cannot be read; 3 bad configuration or arguments. Never a traceback.
@@ -68,14 +70,30 @@ def verify(config: VenueConfig) -> int:
 
 
 def rotate(config: VenueConfig) -> int:
+    from custody.hsm import HsmError
     from surveillance.audit import AUDIT_DIR
-    from surveillance.checkpoint import rotate_key
+    from surveillance.checkpoint import CheckpointError, rotate_key
+    from venue.auditkey import open_token_keys
+    from venue.hsm import release_token
 
+    where = "in a key file"
     try:
-        kid = rotate_key(config.data_dir / AUDIT_DIR)
+        keys = open_token_keys(config, create=False)
+        if keys is None:
+            kid = rotate_key(config.data_dir / AUDIT_DIR)
+        else:
+            try:
+                kid = keys.rotate()
+                where = f"in token {keys.token.label!r}"
+            finally:
+                release_token(keys.token)
+    except HsmError as exc:
+        raise CliError(f"audit: cannot use the token: {exc}", EXIT_FAILED) from None
+    except CheckpointError as exc:
+        raise CliError(f"audit: cannot make the key: {exc}", EXIT_FAILED) from None
     except OSError as exc:
         raise CliError(f"audit: cannot write the key: {exc.strerror or exc}", EXIT_FAILED) from None
-    print(f"audit: new checkpoint signing key {kid}")
+    print(f"audit: new checkpoint signing key {kid} ({where})")
     return EXIT_OK
 
 

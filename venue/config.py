@@ -11,8 +11,8 @@ here. ``[venue]``, ``[journal]`` and ``[[instruments]]`` are the engine's (``eng
 ``[admin]``, ``[fix]`` and ``[rest]`` the gateway's (``gateway.adminconfig``,
 ``gateway.fix.config``, ``gateway.rest.config``); ``[audit]`` and ``[surveillance]``
 surveillance's (``surveillance.config``, ``surveillance.detect.params``), ``[surveillance_store]``
-its alert and case store (``surveillance.storeconfig``). A top-level key no package reads is
-refused.
+its alert and case store (``surveillance.storeconfig``); ``[custody]`` custody's
+(``custody.config``). A top-level key no package reads is refused.
 
 Relative paths resolve against the current working directory of the process that loads the file.
 """
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from clearing.config import KycConfig, LedgerConfig, RiskConfig, read_clearing, read_kyc, read_risk
 from clearing.fees import FeeConfig
+from custody.config import CustodyConfig, read_custody
 from engine.config import JournalConfig, read_instruments, read_journal, read_venue
 from engine.configfile import ConfigError, Table
 from engine.instrument import InstrumentSpec
@@ -43,6 +44,7 @@ __all__ = [
     "AlertStoreConfig",
     "AuditConfig",
     "ConfigError",
+    "CustodyConfig",
     "FixConfig",
     "FixSessionConfig",
     "JournalConfig",
@@ -82,6 +84,9 @@ class VenueConfig:
     alert_store: AlertStoreConfig = field(default_factory=AlertStoreConfig)
     #: the detectors' thresholds; on unless [surveillance] enabled = false
     surveillance: SurveillanceConfig = field(default_factory=SurveillanceConfig)
+    #: wallets, chains and the PKCS#11 token; None: no [custody] section, no wallets (the audit
+    #: chain then signs with a key file)
+    custody: CustodyConfig | None = None
 
     @property
     def clearing(self) -> bool:
@@ -142,6 +147,7 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
     audit = read_audit(root)  # surveillance: [audit], optional
     alert_store = read_alert_store(root)  # surveillance: [surveillance_store]
     surveillance = read_surveillance(root, instruments, clearing.assets)  # optional
+    custody = read_custody(root, clearing.assets, venue.data_dir)  # custody: [custody], optional
     root.finish()
 
     return VenueConfig(
@@ -163,4 +169,5 @@ def parse_config(text: str, source: str | Path = "<string>") -> VenueConfig:
         risk=risk,
         alert_store=alert_store,
         surveillance=surveillance,
+        custody=custody,
     )

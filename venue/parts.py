@@ -24,6 +24,7 @@ from venue.config import VenueConfig
 from venue.exits import EXIT_CONFIG, EXIT_CORRUPT, EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
+    from custody.hsm import Token
     from gateway.admin.auth import StaffAccess
     from gateway.rest.keys import KeyStore
     from gateway.rest.kyc import OnRefused
@@ -132,7 +133,8 @@ class VenuePart:
 class AuditPart:
     """The audit chain, extended as commands become durable (``surveillance.chain``): caught up
     from the journal, then subscribed, before any door opens; nothing when ``[audit]`` has
-    ``enabled = false``."""
+    ``enabled = false``. With ``[custody]`` its checkpoints are signed by a key in the hot token
+    (``venue.auditkey``, the token shared through ``venue.hsm``), else by the key file."""
 
     name = "audit chain"
 
@@ -141,32 +143,51 @@ class AuditPart:
         self.config = config
         self.chain: AuditChain | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._token: Token | None = None
 
     async def start(self) -> None:
         audit = self.config.audit
         if not audit.enabled:
             return
+        from custody.hsm import HsmError
         from engine.recovery import JOURNAL_DIR
         from surveillance.audit import AuditStoreError
         from surveillance.chain import AuditChain
         from surveillance.checkpoint import CheckpointError
+        from venue.auditkey import open_token_keys
 
+        try:
+            keys = open_token_keys(self.config)
+        except HsmError as exc:
+            raise CliError(f"the audit chain's token cannot be used: {exc}", EXIT_FAILED) from None
+        except CheckpointError as exc:
+            raise CliError(f"the audit chain cannot be used: {exc}", EXIT_CORRUPT) from None
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise CliError(f"the audit chain's key cannot be read: {why}", EXIT_FAILED) from None
+        self._token = keys.token if keys is not None else None
         chain = AuditChain(
             self.config.data_dir,
             self.config.data_dir / JOURNAL_DIR,
             checkpoint_every=audit.checkpoint_every,
             checkpoint_interval_s=audit.checkpoint_interval_s,
             fsync=self.config.journal.fsync,
+            keys=keys,
         )
         try:
             # no await between the catch-up and the subscription: no batch falls in between
             caught = chain.open(self.venue.published_seq)
             self._unsubscribe = self.venue.subscribe_records(chain.on_batch)
         except (AuditStoreError, CheckpointError, JournalError) as exc:
+            self._release()
             raise CliError(f"the audit chain cannot be used: {exc}", EXIT_CORRUPT) from None
         except OSError as exc:
+            self._release()
             why = exc.strerror or str(exc)
             raise CliError(f"the audit chain cannot be opened: {why}", EXIT_FAILED) from None
+        except BaseException:
+            self._release()
+            raise
         chain.start_timer()
         if caught:
             log.info("audit: chained %d commands from the journal", caught)
@@ -195,7 +216,18 @@ class AuditPart:
         await self.venue.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        await self.chain.stop()
+        try:
+            await self.chain.stop()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Hand the token back (``venue.hsm``): the last part using it logs out."""
+        token, self._token = self._token, None
+        if token is not None:
+            from venue.hsm import release_token
+
+            release_token(token)
 
 
 class AlertStorePart:
