@@ -68,6 +68,8 @@ class ChainConfig:
     #: Ethereum: the ERC-20 contracts by asset ("": the test chain's own deployment)
     tokens: Mapping[str, str] = field(default_factory=dict)
     poll_ms: int = 1000
+    #: the embedded test chain mines a block this often (0: only when asked); real nodes: unused
+    test_block_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,7 @@ def _read_chain(t: Table, name: str, data_dir: Path) -> ChainConfig:
         network=network,
         tokens=tokens,
         poll_ms=t.optional_integer("poll_ms", 1000, 10, 600_000),
+        test_block_ms=t.optional_integer("test_block_ms", 0, 0, 3_600_000),
     )
     t.finish()
     return config

@@ -59,6 +59,7 @@ class CustodyAlert:
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+    ts_ms: int = 0  # the venue's clock when raised
 
 
 class CustodyError(Exception):
@@ -134,7 +135,7 @@ class Custody:
             self.alert(
                 CustodyAlert(
                     "DEPOSIT_REORG", f"DEPOSIT_REORG:{chain}:too-deep", (), str(exc),
-                    {"chain": chain},
+                    {"chain": chain}, 0, now,
                 )
             )  # fmt: skip
             raise
@@ -163,19 +164,22 @@ class Custody:
                 watcher.reversed(reversal, now)
             if done:
                 rev = done[0]
+                places = self.decimals.get(d.asset, 8)
                 self.alert(
                     CustodyAlert(
                         "DEPOSIT_REORG", f"DEPOSIT_REORG:{reversal.ref}", (d.account,),
                         f"a reorganisation of {reversal.depth} blocks dropped credited deposit "
-                        f"{reversal.ref}: {rev.amount} reversed, {rev.shortfall} short"
+                        f"{reversal.ref}: {_decimal(rev.amount, places)} {d.asset} taken back, "
+                        f"{_decimal(rev.shortfall, places)} short"
                         + (" (account frozen)" if rev.shortfall else ""),
                         {
                             "ref": reversal.ref, "asset": d.asset, "account": d.account,
-                            "amount": d.amount, "reversed": rev.amount,
-                            "shortfall": rev.shortfall, "depth": reversal.depth,
-                            "txid": d.txid, "chain": d.chain,
+                            "amount": _decimal(d.amount, places),
+                            "reversed": _decimal(rev.amount, places),
+                            "shortfall": _decimal(rev.shortfall, places),
+                            "depth": reversal.depth, "txid": d.txid, "chain": d.chain,
                         },
-                        cmd2.seq,
+                        cmd2.seq, now,
                     )
                 )  # fmt: skip
         return result

@@ -292,6 +292,7 @@ def _serve(config: VenueConfig, *, demo: bool, token_file: Path | None = None) -
 
 
 async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = None) -> int:
+    from venue.custody import CustodyPart, alerts_into
     from venue.demo import run_demo
     from venue.metrics import VenueMetrics
     from venue.parts import (
@@ -334,6 +335,10 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
     metrics.watch_fix(gateway.gateway)
     keys = KeysPart(config)  # one store, shared by the admin API and the REST door
     await parts.start(keys)
+    # custody after the venue (it submits credits and payouts), before the doors (REST serves
+    # its wallet); its alerts (reorganisations, the hot wallet's band) go to surveillance's store
+    custody = CustodyPart(venue, config, alerts_into(alert_store.store))
+    await parts.start(custody)
     admin = AdminPart(
         venue,
         config,
@@ -347,7 +352,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
         surveillance,
     )
     await parts.start(admin)
-    rest = RestPart(venue, config, keys.keys, audit_part.refusals())  # webhook refusals audited
+    rest = RestPart(venue, config, keys.keys, audit_part.refusals(), custody.wallet)
     await parts.start(rest)
     metrics.watch_rest(rest.gateway)
     listener = FixListenerPart(gateway.gateway)

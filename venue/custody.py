@@ -24,12 +24,34 @@ if TYPE_CHECKING:
     from custody.service import Custody, CustodyAlert
     from custody.signer import EcdsaSigner
     from custody.withdrawals import Payer, Withdrawals
+    from surveillance.alerts import AlertSink
     from venue.chains import EmbeddedChain
     from venue.runtime import Venue
 
-__all__ = ["CustodyPart", "TokenKeys", "WalletPort"]
+__all__ = ["CustodyPart", "TokenKeys", "WalletPort", "alerts_into"]
 
 log = logging.getLogger("venue.custody")
+
+
+def alerts_into(sink: AlertSink | None) -> Callable[[CustodyAlert], None]:
+    """Custody's alerts as surveillance's (``HOT_WALLET_BAND``, ``RESERVE_SHORTFALL``,
+    ``DEPOSIT_REORG``) into ``sink`` (the alert store); dropped when there is none."""
+
+    def raise_alert(alert: CustodyAlert) -> None:
+        from surveillance.alerts import Alert, AlertType
+
+        if sink is None:
+            return
+        now = alert.ts_ms
+        sink.raise_alert(
+            Alert(
+                key=alert.key, type=AlertType(alert.kind), symbol="", accounts=alert.accounts,
+                from_ms=now, to_ms=now, score=100.0, evidence=alert.evidence,
+                first_seq=alert.seq, last_seq=alert.seq, summary=alert.summary,
+            )
+        )  # fmt: skip
+
+    return raise_alert
 
 
 class TokenKeys:
@@ -191,7 +213,7 @@ class CustodyPart:
             from custody.chains.btc_tx import p2wpkh_address
 
             network = self.config.custody.chains["bitcoin"].network  # type: ignore[union-attr]
-            return p2wpkh_address(pubkey, network)  # type: ignore[arg-type]
+            return p2wpkh_address(pubkey, network)
         from custody.chains.ethereum_tx import address_of
 
         return address_of(pubkey)
