@@ -9,6 +9,8 @@ coins and chain unconfirmed change.
 
 from __future__ import annotations
 
+import logging
+
 from custody.chains.bitcoin import BitcoinRpc, ChainError, btc_to_sats
 from custody.chains.btc_tx import (
     BtcTxError,
@@ -24,6 +26,8 @@ from custody.signer import EcdsaSigner
 from custody.withdrawals import InsufficientHot, PayoutRefused
 
 __all__ = ["FALLBACK_FEERATE", "BitcoinPayer"]
+
+log = logging.getLogger("custody.bitcoin")
 
 #: sat/kvB when the node has no estimate (regtest with no history)
 FALLBACK_FEERATE = 2_000
@@ -86,3 +90,31 @@ class BitcoinPayer:
                 return None
             raise
         return int(tx.get("confirmations", 0) or 0)
+
+    async def sweep(
+        self, deposits: list[tuple[str, int, int, EcdsaSigner]]
+    ) -> tuple[str, str, int, int] | None:
+        """One transaction moving the unspent deposit outputs ``(txid, vout, sats, key)`` to the
+        hot address: (raw hex, txid, sats moved, fee); None when nothing is left to move."""
+        utxos, signers = [], []
+        for txid, vout, sats, key in deposits:
+            if await self.node.tx_out(txid, vout, False) is not None:
+                utxos.append(Utxo(txid, vout, sats, key.public_key()))
+                signers.append(key)
+        if not utxos:
+            return None
+        total = sum(u.amount for u in utxos)
+        feerate = await self.node.estimate_fee_sat_per_kvb(6) or FALLBACK_FEERATE
+        try:  # the fee of this shape first, then one output of all the rest
+            probe = build_transaction(
+                utxos, [TxOutput(self.address, 1_000)], self.address, feerate, signers,
+                self.network,
+            )  # fmt: skip
+            signed = build_transaction(
+                utxos, [TxOutput(self.address, total - probe.fee)], self.address, feerate,
+                signers, self.network,
+            )  # fmt: skip
+        except (InsufficientFunds, BtcTxError) as exc:
+            log.warning("custody: bitcoin sweep of %d sat not possible: %s", total, exc)
+            return None
+        return signed.hex, signed.txid, total - signed.fee, signed.fee

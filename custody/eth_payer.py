@@ -109,3 +109,20 @@ class EthereumPayer:
         if receipt.status != 1:
             raise PayoutRefused(f"transaction {txid} reverted")
         return await self.node.block_number() - receipt.block_number + 1
+
+    async def sweep(self, source: EcdsaSigner) -> tuple[str, str, int, int] | None:
+        """The ether at a deposit address, less its transfer's gas, to the hot address:
+        (raw hex, txid, wei moved, wei of gas at most); None when the ether would not pay for
+        twice the gas."""
+        address = address_of(source.public_key())
+        balance = await self.node.balance(address)
+        fees = await self.node.fees()
+        gas_cost = ETH_TRANSFER_GAS * fees.max_fee_per_gas
+        if balance <= 2 * gas_cost:
+            return None
+        tx = eip1559_transaction(
+            chain_id=self.chain_id, nonce=await self.node.pending_nonce(address), to=self.address,
+            value=balance - gas_cost, gas=ETH_TRANSFER_GAS, fees=fees,
+        )  # fmt: skip
+        signed = sign_transaction(tx, source)
+        return signed.raw.hex(), "0x" + signed.tx_hash.hex(), balance - gas_cost, gas_cost

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from custody.hsm import Token
     from custody.service import Custody, CustodyAlert
     from custody.signer import EcdsaSigner
+    from custody.sweeps import Sweeper
     from custody.withdrawals import Payer, Withdrawals
     from surveillance.alerts import AlertSink
     from venue.chains import EmbeddedChain
@@ -100,6 +101,7 @@ class CustodyPart:
         self.withdrawals: Withdrawals | None = None
         self.chains: dict[str, _Chain] = {}
         self.payers: dict[str, Payer] = {}
+        self.sweepers: dict[str, Sweeper] = {}
         self.token: Token | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -203,10 +205,57 @@ class CustodyPart:
             available=self._available, now_ms=self.now_ms, flagged=self.flagged,
         )  # fmt: skip
         await self.withdrawals.recover()
+        self._sweepers(keys)
         for name in self.chains:
             await self._round(name)  # the first round before the doors open
             self._tasks.append(asyncio.create_task(self._loop(name)))
         print(f"venue: custody on {', '.join(sorted(self.chains))}", flush=True)
+
+    def _sweepers(self, keys: TokenKeys) -> None:
+        """Each chain's sweeps of credited deposits into its hot wallet."""
+        from custody.btc_payer import BitcoinPayer
+        from custody.eth_payer import EthereumPayer
+        from custody.sweeps import Sweeper, SweepTx
+
+        assert self.custody is not None
+        store = self.custody.store
+        for name, payer in self.payers.items():
+            if isinstance(payer, BitcoinPayer):
+                btc = payer
+
+                async def build_btc(candidates: dict[str, str], btc: Any = btc) -> list[SweepTx]:
+                    rows = self.sweepers["bitcoin"].unswept(candidates)
+                    found = [
+                        (d.txid, d.idx, d.amount_chain, keys.key(candidates[d.address]))
+                        for d in rows
+                    ]
+                    moved = await btc.sweep([f for f in found if f[3] is not None])
+                    if moved is None:
+                        return []
+                    raw, txid, amount, fee = moved
+                    return [SweepTx(raw, txid, amount, fee, "*")]
+
+                build: Any = build_btc
+            elif isinstance(payer, EthereumPayer):
+                eth = payer
+
+                async def build_eth(candidates: dict[str, str], eth: Any = eth) -> list[SweepTx]:
+                    out = []
+                    for address, label in candidates.items():
+                        key = keys.key(label)
+                        moved = None if key is None else await eth.sweep(key)
+                        if moved is not None:
+                            raw, txid, amount, fee = moved
+                            out.append(SweepTx(raw, txid, amount, fee, address))
+                    return out
+
+                build = build_eth
+            else:
+                continue
+            native = "BTC" if name == "bitcoin" else "ETH"
+            self.sweepers[name] = Sweeper(
+                name, native, store, build, payer.broadcast, payer.confirmations, self.now_ms
+            )
 
     def _address_of(self, chain: str, pubkey: bytes) -> str:
         if chain == "bitcoin":
@@ -240,10 +289,18 @@ class CustodyPart:
 
         assert self.custody is not None and self.withdrawals is not None
         entry = self.chains[name]
-        for what, step in (
+        steps: list[tuple[str, Any]] = [
             ("deposits", self.custody.poll),
             ("withdrawals", self.withdrawals.process),
-        ):
+        ]
+        if name in self.sweepers:
+            sweeper = self.sweepers[name]
+
+            async def sweep(_name: str) -> None:
+                await sweeper.run()
+
+            steps.append(("sweeps", sweep))
+        for what, step in steps:
             try:
                 await step(name)
                 entry.errors.pop(what, None)

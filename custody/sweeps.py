@@ -1,0 +1,163 @@
+"""Sweeps: what credited deposits brought to the deposit addresses moves to the hot wallet, each
+transaction signed by the deposit addresses' own keys in the token.
+
+A sweep is written before it is signed, its signed transaction stored before it is broadcast,
+and after a crash the stored bytes are broadcast again (never a second transaction). An address
+is swept only when none of its deposits is pending, so a sweep never races a confirmation.
+
+- Bitcoin: every credited deposit output still unspent at the deposit addresses, in one
+  transaction to the hot address (the node's feerate), one input per output.
+- Ethereum: each address's ether, less the gas of the transfer, to the hot address.
+  Said plainly: an ERC-20 at a deposit address needs ether for its gas first (a top-up from a
+  gas station key); not done yet, so USDT stays at the deposit addresses, where the proof of
+  reserves and the reconciliation still count it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from custody.store import CREDITED, PENDING, CustodyStore
+
+__all__ = ["Sweeper"]
+
+log = logging.getLogger("custody.sweeps")
+
+_SCHEMA = """
+create table if not exists sweeps (
+    id integer primary key,
+    chain text not null,
+    asset text not null,
+    source text not null,
+    status text not null,
+    raw text not null default '',
+    txid text not null default '',
+    amount_chain text not null default '0',
+    fee_chain text not null default '0',
+    created_ms integer not null,
+    updated_ms integer not null
+);
+create table if not exists swept (
+    ref text primary key,
+    sweep integer not null
+);
+"""
+SIGNED, BROADCAST, DONE, FAILED = "signed", "broadcast", "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepTx:
+    raw: str
+    txid: str
+    amount: int  # chain units moved to the hot wallet
+    fee: int  # chain units paid to the network
+    source: str  # the address swept ("*" for a Bitcoin transaction of several)
+
+
+class Sweeper:
+    """One chain's sweeps. ``build`` is the chain's: it gets the deposit addresses that may be
+    swept (address -> key label) and answers the transactions to send (already signed)."""
+
+    def __init__(
+        self,
+        chain: str,
+        asset: str,
+        store: CustodyStore,
+        build: Callable[[dict[str, str]], Any],
+        broadcast: Callable[[str], Any],
+        confirmations: Callable[[str], Any],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.chain = chain
+        self.asset = asset
+        self.store = store
+        self.db = store.db
+        self.db.executescript(_SCHEMA)
+        self._build = build
+        self._broadcast = broadcast
+        self._confirmations = confirmations
+        self.now_ms = now_ms
+
+    def sweepable(self) -> dict[str, str]:
+        """Deposit addresses with a credited deposit not swept yet and none pending: address ->
+        key label."""
+        deposits = self.store.deposits(chain=self.chain)
+        swept = {str(r[0]) for r in self.db.execute("select ref from swept")}
+        pending = {d.address for d in deposits if d.status == PENDING}
+        credited = {d.address for d in deposits if d.status == CREDITED and d.ref not in swept}
+        out = {}
+        for address in sorted(credited - pending):
+            label = self.store.key_label(self.chain, address)
+            if label is not None:
+                out[address] = label
+        return out
+
+    def unswept(self, candidates: dict[str, str]) -> list[Any]:
+        """The credited deposits at ``candidates`` not in a sweep yet (``DepositRow``)."""
+        swept = {str(r[0]) for r in self.db.execute("select ref from swept")}
+        return [
+            d
+            for d in self.store.deposits(chain=self.chain, statuses=(CREDITED,))
+            if d.address in candidates and d.ref not in swept
+        ]
+
+    async def run(self) -> None:
+        """Advance the sweeps in flight; start new ones when none is."""
+        open_rows = self.db.execute(
+            "select id, status, raw, txid from sweeps where chain = ? and status in (?, ?)",
+            (self.chain, SIGNED, BROADCAST),
+        ).fetchall()
+        if not open_rows:
+            candidates = self.sweepable()
+            if not candidates:
+                return
+            txs: list[SweepTx] = await self._build(candidates)
+            now = self.now_ms()
+            refs = [
+                d.ref
+                for d in self.store.deposits(chain=self.chain, statuses=(CREDITED,))
+                if d.address in candidates
+            ]
+            with self.store.transaction():
+                self.db.executemany(
+                    "insert or ignore into swept values (?, ?)", [(ref, now) for ref in refs]
+                )
+                for tx in txs:
+                    self.db.execute(
+                        "insert into sweeps (chain, asset, source, status, raw, txid, amount_chain,"
+                        " fee_chain, created_ms, updated_ms) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            self.chain, self.asset, tx.source, SIGNED, tx.raw, tx.txid,
+                            str(tx.amount), str(tx.fee), now, now,
+                        ),
+                    )  # fmt: skip
+            open_rows = self.db.execute(
+                "select id, status, raw, txid from sweeps where chain = ? and status in (?, ?)",
+                (self.chain, SIGNED, BROADCAST),
+            ).fetchall()
+        for sid, status, raw, txid in open_rows:
+            if status == SIGNED:
+                await self._broadcast(raw)
+                self._set(sid, BROADCAST)
+                continue
+            seen = await self._confirmations(txid)
+            if seen is None:
+                await self._broadcast(raw)  # gone from the node: the same bytes again
+            elif seen >= 1:
+                self._set(sid, DONE)
+
+    def _set(self, sid: int, status: str) -> None:
+        self.db.execute(
+            "update sweeps set status = ?, updated_ms = ? where id = ?",
+            (status, self.now_ms(), sid),
+        )
+
+    def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "select * from sweeps where chain = ? order by id desc limit ?", (self.chain, limit)
+        )
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur]
