@@ -449,6 +449,20 @@ class Withdrawals:
             args.append(end_ms)
         return self._rows(sql + " order by requested_ms desc, id desc limit ?", (*args, limit))
 
+    def recent(self, limit: int = 500) -> list[WithdrawalRow]:
+        return self._rows("1 = 1 order by id desc limit ?", (limit,))
+
+    def in_flight(self, chain: str) -> dict[str, int]:
+        """asset -> chain units broadcast (or signed) for withdrawals not yet recorded as paid:
+        gone from the hot wallet, still owed in the ledger."""
+        out: dict[str, int] = {}
+        for r in self._rows(
+            "status = ? and chain = ? and batch in (select id from batches where status in (?, ?))",
+            (BATCHED, chain, SIGNED, BROADCAST),
+        ):
+            out[r.asset] = out.get(r.asset, 0) + r.net_chain
+        return out
+
     def queue(self) -> list[WithdrawalRow]:
         return self._rows("status in (?, ?, ?, ?, ?) order by id", OPEN)
 

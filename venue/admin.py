@@ -38,6 +38,7 @@ from gateway.admin.auth import (
 )
 from gateway.admin.auth import audit as staff_audit
 from gateway.admin.console import add_script
+from gateway.admin.custody import AdminCustody
 from gateway.admin.ports import Balances, Unavailable, Unjournalable
 from gateway.admin.render import render_event
 from gateway.adminconfig import is_loopback
@@ -332,6 +333,7 @@ async def start_admin(
     fix: FixGateway | None = None,
     alerts: AlertStore | None = None,
     surveillance: Callable[[], Surveillance | None] | None = None,
+    custody: AdminCustody | None = None,
 ) -> tuple[web.AppRunner, str, int]:
     """Serve the admin API for ``venue``; returns the runner (``await runner.cleanup()`` to
     stop) and the address actually bound (``port`` 0 picks a free one). Raises ``OSError`` if
@@ -371,6 +373,7 @@ async def start_admin(
         ),
         probes=metrics,
         fix=fix,
+        custody=custody,
     )
     if own_metrics:
 

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from custody.service import Custody, CustodyAlert
     from custody.signer import EcdsaSigner
     from custody.sweeps import Sweeper
-    from custody.withdrawals import Payer, Withdrawals
+    from custody.withdrawals import Payer, WithdrawalRow, Withdrawals
+    from gateway.staff.approvals import ApprovalStore
     from surveillance.alerts import AlertSink
     from venue.chains import EmbeddedChain
     from venue.runtime import Venue
 
-__all__ = ["CustodyPart", "TokenKeys", "WalletPort", "alerts_into"]
+__all__ = ["AdminCustodyPort", "CustodyPart", "TokenKeys", "WalletPort", "alerts_into"]
 
 log = logging.getLogger("venue.custody")
 
@@ -103,7 +104,38 @@ class CustodyPart:
         self.payers: dict[str, Payer] = {}
         self.sweepers: dict[str, Sweeper] = {}
         self.token: Token | None = None
+        #: the staff approvals (``gateway.staff.approvals``), given by the admin API's part
+        self.approvals: ApprovalStore | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def admin(self) -> AdminCustodyPort | None:
+        if self.custody is None or self.withdrawals is None:
+            return None
+        return AdminCustodyPort(self)
+
+    def _request_approval(self, row: WithdrawalRow, reasons: list[str]) -> str:
+        """A withdrawal for the approvers (``custody.withdrawal``), m of n, never the
+        requester (the account, or the operator who asked for it)."""
+        from custody.service import _decimal
+        from gateway.admin.custody import WITHDRAWAL_ACTION
+
+        if self.approvals is None:
+            raise RuntimeError("no approvals store: the admin API has not started")
+        c = self.config.custody
+        assert c is not None
+        shown = _decimal(row.amount, self.config.assets.get(row.asset, 8))
+        item = self.approvals.create(
+            WITHDRAWAL_ACTION,
+            f"withdraw {shown} {row.asset} of account {row.account} to {row.address} "
+            f"({'; '.join(reasons)})",
+            "POST",
+            f"/v1/custody/withdrawals/{row.id}",
+            {"withdrawalId": str(row.id)},
+            f"account:{row.account}",
+            c.approvals_required,
+        )
+        return str(item.approval_id)
 
     @property
     def wallet(self) -> WalletPort | None:
@@ -203,6 +235,7 @@ class CustodyPart:
         self.withdrawals = Withdrawals(
             c, custody.store, self.config.assets, self.payers, submit=self.venue.submit,
             available=self._available, now_ms=self.now_ms, flagged=self.flagged,
+            request_approval=self._request_approval,
         )  # fmt: skip
         await self.withdrawals.recover()
         self._sweepers(keys)
@@ -210,6 +243,128 @@ class CustodyPart:
             await self._round(name)  # the first round before the doors open
             self._tasks.append(asyncio.create_task(self._loop(name)))
         print(f"venue: custody on {', '.join(sorted(self.chains))}", flush=True)
+
+    async def holdings(self) -> dict[str, dict[str, int]]:
+        """asset -> {"hot", "deposits", "in_flight"} in the chain's units, read from the nodes."""
+        from custody.btc_payer import BitcoinPayer
+        from custody.chains.bitcoin import btc_to_sats
+        from custody.eth_payer import EthereumPayer
+
+        assert self.custody is not None and self.withdrawals is not None
+        out: dict[str, dict[str, int]] = {}
+        for name, payer in self.payers.items():
+            deposit_addresses = sorted(self.custody.store.addresses(name))
+            flight = self.withdrawals.in_flight(name)
+            if isinstance(payer, BitcoinPayer):
+                hot = await payer.node.scan_addresses([payer.address])
+                deps = (
+                    await payer.node.scan_addresses(deposit_addresses) if deposit_addresses else []
+                )
+                out["BTC"] = {
+                    "hot": sum(btc_to_sats(c["amount"]) for c in hot),
+                    "deposits": sum(btc_to_sats(c["amount"]) for c in deps),
+                    "in_flight": flight.get("BTC", 0),
+                }
+            elif isinstance(payer, EthereumPayer):
+                node = payer.node
+                out["ETH"] = {
+                    "hot": await node.balance(payer.address),
+                    "deposits": sum([await node.balance(a) for a in deposit_addresses]),
+                    "in_flight": flight.get("ETH", 0),
+                }
+                for asset, (contract, abi) in payer.tokens.items():
+                    out[asset] = {
+                        "hot": await node.erc20_balance(abi, contract, payer.address),
+                        "deposits": sum(
+                            [await node.erc20_balance(abi, contract, a) for a in deposit_addresses]
+                        ),
+                        "in_flight": flight.get(asset, 0),
+                    }
+        return out
+
+    async def liabilities(self) -> dict[str, int]:
+        """asset -> what participants hold in the venue (venue units): what custody owes."""
+
+        def read(core: Any) -> dict[str, int]:
+            sums: dict[str, int] = {}
+            for assets in core.risk.balances.values():
+                for asset, (total, _locked) in assets.items():
+                    sums[asset] = sums.get(asset, 0) + total
+            return sums
+
+        return await self.venue.read(read)
+
+    async def wallets(self) -> list[dict[str, Any]]:
+        """Each asset's on-chain holdings (hot wallet, deposit addresses, payouts in flight)
+        against the ledger's liabilities, in the asset's decimals."""
+        from custody.config import from_chain_units
+        from custody.service import _decimal
+
+        c = self.config.custody
+        assert c is not None and self.custody is not None
+        held = await self.holdings()
+        owed = await self.liabilities()
+        dust = self.custody.store.dust()
+        out = []
+        for asset, h in sorted(held.items()):
+            rules = c.assets.get(asset)
+            if rules is None:
+                continue
+            places = self.config.assets[asset]
+
+            def venue_units(chain_amount: int, places: int = places, rules: Any = rules) -> int:
+                return from_chain_units(chain_amount, places, rules.chain_decimals)[0]
+
+            on_chain = h["hot"] + h["deposits"] + h["in_flight"]
+            total = venue_units(on_chain)
+            hot_pct = 0 if on_chain == 0 else h["hot"] * 100 // on_chain
+            out.append(
+                {
+                    "asset": asset, "chain": rules.chain,
+                    "hot": _decimal(venue_units(h["hot"]), places),
+                    "deposits": _decimal(venue_units(h["deposits"]), places),
+                    "inFlight": _decimal(venue_units(h["in_flight"]), places),
+                    "onChain": _decimal(total, places),
+                    "liabilities": _decimal(owed.get(asset, 0), places),
+                    "surplus": _decimal(total - owed.get(asset, 0), places),
+                    "hotPercent": hot_pct, "hotBand": [rules.hot_min_pct, rules.hot_max_pct],
+                    "dustChain": str(dust.get(asset, 0)),
+                    "onChainUnits": str(on_chain), "liabilitiesUnits": owed.get(asset, 0),
+                }
+            )  # fmt: skip
+        return out
+
+    async def reconcile(self) -> list[dict[str, Any]]:
+        """Holdings against liabilities: a RESERVE_SHORTFALL alert for an asset whose on-chain
+        holdings are below what participants hold; a HOT_WALLET_BAND alert when the hot
+        wallet holds more of the swept funds than its band allows (nothing goes to cold yet)."""
+        from custody.service import CustodyAlert
+
+        rows = await self.wallets()
+        now = self.now_ms()
+        day = now // 86_400_000
+        for row in rows:
+            asset = row["asset"]
+            if Decimal(row["surplus"]) < 0:
+                self.alert(
+                    CustodyAlert(
+                        "RESERVE_SHORTFALL", f"RESERVE_SHORTFALL:{asset}:{day}", (),
+                        f"{asset} on chain {row['onChain']} is below the participants' "
+                        f"{row['liabilities']} (short {row['surplus']})",
+                        dict(row), 0, now,
+                    )
+                )  # fmt: skip
+            low, high = row["hotBand"]
+            if Decimal(row["onChain"]) > 0 and row["hotPercent"] > high:
+                self.alert(
+                    CustodyAlert(
+                        "HOT_WALLET_BAND", f"HOT_WALLET_BAND:{asset}:{day}", (),
+                        f"the {asset} hot wallet holds {row['hotPercent']} % of the holdings, "
+                        f"above its band of {low} to {high} %",
+                        dict(row), 0, now,
+                    )
+                )  # fmt: skip
+        return rows
 
     def _sweepers(self, keys: TokenKeys) -> None:
         """Each chain's sweeps of credited deposits into its hot wallet."""
@@ -461,3 +616,102 @@ def _units(text: str, places: int) -> int | None:
     if number <= 0 or scaled != scaled.to_integral_value():
         return None
     return int(scaled)
+
+
+class AdminCustodyPort:
+    """``gateway.admin.custody.AdminCustody`` over the running custody part."""
+
+    def __init__(self, part: CustodyPart) -> None:
+        assert part.custody is not None and part.withdrawals is not None
+        self.part = part
+        self.custody = part.custody
+        self.pipeline = part.withdrawals
+
+    async def deposit_address(self, account: int, asset: str) -> str:
+        from custody.service import CustodyError
+        from gateway.admin.custody import CustodyRefused
+
+        try:
+            return await self.custody.deposit_address(account, asset)
+        except CustodyError as exc:
+            raise CustodyRefused(-4018, str(exc)) from None
+
+    def deposits(self, account: int | None, limit: int) -> list[dict[str, Any]]:
+        rows = self.custody.store.deposits()
+        if account is not None:
+            rows = [d for d in rows if d.account == account]
+        places = self.part.config.assets
+        from custody.service import _decimal
+
+        return [
+            {
+                "ref": d.ref, "chain": d.chain, "asset": d.asset, "account": d.account,
+                "address": d.address, "txid": d.txid, "index": d.idx,
+                "amount": _decimal(d.amount, places.get(d.asset, 8)),
+                "amountChain": str(d.amount_chain), "dustChain": str(d.dust),
+                "height": d.height, "status": d.status, "seenTime": d.seen_ms,
+                "creditedSeq": d.credited_seq,
+            }
+            for d in rows[-limit:]
+        ]  # fmt: skip
+
+    def withdrawals(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        rows = self.pipeline.queue() if status == "open" else self.pipeline.recent(limit)
+        if status not in (None, "open"):
+            rows = [r for r in rows if r.status == status]
+        return [self._row(r) for r in rows[:limit]]
+
+    def _row(self, r: WithdrawalRow) -> dict[str, Any]:
+        out = self.pipeline.history_json(r)
+        out.update({"account": r.account, "state": r.status, "approval": r.approval})
+        return out
+
+    async def withdraw(
+        self, account: int, asset: str, address: str, amount: str, client_id: str, who: str
+    ) -> dict[str, Any]:
+        from custody.withdrawals import WithdrawRefused
+        from engine.commands import Origin
+        from engine.types import Door
+        from gateway.admin.custody import CustodyRefused
+
+        units = _units(amount, self.part.config.assets.get(asset, 8))
+        if units is None:
+            raise CustodyRefused(-1100, f"amount {amount!r} is not a positive {asset} amount")
+        origin = Origin(Door.ADMIN, who, client_id)
+        try:
+            row = await self.pipeline.apply(
+                account, asset, address, units, client_id, None, origin
+            )
+        except WithdrawRefused as exc:
+            raise CustodyRefused(exc.code, exc.msg) from None
+        return self._row(row)
+
+    async def approved(self, withdrawal_id: int) -> dict[str, Any]:
+        row = await self.pipeline.approved(withdrawal_id)
+        return {} if row is None else self._row(row)
+
+    async def reject(self, withdrawal_id: int, why: str) -> dict[str, Any]:
+        row = await self.pipeline.reject(withdrawal_id, why)
+        return {} if row is None else self._row(row)
+
+    def whitelist(self, account: int) -> list[dict[str, Any]]:
+        return self.pipeline.whitelist(account)
+
+    def whitelist_add(self, account: int, chain: str, address: str, label: str) -> None:
+        from gateway.admin.custody import CustodyRefused
+
+        payer = self.part.payers.get(chain)
+        if payer is None:
+            raise CustodyRefused(-4018, f"custody has no chain {chain!r}")
+        if not payer.valid_address(address):
+            raise CustodyRefused(-4033, f"{address!r} is not a {chain} address")
+        self.pipeline.whitelist_add(account, chain, address, label)
+
+    def sweeps(self, limit: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for sweeper in self.part.sweepers.values():
+            out.extend(sweeper.history(limit))
+        return sorted(out, key=lambda s: -int(s["created_ms"]))[:limit]
+
+    async def wallets(self) -> list[dict[str, Any]]:
+        return await self.part.wallets()

@@ -32,6 +32,7 @@ from gateway.rest.keys import (
     ApiKey,
     KeyStore,
     KeyStoreError,
+    check_grant,
     check_ips,
     check_label,
     check_permissions,
@@ -132,6 +133,7 @@ def _create(args: argparse.Namespace, config: VenueConfig) -> int:
     )
     label = _checked("--label", check_label, args.label)
     ips = _checked("--ip", check_ips, args.ip)
+    _checked("--permissions", lambda p: check_grant(p, ips), permissions)
     pem = None
     if args.public_key_file is not None:
         path: Path = args.public_key_file

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from surveillance.chain import AuditChain
     from surveillance.detect import Surveillance
     from surveillance.store import AlertStore
+    from venue.custody import CustodyPart
     from venue.fix import FixGateway
     from venue.metrics import VenueMetrics
     from venue.rest import RestGateway
@@ -440,7 +441,9 @@ class AdminPart:
         fix: FixGateway | None = None,
         alerts: AlertStore | None = None,
         surveillance: SurveillancePart | None = None,
+        custody: CustodyPart | None = None,
     ) -> None:
+        self.custody = custody
         self.venue = venue
         self.config = config
         self.settlement = settlement
@@ -465,6 +468,8 @@ class AdminPart:
         audit = chain_staff_events(self.chain) if self.chain is not None else None
         try:
             self.access = staff_access(self.config, audit)
+            if self.custody is not None:  # withdrawals needing approvers go to the same store
+                self.custody.approvals = self.access.approvals
             self.token = service_token(self.access, ttl_s=7 * 86_400)
             if self.token_file is not None:
                 write_secret_file(self.token_file, self.token + "\n")
@@ -486,6 +491,7 @@ class AdminPart:
                 fix=self.fix,
                 alerts=self.alerts,
                 surveillance=self._detectors,
+                custody=self.custody.admin if self.custody is not None else None,
             )
         except OSError as exc:
             why = exc.strerror or str(exc)

@@ -29,6 +29,7 @@ from gateway.admin.ports import AdminKeys
 from gateway.rest.keys import (
     ApiKey,
     KeyStoreError,
+    check_grant,
     check_ips,
     check_label,
     check_permissions,
@@ -72,6 +73,7 @@ def add_routes(app: web.Application, keys: AdminKeys, fields_of: FieldsOf) -> No
         permissions = _checked("permissions", check_permissions, f.strings("permissions"))
         label = _checked("label", check_label, f.string("label", ""))
         ips = _checked("ipAllowlist", check_ips, f.strings("ipAllowlist", []))
+        _checked("permissions", lambda p: check_grant(p, ips), permissions)
         pem = f.string("publicKey") if f.has("publicKey") else None
         if pem is not None:
             _checked("publicKey", check_public_key, pem)

@@ -68,6 +68,7 @@ from gateway.admin.commands import (
     withdraw,
 )
 from gateway.admin.console import add_console
+from gateway.admin.custody import WITHDRAWAL_ACTION, AdminCustody, add_custody_routes
 from gateway.admin.fields import (
     _MAX_DEPTH,
     INTERNAL,
@@ -114,6 +115,16 @@ class _Served:
 _SERVED = web.AppKey("served", _Served)
 _LEDGER = web.AppKey("ledger", list[AdminLedger])  # empty until settlement runs
 _PROBES = web.AppKey("probes", Probes)
+_CUSTODY = web.AppKey("custody", AdminCustody)
+
+
+async def _rejected(request: web.Request, approval: Approval) -> None:
+    """A rejected withdrawal gives its hold back."""
+    if approval.action == WITHDRAWAL_ACTION and _CUSTODY in request.app:
+        why = f"rejected by approval {approval.approval_id}"
+        await request.app[_CUSTODY].reject(int(approval.fields["withdrawalId"]), why)
+
+
 #: The paths monitoring reads without a token.
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
@@ -134,6 +145,7 @@ def make_app(
     pages: Iterable[Page] = (),
     probes: Probes | None = None,
     fix: AdminFix | None = None,
+    custody: AdminCustody | None = None,
 ) -> web.Application:
     """The aiohttp application serving ``venue`` (``clearing``: the money endpoints too) and
     the API keys of ``keys``, with the pages other packages registered through the
@@ -176,7 +188,10 @@ def make_app(
     add_staff_routes(app, _fields)
     if fix is not None:
         add_fix_routes(app, fix, _fields)
-    add_approval_routes(app, _fields, _execute)
+    if custody is not None:
+        app[_CUSTODY] = custody
+        add_custody_routes(app, custody, _fields)
+    add_approval_routes(app, _fields, _execute, _rejected)
     add_console(app)
     if clearing:
         route("POST", "/v1/deposits", _command(deposit), p.MONEY_WRITE)
@@ -340,7 +355,12 @@ def _command(
 
 async def _execute(request: web.Request, approval: Approval) -> dict[str, Any]:
     """Run an approved request: built again from its fields by the same builder, journaled
-    with the requester as principal and ``approval:<id>`` as request id."""
+    with the requester as principal and ``approval:<id>`` as request id; a custody withdrawal
+    joins its queue."""
+    if approval.action == WITHDRAWAL_ACTION:
+        custody = request.app[_CUSTODY]
+        row = await custody.approved(int(approval.fields["withdrawalId"]))
+        return {"seq": 0, "ts": 0, "withdrawal": row}
     served = request.app[_SERVED]
     fields = Fields(approval.fields, served.specs, served.assets, served.edge)
     cmd = _APPROVABLE[approval.action](fields)

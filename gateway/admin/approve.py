@@ -38,6 +38,8 @@ from gateway.staff.roles import Permission
 __all__ = ["add_approval_routes", "hold_for_approval"]
 
 Execute = Callable[[web.Request, Approval], Awaitable[dict[str, Any]]]
+#: What a rejected approval must undo (a withdrawal's hold), by the approval's action.
+OnReject = Callable[[web.Request, Approval], Awaitable[None]]
 
 
 async def hold_for_approval(
@@ -60,7 +62,9 @@ async def hold_for_approval(
     return web.json_response(item.to_json(), status=202)
 
 
-def add_approval_routes(app: web.Application, fields_of: FieldsOf, execute: Execute) -> None:
+def add_approval_routes(
+    app: web.Application, fields_of: FieldsOf, execute: Execute, on_reject: OnReject | None = None
+) -> None:
     access = app[ACCESS]
     approvals = access.approvals
 
@@ -141,6 +145,8 @@ def add_approval_routes(app: web.Application, fields_of: FieldsOf, execute: Exec
         except ApprovalError as exc:
             raise AdminError(INVALID_PARAM, str(exc), 409) from None
         audit(request, "approval.reject", f"approval {item.approval_id}", "rejected")
+        if on_reject is not None:
+            await on_reject(request, item)
         return web.json_response(item.to_json())
 
     p = Permission

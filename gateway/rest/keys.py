@@ -65,6 +65,7 @@ __all__ = [
     "KeyKind",
     "KeyStore",
     "KeyStoreError",
+    "check_grant",
     "check_ips",
     "check_label",
     "check_permissions",
@@ -222,6 +223,15 @@ def check_permissions(permissions: Iterable[str]) -> frozenset[str]:
 def check_label(label: object) -> str:
     """A key's label as the store takes it, or ``KeyStoreError``."""
     return _check_text("label", label, MAX_LABEL, empty=True)
+
+
+def check_grant(permissions: frozenset[str], ips: tuple[str, ...]) -> frozenset[str]:
+    """``permissions`` if they may go with ``ips``: WITHDRAW needs an IP allowlist (a key that
+    can move funds out is usable only from the addresses its owner names, as Binance requires);
+    ``KeyStoreError`` otherwise."""
+    if "WITHDRAW" in permissions and not ips:
+        raise KeyStoreError("permissions: WITHDRAW needs an IP allowlist (ipAllowlist)")
+    return permissions
 
 
 def check_ips(ips: Iterable[str]) -> tuple[str, ...]:
@@ -426,11 +436,7 @@ class KeyStore:
         perms = _check_permissions(permissions)
         label = _check_text("label", label, MAX_LABEL, empty=True)
         allow = _check_ips(ips)
-        if "WITHDRAW" in perms and not allow:
-            raise KeyStoreError(
-                "permissions: WITHDRAW needs an IP allowlist (a key that can move funds out is "
-                "usable only from the addresses its owner names, as Binance requires)"
-            )
+        check_grant(perms, allow)
         by = _check_text("by", by, MAX_BY, empty=False)
         api_key = _random_token()
         while api_key in self._keys:  # pragma: no cover - 62**64 keys
