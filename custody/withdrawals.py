@@ -275,6 +275,16 @@ class Withdrawals:
             )
         return self._set(row, status=QUEUED)
 
+    def file_approvals(self) -> None:
+        """Withdrawals waiting for approvers whose approval could not be filed yet (the staff
+        store was not open) get it now."""
+        if self.request_approval is None:
+            return
+        for row in self._rows("status = ? and approval = ''", (AWAITING_APPROVAL,)):
+            approval = self.request_approval(row, row.reason.split("; "))
+            if approval:
+                self._set(row, approval=approval)
+
     async def approved(self, wid: int) -> WithdrawalRow | None:
         """The approvers agreed: the withdrawal joins its asset's queue."""
         row = self.get(wid)

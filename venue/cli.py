@@ -350,6 +350,7 @@ async def _run(config: VenueConfig, *, demo: bool, token_file: Path | None = Non
         gateway.gateway,
         alert_store.store,
         surveillance,
+        custody,
     )
     await parts.start(admin)
     rest = RestPart(venue, config, keys.keys, audit_part.refusals(), custody.wallet)

@@ -34,6 +34,9 @@ __all__ = ["AdminCustodyPort", "CustodyPart", "TokenKeys", "WalletPort", "alerts
 
 log = logging.getLogger("venue.custody")
 
+#: Seconds between two reconciliations of on-chain holdings with the participants' balances.
+RECONCILE_S = 30
+
 
 def alerts_into(sink: AlertSink | None) -> Callable[[CustodyAlert], None]:
     """Custody's alerts as surveillance's (``HOT_WALLET_BAND``, ``RESERVE_SHORTFALL``,
@@ -120,8 +123,8 @@ class CustodyPart:
         from custody.service import _decimal
         from gateway.admin.custody import WITHDRAWAL_ACTION
 
-        if self.approvals is None:
-            raise RuntimeError("no approvals store: the admin API has not started")
+        if self.approvals is None:  # before the admin API started: filed by a later round
+            return ""
         c = self.config.custody
         assert c is not None
         shown = _decimal(row.amount, self.config.assets.get(row.asset, 8))
@@ -242,6 +245,7 @@ class CustodyPart:
         for name in self.chains:
             await self._round(name)  # the first round before the doors open
             self._tasks.append(asyncio.create_task(self._loop(name)))
+        self._tasks.append(asyncio.create_task(self._reconcile_loop()))
         print(f"venue: custody on {', '.join(sorted(self.chains))}", flush=True)
 
     async def holdings(self) -> dict[str, dict[str, int]]:
@@ -437,6 +441,17 @@ class CustodyPart:
             await asyncio.sleep(interval)
             await self._round(name)
 
+    async def _reconcile_loop(self) -> None:
+        """Holdings against liabilities every ``RECONCILE_S`` (alerts when they part)."""
+        while True:
+            await asyncio.sleep(RECONCILE_S)
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a node down: the next round tries again
+                log.warning("custody: reconciliation failed: %s", exc)
+
     async def _round(self, name: str) -> None:
         """One poll of the chain's deposits and one step of its withdrawals; a failure is
         logged (once per kind until it clears) and the next round tries again."""
@@ -444,6 +459,7 @@ class CustodyPart:
 
         assert self.custody is not None and self.withdrawals is not None
         entry = self.chains[name]
+        self.withdrawals.file_approvals()
         steps: list[tuple[str, Any]] = [
             ("deposits", self.custody.poll),
             ("withdrawals", self.withdrawals.process),
