@@ -34,6 +34,7 @@ from eth_keys.datatypes import PrivateKey
 from eth_utils.crypto import keccak
 from rest_client import signed
 
+from custody.chains.btc_tx import TxOutput, Utxo, build_transaction, p2wpkh_address
 from custody.signer import SECP256K1_N
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,12 +191,7 @@ def test_eth_worked_example(venue: Venue) -> None:
 
     async def body() -> None:
         async with aiohttp.ClientSession() as http:
-            keys = {}
-            for account in (SELLER, BUYER):
-                grant = {"permissions": ["TRADE", "USER_DATA", "WITHDRAW"]}
-                grant["ipAllowlist"] = ["127.0.0.1"]
-                made = await admin(http, venue, "POST", f"/v1/accounts/{account}/api-keys", grant)
-                keys[account] = (made["apiKey"], made["secretKey"])
+            keys = await _keys(http, venue)
 
             async def call(account: int, method: str, path: str, **params: Any) -> Any:
                 status, answer = await signed(
@@ -310,3 +306,121 @@ def test_eth_worked_example(venue: Venue) -> None:
 async def _has(row: Any, key: str, value: Any) -> Any:
     found = await row
     return found if found is not None and found.get(key) == value else None
+
+
+def test_btc_worked_example(venue: Venue) -> None:
+    btc, eth = venue.chain_url("bitcoin"), venue.chain_url("ethereum")
+    cookie = venue.data / "chains" / "bitcoin" / ".cookie"
+    funder = SoftSigner(b"a client's own bitcoin wallet")
+    funder_address = p2wpkh_address(funder.public_key(), "regtest")
+    outside = p2wpkh_address(SoftSigner(b"the buyer's cold storage").public_key(), "regtest")
+
+    def bitcoind(method: str, *params: Any) -> Any:
+        return rpc(btc, method, *params, cookie=cookie)
+
+    def mine_btc(n: int = 1) -> None:
+        bitcoind("generatetoaddress", n, funder_address)
+
+    async def body() -> None:
+        async with aiohttp.ClientSession() as http:
+            keys = await _keys(http, venue)
+
+            async def call(account: int, method: str, path: str, **params: Any) -> Any:
+                status, answer = await signed(
+                    http, venue.rest, method, path, keys[account], **params
+                )
+                assert status == 200, (path, status, answer)
+                return answer
+
+            address = await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="BTC")
+            seller = address["address"]
+            assert seller.startswith("bcrt1q")
+            buyer = (await call(BUYER, "GET", "/sapi/v1/capital/deposit/address", coin="USDT"))[
+                "address"
+            ]
+            rpc(eth, "venue_mintUsdt", buyer, hex(70_000 * 10**6))
+            rpc(eth, "evm_mine", 12)
+            mine_btc(101)  # the first coinbase matures
+            [coin, *_] = bitcoind("scantxoutset", "start", [f"addr({funder_address})"])["unspents"]
+            utxo = Utxo(
+                coin["txid"], coin["vout"], int(coin["amount"] * 10**8), funder.public_key()
+            )
+            paying = build_transaction(
+                [utxo], [TxOutput(seller, 10**8)], funder_address, 2_000, [funder], "regtest"
+            )
+            bitcoind("sendrawtransaction", paying.hex)
+            mine_btc()
+
+            async def deposit_of(account: int, coin: str) -> Any:
+                rows = await call(account, "GET", "/sapi/v1/capital/deposit/hisrec", coin=coin)
+                return rows[0] if rows else None
+
+            first = await until("the deposit seen", lambda: deposit_of(SELLER, "BTC"))
+            assert (first["status"], first["confirmTimes"], first["txId"]) == (
+                0,
+                "1/3",
+                paying.txid,
+            )
+            mine_btc()
+            await until(
+                "2 confirmations", lambda: _has(deposit_of(SELLER, "BTC"), "confirmTimes", "2/3")
+            )
+            assert balances(await call(SELLER, "GET", "/api/v3/account"))["BTC"] == (0, 0)
+            mine_btc()
+            await until("credited", lambda: _has(deposit_of(SELLER, "BTC"), "status", 1))
+            await until("USDT credited", lambda: _has(deposit_of(BUYER, "USDT"), "status", 1))
+            assert balances(await call(SELLER, "GET", "/api/v3/account"))["BTC"] == (1, 0)
+
+            await admin(
+                http, venue, "POST", "/v1/instruments/BTC-USDT/reference-price", {"price": "95000"}
+            )
+            for price in ("95000", "95100"):
+                await call(
+                    SELLER, "POST", "/api/v3/order", symbol="BTCUSDT", side="SELL", type="LIMIT",
+                    timeInForce="GTC", quantity="0.5", price=price,
+                )  # fmt: skip
+            fill = await call(
+                BUYER, "POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="MARKET",
+                quantity="0.6",
+            )  # fmt: skip
+            assert fill["status"] == "FILLED" and Decimal(fill["cummulativeQuoteQty"]) == 57010
+            b = balances(await call(BUYER, "GET", "/api/v3/account"))
+            s = balances(await call(SELLER, "GET", "/api/v3/account"))
+            assert b["BTC"] == (Decimal("0.5994"), 0) and b["USDT"] == (Decimal(12990), 0)
+            assert s["BTC"] == (0, Decimal("0.4")) and s["USDT"] == (Decimal("56952.99"), 0)
+
+            whitelist = {"account": BUYER, "chain": "bitcoin", "address": outside, "label": "cold"}
+            await admin(http, venue, "POST", "/v1/custody/whitelist", whitelist)
+            wid = await call(
+                BUYER, "POST", "/sapi/v1/capital/withdraw/apply", coin="BTC", address=outside,
+                amount="0.5", withdrawOrderId="b-1", network="BTC",
+            )  # fmt: skip
+            assert wid == await call(
+                BUYER, "POST", "/sapi/v1/capital/withdraw/apply", coin="BTC", address=outside,
+                amount="0.5", withdrawOrderId="b-1",
+            )  # fmt: skip
+
+            async def paid() -> Any:
+                rows = await call(BUYER, "GET", "/sapi/v1/capital/withdraw/history", coin="BTC")
+                return rows[0] if rows and rows[0]["status"] == 6 else None
+
+            done = await until("the withdrawal paid", paid, mine_btc)
+            assert (done["amount"], done["transactionFee"]) == ("0.4995", "0.0005")
+            received = bitcoind("scantxoutset", "start", [f"addr({outside})"])
+            assert int(received["total_amount"] * 10**8) == 49_950_000
+            assert balances(await call(BUYER, "GET", "/api/v3/account"))["BTC"] == (
+                Decimal("0.0994"),
+                0,
+            )
+
+    asyncio.run(asyncio.wait_for(body(), 240))
+
+
+async def _keys(http: aiohttp.ClientSession, venue: Venue) -> dict[int, tuple[str, str]]:
+    """An API key that trades, reads and withdraws (from loopback only) for each account."""
+    keys = {}
+    for account in (SELLER, BUYER):
+        grant = {"permissions": ["TRADE", "USER_DATA", "WITHDRAW"], "ipAllowlist": ["127.0.0.1"]}
+        made = await admin(http, venue, "POST", f"/v1/accounts/{account}/api-keys", grant)
+        keys[account] = (made["apiKey"], made["secretKey"])
+    return keys
