@@ -241,6 +241,13 @@ class CustodyStore:
             self.db.execute("delete from blocks where chain = ? and height < ?", (chain, keep_from))
             self.db.execute("insert or replace into cursors values (?, ?)", (chain, height))
 
+    def forget_chain(self, chain: str) -> None:
+        """The chain was replaced by a new one (a test chain started afresh): its scanned blocks
+        mean nothing any more; watching starts again from the new chain's tip."""
+        with self.transaction():
+            self.db.execute("delete from blocks where chain = ?", (chain,))
+            self.db.execute("delete from cursors where chain = ?", (chain,))
+
     # -- dust
     def dust(self) -> dict[str, int]:
         return {str(a): int(v) for a, v in self.db.execute("select asset, amount_chain from dust")}

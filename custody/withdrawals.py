@@ -330,10 +330,13 @@ class Withdrawals:
 
     # ------------------------------------------------------------------ the pipeline
     async def recover(self) -> None:
-        """After a start: holds asked again for requests whose answer was lost."""
+        """After a start: holds asked again for requests whose answer was lost, and held ones
+        routed (to the queue or the approvers) if a crash came between."""
         for row in self._rows("status = ?", (REQUESTED,)):
             with contextlib.suppress(WithdrawRefused):  # refused now: recorded as rejected
                 await self._hold(row)
+        for row in self._rows("status = ?", (HELD,)):
+            self._route(row)
 
     async def process(self, chain: str) -> None:
         """One round for ``chain``: the batch in flight moves on, or a new one starts."""

@@ -35,6 +35,7 @@ from eth_utils.crypto import keccak
 from rest_client import signed
 
 from custody.chains.btc_tx import TxOutput, Utxo, build_transaction, p2wpkh_address
+from custody.crashpoints import ENV, STEPS
 from custody.signer import SECP256K1_N
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,14 +76,18 @@ def quick_config(tmp_path: Path) -> Path:
 
 
 class Venue:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, crash_at: str = "") -> None:
         self.data = tmp_path / "data"
         self.token_file = tmp_path / "admin.token"
         args = [sys.executable, "-m", "venue.cli", "run", "--config", str(quick_config(tmp_path))]
         args += ["--data-dir", str(self.data), "--admin-port", "0", "--fix-port", "0"]
         args += ["--rest-port", "0", "--admin-token-file", str(self.token_file)]
+        env = dict(os.environ)
+        env.pop(ENV, None)
+        if crash_at:
+            env[ENV] = crash_at  # the venue kills itself (SIGKILL) at that step
         self.proc = subprocess.Popen(
-            args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -102,6 +107,9 @@ class Venue:
                 match = RUNNING.search(lines.get(timeout=0.2))
             except queue.Empty:
                 continue
+        self.admin = self.rest = ""
+        if match is None and crash_at and self.proc.wait(10) == -signal.SIGKILL:
+            return  # it died at its crash point while resuming earlier work, before listening
         assert match is not None, "the venue did not start:\n" + "".join(self.output[-40:])
         self.admin, self.rest = match.group(1), match.group(2)
         self.token = self.token_file.read_text().strip()
@@ -110,7 +118,12 @@ class Venue:
         port = int((self.data / "chains" / name / "rpc.port").read_text())
         return f"http://127.0.0.1:{port}/"
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the embedded chains go on, and the next venue finds them."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self, chains: bool = True) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -118,6 +131,8 @@ class Venue:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if not chains:
+            return
         for name in ("bitcoin", "ethereum"):  # chains left by a venue that did not stop cleanly
             pid_file = self.data / "chains" / name / "node.pid"
             if pid_file.exists():
@@ -424,3 +439,104 @@ async def _keys(http: aiohttp.ClientSession, venue: Venue) -> dict[int, tuple[st
         made = await admin(http, venue, "POST", f"/v1/accounts/{account}/api-keys", grant)
         keys[account] = (made["apiKey"], made["secretKey"])
     return keys
+
+
+def test_a_sigkill_at_every_step_of_a_withdrawal_never_pays_twice(tmp_path: Path) -> None:
+    """The venue kills itself at each named step of the withdrawal pipeline in turn (a
+    withdrawal asked for in each run; the chains go on). Started again, every withdrawal
+    completes once: each outside address receives exactly its amount less the fee, the account
+    is debited once per withdrawal, and the client's retries make nothing new."""
+    venue = Venue(tmp_path)
+    eth = venue.chain_url("ethereum")
+
+    def mine(n: int = 1) -> None:
+        rpc(eth, "evm_mine", n)
+
+    async def setup() -> dict[int, tuple[str, str]]:
+        async with aiohttp.ClientSession() as http:
+            keys = await _keys(http, venue)
+            status, address = await signed(
+                http, venue.rest, "GET", "/sapi/v1/capital/deposit/address", keys[BUYER], coin="ETH"
+            )
+            assert status == 200
+            rpc(eth, "venue_fund", address["address"], hex(10 * 10**18))
+            mine(12)
+
+            async def credited() -> Any:
+                _, rows = await signed(
+                    http, venue.rest, "GET", "/sapi/v1/capital/deposit/hisrec", keys[BUYER]
+                )
+                return rows and rows[0]["status"] == 1
+
+            await until("credited", credited, mine)
+            for step in STEPS:
+                body = {"account": BUYER, "chain": "ethereum", "address": _outside(step)}
+                await admin(http, venue, "POST", "/v1/custody/whitelist", body)
+            return keys
+
+    try:
+        keys = asyncio.run(setup())
+        for step in STEPS:  # each run dies at its step (the earlier withdrawals resume first)
+            venue.kill()
+            venue = Venue(tmp_path, crash_at=step)
+            asyncio.run(_withdraw_until_killed(venue, keys, step, mine))
+        venue = Venue(tmp_path)
+        asyncio.run(_all_complete_once(venue, keys, mine))
+        mine()
+        for step in STEPS:  # each outside address got its one payout, exactly
+            assert int(rpc(eth, "eth_getBalance", _outside(step), "latest"), 16) == 995 * 10**15
+        account = asyncio.run(_account(venue, keys))
+        assert balances(account)["ETH"] == (Decimal(10 - len(STEPS)), 0)
+    finally:
+        venue.stop()
+
+
+def _outside(step: str) -> str:
+    return "0x" + keccak(step.encode())[:20].hex()
+
+
+async def _withdraw_until_killed(venue: Venue, keys: Any, step: str, mine: Any) -> None:
+    async with aiohttp.ClientSession() as http:
+        if venue.rest:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # killed answering
+                await _apply(http, venue, keys, step)
+
+        async def dead() -> Any:
+            return venue.proc.poll() is not None
+
+        await until(f"the venue killed at {step}", dead, mine)
+    assert venue.proc.returncode == -signal.SIGKILL, "".join(venue.output[-20:])
+
+
+async def _apply(http: aiohttp.ClientSession, venue: Venue, keys: Any, step: str) -> Any:
+    status, answer = await signed(
+        http, venue.rest, "POST", "/sapi/v1/capital/withdraw/apply", keys[BUYER],
+        coin="ETH", address=_outside(step), amount="1", withdrawOrderId=f"crash-{step}",
+    )  # fmt: skip
+    assert status == 200, answer
+    return answer
+
+
+async def _all_complete_once(venue: Venue, keys: Any, mine: Any) -> None:
+    async with aiohttp.ClientSession() as http:
+        # the client retries each request: the same withdrawOrderId never makes a second one
+        ids = {step: (await _apply(http, venue, keys, step))["id"] for step in STEPS}
+
+        async def completed() -> Any:
+            _, rows = await signed(
+                http, venue.rest, "GET", "/sapi/v1/capital/withdraw/history", keys[BUYER]
+            )
+            done = [r for r in rows if r["status"] == 6]
+            return rows if len(rows) == len(STEPS) and len(done) == len(STEPS) else None
+
+        rows = await until("every withdrawal paid", completed, mine)
+        assert {r["withdrawOrderId"]: r["id"] for r in rows} == {
+            f"crash-{step}": wid for step, wid in ids.items()
+        }
+
+
+async def _account(venue: Venue, keys: Any) -> Any:
+    async with aiohttp.ClientSession() as http:
+        status, account = await signed(http, venue.rest, "GET", "/api/v3/account", keys[BUYER])
+        assert status == 200
+        return account

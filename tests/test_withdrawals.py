@@ -286,6 +286,25 @@ def test_a_crash_at_each_step_resumes_with_one_payout(world, step: str, monkeypa
     assert len(paid) in (1, 2)  # a resent payout after "paid" is refused by the core
 
 
+def test_a_crash_after_the_hold_is_routed_at_the_restart(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    venue, payer, w, clock, _ = world
+
+    class Crash(Exception):
+        pass
+
+    def crash(name: str) -> None:
+        if name == "held":
+            raise Crash(name)
+
+    monkeypatch.setattr("custody.withdrawals.crash_point", crash)
+    with pytest.raises(Crash):
+        run(w.apply(7, "ETH", GOOD, COIN, "a"))
+    monkeypatch.setattr("custody.withdrawals.crash_point", lambda name: None)
+    w = restart(w, venue, payer, clock)
+    assert w.by_client_id(7, "a").status == QUEUED  # type: ignore[union-attr]
+    assert venue.risk.balance(7, "ETH") == (50 * COIN, COIN)
+
+
 def test_a_crash_between_the_request_and_its_hold_is_held_once(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     venue, payer, w, clock, _ = world
 
