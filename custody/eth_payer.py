@@ -94,7 +94,7 @@ class EthereumPayer:
             text = str(exc).lower()
             if "nonce too low" in text:  # mined already (the confirmations step finds it)
                 return
-            if "invalid" in text or "intrinsic gas" in text:
+            if "invalid" in text or "intrinsic gas" in text or "insufficient funds" in text:
                 raise PayoutRefused(str(exc)) from None
             raise
 

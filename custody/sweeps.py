@@ -138,16 +138,22 @@ class Sweeper:
                 "select id, status, raw, txid from sweeps where chain = ? and status in (?, ?)",
                 (self.chain, SIGNED, BROADCAST),
             ).fetchall()
+        from custody.withdrawals import PayoutRefused
+
         for sid, status, raw, txid in open_rows:
-            if status == SIGNED:
-                await self._broadcast(raw)
-                self._set(sid, BROADCAST)
-                continue
-            seen = await self._confirmations(txid)
-            if seen is None:
-                await self._broadcast(raw)  # gone from the node: the same bytes again
-            elif seen >= 1:
-                self._set(sid, DONE)
+            try:
+                if status == SIGNED:
+                    await self._broadcast(raw)
+                    self._set(sid, BROADCAST)
+                    continue
+                seen = await self._confirmations(txid)
+                if seen is None:
+                    await self._broadcast(raw)  # gone from the node: the same bytes again
+                elif seen >= 1:
+                    self._set(sid, DONE)
+            except PayoutRefused as exc:  # its funds are gone (a reorganisation took them)
+                log.warning("custody: sweep %d refused for good: %s", sid, exc)
+                self._set(sid, FAILED)
 
     def _set(self, sid: int, status: str) -> None:
         self.db.execute(

@@ -540,3 +540,85 @@ async def _account(venue: Venue, keys: Any) -> Any:
         status, account = await signed(http, venue.rest, "GET", "/api/v3/account", keys[BUYER])
         assert status == 200
         return account
+
+
+def test_reorganisations_drop_a_pending_deposit_and_reverse_a_credited_one(venue: Venue) -> None:
+    """A reorganisation deeper than ETH's 12 confirmations drops a credited deposit whose funds
+    were partly sold: what is left is taken back, the account frozen for the rest, and a
+    DEPOSIT_REORG alert raised; the same reorganisation drops a pending deposit (never
+    credited) and leaves the buyer's deposit, mined below the fork, credited."""
+    eth = venue.chain_url("ethereum")
+
+    def mine(n: int = 1) -> None:
+        rpc(eth, "evm_mine", n)
+
+    async def body() -> None:
+        async with aiohttp.ClientSession() as http:
+            keys = await _keys(http, venue)
+
+            async def call(account: int, method: str, path: str, **params: Any) -> Any:
+                status, answer = await signed(
+                    http, venue.rest, method, path, keys[account], **params
+                )
+                assert status == 200, (path, status, answer)
+                return answer
+
+            async def deposits(account: int) -> dict[str, Any]:
+                rows = await call(account, "GET", "/sapi/v1/capital/deposit/hisrec")
+                return {r["txId"]: r for r in rows}
+
+            seller = await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="ETH")
+            buyer = await call(BUYER, "GET", "/sapi/v1/capital/deposit/address", coin="USDT")
+            minted = rpc(eth, "venue_mintUsdt", buyer["address"], hex(3000 * 10**6))
+            mine()
+            first = rpc(eth, "venue_fund", seller["address"], hex(10**18))
+            mine()
+            fork = int(rpc(eth, "eth_blockNumber"), 16)  # the block holding the first deposit
+            mine(11)
+
+            async def both_credited() -> Any:
+                s, b = await deposits(SELLER), await deposits(BUYER)
+                return s.get(first, {}).get("status") == 1 and b.get(minted, {}).get("status") == 1
+
+            await until("both credited", both_credited)
+            await admin(
+                http, venue, "POST", "/v1/instruments/ETH-USDT/reference-price", {"price": "2500"}
+            )
+            await call(
+                SELLER, "POST", "/api/v3/order", symbol="ETHUSDT", side="SELL", type="LIMIT",
+                timeInForce="GTC", quantity="0.4", price="2500",
+            )  # fmt: skip
+            await call(
+                BUYER, "POST", "/api/v3/order", symbol="ETHUSDT", side="BUY", type="MARKET",
+                quantity="0.4",
+            )  # fmt: skip
+            second = rpc(eth, "venue_fund", seller["address"], hex(3 * 10**17))
+            mine()
+            await until("pending", lambda: _pending(deposits(SELLER), second))
+            depth = int(rpc(eth, "eth_blockNumber"), 16) - fork + 1
+            rpc(eth, "venue_reorg", hex(depth), hex(depth + 1), [first, second])
+
+            async def settled() -> Any:
+                rows = await deposits(SELLER)
+                return rows if rows[first]["status"] == 2 and rows[second]["status"] == 2 else None
+
+            await until("reversed and dropped", settled)
+            assert (await deposits(BUYER))[minted]["status"] == 1  # below the fork: untouched
+            account = await call(SELLER, "GET", "/api/v3/account")
+            assert balances(account)["ETH"] == (0, 0)  # the 0.6 left was taken back
+            assert account["canTrade"] is False  # frozen for the 0.4 it could not take
+
+            async def alerted() -> Any:
+                found = await admin(http, venue, "GET", "/v1/surveillance/alerts")
+                return [a for a in found["alerts"] if a["type"] == "DEPOSIT_REORG"]
+
+            [alert] = await until("the alert", alerted)
+            assert alert["accounts"] == [SELLER] and "account frozen" in alert["summary"]
+            assert alert["evidence"]["shortfall"] == "0.40000000"
+
+    asyncio.run(asyncio.wait_for(body(), 240))
+
+
+async def _pending(rows: Any, txid: str) -> Any:
+    found = (await rows).get(txid)
+    return found is not None and found["status"] == 0
