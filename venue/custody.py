@@ -234,8 +234,8 @@ class CustodyPart:
         )  # fmt: skip
         for name, scanner in scanners.items():
             custody.watch(name, scanner)
-            embedded = self.chains[name].embedded
-            if embedded is not None and embedded.started and custody.store.cursor(name) is not None:
+            fresh = self.chains[name].embedded
+            if fresh is not None and fresh.started and custody.store.cursor(name) is not None:
                 # a new test chain (the last one stopped with the venue): its blocks are not the
                 # ones scanned before; what was credited from the old one stays credited, and
                 # the reconciliation says what the new chain does not hold
