@@ -314,6 +314,7 @@ def test_eth_worked_example(venue: Venue) -> None:
             eth_wallet = wallets["ETH"]
             assert Decimal(eth_wallet["surplus"]) >= 0  # holdings cover the participants
             assert Decimal(eth_wallet["liabilities"]) == Decimal("0.4994")
+            await _proof_of_reserves(http, venue, keys, call)
 
     asyncio.run(asyncio.wait_for(body(), 240))
 
@@ -622,3 +623,44 @@ def test_reorganisations_drop_a_pending_deposit_and_reverse_a_credited_one(venue
 async def _pending(rows: Any, txid: str) -> Any:
     found = (await rows).get(txid)
     return found is not None and found["status"] == 0
+
+
+async def _proof_of_reserves(
+    http: aiohttp.ClientSession, venue: Venue, keys: Any, call: Any
+) -> None:
+    """Published by an operator; each client downloads its proof and checks it, with the
+    wallets' signatures, with the standalone verifier (standard library only)."""
+    published = await admin(http, venue, "POST", "/v1/custody/reserves")
+    async with http.get(f"{venue.rest}/sapi/v1/reserves") as response:  # public
+        assert response.status == 200 and await response.json() == published
+    assets = dict(published["totals"])
+    seller = balances(await call(SELLER, "GET", "/api/v3/account"))
+    buyer = balances(await call(BUYER, "GET", "/api/v3/account"))
+    for asset in ("ETH", "USDT"):  # the totals are the participants' liabilities
+        held = sum(sum(b.get(asset, (0, 0))) for b in (seller, buyer))
+        assert Decimal(assets[asset]) / 10**8 == held
+    assert len(published["attestations"]) >= 3  # two hot wallets and the deposit addresses
+    folder = venue.data.parent
+    (folder / "published.json").write_text(json.dumps(published))
+    (folder / "attestations.json").write_text(json.dumps(published["attestations"]))
+    for account in (SELLER, BUYER):
+        proof = await call(account, "GET", "/sapi/v1/reserves/proof")
+        (folder / f"proof-{account}.json").write_text(json.dumps(proof))
+        proof_file = str(folder / f"proof-{account}.json")
+        checked = subprocess.run(
+            [sys.executable, str(REPO / "tools/verify_reserves.py"), proof_file,
+             "--published", str(folder / "published.json"),
+             "--attestations", str(folder / "attestations.json")],
+            capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}, timeout=120,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"VERIFIED: account '{account}'" in checked.stdout
+    tampered = json.loads((folder / f"proof-{SELLER}.json").read_text())
+    tampered["balances"][0]["amount"] += 1
+    (folder / "tampered.json").write_text(json.dumps(tampered))
+    refused = subprocess.run(
+        [sys.executable, str(REPO / "tools/verify_reserves.py"), str(folder / "tampered.json"),
+         "--published", str(folder / "published.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "NOT VERIFIED" in refused.stdout

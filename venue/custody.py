@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -20,6 +23,7 @@ from venue.config import VenueConfig
 from venue.exits import EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
+    from custody.reserves import ReservesTree
     from custody.hsm import Token
     from custody.service import Custody, CustodyAlert
     from custody.signer import EcdsaSigner
@@ -109,6 +113,7 @@ class CustodyPart:
         self.token: Token | None = None
         #: the staff approvals (``gateway.staff.approvals``), given by the admin API's part
         self.approvals: ApprovalStore | None = None
+        self._reserves: tuple[ReservesTree, dict[str, Any]] | None = None  # the latest proof
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -144,7 +149,7 @@ class CustodyPart:
     def wallet(self) -> WalletPort | None:
         if self.custody is None or self.withdrawals is None:
             return None
-        return WalletPort(self.venue, self.config, self.custody, self.withdrawals)
+        return WalletPort(self.venue, self.config, self.custody, self.withdrawals, self)
 
     def now_ms(self) -> int:
         return self.venue.now_ns() // 1_000_000
@@ -377,6 +382,79 @@ class CustodyPart:
                 )  # fmt: skip
         return rows
 
+    async def publish_reserves(self) -> dict[str, Any]:
+        """A proof of reserves now: the Merkle sum tree of every account's balances at the
+        journal's durable sequence (salts from a secret seed kept 0600 under
+        ``<data_dir>/custody``), its root and totals published with each wallet's signature of
+        the challenge (the hot wallets and every deposit address, keys in the token). Kept
+        under ``<data_dir>/custody/reserves/<snapshot>.json``; the tree stays in memory for the
+        accounts' proofs."""
+        from custody.btc_payer import BitcoinPayer
+        from custody.eth_payer import EthereumPayer
+        from custody.reserves import asset_attestation, build, challenge
+
+        assert self.custody is not None and self.token is not None
+        keys = TokenKeys(self.token)
+
+        def read(core: Any) -> tuple[int, dict[int, dict[str, int]]]:
+            return core.last_seq, {
+                account: {asset: total for asset, (total, _locked) in assets.items() if total}
+                for account, assets in core.risk.balances.items()
+            }
+
+        seq, balances = await self.venue.read(read)
+        balances = {a: b for a, b in balances.items() if b}
+        assets = sorted(self.config.assets.items())
+        seed = self._reserves_seed()
+        tree = await asyncio.to_thread(build, balances or {0: {}}, assets, seq, seed)
+        published = tree.published()
+        message = challenge(seq, tree.root_hash)
+        wallets: list[tuple[str, str, Any]] = []
+        for name, payer in self.payers.items():
+            if isinstance(payer, BitcoinPayer | EthereumPayer):
+                wallets.append((name, payer.address, payer.hot))
+            for address, label in sorted(self._deposit_labels(name).items()):
+                key = keys.key(label)
+                if key is not None:
+                    wallets.append((name, address, key))
+        attestations = await asyncio.to_thread(asset_attestation, message, wallets)
+        document = {**published, "challenge": message.decode(), "attestations": attestations}
+        folder = self.config.data_dir / "custody" / "reserves"
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f"{seq}.json.tmp"
+        staging.write_text(json.dumps(document, indent=1))
+        os.replace(staging, folder / f"{seq}.json")
+        self._reserves = (tree, document)
+        return document
+
+    def reserves(self) -> dict[str, Any] | None:
+        return None if self._reserves is None else self._reserves[1]
+
+    def reserves_proof(self, account: int) -> dict[str, Any] | None:
+        """The account's inclusion proof in the latest published tree (None: not in it)."""
+        if self._reserves is None:
+            return None
+        try:
+            return self._reserves[0].proof(account)
+        except KeyError:
+            return None
+
+    def _deposit_labels(self, chain: str) -> dict[str, str]:
+        assert self.custody is not None
+        store = self.custody.store
+        return {a: store.key_label(chain, a) or "" for a in store.addresses(chain)}
+
+    def _reserves_seed(self) -> bytes:
+        path = self.config.data_dir / "custody" / "reserves.seed"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+                f.flush()
+                os.fsync(f.fileno())
+        return path.read_bytes()
+
     def _sweepers(self, keys: TokenKeys) -> None:
         """Each chain's sweeps of credited deposits into its hot wallet."""
         from custody.btc_payer import BitcoinPayer
@@ -530,8 +608,14 @@ class WalletPort:
     """``gateway.rest.wallet.Wallet`` over custody: the door's questions in venue units."""
 
     def __init__(
-        self, venue: Venue, config: VenueConfig, custody: Custody, withdrawals: Withdrawals
+        self,
+        venue: Venue,
+        config: VenueConfig,
+        custody: Custody,
+        withdrawals: Withdrawals,
+        part: CustodyPart | None = None,
     ) -> None:
+        self.part = part
         self.venue = venue
         self.config = config
         self.custody = custody
@@ -619,6 +703,12 @@ class WalletPort:
         except WithdrawRefused as exc:
             raise WalletRefused(exc.code, exc.msg) from None
         return str(row.id)
+
+    def reserves(self) -> dict[str, Any] | None:
+        return self.part.reserves() if self.part is not None else None
+
+    def reserves_proof(self, account: int) -> dict[str, Any] | None:
+        return self.part.reserves_proof(account) if self.part is not None else None
 
     def withdraw_history(
         self, account: int, coin: str | None, start_ms: int, end_ms: int, limit: int
@@ -736,3 +826,9 @@ class AdminCustodyPort:
 
     async def wallets(self) -> list[dict[str, Any]]:
         return await self.part.wallets()
+
+    async def publish_reserves(self) -> dict[str, Any]:
+        return await self.part.publish_reserves()
+
+    def reserves(self) -> dict[str, Any] | None:
+        return self.part.reserves()

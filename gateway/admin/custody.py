@@ -6,6 +6,8 @@ queue, an operator's withdrawal for an account), the whitelist, sweeps and walle
   ``GET /v1/custody/sweeps``, ``GET /v1/custody/wallets``: what custody keeps.
 - ``POST /v1/custody/withdrawals`` ``{"account", "asset", "address", "amount", "clientId"}``: a
   withdrawal for an account, under the same policy as a client's (``money.write``).
+- ``POST /v1/custody/reserves``: a proof of reserves now (the sum tree of every account's
+  balances, its root and totals, each wallet's signature of the challenge); ``GET``: the latest.
 - ``GET|POST /v1/custody/whitelist`` ``{"account", "chain", "address", "label"}``: an account's
   withdrawal addresses; a new one is usable after the cool-down (``money.write``).
 
@@ -65,6 +67,10 @@ class AdminCustody(Protocol):
     def sweeps(self, limit: int) -> list[dict[str, Any]]: ...
 
     async def wallets(self) -> list[dict[str, Any]]: ...
+
+    async def publish_reserves(self) -> dict[str, Any]: ...
+
+    def reserves(self) -> dict[str, Any] | None: ...
 
 
 def add_custody_routes(app: web.Application, custody: AdminCustody, fields_of: FieldsOf) -> None:
@@ -142,7 +148,20 @@ def add_custody_routes(app: web.Application, custody: AdminCustody, fields_of: F
     async def wallets(request: web.Request) -> web.Response:
         return web.json_response({"wallets": await custody.wallets()})
 
+    async def publish(request: web.Request) -> web.Response:
+        document = await custody.publish_reserves()
+        audit(request, "custody.reserves.publish", f"snapshot {document['snapshot']}", "ok")
+        return web.json_response(document)
+
+    async def latest(request: web.Request) -> web.Response:
+        document = custody.reserves()
+        if document is None:
+            raise AdminError(INVALID_PARAM, "No proof of reserves is published yet.", 404)
+        return web.json_response(document)
+
     p = Permission
+    add_route(app, "POST", "/v1/custody/reserves", publish, p.MONEY_WRITE)
+    add_route(app, "GET", "/v1/custody/reserves", latest, p.READ)
     add_route(app, "GET", "/v1/custody/deposit-address", address, p.READ)
     add_route(app, "GET", "/v1/custody/deposits", deposits, p.READ)
     add_route(app, "GET", "/v1/custody/withdrawals", withdrawals, p.READ)

@@ -3,7 +3,8 @@
 confirmations (``deposit/hisrec``), all signed USER_DATA; a withdrawal (``withdraw/apply``,
 signed by a key with the WITHDRAW permission, ``withdrawOrderId`` its idempotency key: the same
 id again answers the first withdrawal's id and never makes a second) and the withdrawal history
-(``withdraw/history``).
+(``withdraw/history``); the proof of reserves (``/sapi/v1/reserves``, public, and the caller's
+inclusion proof, ``/sapi/v1/reserves/proof``), paths of the venue's own beside Binance's.
 
 The door parses Binance's parameters and shapes the answers; custody (through the ``Wallet``
 port the composition root wires) makes addresses and keeps deposits. Without custody the paths
@@ -66,12 +67,22 @@ class Wallet(Protocol):
         self, account: int, coin: str | None, start_ms: int, end_ms: int, limit: int
     ) -> list[dict[str, Any]]: ...
 
+    def reserves(self) -> dict[str, Any] | None:
+        """The latest published proof of reserves (root, totals, wallets' attestations)."""
+        ...
+
+    def reserves_proof(self, account: int) -> dict[str, Any] | None:
+        """The account's inclusion proof in it (None: no proof published, or no balance)."""
+        ...
+
 
 def routes(app: web.Application) -> None:
     app.router.add_get("/sapi/v1/capital/config/getall", endpoint(10, "USER_DATA", coins))
     app.router.add_get("/sapi/v1/capital/deposit/address", endpoint(10, "USER_DATA", address))
     app.router.add_get("/sapi/v1/capital/deposit/hisrec", endpoint(1, "USER_DATA", history))
     app.router.add_post("/sapi/v1/capital/withdraw/apply", endpoint(600, "WITHDRAW", withdraw))
+    app.router.add_get("/sapi/v1/reserves", endpoint(1, "", reserves))
+    app.router.add_get("/sapi/v1/reserves/proof", endpoint(1, "USER_DATA", reserves_proof))
     app.router.add_get(
         "/sapi/v1/capital/withdraw/history", endpoint(10, "USER_DATA", withdraw_history)
     )
@@ -179,3 +190,19 @@ async def withdraw_history(served: Served, caller: Caller) -> tuple[Any, int]:
         wanted = set(ids.split(","))
         rows = [r for r in rows if r.get("id") in wanted]
     return rows[offset : offset + limit], 200
+
+
+async def reserves(served: Served, caller: Caller) -> tuple[Any, int]:
+    """The latest proof of reserves, public: anyone may check the root and the attestations."""
+    document = _wallet(served).reserves()
+    if document is None:
+        raise ApiError(-1099, "No proof of reserves is published yet.", 404)
+    return document, 200
+
+
+async def reserves_proof(served: Served, caller: Caller) -> tuple[Any, int]:
+    """The caller's inclusion proof (check it with tools/verify_reserves.py)."""
+    proof = _wallet(served).reserves_proof(caller.account)
+    if proof is None:
+        raise ApiError(-1099, "No proof for this account in the latest proof of reserves.", 404)
+    return proof, 200
