@@ -83,7 +83,9 @@ class EthereumPayer:
             )
             need = amount + gas * fees.max_fee_per_gas
         if await self.node.balance(self.address) < need:
-            raise InsufficientHot(f"the hot wallet cannot pay {need} wei with its gas")
+            raise InsufficientHot(
+                f"the hot wallet cannot pay {need} wei with its gas yet: it waits"
+            )
         signed = sign_transaction(tx, self.hot)
         return signed.raw.hex(), "0x" + signed.tx_hash.hex(), gas * fees.max_fee_per_gas
 

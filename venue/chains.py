@@ -19,7 +19,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EmbeddedChain", "ensure_chain", "stop_chain"]
+from custody.devchain import lease
+
+__all__ = ["LEASE", "LEASE_S", "EmbeddedChain", "ensure_chain", "renew", "stop_chain"]
+
+#: The lease file the venue touches (``custody.devchain.lease``) and how long a chain outlives
+#: its last touch: long enough for a crashed venue to be started again and find it.
+LEASE = "lease"
+LEASE_S = 60
 
 ROOT = Path(__file__).resolve().parent.parent
 _MODULES = {
@@ -56,6 +63,8 @@ def ensure_chain(
         args.append("--usdt")
     if block_ms:
         args += ["--block-ms", str(block_ms)]
+    lease.touch(datadir / LEASE)
+    args += ["--lease", str(datadir / LEASE), "--lease-s", str(LEASE_S)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("VENUE_CUSTODY_CRASH_AT", None)  # a test's crash point is the venue's, never a chain's
@@ -74,6 +83,11 @@ def ensure_chain(
         time.sleep(0.05)
     url = f"http://127.0.0.1:{int(port_file.read_text())}/"
     return EmbeddedChain(name, datadir, url, proc.pid, True)
+
+
+def renew(chain: EmbeddedChain) -> None:
+    """Tell the chain its venue is still there."""
+    lease.touch(chain.datadir / LEASE)
 
 
 def stop_chain(chain: EmbeddedChain, timeout_s: float = 10.0) -> None:

@@ -23,8 +23,8 @@ from venue.config import VenueConfig
 from venue.exits import EXIT_FAILED, CliError
 
 if TYPE_CHECKING:
-    from custody.reserves import ReservesTree
     from custody.hsm import Token
+    from custody.reserves import ReservesTree
     from custody.service import Custody, CustodyAlert
     from custody.signer import EcdsaSigner
     from custody.sweeps import Sweeper
@@ -522,8 +522,13 @@ class CustodyPart:
         c = self.config.custody
         assert c is not None
         interval = c.chains[name].poll_ms / 1000
+        embedded = self.chains[name].embedded
         while True:
             await asyncio.sleep(interval)
+            if embedded is not None:
+                from venue.chains import renew
+
+                renew(embedded)
             await self._round(name)
 
     async def _reconcile_loop(self) -> None:

@@ -42,8 +42,9 @@ async def run_demo(
     the venue serves REST; printed as it goes; errors are printed, never fatal (the venue keeps
     serving)."""
     try:
+        operator = ("", "")
         if access is not None:
-            await asyncio.to_thread(_demo_operator, access, url)
+            operator = await asyncio.to_thread(_demo_operator, access, url)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with aiohttp.ClientSession(
             url, timeout=aiohttp.ClientTimeout(total=10), headers=headers
@@ -65,6 +66,20 @@ async def run_demo(
                 )
             finally:
                 rest.keys.revoke(key.api_key, "demo")
+            if token and config.custody is not None and config.custody.enabled:
+                from venue.custody_demo import run_custody_demo
+
+                carol = 1003
+                key, secret = rest.keys.create_hmac(
+                    carol, {"USER_DATA", "WITHDRAW"}, "demo custody", ("127.0.0.1",), "demo"
+                )
+                try:
+                    await run_custody_demo(
+                        config, rest.url, url, token, (key.api_key, secret), carol, demo.run,
+                        (DEMO_OPERATOR, *operator),
+                    )  # fmt: skip
+                finally:
+                    rest.keys.revoke(key.api_key, "demo")
             if token and fix_port is not None and config.surveillance.enabled:
                 await _simulate(url, config, fix_port, rest.url, token)
     except asyncio.CancelledError:
@@ -121,7 +136,7 @@ async def _simulate(
 DEMO_OPERATOR = "demo"
 
 
-def _demo_operator(access: StaffAccess, url: str) -> None:
+def _demo_operator(access: StaffAccess, url: str) -> tuple[str, str]:
     """Make the demo's operator with every role (or give it a new password and TOTP secret if
     it exists) and print how to log in: a local demo's convenience, never a production
     practice (there, ``venue operator add`` prompts for the password)."""
@@ -136,6 +151,7 @@ def _demo_operator(access: StaffAccess, url: str) -> None:
         f"{password!r}, TOTP secret in {uri}",
         flush=True,
     )
+    return password, uri
 
 
 class _Demo:

@@ -44,6 +44,7 @@ from custody.devchain.jsonrpc import (
     make_app,
     type_error,
 )
+from custody.devchain.lease import watch
 
 NETWORK = "regtest"
 
@@ -424,6 +425,8 @@ async def serve(
     password: str,
     feerate_sat_per_kvb: int,
     block_ms: int = 0,
+    lease: Path | None = None,
+    lease_s: float = 60.0,
 ) -> None:
     node = Node(Chain.open(datadir, feerate_sat_per_kvb))
     runner = web.AppRunner(make_app(node.methods(), user, password), access_log=None)
@@ -444,12 +447,16 @@ async def serve(
             node.chain.generate(1, _TIMER_SCRIPT)
 
     miner = asyncio.create_task(blocks()) if block_ms > 0 else None
+    leased = (
+        asyncio.create_task(watch(lease, lease_s, node.stopping.set)) if lease is not None else None
+    )
     try:
         await node.stopping.wait()
         await asyncio.sleep(0.05)  # let the answer to "stop" leave
     finally:
-        if miner is not None:
-            miner.cancel()
+        for task in (miner, leased):
+            if task is not None:
+                task.cancel()
         await runner.cleanup()
 
 
@@ -462,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rpcpassword-file", type=Path)
     p.add_argument("--feerate", default="0.00001", help="estimatesmartfee's answer, BTC/kvB")
     p.add_argument("--block-ms", type=int, default=0, help="mine a block this often (0: never)")
+    p.add_argument("--lease", type=Path, help="stop once this file is untouched for --lease-s")
+    p.add_argument("--lease-s", type=float, default=60.0)
     args = p.parse_args(argv)
     datadir: Path = args.datadir
     datadir.mkdir(parents=True, exist_ok=True)
@@ -474,7 +483,19 @@ def main(argv: list[str] | None = None) -> None:
         user, password = "__cookie__", secrets.token_hex(32)
         _write_atomic(datadir / ".cookie", f"{user}:{password}", 0o600)
     feerate = as_amount(Decimal(args.feerate), "feerate")
-    asyncio.run(serve(datadir, args.host, args.port, user, password, feerate, args.block_ms))
+    asyncio.run(
+        serve(
+            datadir,
+            args.host,
+            args.port,
+            user,
+            password,
+            feerate,
+            args.block_ms,
+            args.lease,
+            args.lease_s,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from eth_tester.exceptions import (  # type: ignore[import-untyped]
 from eth_utils.address import to_checksum_address
 
 from custody.devchain.ethereum_chain import SUGGESTED_TIP_WEI, ChainRefusal, EthereumDevChain
+from custody.devchain.lease import watch
 
 MAX_BODY = 1024 * 1024
 MAX_BATCH = 100
@@ -564,7 +565,14 @@ def make_app(chain: EthereumDevChain) -> web.Application:
 
 
 async def serve(
-    datadir: Path, port: int, auto_mine: bool, *, usdt: bool = False, block_ms: int = 0
+    datadir: Path,
+    port: int,
+    auto_mine: bool,
+    *,
+    usdt: bool = False,
+    block_ms: int = 0,
+    lease: Path | None = None,
+    lease_s: float = 60.0,
 ) -> None:
     """Listen on 127.0.0.1:port until SIGTERM/SIGINT; publish the port in ``datadir/rpc.port``
     (after the test USDT is deployed, with ``usdt``: ``venue_contracts`` names it). With
@@ -593,11 +601,13 @@ async def serve(
             chain.mine(1)
 
     miner = asyncio.create_task(blocks()) if block_ms > 0 else None
+    leased = asyncio.create_task(watch(lease, lease_s, stop.set)) if lease is not None else None
     try:
         await stop.wait()
     finally:
-        if miner is not None:
-            miner.cancel()
+        for task in (miner, leased):
+            if task is not None:
+                task.cancel()
         await runner.cleanup()
 
 
@@ -610,9 +620,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--block-ms", type=int, default=0, help="mine a block this often (0: never)"
     )
+    parser.add_argument("--lease", type=Path, help="stop once this file is untouched for --lease-s")
+    parser.add_argument("--lease-s", type=float, default=60.0)
     args = parser.parse_args(argv)
     asyncio.run(
-        serve(args.datadir, args.port, args.auto_mine, usdt=args.usdt, block_ms=args.block_ms)
+        serve(
+            args.datadir,
+            args.port,
+            args.auto_mine,
+            usdt=args.usdt,
+            block_ms=args.block_ms,
+            lease=args.lease,
+            lease_s=args.lease_s,
+        )
     )
     return 0
 
