@@ -7,8 +7,11 @@ trail as CSV, and the other pages draw. A spoofing episode is driven through the
 order resting, a small execution on the other side by the same account, the large order
 cancelled), which the venue's detectors raise into the alert store beside two order-to-trade
 breaches put there: the compliance pages list the alert, draw the market
-around it from the journal, open a case from it and close the case, as the store then says. One
-browser for the whole module.
+around it from the journal, open a case from it and close the case, as the store then says. The
+treasury pages draw custody's rows (a fixed ``AdminCustody``: the pages are tested, not custody)
+with the shortfall in red and the hot share against its band, refresh themselves and drop an
+older answer; an approver, a second person signed in beside, approves and rejects withdrawals
+through the real approvals endpoints and store. One browser for the whole module.
 
 Screenshots go to ``$CONSOLE_SCREENSHOTS`` when set (``docs/console`` holds the committed
 ones), else to a temporary folder. Debian's chromium (``/usr/bin/chromium``; scripts/lib.sh

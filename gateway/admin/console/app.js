@@ -666,7 +666,7 @@
       };
       status.addEventListener("change", load);
       main.append(
-        el("p", { class: "muted" }, "Lifting the kill switch and large balance adjustments wait here for a second person."),
+        el("p", { class: "muted" }, "Lifting the kill switch, large balance adjustments and withdrawals held by custody's policy wait here for a second person."),
         el("label", { class: "inline" }, "Status ", status),
         box
       );
