@@ -41,7 +41,9 @@ def test_the_console_is_served_from_the_admin_port(tmp_path: Path) -> None:
                 assert '<script src="/console/app.js" defer></script>' in page
                 assert '<script src="/console/pages/audit.js" defer></script>' in page
                 assert "<!-- page scripts -->" not in page
-                for name, kind in [("app.js", "text/javascript"), ("style.css", "text/css")]:
+                assert "treasury.js" not in page  # listed by an admin API serving custody only
+                files = [("app.js", "text/javascript"), ("style.css", "text/css")]
+                for name, kind in [*files, ("treasury.js", "text/javascript")]:
                     async with http.get(f"/console/{name}") as r:
                         assert r.status == 200 and r.content_type == kind
                         assert "nosniff" in r.headers["X-Content-Type-Options"]

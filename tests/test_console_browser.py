@@ -7,8 +7,11 @@ trail as CSV, and the other pages draw. A spoofing episode is driven through the
 order resting, a small execution on the other side by the same account, the large order
 cancelled), which the venue's detectors raise into the alert store beside two order-to-trade
 breaches put there: the compliance pages list the alert, draw the market
-around it from the journal, open a case from it and close the case, as the store then says. One
-browser for the whole module.
+around it from the journal, open a case from it and close the case, as the store then says. The
+treasury pages draw custody's rows (a fixed ``AdminCustody``: the pages are tested, not custody)
+with the shortfall in red and the hot share against its band, refresh themselves and drop an
+older answer; an approver, a second person signed in beside, approves and rejects withdrawals
+through the real approvals endpoints and store. One browser for the whole module.
 
 Screenshots go to ``$CONSOLE_SCREENSHOTS`` when set (``docs/console`` holds the committed
 ones), else to a temporary folder. Debian's chromium (``/usr/bin/chromium``; scripts/lib.sh
@@ -39,6 +42,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from engine.commands import CancelOrder, Deposit, NewOrder, Origin
 from engine.events import OrderAccepted
 from engine.types import Door, OrdType, Side, TimeInForce
+from gateway.admin.custody import WITHDRAWAL_ACTION
 from gateway.staff.operators import OperatorStore
 from surveillance.alertquery import parse_alert_query
 from surveillance.alerts import Alert, AlertType
@@ -50,11 +54,192 @@ from venue.runtime import Venue
 
 CHROMIUM = os.environ.get("VENUE_CHROMIUM", "/usr/bin/chromium")
 NAME = "carol"
+APPROVER = "dave"  # holds the approver role only (carol does not)
 PASSWORD = "correct horse battery"
 SYMBOL = "BTC-USDT"
 ACCOUNT = 1001
 MAKER, SPOOFER = 1002, 1003  # the spoofing episode's other member and its spoofer
 T = TypeVar("T")
+
+
+class FakeCustody:
+    """``gateway.admin.custody.AdminCustody`` answering fixed rows in the shapes the venue's
+    port answers (``venue.custody.AdminCustodyPort``): the treasury pages are tested here, not
+    custody (its own tests run it on the test chains). Withdrawals awaiting approvers are filed
+    in the venue's real approval store, as the custody part files them; what an approval or a
+    rejection runs here is recorded."""
+
+    def __init__(self) -> None:
+        self.approvals: Any = None  # the staff approvals, given by the admin part as to custody
+        self.approved_ids: list[int] = []  # what approvals ran (``approved``)
+        self.rejected_ids: list[tuple[int, str]] = []  # and rejections (``reject``)
+        self.slow_s = 0.0  # the next wallets answer waits this long (with the rows of its call)
+        self.slow_taken = threading.Event()  # the slow answer's rows are taken
+        self.slow_done = threading.Event()  # and it is on its way
+        self.wallet_rows: list[dict[str, Any]] = [
+            wallet("BTC", "bitcoin", "0.08", "0.9", "0.02", "1", "0.95", "0.05", 8),
+            wallet("ETH", "ethereum", "14.5", "0.5", "0", "15", "12.25", "2.75", 96),
+            wallet("USDT", "ethereum", "1000", "24000", "0", "25000", "25100.5", "-100.5", 4),
+        ]
+        self.rows = [
+            withdrawal(8, 1003, "ETH", "2.999", "0.001", "awaiting_approval", 2,
+                       "0x5c1b7c4b7e0f8a9d2b3a4c5d6e7f8091a2b3c4d5", info="from a flagged account"),
+            withdrawal(7, ACCOUNT, "BTC", "0.4995", "0.0005", "awaiting_approval", 2,
+                       "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+                       info="amount above the approval threshold"),
+            withdrawal(6, MAKER, "ETH", "1.999", "0.001", "batched", 4,
+                       "0x8ba1f109551bd432803012645ac136ddd64dba72", tx="0x" + "ab" * 32),
+            withdrawal(5, ACCOUNT, "USDT", "499", "1", "completed", 6,
+                       "0x8ba1f109551bd432803012645ac136ddd64dba72", tx="0x" + "cd" * 32),
+            withdrawal(4, SPOOFER, "BTC", "0.25", "0.0005", "rejected", 3,
+                       "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+                       info="rejected by approval 1"),
+        ]  # fmt: skip
+        self.deposit_rows = [
+            deposit("a1", "ethereum", "ETH", MAKER, "3", "credited", 12, 12, 41),
+            deposit("b2", "bitcoin", "BTC", ACCOUNT, "0.5", "credited", 3, 3, 57),
+            deposit("c3", "bitcoin", "BTC", ACCOUNT, "0.125", "pending", 1, 3, None),
+        ]
+        self.sweep_rows = [
+            {"id": 2, "chain": "bitcoin", "asset": "BTC", "source": "*", "status": "broadcast",
+             "raw": "", "txid": "e" * 64, "amount_chain": "62490000", "fee_chain": "10000",
+             "created_ms": 1_780_000_060_000, "updated_ms": 1_780_000_061_000},
+            {"id": 1, "chain": "ethereum", "asset": "ETH", "source": "0x" + "12" * 20,
+             "status": "done", "raw": "", "txid": "0x" + "f0" * 32,
+             "amount_chain": "2999580000000000000", "fee_chain": "420000000000000",
+             "created_ms": 1_780_000_000_000, "updated_ms": 1_780_000_030_000},
+        ]  # fmt: skip
+
+    @property
+    def admin(self) -> FakeCustody:
+        return self
+
+    def file_approvals(self) -> dict[int, int]:
+        """Each withdrawal awaiting approvers as an approval of one approver (withdrawal id ->
+        approval id), as ``CustodyPart`` files them."""
+        made = {}
+        for row in self.rows:
+            if row["state"] == "awaiting_approval":
+                item = self.approvals.create(
+                    WITHDRAWAL_ACTION,
+                    f"withdraw {row['amount']} {row['coin']} of account {row['account']}",
+                    "POST",
+                    f"/v1/custody/withdrawals/{row['id']}",
+                    {"withdrawalId": row["id"]},
+                    f"account:{row['account']}",
+                    1,
+                )
+                row["approval"] = str(item.approval_id)
+                made[int(row["id"])] = item.approval_id
+        return made
+
+    def row(self, withdrawal_id: int) -> dict[str, Any]:
+        return next(r for r in self.rows if r["id"] == str(withdrawal_id))
+
+    async def deposit_address(self, account: int, asset: str) -> str:
+        return "bcrt1q" + "q" * 38
+
+    def deposits(self, account: int | None, limit: int) -> list[dict[str, Any]]:
+        return [d for d in self.deposit_rows if account in (None, d["account"])][-limit:]
+
+    def withdrawals(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        if status == "open":
+            done = ("completed", "rejected", "failed")
+            return [dict(r) for r in self.rows if r["state"] not in done][:limit]
+        return [dict(r) for r in self.rows if status in (None, r["state"])][:limit]
+
+    async def withdraw(
+        self, account: int, asset: str, address: str, amount: str, client_id: str, who: str
+    ) -> dict[str, Any]:
+        raise AssertionError("no withdrawal is made here")
+
+    async def approved(self, withdrawal_id: int) -> dict[str, Any]:
+        self.approved_ids.append(withdrawal_id)
+        self.row(withdrawal_id).update(state="queued", status=4)
+        return dict(self.row(withdrawal_id))
+
+    async def reject(self, withdrawal_id: int, why: str) -> dict[str, Any]:
+        self.rejected_ids.append((withdrawal_id, why))
+        self.row(withdrawal_id).update(state="rejected", status=3, info=why)
+        return dict(self.row(withdrawal_id))
+
+    def whitelist(self, account: int) -> list[dict[str, Any]]:
+        return []
+
+    def whitelist_add(self, account: int, chain: str, address: str, label: str) -> None:
+        raise AssertionError("no address is whitelisted here")
+
+    def sweeps(self, limit: int) -> list[dict[str, Any]]:
+        return self.sweep_rows[:limit]
+
+    async def wallets(self) -> list[dict[str, Any]]:
+        rows = [dict(w) for w in self.wallet_rows]
+        if self.slow_s:
+            wait, self.slow_s = self.slow_s, 0.0
+            self.slow_taken.set()
+            await asyncio.sleep(wait)
+            self.slow_done.set()
+        return rows
+
+
+def wallet(
+    asset: str,
+    chain: str,
+    hot: str,
+    deps: str,
+    flight: str,
+    total: str,
+    owed: str,
+    surplus: str,
+    pct: int,
+) -> dict[str, Any]:
+    return {
+        "asset": asset, "chain": chain, "hot": hot, "deposits": deps, "inFlight": flight,
+        "onChain": total, "liabilities": owed, "surplus": surplus, "hotPercent": pct,
+        "hotBand": [2, 10], "dustChain": "0", "onChainUnits": "0", "liabilitiesUnits": 0,
+    }  # fmt: skip
+
+
+def withdrawal(
+    wid: int,
+    account: int,
+    coin: str,
+    amount: str,
+    fee: str,
+    state: str,
+    status: int,
+    to: str,
+    tx: str = "",
+    info: str = "",
+) -> dict[str, Any]:
+    return {
+        "id": str(wid), "amount": amount, "transactionFee": fee, "coin": coin, "status": status,
+        "address": to, "txId": tx, "applyTime": f"2026-12-07 09:1{wid}:00",
+        "network": "BTC" if coin == "BTC" else "ETH", "transferType": 0,
+        "withdrawOrderId": f"w-{wid}", "info": info, "confirmNo": 0, "walletType": 0,
+        "txKey": "", "completeTime": "", "account": account, "state": state, "approval": "",
+    }  # fmt: skip
+
+
+def deposit(
+    ref: str,
+    chain: str,
+    asset: str,
+    account: int,
+    amount: str,
+    status: str,
+    have: int,
+    need: int,
+    seq: int | None,
+) -> dict[str, Any]:
+    txid = (ref * 32)[:64]
+    return {
+        "ref": f"{chain}:{txid}:0", "chain": chain, "asset": asset, "account": account,
+        "address": "bcrt1q" + ref * 19 if chain == "bitcoin" else "0x" + ref * 20,
+        "txid": txid, "index": 0, "amount": amount, "amountChain": "0", "dustChain": "0",
+        "height": 100 + have, "status": status, "seenTime": 1_780_000_000_000 + have,
+        "creditedSeq": seq, "confirmations": have, "required": need,
+    }  # fmt: skip
 
 
 class RunningVenue:
@@ -75,7 +260,10 @@ class RunningVenue:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.url = ""
         self.totp: pyotp.TOTP | None = None  # the operator's authenticator
+        self.approver_totp: pyotp.TOTP | None = None  # the approver's
         self.points: dict[str, tuple[int, int]] = {}  # the episode's steps: (seq, ms)
+        self.custody = FakeCustody()
+        self.filed: dict[int, int] = {}  # withdrawal id -> its approval's id
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -119,9 +307,11 @@ class RunningVenue:
                 chain=self.audit.chain,
                 alerts=self.store,
                 surveillance=self.surveillance,
+                custody=self.custody,  # type: ignore[arg-type]
             )
             await self.admin.start()
             self.url = self.admin.url
+            self.filed = self.custody.file_approvals()
 
         self.run(start())
 
@@ -232,10 +422,15 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVenue]:
     data = tmp_path_factory.mktemp("console") / "data"
-    uri = OperatorStore(data / "staff").add(NAME, ["operator", "compliance"], PASSWORD, "test")
+    operators = OperatorStore(data / "staff")
+    uri = operators.add(NAME, ["operator", "compliance"], PASSWORD, "test")
     secret = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
+    approver = operators.add(APPROVER, ["approver"], PASSWORD, "test")
     running = RunningVenue(data)
     running.totp = pyotp.TOTP(secret)
+    running.approver_totp = pyotp.TOTP(
+        urllib.parse.parse_qs(urllib.parse.urlsplit(approver).query)["secret"][0]
+    )
     running.start()
     try:
         yield running
@@ -285,10 +480,10 @@ def api(venue: RunningVenue, path: str) -> tuple[int, Any]:
         return exc.code, json.load(exc)
 
 
-def sign_in(page: Page, password: str, code: str) -> None:
+def sign_in(page: Page, password: str, code: str, name: str = NAME) -> None:
     """Name and password first, then the code."""
     expect(page.locator("#code-form")).to_be_hidden()
-    page.fill("#login-name", NAME)
+    page.fill("#login-name", name)
     page.fill("#login-password", password)
     page.click("#login-form button[type=submit]")
     expect(page.locator("#login-form")).to_be_hidden()
@@ -593,6 +788,150 @@ def test_the_chart_draws_a_long_timeline_thinned_and_skips_what_has_no_price(pag
         "window": 1,
         "best": 2,
     }
+
+
+RED, GREEN = "rgb(180, 35, 24)", "rgb(6, 118, 71)"  # the console's danger and ok colours
+
+
+def test_the_treasury_wallets_against_liabilities_and_the_hot_band(
+    page: Page, venue: RunningVenue, shots: Path
+) -> None:
+    page.goto("/console/#/instruments")
+    expect(page.locator("#nav")).to_contain_text("Treasury")
+    page.click("#nav a:text-is('Treasury')")
+    expect(page).to_have_url(re.compile(r"#/treasury$"))
+    rows = page.locator("#treasury-wallets tbody tr")
+    expect(rows).to_have_count(3)
+    usdt = page.locator('#treasury-wallets tr[data-asset="USDT"]')
+    for text in ("1000", "24000", "25000", "25100.5", "-100.5", "4% (band 2 to 10%)"):
+        expect(usdt).to_contain_text(text)
+    short = usdt.locator("span.surplus")
+    expect(short).to_have_class(re.compile(r"\bshort\b"))
+    expect(short).to_have_css("color", RED)  # a shortfall in red
+    btc = page.locator('#treasury-wallets tr[data-asset="BTC"] span.surplus')
+    expect(btc).to_have_text("0.05")
+    expect(btc).to_have_css("color", GREEN)
+    chart = page.locator("#treasury-hot-chart svg.hot-chart")
+    bars = chart.locator("rect.hot-bar")
+    expect(bars).to_have_count(3)
+    assert [bars.nth(n).get_attribute("data-percent") for n in range(3)] == ["8", "96", "4"]
+    expect(chart.locator('rect.hot-bar.above[data-asset="ETH"]')).to_have_count(1)  # 96 > 10
+    expect(chart.locator("rect.hot-bar.within")).to_have_count(2)
+    band = chart.locator('rect.hot-band[data-asset="BTC"]')
+    assert (band.get_attribute("data-low"), band.get_attribute("data-high")) == ("2", "10")
+    page.screenshot(path=str(shots / "treasury.png"), full_page=True)
+
+    # the page asks again by itself: ETH swept down into its band, a new shortfall in BTC
+    started = time.monotonic()
+    venue.custody.wallet_rows[1].update(hot="1.2", hotPercent=8)
+    venue.custody.wallet_rows[0].update(liabilities="1.1", surplus="-0.1")
+    expect(chart.locator('rect.hot-bar.within[data-asset="ETH"]')).to_have_count(1, timeout=5000)
+    expect(btc).to_have_text("-0.1")
+    expect(btc).to_have_css("color", RED)
+    assert time.monotonic() - started < 4.5
+
+    # an older answer arriving after a newer request is dropped
+    venue.custody.slow_taken.clear()
+    venue.custody.slow_done.clear()
+    venue.custody.slow_s = 0.6  # the next answer (the rows as they are now) comes late
+    page.click("#treasury-refresh")
+    assert venue.custody.slow_taken.wait(4)
+    venue.custody.wallet_rows[0].update(liabilities="0.9", surplus="0.1")
+    page.click("#treasury-refresh")
+    expect(btc).to_have_text("0.1")
+    assert venue.custody.slow_done.wait(3)
+    page.wait_for_timeout(300)  # the late answer reached the page, which kept the newer
+    assert btc.text_content() == "0.1"  # now (an expect would wait for the next refresh)
+
+
+@pytest.fixture(scope="module")
+def approver(browser: Browser, venue: RunningVenue) -> Iterator[Page]:
+    """A second person, signed in with the approver role only."""
+    context = browser.new_context(base_url=venue.url, viewport={"width": 1440, "height": 800})
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    assert venue.approver_totp is not None
+    tab.goto("/console/")
+    sign_in(tab, PASSWORD, venue.approver_totp.now(), APPROVER)
+    expect(tab.locator("#operator")).to_have_text(APPROVER)
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def test_withdrawals_awaiting_approvers_approved_and_rejected_from_the_treasury(
+    page: Page, approver: Page, venue: RunningVenue, shots: Path
+) -> None:
+    btc, eth = venue.filed[7], venue.filed[8]  # the approvals custody filed for 7 and 8
+    approvals = venue.admin.access.approvals
+    page.goto("/console/#/treasury/withdrawals")
+    expect(page.locator("#treasury-tabs a.here")).to_have_text("Withdrawals")
+    queue = page.locator("#treasury-queue tbody tr")
+    expect(queue).to_have_count(3)  # 8 and 7 await approvers, 6 is in a batch
+    seven = page.locator('#treasury-queue tr[data-withdrawal="7"]')
+    for text in ("0.4995", "0.0005", str(ACCOUNT), "awaiting_approval", "amount above"):
+        expect(seven).to_contain_text(text)
+    expect(seven.locator("a.approval-link")).to_have_attribute("href", f"#/approvals/{btc}")
+    expect(seven.locator("a.approval-link")).to_have_text(f"#{btc} (0/1)")
+    expect(seven.locator("button[data-approve]")).to_be_disabled()  # carol is no approver
+    recent = page.locator("#treasury-recent tbody tr")
+    expect(recent).to_have_count(5)
+    expect(page.locator('#treasury-recent tr[data-withdrawal="4"]')).to_contain_text("rejected")
+    expect(page.locator('#treasury-recent tr[data-withdrawal="5"]')).to_contain_text("completed")
+    seven.locator("a.approval-link").click()  # the link leads to the approval, marked
+    expect(page.locator(f'#approvals tr.here[data-approval="{btc}"]')).to_contain_text(
+        f"account {ACCOUNT}"
+    )
+
+    approver.goto("/console/#/treasury/withdrawals")
+    row = approver.locator('#treasury-queue tr[data-withdrawal="7"]')
+    expect(row.locator("button[data-approve]")).to_be_enabled()
+    approver.screenshot(path=str(shots / "treasury-withdrawals.png"), full_page=True)
+    row.locator("button[data-approve]").click()
+    assert venue.approver_totp is not None
+    approver.fill("#approve-code-7", venue.approver_totp.at(time.time() + 30))  # unused code
+    approver.click("#approve-confirm-7")
+    expect(approver.locator("#flash")).to_contain_text(f"Withdrawal 7 approved (approval #{btc})")
+    assert venue.custody.approved_ids == [7]  # the approval ran custody's step
+    assert approvals.get(btc).status == "EXECUTED"
+    expect(row).to_contain_text("queued")
+    expect(row.locator("button")).to_have_count(0)
+
+    other = approver.locator('#treasury-queue tr[data-withdrawal="8"]')
+    other.locator("button[data-reject]").click()
+    approver.fill("#reject-reason-8", "the account is under review")
+    approver.click("#reject-confirm-8")
+    expect(approver.locator("#flash")).to_contain_text("Withdrawal 8 rejected")
+    assert venue.custody.rejected_ids == [(8, f"rejected by approval {eth}")]
+    assert approvals.get(eth).status == "REJECTED"
+    assert approvals.get(eth).result == "the account is under review"
+    expect(approver.locator("#treasury-queue tbody tr")).to_have_count(2)  # 7 queued, 6
+    expect(approver.locator('#treasury-recent tr[data-withdrawal="8"]')).to_contain_text("rejected")
+    assert venue.custody.approved_ids == [7]
+
+
+def test_the_treasury_deposits_and_sweeps(page: Page, venue: RunningVenue, shots: Path) -> None:
+    page.goto("/console/#/treasury/deposits")
+    deposits = page.locator("#deposits-table tbody tr")
+    expect(deposits).to_have_count(3)
+    newest = deposits.first  # the fake's last row: newest first
+    for text in ("0.125", "1/3", "pending", "c3c3c3c3", str(ACCOUNT)):
+        expect(newest).to_contain_text(text)
+    expect(deposits.nth(2)).to_contain_text("12/12")
+    sweeps = page.locator("#sweeps-table tbody tr")
+    expect(sweeps).to_have_count(2)
+    expect(sweeps.first).to_contain_text("62490000")
+    expect(sweeps.first).to_contain_text("several addresses")
+    expect(sweeps.nth(1)).to_contain_text("done")
+    page.fill("#deposits-account", str(MAKER))
+    page.click("#deposits-filters button[type=submit]")
+    expect(deposits).to_have_count(1)
+    expect(deposits.first).to_contain_text("12/12")
+    page.screenshot(path=str(shots / "treasury-deposits.png"), full_page=True)
 
 
 def test_signing_out_ends_the_session(page: Page, venue: RunningVenue) -> None:

@@ -245,8 +245,15 @@ def test_eth_worked_example(venue: Venue) -> None:
             )
             account = await call(SELLER, "GET", "/api/v3/account")
             assert "ETH" not in balances(account) or balances(account)["ETH"] == (0, 0)
+            staff = await admin(http, venue, "GET", f"/v1/custody/deposits?account={SELLER}")
+            seen = [(d["status"], d["confirmations"], d["required"]) for d in staff["deposits"]]
+            assert seen == [("pending", 11, 12)]  # the treasury page's view of the deposit
             mine()  # the 12th
             await until("credited", lambda: _has(deposit_of(SELLER, "ETH"), "status", 1))
+            staff = await admin(http, venue, "GET", f"/v1/custody/deposits?account={SELLER}")
+            assert [(d["status"], d["confirmations"]) for d in staff["deposits"]] == [
+                ("credited", 12)
+            ]
             await until("USDT credited", lambda: _has(deposit_of(BUYER, "USDT"), "status", 1))
             assert balances(await call(SELLER, "GET", "/api/v3/account"))["ETH"] == (1, 0)
             assert balances(await call(BUYER, "GET", "/api/v3/account"))["USDT"] == (3000, 0)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from custody.reserves import ReservesTree
     from custody.service import Custody, CustodyAlert
     from custody.signer import EcdsaSigner
+    from custody.store import DepositRow
     from custody.sweeps import Sweeper
     from custody.withdrawals import Payer, WithdrawalRow, Withdrawals
     from gateway.staff.approvals import ApprovalStore
@@ -763,6 +764,7 @@ class AdminCustodyPort:
 
         return [
             {
+                **self._confirmations(d),
                 "ref": d.ref, "chain": d.chain, "asset": d.asset, "account": d.account,
                 "address": d.address, "txid": d.txid, "index": d.idx,
                 "amount": _decimal(d.amount, places.get(d.asset, 8)),
@@ -772,6 +774,20 @@ class AdminCustodyPort:
             }
             for d in rows[-limit:]
         ]  # fmt: skip
+
+    def _confirmations(self, d: DepositRow) -> dict[str, int]:
+        """What the deposit has (the chain's tip as last scanned) and what its asset needs."""
+        from custody.store import CREDITED, PENDING
+
+        rules = self.custody.config.assets.get(d.asset)
+        need = rules.confirmations if rules is not None else 0
+        watcher = self.custody.watchers.get(d.chain)
+        have = 0
+        if d.status == CREDITED:
+            have = need
+        elif d.status == PENDING and watcher is not None:
+            have = min(need, watcher.confirmations(d, self.custody.store.cursor(d.chain) or 0))
+        return {"confirmations": have, "required": need}
 
     def withdrawals(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         rows = self.pipeline.queue() if status == "open" else self.pipeline.recent(limit)

@@ -67,7 +67,7 @@ from gateway.admin.commands import (
     set_state,
     withdraw,
 )
-from gateway.admin.console import add_console
+from gateway.admin.console import TREASURY, add_console, add_script
 from gateway.admin.custody import WITHDRAWAL_ACTION, AdminCustody, add_custody_routes
 from gateway.admin.fields import (
     _MAX_DEPTH,
@@ -193,6 +193,8 @@ def make_app(
         add_custody_routes(app, custody, _fields)
     add_approval_routes(app, _fields, _execute, _rejected)
     add_console(app)
+    if custody is not None:
+        add_script(app, TREASURY)
     if clearing:
         route("POST", "/v1/deposits", _command(deposit), p.MONEY_WRITE)
         route("POST", "/v1/withdrawals", _command(withdraw), p.MONEY_WRITE)

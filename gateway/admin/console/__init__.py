@@ -1,6 +1,7 @@
 """The staff console: a small web application the admin port serves at ``/console/``.
 
-Static files of this folder (``index.html``, ``app.js``, ``style.css``): no build step, no
+Static files of this folder (``index.html``, ``app.js``, ``style.css``, and ``treasury.js``,
+the custody pages, listed only by an admin API that serves custody): no build step, no
 library, nothing fetched from elsewhere. The pages are drawn in the browser from the admin
 API's JSON, fetched from the same origin with the session cookie, so the pages themselves need
 no login (they hold no data: their routes are ``PUBLIC``) and every datum is checked by the
@@ -22,14 +23,17 @@ from aiohttp import web
 from gateway.admin.auth import PUBLIC, add_route
 from gateway.staff.roles import PERMISSIONS_BY_ROLE
 
-__all__ = ["CONSOLE", "add_console", "add_script"]
+__all__ = ["CONSOLE", "TREASURY", "add_console", "add_script"]
 
 #: Where the console is served; every path under it is static.
 CONSOLE = "/console/"
+#: The treasury pages (custody's wallets, withdrawals, deposits): loaded when custody is served.
+TREASURY = CONSOLE + "treasury.js"
 _HERE = Path(__file__).resolve().parent
 _FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "treasury.js": "text/javascript; charset=utf-8",  # listed by the admin API with custody
 }
 _SCRIPTS = web.AppKey("console_scripts", list[str])
 _PLACE = "<!-- page scripts -->"

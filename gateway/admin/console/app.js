@@ -69,7 +69,9 @@
   }
 
   async function api(method, path, body) {
-    const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    // never the browser's cache: it would also hold a request back until an earlier one to the
+    // same address is answered
+    const options = { method, credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -639,25 +641,32 @@
           }, "Reject");
           return el("span", { class: "actions" }, code, approve, reason, reject);
         };
-        box.replaceChildren(
-          table(
-            [
-              ["#", (r) => r.approvalId, "num"],
-              ["Requested", (r) => time(r.createdMs)],
-              ["By", (r) => r.requester],
-              ["What", (r) => r.summary, "wrap"],
-              ["Approvals", (r) => `${(r.approvals || []).map((a) => a.operator).join(", ") || "none"} (${(r.approvals || []).length}/${r.required})`],
-              ["Status", (r) => r.status],
-              ["", (r) => (r.status === "PENDING" ? decide(r) : r.closedBy ? `${r.closedBy} ${time(r.closedMs)}` : "")],
-            ],
-            answer.approvals || [],
-            "No approval."
-          )
+        const shown = answer.approvals || [];
+        const grid = table(
+          [
+            ["#", (r) => r.approvalId, "num"],
+            ["Requested", (r) => time(r.createdMs)],
+            ["By", (r) => r.requester],
+            ["What", (r) => r.summary, "wrap"],
+            ["Approvals", (r) => `${(r.approvals || []).map((a) => a.operator).join(", ") || "none"} (${(r.approvals || []).length}/${r.required})`],
+            ["Status", (r) => r.status],
+            ["", (r) => (r.status === "PENDING" ? decide(r) : r.closedBy ? `${r.closedBy} ${time(r.closedMs)}` : "")],
+          ],
+          shown,
+          "No approval."
         );
+        // #/approvals/12 (a link from another page): that approval's row stands out
+        const wanted = /^#\/approvals\/([0-9]+)/.exec(location.hash);
+        [...grid.tBodies[0].rows].forEach((tr, i) => {
+          if (!shown[i]) return;
+          tr.dataset.approval = shown[i].approvalId;
+          if (wanted && String(shown[i].approvalId) === wanted[1]) tr.classList.add("here");
+        });
+        box.replaceChildren(grid);
       };
       status.addEventListener("change", load);
       main.append(
-        el("p", { class: "muted" }, "Lifting the kill switch and large balance adjustments wait here for a second person."),
+        el("p", { class: "muted" }, "Lifting the kill switch, large balance adjustments and withdrawals held by custody's policy wait here for a second person."),
         el("label", { class: "inline" }, "Status ", status),
         box
       );
@@ -665,6 +674,7 @@
     },
   });
 
-  window.Console = { page, api, el, table, time, flash, guarded, outcome, can, ApiError };
+  const session = () => state.session;
+  window.Console = { page, api, el, table, time, flash, guarded, outcome, can, session, ApiError };
   document.addEventListener("DOMContentLoaded", start);
 })();
