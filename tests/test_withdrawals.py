@@ -324,3 +324,31 @@ def test_a_crash_between_the_request_and_its_hold_is_held_once(world, monkeypatc
     assert venue.risk.balance(7, "ETH") == (50 * COIN, COIN)
     assert run(w.apply(7, "ETH", GOOD, COIN, "a")).status == QUEUED  # the client retries: same
     assert venue.risk.balance(7, "ETH") == (50 * COIN, COIN)
+
+
+def test_funds_deposited_too_recently_cannot_leave(tmp_path: Path) -> None:
+    """``deposit_hold_s``: a credited deposit younger than the hold is not withdrawable; the
+    rest of the balance is."""
+    from custody.store import CREDITED, DepositRow
+
+    venue, payer, clock = Venue(), Payer(), Clock()
+    run(venue.submit(Deposit(7, "ETH", 10 * COIN)))
+    store = CustodyStore(tmp_path / "c.sqlite")
+    w = Withdrawals(
+        config(deposit_hold_s=3600), store, {"ETH": 8, "USDT": 8}, {"ethereum": payer},
+        submit=venue.submit, available=venue.available, now_ms=clock,
+    )  # fmt: skip
+    w.whitelist_add(7, "ethereum", GOOD, "mine")
+    clock.ms += DAY_MS
+    store.put_deposit(
+        DepositRow(
+            "ETH:t:0", "ethereum", "ETH", 7, GOOD, "t", 0, 6 * 10**18, 6 * COIN, 0, 5, "h",
+            CREDITED, clock.ms - 60_000, 3, clock.ms - 60_000,
+        )
+    )  # fmt: skip
+    with pytest.raises(WithdrawRefused) as refused:
+        run(w.apply(7, "ETH", GOOD, 5 * COIN, "too-much"))  # 10 held, 6 of them a minute old
+    assert refused.value.code == -4026 and "deposited in the last" in refused.value.msg
+    assert run(w.apply(7, "ETH", GOOD, 4 * COIN, "fine")).status == QUEUED
+    clock.ms += 3600_000
+    assert run(w.apply(7, "ETH", GOOD, 5 * COIN, "later")).status == QUEUED
