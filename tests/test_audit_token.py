@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from custody import softhsm
 from custody.hsm import HsmError
@@ -34,7 +34,10 @@ from surveillance.checkpoint import (
     CHECKPOINTS_FILE,
     KEY_FILE,
     KEYS_DIR,
+    Checkpoint,
     CheckpointError,
+    CheckpointKey,
+    Signer,
     parse_checkpoint,
     raw_key_id,
 )
@@ -369,3 +372,54 @@ def test_fuzz_the_token_key_reader() -> None:
             continue
         assert label.startswith(LABEL_PREFIX) and label[len(LABEL_PREFIX) :].isdigit()
         assert len(label) <= len(LABEL_PREFIX) + 9 and json.dumps(label).isascii()
+
+
+class _Key:
+    """A checkpoint key held in memory: public half of ``public``, signatures of ``private``."""
+
+    def __init__(self, private: Ed25519PrivateKey, public: Ed25519PrivateKey) -> None:
+        self.private, self.public = private, public
+
+    def public_key(self) -> bytes:
+        raw: bytes = self.public.public_key().public_bytes_raw()
+        return raw
+
+    def sign(self, message: bytes) -> bytes:
+        sig: bytes = self.private.sign(message)
+        return sig
+
+
+class _Keys:
+    def __init__(self, key: _Key) -> None:
+        self.key = key
+
+    def current(self) -> CheckpointKey:
+        return self.key
+
+
+def test_any_injected_key_signs_and_one_whose_halves_disagree_is_refused(tmp_path: Path) -> None:
+    """The signer takes whatever ``CheckpointKeys`` it is given (no file key is made), keeps its
+    public key first, and never writes a checkpoint its key's public half does not verify."""
+    audit = tmp_path / AUDIT_DIR
+    audit.mkdir()
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    keys = _Keys(_Key(a, a))
+    signer = Signer(audit, keys, fsync=False)
+    cp = signer.sign(1, 1, b"\x01" * 32, 5)
+    assert not (audit / KEY_FILE).exists()
+    assert cp.key == raw_key_id(a.public_key().public_bytes_raw())
+    assert verify_chain_signature(audit, cp)
+
+    keys.key = _Key(b, a)  # signs with b, claims a
+    with pytest.raises(CheckpointError, match="bad signature"):
+        signer.sign(2, 2, b"\x02" * 32, 6)
+    assert len((audit / CHECKPOINTS_FILE).read_bytes().splitlines()) == 1  # nothing written
+
+
+def verify_chain_signature(audit: Path, cp: Checkpoint) -> bool:
+    """``cp`` checks against the public key kept in ``keys/``."""
+    public = Ed25519PublicKey.from_public_bytes(
+        bytes.fromhex((audit / KEYS_DIR / f"{cp.key}.pub").read_text())
+    )
+    public.verify(cp.sig, cp.message())
+    return True
