@@ -360,6 +360,43 @@ def test_shipped_clearing_sections() -> None:
     assert config.ledger is not None and config.ledger.url.endswith("/ledger.sqlite")
 
 
+def test_shipped_custody_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(DEFAULT_CONFIG_PATH)
+    custody = config.custody
+    assert custody is not None and custody.enabled and custody.approvals_required == 1
+    hsm = custody.hsm
+    assert (hsm.module, hsm.hot_token, hsm.cold_token) == (
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "venue-hot",
+        "venue-cold",
+    )
+    assert hsm.softhsm_folder(config.data_dir) == tmp_path / "data" / "hsm"
+    assert hsm.softhsm_folder(Path("/elsewhere")) == Path("/elsewhere/hsm")  # moves with it
+    assert hsm.pin_file is None
+    assert {n: (c.rpc_url, c.network) for n, c in custody.chains.items()} == {
+        "bitcoin": ("", "regtest"),
+        "ethereum": ("", "regtest"),
+    }
+    btc, eth, usdt = (custody.assets[a] for a in ("BTC", "ETH", "USDT"))
+    # venue minor units: 8 decimals for each asset
+    assert (btc.chain, btc.chain_decimals, btc.confirmations) == ("bitcoin", 8, 3)
+    assert (btc.withdraw_fee, btc.withdraw_min, btc.approval_above) == (50_000, 100_000, 10**8)
+    assert btc.daily_limit == 100 * 10**8 and not btc.contract
+    assert (eth.chain, eth.chain_decimals, eth.confirmations) == ("ethereum", 18, 12)
+    assert (eth.withdraw_fee, eth.withdraw_min, eth.daily_limit) == (500_000, 10**6, 1000 * 10**8)
+    assert eth.approval_above == 20 * 10**8
+    assert usdt.contract and (usdt.chain, usdt.chain_decimals) == ("ethereum", 6)
+    assert (usdt.withdraw_fee, usdt.withdraw_min) == (10**8, 10 * 10**8)
+    assert (usdt.approval_above, usdt.daily_limit) == (50_000 * 10**8, 10**6 * 10**8)
+
+    relative = SHIPPED.replace('softhsm_dir = ""', 'softhsm_dir = "keys/hsm"', 1)
+    moved = parse_config(relative).custody
+    assert moved is not None and moved.hsm.softhsm_dir == tmp_path / "data" / "keys" / "hsm"
+    start = SHIPPED.index("# Custody (custody/)")
+    assert parse_config(SHIPPED[:start]).custody is None  # optional
+
+
 @pytest.mark.parametrize(
     ("old", "new", "key", "expected"),
     [

@@ -211,6 +211,7 @@ class AuditPart:
 
     async def stop(self) -> None:
         if self.chain is None:
+            self._release()  # the token, even when the chain was stopped by its owner already
             return
         # The venue stops first (the doors are closed by now): its last commands are chained
         # and the checkpoint taken at stop covers them.
