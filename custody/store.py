@@ -247,6 +247,18 @@ class CustodyStore:
         with self.transaction():
             self.db.execute("delete from blocks where chain = ?", (chain,))
             self.db.execute("delete from cursors where chain = ?", (chain,))
+            # what the old chain credited stays credited, out of the new chain's reorganisations
+            # (height -1: a chain that is gone); what it had pending never will be
+            self.db.execute(
+                "update deposits set height = -1 where chain = ? and status != ?",
+                (chain, PENDING),
+            )
+            self.db.execute(
+                "update deposits set status = ?, height = -1 where chain = ? and status = ?",
+                (DROPPED, chain, PENDING),
+            )
+            # the new chain's accounts start at nonce 0: the old chain's nonces say nothing
+            self.db.execute("update batches set nonce = null where chain = ?", (chain,))
 
     # -- dust
     def dust(self) -> dict[str, int]:

@@ -78,6 +78,9 @@ def config_file(tmp_path: Path, data_dir: Path, text: str = SHIPPED) -> Path:
     text = text.replace('data_dir = "data"', f'data_dir = "{data_dir}"')
     text = text.replace("port = 9878 ", "port = 0    ")  # the FIX acceptor on a free port
     text = text.replace("port = 8082 ", "port = 0    ")  # the REST door on a free port
+    # the embedded test chains make blocks quickly (the demo waits for 12 confirmations)
+    text = re.sub(r"test_block_ms = \d+", "test_block_ms = 200", text)
+    text = re.sub(r"poll_ms = \d+", "poll_ms = 100", text)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -119,7 +122,11 @@ def test_demo_shows_trades_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
             )
             assert fill.group(1) == "0.01000" and fill.group(2) == "0.00001000 BTC"
             venue.wait_for(r"CLIENT1: ExecutionReport Canceled")
-            venue.wait_for(r"demo: done")
+            # then custody: a deposit credited, a withdrawal approved and paid, a proof checked
+            venue.wait_for(r"confirmations 12/12: credited", timeout=60)
+            venue.wait_for(r"paid from the hot wallet.*0\.495 ETH received", timeout=60)
+            venue.wait_for(r"checks its proof.*VERIFIED", timeout=60)
+            venue.wait_for(r"demo: done", timeout=60)
             code, stderr = venue.stop(signal.SIGINT)
         finally:
             venue.kill()

@@ -17,6 +17,7 @@ State lives in memory only: a restarted node starts again from genesis.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,13 +148,21 @@ class EthereumDevChain:
         key = self.backend.account_keys[0]
         sender = to_checksum_address(key.public_key.to_checksum_address())
         nonce = int(self.tester.get_nonce(sender, "pending"))
-        gas = int(self.tester.estimate_gas({"from": sender, "to": target, "value": wei}))
+        # a few random bytes of data make every faucet transaction unique, so a test chain
+        # started again never repeats the hash of one an earlier chain had (same key, nonce)
+        salt = os.urandom(4)
+        gas = int(
+            self.tester.estimate_gas(
+                {"from": sender, "to": target, "value": wei, "data": "0x" + salt.hex()}
+            )
+        )
         tx = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": nonce,
             "to": target,
             "value": wei,
+            "data": salt,
             "gas": gas + gas // 5,
             "maxPriorityFeePerGas": SUGGESTED_TIP_WEI,
             "maxFeePerGas": 2 * self.pending_base_fee() + SUGGESTED_TIP_WEI,
@@ -204,7 +213,7 @@ class EthereumDevChain:
             raise ChainRefusal("no test USDT deployed, or a non-positive amount")
         data = encode_call(
             load_build("TestUSDT")["abi"], "mint", [to_checksum_address(address), amount]
-        )
+        ) + os.urandom(4)  # trailing bytes the contract ignores: a unique hash (see fund)
         return self._from_faucet(self.usdt, 0, data, 200_000)
 
     # -- snapshots and reorganisations ------------------------------------------------------
