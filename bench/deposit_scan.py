@@ -184,7 +184,7 @@ def model_run(
     text = ""
     if profiler is not None:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(18)
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(14)
         text = out.getvalue()
     return [scan], credit_rate, steady_ms, text
 
