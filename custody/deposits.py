@@ -155,34 +155,41 @@ class DepositWatcher:
             log.warning("%s: reorganisation of %d blocks above %d", chain, cursor - fork, fork)
         watched = store.addresses(chain)
         # deposits in replaced blocks lose their block until the new branch shows them again
+        # (None: left without a block by an earlier poll)
         orphans = {
-            d.ref: d
-            for d in store.deposits(chain=chain, statuses=(PENDING, CREDITED))
-            if d.height is None or d.height > fork  # None: left without a block before
+            d.ref: d for d in store.deposits(chain=chain, statuses=(PENDING, CREDITED), above=fork)
         }
-        for d in orphans.values():
-            store.put_deposit(replace(d, height=None, block_hash=None, updated_ms=now_ms))
+        with store.transaction():
+            for d in orphans.values():
+                store.put_deposit(replace(d, height=None, block_hash=None, updated_ms=now_ms))
         stop = min(tip, fork + MAX_BLOCKS_PER_POLL)
         scanned: dict[int, str] = {}
+        found: list[tuple[int, str, list[Transfer]]] = []
         for height in range(fork + 1, stop + 1):
             block_hash, transfers = await scanner.transfers(height, watched)
             scanned[height] = block_hash
-            for t in transfers:
-                self._seen(t, height, block_hash, now_ms, orphans)
+            if transfers:
+                found.append((height, block_hash, transfers))
         result.scanned = len(scanned)
-        store.save_scan(chain, stop, scanned, stop - self.window)
+        # what the blocks hold and the cursor past them: one commit, with no await inside
+        with store.transaction():
+            for height, block_hash, transfers in found:
+                for t in transfers:
+                    self._seen(t, height, block_hash, now_ms, orphans, watched)
+            store.save_scan(chain, stop, scanned, stop - self.window)
         if stop == tip:  # the new branch is scanned to its tip: what was not found is gone
-            for ref in orphans:
-                gone = store.deposit(ref)
-                if gone is None or gone.height is not None:
-                    continue
-                if gone.status == PENDING:
-                    store.put_deposit(replace(gone, status=DROPPED, updated_ms=now_ms))
-                    result.dropped.append(gone)
-                elif gone.status == CREDITED:
-                    result.reversals.append(
-                        Reversal(gone, gone.credit_ref or gone.ref, result.reorg_depth)
-                    )
+            with store.transaction():
+                for ref in orphans:
+                    gone = store.deposit(ref)
+                    if gone is None or gone.height is not None:
+                        continue
+                    if gone.status == PENDING:
+                        store.put_deposit(replace(gone, status=DROPPED, updated_ms=now_ms))
+                        result.dropped.append(gone)
+                    elif gone.status == CREDITED:
+                        result.reversals.append(
+                            Reversal(gone, gone.credit_ref or gone.ref, result.reorg_depth)
+                        )
         for d in store.deposits(chain=chain, statuses=(PENDING,)):
             if d.height is not None and self.confirmations(d, tip) >= self.required(d.asset):
                 result.credits.append(Credit(d, _credit_ref(d)))
@@ -202,8 +209,15 @@ class DepositWatcher:
         )
 
     def _seen(
-        self, t: Transfer, height: int, block_hash: str, now_ms: int, orphans: dict[str, DepositRow]
+        self,
+        t: Transfer,
+        height: int,
+        block_hash: str,
+        now_ms: int,
+        orphans: dict[str, DepositRow],
+        watched: Mapping[str, int],
     ) -> None:
+        """Record ``t``; inside the caller's transaction."""
         rules = self.rules.get(t.asset)
         if rules is None:
             return
@@ -218,7 +232,7 @@ class DepositWatcher:
                 replace(d, height=height, block_hash=block_hash, status=status, updated_ms=now_ms)
             )
             return
-        account = store.addresses(self.chain).get(t.address)
+        account = watched.get(t.address)  # read once a poll, not once a transfer
         if account is None:
             return
         amount, dust = from_chain_units(t.amount, self.decimals[t.asset], rules.chain_decimals)
@@ -228,10 +242,9 @@ class DepositWatcher:
             height=height, block_hash=block_hash, status=PENDING if amount else DUST,
             seen_ms=now_ms, credited_seq=0, updated_ms=now_ms,
         )  # fmt: skip
-        with store.transaction():
-            store.put_deposit(row)
-            if dust:
-                store.add_dust(t.asset, dust)
+        store.put_deposit(row)
+        if dust:
+            store.add_dust(t.asset, dust)
 
     def credited(self, credit: Credit, seq: int, now_ms: int) -> None:
         """The venue made ``credit`` durable at ``seq`` (0: it had credited that ref before,

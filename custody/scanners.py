@@ -85,6 +85,10 @@ class EthereumScanner:
         self.call = call
         self.asset = asset
         self.tokens = {address.lower(): code for code, address in tokens.items()}
+        #: the last ``watched`` seen and its addresses lowercased: a watcher passes the same
+        #: mapping for every block of a poll, so it is lowercased once a poll
+        self._watched: Mapping[str, int] | None = None
+        self._by_lower: dict[str, str] = {}
 
     async def tip(self) -> int:
         return int(await self.call("eth_blockNumber", []), 16)
@@ -96,7 +100,10 @@ class EthereumScanner:
     async def transfers(
         self, height: int, watched: Mapping[str, int]
     ) -> tuple[str, list[Transfer]]:
-        by_lower = {address.lower(): address for address in watched}
+        if watched is not self._watched or len(watched) != len(self._by_lower):
+            self._by_lower = {address.lower(): address for address in watched}
+            self._watched = watched
+        by_lower = self._by_lower
         block = await self.call("eth_getBlockByNumber", [hex(height), True])
         if block is None:
             raise ScanError(f"block {height} is not there any more")

@@ -10,6 +10,7 @@ never loses a step that was taken. One connection, used from the event loop's th
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,7 @@ create table if not exists deposits (
     generation integer not null default 0
 );
 create index if not exists deposits_account on deposits (account, seen_ms);
+create index if not exists deposits_status on deposits (chain, status, height);
 create table if not exists blocks (
     chain text not null,
     height integer not null,
@@ -145,6 +147,8 @@ class CustodyStore:
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=full")
         self.db.executescript(_SCHEMA)
+        #: chain -> (the addresses table's highest rowid when read, address -> account)
+        self._addresses: dict[str, tuple[object, dict[str, int]]] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -162,9 +166,19 @@ class CustodyStore:
         )
 
     def addresses(self, chain: str) -> dict[str, int]:
-        """address -> account for every deposit address of ``chain``."""
-        rows = self.db.execute("select address, account from addresses where chain = ?", (chain,))
-        return {str(a): int(acc) for a, acc in rows}
+        """address -> account for every deposit address of ``chain`` (a copy). Read again
+        only when an address was added since (rows are only ever inserted: the highest rowid
+        says; a rolled-back transaction forgets what was read), since a watcher asks on every
+        poll and there can be many."""
+        (last,) = self.db.execute("select max(rowid) from addresses").fetchone()
+        cached = self._addresses.get(chain)
+        if cached is None or cached[0] != last:
+            rows = self.db.execute(
+                "select address, account from addresses where chain = ?", (chain,)
+            )
+            cached = (last, {str(a): int(acc) for a, acc in rows})
+            self._addresses[chain] = cached
+        return dict(cached[1])
 
     def key_label(self, chain: str, address: str) -> str | None:
         row = self.db.execute(
@@ -177,7 +191,11 @@ class CustodyStore:
         row = self.db.execute("select * from deposits where ref = ?", (ref,)).fetchone()
         return None if row is None else _deposit(row)
 
-    def deposits(self, *, chain: str = "", statuses: tuple[str, ...] = ()) -> list[DepositRow]:
+    def deposits(
+        self, *, chain: str = "", statuses: tuple[str, ...] = (), above: int | None = None
+    ) -> list[DepositRow]:
+        """Deposits by chain and status; with ``above``, only those in a block higher than it
+        or in none (what a reorganisation above ``above`` touches, without reading history)."""
         sql = "select * from deposits where 1 = 1"
         args: list[object] = []
         if chain:
@@ -186,6 +204,9 @@ class CustodyStore:
         if statuses:
             sql += f" and status in ({', '.join('?' * len(statuses))})"
             args.extend(statuses)
+        if above is not None:
+            sql += " and (height is null or height > ?)"
+            args.append(above)
         return [_deposit(r) for r in self.db.execute(sql + " order by seen_ms, ref", args)]
 
     def account_deposits(
@@ -271,20 +292,32 @@ class CustodyStore:
         )
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        return _Transaction(self.db, self._addresses.clear)
 
 
 class _Transaction:
-    """``with store.transaction():`` groups writes into one durable commit."""
+    """``with store.transaction():`` groups writes into one durable commit (one fsync). One
+    opened inside another joins it: the outer one commits or rolls back the whole. Never held
+    across an ``await``: the connection is shared by the event loop's tasks."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, rolled_back: Callable[[], None]) -> None:
         self.db = db
+        self.rolled_back = rolled_back
+        self.outer = False
 
     def __enter__(self) -> None:
-        self.db.execute("begin immediate")
+        self.outer = not self.db.in_transaction
+        if self.outer:
+            self.db.execute("begin immediate")
 
     def __exit__(self, kind: object, *_: object) -> None:
-        self.db.execute("commit" if kind is None else "rollback")
+        if not self.outer:
+            return
+        if kind is None:
+            self.db.execute("commit")
+        else:
+            self.db.execute("rollback")
+            self.rolled_back()
 
 
 def _deposit(row: tuple[object, ...]) -> DepositRow:

@@ -193,3 +193,48 @@ def test_the_watcher_resumes_from_its_store(setup, tmp_path: Path) -> None:  # t
     again = DepositWatcher("ethereum", chain, store, {"ETH": ETH}, DECIMALS)
     chain.mine(empty=6)
     assert [c.ref for c in poll(again).credits] == ["ETH:t6:0"]
+
+
+def test_an_address_added_between_polls_is_watched_from_the_next(setup) -> None:  # type: ignore[no-untyped-def]
+    chain, store, watcher = setup
+    bob = "0x" + "bb" * 20
+    chain.mine(Transfer("ETH", "early", 0, bob, 10**18))
+    poll(watcher)
+    assert store.deposit("ETH:early:0") is None  # not a deposit address yet
+    store.add_address("ethereum", 8, bob, "deposit:ethereum:8", 0)
+    chain.mine(Transfer("ETH", "late", 0, bob, 10**18))
+    poll(watcher)
+    late = store.deposit("ETH:late:0")
+    assert late is not None and late.account == 8
+
+
+def test_addresses_read_inside_a_rolled_back_transaction_are_forgotten(setup) -> None:  # type: ignore[no-untyped-def]
+    _chain, store, _watcher = setup
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_address("ethereum", 9, "0x" + "cc" * 20, "deposit:ethereum:9", 0)
+        assert store.addresses("ethereum")["0x" + "cc" * 20] == 9
+        raise RuntimeError("undone")
+    # the next row takes the rolled-back one's rowid: only the rollback says the read is stale
+    store.add_address("ethereum", 10, "0x" + "dd" * 20, "deposit:ethereum:10", 0)
+    assert store.addresses("ethereum") == {ALICE: 7, "0x" + "dd" * 20: 10}
+
+
+def test_a_poll_that_fails_midway_writes_nothing_and_the_next_finds_each_once(setup) -> None:  # type: ignore[no-untyped-def]
+    chain, store, watcher = setup
+    chain.mine(deposit("a", 10**18), deposit("b", 2 * 10**18), empty=3)
+    fail_at = len(chain.blocks) - 2  # a block after the deposits' one
+    read = chain.transfers
+
+    async def failing(height: int, watched: Mapping[str, int]):  # type: ignore[no-untyped-def]
+        if height == fail_at:
+            raise ConnectionError("node went away")
+        return await read(height, watched)
+
+    cursor = store.cursor("ethereum")
+    chain.transfers = failing  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        poll(watcher)
+    assert store.deposits(chain="ethereum") == [] and store.cursor("ethereum") == cursor
+    chain.transfers = read  # type: ignore[method-assign]
+    poll(watcher)
+    assert sorted(d.ref for d in store.deposits(chain="ethereum")) == ["ETH:a:0", "ETH:b:0"]
