@@ -986,7 +986,9 @@ class AdminCustodyPort:
 
     def _row(self, r: WithdrawalRow) -> dict[str, Any]:
         out = self.pipeline.history_json(r)
-        out.update({"account": r.account, "state": r.status, "approval": r.approval})
+        out.update(
+            {"account": r.account, "state": r.status, "approval": r.approval, "kind": r.kind}
+        )
         return out
 
     async def withdraw(
