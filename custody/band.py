@@ -4,17 +4,20 @@ Holdings ``T`` = hot + deposit addresses + cold + in flight (chain units). Above
 of ``T`` the excess down to the band's midpoint goes to cold at once (no approval: it only makes
 the venue safer); below ``hot_min_pct`` a refill up to the midpoint is asked of the approvers,
 if the cold wallet holds it. One move per asset at a time, so a decision is never taken twice.
+Withdrawals queued and not yet signed count as already gone from the hot wallet: the excess
+never takes what they need, and a refill also covers them (a payout larger than the band's hot
+share waits for that refill rather than for ever).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from custody.config import AssetRules
 from custody.withdrawals import COLD, REFILL, WithdrawalRow, Withdrawals
 
-__all__ = ["BandDecision", "decide", "step", "venue_exact"]
+__all__ = ["BandDecision", "DropWatch", "decide", "step", "venue_exact"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +32,22 @@ class BandDecision:
 
 
 def decide(
-    rules: AssetRules, hot: int, deposits: int, cold: int, in_flight: int, *, busy: bool
+    rules: AssetRules,
+    hot: int,
+    deposits: int,
+    cold: int,
+    in_flight: int,
+    *,
+    busy: bool,
+    pending: int = 0,
 ) -> BandDecision:
-    """The move the band asks for; ``busy``: a move of the asset is open already."""
+    """The move the band asks for; ``busy``: a move of the asset is open already; ``pending``:
+    the withdrawals queued for the hot wallet and not signed yet."""
     total = hot + deposits + cold + in_flight
     if total <= 0:
         return BandDecision(0, 0, False, 0)
     pct_x100 = hot * 10_000 // total
+    hot -= pending  # what the hot wallet keeps once they are paid
     above = hot * 100 > rules.hot_max_pct * total
     below = hot * 100 < rules.hot_min_pct * total
     # the midpoint's share of T, times 200 to stay in integers
@@ -71,7 +83,10 @@ def step(
     filed with the approvers); never a second while one of the asset is open."""
     busy = bool(withdrawals.open_internal(rules.asset))
     h = holdings
-    d = decide(rules, h["hot"], h["deposits"], h["cold"], h["in_flight"], busy=busy)
+    d = decide(
+        rules, h["hot"], h["deposits"], h["cold"], h["in_flight"], busy=busy,
+        pending=withdrawals.pending(rules.asset),
+    )  # fmt: skip
     to_cold = venue_exact(d.to_cold, venue_decimals, rules.chain_decimals)
     refill = venue_exact(d.refill, venue_decimals, rules.chain_decimals)
     if to_cold > min_move:
@@ -79,3 +94,31 @@ def step(
     if refill > min_move:
         return d, withdrawals.internal(REFILL, rules.asset, hot_address, refill)
     return d, None
+
+
+class DropWatch:
+    """Hot and cold together only fall by what was paid out: at each look with nothing in
+    flight, the fall since the last such look beyond the withdrawals completed meanwhile and
+    every batch's fee (``Withdrawals.paid_since``) is a loss to alert on. Looks with moves in
+    flight are skipped (a move mined but not yet recorded is counted twice)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+
+    def look(
+        self,
+        asset: str,
+        holdings: Mapping[str, int],
+        paid_since: Callable[[str, int], int],
+        now_ms: int,
+    ) -> int:
+        """The unexplained fall in chain units (0: none, or not looked)."""
+        if holdings["in_flight"]:
+            return 0
+        held = holdings["hot"] + holdings["cold"]
+        last = self._last.get(asset)
+        self._last[asset] = (held, now_ms)
+        if last is None:
+            return 0
+        before, since = last
+        return max(0, before - held - paid_since(asset, since))

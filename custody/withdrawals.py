@@ -395,6 +395,15 @@ class Withdrawals:
             record(bid)
         return bid
 
+    def pending(self, asset: str) -> int:
+        """Chain units of the asset's withdrawals queued for the hot wallet, not signed yet."""
+        rows = self._rows(
+            "asset = ? and kind = ? and (status = ? or (status = ? and batch in "
+            "(select id from batches where status = ?)))",
+            (asset, USER, QUEUED, BATCHED, BUILDING),
+        )
+        return sum(r.net_chain for r in rows)
+
     def paid_since(self, asset: str, since_ms: int) -> int:
         """Chain units that left the venue's wallets since ``since_ms``: the asset's completed
         withdrawals and, for the chain's native asset, every batch's fee on that chain."""
@@ -466,11 +475,36 @@ class Withdrawals:
             if batch is None:
                 return
             crash_point("batched")
-        await self._advance(batch, payer)
+        try:
+            await self._advance(batch, payer)
+        except InsufficientHot:
+            if batch["status"] == BUILDING and self._refill_queued(chain):
+                self._unbatch(batch["id"])  # the refill goes first; then this batch again
+            raise
+
+    def _refill_queued(self, chain: str) -> bool:
+        return chain in self.cold and bool(
+            self._rows("chain = ? and kind = ? and status = ?", (chain, REFILL, QUEUED))
+        )
+
+    def _unbatch(self, bid: int) -> None:
+        """A batch the hot wallet cannot pay yet, nothing of it signed: its members back to the
+        queue and its nonce free again (never used), so an approved refill can go first."""
+        now = self.now_ms()
+        with self.store.transaction():
+            self.db.execute(
+                "update withdrawals set status = ?, batch = 0, updated_ms = ? where batch = ?",
+                (QUEUED, now, bid),
+            )
+            self.db.execute(
+                "update batches set status = ?, updated_ms = ? where id = ? and status = ?",
+                (BATCH_FAILED, now, bid, BUILDING),
+            )
 
     def _new_batch(self, chain: str, payer: Payer, nonce: int | None) -> dict[str, Any] | None:
         queued = self._rows("status = ? and chain = ? order by id", (QUEUED, chain))
         queued = [r for r in queued if r.kind != REFILL or chain in self.cold]
+        queued.sort(key=lambda r: (r.kind != REFILL, r.id))  # a refill first: it pays the rest
         if not queued:
             return None
         asset, kind = queued[0].asset, queued[0].kind

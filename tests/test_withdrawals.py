@@ -477,3 +477,59 @@ def test_a_store_made_before_the_kind_column_gets_it(tmp_path: Path) -> None:
     row = store.db.execute("select kind from withdrawals where id = 1").fetchone()
     assert row == ("user",)
     store.close()
+
+
+def test_a_queued_payout_larger_than_the_hot_wallet_gets_a_refill_covering_it(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import decide, step
+
+    _, payer, w, _, refills = band_world(world)
+    payer.short = True  # the hot wallet cannot pay it now
+    paying = run(w.apply(7, "ETH", GOOD, 10 * COIN, "big"))
+    with pytest.raises(InsufficientHot):
+        run(w.process("ethereum"))
+    assert w.get(paying.id).status == "batched" and w.pending("ETH") == 9995 * WEI // 1000  # type: ignore[union-attr]
+    hot = 6 * WEI  # inside its band of 100, yet short of the payout
+    assert decide(ETH, hot, 0, 94 * WEI, 0, busy=False).refill == 0
+    _, row = step(w, ETH, 8, held(hot, cold=94 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert row is not None and row.net_chain == 9995 * WEI // 1000  # 6 % kept after the payout
+    assert refills == [row.id]
+    above = decide(ETH, 30 * WEI, 0, 70 * WEI, 0, busy=False, pending=10 * WEI)
+    assert above.to_cold == 14 * WEI  # the excess never takes what the queue needs
+
+
+def test_an_approved_refill_goes_before_the_payout_waiting_for_it(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+
+    _, payer, w, cold, _ = band_world(world)
+    payer.short = True
+    paying = run(w.apply(7, "ETH", GOOD, 10 * COIN, "big"))
+    with pytest.raises(InsufficientHot):
+        run(w.process("ethereum"))
+    _, refill = step(w, ETH, 8, held(6 * WEI, cold=94 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert refill is not None
+    run(w.approved(refill.id))
+    with pytest.raises(InsufficientHot):  # the payout's batch, unsigned, gives way
+        run(w.process("ethereum"))
+    assert w.get(paying.id).status == QUEUED  # type: ignore[union-attr]
+    run(w.process("ethereum"))  # the refill built from cold and sent
+    payer.confirmed = dict.fromkeys(payer.sent, 1)
+    run(w.process("ethereum"))  # and recorded
+    assert w.get(refill.id).status == COMPLETED  # type: ignore[union-attr]
+    assert cold.built == [("ETH", [(HOT_ADDRESS, refill.net_chain)], 0)]  # its nonce, reused
+    payer.short = False
+    settle(w, payer)
+    assert payer.built == [("ETH", [(GOOD, 9995 * WEI // 1000)], 1)]
+    assert w.get(paying.id).status == COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_fall_of_hot_and_cold_beyond_the_payouts_is_a_loss() -> None:
+    from custody.band import DropWatch
+
+    paid: dict[str, int] = {"ETH": 0}
+    watch = DropWatch()
+    assert watch.look("ETH", held(10 * WEI, cold=90 * WEI), lambda a, s: paid[a], 1) == 0
+    paid["ETH"] = 2 * WEI  # a payout and its fee since
+    assert watch.look("ETH", held(8 * WEI, cold=90 * WEI), lambda a, s: paid[a], 2) == 0
+    assert watch.look("ETH", held(3 * WEI, cold=80 * WEI, in_flight=5), lambda a, s: 0, 3) == 0
+    lost = watch.look("ETH", held(3 * WEI, cold=90 * WEI), lambda a, s: 0, 4)
+    assert lost == 5 * WEI  # 98 -> 93 with nothing paid out

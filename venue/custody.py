@@ -114,8 +114,9 @@ class CustodyPart:
         self.cold_token: Token | None = None
         #: chain -> its cold wallet (``custody.cold``: BitcoinCold or EthereumCold)
         self.cold: dict[str, Any] = {}
-        #: asset -> (hot + cold + in flight, ms) at the band's last look: a drop is checked
-        self._last_hot: dict[str, tuple[int, int]] = {}
+        from custody.band import DropWatch
+
+        self._drops = DropWatch()
         #: the staff approvals (``gateway.staff.approvals``), given by the admin API's part
         self.approvals: ApprovalStore | None = None
         self._reserves: tuple[ReservesTree, dict[str, Any]] | None = None  # the latest proof
@@ -603,23 +604,15 @@ class CustodyPart:
                 )
 
     def _check_drop(self, asset: str, h: dict[str, int]) -> None:
-        """What left hot, cold and the moves in flight together since the last look is what
-        was paid out (completed withdrawals) and their fees; more than that is a loss."""
+        """A loss: hot and cold fell by more than the payouts and fees explain."""
         assert self.withdrawals is not None
-        now = self.now_ms()
-        held = h["hot"] + h["cold"] + h["in_flight"]
-        last = self._last_hot.get(asset)
-        self._last_hot[asset] = (held, now)
-        if last is None:
-            return
-        before, since = last
-        paid = self.withdrawals.paid_since(asset, since)
-        if before - held > paid:
+        lost = self._drops.look(asset, h, self.withdrawals.paid_since, self.now_ms())
+        if lost:
             self._band_alert(
                 asset,
                 "drop",
-                f"the {asset} hot and cold wallets dropped by {before - held} (chain units), "
-                f"more than the {paid} paid out meanwhile",
+                f"the {asset} hot and cold wallets fell by {lost} (chain units) more than the "
+                "payouts and fees explain",
                 h,
             )
 
