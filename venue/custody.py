@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -40,6 +41,9 @@ log = logging.getLogger("venue.custody")
 
 #: Seconds between two reconciliations of on-chain holdings with the participants' balances.
 RECONCILE_S = 30
+#: The hot wallet's band is looked at every this many polls of its chain (its holdings are read
+#: with ``scantxoutset`` on Bitcoin, a scan of the whole UTXO set on a real node).
+BAND_POLLS = 10
 
 
 def alerts_into(sink: AlertSink | None) -> Callable[[CustodyAlert], None]:
@@ -117,6 +121,7 @@ class CustodyPart:
         from custody.band import DropWatch
 
         self._drops = DropWatch()
+        self._band_due: dict[str, float] = {}  # chain -> monotonic time of its next look
         #: the staff approvals (``gateway.staff.approvals``), given by the admin API's part
         self.approvals: ApprovalStore | None = None
         self._reserves: tuple[ReservesTree, dict[str, Any]] | None = None  # the latest proof
@@ -576,8 +581,10 @@ class CustodyPart:
         c = self.config.custody
         assert c is not None
         cold = self.cold.get(name)
-        if cold is None:
+        now = time.monotonic()
+        if cold is None or now < self._band_due.get(name, 0.0):
             return
+        self._band_due[name] = now + BAND_POLLS * c.chains[name].poll_ms / 1000
         if name == "ethereum" and not self._multisig_ready(name):
             if self.custody.store.cold_address(name) is None:
                 await self._deploy_multisig(name)
