@@ -766,7 +766,13 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
             approvals = (await admin(http, venue, "GET", "/v1/approvals"))["approvals"]
             [item] = [a for a in approvals if a["action"] == "custody.refill"]
             assert str(item["approvalId"]) == refill["approval"]
-            hot_before = Decimal((await btc_wallet())["hot"])
+
+            async def paid_out() -> Any:
+                rows = await call(SELLER, "GET", "/sapi/v1/capital/withdraw/history", coin="BTC")
+                return rows and rows[0]["status"] == 6
+
+            await until("the seller's withdrawal paid", paid_out, mine_btc)
+            hot_before = Decimal((await btc_wallet())["hot"])  # nothing moves until approved
             async with aiohttp.ClientSession(base_url=venue.admin) as staff:
                 await approve(staff, config, int(item["approvalId"]))
 
