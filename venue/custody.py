@@ -556,19 +556,19 @@ class CustodyPart:
         store = self.custody.store
         cold = self.cold[name]
 
-        def record(bid: int, nonce_box: list[int]) -> None:
-            store.set_cold_address(name, cold.deployed_at(nonce_box[0]), bid)
-
-        box: list[int] = []
+        nonces: list[int] = []  # the nonce the pipeline gave the deployment
 
         async def build(nonce: int | None) -> tuple[str, str, int]:
             assert nonce is not None
-            box.append(nonce)
+            nonces.append(nonce)
             out: tuple[str, str, int] = await cold.deployment(nonce)
             return out
 
+        def record(bid: int) -> None:
+            store.set_cold_address(name, cold.deployed_at(nonces[-1]), bid)
+
         with contextlib.suppress(InsufficientHot):  # no ether for the gas yet
-            await self.withdrawals.internal_batch(name, "ETH", build, lambda bid: record(bid, box))
+            await self.withdrawals.internal_batch(name, "ETH", build, record)
 
     async def _band(self, name: str) -> None:
         """The hot wallet's band for the chain's assets (``custody.band``): the excess to
