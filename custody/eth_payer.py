@@ -29,6 +29,8 @@ __all__ = ["ETH_TRANSFER_GAS", "EthereumPayer"]
 ETH_TRANSFER_GAS = 21_000
 #: Gas of an ERC-20 transfer (a fresh recipient's balance slot costs ~50k; with headroom).
 TOKEN_TRANSFER_GAS = 100_000
+#: Gas of ether paid to the cold multisig (its ``receive`` logs the deposit).
+CONTRACT_TRANSFER_GAS = 60_000
 
 
 class EthereumPayer:
@@ -47,6 +49,8 @@ class EthereumPayer:
         self.address = address_of(hot.public_key())
         self.tokens = tokens  # asset -> (contract address, abi)
         self.chain_id = chain_id
+        #: the cold multisig's address once deployed (ether sent to it needs more gas)
+        self.cold = ""
 
     def valid_address(self, address: str) -> bool:
         if not is_address(address):
@@ -77,7 +81,8 @@ class EthereumPayer:
                 raise InsufficientHot(f"the hot wallet holds less than {amount} of {asset}")
             need = gas * fees.max_fee_per_gas
         else:
-            gas = ETH_TRANSFER_GAS
+            to_cold = bool(self.cold) and to.lower() == self.cold.lower()
+            gas = CONTRACT_TRANSFER_GAS if to_cold else ETH_TRANSFER_GAS
             tx = eip1559_transaction(
                 chain_id=self.chain_id, nonce=nonce, to=to, value=amount, gas=gas, fees=fees
             )

@@ -100,6 +100,11 @@ create table if not exists batches (
     created_ms integer not null,
     updated_ms integer not null
 );
+create table if not exists cold (
+    chain text primary key,
+    address text not null,
+    batch integer not null default 0
+);
 create table if not exists whitelist (
     account integer not null,
     chain text not null,
@@ -149,6 +154,28 @@ class CustodyStore:
         self.db.executescript(_SCHEMA)
         #: chain -> (the addresses table's highest rowid when read, address -> account)
         self._addresses: dict[str, tuple[object, dict[str, int]]] = {}
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a store was first made (``alter table``, once)."""
+        columns = {r[1] for r in self.db.execute("pragma table_info(withdrawals)")}
+        if "kind" not in columns:
+            self.db.execute("alter table withdrawals add column kind text not null default 'user'")
+
+    # -- the cold wallets (the Ethereum multisig's address, once deployed)
+    def cold_address(self, chain: str) -> str | None:
+        row = self.db.execute("select address from cold where chain = ?", (chain,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cold_address(self, chain: str, address: str, batch: int) -> None:
+        self.db.execute("insert or replace into cold values (?, ?, ?)", (chain, address, batch))
+
+    def cold_batch(self, chain: str) -> int:
+        row = self.db.execute("select batch from cold where chain = ?", (chain,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def forget_cold(self, chain: str) -> None:
+        self.db.execute("delete from cold where chain = ?", (chain,))
 
     def close(self) -> None:
         self.db.close()

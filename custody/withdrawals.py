@@ -26,6 +26,14 @@ one transaction (many outputs); Ethereum pays one withdrawal per transaction wit
 address's next nonce, kept in the batch row before signing, so a nonce is never reused or
 skipped. Said plainly: waiting for a batch to confirm before the next keeps Bitcoin's change and
 Ethereum's nonces simple; a busier venue would chain unconfirmed change.
+
+The venue's own money moves through the same pipeline (``internal``), as rows of account 0 with
+no hold and no payout in the core (nothing changes hands in the ledger): kind ``cold`` pays the
+hot wallet's excess to the cold wallet (built by the hot payer), kind ``refill`` pays the cold
+wallet's coins back to the hot wallet once the approvers agreed (built by the chain's
+``ColdSource``: two cold keys, sent with the pipeline's nonce rule on Ethereum). A transaction
+that is no payout at all (the cold multisig's deployment) is a batch without members
+(``internal_batch``), so it takes its nonce under the same rule.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from custody.config import CustodyConfig, to_chain_units
+from custody.config import CustodyConfig, from_chain_units, to_chain_units
 from custody.crashpoints import crash_point
 from custody.store import CREDITED, CustodyStore
 from engine.commands import Origin, PayWithdrawal, ReleaseWithdrawal, Withdraw
@@ -44,6 +52,10 @@ from engine.events import ClearingReject, ClearingRejected, WithdrawalConfirmed,
 from engine.types import Door
 
 __all__ = [
+    "COLD",
+    "REFILL",
+    "USER",
+    "ColdSource",
     "InsufficientHot",
     "Payer",
     "PayoutRefused",
@@ -78,6 +90,11 @@ DONE = "done"
 BATCH_FAILED = "failed"
 
 MS_PER_DAY = 86_400_000
+
+# withdrawal kinds
+USER = "user"  # an account's withdrawal
+COLD = "cold"  # the hot wallet's excess to the cold wallet
+REFILL = "refill"  # the cold wallet to the hot wallet, approved by m of n
 
 
 class WithdrawRefused(Exception):
@@ -128,6 +145,19 @@ class Payer(Protocol):
         ...
 
 
+class ColdSource(Protocol):
+    """One chain's cold wallet: signs a refill of the hot wallet with two cold keys."""
+
+    address: str
+
+    async def build(
+        self, asset: str, payouts: list[tuple[str, int]], nonce: int | None
+    ) -> tuple[str, str, int]:
+        """As ``Payer.build``, paid from the cold wallet (``InsufficientHot`` when it cannot
+        cover it now)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class WithdrawalRow:
     id: int
@@ -146,6 +176,7 @@ class WithdrawalRow:
     txid: str
     requested_ms: int
     updated_ms: int
+    kind: str = USER
 
 
 Submit = Callable[[Any], Awaitable[list[Any]]]
@@ -177,6 +208,10 @@ class Withdrawals:
         self.flagged = flagged
         self.request_approval = request_approval
         self.confirmations = confirmations
+        #: chain -> its cold wallet (refills); set by whoever opened the cold token
+        self.cold: dict[str, ColdSource] = {}
+        #: files a refill with the approvers: the approval's id ("" when not filed yet)
+        self.request_refill: Callable[[WithdrawalRow], str] | None = None
 
     # ------------------------------------------------------------------ requests
     async def apply(
@@ -281,7 +316,10 @@ class Withdrawals:
         if self.request_approval is None:
             return
         for row in self._rows("status = ? and approval = ''", (AWAITING_APPROVAL,)):
-            approval = self.request_approval(row, row.reason.split("; "))
+            if row.kind == REFILL:
+                approval = self.request_refill(row) if self.request_refill else ""
+            else:
+                approval = self.request_approval(row, row.reason.split("; "))
             if approval:
                 self._set(row, approval=approval)
 
@@ -297,8 +335,98 @@ class Withdrawals:
         row = self.get(wid)
         if row is None or row.status not in (HELD, AWAITING_APPROVAL, QUEUED):
             return row
+        if row.kind != USER:  # nothing was held
+            return self._set(row, status=REJECTED, reason=why)
         await self.submit(ReleaseWithdrawal(wid, f"rejected: {why}"[:120], origin=_origin(wid)))
         return self._set(row, status=REJECTED, reason=why)
+
+    # ------------------------------------------------------------------ the venue's own moves
+    def internal(self, kind: str, asset: str, address: str, net_chain: int) -> WithdrawalRow:
+        """A move between the venue's wallets of ``net_chain`` (chain units): ``cold`` queued at
+        once, ``refill`` to the approvers (filed now, or by a later round)."""
+        if kind not in (COLD, REFILL):
+            raise ValueError(f"not an internal kind: {kind!r}")
+        rules = self.config.assets[asset]
+        amount = from_chain_units(net_chain, self.decimals[asset], rules.chain_decimals)[0]
+        wid = self._next_id()
+        now = self.now_ms()
+        status = QUEUED if kind == COLD else AWAITING_APPROVAL
+        row = WithdrawalRow(
+            wid, 0, f"{kind}-{wid}", asset, rules.chain, address, amount, 0, net_chain, status,
+            "", "", 0, "", now, now, kind,
+        )  # fmt: skip
+        self._put(row)
+        if kind == REFILL and self.request_refill is not None:
+            approval = self.request_refill(row)
+            if approval:
+                row = self._set(row, approval=approval)
+        return row
+
+    def open_internal(self, asset: str) -> list[WithdrawalRow]:
+        """The asset's moves between the venue's wallets not finished yet."""
+        return self._rows(
+            "asset = ? and kind != ? and status in (?, ?, ?, ?, ?) order by id",
+            (asset, USER, *OPEN),
+        )
+
+    async def internal_batch(
+        self,
+        chain: str,
+        asset: str,
+        build: Callable[[int | None], Awaitable[tuple[str, str, int]]],
+        record: Callable[[int], None],
+    ) -> int | None:
+        """A transaction of the hot key that pays no withdrawal (a contract's deployment), as a
+        batch without members when none is in flight: its nonce under the pipeline's rule,
+        signed and stored with ``record(batch id)`` in one commit, then sent and followed by the
+        rounds like any batch. None while another batch is in flight."""
+        if self._open_batch(chain) is not None:
+            return None
+        nonce = self._nonce(chain, await self.payers[chain].next_nonce())
+        raw, txid, fee = await build(nonce)
+        now = self.now_ms()
+        with self.store.transaction():
+            cur = self.db.execute(
+                "insert into batches (asset, chain, status, nonce, raw, txid, fee_chain, "
+                "created_ms, updated_ms) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (asset, chain, SIGNED, nonce, raw, txid, str(fee), now, now),
+            )
+            bid = int(cur.lastrowid or 0)
+            record(bid)
+        return bid
+
+    def pending(self, asset: str) -> int:
+        """Chain units of the asset's withdrawals queued for the hot wallet, not signed yet."""
+        rows = self._rows(
+            "asset = ? and kind = ? and (status = ? or (status = ? and batch in "
+            "(select id from batches where status = ?)))",
+            (asset, USER, QUEUED, BATCHED, BUILDING),
+        )
+        return sum(r.net_chain for r in rows)
+
+    def paid_since(self, asset: str, since_ms: int) -> int:
+        """Chain units that left the venue's wallets since ``since_ms``: the asset's completed
+        withdrawals and, for the chain's native asset, every batch's fee on that chain."""
+        rules = self.config.assets[asset]
+        paid = sum(
+            r.net_chain
+            for r in self._rows(
+                "asset = ? and kind = ? and status = ? and updated_ms >= ?",
+                (asset, USER, COMPLETED, since_ms),
+            )
+        )
+        if not rules.contract:
+            rows = self.db.execute(
+                "select fee_chain from batches where chain = ? and status in (?, ?, ?) "
+                "and updated_ms >= ?",
+                (rules.chain, SIGNED, BROADCAST, DONE, since_ms),
+            )
+            paid += sum(int(f) for (f,) in rows)
+        return paid
+
+    def batch_status(self, bid: int) -> str:
+        row = self.db.execute("select status from batches where id = ?", (bid,)).fetchone()
+        return "" if row is None else str(row[0])
 
     # ------------------------------------------------------------------ whitelist
     def whitelist_add(self, account: int, chain: str, address: str, label: str) -> None:
@@ -347,20 +475,42 @@ class Withdrawals:
             if batch is None:
                 return
             crash_point("batched")
-        await self._advance(batch, payer)
+        try:
+            await self._advance(batch, payer)
+        except InsufficientHot:
+            if batch["status"] == BUILDING and self._refill_queued(chain):
+                self._unbatch(batch["id"])  # the refill goes first; then this batch again
+            raise
+
+    def _refill_queued(self, chain: str) -> bool:
+        return chain in self.cold and bool(
+            self._rows("chain = ? and kind = ? and status = ?", (chain, REFILL, QUEUED))
+        )
+
+    def _unbatch(self, bid: int) -> None:
+        """A batch the hot wallet cannot pay yet, nothing of it signed: its members back to the
+        queue and its nonce free again (never used), so an approved refill can go first."""
+        now = self.now_ms()
+        with self.store.transaction():
+            self.db.execute(
+                "update withdrawals set status = ?, batch = 0, updated_ms = ? where batch = ?",
+                (QUEUED, now, bid),
+            )
+            self.db.execute(
+                "update batches set status = ?, updated_ms = ? where id = ? and status = ?",
+                (BATCH_FAILED, now, bid, BUILDING),
+            )
 
     def _new_batch(self, chain: str, payer: Payer, nonce: int | None) -> dict[str, Any] | None:
         queued = self._rows("status = ? and chain = ? order by id", (QUEUED, chain))
+        queued = [r for r in queued if r.kind != REFILL or chain in self.cold]
+        queued.sort(key=lambda r: (r.kind != REFILL, r.id))  # a refill first: it pays the rest
         if not queued:
             return None
-        asset = queued[0].asset
-        members = [r for r in queued if r.asset == asset][: payer.batch_limit]
-        last = self.db.execute(
-            "select max(nonce) from batches where chain = ? and status != ?",
-            (chain, BATCH_FAILED),
-        ).fetchone()[0]
-        if nonce is not None and last is not None:
-            nonce = max(nonce, int(last) + 1)  # never a nonce used before, never one skipped
+        asset, kind = queued[0].asset, queued[0].kind
+        limit = 1 if kind == REFILL else payer.batch_limit
+        members = [r for r in queued if r.asset == asset and r.kind == kind][:limit]
+        nonce = self._nonce(chain, nonce)
         now = self.now_ms()
         with self.store.transaction():
             cur = self.db.execute(
@@ -376,13 +526,26 @@ class Withdrawals:
                 )
         return self._batch(bid)
 
+    def _nonce(self, chain: str, nonce: int | None) -> int | None:
+        """The node's next nonce, or the last batch's next: never a nonce used before, never
+        one skipped."""
+        last = self.db.execute(
+            "select max(nonce) from batches where chain = ? and status != ?",
+            (chain, BATCH_FAILED),
+        ).fetchone()[0]
+        if nonce is not None and last is not None:
+            nonce = max(nonce, int(last) + 1)
+        return nonce
+
     async def _advance(self, batch: dict[str, Any], payer: Payer) -> None:
         bid = batch["id"]
         members = self._rows("batch = ? order by id", (bid,))
         if batch["status"] == BUILDING:
             payouts = [(r.address, r.net_chain) for r in members]
+            refill = bool(members) and members[0].kind == REFILL
+            builder = self.cold[payer.chain].build if refill else payer.build
             try:
-                raw, txid, fee = await payer.build(batch["asset"], payouts, batch["nonce"])
+                raw, txid, fee = await builder(batch["asset"], payouts, batch["nonce"])
             except PayoutRefused as exc:
                 await self._fail(bid, members, str(exc))
                 return
@@ -416,6 +579,9 @@ class Withdrawals:
             for r in members:
                 if r.status == COMPLETED:
                     continue
+                if r.kind != USER:  # the venue's own money: nothing to pay out in the ledger
+                    self._set(r, status=COMPLETED, txid=batch["txid"])
+                    continue
                 events = await self.submit(
                     PayWithdrawal(r.id, r.fee, batch["txid"], origin=_origin(r.id))
                 )
@@ -434,6 +600,9 @@ class Withdrawals:
     async def _fail(self, bid: int, members: list[WithdrawalRow], why: str) -> None:
         log.error("custody: batch %d refused by the chain: %s", bid, why)
         for r in members:
+            if r.kind != USER:
+                self._set(r, status=FAILED, reason=why)
+                continue
             await self.submit(ReleaseWithdrawal(r.id, f"failed: {why}"[:120], origin=_origin(r.id)))
             self._set(r, status=FAILED, reason=why)
         self._batch_status(bid, BATCH_FAILED)
@@ -467,7 +636,8 @@ class Withdrawals:
 
     def in_flight(self, chain: str) -> dict[str, int]:
         """asset -> chain units broadcast (or signed) for withdrawals not yet recorded as paid:
-        gone from the hot wallet, still owed in the ledger."""
+        gone from the hot wallet, still owed in the ledger (or, for the venue's own moves, not
+        arrived in the other wallet yet)."""
         out: dict[str, int] = {}
         for r in self._rows(
             "status = ? and chain = ? and batch in (select id from batches where status in (?, ?))",
@@ -508,11 +678,11 @@ class Withdrawals:
 
     def _put(self, row: WithdrawalRow) -> None:
         self.db.execute(
-            "insert into withdrawals values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into withdrawals values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id, row.account, row.client_id, row.asset, row.chain, row.address,
                 row.amount, row.fee, str(row.net_chain), row.status, row.reason, row.approval,
-                row.batch, row.txid, row.requested_ms, row.updated_ms,
+                row.batch, row.txid, row.requested_ms, row.updated_ms, row.kind,
             ),
         )  # fmt: skip
 

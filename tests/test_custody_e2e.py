@@ -671,3 +671,126 @@ async def _proof_of_reserves(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode == 1 and "NOT VERIFIED" in refused.stdout
+
+
+def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval(
+    venue: Venue, tmp_path: Path
+) -> None:
+    """A deposit swept into the hot wallet puts all of it there, above its band of 2 to 10 %:
+    the excess down to 6 % goes to the 2-of-3 P2WSH cold address by itself. A withdrawal then
+    takes the hot wallet below 2 %: a refill is filed with the approvers (custody.refill), and
+    once an operator approves it (password and TOTP), two cold keys sign the coins back."""
+    import dataclasses
+
+    from staff_auth import approve
+
+    from custody.chains.btc_tx import decode_segwit_address
+    from venue.config import load_config
+
+    btc = venue.chain_url("bitcoin")
+    cookie = venue.data / "chains" / "bitcoin" / ".cookie"
+    funder = SoftSigner(b"a depositor's own bitcoin wallet")
+    funder_address = p2wpkh_address(funder.public_key(), "regtest")
+    outside = p2wpkh_address(SoftSigner(b"the seller's own wallet").public_key(), "regtest")
+    config = dataclasses.replace(load_config(tmp_path / "venue.toml"), data_dir=venue.data)
+
+    def bitcoind(method: str, *params: Any) -> Any:
+        return rpc(btc, method, *params, cookie=cookie)
+
+    def mine_btc(n: int = 1) -> None:
+        bitcoind("generatetoaddress", n, funder_address)
+
+    def sats(address: str) -> int:
+        found = bitcoind("scantxoutset", "start", [f"addr({address})"])
+        return int(found["total_amount"] * 10**8)
+
+    async def body() -> None:
+        async with aiohttp.ClientSession() as http:
+            keys = await _keys(http, venue)
+
+            async def call(account: int, method: str, path: str, **params: Any) -> Any:
+                status, answer = await signed(
+                    http, venue.rest, method, path, keys[account], **params
+                )
+                assert status == 200, (path, status, answer)
+                return answer
+
+            async def btc_wallet() -> dict[str, Any]:
+                rows = (await admin(http, venue, "GET", "/v1/custody/wallets"))["wallets"]
+                found: dict[str, Any] = next(w for w in rows if w["asset"] == "BTC")
+                return found
+
+            async def moves(kind: str) -> list[dict[str, Any]]:
+                rows = (await admin(http, venue, "GET", "/v1/custody/withdrawals"))["withdrawals"]
+                return [r for r in rows if r["kind"] == kind]
+
+            seller = (await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="BTC"))[
+                "address"
+            ]
+            mine_btc(101)
+            [coin, *_] = bitcoind("scantxoutset", "start", [f"addr({funder_address})"])["unspents"]
+            utxo = Utxo(
+                coin["txid"], coin["vout"], int(coin["amount"] * 10**8), funder.public_key()
+            )
+            paying = build_transaction(
+                [utxo], [TxOutput(seller, 10**8)], funder_address, 2_000, [funder], "regtest"
+            )
+            bitcoind("sendrawtransaction", paying.hex)
+
+            async def moved_to_cold() -> Any:
+                done = [m for m in await moves("cold") if m["state"] == "completed"]
+                return done[0] if done else None
+
+            cold_move = await until("the excess moved to cold", moved_to_cold, mine_btc)
+            wallet = await btc_wallet()
+            cold_address = wallet["coldAddress"]
+            assert decode_segwit_address("regtest", cold_address)[1].__len__() == 32  # P2WSH
+            cold_sats = sats(cold_address)
+            assert cold_sats == int(Decimal(cold_move["amount"]) * 10**8) > 0
+            hot = Decimal(wallet["hot"])
+            on_chain = Decimal(wallet["onChain"])
+            assert Decimal(wallet["cold"]) * 10**8 == cold_sats
+            assert 5 <= hot * 100 / on_chain <= 6  # the band's midpoint, less the move's fee
+            assert len(await moves("cold")) == 1
+
+            # the seller takes most of the hot wallet out: below 2 %, a refill is asked for
+            await admin(
+                http, venue, "POST", "/v1/custody/whitelist",
+                {"account": SELLER, "chain": "bitcoin", "address": outside, "label": "own"},
+            )  # fmt: skip
+            amount = (hot - Decimal("0.005")).quantize(Decimal("0.00000001"))
+            await call(
+                SELLER, "POST", "/sapi/v1/capital/withdraw/apply", coin="BTC", address=outside,
+                amount=str(amount), withdrawOrderId="out-1",
+            )  # fmt: skip
+
+            async def refill_asked() -> Any:
+                found = await moves("refill")
+                return found[0] if found and found[0]["approval"] else None
+
+            refill = await until("a refill filed", refill_asked, mine_btc)
+            assert refill["state"] == "awaiting_approval" and len(await moves("refill")) == 1
+            approvals = (await admin(http, venue, "GET", "/v1/approvals"))["approvals"]
+            [item] = [a for a in approvals if a["action"] == "custody.refill"]
+            assert str(item["approvalId"]) == refill["approval"]
+
+            async def paid_out() -> Any:
+                rows = await call(SELLER, "GET", "/sapi/v1/capital/withdraw/history", coin="BTC")
+                return rows and rows[0]["status"] == 6
+
+            await until("the seller's withdrawal paid", paid_out, mine_btc)
+            hot_before = Decimal((await btc_wallet())["hot"])  # nothing moves until approved
+            async with aiohttp.ClientSession(base_url=venue.admin) as staff:
+                await approve(staff, config, int(item["approvalId"]))
+
+            async def refilled() -> Any:
+                found = [m for m in await moves("refill") if m["state"] == "completed"]
+                return found[0] if found else None
+
+            done = await until("the refill paid from cold", refilled, mine_btc)
+            wallet = await btc_wallet()
+            assert Decimal(wallet["hot"]) == hot_before + Decimal(done["amount"])
+            assert sats(cold_address) < cold_sats - int(Decimal(done["amount"]) * 10**8) + 1
+            assert 2 <= Decimal(wallet["hot"]) * 100 / Decimal(wallet["onChain"]) <= 10
+
+    asyncio.run(asyncio.wait_for(body(), 120))

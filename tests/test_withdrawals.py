@@ -352,3 +352,212 @@ def test_funds_deposited_too_recently_cannot_leave(tmp_path: Path) -> None:
     assert run(w.apply(7, "ETH", GOOD, 4 * COIN, "fine")).status == QUEUED
     clock.ms += 3600_000
     assert run(w.apply(7, "ETH", GOOD, 5 * COIN, "later")).status == QUEUED
+
+
+# ---------------------------------------------------------------- the hot wallet's band
+WEI = 10**18
+COLD_ADDRESS = "0x" + "c0" * 20
+HOT_ADDRESS = "0x" + "a0" * 20
+
+
+class ColdSource:
+    """The cold wallet modelled: records each refill it signed."""
+
+    address = COLD_ADDRESS
+
+    def __init__(self) -> None:
+        self.built: list[tuple[str, list[tuple[str, int]], int | None]] = []
+
+    async def build(
+        self, asset: str, payouts: list[tuple[str, int]], nonce: int | None
+    ) -> tuple[str, str, int]:
+        self.built.append((asset, payouts, nonce))
+        txid = f"refill-{nonce}-{len(self.built)}"
+        return f"raw:{txid}", txid, 150_000
+
+
+def held(hot: int, cold: int = 0, deposits: int = 0, in_flight: int = 0) -> dict[str, int]:
+    return {"hot": hot, "deposits": deposits, "cold": cold, "in_flight": in_flight}
+
+
+def band_world(world):  # type: ignore[no-untyped-def]
+    venue, payer, w, _clock, _ = world
+    cold = ColdSource()
+    refills: list[int] = []
+    w.cold["ethereum"] = cold
+    w.request_refill = lambda row: refills.append(row.id) or f"r{row.id}"
+    return venue, payer, w, cold, refills
+
+
+def core_commands(venue: Venue) -> list[str]:
+    return [type(c).__name__ for c in venue.commands]
+
+
+def settle(w: Withdrawals, payer: Payer) -> None:
+    """Rounds until the open batch is mined and recorded."""
+    for _ in range(4):
+        run(w.process("ethereum"))
+        for txid in payer.sent:
+            payer.confirmed[txid] = 1
+
+
+def test_the_band_decides_from_the_midpoint_and_the_cold_wallet() -> None:
+    from custody.band import decide
+
+    inside = decide(ETH, hot=5, deposits=45, cold=50, in_flight=0, busy=False)
+    assert (inside.to_cold, inside.refill, inside.outside) == (0, 0, False)
+    above = decide(ETH, hot=40 * WEI, deposits=10 * WEI, cold=50 * WEI, in_flight=0, busy=False)
+    assert above.to_cold == 34 * WEI and above.outside  # down to 6 % of 100
+    below = decide(ETH, hot=WEI, deposits=0, cold=99 * WEI, in_flight=0, busy=False)
+    assert below.refill == 5 * WEI and below.to_cold == 0
+    poor = decide(ETH, hot=WEI, deposits=95 * WEI, cold=4 * WEI, in_flight=0, busy=False)
+    assert poor.refill == 0 and poor.outside  # the cold wallet cannot cover it: an alert only
+    assert decide(ETH, hot=WEI, deposits=0, cold=99 * WEI, in_flight=0, busy=True).refill == 0
+
+
+def test_above_the_band_one_cold_payout_of_the_excess_without_the_core(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+    from custody.withdrawals import COLD
+
+    venue, payer, w, _, _ = band_world(world)
+    before = core_commands(venue)
+    excess = 100 * WEI + 123  # wei below the venue's unit stay in the hot wallet
+    decision, row = step(w, ETH, 8, held(excess), COLD_ADDRESS, HOT_ADDRESS)
+    assert row is not None and row.kind == COLD and row.account == 0 and row.status == QUEUED
+    assert row.net_chain == 94 * WEI and row.amount == 94 * COIN and decision.outside
+    assert step(w, ETH, 8, held(excess), COLD_ADDRESS, HOT_ADDRESS)[1] is None  # never twice
+    settle(w, payer)
+    assert payer.built == [("ETH", [(COLD_ADDRESS, 94 * WEI)], 0)]
+    assert w.get(row.id).status == COMPLETED  # type: ignore[union-attr]
+    assert core_commands(venue) == before  # the venue's own money: no Withdraw, no payout
+    assert w.open_internal("ETH") == []
+
+
+def test_below_the_band_one_refill_for_the_approvers_then_built_from_cold(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+    from custody.withdrawals import REFILL
+
+    venue, payer, w, cold, refills = band_world(world)
+    before = core_commands(venue)
+    _, row = step(w, ETH, 8, held(WEI, cold=99 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert row is not None and row.kind == REFILL and row.status == AWAITING_APPROVAL
+    assert row.net_chain == 5 * WEI and row.address == HOT_ADDRESS and row.approval == f"r{row.id}"
+    assert step(w, ETH, 8, held(WEI, cold=99 * WEI), COLD_ADDRESS, HOT_ADDRESS)[1] is None
+    assert refills == [row.id]  # filed once
+    settle(w, payer)
+    assert cold.built == [] and payer.built == []  # nothing moves before the approval
+    payer.nonce = 3  # the hot key's pending count: the refill takes it under the pipeline's rule
+    assert run(w.approved(row.id)).status == QUEUED  # type: ignore[union-attr]
+    settle(w, payer)
+    assert cold.built == [("ETH", [(HOT_ADDRESS, 5 * WEI)], 3)] and payer.built == []
+    assert w.get(row.id).status == COMPLETED  # type: ignore[union-attr]
+    assert core_commands(venue) == before
+
+
+def test_a_rejected_refill_moves_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+
+    venue, payer, w, cold, _refills = band_world(world)
+    before = core_commands(venue)
+    _, row = step(w, ETH, 8, held(WEI, cold=99 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert row is not None
+    assert run(w.reject(row.id, "no")).status == REJECTED  # type: ignore[union-attr]
+    settle(w, payer)
+    assert cold.built == [] and payer.built == [] and core_commands(venue) == before
+    assert w.open_internal("ETH") == []
+
+
+def test_a_refill_filed_before_the_approvers_were_there_is_filed_later(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+
+    _, _, w, _, refills = band_world(world)
+    w.request_refill = lambda row: ""  # the staff store not open yet
+    _, row = step(w, ETH, 8, held(WEI, cold=99 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert row is not None and row.approval == ""
+    w.request_refill = lambda row: refills.append(row.id) or f"r{row.id}"
+    w.file_approvals()
+    w.file_approvals()
+    assert refills == [row.id] and w.get(row.id).approval == f"r{row.id}"  # type: ignore[union-attr]
+
+
+def test_a_store_made_before_the_kind_column_gets_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "create table withdrawals (id integer primary key, account integer not null, "
+        "client_id text not null, asset text not null, chain text not null, address text not "
+        "null, amount integer not null, fee integer not null, net_chain text not null, status "
+        "text not null, reason text not null default '', approval text not null default '', "
+        "batch integer not null default 0, txid text not null default '', requested_ms integer "
+        "not null, updated_ms integer not null, unique (account, client_id))"
+    )
+    db.execute(
+        "insert into withdrawals values (1, 7, 'c', 'ETH', 'ethereum', 'x', 1, 0, '1', "
+        "'completed', '', '', 0, '', 0, 0)"
+    )
+    db.commit()
+    db.close()
+    store = CustodyStore(path)
+    store.close()
+    store = CustodyStore(path)  # a second open leaves it as it is
+    row = store.db.execute("select kind from withdrawals where id = 1").fetchone()
+    assert row == ("user",)
+    store.close()
+
+
+def test_a_queued_payout_larger_than_the_hot_wallet_gets_a_refill_covering_it(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import decide, step
+
+    _, payer, w, _, refills = band_world(world)
+    payer.short = True  # the hot wallet cannot pay it now
+    paying = run(w.apply(7, "ETH", GOOD, 10 * COIN, "big"))
+    with pytest.raises(InsufficientHot):
+        run(w.process("ethereum"))
+    assert w.get(paying.id).status == "batched" and w.pending("ETH") == 9995 * WEI // 1000  # type: ignore[union-attr]
+    hot = 6 * WEI  # inside its band of 100, yet short of the payout
+    assert decide(ETH, hot, 0, 94 * WEI, 0, busy=False).refill == 0
+    _, row = step(w, ETH, 8, held(hot, cold=94 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert row is not None and row.net_chain == 9995 * WEI // 1000  # 6 % kept after the payout
+    assert refills == [row.id]
+    above = decide(ETH, 30 * WEI, 0, 70 * WEI, 0, busy=False, pending=10 * WEI)
+    assert above.to_cold == 14 * WEI  # the excess never takes what the queue needs
+
+
+def test_an_approved_refill_goes_before_the_payout_waiting_for_it(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+
+    _, payer, w, cold, _ = band_world(world)
+    payer.short = True
+    paying = run(w.apply(7, "ETH", GOOD, 10 * COIN, "big"))
+    with pytest.raises(InsufficientHot):
+        run(w.process("ethereum"))
+    _, refill = step(w, ETH, 8, held(6 * WEI, cold=94 * WEI), COLD_ADDRESS, HOT_ADDRESS)
+    assert refill is not None
+    run(w.approved(refill.id))
+    with pytest.raises(InsufficientHot):  # the payout's batch, unsigned, gives way
+        run(w.process("ethereum"))
+    assert w.get(paying.id).status == QUEUED  # type: ignore[union-attr]
+    run(w.process("ethereum"))  # the refill built from cold and sent
+    payer.confirmed = dict.fromkeys(payer.sent, 1)
+    run(w.process("ethereum"))  # and recorded
+    assert w.get(refill.id).status == COMPLETED  # type: ignore[union-attr]
+    assert cold.built == [("ETH", [(HOT_ADDRESS, refill.net_chain)], 0)]  # its nonce, reused
+    payer.short = False
+    settle(w, payer)
+    assert payer.built == [("ETH", [(GOOD, 9995 * WEI // 1000)], 1)]
+    assert w.get(paying.id).status == COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_fall_of_hot_and_cold_beyond_the_payouts_is_a_loss() -> None:
+    from custody.band import DropWatch
+
+    paid: dict[str, int] = {"ETH": 0}
+    watch = DropWatch()
+    assert watch.look("ETH", held(10 * WEI, cold=90 * WEI), lambda a, s: paid[a], 1) == 0
+    paid["ETH"] = 2 * WEI  # a payout and its fee since
+    assert watch.look("ETH", held(8 * WEI, cold=90 * WEI), lambda a, s: paid[a], 2) == 0
+    assert watch.look("ETH", held(3 * WEI, cold=80 * WEI, in_flight=5), lambda a, s: 0, 3) == 0
+    lost = watch.look("ETH", held(3 * WEI, cold=90 * WEI), lambda a, s: 0, 4)
+    assert lost == 5 * WEI  # 98 -> 93 with nothing paid out

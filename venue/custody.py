@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -41,6 +42,9 @@ log = logging.getLogger("venue.custody")
 
 #: Seconds between two reconciliations of on-chain holdings with the participants' balances.
 RECONCILE_S = 30
+#: The hot wallet's band is looked at every this many polls of its chain (its holdings are read
+#: with ``scantxoutset`` on Bitcoin, a scan of the whole UTXO set on a real node).
+BAND_POLLS = 10
 
 
 def alerts_into(sink: AlertSink | None) -> Callable[[CustodyAlert], None]:
@@ -112,6 +116,13 @@ class CustodyPart:
         self.payers: dict[str, Payer] = {}
         self.sweepers: dict[str, Sweeper] = {}
         self.token: Token | None = None
+        self.cold_token: Token | None = None
+        #: chain -> its cold wallet (``custody.cold``: BitcoinCold or EthereumCold)
+        self.cold: dict[str, Any] = {}
+        from custody.band import DropWatch
+
+        self._drops = DropWatch()
+        self._band_due: dict[str, float] = {}  # chain -> monotonic time of its next look
         #: the staff approvals (``gateway.staff.approvals``), given by the admin API's part
         self.approvals: ApprovalStore | None = None
         self._reserves: tuple[ReservesTree, dict[str, Any]] | None = None  # the latest proof
@@ -142,6 +153,27 @@ class CustodyPart:
             f"/v1/custody/withdrawals/{row.id}",
             {"withdrawalId": str(row.id)},
             f"account:{row.account}",
+            c.approvals_required,
+        )
+        return str(item.approval_id)
+
+    def _request_refill(self, row: WithdrawalRow) -> str:
+        """A refill of the hot wallet from cold for the approvers (``custody.refill``)."""
+        from custody.service import _decimal
+        from gateway.admin.custody import REFILL_ACTION
+
+        if self.approvals is None:
+            return ""
+        c = self.config.custody
+        assert c is not None
+        shown = _decimal(row.amount, self.config.assets.get(row.asset, 8))
+        item = self.approvals.create(
+            REFILL_ACTION,
+            f"refill the {row.asset} hot wallet with {shown} {row.asset} from cold",
+            "POST",
+            f"/v1/custody/refills/{row.id}",
+            {"withdrawalId": str(row.id)},
+            "custody:cold",
             c.approvals_required,
         )
         return str(item.approval_id)
@@ -253,7 +285,9 @@ class CustodyPart:
             available=self._available, now_ms=self.now_ms, flagged=self.flagged,
             request_approval=self._request_approval,
         )  # fmt: skip
+        self.withdrawals.request_refill = self._request_refill
         await self.withdrawals.recover()
+        await self._open_cold()
         self._sweepers(keys)
         for name in self.chains:
             await self._round(name)  # the first round before the doors open
@@ -262,41 +296,50 @@ class CustodyPart:
         print(f"venue: custody on {', '.join(sorted(self.chains))}", flush=True)
 
     async def holdings(self) -> dict[str, dict[str, int]]:
-        """asset -> {"hot", "deposits", "in_flight"} in the chain's units, read from the nodes."""
+        """asset -> {"hot", "deposits", "cold", "in_flight"} in the chain's units, read from the
+        nodes."""
+        out: dict[str, dict[str, int]] = {}
+        for name in self.payers:
+            out.update(await self._chain_holdings(name))
+        return out
+
+    async def _chain_holdings(self, name: str) -> dict[str, dict[str, int]]:
         from custody.btc_payer import BitcoinPayer
         from custody.chains.bitcoin import btc_to_sats
         from custody.eth_payer import EthereumPayer
 
         assert self.custody is not None and self.withdrawals is not None
+        payer = self.payers[name]
+        cold = self.cold.get(name)
         out: dict[str, dict[str, int]] = {}
-        for name, payer in self.payers.items():
-            deposit_addresses = sorted(self.custody.store.addresses(name))
-            flight = self.withdrawals.in_flight(name)
-            if isinstance(payer, BitcoinPayer):
-                hot = await payer.node.scan_addresses([payer.address])
-                deps = (
-                    await payer.node.scan_addresses(deposit_addresses) if deposit_addresses else []
-                )
-                out["BTC"] = {
-                    "hot": sum(btc_to_sats(c["amount"]) for c in hot),
-                    "deposits": sum(btc_to_sats(c["amount"]) for c in deps),
-                    "in_flight": flight.get("BTC", 0),
+        deposit_addresses = sorted(self.custody.store.addresses(name))
+        flight = self.withdrawals.in_flight(name)
+        if isinstance(payer, BitcoinPayer):
+            hot = await payer.node.scan_addresses([payer.address])
+            deps = await payer.node.scan_addresses(deposit_addresses) if deposit_addresses else []
+            out["BTC"] = {
+                "hot": sum(btc_to_sats(c["amount"]) for c in hot),
+                "deposits": sum(btc_to_sats(c["amount"]) for c in deps),
+                "cold": 0 if cold is None else await cold.balance("BTC"),
+                "in_flight": flight.get("BTC", 0),
+            }
+        elif isinstance(payer, EthereumPayer):
+            node = payer.node
+            out["ETH"] = {
+                "hot": await node.balance(payer.address),
+                "deposits": sum([await node.balance(a) for a in deposit_addresses]),
+                "cold": 0 if cold is None else await cold.balance("ETH"),
+                "in_flight": flight.get("ETH", 0),
+            }
+            for asset, (contract, abi) in payer.tokens.items():
+                out[asset] = {
+                    "hot": await node.erc20_balance(abi, contract, payer.address),
+                    "deposits": sum(
+                        [await node.erc20_balance(abi, contract, a) for a in deposit_addresses]
+                    ),
+                    "cold": 0 if cold is None else await cold.balance(asset),
+                    "in_flight": flight.get(asset, 0),
                 }
-            elif isinstance(payer, EthereumPayer):
-                node = payer.node
-                out["ETH"] = {
-                    "hot": await node.balance(payer.address),
-                    "deposits": sum([await node.balance(a) for a in deposit_addresses]),
-                    "in_flight": flight.get("ETH", 0),
-                }
-                for asset, (contract, abi) in payer.tokens.items():
-                    out[asset] = {
-                        "hot": await node.erc20_balance(abi, contract, payer.address),
-                        "deposits": sum(
-                            [await node.erc20_balance(abi, contract, a) for a in deposit_addresses]
-                        ),
-                        "in_flight": flight.get(asset, 0),
-                    }
         return out
 
     async def liabilities(self) -> dict[str, int]:
@@ -312,8 +355,8 @@ class CustodyPart:
         return await self.venue.read(read)
 
     async def wallets(self) -> list[dict[str, Any]]:
-        """Each asset's on-chain holdings (hot wallet, deposit addresses, payouts in flight)
-        against the ledger's liabilities, in the asset's decimals."""
+        """Each asset's on-chain holdings (hot wallet, deposit addresses, cold wallet, payouts
+        and moves in flight) against the ledger's liabilities, in the asset's decimals."""
         from custody.config import from_chain_units
         from custody.service import _decimal
 
@@ -332,7 +375,7 @@ class CustodyPart:
             def venue_units(chain_amount: int, places: int = places, rules: Any = rules) -> int:
                 return from_chain_units(chain_amount, places, rules.chain_decimals)[0]
 
-            on_chain = h["hot"] + h["deposits"] + h["in_flight"]
+            on_chain = h["hot"] + h["deposits"] + h["cold"] + h["in_flight"]
             total = venue_units(on_chain)
             hot_pct = 0 if on_chain == 0 else h["hot"] * 100 // on_chain
             out.append(
@@ -340,6 +383,8 @@ class CustodyPart:
                     "asset": asset, "chain": rules.chain,
                     "hot": _decimal(venue_units(h["hot"]), places),
                     "deposits": _decimal(venue_units(h["deposits"]), places),
+                    "cold": _decimal(venue_units(h["cold"]), places),
+                    "coldAddress": getattr(self.cold.get(rules.chain), "address", ""),
                     "inFlight": _decimal(venue_units(h["in_flight"]), places),
                     "onChain": _decimal(total, places),
                     "liabilities": _decimal(owed.get(asset, 0), places),
@@ -353,8 +398,8 @@ class CustodyPart:
 
     async def reconcile(self) -> list[dict[str, Any]]:
         """Holdings against liabilities: a RESERVE_SHORTFALL alert for an asset whose on-chain
-        holdings are below what participants hold; a HOT_WALLET_BAND alert when the hot
-        wallet holds more of the swept funds than its band allows (nothing goes to cold yet)."""
+        holdings are below what participants hold (the hot wallet's band is each round's:
+        ``_band``)."""
         from custody.service import CustodyAlert
 
         rows = await self.wallets()
@@ -368,16 +413,6 @@ class CustodyPart:
                         "RESERVE_SHORTFALL", f"RESERVE_SHORTFALL:{asset}:{day}", (),
                         f"{asset} on chain {row['onChain']} is below the participants' "
                         f"{row['liabilities']} (short {row['surplus']})",
-                        dict(row), 0, now,
-                    )
-                )  # fmt: skip
-            low, high = row["hotBand"]
-            if Decimal(row["onChain"]) > 0 and row["hotPercent"] > high:
-                self.alert(
-                    CustodyAlert(
-                        "HOT_WALLET_BAND", f"HOT_WALLET_BAND:{asset}:{day}", (),
-                        f"the {asset} hot wallet holds {row['hotPercent']} % of the holdings, "
-                        f"above its band of {low} to {high} %",
                         dict(row), 0, now,
                     )
                 )  # fmt: skip
@@ -419,6 +454,7 @@ class CustodyPart:
                 if key is not None:
                     wallets.append((name, address, key))
         attestations = await asyncio.to_thread(asset_attestation, message, wallets)
+        attestations.extend(await asyncio.to_thread(self._cold_attestations, message))
         document = {**published, "challenge": message.decode(), "attestations": attestations}
         folder = self.config.data_dir / "custody" / "reserves"
         folder.mkdir(parents=True, exist_ok=True)
@@ -430,6 +466,175 @@ class CustodyPart:
 
     def reserves(self) -> dict[str, Any] | None:
         return None if self._reserves is None else self._reserves[1]
+
+    def _cold_attestations(self, message: bytes) -> list[dict[str, str]]:
+        """The cold wallets' attestations: a 2-of-3 P2WSH address or a multisig contract has
+        no key of its own, so each of its keys signs the challenge for its own single-key
+        address (Bitcoin P2WPKH, the Ethereum owner), named with the cold wallet it controls
+        (``coldWallet``; the P2WSH script or the contract's ``getOwners`` shows the link)."""
+        from custody.chains.btc_tx import p2wpkh_address
+        from custody.chains.ethereum_tx import address_of
+        from custody.reserves import asset_attestation
+
+        out: list[dict[str, str]] = []
+        for chain, cold in sorted(self.cold.items()):
+            if not cold.address:
+                continue
+            wallets = [
+                (
+                    chain,
+                    p2wpkh_address(k.public_key(), cold.network)
+                    if chain == "bitcoin"
+                    else address_of(k.public_key()),
+                    k,
+                )
+                for k in cold.keys
+            ]
+            for item in asset_attestation(message, wallets):
+                item["coldWallet"] = cold.address
+                out.append(item)
+        return out
+
+    async def _open_cold(self) -> None:
+        """The cold token's keys (made on first use) and each chain's cold wallet; the
+        Ethereum multisig is usable once its deployment (``_deploy_multisig``) is mined."""
+        from custody.btc_payer import BitcoinPayer
+        from custody.cold import BitcoinCold, EthereumCold, cold_labels
+        from custody.contracts import load_build
+        from custody.eth_payer import EthereumPayer
+        from venue.hsm import acquire_token
+
+        c = self.config.custody
+        assert c is not None and self.withdrawals is not None and self.custody is not None
+        token = await asyncio.to_thread(
+            acquire_token, c.hsm, self.config.data_dir, c.hsm.cold_token
+        )
+        self.cold_token = token
+        keys = TokenKeys(token)
+        for name, payer in self.payers.items():
+            signers = [await asyncio.to_thread(keys.key_or_new, lb) for lb in cold_labels(name)]
+            if isinstance(payer, BitcoinPayer):
+                self.cold[name] = BitcoinCold(payer.node, signers, payer.network, payer.address)
+                self.withdrawals.cold[name] = self.cold[name]
+            elif isinstance(payer, EthereumPayer):
+                cold = EthereumCold(
+                    payer.node, signers, payer.hot, payer.chain_id, load_build("MultiSigWallet"),
+                    payer.tokens,
+                )  # fmt: skip
+                self.cold[name] = cold
+                self._multisig_ready(name)
+
+    def _multisig_ready(self, name: str) -> bool:
+        """The Ethereum cold wallet in use once its deployment's batch is done; a deployment
+        the chain refused is forgotten (a later round deploys again)."""
+        assert self.custody is not None and self.withdrawals is not None
+        cold = self.cold[name]
+        if cold.address:
+            return True
+        store = self.custody.store
+        address = store.cold_address(name)
+        if address is None:
+            return False
+        status = self.withdrawals.batch_status(store.cold_batch(name))
+        if status == "failed":
+            store.forget_cold(name)
+            return False
+        if status != "done":
+            return False
+        cold.address = address
+        self.payers[name].cold = address  # type: ignore[attr-defined]
+        self.withdrawals.cold[name] = cold
+        log.info("custody: the %s cold wallet is the multisig at %s", name, address)
+        return True
+
+    async def _deploy_multisig(self, name: str) -> None:
+        """The multisig's deployment by the hot key, when the hot wallet has the gas and no
+        batch is in flight (the pipeline owns the hot key's nonces: the deployment is a batch
+        without members, its address recorded in custody's store in the same commit)."""
+        from custody.withdrawals import InsufficientHot
+
+        assert self.custody is not None and self.withdrawals is not None
+        store = self.custody.store
+        cold = self.cold[name]
+
+        nonces: list[int] = []  # the nonce the pipeline gave the deployment
+
+        async def build(nonce: int | None) -> tuple[str, str, int]:
+            assert nonce is not None
+            nonces.append(nonce)
+            out: tuple[str, str, int] = await cold.deployment(nonce)
+            return out
+
+        def record(bid: int) -> None:
+            store.set_cold_address(name, cold.deployed_at(nonces[-1]), bid)
+
+        with contextlib.suppress(InsufficientHot):  # no ether for the gas yet
+            await self.withdrawals.internal_batch(name, "ETH", build, record)
+
+    async def _band(self, name: str) -> None:
+        """The hot wallet's band for the chain's assets (``custody.band``): the excess to
+        cold through the pipeline, a refill for the approvers, a HOT_WALLET_BAND alert when
+        the hot wallet leaves its band or drops by more than its payouts explain."""
+        from custody.band import step
+        from custody.chains.btc_tx import DUST_P2WSH
+
+        assert self.custody is not None and self.withdrawals is not None
+        c = self.config.custody
+        assert c is not None
+        cold = self.cold.get(name)
+        now = time.monotonic()
+        if cold is None or now < self._band_due.get(name, 0.0):
+            return
+        self._band_due[name] = now + BAND_POLLS * c.chains[name].poll_ms / 1000
+        if name == "ethereum" and not self._multisig_ready(name):
+            if self.custody.store.cold_address(name) is None:
+                await self._deploy_multisig(name)
+            return
+        held = await self._chain_holdings(name)
+        for asset, h in held.items():
+            rules = c.assets.get(asset)
+            if rules is None or asset not in self.config.assets:
+                continue
+            self._check_drop(asset, h)
+            places = self.config.assets[asset]
+            floor = DUST_P2WSH if name == "bitcoin" else 0
+            d, row = step(self.withdrawals, rules, places, h, cold.address, cold.hot_address, floor)
+            if row is not None:
+                log.info("custody: %s %s move %d of %s", asset, row.kind, row.id, row.net_chain)
+            if d.outside:
+                rules_band = f"{rules.hot_min_pct} to {rules.hot_max_pct} %"
+                self._band_alert(
+                    asset,
+                    "band",
+                    f"the {asset} hot wallet holds {d.hot_pct_x100 / 100:.2f} % of the "
+                    f"holdings, outside its band of {rules_band}",
+                    h,
+                )
+
+    def _check_drop(self, asset: str, h: dict[str, int]) -> None:
+        """A loss: hot and cold fell by more than the payouts and fees explain."""
+        assert self.withdrawals is not None
+        lost = self._drops.look(asset, h, self.withdrawals.paid_since, self.now_ms())
+        if lost:
+            self._band_alert(
+                asset,
+                "drop",
+                f"the {asset} hot and cold wallets fell by {lost} (chain units) more than the "
+                "payouts and fees explain",
+                h,
+            )
+
+    def _band_alert(self, asset: str, what: str, summary: str, h: dict[str, int]) -> None:
+        from custody.service import CustodyAlert
+
+        now = self.now_ms()
+        day = now // 86_400_000
+        self.alert(
+            CustodyAlert(
+                "HOT_WALLET_BAND", f"HOT_WALLET_BAND:{asset}:{what}:{day}", (), summary,
+                {k: str(v) for k, v in h.items()}, 0, now,
+            )
+        )  # fmt: skip
 
     def reserves_proof(self, account: int) -> dict[str, Any] | None:
         """The account's inclusion proof in the latest published tree (None: not in it)."""
@@ -562,6 +767,7 @@ class CustodyPart:
                 await sweeper.run()
 
             steps.append(("sweeps", sweep))
+        steps.append(("band", self._band))
         for what, step in steps:
             try:
                 await step(name)
@@ -590,9 +796,13 @@ class CustodyPart:
         if self.custody is not None:
             self.custody.close()
             self.custody = None
-        if self.token is not None:
-            from venue.hsm import release_token
+        from venue.hsm import release_token
 
+        if self.cold_token is not None:
+            release_token(self.cold_token)
+            self.cold_token = None
+        self.cold = {}
+        if self.token is not None:
             release_token(self.token)
             self.token = None
         for entry in self.chains.values():
@@ -797,7 +1007,9 @@ class AdminCustodyPort:
 
     def _row(self, r: WithdrawalRow) -> dict[str, Any]:
         out = self.pipeline.history_json(r)
-        out.update({"account": r.account, "state": r.status, "approval": r.approval})
+        out.update(
+            {"account": r.account, "state": r.status, "approval": r.approval, "kind": r.kind}
+        )
         return out
 
     async def withdraw(

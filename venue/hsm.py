@@ -70,6 +70,12 @@ def acquire_token(hsm: HsmConfig, data_dir: Path, label: str) -> Token:
             found.users += 1
             return found.token
         if folder is not None:
+            if not any(k[:2] == key[:2] for k in _open):
+                # SoftHSM2 sees only the tokens that existed when it was loaded (and is not
+                # loaded again while one is open): the hot and the cold token are made first
+                pin = softhsm.read_pin(hsm.pin_file) if hsm.pin_file is not None else None
+                for each in (hsm.hot_token, hsm.cold_token):
+                    softhsm.init_token(folder, each, pin=pin, module=hsm.module)
             token = softhsm.open_token(folder, label, pin_file=hsm.pin_file, module=hsm.module)
         else:
             pin = softhsm.read_pin(hsm.pin_file)

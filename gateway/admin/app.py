@@ -68,7 +68,12 @@ from gateway.admin.commands import (
     withdraw,
 )
 from gateway.admin.console import TREASURY, add_console, add_script
-from gateway.admin.custody import WITHDRAWAL_ACTION, AdminCustody, add_custody_routes
+from gateway.admin.custody import (
+    REFILL_ACTION,
+    WITHDRAWAL_ACTION,
+    AdminCustody,
+    add_custody_routes,
+)
 from gateway.admin.fields import (
     _MAX_DEPTH,
     INTERNAL,
@@ -119,8 +124,8 @@ _CUSTODY = web.AppKey("custody", AdminCustody)
 
 
 async def _rejected(request: web.Request, approval: Approval) -> None:
-    """A rejected withdrawal gives its hold back."""
-    if approval.action == WITHDRAWAL_ACTION and _CUSTODY in request.app:
+    """A rejected withdrawal gives its hold back; a rejected refill is dropped."""
+    if approval.action in (WITHDRAWAL_ACTION, REFILL_ACTION) and _CUSTODY in request.app:
         why = f"rejected by approval {approval.approval_id}"
         await request.app[_CUSTODY].reject(int(approval.fields["withdrawalId"]), why)
 
@@ -358,8 +363,8 @@ def _command(
 async def _execute(request: web.Request, approval: Approval) -> dict[str, Any]:
     """Run an approved request: built again from its fields by the same builder, journaled
     with the requester as principal and ``approval:<id>`` as request id; a custody withdrawal
-    joins its queue."""
-    if approval.action == WITHDRAWAL_ACTION:
+    joins its queue (a refill from cold too: the pipeline builds it with two cold keys)."""
+    if approval.action in (WITHDRAWAL_ACTION, REFILL_ACTION):
         custody = request.app[_CUSTODY]
         row = await custody.approved(int(approval.fields["withdrawalId"]))
         return {"seq": 0, "ts": 0, "withdrawal": row}

@@ -13,7 +13,9 @@ queue, an operator's withdrawal for an account), the whitelist, sweeps and walle
 
 A withdrawal that needs approvers is an approval (``gateway.admin.approve``) of action
 ``custody.withdrawal``: its approval runs ``approved`` here, its rejection ``reject`` (the hold
-released). Custody is reached through the ``AdminCustody`` port the composition root wires.
+released). A refill of a hot wallet from cold (the band's, ``custody.band``) is an approval
+of action ``custody.refill``: approved, the cold wallet's transaction is built and sent; rejected,
+nothing moves. Custody is reached through the ``AdminCustody`` port the composition root wires.
 """
 
 from __future__ import annotations
@@ -27,10 +29,19 @@ from gateway.admin.auth import FieldsOf, add_route, audit
 from gateway.admin.fields import INVALID_PARAM, AdminError
 from gateway.staff.roles import Permission
 
-__all__ = ["WITHDRAWAL_ACTION", "AdminCustody", "CustodyRefused", "add_custody_routes"]
+__all__ = [
+    "REFILL_ACTION",
+    "WITHDRAWAL_ACTION",
+    "AdminCustody",
+    "CustodyRefused",
+    "add_custody_routes",
+]
 
 #: The approval action of a withdrawal waiting for approvers.
 WITHDRAWAL_ACTION = "custody.withdrawal"
+#: The approval action of a refill of a hot wallet from its cold wallet (``withdrawalId`` the
+#: move's row in the same pipeline).
+REFILL_ACTION = "custody.refill"
 _ADDRESS = re.compile(r"[0-9A-Za-z]{20,100}")
 _LABEL = re.compile(r"[ -~]{0,64}")
 _CLIENT_ID = re.compile(r"[ -~]{0,64}")
