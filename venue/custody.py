@@ -202,24 +202,44 @@ class CustodyPart:
 
     async def _start(self) -> None:
         from custody.contracts import load_build
+        from custody.hsm import Token
         from custody.service import Custody
         from custody.withdrawals import Withdrawals
-        from venue.chains import ensure_chain
+        from venue.chains import EmbeddedChain, ensure_chain
         from venue.hsm import acquire_hot_token
 
         c = self.config.custody
         assert c is not None
         data_dir = self.config.data_dir
+        # the embedded chains start (each a process of its own, seconds for py-evm), the token
+        # opens and the chains' libraries import at the same time: one start, not their sum
+        starting = {
+            name: asyncio.to_thread(
+                ensure_chain, name, data_dir / "chains" / name, block_ms=chain.test_block_ms
+            )
+            for name, chain in c.chains.items()
+            if not chain.rpc_url
+        }
+        done = await asyncio.gather(
+            asyncio.to_thread(acquire_hot_token, c, data_dir),
+            asyncio.to_thread(_import_adapters, tuple(c.chains)),
+            *starting.values(),
+            return_exceptions=True,
+        )
+        opened, _imported, *embedded = done
+        if isinstance(opened, Token):
+            self.token = opened
+        for name, started in zip(starting, embedded, strict=True):
+            if isinstance(started, EmbeddedChain):
+                self.chains[name] = _Chain(name, started.url, started)
         for name, chain in c.chains.items():
             if chain.rpc_url:
                 self.chains[name] = _Chain(name, chain.rpc_url, None)
-            else:
-                embedded = await asyncio.to_thread(
-                    ensure_chain, name, data_dir / "chains" / name, block_ms=chain.test_block_ms
-                )
-                self.chains[name] = _Chain(name, embedded.url, embedded)
-        token = await asyncio.to_thread(acquire_hot_token, c, data_dir)
-        self.token = token
+        failed = [d for d in done if isinstance(d, BaseException)]
+        if failed:
+            raise failed[0]  # start() stops what did start
+        assert self.token is not None
+        token = self.token
         keys = TokenKeys(token)
         scanners: dict[str, Any] = {}
         if "bitcoin" in self.chains:
@@ -811,6 +831,14 @@ class CustodyPart:
 
                 await asyncio.to_thread(stop_chain, entry.embedded)
         self.chains = {}
+
+
+def _import_adapters(chains: tuple[str, ...]) -> None:
+    """The chains' libraries (web3 and py_ecc take seconds to import), off the event loop."""
+    if "bitcoin" in chains:
+        import custody.btc_payer
+    if "ethereum" in chains:
+        import custody.eth_payer  # noqa: F401
 
 
 async def _eth_request(node: Any, method: str, params: list[Any]) -> Any:
