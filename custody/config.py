@@ -21,7 +21,9 @@ __all__ = [
     "ChainConfig",
     "CustodyConfig",
     "HsmConfig",
+    "decimal_text",
     "from_chain_units",
+    "network_of",
     "read_custody",
     "to_chain_units",
 ]
@@ -263,6 +265,22 @@ def from_chain_units(amount: int, venue_decimals: int, chain_decimals: int) -> t
     if chain_decimals <= venue_decimals:
         return amount * _pow10(venue_decimals - chain_decimals), 0
     return divmod(amount, _pow10(chain_decimals - venue_decimals))
+
+
+def decimal_text(amount: int, decimals: int, *, trim: bool = False) -> str:
+    """Minor units as the doors write them (``12345, 2 -> "123.45"``); ``trim``: without
+    trailing zeros (``"0.5"``), as Binance's wallet history writes amounts."""
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), _pow10(decimals))
+    if not decimals:
+        return f"{sign}{whole}"
+    text = f"{sign}{whole}.{frac:0{decimals}d}"
+    return text.rstrip("0").rstrip(".") if trim else text
+
+
+def network_of(chain: str) -> str:
+    """A chain as Binance names its network (``bitcoin`` -> ``BTC``)."""
+    return {"bitcoin": "BTC", "ethereum": "ETH"}.get(chain, chain.upper())
 
 
 def _pow10(places: int) -> int:

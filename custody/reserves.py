@@ -300,9 +300,9 @@ def build(
 
 
 def _eth_address(public_key: bytes) -> str:
-    from eth_keys.datatypes import PublicKey
+    from custody.ecdsa import eth_address
 
-    return str(PublicKey.from_compressed_bytes(public_key).to_checksum_address())
+    return eth_address(public_key)
 
 
 def _recovery_id(digest: bytes, r: int, s: int, public_key: bytes) -> int:

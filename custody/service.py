@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from custody.config import AssetRules, CustodyConfig
+from custody.config import AssetRules, CustodyConfig, decimal_text, network_of
 from custody.deposits import ChainScanner, DepositWatcher, PollResult, ReorgTooDeep
 from custody.signer import EcdsaSigner
 from custody.store import CREDITED, DROPPED, DUST, PENDING, REVERSED, CustodyStore, DepositRow
@@ -169,14 +169,14 @@ class Custody:
                     CustodyAlert(
                         "DEPOSIT_REORG", f"DEPOSIT_REORG:{reversal.ref}", (d.account,),
                         f"a reorganisation of {reversal.depth} blocks dropped credited deposit "
-                        f"{reversal.ref}: {_decimal(rev.amount, places)} {d.asset} taken back, "
-                        f"{_decimal(rev.shortfall, places)} short"
+                        f"{reversal.ref}: {decimal_text(rev.amount, places)} {d.asset} taken back, "
+                        f"{decimal_text(rev.shortfall, places)} short"
                         + (" (account frozen)" if rev.shortfall else ""),
                         {
                             "ref": reversal.ref, "asset": d.asset, "account": d.account,
-                            "amount": _decimal(d.amount, places),
-                            "reversed": _decimal(rev.amount, places),
-                            "shortfall": _decimal(rev.shortfall, places),
+                            "amount": decimal_text(d.amount, places),
+                            "reversed": decimal_text(rev.amount, places),
+                            "shortfall": decimal_text(rev.shortfall, places),
                             "depth": reversal.depth, "txid": d.txid, "chain": d.chain,
                         },
                         cmd2.seq, now,
@@ -203,9 +203,9 @@ class Custody:
             out.append(
                 {
                     "id": d.ref,
-                    "amount": _decimal(d.amount, self.decimals.get(d.asset, 8)),
+                    "amount": decimal_text(d.amount, self.decimals.get(d.asset, 8)),
                     "coin": d.asset,
-                    "network": _network(d.chain),
+                    "network": network_of(d.chain),
                     "status": _BINANCE_STATUS[d.status],
                     "address": d.address,
                     "addressTag": "",
@@ -229,16 +229,6 @@ class Custody:
 #: Binance's deposit statuses: 0 pending, 1 success, 2 rejected (here: a reorganisation took it
 #: away), 7 wrong deposit (here: below the venue's unit, kept as dust).
 _BINANCE_STATUS = {PENDING: 0, CREDITED: 1, DROPPED: 2, REVERSED: 2, DUST: 7}
-
-
-def _network(chain: str) -> str:
-    return {"bitcoin": "BTC", "ethereum": "ETH"}.get(chain, chain.upper())
-
-
-def _decimal(amount: int, decimals: int) -> str:
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10**decimals)
-    return f"{sign}{whole}.{frac:0{decimals}d}" if decimals else f"{sign}{whole}"
 
 
 def _origin(ref: str) -> Origin:

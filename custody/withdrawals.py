@@ -44,7 +44,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from custody.config import CustodyConfig, from_chain_units, to_chain_units
+from custody.config import (
+    CustodyConfig,
+    decimal_text,
+    from_chain_units,
+    network_of,
+    to_chain_units,
+)
 from custody.crashpoints import crash_point
 from custody.store import CREDITED, CustodyStore
 from engine.commands import Origin, PayWithdrawal, ReleaseWithdrawal, Withdraw
@@ -236,9 +242,9 @@ class Withdrawals:
         payer = self.payers.get(rules.chain)
         if payer is None:
             raise WithdrawRefused(-4019, f"Withdrawals of {asset} are closed.")
-        if network is not None and network != _network(rules.chain):
+        if network is not None and network != network_of(rules.chain):
             raise WithdrawRefused(
-                -4018, f"{asset} is withdrawn on network {_network(rules.chain)}."
+                -4018, f"{asset} is withdrawn on network {network_of(rules.chain)}."
             )
         if not payer.valid_address(address):
             raise WithdrawRefused(-4033, "Illegal withdrawal address.")
@@ -725,14 +731,14 @@ class Withdrawals:
         decimals = self.decimals.get(row.asset, 8)
         return {
             "id": str(row.id),
-            "amount": _decimal(row.amount - row.fee, decimals),
-            "transactionFee": _decimal(row.fee, decimals),
+            "amount": _trimmed(row.amount - row.fee, decimals),
+            "transactionFee": _trimmed(row.fee, decimals),
             "coin": row.asset,
             "status": BINANCE_STATUS[row.status],
             "address": row.address,
             "txId": row.txid,
             "applyTime": _utc(row.requested_ms),
-            "network": _network(row.chain),
+            "network": network_of(row.chain),
             "transferType": 0,
             "withdrawOrderId": row.client_id,
             "info": row.reason,
@@ -753,15 +759,6 @@ def _refusal(reason: ClearingReject) -> tuple[int, str]:
     return -4000, f"The withdrawal was refused ({reason.name})."
 
 
-def _network(chain: str) -> str:
-    return {"bitcoin": "BTC", "ethereum": "ETH"}.get(chain, chain.upper())
-
-
-def _decimal(amount: int, decimals: int) -> str:
-    whole, frac = divmod(amount, 10**decimals)
-    return f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if decimals else str(whole)
-
-
 def _utc(ms: int) -> str:
     import datetime as dt
 
@@ -770,3 +767,7 @@ def _utc(ms: int) -> str:
 
 def _origin(wid: int) -> Origin:
     return Origin(Door.CUSTODY, "custody", f"withdrawal:{wid}")
+
+
+def _trimmed(amount: int, decimals: int) -> str:
+    return decimal_text(amount, decimals, trim=True)

@@ -137,7 +137,7 @@ class CustodyPart:
     def _request_approval(self, row: WithdrawalRow, reasons: list[str]) -> str:
         """A withdrawal for the approvers (``custody.withdrawal``), m of n, never the
         requester (the account, or the operator who asked for it)."""
-        from custody.service import _decimal
+        from custody.config import decimal_text as _decimal
         from gateway.admin.custody import WITHDRAWAL_ACTION
 
         if self.approvals is None:  # before the admin API started: filed by a later round
@@ -159,7 +159,7 @@ class CustodyPart:
 
     def _request_refill(self, row: WithdrawalRow) -> str:
         """A refill of the hot wallet from cold for the approvers (``custody.refill``)."""
-        from custody.service import _decimal
+        from custody.config import decimal_text as _decimal
         from gateway.admin.custody import REFILL_ACTION
 
         if self.approvals is None:
@@ -377,8 +377,8 @@ class CustodyPart:
     async def wallets(self) -> list[dict[str, Any]]:
         """Each asset's on-chain holdings (hot wallet, deposit addresses, cold wallet, payouts
         and moves in flight) against the ledger's liabilities, in the asset's decimals."""
+        from custody.config import decimal_text as _decimal
         from custody.config import from_chain_units
-        from custody.service import _decimal
 
         c = self.config.custody
         assert c is not None and self.custody is not None
@@ -866,7 +866,8 @@ class WalletPort:
         self.withdrawals = withdrawals
 
     def coins(self) -> list[dict[str, Any]]:
-        from custody.service import _decimal, _network
+        from custody.config import decimal_text as _decimal
+        from custody.config import network_of as _network
 
         out = []
         for asset, rules in sorted(self.custody.config.assets.items()):
@@ -903,7 +904,8 @@ class WalletPort:
         return out
 
     async def deposit_address(self, account: int, coin: str, network: str | None) -> str:
-        from custody.service import CustodyError, _network
+        from custody.config import network_of as _network
+        from custody.service import CustodyError
         from gateway.rest.wallet import WalletRefused
 
         rules = self.custody.config.assets.get(coin)
@@ -998,7 +1000,7 @@ class AdminCustodyPort:
         if account is not None:
             rows = [d for d in rows if d.account == account]
         places = self.part.config.assets
-        from custody.service import _decimal
+        from custody.config import decimal_text as _decimal
 
         return [
             {

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from custody.signer import SECP256K1_N, EcdsaSigner
+from custody.ecdsa import der_encode, low_s
+from custody.signer import EcdsaSigner
 
 Network = Literal["bitcoin", "testnet", "regtest"]
 HRP: Mapping[str, str] = {"bitcoin": "bc", "testnet": "tb", "regtest": "bcrt"}
@@ -178,18 +179,11 @@ def _compressed(pubkey: bytes) -> bytes:
 
 
 def der_signature(r: int, s: int) -> bytes:
-    """Strict DER with s made low (BIP 62/146), followed by SIGHASH_ALL."""
-    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
-        raise BtcTxError("signature out of range")
-    if s > SECP256K1_N // 2:
-        s = SECP256K1_N - s
-
-    def der_int(v: int) -> bytes:
-        b = v.to_bytes((v.bit_length() + 7) // 8, "big")
-        return b"\x02" + varstr(b"\x00" + b if b[0] & 0x80 else b)
-
-    body = der_int(r) + der_int(s)
-    return b"\x30" + varstr(body) + bytes([SIGHASH_ALL])
+    """Strict DER with s made low (BIP 62/146: ``custody.ecdsa``), followed by SIGHASH_ALL."""
+    try:
+        return der_encode(*low_s(r, s)) + bytes([SIGHASH_ALL])
+    except ValueError:
+        raise BtcTxError("signature out of range") from None
 
 
 # --- the transaction ----------------------------------------------------------------------------
