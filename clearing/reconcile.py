@@ -70,9 +70,11 @@ log = logging.getLogger(__name__)
 #: (kind, owner, asset): a ledger account as the core names it.
 AccountKey = tuple[str, int, str]
 
-#: The account kinds the core keeps balances for; check (a) compares these only (the custody
-#: accounts are the ledger's own business).
-CORE_KINDS: tuple[str, ...] = ("participant", "fees", "world", "adjustments")
+#: The account kinds the core keeps balances for; check (a) compares these only.
+CORE_KINDS: tuple[str, ...] = (
+    "participant", "fees", "world", "adjustments",
+    "custody_omnibus", "hot_wallet", "cold_wallet", "custody_chain",
+)  # fmt: skip
 
 LEDGER_TABLES = (
     "ledger_accounts",

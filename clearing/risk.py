@@ -84,6 +84,7 @@ from engine.commands import (
     ConfirmWithdrawal,
     Deposit,
     PayWithdrawal,
+    RecordCustody,
     ReleaseWithdrawal,
     ReverseDeposit,
     SetAccountState,
@@ -97,6 +98,7 @@ from engine.events import (
     BalanceChanged,
     ClearingReject,
     ClearingRejected,
+    CustodyMoved,
     Deposited,
     DepositReversed,
     Event,
@@ -141,6 +143,8 @@ OTR_STATE_VERSION = 3
 #: The state's version once a chain deposit was credited (custody's ``ChainDeposit``): the KYC
 #: and order-to-trade parts then always present (None while initial or not enforced).
 DEPOSITS_STATE_VERSION = 4
+#: The state's version once custody recorded a movement (``RecordCustody``): its refs follow.
+CUSTODY_STATE_VERSION = 5
 NS_PER_DAY = 86_400 * 1_000_000_000
 MAX_AMOUNT = (1 << 63) - 1  # the ledger keeps amounts in 64-bit signed integers
 BUY = Side.BUY
@@ -155,6 +159,15 @@ ACTIVE = AccountState.ACTIVE
 #: The venue's own ledger accounts the stage tracks (owner 0 in the ledger).
 FEES, WORLD, ADJUSTMENTS = "fees", "world", "adjustments"
 PARTICIPANT: Final = "participant"
+#: Custody's accounts (owner 0 in the ledger): the coins the venue holds, where they are. Each
+#: holds what the chain gave it less what left it, never below zero; ``custody_chain`` is their
+#: outside world (its balance is minus everything custody holds), as ``world`` is the
+#: participants'. The two sides meet only in reconciliation.
+CUSTODY_OMNIBUS, HOT_WALLET, COLD_WALLET, CUSTODY_CHAIN = (
+    "custody_omnibus", "hot_wallet", "cold_wallet", "custody_chain"
+)  # fmt: skip
+CUSTODY_HOLDINGS: Final = (CUSTODY_OMNIBUS, HOT_WALLET, COLD_WALLET)
+CUSTODY_KINDS: Final = (*CUSTODY_HOLDINGS, CUSTODY_CHAIN)
 
 # -- know your customer ---------------------------------------------------------------------------
 TIER_0: Final = KycTier.TIER_0
@@ -319,6 +332,7 @@ class RiskEngine:
         self.withdrawal_ids: set[int] = set()  # every id ever used, open or done
         # custody's chain deposits ever credited: ref -> [account, asset, amount, reversed 0|1]
         self.chain_deposits: dict[str, list[Any]] = {}
+        self.custody_refs: set[str] = set()  # custody's movements ever recorded
         self.states: dict[int, AccountState] = {}  # only accounts that are not ACTIVE
         self.schedules: dict[int, str] = {}  # account -> fee schedule, where not the default
         self.volumes: dict[int, dict[int, int]] = {}  # account -> UTC day -> volume (micro-ref)
@@ -458,6 +472,8 @@ class RiskEngine:
             self._end_withdrawal(command.withdrawal_id, command.ref, False, out)
         elif isinstance(command, PayWithdrawal):
             self._end_withdrawal(command.withdrawal_id, command.ref, True, out, command.fee)
+        elif isinstance(command, RecordCustody):
+            self._record_custody(command, out)
         elif isinstance(command, AdjustBalance):
             self._adjust(command, out)
         elif isinstance(command, SetAccountState):
@@ -538,6 +554,8 @@ class RiskEngine:
             version = OTR_STATE_VERSION
         if self.chain_deposits:
             version = DEPOSITS_STATE_VERSION
+        if self.custody_refs:
+            version = CUSTODY_STATE_VERSION
         state = (
             version,
             [
@@ -554,8 +572,10 @@ class RiskEngine:
             [(a, sorted(days.items())) for a, days in sorted(self.volumes.items())],
             self.fee_spec,
         )
-        if self.chain_deposits:
+        if self.chain_deposits or self.custody_refs:
             deposits = sorted((ref, *entry) for ref, entry in self.chain_deposits.items())
+            if self.custody_refs:
+                return (*state, kyc, otr, deposits, sorted(self.custody_refs))
             return (*state, kyc, otr, deposits)
         if otr is not None:
             return (*state, kyc, otr)
@@ -568,6 +588,7 @@ class RiskEngine:
             raise ValueError("risk state of an unknown version")
         otr = None
         deposits: list[Any] = []
+        custody_refs: list[str] = []
         if state[0] == STATE_VERSION and len(state) == 10:
             kyc = None
             (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec) = state
@@ -580,6 +601,9 @@ class RiskEngine:
         elif state[0] == DEPOSITS_STATE_VERSION and len(state) == 13:
             (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
              kyc, otr, deposits) = state  # fmt: skip
+        elif state[0] == CUSTODY_STATE_VERSION and len(state) == 14:
+            (_, balances, venue, holds, withdrawals, ids, states, schedules, volumes, spec,
+             kyc, otr, deposits, custody_refs) = state  # fmt: skip
         else:
             raise ValueError("risk state of an unknown version")
         self.balances = {}
@@ -599,6 +623,7 @@ class RiskEngine:
         self.withdrawal_ids = set(ids)
         self.chain_deposits = {ref: [a, asset, amount, rev] for ref, a, asset, amount, rev in
                                deposits}  # fmt: skip
+        self.custody_refs = set(custody_refs)
         self.states = {a: AccountState(s) for a, s in states}
         self.schedules = dict(schedules)
         self.volumes = {a: dict(days) for a, days in volumes}
@@ -685,6 +710,9 @@ class RiskEngine:
         for ref, (account, asset, amount, reversed_) in self.chain_deposits.items():
             if amount <= 0 or reversed_ not in (0, 1) or account <= 0:
                 findings.append(f"chain deposit {ref}: account {account}, {amount} {asset}")
+        for (kind, asset), value in self.venue.items():
+            if value < 0 and kind in CUSTODY_HOLDINGS:
+                findings.append(f"custody account {kind} {asset} holds {value}")
         self._check_kyc(findings)
         self._check_otr(findings)
         return findings
@@ -974,6 +1002,9 @@ class RiskEngine:
         self._venue_add(WORLD, cmd.asset, -cmd.amount)
         self.chain_deposits[cmd.ref] = [cmd.account, cmd.asset, cmd.amount, 0]
         out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+        self._custody_move(
+            cmd.asset, CUSTODY_CHAIN, CUSTODY_OMNIBUS, cmd.amount, "", 0, cmd.ref, out
+        )
 
     def _reverse_deposit(self, cmd: ReverseDeposit, out: list[Event]) -> None:
         """Take a credited chain deposit back. When less than its amount is available, the
@@ -1002,6 +1033,87 @@ class RiskEngine:
         self._venue_add(WORLD, asset, take)
         entry[3] = 1
         out.append(DepositReversed(account, asset, take, amount - take, cmd.ref))
+        # The coins left custody too: from the deposit addresses, or from the hot wallet when
+        # they were swept already (the sweep stays recorded). What neither holds is not taken:
+        # reconciliation with the chain shows it.
+        left = amount
+        for kind in (CUSTODY_OMNIBUS, HOT_WALLET):
+            part = min(left, self.venue.get((kind, asset), 0))
+            if part > 0:
+                self._custody_move(asset, kind, CUSTODY_CHAIN, part, "", 0, cmd.ref, out)
+                left -= part
+
+    def _record_custody(self, cmd: RecordCustody, out: list[Event]) -> None:
+        """A movement custody saw confirmed on a chain, recorded once per ref; no custody
+        account goes below zero (the chain would not let it)."""
+        name = "RecordCustody"
+        if not cmd.ref or cmd.ref in self.custody_refs:
+            out.append(
+                ClearingRejected(
+                    name, 0, ClearingReject.DUPLICATE_MOVEMENT,
+                    f"custody movement {cmd.ref!r} is recorded already" if cmd.ref
+                    else "a custody movement needs its ref",
+                )
+            )  # fmt: skip
+            return
+        if (
+            cmd.source not in CUSTODY_KINDS
+            or cmd.target not in CUSTODY_KINDS
+            or cmd.source == cmd.target
+        ):
+            out.append(
+                ClearingRejected(
+                    name, 0, ClearingReject.UNKNOWN_CUSTODY_ACCOUNT,
+                    f"from {cmd.source!r} to {cmd.target!r}: custody accounts are "
+                    + ", ".join(CUSTODY_KINDS),
+                )
+            )  # fmt: skip
+            return
+        known = self.decimals
+        fee_asset = cmd.fee_asset or cmd.asset
+        if (
+            cmd.asset not in known
+            or fee_asset not in known
+            or not 0 <= cmd.amount <= MAX_AMOUNT
+            or not 0 <= cmd.fee <= MAX_AMOUNT
+            or cmd.amount + cmd.fee == 0
+        ):
+            out.append(
+                ClearingRejected(
+                    name, 0, ClearingReject.INVALID_AMOUNT,
+                    f"{cmd.amount} {cmd.asset} and a fee of {cmd.fee} {fee_asset}",
+                )
+            )  # fmt: skip
+            return
+        if cmd.source != CUSTODY_CHAIN:
+            need = {cmd.asset: cmd.amount}
+            need[fee_asset] = need.get(fee_asset, 0) + cmd.fee
+            for asset, amount in sorted(need.items()):
+                have = self.venue.get((cmd.source, asset), 0)
+                if amount > have:
+                    out.append(
+                        ClearingRejected(
+                            name, 0, ClearingReject.INSUFFICIENT_CUSTODY,
+                            f"{cmd.source} holds {have} {asset}, {amount} asked",
+                        )
+                    )  # fmt: skip
+                    return
+        self.custody_refs.add(cmd.ref)
+        self._custody_move(
+            cmd.asset, cmd.source, cmd.target, cmd.amount, fee_asset, cmd.fee, cmd.ref, out
+        )
+
+    def _custody_move(
+        self, asset: str, source: str, target: str, amount: int, fee_asset: str, fee: int,
+        ref: str, out: list[Event],
+    ) -> None:  # fmt: skip
+        if amount:
+            self._venue_add(source, asset, -amount)
+            self._venue_add(target, asset, amount)
+        if fee:
+            self._venue_add(source, fee_asset, -fee)
+            self._venue_add(CUSTODY_CHAIN, fee_asset, fee)
+        out.append(CustodyMoved(asset, source, target, amount, fee_asset if fee else "", fee, ref))
 
     def _withdraw(self, cmd: Withdraw, out: list[Event]) -> None:
         if not self._check_money(out, cmd):

@@ -278,6 +278,14 @@ def decimal_text(amount: int, decimals: int, *, trim: bool = False) -> str:
     return text.rstrip("0").rstrip(".") if trim else text
 
 
+def native_asset(config: CustodyConfig, chain: str) -> str:
+    """The asset a chain pays its fees in (its one configured asset that is no token)."""
+    for rules in config.assets.values():
+        if rules.chain == chain and not rules.contract:
+            return rules.asset
+    return "BTC" if chain == "bitcoin" else "ETH"
+
+
 def network_of(chain: str) -> str:
     """A chain as Binance names its network (``bitcoin`` -> ``BTC``)."""
     return {"bitcoin": "BTC", "ethereum": "ETH"}.get(chain, chain.upper())

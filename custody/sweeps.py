@@ -11,16 +11,25 @@ is swept only when none of its deposits is pending, so a sweep never races a con
   Said plainly: an ERC-20 at a deposit address needs ether for its gas first (a top-up from a
   gas station key); not done yet, so USDT stays at the deposit addresses, where the proof of
   reserves and the reconciliation still count it.
+
+A confirmed sweep is recorded in the venue's books (``custody.book``): what its deposits were
+credited moves from the deposit addresses (``custody_omnibus``) to the hot wallet, less the
+network fee, which goes to the chain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from custody import book
+from custody.config import from_chain_units
 from custody.store import CREDITED, PENDING, CustodyStore
+from engine.commands import RecordCustody
 
 __all__ = ["Sweeper"]
 
@@ -37,6 +46,7 @@ create table if not exists sweeps (
     txid text not null default '',
     amount_chain text not null default '0',
     fee_chain text not null default '0',
+    credited integer not null default 0,
     created_ms integer not null,
     updated_ms integer not null
 );
@@ -70,12 +80,21 @@ class Sweeper:
         broadcast: Callable[[str], Any],
         confirmations: Callable[[str], Any],
         now_ms: Callable[[], int],
+        *,
+        record: Callable[[RecordCustody], Awaitable[bool]] | None = None,
+        decimals: tuple[int, int] = (8, 8),
     ) -> None:
+        """``record`` books a confirmed sweep (None: not booked); ``decimals`` are the asset's
+        (venue, chain) decimals."""
         self.chain = chain
         self.asset = asset
         self.store = store
         self.db = store.db
         self.db.executescript(_SCHEMA)
+        with contextlib.suppress(sqlite3.OperationalError):  # a store before sweeps were booked
+            self.db.execute("alter table sweeps add column credited integer not null default 0")
+        self._record = record
+        self.decimals = decimals
         self._build = build
         self._broadcast = broadcast
         self._confirmations = confirmations
@@ -116,24 +135,33 @@ class Sweeper:
                 return
             txs: list[SweepTx] = await self._build(candidates)
             now = self.now_ms()
-            refs = [
-                d.ref
-                for d in self.store.deposits(chain=self.chain, statuses=(CREDITED,))
-                if d.address in candidates
-            ]
+            fresh = self.unswept(candidates)
             with self.store.transaction():
-                self.db.executemany(
-                    "insert or ignore into swept values (?, ?)", [(ref, now) for ref in refs]
-                )
                 for tx in txs:
-                    self.db.execute(
+                    # what the venue credited for the deposits this transaction sweeps
+                    credited = sum(
+                        d.amount
+                        for d in fresh
+                        if d.asset == self.asset and tx.source in ("*", d.address)
+                    )
+                    cur = self.db.execute(
                         "insert into sweeps (chain, asset, source, status, raw, txid, amount_chain,"
-                        " fee_chain, created_ms, updated_ms) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " fee_chain, credited, created_ms, updated_ms)"
+                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             self.chain, self.asset, tx.source, SIGNED, tx.raw, tx.txid,
-                            str(tx.amount), str(tx.fee), now, now,
+                            str(tx.amount), str(tx.fee), credited, now, now,
                         ),
                     )  # fmt: skip
+                    sid = int(cur.lastrowid or 0)
+                    self.db.executemany(
+                        "insert or ignore into swept values (?, ?)",
+                        [(d.ref, sid) for d in fresh if tx.source in ("*", d.address)],
+                    )
+                # deposits no transaction took (a token's, an address with nothing to move)
+                self.db.executemany(
+                    "insert or ignore into swept values (?, ?)", [(d.ref, 0) for d in fresh]
+                )
             open_rows = self.db.execute(
                 "select id, status, raw, txid from sweeps where chain = ? and status in (?, ?)",
                 (self.chain, SIGNED, BROADCAST),
@@ -150,10 +178,28 @@ class Sweeper:
                 if seen is None:
                     await self._broadcast(raw)  # gone from the node: the same bytes again
                 elif seen >= 1:
+                    await self._book(sid)
                     self._set(sid, DONE)
             except PayoutRefused as exc:  # its funds are gone (a reorganisation took them)
                 log.warning("custody: sweep %d refused for good: %s", sid, exc)
                 self._set(sid, FAILED)
+
+    async def _book(self, sid: int) -> None:
+        """Record sweep ``sid`` in the books: its deposits' credit from the deposit addresses,
+        to the hot wallet what arrived (rounded down, at most that credit), the rest as the fee
+        (the remainders under a venue unit the addresses held go along unbooked)."""
+        if self._record is None:
+            return
+        txid, amount_chain, credited = self.db.execute(
+            "select txid, amount_chain, credited from sweeps where id = ?", (sid,)
+        ).fetchone()
+        arrived = from_chain_units(int(amount_chain), *self.decimals)[0]
+        amount = min(arrived, int(credited))
+        fee = int(credited) - amount
+        if amount or fee:
+            ref = book.movement_ref(self.asset, txid)
+            cmd = RecordCustody(self.asset, book.OMNIBUS, book.HOT, amount, self.asset, fee, ref)
+            await self._record(cmd)
 
     def _set(self, sid: int, status: str) -> None:
         self.db.execute(

@@ -44,16 +44,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from custody import book
 from custody.config import (
     CustodyConfig,
     decimal_text,
     from_chain_units,
+    native_asset,
     network_of,
     to_chain_units,
 )
 from custody.crashpoints import crash_point
 from custody.store import CREDITED, CustodyStore
-from engine.commands import Origin, PayWithdrawal, ReleaseWithdrawal, Withdraw
+from engine.commands import Origin, PayWithdrawal, RecordCustody, ReleaseWithdrawal, Withdraw
 from engine.events import ClearingReject, ClearingRejected, WithdrawalConfirmed, WithdrawalHeld
 from engine.types import Door
 
@@ -582,6 +584,8 @@ class Withdrawals:
                 return
             if seen < self.confirmations:
                 return
+            for cmd in self._movements(batch, members):
+                await book.record(self.submit, cmd)
             for r in members:
                 if r.status == COMPLETED:
                     continue
@@ -602,6 +606,41 @@ class Withdrawals:
                 else:
                     log.error("custody: the venue refused payout %d: %s", r.id, events)
             self._batch_status(bid, DONE)
+
+    def _movements(
+        self, batch: dict[str, Any], members: list[WithdrawalRow]
+    ) -> list[RecordCustody]:
+        """What a confirmed batch moved between custody's accounts: payouts from the hot wallet
+        to the chain, the excess from hot to cold, a refill from cold to hot, a transaction
+        without members (a deployment) only its fee. The fee is paid in the chain's own asset by
+        the key that sent the transaction: the hot key, except a Bitcoin refill (the cold
+        multisig pays its own fee)."""
+        asset, chain, txid = batch["asset"], batch["chain"], batch["txid"]
+        native = native_asset(self.config, chain)
+        rules, native_rules = self.config.assets.get(asset), self.config.assets.get(native)
+        if rules is None or native_rules is None:
+            return []
+        fee = book.fee_units(
+            int(batch["fee_chain"] or 0), self.decimals[native], native_rules.chain_decimals
+        )
+        amount = sum(
+            from_chain_units(r.net_chain, self.decimals[asset], rules.chain_decimals)[0]
+            for r in members
+        )
+        kind = members[0].kind if members else ""
+        source, target = {COLD: (book.HOT, book.COLD), REFILL: (book.COLD, book.HOT)}.get(
+            kind, (book.HOT, book.CHAIN)
+        )
+        ref = book.movement_ref(asset, txid)
+        if kind == REFILL and batch["nonce"] is not None:  # the hot key sent it: its gas
+            out = [RecordCustody(asset, source, target, amount, native, 0, ref)] if amount else []
+            if fee:
+                gas = book.movement_ref(native, txid, "gas")
+                out.append(RecordCustody(native, book.HOT, book.CHAIN, 0, native, fee, gas))
+            return out
+        if not amount and not fee:
+            return []
+        return [RecordCustody(asset, source, target, amount, native, fee, ref)]
 
     async def _fail(self, bid: int, members: list[WithdrawalRow], why: str) -> None:
         log.error("custody: batch %d refused by the chain: %s", bid, why)

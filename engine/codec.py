@@ -33,6 +33,7 @@ from engine.commands import (
     NewOrder,
     Origin,
     PayWithdrawal,
+    RecordCustody,
     ReleaseWithdrawal,
     ReplaceOrder,
     ReverseDeposit,
@@ -666,3 +667,7 @@ _simple(43, ReverseDeposit, "", (), ("ref", "reason"),
         lambda v, s: ReverseDeposit(s[0], s[1], v[0], v[1]))  # fmt: skip
 _simple(44, PayWithdrawal, "Qq", ("withdrawal_id", "fee"), ("ref",),
         lambda v, s: PayWithdrawal(v[2], v[3], s[0], v[0], v[1]))  # fmt: skip
+_simple(45, RecordCustody, "qq", ("amount", "fee"),
+        ("asset", "source", "target", "fee_asset", "ref"),
+        lambda v, s: RecordCustody(s[0], s[1], s[2], v[2], s[3], v[3], s[4], v[0],
+                                   v[1]))  # fmt: skip

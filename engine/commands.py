@@ -474,6 +474,27 @@ class ReverseDeposit:
 
 
 @dataclass(slots=True)
+class RecordCustody:
+    """Record coins custody moved on a chain, once the move is confirmed: ``amount`` of
+    ``asset`` from the custody account ``source`` to ``target`` (kinds: ``custody_omnibus``,
+    ``hot_wallet``, ``cold_wallet``, or ``custody_chain`` for the world outside) and the network
+    ``fee`` in ``fee_asset`` from ``source`` to the chain. ``ref`` (the chain's transaction) is
+    recorded at most once ever, and no custody account may go below zero; the core refuses
+    either, so custody can resend after a crash."""
+
+    asset: str
+    source: str
+    target: str
+    amount: int
+    fee_asset: str
+    fee: int
+    ref: str
+    seq: int = 0
+    ts: int = 0
+    origin: Origin | None = None
+
+
+@dataclass(slots=True)
 class AdjustBalance:
     """An operator's correction: ``amount`` (signed) to the account's total, against the
     venue's adjustment account; it may not take more than is available."""
@@ -559,6 +580,7 @@ MoneyCommand = (
     | Withdraw
     | ConfirmWithdrawal
     | PayWithdrawal
+    | RecordCustody
     | ReleaseWithdrawal
     | AdjustBalance
     | SetAccountState

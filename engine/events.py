@@ -501,6 +501,9 @@ class ClearingReject(IntEnum):
     DUPLICATE_DEPOSIT = 18  # a chain deposit already credited (its ref)
     UNKNOWN_DEPOSIT = 19  # a reversal of a chain deposit never credited, or already reversed
     INVALID_FEE = 20  # a withdrawal's fee below 0 or above its amount
+    DUPLICATE_MOVEMENT = 21  # a custody movement already recorded (its ref)
+    INSUFFICIENT_CUSTODY = 22  # a custody movement would take a custody account below zero
+    UNKNOWN_CUSTODY_ACCOUNT = 23  # a custody movement names no custody account kind
 
 
 @dataclass(slots=True)
@@ -544,6 +547,22 @@ class DepositReversed:
     asset: str
     amount: int
     shortfall: int
+    ref: str
+
+
+@dataclass(slots=True)
+class CustodyMoved:
+    """Coins the venue holds moved between its custody accounts or to or from the chain
+    (``custody_chain``, the outside world of the custody accounts): ``amount`` of ``asset``
+    from ``source`` to ``target``, and the network ``fee`` (in ``fee_asset``, 0 for none) from
+    ``source`` to the chain. ``ref`` names the on-chain fact (a deposit, a sweep, a batch)."""
+
+    asset: str
+    source: str
+    target: str
+    amount: int
+    fee_asset: str
+    fee: int
     ref: str
 
 
@@ -657,6 +676,7 @@ MoneyEvent = (
     TradeSettled
     | Deposited
     | DepositReversed
+    | CustodyMoved
     | WithdrawalHeld
     | WithdrawalConfirmed
     | WithdrawalReleased

@@ -28,6 +28,7 @@ from engine.commands import (
     NewOrder,
     Origin,
     PayWithdrawal,
+    RecordCustody,
     ReleaseWithdrawal,
     ReplaceOrder,
     ReverseDeposit,
@@ -113,6 +114,7 @@ SAMPLES: list[Command] = [
     ChainDeposit(3, "ETH", 10**8, "ETH:0xabc:0", seq=46, ts=47),
     ReverseDeposit("ETH:0xabc:0", "reorganisation of 13 blocks", seq=48, ts=49),
     PayWithdrawal(77, 50_000, "0xdef", seq=50, ts=51),
+    RecordCustody("USDT", "hot_wallet", "custody_chain", 5, "ETH", 7, "USDT:0xab", seq=52, ts=53),
 ]
 
 #: The same commands journaled with their origin (the door, who, their request id, from where).

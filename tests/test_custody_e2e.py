@@ -321,6 +321,14 @@ def test_eth_worked_example(venue: Venue) -> None:
             eth_wallet = wallets["ETH"]
             assert Decimal(eth_wallet["surplus"]) >= 0  # holdings cover the participants
             assert Decimal(eth_wallet["liabilities"]) == Decimal("0.4994")
+            # the books follow the chain: the deposit swept into the hot wallet, the payout
+            # out of it, each network fee rounded up (never more than the chain holds)
+            book = eth_wallet["book"]
+            assert Decimal(book["deposits"]) == 0 and Decimal(book["cold"]) == 0
+            hot = Decimal(eth_wallet["hot"])
+            assert hot - Decimal("0.0001") < Decimal(book["hot"]) <= hot < Decimal("0.505")
+            usdt = wallets["USDT"]  # a token stays at the deposit addresses
+            assert Decimal(usdt["book"]["deposits"]) == Decimal(usdt["deposits"]) > 0
             await _proof_of_reserves(http, venue, keys, call)
 
     asyncio.run(asyncio.wait_for(body(), 240))
@@ -435,6 +443,16 @@ def test_btc_worked_example(venue: Venue) -> None:
                 Decimal("0.0994"),
                 0,
             )
+            [wallet] = [
+                w
+                for w in (await admin(http, venue, "GET", "/v1/custody/wallets"))["wallets"]
+                if w["asset"] == "BTC"
+            ]
+            assert wallet["book"] == {
+                "deposits": "0.00000000",
+                "hot": wallet["hot"],
+                "cold": "0.00000000",
+            }
 
     asyncio.run(asyncio.wait_for(body(), 240))
 
@@ -790,6 +808,11 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
             done = await until("the refill paid from cold", refilled, mine_btc)
             wallet = await btc_wallet()
             assert Decimal(wallet["hot"]) == hot_before + Decimal(done["amount"])
+            # every move recorded in the books: the sweep, to cold, the payout, the refill
+            # (Bitcoin's fees in satoshis are whole venue units: the books equal the chain)
+            assert wallet["book"] == {
+                "deposits": "0.00000000", "hot": wallet["hot"], "cold": wallet["cold"]
+            }  # fmt: skip
             assert sats(cold_address) < cold_sats - int(Decimal(done["amount"]) * 10**8) + 1
             assert 2 <= Decimal(wallet["hot"]) * 100 / Decimal(wallet["onChain"]) <= 10
 

@@ -74,9 +74,10 @@ def test_migrations_create_the_schema_and_run_twice(ledger_url: str) -> None:
     assert d["assets"] == [("BTC", 8), ("ETH", 18), ("SOL", 9), ("USDT", 6)]
     assert d["state"] == [("ledger", 0)]
     venue = [a for a in d["accounts"] if a[1] == 0]
-    assert len(venue) == 4 * 6  # every venue kind for every asset given
+    assert len(venue) == 4 * 7  # every venue kind for every asset given
     assert ("fees", 0, "BTC", True) in venue and ("world", 0, "BTC", True) in venue
     assert ("hot_wallet", 0, "BTC", False) in venue and ("cold_wallet", 0, "SOL", False) in venue
+    assert ("custody_chain", 0, "ETH", True) in venue
     assert d["postings"] == [] and d["balances"] == []
 
 

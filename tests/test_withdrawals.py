@@ -25,7 +25,7 @@ from custody.withdrawals import (
     Withdrawals,
     WithdrawRefused,
 )
-from engine.commands import Deposit
+from engine.commands import Deposit, RecordCustody
 from engine.core import Core
 from engine.instrument import spec_from_decimals
 
@@ -228,6 +228,13 @@ def test_one_payout_per_nonce_in_order_and_the_fee_to_the_venue(world) -> None: 
     run(w.process("ethereum"))
     assert [x[2] for x in payer.built] == [0, 1]  # the next nonce, none skipped
     assert venue.risk.ledger_view()[("fees", 0, "ETH")] == ETH.withdraw_fee
+    # the payout left the hot wallet in the books only once confirmed; with nothing recorded in
+    # the hot wallet (no sweep here) the core refused it, and custody went on all the same
+    [paid_out] = [c for c in venue.commands if isinstance(c, RecordCustody)]
+    assert (paid_out.source, paid_out.target, paid_out.amount, paid_out.fee) == (
+        "hot_wallet", "custody_chain", COIN - ETH.withdraw_fee, 1,
+    )  # fmt: skip
+    assert venue.risk.ledger_view().get(("hot_wallet", 0, "ETH"), 0) == 0
     assert venue.risk.balance(7, "ETH") == (49 * COIN, 2 * COIN)
     assert w.get(b.id).status != COMPLETED  # type: ignore[union-attr]
 
@@ -386,7 +393,16 @@ def band_world(world):  # type: ignore[no-untyped-def]
     refills: list[int] = []
     w.cold["ethereum"] = cold
     w.request_refill = lambda row: refills.append(row.id) or f"r{row.id}"
+    # the books know what the wallets hold (as confirmed sweeps and moves would have recorded)
+    for kind in ("hot_wallet", "cold_wallet"):
+        run(venue.submit(RecordCustody("ETH", "custody_chain", kind, 200 * COIN, "", 0, kind)))
     return venue, payer, w, cold, refills
+
+
+def custody_books(venue: Venue) -> dict[str, int]:
+    """custody account -> its ETH, as the core keeps it."""
+    view = venue.risk.ledger_view()
+    return {k: view.get((k, 0, "ETH"), 0) for k in ("hot_wallet", "cold_wallet", "custody_chain")}
 
 
 def core_commands(venue: Venue) -> list[str]:
@@ -429,7 +445,14 @@ def test_above_the_band_one_cold_payout_of_the_excess_without_the_core(world) ->
     settle(w, payer)
     assert payer.built == [("ETH", [(COLD_ADDRESS, 94 * WEI)], 0)]
     assert w.get(row.id).status == COMPLETED  # type: ignore[union-attr]
-    assert core_commands(venue) == before  # the venue's own money: no Withdraw, no payout
+    # the venue's own money: no Withdraw, no payout; the books move it from hot to cold, the
+    # network fee (21,000 wei) rounded up to a venue unit
+    assert core_commands(venue) == [*before, "RecordCustody"]
+    assert venue.commands[-1].ref == f"ETH:{next(iter(payer.sent))}"
+    assert custody_books(venue) == {
+        "hot_wallet": 200 * COIN - 94 * COIN - 1, "cold_wallet": 294 * COIN,
+        "custody_chain": -400 * COIN + 1,
+    }  # fmt: skip
     assert w.open_internal("ETH") == []
 
 
@@ -451,7 +474,12 @@ def test_below_the_band_one_refill_for_the_approvers_then_built_from_cold(world)
     settle(w, payer)
     assert cold.built == [("ETH", [(HOT_ADDRESS, 5 * WEI)], 3)] and payer.built == []
     assert w.get(row.id).status == COMPLETED  # type: ignore[union-attr]
-    assert core_commands(venue) == before
+    # cold to hot in the books; the hot key sent the multisig's execution: its gas from hot
+    assert core_commands(venue) == [*before, "RecordCustody", "RecordCustody"]
+    assert [c.ref for c in venue.commands[-2:]] == ["ETH:refill-3-1", "ETH:refill-3-1:gas"]
+    assert custody_books(venue) == {
+        "hot_wallet": 205 * COIN - 1, "cold_wallet": 195 * COIN, "custody_chain": -400 * COIN + 1,
+    }  # fmt: skip
 
 
 def test_a_rejected_refill_moves_nothing(world) -> None:  # type: ignore[no-untyped-def]

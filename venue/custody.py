@@ -374,9 +374,24 @@ class CustodyPart:
 
         return await self.venue.read(read)
 
+    async def booked(self) -> dict[str, dict[str, int]]:
+        """asset -> custody account -> what the venue's books say it holds (venue units)."""
+        from custody import book
+
+        def read(core: Any) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for (kind, asset), value in core.risk.venue.items():
+                if kind in (book.OMNIBUS, book.HOT, book.COLD):
+                    out.setdefault(asset, {})[kind] = value
+            return out
+
+        return await self.venue.read(read)
+
     async def wallets(self) -> list[dict[str, Any]]:
         """Each asset's on-chain holdings (hot wallet, deposit addresses, cold wallet, payouts
-        and moves in flight) against the ledger's liabilities, in the asset's decimals."""
+        and moves in flight) against the ledger's liabilities, in the asset's decimals, with
+        what the books say each wallet holds (``book``: confirmed movements only)."""
+        from custody import book
         from custody.config import decimal_text as _decimal
         from custody.config import from_chain_units
 
@@ -384,6 +399,7 @@ class CustodyPart:
         assert c is not None and self.custody is not None
         held = await self.holdings()
         owed = await self.liabilities()
+        books = await self.booked()
         dust = self.custody.store.dust()
         out = []
         for asset, h in sorted(held.items()):
@@ -412,6 +428,12 @@ class CustodyPart:
                     "hotPercent": hot_pct, "hotBand": [rules.hot_min_pct, rules.hot_max_pct],
                     "dustChain": str(dust.get(asset, 0)),
                     "onChainUnits": str(on_chain), "liabilitiesUnits": owed.get(asset, 0),
+                    "book": {
+                        name: _decimal(books.get(asset, {}).get(kind, 0), places)
+                        for name, kind in (
+                            ("deposits", book.OMNIBUS), ("hot", book.HOT), ("cold", book.COLD)
+                        )
+                    },
                 }
             )  # fmt: skip
         return out
@@ -683,9 +705,12 @@ class CustodyPart:
 
     def _sweepers(self, keys: TokenKeys) -> None:
         """Each chain's sweeps of credited deposits into its hot wallet."""
+        from custody import book
         from custody.btc_payer import BitcoinPayer
+        from custody.config import native_asset
         from custody.eth_payer import EthereumPayer
         from custody.sweeps import Sweeper, SweepTx
+        from engine.commands import RecordCustody
 
         assert self.custody is not None
         store = self.custody.store
@@ -722,10 +747,17 @@ class CustodyPart:
                 build = build_eth
             else:
                 continue
-            native = "BTC" if name == "bitcoin" else "ETH"
+            native = native_asset(self.config.custody, name)  # type: ignore[arg-type]
+            rules = self.config.custody.assets.get(native)  # type: ignore[union-attr]
+
+            async def record(cmd: RecordCustody) -> bool:
+                return await book.record(self.venue.submit, cmd)
+
             self.sweepers[name] = Sweeper(
-                name, native, store, build, payer.broadcast, payer.confirmations, self.now_ms
-            )
+                name, native, store, build, payer.broadcast, payer.confirmations, self.now_ms,
+                record=record,
+                decimals=(self.config.assets.get(native, 8), rules.chain_decimals if rules else 8),
+            )  # fmt: skip
 
     def _address_of(self, chain: str, pubkey: bytes) -> str:
         if chain == "bitcoin":

@@ -31,6 +31,7 @@ from clearing.ledger.projector import Projector
 from clearing.reconcile import AccountKey, ReconcileReport, reconcile_periodically
 from engine.events import (
     BalanceAdjusted,
+    CustodyMoved,
     Deposited,
     DepositReversed,
     Event,
@@ -44,7 +45,9 @@ from venue.runtime import Venue
 log = logging.getLogger("venue.settlement")
 
 #: Events that move money in the ledger; the others are not sent to it.
-SETTLED = (TradeSettled, Deposited, WithdrawalConfirmed, BalanceAdjusted, DepositReversed)
+SETTLED = (
+    TradeSettled, Deposited, WithdrawalConfirmed, BalanceAdjusted, DepositReversed, CustodyMoved
+)  # fmt: skip
 MAX_RETRY_DELAY_S = 5.0
 
 _Item = tuple[int, int, list[Any]]

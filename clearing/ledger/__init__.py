@@ -9,8 +9,9 @@ from a live batch or by catching up from the journal (``projector``). Balances a
 Accounts: one ``participant`` account per participant and asset (never below zero), and the
 venue's own accounts (owner 0) per asset: ``fees`` (maker rebates may take it below zero),
 ``world`` (the outside world: deposits come from it), ``adjustments`` (operators' corrections),
-and ``custody_omnibus``, ``hot_wallet``, ``cold_wallet`` (for custody; settlement does not use
-them).
+and custody's ``custody_omnibus`` (the deposit addresses), ``hot_wallet``, ``cold_wallet``
+(never below zero) with ``custody_chain``, their outside world: what the venue holds on the
+chains, posted from custody's movements, apart from what it owes.
 """
 
 from clearing.ledger.postings import LedgerError

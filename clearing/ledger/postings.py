@@ -2,9 +2,9 @@
 deltas of a batch.
 
 Only the money movements count: ``TradeSettled``, ``Deposited``, ``WithdrawalConfirmed``,
-``BalanceAdjusted`` and ``DepositReversed``. Every other event (the engine's, holds and releases
-of withdrawals, which live only in the core's locked balance, account states, fees configured)
-is ignored.
+``BalanceAdjusted``, ``DepositReversed`` and ``CustodyMoved``. Every other event (the engine's,
+holds and releases of withdrawals, which live only in the core's locked balance, account states,
+fees configured) is ignored.
 
 - ``TradeSettled``: one ``trade`` transaction. Base: seller -base_amount, buyer +base_amount;
   quote: buyer -quote_amount, seller +quote_amount; each non-zero fee: the side -fee, ``fees``
@@ -16,6 +16,10 @@ is ignored.
 - ``BalanceAdjusted``: participant +amount, ``adjustments`` -amount (amount signed).
 - ``DepositReversed``: participant -amount, ``world`` +amount (a credited chain deposit taken
   back; nothing when the whole of it was a shortfall).
+- ``CustodyMoved``: one ``custody`` transaction: ``source`` -amount, ``target`` +amount; the
+  network fee ``source`` -fee, ``custody_chain`` +fee in its own asset (a token's transfer pays
+  its gas in ether). The custody accounts are the coins the venue holds, apart from what it owes:
+  a chain deposit posts both (``Deposited``, then ``custody_chain`` -> ``custody_omnibus``).
 
 Every transaction balances per asset before anything is written (an invariant: a failure is a
 bug upstream, and the batch is refused with ``LedgerError``): deposits, withdrawals and
@@ -35,6 +39,8 @@ from dataclasses import dataclass, field
 from clearing.ledger.schema import (
     ADJUSTMENT,
     ADJUSTMENTS,
+    CUSTODY,
+    CUSTODY_CHAIN,
     DEPOSIT,
     DEPOSIT_REVERSAL,
     FEES,
@@ -50,6 +56,7 @@ from clearing.ledger.schema import (
 )
 from engine.events import (
     BalanceAdjusted,
+    CustodyMoved,
     Deposited,
     DepositReversed,
     TradeSettled,
@@ -151,7 +158,7 @@ def build(
     trade_cls, deposit_cls, withdrawal_cls, adjustment_cls = (
         TradeSettled, Deposited, WithdrawalConfirmed, BalanceAdjusted
     )  # fmt: skip
-    money = {trade_cls, deposit_cls, withdrawal_cls, adjustment_cls, DepositReversed}
+    money = {trade_cls, deposit_cls, withdrawal_cls, adjustment_cls, DepositReversed, CustodyMoved}
     participant, leg_base, leg_quote, trade_kind = PARTICIPANT, LEG_BASE, LEG_QUOTE, TRADE
 
     def acct(kind: str, owner: int, asset: str) -> Account:
@@ -268,6 +275,28 @@ def build(
                 post(seq, idx, 0, a, r.asset, -r.amount, DEPOSIT_REVERSAL)
                 a = acct(WORLD, VENUE_OWNER, r.asset)
                 post(seq, idx, 1, a, r.asset, r.amount, DEPOSIT_REVERSAL)
+            elif cls is CustodyMoved:
+                m: CustodyMoved = ev  # type: ignore[assignment]
+                if (
+                    type(m.amount) is not int
+                    or type(m.fee) is not int
+                    or m.amount < 0
+                    or (m.fee < 0 or m.amount + m.fee == 0)
+                ):
+                    raise LedgerError(f"seq {seq}: custody movement of {m.amount!r}, fee {m.fee!r}")
+                add_txn((seq, idx, CUSTODY, ts, m.ref, None, None, None, None, None, None, None))
+                n = 0
+                if m.amount:
+                    a = acct(m.source, VENUE_OWNER, m.asset)
+                    post(seq, idx, 0, a, m.asset, -m.amount, CUSTODY)
+                    a = acct(m.target, VENUE_OWNER, m.asset)
+                    post(seq, idx, 1, a, m.asset, m.amount, CUSTODY)
+                    n = 2
+                if m.fee:
+                    a = acct(m.source, VENUE_OWNER, m.fee_asset)
+                    post(seq, idx, n, a, m.fee_asset, -m.fee, LEG_FEE)
+                    a = acct(CUSTODY_CHAIN, VENUE_OWNER, m.fee_asset)
+                    post(seq, idx, n + 1, a, m.fee_asset, m.fee, LEG_FEE)
             else:
                 j: BalanceAdjusted = ev  # type: ignore[assignment]
                 if type(j.amount) is not int or j.amount == 0:

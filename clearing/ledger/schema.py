@@ -33,6 +33,7 @@ ADJUSTMENTS = "adjustments"
 CUSTODY_OMNIBUS = "custody_omnibus"
 HOT_WALLET = "hot_wallet"
 COLD_WALLET = "cold_wallet"
+CUSTODY_CHAIN = "custody_chain"  # the custody accounts' outside world (as ``world`` is the rest's)
 #: The venue's own accounts (owner 0) and whether each may go below zero.
 VENUE_KINDS: dict[str, bool] = {
     FEES: True,
@@ -41,6 +42,7 @@ VENUE_KINDS: dict[str, bool] = {
     CUSTODY_OMNIBUS: False,
     HOT_WALLET: False,
     COLD_WALLET: False,
+    CUSTODY_CHAIN: True,
 }
 VENUE_OWNER = 0
 
@@ -50,6 +52,7 @@ DEPOSIT = "deposit"
 WITHDRAWAL = "withdrawal"
 ADJUSTMENT = "adjustment"
 DEPOSIT_REVERSAL = "deposit_reversal"  # a credited chain deposit a reorganisation dropped
+CUSTODY = "custody"  # coins custody moved on a chain (deposit addresses, hot, cold, the chain)
 LEG_BASE = "base"
 LEG_QUOTE = "quote"
 LEG_FEE = "fee"
