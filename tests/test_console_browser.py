@@ -77,7 +77,18 @@ class FakeCustody:
         self.slow_taken = threading.Event()  # the slow answer's rows are taken
         self.slow_done = threading.Event()  # and it is on its way
         self.wallet_rows: list[dict[str, Any]] = [
-            wallet("BTC", "bitcoin", "0.08", "0.9", "0.02", "1", "0.95", "0.05", 8),
+            wallet(
+                "BTC",
+                "bitcoin",
+                "0.08",
+                "0.9",
+                "0.02",
+                "1",
+                "0.95",
+                "0.05",
+                8,
+                book={"hot": "0.07", "deposits": "0.9", "cold": "0"},  # a payout in flight
+            ),
             wallet("ETH", "ethereum", "14.5", "0.5", "0", "15", "12.25", "2.75", 96),
             wallet("USDT", "ethereum", "1000", "24000", "0", "25000", "25100.5", "-100.5", 4),
         ]
@@ -192,11 +203,14 @@ def wallet(
     owed: str,
     surplus: str,
     pct: int,
+    cold: str = "0",
+    book: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
-        "asset": asset, "chain": chain, "hot": hot, "deposits": deps, "inFlight": flight,
-        "onChain": total, "liabilities": owed, "surplus": surplus, "hotPercent": pct,
-        "hotBand": [2, 10], "dustChain": "0", "onChainUnits": "0", "liabilitiesUnits": 0,
+        "asset": asset, "chain": chain, "hot": hot, "deposits": deps, "cold": cold,
+        "inFlight": flight, "onChain": total, "liabilities": owed, "surplus": surplus,
+        "hotPercent": pct, "hotBand": [2, 10], "dustChain": "0", "onChainUnits": "0",
+        "liabilitiesUnits": 0, "book": book or {"hot": hot, "deposits": deps, "cold": cold},
     }  # fmt: skip
 
 
@@ -790,7 +804,7 @@ def test_the_chart_draws_a_long_timeline_thinned_and_skips_what_has_no_price(pag
     }
 
 
-RED, GREEN = "rgb(180, 35, 24)", "rgb(6, 118, 71)"  # the console's danger and ok colours
+RED, GREEN, AMBER = "rgb(180, 35, 24)", "rgb(6, 118, 71)", "rgb(181, 71, 8)"  # danger, ok, warn
 
 
 def test_the_treasury_wallets_against_liabilities_and_the_hot_band(
@@ -811,6 +825,12 @@ def test_the_treasury_wallets_against_liabilities_and_the_hot_band(
     btc = page.locator('#treasury-wallets tr[data-asset="BTC"] span.surplus')
     expect(btc).to_have_text("0.05")
     expect(btc).to_have_css("color", GREEN)
+    # the books beside the chain: the same for USDT, apart for BTC (marked in amber)
+    expect(usdt.locator("span.books.same")).to_have_text("1000 / 24000 / 0")
+    apart = page.locator('#treasury-wallets tr[data-asset="BTC"] span.books')
+    expect(apart).to_have_class(re.compile(r"\bdiffers\b"))
+    expect(apart).to_have_text("0.07 / 0.9 / 0")
+    expect(apart).to_have_css("color", AMBER)
     chart = page.locator("#treasury-hot-chart svg.hot-chart")
     bars = chart.locator("rect.hot-bar")
     expect(bars).to_have_count(3)

@@ -15,6 +15,7 @@ from clearing.ledger.postings import BatchItem, build
 from engine.events import (
     AccountStateChanged,
     BalanceAdjusted,
+    CustodyMoved,
     Deposited,
     KillSwitchChanged,
     TradeSettled,
@@ -26,6 +27,7 @@ from engine.types import AccountState
 
 T = 1_700_000_000_000_000_000
 P = "participant"
+OMNIBUS, HOT, CHAIN = "custody_omnibus", "hot_wallet", "custody_chain"
 
 
 def trade(
@@ -226,6 +228,43 @@ def test_a_batch_that_would_make_a_participant_negative_is_refused(ledger_url: s
         # the venue's accounts may go negative: the fees account pays a rebate
         projector.apply([(5, T + 5, [trade(10, bfee=-3, sfee=0, seller=2, buyer=2)])])
         assert balances(ledger_url)[("fees", 0, "BTC")] == -3
+
+
+def test_custody_movements_post_against_the_chain_and_never_below_zero(ledger_url: str) -> None:
+    """A chain deposit owes the participant and puts the coins at the deposit addresses; a
+    sweep moves them to the hot wallet, a token payout leaves it with its gas in ether."""
+    with Projector(ledger_url, assets=ASSETS) as projector:
+        projector.apply(
+            [
+                (
+                    1, T + 1,
+                    [
+                        Deposited(1, "ETH", 1_000, "ETH:0xd:0"),
+                        CustodyMoved("ETH", CHAIN, OMNIBUS, 1_000, "", 0, "ETH:0xd:0"),
+                        Deposited(1, "USDT", 500, "USDT:0xe:1"),
+                        CustodyMoved("USDT", CHAIN, OMNIBUS, 500, "", 0, "USDT:0xe:1"),
+                    ],
+                ),
+                (2, T + 2, [CustodyMoved("ETH", OMNIBUS, HOT, 990, "ETH", 10, "ETH:0xs")]),
+            ]
+        )  # fmt: skip
+        assert postings_of(ledger_url, 2) == [
+            (0, 0, (OMNIBUS, 0, "ETH"), "ETH", -990, "custody"),
+            (0, 1, (HOT, 0, "ETH"), "ETH", 990, "custody"),
+            (0, 2, (OMNIBUS, 0, "ETH"), "ETH", -10, "fee"),
+            (0, 3, (CHAIN, 0, "ETH"), "ETH", 10, "fee"),
+        ]
+        before = dump(ledger_url)
+        # a token payout whose gas the hot wallet cannot pay: the whole batch is refused
+        short = CustodyMoved("USDT", OMNIBUS, CHAIN, 500, "ETH", 1, "USDT:0xp")
+        with pytest.raises(LedgerError, match=r"custody_omnibus', 0, 'ETH'\) at -1"):
+            projector.apply([(3, T + 3, [short])])
+        assert dump(ledger_url) == before
+        projector.apply([(3, T + 3, [CustodyMoved("USDT", OMNIBUS, CHAIN, 500, "", 0, "x")])])
+        assert {k: v for k, v in balances(ledger_url).items() if k[0] != P and v} == {
+            ("world", 0, "ETH"): -1_000, ("world", 0, "USDT"): -500,
+            (HOT, 0, "ETH"): 990, (CHAIN, 0, "ETH"): -990,
+        }  # fmt: skip
 
 
 def test_invalid_events_are_refused(ledger_url: str) -> None:

@@ -140,6 +140,15 @@
     }, w.surplus);
   }
 
+  // What the venue's books say each wallet holds (movements recorded once confirmed), marked
+  // when it differs from the chain: a move in flight, or something to look into.
+  function books(w) {
+    const b = w.book || {};
+    const same = ["hot", "deposits", "cold"].every((k) => Number(b[k]) === Number(w[k]));
+    return el("span", { class: `books ${same ? "same" : "differs"}`, title: same ? "as on chain" : "differs from the chain" },
+      `${b.hot ?? "-"} / ${b.deposits ?? "-"} / ${b.cold ?? "-"}`);
+  }
+
   function wallets(main) {
     const box = el("div", { id: "treasury-wallets" });
     const draw = (answer) => {
@@ -151,11 +160,13 @@
             ["Chain", (w) => w.chain],
             ["Hot wallet", (w) => w.hot, "num"],
             ["Deposit addresses", (w) => w.deposits, "num"],
+            ["Cold wallet", (w) => w.cold, "num"],
             ["In flight", (w) => w.inFlight, "num"],
             ["On chain", (w) => w.onChain, "num"],
             ["Liabilities", (w) => w.liabilities, "num"],
             ["Surplus", surplus, "num"],
             ["Hot share", (w) => `${w.hotPercent}% (band ${(w.hotBand || []).join(" to ")}%)`, "num"],
+            ["In the books (hot / deposits / cold)", books, "num"],
           ],
           rows,
           "Custody holds no asset."
@@ -167,7 +178,7 @@
     };
     const { run, stamp } = refreshing(box, () => api("GET", `${BASE}/wallets`), draw, failed(box));
     main.append(
-      el("p", { class: "muted" }, "On chain: the hot wallet, the deposit addresses not yet swept and the payouts in flight. Liabilities: what participants hold in the venue. ",
+      el("p", { class: "muted" }, "On chain: the hot wallet, the deposit addresses not yet swept, the cold wallet and the payouts in flight. Liabilities: what participants hold in the venue. In the books: what the venue recorded of each wallet, from confirmed movements. ",
         stamp, " ", el("button", { class: "plain", id: "treasury-refresh", onclick: run }, "Refresh")),
       box
     );
