@@ -82,6 +82,10 @@ class BitcoinPayer:
                 raise PayoutRefused(str(exc)) from None
             raise
 
+    async def fee_paid(self, txid: str) -> int | None:
+        """None: a Bitcoin transaction pays exactly the fee it was built with."""
+        return None
+
     async def confirmations(self, txid: str) -> int | None:
         try:
             tx = await self.node.call("getrawtransaction", txid, True)

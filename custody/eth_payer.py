@@ -2,8 +2,9 @@
 value, an ERC-20 by ``transfer``), EIP-1559 fees from the node's fee history, signed by the hot
 key in the token, the nonce given by the pipeline (kept before signing).
 
-Also the sweeps of deposit addresses into the hot wallet (``sweep_eth``): each deposit address
-sends what it holds less the gas, signed by its own key in the token.
+Also the sweeps of deposit addresses into the hot wallet: each deposit address sends what it
+holds of ether less the gas (``sweep``), or all of a token (``sweep_token``, its gas paid with
+ether the hot wallet sent it first), signed by its own key in the token.
 """
 
 from __future__ import annotations
@@ -24,13 +25,21 @@ from custody.chains.ethereum_tx import (
 from custody.signer import EcdsaSigner
 from custody.withdrawals import InsufficientHot, PayoutRefused
 
-__all__ = ["ETH_TRANSFER_GAS", "EthereumPayer"]
+__all__ = ["ETH_TRANSFER_GAS", "TOKEN_TRANSFER_GAS", "EthereumPayer", "NeedsGas"]
 
 ETH_TRANSFER_GAS = 21_000
 #: Gas of an ERC-20 transfer (a fresh recipient's balance slot costs ~50k; with headroom).
 TOKEN_TRANSFER_GAS = 100_000
 #: Gas of ether paid to the cold multisig (its ``receive`` logs the deposit).
 CONTRACT_TRANSFER_GAS = 60_000
+
+
+class NeedsGas(Exception):
+    """A deposit address's ether cannot pay its token transfer's gas: ``wei`` more needed."""
+
+    def __init__(self, wei: int) -> None:
+        super().__init__(f"{wei} wei more ether needed for the gas")
+        self.wei = wei
 
 
 class EthereumPayer:
@@ -117,6 +126,11 @@ class EthereumPayer:
             raise PayoutRefused(f"transaction {txid} reverted")
         return await self.node.block_number() - receipt.block_number + 1
 
+    async def fee_paid(self, txid: str) -> int | None:
+        """Gas used times its effective price (a transaction is built with the most it may pay)."""
+        receipt = await self.node.receipt(bytes.fromhex(txid.removeprefix("0x")))
+        return None if receipt is None else receipt.gas_used * receipt.effective_gas_price
+
     async def sweep(self, source: EcdsaSigner) -> tuple[str, str, int, int] | None:
         """The ether at a deposit address, less its transfer's gas, to the hot address:
         (raw hex, txid, wei moved, wei of gas at most); None when the ether would not pay for
@@ -133,3 +147,27 @@ class EthereumPayer:
         )  # fmt: skip
         signed = sign_transaction(tx, source)
         return signed.raw.hex(), "0x" + signed.tx_hash.hex(), balance - gas_cost, gas_cost
+
+    async def sweep_token(
+        self, source: EcdsaSigner, asset: str
+    ) -> tuple[str, str, int, int] | None:
+        """All of token ``asset`` at a deposit address to the hot address: (raw hex, txid,
+        token units moved, wei of gas at most); None when the address holds none. Raises
+        ``NeedsGas`` when its ether cannot pay the transfer's gas at the node's fees now."""
+        contract, abi = self.tokens[asset]
+        address = address_of(source.public_key())
+        amount = await self.node.erc20_balance(abi, contract, address)
+        if amount == 0:
+            return None
+        fees = await self.node.fees()
+        need = TOKEN_TRANSFER_GAS * fees.max_fee_per_gas
+        have = await self.node.balance(address)
+        if have < need:
+            raise NeedsGas(need - have)
+        tx = eip1559_transaction(
+            chain_id=self.chain_id, nonce=await self.node.pending_nonce(address), to=contract,
+            value=0, gas=TOKEN_TRANSFER_GAS, fees=fees,
+            data=erc20_transfer_data(abi, self.address, amount),
+        )  # fmt: skip
+        signed = sign_transaction(tx, source)
+        return signed.raw.hex(), "0x" + signed.tx_hash.hex(), amount, need

@@ -55,7 +55,7 @@ create table if not exists swept (
     sweep integer not null
 );
 """
-SIGNED, BROADCAST, DONE, FAILED = "signed", "broadcast", "done", "failed"
+GAS, SIGNED, BROADCAST, DONE, FAILED = "gas", "signed", "broadcast", "done", "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,75 +101,61 @@ class Sweeper:
         self.now_ms = now_ms
 
     def sweepable(self) -> dict[str, str]:
-        """Deposit addresses with a credited deposit not swept yet and none pending: address ->
-        key label."""
+        """Deposit addresses with a credited deposit of the asset not swept yet, none pending,
+        and no sweep of the chain in flight from them (another asset's, whose gas or nonce a
+        second transaction would take): address -> key label."""
         deposits = self.store.deposits(chain=self.chain)
         swept = {str(r[0]) for r in self.db.execute("select ref from swept")}
         pending = {d.address for d in deposits if d.status == PENDING}
-        credited = {d.address for d in deposits if d.status == CREDITED and d.ref not in swept}
+        credited = {
+            d.address
+            for d in deposits
+            if d.status == CREDITED and d.asset == self.asset and d.ref not in swept
+        }
+        busy = {
+            str(r[0])
+            for r in self.db.execute(
+                "select source from sweeps where chain = ? and status in (?, ?, ?)",
+                (self.chain, GAS, SIGNED, BROADCAST),
+            )
+        }
         out = {}
-        for address in sorted(credited - pending):
+        for address in sorted(credited - pending - busy):
             label = self.store.key_label(self.chain, address)
             if label is not None:
                 out[address] = label
         return out
 
     def unswept(self, candidates: dict[str, str]) -> list[Any]:
-        """The credited deposits at ``candidates`` not in a sweep yet (``DepositRow``)."""
+        """The asset's credited deposits at ``candidates`` not in a sweep yet (``DepositRow``)."""
         swept = {str(r[0]) for r in self.db.execute("select ref from swept")}
         return [
             d
             for d in self.store.deposits(chain=self.chain, statuses=(CREDITED,))
-            if d.address in candidates and d.ref not in swept
+            if d.address in candidates and d.asset == self.asset and d.ref not in swept
         ]
+
+    def _open(self) -> list[tuple[int, str, str, str]]:
+        return self.db.execute(
+            "select id, status, raw, txid from sweeps where chain = ? and asset = ? and status in"
+            " (?, ?, ?) order by id",
+            (self.chain, self.asset, GAS, SIGNED, BROADCAST),
+        ).fetchall()
 
     async def run(self) -> None:
         """Advance the sweeps in flight; start new ones when none is."""
-        open_rows = self.db.execute(
-            "select id, status, raw, txid from sweeps where chain = ? and status in (?, ?)",
-            (self.chain, SIGNED, BROADCAST),
-        ).fetchall()
-        if not open_rows:
+        if not self._open():
             candidates = self.sweepable()
             if not candidates:
                 return
-            txs: list[SweepTx] = await self._build(candidates)
-            now = self.now_ms()
-            fresh = self.unswept(candidates)
-            with self.store.transaction():
-                for tx in txs:
-                    # what the venue credited for the deposits this transaction sweeps
-                    credited = sum(
-                        d.amount
-                        for d in fresh
-                        if d.asset == self.asset and tx.source in ("*", d.address)
-                    )
-                    cur = self.db.execute(
-                        "insert into sweeps (chain, asset, source, status, raw, txid, amount_chain,"
-                        " fee_chain, credited, created_ms, updated_ms)"
-                        " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            self.chain, self.asset, tx.source, SIGNED, tx.raw, tx.txid,
-                            str(tx.amount), str(tx.fee), credited, now, now,
-                        ),
-                    )  # fmt: skip
-                    sid = int(cur.lastrowid or 0)
-                    self.db.executemany(
-                        "insert or ignore into swept values (?, ?)",
-                        [(d.ref, sid) for d in fresh if tx.source in ("*", d.address)],
-                    )
-                # deposits no transaction took (a token's, an address with nothing to move)
-                self.db.executemany(
-                    "insert or ignore into swept values (?, ?)", [(d.ref, 0) for d in fresh]
-                )
-            open_rows = self.db.execute(
-                "select id, status, raw, txid from sweeps where chain = ? and status in (?, ?)",
-                (self.chain, SIGNED, BROADCAST),
-            ).fetchall()
+            await self._start(candidates)
         from custody.withdrawals import PayoutRefused
 
-        for sid, status, raw, txid in open_rows:
+        for sid, status, raw, txid in self._open():
             try:
+                if status == GAS:
+                    await self._gas_paid(sid)
+                    continue
                 if status == SIGNED:
                     await self._broadcast(raw)
                     self._set(sid, BROADCAST)
@@ -183,6 +169,43 @@ class Sweeper:
             except PayoutRefused as exc:  # its funds are gone (a reorganisation took them)
                 log.warning("custody: sweep %d refused for good: %s", sid, exc)
                 self._set(sid, FAILED)
+
+    async def _start(self, candidates: dict[str, str]) -> None:
+        """Build, sign and store the sweeps of ``candidates`` in one commit with the deposits
+        they take."""
+        txs: list[SweepTx] = await self._build(candidates)
+        self._store(txs, self.unswept(candidates))
+
+    def _store(self, txs: list[SweepTx], fresh: list[Any], status: str = SIGNED) -> list[int]:
+        now = self.now_ms()
+        ids = []
+        with self.store.transaction():
+            for tx in txs:
+                mine = [d for d in fresh if tx.source in ("*", d.address)]
+                # what the venue credited for the deposits this transaction sweeps
+                credited = sum(d.amount for d in mine)
+                cur = self.db.execute(
+                    "insert into sweeps (chain, asset, source, status, raw, txid, amount_chain,"
+                    " fee_chain, credited, created_ms, updated_ms)"
+                    " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.chain, self.asset, tx.source, status, tx.raw, tx.txid,
+                        str(tx.amount), str(tx.fee), credited, now, now,
+                    ),
+                )  # fmt: skip
+                sid = int(cur.lastrowid or 0)
+                ids.append(sid)
+                self.db.executemany(
+                    "insert or ignore into swept values (?, ?)", [(d.ref, sid) for d in mine]
+                )
+            # deposits no transaction took (an address with too little to move)
+            self.db.executemany(
+                "insert or ignore into swept values (?, ?)", [(d.ref, 0) for d in fresh]
+            )
+        return ids
+
+    async def _gas_paid(self, sid: int) -> None:
+        """A token's sweep waiting for its gas (``TokenSweeper``); nothing for ether or bitcoin."""
 
     async def _book(self, sid: int) -> None:
         """Record sweep ``sid`` in the books: its deposits' credit from the deposit addresses,
@@ -209,7 +232,8 @@ class Sweeper:
 
     def history(self, limit: int = 100) -> list[dict[str, Any]]:
         cur = self.db.execute(
-            "select * from sweeps where chain = ? order by id desc limit ?", (self.chain, limit)
+            "select * from sweeps where chain = ? and asset = ? order by id desc limit ?",
+            (self.chain, self.asset, limit),
         )
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur]

@@ -28,9 +28,11 @@ skipped. Said plainly: waiting for a batch to confirm before the next keeps Bitc
 Ethereum's nonces simple; a busier venue would chain unconfirmed change.
 
 The venue's own money moves through the same pipeline (``internal``), as rows of account 0 with
-no hold and no payout in the core (nothing changes hands in the ledger): kind ``cold`` pays the
-hot wallet's excess to the cold wallet (built by the hot payer), kind ``refill`` pays the cold
-wallet's coins back to the hot wallet once the approvers agreed (built by the chain's
+no hold and no payout in the core (nothing changes hands between participants; the books record
+the move between custody's accounts once confirmed, ``custody.book``): kind ``cold`` pays the
+hot wallet's excess to the cold wallet (built by the hot payer), kind ``gas`` pays a deposit
+address the ether its token sweep needs (``custody.token_sweeps``), kind ``refill`` pays the
+cold wallet's coins back to the hot wallet once the approvers agreed (built by the chain's
 ``ColdSource``: two cold keys, sent with the pipeline's nonce rule on Ethereum). A transaction
 that is no payout at all (the cold multisig's deployment) is a batch without members
 (``internal_batch``), so it takes its nonce under the same rule.
@@ -61,6 +63,7 @@ from engine.types import Door
 
 __all__ = [
     "COLD",
+    "GAS",
     "REFILL",
     "USER",
     "ColdSource",
@@ -103,6 +106,7 @@ MS_PER_DAY = 86_400_000
 USER = "user"  # an account's withdrawal
 COLD = "cold"  # the hot wallet's excess to the cold wallet
 REFILL = "refill"  # the cold wallet to the hot wallet, approved by m of n
+GAS = "gas"  # ether from the hot wallet to a deposit address, for a token sweep's gas
 
 
 class WithdrawRefused(Exception):
@@ -150,6 +154,11 @@ class Payer(Protocol):
 
     async def confirmations(self, txid: str) -> int | None:
         """Blocks on top of the transaction's (1: just mined); 0 in the mempool; None unknown."""
+        ...
+
+    async def fee_paid(self, txid: str) -> int | None:
+        """What a mined transaction paid the network, in the chain's unit; None when the fee
+        it was built with is what it paid (Bitcoin) or it is not known."""
         ...
 
 
@@ -350,15 +359,15 @@ class Withdrawals:
 
     # ------------------------------------------------------------------ the venue's own moves
     def internal(self, kind: str, asset: str, address: str, net_chain: int) -> WithdrawalRow:
-        """A move between the venue's wallets of ``net_chain`` (chain units): ``cold`` queued at
-        once, ``refill`` to the approvers (filed now, or by a later round)."""
-        if kind not in (COLD, REFILL):
+        """A move between the venue's wallets of ``net_chain`` (chain units): ``cold`` and
+        ``gas`` queued at once, ``refill`` to the approvers (filed now, or by a later round)."""
+        if kind not in (COLD, REFILL, GAS):
             raise ValueError(f"not an internal kind: {kind!r}")
         rules = self.config.assets[asset]
         amount = from_chain_units(net_chain, self.decimals[asset], rules.chain_decimals)[0]
         wid = self._next_id()
         now = self.now_ms()
-        status = QUEUED if kind == COLD else AWAITING_APPROVAL
+        status = AWAITING_APPROVAL if kind == REFILL else QUEUED
         row = WithdrawalRow(
             wid, 0, f"{kind}-{wid}", asset, rules.chain, address, amount, 0, net_chain, status,
             "", "", 0, "", now, now, kind,
@@ -584,6 +593,9 @@ class Withdrawals:
                 return
             if seen < self.confirmations:
                 return
+            paid = await payer.fee_paid(batch["txid"])
+            if paid is not None:
+                batch = {**batch, "fee_chain": str(paid)}
             for cmd in self._movements(batch, members):
                 await book.record(self.submit, cmd)
             for r in members:
@@ -628,9 +640,10 @@ class Withdrawals:
             for r in members
         )
         kind = members[0].kind if members else ""
-        source, target = {COLD: (book.HOT, book.COLD), REFILL: (book.COLD, book.HOT)}.get(
-            kind, (book.HOT, book.CHAIN)
-        )
+        source, target = {
+            COLD: (book.HOT, book.COLD), REFILL: (book.COLD, book.HOT),
+            GAS: (book.HOT, book.OMNIBUS),
+        }.get(kind, (book.HOT, book.CHAIN))  # fmt: skip
         ref = book.movement_ref(asset, txid)
         if kind == REFILL and batch["nonce"] is not None:  # the hot key sent it: its gas
             out = [RecordCustody(asset, source, target, amount, native, 0, ref)] if amount else []

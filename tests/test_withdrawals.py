@@ -106,6 +106,9 @@ class Payer:
             self.nonce += 1
         self.sent[txid] = raw
 
+    async def fee_paid(self, txid: str) -> int | None:
+        return None
+
     async def confirmations(self, txid: str) -> int | None:
         if txid not in self.sent:
             return None

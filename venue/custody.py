@@ -114,7 +114,8 @@ class CustodyPart:
         self.withdrawals: Withdrawals | None = None
         self.chains: dict[str, _Chain] = {}
         self.payers: dict[str, Payer] = {}
-        self.sweepers: dict[str, Sweeper] = {}
+        self.sweepers: dict[str, Sweeper] = {}  # chain -> its own coin's sweeps
+        self.token_sweepers: dict[str, list[Sweeper]] = {}  # chain -> its tokens' sweeps
         self.token: Token | None = None
         self.cold_token: Token | None = None
         #: chain -> its cold wallet (``custody.cold``: BitcoinCold or EthereumCold)
@@ -753,11 +754,30 @@ class CustodyPart:
             async def record(cmd: RecordCustody) -> bool:
                 return await book.record(self.venue.submit, cmd)
 
+            native_decimals = (
+                self.config.assets.get(native, 8), rules.chain_decimals if rules else 8
+            )  # fmt: skip
             self.sweepers[name] = Sweeper(
                 name, native, store, build, payer.broadcast, payer.confirmations, self.now_ms,
-                record=record,
-                decimals=(self.config.assets.get(native, 8), rules.chain_decimals if rules else 8),
+                record=record, decimals=native_decimals,
             )  # fmt: skip
+            if isinstance(payer, EthereumPayer) and self.withdrawals is not None:
+                from custody.token_sweeps import TokenSweeper
+
+                custody = self.config.custody
+                assert custody is not None
+                group: list[Sweeper] = []
+                for asset in sorted(payer.tokens):
+                    if asset not in self.config.assets or asset not in custody.assets:
+                        continue
+                    places = (self.config.assets[asset], custody.assets[asset].chain_decimals)
+                    sweeper = TokenSweeper(
+                        asset, store, payer, keys.key, self.withdrawals, self.now_ms,
+                        record=record, decimals=places, gas_asset=native,
+                        gas_decimals=native_decimals,
+                    )  # fmt: skip
+                    group.append(sweeper)
+                self.token_sweepers[name] = group
 
     def _address_of(self, chain: str, pubkey: bytes) -> str:
         if chain == "bitcoin":
@@ -813,10 +833,11 @@ class CustodyPart:
             ("withdrawals", self.withdrawals.process),
         ]
         if name in self.sweepers:
-            sweeper = self.sweepers[name]
+            sweepers = [self.sweepers[name], *self.token_sweepers.get(name, [])]
 
             async def sweep(_name: str) -> None:
-                await sweeper.run()
+                for sweeper in sweepers:
+                    await sweeper.run()
 
             steps.append(("sweeps", sweep))
         steps.append(("band", self._band))
@@ -1115,7 +1136,8 @@ class AdminCustodyPort:
 
     def sweeps(self, limit: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for sweeper in self.part.sweepers.values():
+        tokens = [t for group in self.part.token_sweepers.values() for t in group]
+        for sweeper in [*self.part.sweepers.values(), *tokens]:
             out.extend(sweeper.history(limit))
         return sorted(out, key=lambda s: -int(s["created_ms"]))[:limit]
 
