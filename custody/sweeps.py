@@ -7,10 +7,8 @@ is swept only when none of its deposits is pending, so a sweep never races a con
 
 - Bitcoin: every credited deposit output still unspent at the deposit addresses, in one
   transaction to the hot address (the node's feerate), one input per output.
-- Ethereum: each address's ether, less the gas of the transfer, to the hot address.
-  Said plainly: an ERC-20 at a deposit address needs ether for its gas first (a top-up from a
-  gas station key); not done yet, so USDT stays at the deposit addresses, where the proof of
-  reserves and the reconciliation still count it.
+- Ethereum: each address's ether, less the gas of the transfer, to the hot address; an ERC-20's
+  whole balance once the hot wallet has sent the address its gas (``custody.token_sweeps``).
 
 A confirmed sweep is recorded in the venue's books (``custody.book``): what its deposits were
 credited moves from the deposit addresses (``custody_omnibus``) to the hot wallet, less the
