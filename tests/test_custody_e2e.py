@@ -63,10 +63,16 @@ class SoftSigner:
         return r, (SECP256K1_N - s if s > SECP256K1_N // 2 else s)
 
 
-def quick_config(tmp_path: Path) -> Path:
+def quick_config(tmp_path: Path, band: bool = False) -> Path:
     """The shipped configuration with chains that mine only when the test says, no cool-down
-    on whitelisted addresses, and quick polls."""
+    on whitelisted addresses, and quick polls; the hot wallet's band of 2 to 10 % only with
+    ``band`` (without, nothing moves to cold while a worked example runs)."""
     text = (REPO / "config/venue.toml").read_text()
+    if not band:
+        text = re.sub(
+            r"^(\[custody\.assets\.\w+\])$", r"\1\nhot_min_pct = 0\nhot_max_pct = 100", text,
+            flags=re.M,
+        )  # fmt: skip
     text = re.sub(r"test_block_ms = \d+", "test_block_ms = 0", text)
     text = re.sub(r"poll_ms = \d+", "poll_ms = 100", text)
     text = text.replace("whitelist_cooldown_s = 86400", "whitelist_cooldown_s = 0")
@@ -76,10 +82,11 @@ def quick_config(tmp_path: Path) -> Path:
 
 
 class Venue:
-    def __init__(self, tmp_path: Path, crash_at: str = "") -> None:
+    def __init__(self, tmp_path: Path, crash_at: str = "", band: bool = False) -> None:
         self.data = tmp_path / "data"
         self.token_file = tmp_path / "admin.token"
-        args = [sys.executable, "-m", "venue.cli", "run", "--config", str(quick_config(tmp_path))]
+        config = quick_config(tmp_path, band)
+        args = [sys.executable, "-m", "venue.cli", "run", "--config", str(config)]
         args += ["--data-dir", str(self.data), "--admin-port", "0", "--fix-port", "0"]
         args += ["--rest-port", "0", "--admin-token-file", str(self.token_file)]
         env = dict(os.environ)
@@ -192,6 +199,15 @@ def balances(account: dict[str, Any]) -> dict[str, tuple[Decimal, Decimal]]:
 @pytest.fixture
 def venue(tmp_path: Path) -> Any:
     running = Venue(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def banded_venue(tmp_path: Path) -> Any:
+    running = Venue(tmp_path, band=True)
     try:
         yield running
     finally:
@@ -708,13 +724,15 @@ async def _proof_of_reserves(
 
 
 def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval(
-    venue: Venue, tmp_path: Path
+    banded_venue: Venue, tmp_path: Path
 ) -> None:
     """A deposit swept into the hot wallet puts all of it there, above its band of 2 to 10 %:
     the excess down to 6 % goes to the 2-of-3 P2WSH cold address by itself. A withdrawal then
     takes the hot wallet below 2 %: a refill is filed with the approvers (custody.refill), and
     once an operator approves it (password and TOTP), two cold keys sign the coins back."""
     import dataclasses
+
+    venue = banded_venue
 
     from staff_auth import approve
 
@@ -833,3 +851,118 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
             assert 2 <= Decimal(wallet["hot"]) * 100 / Decimal(wallet["onChain"]) <= 10
 
     asyncio.run(asyncio.wait_for(body(), 120))
+
+
+def test_eth_hot_wallet_band_and_the_multisig_cold_wallet(
+    banded_venue: Venue, tmp_path: Path
+) -> None:
+    """Ether: once the hot wallet has the gas, the hot key deploys the 2-of-3 multisig and the
+    excess goes to it; a withdrawal takes the hot wallet below its band, the refill is filed
+    with the approvers, and once approved the contract's ``execute``, signed by two cold keys
+    and sent by the hot key, brings the ether back. The books follow every move."""
+    import dataclasses
+
+    from staff_auth import approve
+
+    from venue.config import load_config
+
+    venue = banded_venue
+    eth = venue.chain_url("ethereum")
+    config = dataclasses.replace(load_config(tmp_path / "venue.toml"), data_dir=venue.data)
+
+    def mine(n: int = 1) -> None:
+        rpc(eth, "evm_mine", n)
+
+    def close(book: str, chain: str) -> bool:
+        """The books at most a few venue units under the chain (fees rounded up)."""
+        return Decimal(chain) - Decimal("0.0001") < Decimal(book) <= Decimal(chain)
+
+    async def body() -> None:
+        async with aiohttp.ClientSession() as http:
+            keys = await _keys(http, venue)
+
+            async def call(account: int, method: str, path: str, **params: Any) -> Any:
+                status, answer = await signed(
+                    http, venue.rest, method, path, keys[account], **params
+                )
+                assert status == 200, (path, status, answer)
+                return answer
+
+            async def eth_wallet() -> dict[str, Any]:
+                rows = (await admin(http, venue, "GET", "/v1/custody/wallets"))["wallets"]
+                found: dict[str, Any] = next(w for w in rows if w["asset"] == "ETH")
+                return found
+
+            async def moves(kind: str) -> list[dict[str, Any]]:
+                rows = (await admin(http, venue, "GET", "/v1/custody/withdrawals"))["withdrawals"]
+                return [r for r in rows if r["kind"] == kind]
+
+            seller = (await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="ETH"))[
+                "address"
+            ]
+            rpc(eth, "venue_fund", seller, hex(10 * 10**18))
+            mine()
+
+            async def moved_to_cold() -> Any:
+                done = [m for m in await moves("cold") if m["state"] == "completed"]
+                return done[0] if done else None
+
+            cold_move = await until("the excess moved to cold", moved_to_cold, mine)
+            wallet = await eth_wallet()
+            cold_address = wallet["coldAddress"]
+            assert len(bytes.fromhex(rpc(eth, "eth_getCode", cold_address, "latest")[2:])) > 0
+            cold_wei = int(rpc(eth, "eth_getBalance", cold_address, "latest"), 16)
+            assert (
+                Decimal(cold_wei) / 10**18
+                == Decimal(wallet["cold"])
+                >= Decimal(cold_move["amount"])
+                > Decimal(9)
+            )
+            hot = Decimal(wallet["hot"])
+            assert 5 <= hot * 100 / Decimal(wallet["onChain"]) <= 6  # the band's midpoint
+            book = wallet["book"]
+            assert close(book["hot"], wallet["hot"]) and close(book["cold"], wallet["cold"])
+
+            await admin(
+                http, venue, "POST", "/v1/custody/whitelist",
+                {"account": SELLER, "chain": "ethereum", "address": OUTSIDE["ETH"], "label": "own"},
+            )  # fmt: skip
+            amount = (hot - Decimal("0.05")).quantize(Decimal("0.00000001"))
+            await call(
+                SELLER, "POST", "/sapi/v1/capital/withdraw/apply", coin="ETH",
+                address=OUTSIDE["ETH"], amount=str(amount), withdrawOrderId="out-1",
+            )  # fmt: skip
+
+            async def refill_asked() -> Any:
+                found = await moves("refill")
+                return found[0] if found and found[0]["approval"] else None
+
+            refill = await until("a refill filed", refill_asked, mine)
+            assert refill["state"] == "awaiting_approval" and len(await moves("refill")) == 1
+            approvals = (await admin(http, venue, "GET", "/v1/approvals"))["approvals"]
+            [item] = [a for a in approvals if a["action"] == "custody.refill"]
+
+            async def paid_out() -> Any:
+                rows = await call(SELLER, "GET", "/sapi/v1/capital/withdraw/history", coin="ETH")
+                return rows and rows[0]["status"] == 6
+
+            await until("the seller's withdrawal paid", paid_out, mine)
+            before = await eth_wallet()
+            async with aiohttp.ClientSession(base_url=venue.admin) as staff:
+                await approve(staff, config, int(item["approvalId"]))
+
+            async def refilled() -> Any:
+                found = [m for m in await moves("refill") if m["state"] == "completed"]
+                return found[0] if found else None
+
+            done = await until("the refill paid from the multisig", refilled, mine)
+            wallet = await eth_wallet()
+            back = Decimal(done["amount"])
+            assert Decimal(wallet["cold"]) == Decimal(before["cold"]) - back
+            gas = Decimal(before["hot"]) + back - Decimal(wallet["hot"])  # the hot key sent it
+            assert 0 < gas < Decimal("0.01")
+            book = wallet["book"]
+            assert close(book["hot"], wallet["hot"]) and close(book["cold"], wallet["cold"])
+            assert Decimal(book["deposits"]) <= Decimal(wallet["deposits"])
+
+    asyncio.run(asyncio.wait_for(body(), 240))

@@ -185,6 +185,13 @@ async def user_data(job: dict[str, Any], maker: Any, taker: Any) -> dict[str, An
     # that comes after it is registered (watch_balance also fetches a snapshot first); nothing
     # in ccxt says when that is done but its answer, so an order is placed again until BOTH
     # watchers have seen one (bounded).
+    # ccxt's handle_balance reads its cache as self.balance["spot"]: an account update that
+    # arrives before watch_balance made that key (its snapshot) is a KeyError in ccxt's receive
+    # loop, seen when watch_orders' subscription came up first. So no order before the key.
+    for _ in range(200):
+        if "spot" in maker.balance or balance.done():
+            break
+        await asyncio.sleep(0.02)
     placed = []
     waiting: set[asyncio.Task[Any]] = {orders, balance}
     for _ in range(20):
