@@ -723,6 +723,84 @@ async def _proof_of_reserves(
     assert refused.returncode == 1 and "NOT VERIFIED" in refused.stdout
 
 
+class Treasury:
+    """The two sides of the band tests: a client's signed calls, the staff's wallets and moves,
+    and a withdrawal that takes the hot wallet below its band, then the refill approved."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, venue: Venue, keys: Any, mine: Any, config: Any
+    ) -> None:
+        self.http, self.venue, self.keys, self.mine, self.config = http, venue, keys, mine, config
+
+    async def call(self, account: int, method: str, path: str, **params: Any) -> Any:
+        status, answer = await signed(
+            self.http, self.venue.rest, method, path, self.keys[account], **params
+        )
+        assert status == 200, (path, status, answer)
+        return answer
+
+    async def wallet(self, asset: str) -> dict[str, Any]:
+        rows = (await admin(self.http, self.venue, "GET", "/v1/custody/wallets"))["wallets"]
+        found: dict[str, Any] = next(w for w in rows if w["asset"] == asset)
+        return found
+
+    async def moves(self, kind: str) -> list[dict[str, Any]]:
+        path = "/v1/custody/withdrawals"
+        rows = (await admin(self.http, self.venue, "GET", path))["withdrawals"]
+        return [r for r in rows if r["kind"] == kind]
+
+    async def moved_to_cold(self) -> dict[str, Any]:
+        async def done() -> Any:
+            found = [m for m in await self.moves("cold") if m["state"] == "completed"]
+            return found[0] if found else None
+
+        move: dict[str, Any] = await until("the excess moved to cold", done, self.mine)
+        return move
+
+    async def withdraw_then_refill(
+        self, asset: str, chain: str, address: str, amount: Decimal
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The seller withdraws ``amount``: below the band, a refill is filed for the approvers
+        (once); nothing moves until an operator approves it (password and TOTP). Answers the
+        wallet before the approval, the refill done, and the wallet after it."""
+        from staff_auth import approve
+
+        await admin(
+            self.http, self.venue, "POST", "/v1/custody/whitelist",
+            {"account": SELLER, "chain": chain, "address": address, "label": "own"},
+        )  # fmt: skip
+        await self.call(
+            SELLER, "POST", "/sapi/v1/capital/withdraw/apply", coin=asset, address=address,
+            amount=str(amount), withdrawOrderId="out-1",
+        )  # fmt: skip
+
+        async def refill_asked() -> Any:
+            found = await self.moves("refill")
+            return found[0] if found and found[0]["approval"] else None
+
+        refill = await until("a refill filed", refill_asked, self.mine)
+        assert refill["state"] == "awaiting_approval" and len(await self.moves("refill")) == 1
+        approvals = (await admin(self.http, self.venue, "GET", "/v1/approvals"))["approvals"]
+        [item] = [a for a in approvals if a["action"] == "custody.refill"]
+        assert str(item["approvalId"]) == refill["approval"]
+
+        async def paid_out() -> Any:
+            rows = await self.call(SELLER, "GET", "/sapi/v1/capital/withdraw/history", coin=asset)
+            return rows and rows[0]["status"] == 6
+
+        await until("the seller's withdrawal paid", paid_out, self.mine)
+        before = await self.wallet(asset)  # nothing moved before the approval
+        async with aiohttp.ClientSession(base_url=self.venue.admin) as staff:
+            await approve(staff, self.config, int(item["approvalId"]))
+
+        async def refilled() -> Any:
+            found = [m for m in await self.moves("refill") if m["state"] == "completed"]
+            return found[0] if found else None
+
+        done = await until("the refill paid from cold", refilled, self.mine)
+        return before, done, await self.wallet(asset)
+
+
 def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval(
     banded_venue: Venue, tmp_path: Path
 ) -> None:
@@ -732,13 +810,10 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
     once an operator approves it (password and TOTP), two cold keys sign the coins back."""
     import dataclasses
 
-    venue = banded_venue
-
-    from staff_auth import approve
-
     from custody.chains.btc_tx import decode_segwit_address
     from venue.config import load_config
 
+    venue = banded_venue
     btc = venue.chain_url("bitcoin")
     cookie = venue.data / "chains" / "bitcoin" / ".cookie"
     funder = SoftSigner(b"a depositor's own bitcoin wallet")
@@ -758,25 +833,8 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
 
     async def body() -> None:
         async with aiohttp.ClientSession() as http:
-            keys = await _keys(http, venue)
-
-            async def call(account: int, method: str, path: str, **params: Any) -> Any:
-                status, answer = await signed(
-                    http, venue.rest, method, path, keys[account], **params
-                )
-                assert status == 200, (path, status, answer)
-                return answer
-
-            async def btc_wallet() -> dict[str, Any]:
-                rows = (await admin(http, venue, "GET", "/v1/custody/wallets"))["wallets"]
-                found: dict[str, Any] = next(w for w in rows if w["asset"] == "BTC")
-                return found
-
-            async def moves(kind: str) -> list[dict[str, Any]]:
-                rows = (await admin(http, venue, "GET", "/v1/custody/withdrawals"))["withdrawals"]
-                return [r for r in rows if r["kind"] == kind]
-
-            seller = (await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="BTC"))[
+            t = Treasury(http, venue, await _keys(http, venue), mine_btc, config)
+            seller = (await t.call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="BTC"))[
                 "address"
             ]
             mine_btc(101)
@@ -789,12 +847,8 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
             )
             bitcoind("sendrawtransaction", paying.hex)
 
-            async def moved_to_cold() -> Any:
-                done = [m for m in await moves("cold") if m["state"] == "completed"]
-                return done[0] if done else None
-
-            cold_move = await until("the excess moved to cold", moved_to_cold, mine_btc)
-            wallet = await btc_wallet()
+            cold_move = await t.moved_to_cold()
+            wallet = await t.wallet("BTC")
             cold_address = wallet["coldAddress"]
             assert decode_segwit_address("regtest", cold_address)[1].__len__() == 32  # P2WSH
             cold_sats = sats(cold_address)
@@ -803,45 +857,12 @@ def test_btc_hot_wallet_band_moves_the_excess_to_cold_and_refills_after_approval
             on_chain = Decimal(wallet["onChain"])
             assert Decimal(wallet["cold"]) * 10**8 == cold_sats
             assert 5 <= hot * 100 / on_chain <= 6  # the band's midpoint, less the move's fee
-            assert len(await moves("cold")) == 1
+            assert len(await t.moves("cold")) == 1
 
             # the seller takes most of the hot wallet out: below 2 %, a refill is asked for
-            await admin(
-                http, venue, "POST", "/v1/custody/whitelist",
-                {"account": SELLER, "chain": "bitcoin", "address": outside, "label": "own"},
-            )  # fmt: skip
             amount = (hot - Decimal("0.005")).quantize(Decimal("0.00000001"))
-            await call(
-                SELLER, "POST", "/sapi/v1/capital/withdraw/apply", coin="BTC", address=outside,
-                amount=str(amount), withdrawOrderId="out-1",
-            )  # fmt: skip
-
-            async def refill_asked() -> Any:
-                found = await moves("refill")
-                return found[0] if found and found[0]["approval"] else None
-
-            refill = await until("a refill filed", refill_asked, mine_btc)
-            assert refill["state"] == "awaiting_approval" and len(await moves("refill")) == 1
-            approvals = (await admin(http, venue, "GET", "/v1/approvals"))["approvals"]
-            [item] = [a for a in approvals if a["action"] == "custody.refill"]
-            assert str(item["approvalId"]) == refill["approval"]
-
-            async def paid_out() -> Any:
-                rows = await call(SELLER, "GET", "/sapi/v1/capital/withdraw/history", coin="BTC")
-                return rows and rows[0]["status"] == 6
-
-            await until("the seller's withdrawal paid", paid_out, mine_btc)
-            hot_before = Decimal((await btc_wallet())["hot"])  # nothing moves until approved
-            async with aiohttp.ClientSession(base_url=venue.admin) as staff:
-                await approve(staff, config, int(item["approvalId"]))
-
-            async def refilled() -> Any:
-                found = [m for m in await moves("refill") if m["state"] == "completed"]
-                return found[0] if found else None
-
-            done = await until("the refill paid from cold", refilled, mine_btc)
-            wallet = await btc_wallet()
-            assert Decimal(wallet["hot"]) == hot_before + Decimal(done["amount"])
+            before, done, wallet = await t.withdraw_then_refill("BTC", "bitcoin", outside, amount)
+            assert Decimal(wallet["hot"]) == Decimal(before["hot"]) + Decimal(done["amount"])
             # every move recorded in the books: the sweep, to cold, the payout, the refill
             # (Bitcoin's fees in satoshis are whole venue units: the books equal the chain)
             assert wallet["book"] == {
@@ -862,8 +883,6 @@ def test_eth_hot_wallet_band_and_the_multisig_cold_wallet(
     and sent by the hot key, brings the ether back. The books follow every move."""
     import dataclasses
 
-    from staff_auth import approve
-
     from venue.config import load_config
 
     venue = banded_venue
@@ -879,36 +898,15 @@ def test_eth_hot_wallet_band_and_the_multisig_cold_wallet(
 
     async def body() -> None:
         async with aiohttp.ClientSession() as http:
-            keys = await _keys(http, venue)
-
-            async def call(account: int, method: str, path: str, **params: Any) -> Any:
-                status, answer = await signed(
-                    http, venue.rest, method, path, keys[account], **params
-                )
-                assert status == 200, (path, status, answer)
-                return answer
-
-            async def eth_wallet() -> dict[str, Any]:
-                rows = (await admin(http, venue, "GET", "/v1/custody/wallets"))["wallets"]
-                found: dict[str, Any] = next(w for w in rows if w["asset"] == "ETH")
-                return found
-
-            async def moves(kind: str) -> list[dict[str, Any]]:
-                rows = (await admin(http, venue, "GET", "/v1/custody/withdrawals"))["withdrawals"]
-                return [r for r in rows if r["kind"] == kind]
-
-            seller = (await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="ETH"))[
+            t = Treasury(http, venue, await _keys(http, venue), mine, config)
+            seller = (await t.call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="ETH"))[
                 "address"
             ]
             rpc(eth, "venue_fund", seller, hex(10 * 10**18))
             mine()
 
-            async def moved_to_cold() -> Any:
-                done = [m for m in await moves("cold") if m["state"] == "completed"]
-                return done[0] if done else None
-
-            cold_move = await until("the excess moved to cold", moved_to_cold, mine)
-            wallet = await eth_wallet()
+            cold_move = await t.moved_to_cold()
+            wallet = await t.wallet("ETH")
             cold_address = wallet["coldAddress"]
             assert len(bytes.fromhex(rpc(eth, "eth_getCode", cold_address, "latest")[2:])) > 0
             cold_wei = int(rpc(eth, "eth_getBalance", cold_address, "latest"), 16)
@@ -923,40 +921,10 @@ def test_eth_hot_wallet_band_and_the_multisig_cold_wallet(
             book = wallet["book"]
             assert close(book["hot"], wallet["hot"]) and close(book["cold"], wallet["cold"])
 
-            await admin(
-                http, venue, "POST", "/v1/custody/whitelist",
-                {"account": SELLER, "chain": "ethereum", "address": OUTSIDE["ETH"], "label": "own"},
-            )  # fmt: skip
             amount = (hot - Decimal("0.05")).quantize(Decimal("0.00000001"))
-            await call(
-                SELLER, "POST", "/sapi/v1/capital/withdraw/apply", coin="ETH",
-                address=OUTSIDE["ETH"], amount=str(amount), withdrawOrderId="out-1",
-            )  # fmt: skip
-
-            async def refill_asked() -> Any:
-                found = await moves("refill")
-                return found[0] if found and found[0]["approval"] else None
-
-            refill = await until("a refill filed", refill_asked, mine)
-            assert refill["state"] == "awaiting_approval" and len(await moves("refill")) == 1
-            approvals = (await admin(http, venue, "GET", "/v1/approvals"))["approvals"]
-            [item] = [a for a in approvals if a["action"] == "custody.refill"]
-
-            async def paid_out() -> Any:
-                rows = await call(SELLER, "GET", "/sapi/v1/capital/withdraw/history", coin="ETH")
-                return rows and rows[0]["status"] == 6
-
-            await until("the seller's withdrawal paid", paid_out, mine)
-            before = await eth_wallet()
-            async with aiohttp.ClientSession(base_url=venue.admin) as staff:
-                await approve(staff, config, int(item["approvalId"]))
-
-            async def refilled() -> Any:
-                found = [m for m in await moves("refill") if m["state"] == "completed"]
-                return found[0] if found else None
-
-            done = await until("the refill paid from the multisig", refilled, mine)
-            wallet = await eth_wallet()
+            before, done, wallet = await t.withdraw_then_refill(
+                "ETH", "ethereum", OUTSIDE["ETH"], amount
+            )
             back = Decimal(done["amount"])
             assert Decimal(wallet["cold"]) == Decimal(before["cold"]) - back
             gas = Decimal(before["hot"]) + back - Decimal(wallet["hot"])  # the hot key sent it
