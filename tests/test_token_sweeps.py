@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_withdrawals import COIN, Payer, run, settle, world  # noqa: F401 (the fixture)
+import test_withdrawals
+from test_withdrawals import COIN, Payer, run, settle
 
 from custody import book
 from custody.eth_payer import NeedsGas
@@ -18,6 +19,7 @@ from custody.token_sweeps import TokenSweeper
 from custody.withdrawals import COMPLETED, FAILED, GAS
 from engine.commands import ChainDeposit, RecordCustody
 
+world = test_withdrawals.world  # the fixture: the real core and pipeline, a modelled chain
 DEP = "0x" + "de" * 20
 LABEL = "deposit:ethereum:7"
 GAS_WEI = 2 * 10**15 + 5  # the transfer's gas at the node's fees: not a whole venue unit
@@ -62,9 +64,23 @@ def usdt_world(world: Any) -> tuple[Any, Payer, Any, TokenPayer, TokenSweeper, l
     store.add_address("ethereum", 7, DEP, LABEL, clock())
     store.put_deposit(
         DepositRow(
-            "USDT:0xd:1", "ethereum", "USDT", 7, DEP, "0xd", 1, 3000 * 10**6, 3000 * COIN, 0, 5,
-            "0xb", CREDITED, clock(), 1, clock(),
-        )  # fmt: skip
+            "USDT:0xd:1",
+            "ethereum",
+            "USDT",
+            7,
+            DEP,
+            "0xd",
+            1,
+            3000 * 10**6,
+            3000 * COIN,
+            0,
+            5,
+            "0xb",
+            CREDITED,
+            clock(),
+            1,
+            clock(),
+        )
     )
     # the books as the credit and an earlier sweep left them
     run(venue.submit(ChainDeposit(7, "USDT", 3000 * COIN, "USDT:0xd:1")))
@@ -133,9 +149,23 @@ def test_an_ether_sweep_keeps_off_an_address_a_token_sweep_is_using(world) -> No
     store = w.store
     store.put_deposit(
         DepositRow(
-            "ETH:0xe:0", "ethereum", "ETH", 7, DEP, "0xe", 0, 10**18, COIN, 0, 6, "0xc",
-            CREDITED, 1, 2, 1,
-        )  # fmt: skip
+            "ETH:0xe:0",
+            "ethereum",
+            "ETH",
+            7,
+            DEP,
+            "0xe",
+            0,
+            10**18,
+            COIN,
+            0,
+            6,
+            "0xc",
+            CREDITED,
+            1,
+            2,
+            1,
+        )
     )
 
     async def nothing(_c: dict[str, str]) -> list[Any]:
