@@ -224,12 +224,7 @@ def test_eth_worked_example(venue: Venue) -> None:
         async with aiohttp.ClientSession() as http:
             keys = await _keys(http, venue)
 
-            async def call(account: int, method: str, path: str, **params: Any) -> Any:
-                status, answer = await signed(
-                    http, venue.rest, method, path, keys[account], **params
-                )
-                assert status == 200, (path, status, answer)
-                return answer
+            call = _caller(http, venue, keys)
 
             seller = (await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="ETH"))[
                 "address"
@@ -388,12 +383,7 @@ def test_btc_worked_example(venue: Venue) -> None:
         async with aiohttp.ClientSession() as http:
             keys = await _keys(http, venue)
 
-            async def call(account: int, method: str, path: str, **params: Any) -> Any:
-                status, answer = await signed(
-                    http, venue.rest, method, path, keys[account], **params
-                )
-                assert status == 200, (path, status, answer)
-                return answer
+            call = _caller(http, venue, keys)
 
             address = await call(SELLER, "GET", "/sapi/v1/capital/deposit/address", coin="BTC")
             seller = address["address"]
@@ -487,6 +477,18 @@ def test_btc_worked_example(venue: Venue) -> None:
             }
 
     asyncio.run(asyncio.wait_for(body(), 240))
+
+
+def _caller(http: aiohttp.ClientSession, venue: Venue, keys: Any) -> Any:
+    """A client's signed REST call as ``call(account, method, path, **params)``: its answer,
+    asserted 200."""
+
+    async def call(account: int, method: str, path: str, **params: Any) -> Any:
+        status, answer = await signed(http, venue.rest, method, path, keys[account], **params)
+        assert status == 200, (path, status, answer)
+        return answer
+
+    return call
 
 
 async def _keys(http: aiohttp.ClientSession, venue: Venue) -> dict[int, tuple[str, str]]:
@@ -614,12 +616,7 @@ def test_reorganisations_drop_a_pending_deposit_and_reverse_a_credited_one(venue
         async with aiohttp.ClientSession() as http:
             keys = await _keys(http, venue)
 
-            async def call(account: int, method: str, path: str, **params: Any) -> Any:
-                status, answer = await signed(
-                    http, venue.rest, method, path, keys[account], **params
-                )
-                assert status == 200, (path, status, answer)
-                return answer
+            call = _caller(http, venue, keys)
 
             async def deposits(account: int) -> dict[str, Any]:
                 rows = await call(account, "GET", "/sapi/v1/capital/deposit/hisrec")
@@ -730,14 +727,8 @@ class Treasury:
     def __init__(
         self, http: aiohttp.ClientSession, venue: Venue, keys: Any, mine: Any, config: Any
     ) -> None:
-        self.http, self.venue, self.keys, self.mine, self.config = http, venue, keys, mine, config
-
-    async def call(self, account: int, method: str, path: str, **params: Any) -> Any:
-        status, answer = await signed(
-            self.http, self.venue.rest, method, path, self.keys[account], **params
-        )
-        assert status == 200, (path, status, answer)
-        return answer
+        self.http, self.venue, self.mine, self.config = http, venue, mine, config
+        self.call = _caller(http, venue, keys)
 
     async def wallet(self, asset: str) -> dict[str, Any]:
         rows = (await admin(self.http, self.venue, "GET", "/v1/custody/wallets"))["wallets"]
