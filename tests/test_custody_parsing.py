@@ -14,7 +14,7 @@ import pytest
 
 from custody.config import from_chain_units, read_custody, to_chain_units
 from engine.configfile import ConfigError, Table
-from venue.custody import _units
+from venue.custody_ports import _units
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = {"BTC": 8, "ETH": 8, "USDT": 8}
