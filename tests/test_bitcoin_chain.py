@@ -16,8 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from soft_signer import SoftSigner
 
 from custody.chains import btc_tx
 from custody.chains.bitcoin import (
@@ -34,23 +33,6 @@ from custody.signer import SECP256K1_N
 
 NET = "regtest"
 COIN = 100_000_000
-
-
-class SoftSigner:
-    """A software EcdsaSigner for tests (the venue's is the HSM)."""
-
-    def __init__(self, secret: int) -> None:
-        self._key = ec.derive_private_key(secret, ec.SECP256K1())
-
-    def public_key(self) -> bytes:
-        return self._key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
-        )
-
-    def sign_digest(self, digest: bytes) -> tuple[int, int]:
-        der = self._key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-        r, s = utils.decode_dss_signature(der)
-        return r, min(s, SECP256K1_N - s)
 
 
 class Impostor(SoftSigner):

@@ -30,13 +30,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from eth_keys.datatypes import PrivateKey
 from eth_utils.crypto import keccak
 from rest_client import signed
+from soft_signer import SoftSigner
 
 from custody.chains.btc_tx import TxOutput, Utxo, build_transaction, p2wpkh_address
 from custody.crashpoints import ENV, STEPS
-from custody.signer import SECP256K1_N
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNING = re.compile(
@@ -47,20 +46,6 @@ SELLER, BUYER = 1001, 1002
 #: an outside address of the buyer's, on each chain
 OUTSIDE = {"ETH": "0x" + "5e" * 20}
 DEADLINE_S = 60
-
-
-class SoftSigner:
-    """A key of a client's own wallet (outside the venue): software, as a client's would be."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._key = PrivateKey(keccak(seed))
-
-    def public_key(self) -> bytes:
-        return bytes(self._key.public_key.to_compressed_bytes())
-
-    def sign_digest(self, digest: bytes) -> tuple[int, int]:
-        _, r, s = self._key.sign_msg_hash(digest).vrs
-        return r, (SECP256K1_N - s if s > SECP256K1_N // 2 else s)
 
 
 def quick_config(tmp_path: Path, band: bool = False) -> Path:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from eth_keys.datatypes import PrivateKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from soft_signer import SoftSigner
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from custody.chains.ethereum import EthereumChain
@@ -33,7 +33,6 @@ from custody.chains.ethereum_nonce import NonceManager
 from custody.chains.ethereum_tx import (
     Fees,
     SignedTransaction,
-    address_of,
     contract_address,
     eip1559_transaction,
     encode_call,
@@ -45,28 +44,9 @@ from custody.chains.ethereum_tx import (
 from custody.contracts import BUILD_DIR, load_build
 from custody.devchain.ethereum_chain import EthereumDevChain
 from custody.devchain.ethereum_node import METHODS, handle_body
-from custody.signer import SECP256K1_N
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
-
-
-class SoftSigner:
-    """A software secp256k1 key with the EcdsaSigner shape (tests only; the venue uses HSM keys)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._key = PrivateKey(keccak(seed))
-
-    def public_key(self) -> bytes:
-        return bytes(self._key.public_key.to_compressed_bytes())
-
-    def sign_digest(self, digest: bytes) -> tuple[int, int]:
-        _, r, s = self._key.sign_msg_hash(digest).vrs
-        return r, (SECP256K1_N - s if s > SECP256K1_N // 2 else s)
-
-    @property
-    def address(self) -> str:
-        return address_of(self.public_key())
 
 
 class MemoryStore:

@@ -25,6 +25,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_hash.auto import keccak
 from eth_keys.datatypes import PrivateKey
+from soft_signer import SoftSigner
 
 from custody.reserves import (
     PAD_HASH,
@@ -456,31 +457,10 @@ def test_the_pure_python_primitives_agree_with_the_libraries(vr: ModuleType) -> 
 # ---------------------------------------------------------------- asset attestations
 
 
-class SoftSigner:
-    """A software secp256k1 key with the token's seam (low s)."""
-
-    def __init__(self, secret: bytes) -> None:
-        self._key = PrivateKey(secret)
-
-    def public_key(self) -> bytes:
-        return bytes(self._key.public_key.to_compressed_bytes())
-
-    def sign_digest(self, digest: bytes) -> tuple[int, int]:
-        sig = self._key.sign_msg_hash(digest)
-        s = sig.s if sig.s <= SECP256K1_N // 2 else SECP256K1_N - sig.s
-        return sig.r, s
-
-    def eth_address(self) -> str:
-        return str(self._key.public_key.to_checksum_address())
-
-    def hash160(self) -> bytes:
-        return hashlib.new("ripemd160", hashlib.sha256(self.public_key()).digest()).digest()
-
-
 def _wallets(signer: SoftSigner) -> list[tuple[str, str, SoftSigner]]:
     h = signer.hash160()
     return [
-        ("ethereum", signer.eth_address(), signer),
+        ("ethereum", signer.address, signer),
         ("bitcoin", pubkeyhash_to_addr_bech32(h, prefix="bcrt"), signer),
         ("bitcoin", pubkeyhash_to_addr_bech32(h, prefix="bc"), signer),
         ("bitcoin", pubkeyhash_to_addr_base58(h, prefix=b"\x00"), signer),
@@ -492,8 +472,8 @@ def test_attestations_verify_on_both_chains(
 ) -> None:
     message = challenge(tree.snapshot, tree.root_hash)
     assert message == f"venue proof of reserves 4242 {tree.root_hash.hex()}".encode()
-    wallets = _wallets(SoftSigner(hashlib.sha256(b"hot").digest())) + _wallets(
-        SoftSigner(hashlib.sha256(b"cold").digest())
+    wallets = _wallets(SoftSigner(hashlib.sha256(b"hot").digest(), raw=True)) + _wallets(
+        SoftSigner(hashlib.sha256(b"cold").digest(), raw=True)
     )
     signed = asset_attestation(message, wallets)
     assert [a["chain"] for a in signed] == [w[0] for w in wallets]
@@ -517,7 +497,7 @@ def test_attestations_verify_on_both_chains(
 
 
 def test_attestations_fail_for_another_message_or_key(vr: ModuleType, tmp_path: Path) -> None:
-    hot, cold = SoftSigner(b"\x11" * 32), SoftSigner(b"\x22" * 32)
+    hot, cold = SoftSigner(b"\x11" * 32, raw=True), SoftSigner(b"\x22" * 32, raw=True)
     message = challenge(5, b"\x33" * 32)
     signed = asset_attestation(message, _wallets(hot))
     other = challenge(6, b"\x33" * 32).decode()
@@ -533,7 +513,7 @@ def test_attestations_fail_for_another_message_or_key(vr: ModuleType, tmp_path: 
         found = vr.check_attestation(claimed, message.decode())
         assert found is not None and "signature is by" in found, found
     with pytest.raises(ValueError, match="not the signer's"):
-        asset_attestation(message, [("ethereum", cold.eth_address(), hot)])
+        asset_attestation(message, [("ethereum", cold.address, hot)])
     with pytest.raises(ValueError, match="not the signer's"):
         asset_attestation(message, [("bitcoin", _wallets(cold)[1][1], hot)])
     with pytest.raises(ValueError, match="unknown chain"):
