@@ -61,6 +61,13 @@ version 3; while no limit is enforced the snapshot keeps its earlier version and
 state hash and ``check_invariants``, so a replay refuses the same orders. Setting the limit
 again keeps the day's counts; removing it drops them.
 
+Custody's accounts (``custody_omnibus``, ``hot_wallet``, ``cold_wallet`` against
+``custody_chain``) hold what the venue has on the chains, apart from what it owes: a
+``ChainDeposit`` puts its amount at the deposit addresses, a ``ReverseDeposit`` takes it from
+there (then from the hot wallet, if it was swept), and ``RecordCustody`` records any other move
+custody saw confirmed, once per ref (kept in the snapshot, its version 5) and never taking an
+account below zero (``check_invariants`` says so too).
+
 Every command ends with a ``BalanceChanged`` for each (account, asset) whose total or locked it
 changed, the venue's accounts included, so that read models follow balances from the events
 alone. The rows a command touches are recorded on the way (``_balance``, ``_venue_add``) with
@@ -326,7 +333,8 @@ class RiskEngine:
         self.units = {spec.symbol: AssetUnits(spec, assets) for spec in instruments}
         # account -> asset -> [total, locked]
         self.balances: dict[int, dict[str, list[int]]] = {}
-        self.venue: dict[tuple[str, str], int] = {}  # (fees|world|adjustments, asset) -> balance
+        # (fees|world|adjustments|custody's kinds, asset) -> balance
+        self.venue: dict[tuple[str, str], int] = {}
         self.holds: dict[int, Hold] = {}  # order id -> hold
         self.withdrawals: dict[int, tuple[int, str, int]] = {}  # id -> (account, asset, amount)
         self.withdrawal_ids: set[int] = set()  # every id ever used, open or done
@@ -645,7 +653,8 @@ class RiskEngine:
 
     def ledger_view(self) -> dict[tuple[str, int, str], int]:
         """Every non-zero balance the ledger must show: (kind, owner, asset) -> amount, with
-        kind ``participant`` (owner = account) or the venue's fees/world/adjustments (owner 0)."""
+        kind ``participant`` (owner = account) or the venue's own (owner 0): fees, world,
+        adjustments and custody's accounts."""
         view: dict[tuple[str, int, str], int] = {}
         for account, assets in self.balances.items():
             for asset, (total, _) in assets.items():
