@@ -422,14 +422,15 @@ class Withdrawals:
         return sum(r.net_chain for r in rows)
 
     def paid_since(self, asset: str, since_ms: int) -> int:
-        """Chain units that left the venue's wallets since ``since_ms``: the asset's completed
-        withdrawals and, for the chain's native asset, every batch's fee on that chain."""
+        """Chain units that left the hot and cold wallets since ``since_ms``: the asset's
+        completed withdrawals and gas moves (to the deposit addresses) and, for the chain's
+        native asset, every batch's fee on that chain."""
         rules = self.config.assets[asset]
         paid = sum(
             r.net_chain
             for r in self._rows(
-                "asset = ? and kind = ? and status = ? and updated_ms >= ?",
-                (asset, USER, COMPLETED, since_ms),
+                "asset = ? and kind in (?, ?) and status = ? and updated_ms >= ?",
+                (asset, USER, GAS, COMPLETED, since_ms),
             )
         )
         if not rules.contract:

@@ -113,6 +113,8 @@ def test_the_gas_first_then_all_the_tokens_and_both_in_the_books(world) -> None:
     settle(w, payer)  # the gas move paid and confirmed: hot wallet -> deposit addresses
     assert w.get(move.id).status == COMPLETED  # type: ignore[union-attr]
     assert books(venue)[(book.OMNIBUS, "ETH")] == 200_001
+    # it left the hot wallet as a payout does: the band's drop watch does not call it a loss
+    assert w.paid_since("ETH", 0) == move.net_chain + 21_000  # and the move's fee
     token.gas_paid = True
     run(sweeper.run())  # signed
     run(sweeper.run())  # sent
