@@ -119,6 +119,12 @@ async def run_custody_demo(
             f"  paid from the hot wallet (the deposit was swept into it): {row['amount']} ETH "
             f"received, {row['transactionFee']} ETH network fee, transaction {row['txId']}"
         )
+        wallets = (await admin("GET", "/v1/custody/wallets"))["wallets"]
+        eth = next(w for w in wallets if w["asset"] == "ETH")
+        print("  the ETH wallets on chain and in the venue's books (fees rounded up):")
+        print(f"    {'wallet':<18} {'on chain':>14} {'books':>14}")
+        for label, field in (("hot", "hot"), ("deposit addresses", "deposits"), ("cold", "cold")):
+            print(f"    {label:<18} {eth[field]:>14} {eth['book'][field]:>14}")
         published = await admin("POST", "/v1/custody/reserves")
         print(
             f"  proof of reserves at seq {published['snapshot']}: root {published['root'][:16]}..."
