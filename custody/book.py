@@ -16,7 +16,7 @@ transaction, stays on the chain and shows in reconciliation as a small surplus).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from custody.config import from_chain_units
@@ -29,6 +29,7 @@ __all__ = [
     "COLD",
     "HOT",
     "OMNIBUS",
+    "BooksWatch",
     "fee_units",
     "movement_ref",
     "record",
@@ -67,3 +68,37 @@ async def record(submit: Callable[[Any], Awaitable[list[Any]]], cmd: RecordCusto
             return False
     log.error("custody: no answer recording movement %s: %s", cmd.ref, events)
     return False
+
+
+WALLETS = ("hot", "deposits", "cold")
+
+
+class BooksWatch:
+    """The chain holds at least what the books say, wallet by wallet (hot, deposit addresses,
+    cold), whenever nothing of the chain is moving: every confirmed move is recorded before its
+    batch or sweep is closed, so with none open, less on chain than in the books is coins gone
+    (a key used outside the venue, a reorganisation deeper than the records, a chain replaced).
+    A wallet counts as short once it is short at two looks in a row: a deposit a
+    reorganisation dropped is reversed by the next poll."""
+
+    def __init__(self) -> None:
+        self._short: dict[tuple[str, str], int] = {}
+
+    def look(
+        self, asset: str, on_chain: Mapping[str, int], books: Mapping[str, int], moving: bool
+    ) -> list[tuple[str, int, int]]:
+        """(wallet, on chain, in the books), venue units, for each wallet short at this look
+        and the one before; nothing is looked at while the chain is ``moving``."""
+        if moving:
+            return []
+        found = []
+        for wallet in WALLETS:
+            chain, booked = on_chain.get(wallet, 0), books.get(wallet, 0)
+            key = (asset, wallet)
+            if booked > chain:
+                if key in self._short:
+                    found.append((wallet, chain, booked))
+                self._short[key] = booked - chain
+            else:
+                self._short.pop(key, None)
+        return found

@@ -133,6 +133,15 @@ class Sweeper:
             if d.address in candidates and d.asset == self.asset and d.ref not in swept
         ]
 
+    def moving(self) -> bool:
+        """Whether a sweep of the chain, of any asset, is open (waiting for gas, signed or
+        sent: not yet recorded)."""
+        row = self.db.execute(
+            "select 1 from sweeps where chain = ? and status in (?, ?, ?) limit 1",
+            (self.chain, GAS, SIGNED, BROADCAST),
+        ).fetchone()
+        return row is not None
+
     def _open(self) -> list[tuple[int, str, str, str]]:
         return self.db.execute(
             "select id, status, raw, txid from sweeps where chain = ? and asset = ? and status in"

@@ -761,6 +761,10 @@ class Withdrawals:
             out.append(WithdrawalRow(*values))
         return out
 
+    def moving(self, chain: str) -> bool:
+        """Whether a batch of the chain is open (built, signed or sent, not yet recorded)."""
+        return self._open_batch(chain) is not None
+
     def _open_batch(self, chain: str) -> dict[str, Any] | None:
         row = self.db.execute(
             "select id from batches where chain = ? and status in (?, ?, ?) order by id limit 1",

@@ -175,7 +175,9 @@ def test_an_ether_sweep_keeps_off_an_address_a_token_sweep_is_using(world) -> No
 
     ether = Sweeper("ethereum", "ETH", store, nothing, _payer.broadcast, _payer.confirmations, int)
     assert ether.sweepable() == {DEP: LABEL}
+    assert not ether.moving() and not sweeper.moving()
     run(sweeper.run())  # the token sweep starts: waiting for its gas at DEP
     assert ether.sweepable() == {}
+    assert ether.moving() and sweeper.moving()  # the chain is moving, whichever asset
     assert ether.unswept({DEP: LABEL})[0].ref == "ETH:0xe:0"  # each sweeper its own asset
     assert venue is not None

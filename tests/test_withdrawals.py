@@ -592,3 +592,29 @@ def test_a_fall_of_hot_and_cold_beyond_the_payouts_is_a_loss() -> None:
     assert watch.look("ETH", held(3 * WEI, cold=80 * WEI, in_flight=5), lambda a, s: 0, 3) == 0
     lost = watch.look("ETH", held(3 * WEI, cold=90 * WEI), lambda a, s: 0, 4)
     assert lost == 5 * WEI  # 98 -> 93 with nothing paid out
+
+
+def test_a_wallet_holding_less_than_the_books_twice_with_nothing_moving_is_short() -> None:
+    from custody.book import BooksWatch
+
+    watch = BooksWatch()
+    books = {"hot": 100, "deposits": 50, "cold": 900}
+    even = {"hot": 100, "deposits": 52, "cold": 900}  # dust at the deposit addresses: fine
+    assert watch.look("ETH", even, books, moving=False) == []
+    short = {"hot": 60, "deposits": 52, "cold": 900}
+    assert watch.look("ETH", short, books, moving=False) == []  # once: a reorg being reversed
+    assert watch.look("ETH", short, books, moving=True) == []  # a move open: not looked at
+    assert watch.look("ETH", short, books, moving=False) == [("hot", 60, 100)]
+    assert watch.look("ETH", even, books, moving=False) == []  # back: forgotten
+    assert watch.look("ETH", short, books, moving=False) == []
+    assert watch.look("BTC", short, books, moving=False) == []  # per asset
+
+
+def test_a_batch_open_is_the_chain_moving(world) -> None:  # type: ignore[no-untyped-def]
+    _venue, payer, w, _, _ = world
+    assert not w.moving("ethereum")
+    run(w.apply(7, "ETH", GOOD, COIN, "m"))
+    run(w.process("ethereum"))  # built, signed, sent: not recorded until confirmed
+    assert w.moving("ethereum")
+    settle(w, payer)
+    assert not w.moving("ethereum")

@@ -117,6 +117,9 @@ class CustodyPart:
         self.payers: dict[str, Payer] = {}
         self.sweepers: dict[str, Sweeper] = {}  # chain -> its own coin's sweeps
         self.token_sweepers: dict[str, list[Sweeper]] = {}  # chain -> its tokens' sweeps
+        from custody.book import BooksWatch
+
+        self._books = BooksWatch()  # each wallet against the books, at each reconciliation
         self.token: Token | None = None
         self.cold_token: Token | None = None
         #: chain -> its cold wallet (``custody.cold``: BitcoinCold or EthereumCold)
@@ -446,11 +449,16 @@ class CustodyPart:
 
     async def reconcile(self) -> list[dict[str, Any]]:
         """Holdings against liabilities: a RESERVE_SHORTFALL alert for an asset whose on-chain
-        holdings are below what participants hold (the hot wallet's band is each round's:
+        holdings are below what participants hold; and each wallet against the books
+        (``custody.book.BooksWatch``): one whose chain holds less than the books say, with
+        nothing moving, raises RESERVE_SHORTFALL too (the hot wallet's band is each round's:
         ``_band``)."""
+        from custody.config import decimal_text
         from custody.service import CustodyAlert
 
+        moving = {name: self._moving(name) for name in self.payers}
         rows = await self.wallets()
+        moving = {name: was or self._moving(name) for name, was in moving.items()}
         now = self.now_ms()
         day = now // 86_400_000
         for row in rows:
@@ -464,7 +472,32 @@ class CustodyPart:
                         dict(row), 0, now,
                     )
                 )  # fmt: skip
+            places = self.config.assets[asset]
+
+            def units(text: str, places: int = places) -> int:
+                return int(Decimal(text).scaleb(places))
+
+            chain = {w: units(row[w]) for w in ("hot", "deposits", "cold")}
+            books = {w: units(v) for w, v in row["book"].items()}
+            for wallet, held, booked in self._books.look(
+                asset, chain, books, moving.get(row["chain"], True)
+            ):
+                self.alert(
+                    CustodyAlert(
+                        "RESERVE_SHORTFALL", f"RESERVE_SHORTFALL:{asset}:{wallet}:books:{day}", (),
+                        f"the {asset} {wallet} wallet holds {decimal_text(held, places)} on"
+                        f" chain, less than the {decimal_text(booked, places)} the books record,"
+                        " with nothing moving",
+                        dict(row), 0, now,
+                    )
+                )  # fmt: skip
         return rows
+
+    def _moving(self, chain: str) -> bool:
+        """Whether a batch or a sweep of the chain is open (confirmed moves not yet recorded)."""
+        assert self.withdrawals is not None
+        sweeper = self.sweepers.get(chain)
+        return self.withdrawals.moving(chain) or (sweeper is not None and sweeper.moving())
 
     async def publish_reserves(self) -> dict[str, Any]:
         """A proof of reserves now: the Merkle sum tree of every account's balances at the
