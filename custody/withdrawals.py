@@ -22,7 +22,8 @@ venue's clock), funds deposited too recently (``deposit_hold_s``), then the core
 from a flagged account waits for m-of-n approvers (the staff approvals; never the requester).
 
 One batch per chain is in flight at a time: Bitcoin pays every queued withdrawal of the asset in
-one transaction (many outputs); Ethereum pays one withdrawal per transaction with the hot
+one transaction (many outputs), gathered for ``batch_window_ms`` from the oldest one queued (or
+until the transaction is full); Ethereum pays one withdrawal per transaction with the hot
 address's next nonce, kept in the batch row before signing, so a nonce is never reused or
 skipped. Said plainly: waiting for a batch to confirm before the next keeps Bitcoin's change and
 Ethereum's nonces simple; a busier venue would chain unconfirmed change.
@@ -528,8 +529,12 @@ class Withdrawals:
         asset, kind = queued[0].asset, queued[0].kind
         limit = 1 if kind == REFILL else payer.batch_limit
         members = [r for r in queued if r.asset == asset and r.kind == kind][:limit]
-        nonce = self._nonce(chain, nonce)
         now = self.now_ms()
+        window = self.config.batch_window_ms
+        if kind == USER and 1 < limit and len(members) < limit:
+            if now < min(r.updated_ms for r in members) + window:
+                return None  # the window is open: later payouts may join this transaction
+        nonce = self._nonce(chain, nonce)
         with self.store.transaction():
             cur = self.db.execute(
                 "insert into batches (asset, chain, status, nonce, created_ms, updated_ms) "

@@ -50,7 +50,7 @@ DEADLINE_S = 60
 
 def quick_config(tmp_path: Path, band: bool = False) -> Path:
     """The shipped configuration with chains that mine only when the test says, no cool-down
-    on whitelisted addresses, and quick polls; the hot wallet's band of 2 to 10 % only with
+    on whitelisted addresses, quick polls and a short batch window; the hot wallet's band of 2 to 10 % only with
     ``band`` (without, nothing moves to cold while a worked example runs)."""
     text = (REPO / "config/venue.toml").read_text()
     if not band:
@@ -61,6 +61,7 @@ def quick_config(tmp_path: Path, band: bool = False) -> Path:
     text = re.sub(r"test_block_ms = \d+", "test_block_ms = 0", text)
     text = re.sub(r"poll_ms = \d+", "poll_ms = 100", text)
     text = text.replace("whitelist_cooldown_s = 86400", "whitelist_cooldown_s = 0")
+    text = text.replace("batch_window_ms = 2000", "batch_window_ms = 200")
     path = tmp_path / "venue.toml"
     path.write_text(text)
     return path

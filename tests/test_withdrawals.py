@@ -618,3 +618,24 @@ def test_a_batch_open_is_the_chain_moving(world) -> None:  # type: ignore[no-unt
     assert w.moving("ethereum")
     settle(w, payer)
     assert not w.moving("ethereum")
+
+
+def test_payouts_gather_over_the_batch_window_into_one_transaction(world) -> None:  # type: ignore[no-untyped-def]
+    _venue, payer, w, clock, _ = world
+    payer.batch_limit = 3  # a chain whose transaction pays many outputs, as Bitcoin's
+    assert w.config.batch_window_ms == 2000
+    run(w.apply(7, "ETH", GOOD, COIN, "a"))
+    run(w.process("ethereum"))
+    assert payer.built == []  # the window is open
+    clock.ms += 1_000
+    run(w.apply(7, "ETH", GOOD, 2 * COIN, "b"))
+    run(w.process("ethereum"))
+    assert payer.built == []
+    clock.ms += 1_000  # the oldest has waited the window: both go in one transaction
+    run(w.process("ethereum"))
+    assert [len(payouts) for _asset, payouts, _nonce in payer.built] == [2]
+    settle(w, payer)
+    for n in range(3):  # a full transaction goes at once
+        run(w.apply(7, "ETH", GOOD, COIN, f"full-{n}"))
+    run(w.process("ethereum"))
+    assert [len(payouts) for _asset, payouts, _nonce in payer.built] == [2, 3]
