@@ -530,10 +530,10 @@ class Withdrawals:
         limit = 1 if kind == REFILL else payer.batch_limit
         members = [r for r in queued if r.asset == asset and r.kind == kind][:limit]
         now = self.now_ms()
-        window = self.config.batch_window_ms
-        if kind == USER and 1 < limit and len(members) < limit:
-            if now < min(r.updated_ms for r in members) + window:
-                return None  # the window is open: later payouts may join this transaction
+        room = kind == USER and 1 < limit and len(members) < limit  # more outputs fit
+        opened = min(r.updated_ms for r in members)  # when the oldest was queued
+        if room and now < opened + self.config.batch_window_ms:
+            return None  # the window is open: later payouts may join this transaction
         nonce = self._nonce(chain, nonce)
         with self.store.transaction():
             cur = self.db.execute(
