@@ -530,7 +530,7 @@ class Withdrawals:
         limit = 1 if kind == REFILL else payer.batch_limit
         members = [r for r in queued if r.asset == asset and r.kind == kind][:limit]
         now = self.now_ms()
-        room = kind == USER and 1 < limit and len(members) < limit  # more outputs fit
+        room = kind == USER and limit > 1 and len(members) < limit  # more outputs fit
         opened = min(r.updated_ms for r in members)  # when the oldest was queued
         if room and now < opened + self.config.batch_window_ms:
             return None  # the window is open: later payouts may join this transaction

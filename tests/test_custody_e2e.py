@@ -50,8 +50,8 @@ DEADLINE_S = 60
 
 def quick_config(tmp_path: Path, band: bool = False) -> Path:
     """The shipped configuration with chains that mine only when the test says, no cool-down
-    on whitelisted addresses, quick polls and a short batch window; the hot wallet's band of 2 to 10 % only with
-    ``band`` (without, nothing moves to cold while a worked example runs)."""
+    on whitelisted addresses, quick polls and a short batch window; the hot wallet's band of 2
+    to 10 % only with ``band`` (without, nothing moves to cold while a worked example runs)."""
     text = (REPO / "config/venue.toml").read_text()
     if not band:
         text = re.sub(
