@@ -80,8 +80,10 @@ def step(
 ) -> tuple[BandDecision, WithdrawalRow | None]:
     """One look at the asset's band (``holdings``: hot, deposits, cold, in_flight in chain
     units): the move it filed in the pipeline, if any (a cold payout queued at once, a refill
-    filed with the approvers); never a second while one of the asset is open."""
-    busy = bool(withdrawals.open_internal(rules.asset))
+    filed with the approvers); never a second while one of the asset is open. A gas move
+    (hot to a deposit address) does not count: one waiting for ether the hot wallet lacks must
+    not keep the refill that would pay it from being filed."""
+    busy = any(r.kind in (COLD, REFILL) for r in withdrawals.open_internal(rules.asset))
     h = holdings
     d = decide(
         rules, h["hot"], h["deposits"], h["cold"], h["in_flight"], busy=busy,

@@ -181,3 +181,16 @@ def test_an_ether_sweep_keeps_off_an_address_a_token_sweep_is_using(world) -> No
     assert ether.moving() and sweeper.moving()  # the chain is moving, whichever asset
     assert ether.unswept({DEP: LABEL})[0].ref == "ETH:0xe:0"  # each sweeper its own asset
     assert venue is not None
+
+
+def test_a_gas_move_waiting_for_ether_does_not_hold_back_the_refill(world) -> None:  # type: ignore[no-untyped-def]
+    from custody.band import step
+    from custody.withdrawals import REFILL
+
+    _venue, _payer, w, _token, sweeper, _ = usdt_world(world)
+    w.cold["ethereum"] = object()  # a cold wallet to refill from
+    run(sweeper.run())  # a gas move queued; the hot wallet has almost no ether
+    eth = w.config.assets["ETH"]
+    low = {"hot": 10**14, "deposits": 0, "cold": 99 * 10**18, "in_flight": 0}
+    _decision, row = step(w, eth, 8, low, "0x" + "c0" * 20, "0x" + "a1" * 20)
+    assert row is not None and row.kind == REFILL
