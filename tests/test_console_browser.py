@@ -105,6 +105,9 @@ class FakeCustody:
             withdrawal(4, SPOOFER, "BTC", "0.25", "0.0005", "rejected", 3,
                        "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
                        info="rejected by approval 1"),
+            withdrawal(3, 0, "ETH", "0.0002", "0", "completed", 6,
+                       "0x8ba1f109551bd432803012645ac136ddd64dba72", tx="0x" + "ef" * 32,
+                       kind="gas"),
         ]  # fmt: skip
         self.deposit_rows = [
             deposit("a1", "ethereum", "ETH", MAKER, "3", "credited", 12, 12, 41),
@@ -225,6 +228,7 @@ def withdrawal(
     to: str,
     tx: str = "",
     info: str = "",
+    kind: str = "user",
 ) -> dict[str, Any]:
     return {
         "id": str(wid), "amount": amount, "transactionFee": fee, "coin": coin, "status": status,
@@ -232,6 +236,7 @@ def withdrawal(
         "network": "BTC" if coin == "BTC" else "ETH", "transferType": 0,
         "withdrawOrderId": f"w-{wid}", "info": info, "confirmNo": 0, "walletType": 0,
         "txKey": "", "completeTime": "", "account": account, "state": state, "approval": "",
+        "kind": kind,
     }  # fmt: skip
 
 
@@ -899,8 +904,11 @@ def test_withdrawals_awaiting_approvers_approved_and_rejected_from_the_treasury(
     expect(seven.locator("a.approval-link")).to_have_text(f"#{btc} (0/1)")
     expect(seven.locator("button[data-approve]")).to_be_disabled()  # carol is no approver
     recent = page.locator("#treasury-recent tbody tr")
-    expect(recent).to_have_count(5)
+    expect(recent).to_have_count(6)
     expect(page.locator('#treasury-recent tr[data-withdrawal="4"]')).to_contain_text("rejected")
+    expect(seven.locator("span.kind-user")).to_have_text("withdrawal")
+    gas = page.locator('#treasury-recent tr[data-withdrawal="3"]')
+    expect(gas.locator("span.kind-gas")).to_have_text("gas for a token sweep")
     expect(page.locator('#treasury-recent tr[data-withdrawal="5"]')).to_contain_text("completed")
     seven.locator("a.approval-link").click()  # the link leads to the approval, marked
     expect(page.locator(f'#approvals tr.here[data-approval="{btc}"]')).to_contain_text(

@@ -41,6 +41,15 @@
     return /^\s*-/.test(String(text)) && /[1-9]/.test(String(text));
   }
 
+  // What a row of the withdrawal pipeline is: a participant's withdrawal, or the venue's own
+  // money moving between its wallets.
+  const KINDS = {
+    user: "withdrawal",
+    cold: "hot to cold",
+    refill: "cold to hot",
+    gas: "gas for a token sweep",
+  };
+
   function stateTag(text, kind) {
     return el("span", { class: `state ${kind}-${String(text).toLowerCase()}` }, text);
   }
@@ -267,6 +276,7 @@
       };
       const columns = (withActions) => [
         ["#", (r) => r.id, "num"],
+        ["Kind", (r) => el("span", { class: `kind kind-${r.kind || "user"}` }, KINDS[r.kind || "user"] || r.kind)],
         ["Requested (UTC)", (r) => r.applyTime],
         ["Account", (r) => r.account, "num"],
         ["Asset", (r) => r.coin],
@@ -293,7 +303,7 @@
     };
     const { run: refresh, stamp } = refreshing(box, load, draw, failed(box), () => deciding > 0);
     main.append(
-      el("p", { class: "muted" }, "Open: requested, held, awaiting approval, queued or batched. A withdrawal above its asset's threshold, to an address too recently whitelisted, or from a flagged account waits for approvers. ", stamp),
+      el("p", { class: "muted" }, "Open: requested, held, awaiting approval, queued or batched. A withdrawal above its asset's threshold, to an address too recently whitelisted, or from a flagged account waits for approvers. The venue's own moves go through the same queue (account 0): the hot wallet's excess to cold, a refill from cold (approvers), ether for a token sweep's gas. ", stamp),
       box
     );
     return refresh();
