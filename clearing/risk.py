@@ -981,16 +981,18 @@ class RiskEngine:
             return False
         return True
 
-    def _deposit(self, cmd: Deposit, out: list[Event]) -> None:
+    def _deposit(self, cmd: Deposit | ChainDeposit, out: list[Event]) -> bool:
+        """Credit the account from the world; False (and a rejection) when refused."""
         if not self._check_money(out, cmd):
-            return
+            return False
         row = self._balance(cmd.account, cmd.asset)
         if row[0] + cmd.amount > MAX_AMOUNT:
             self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
-            return
+            return False
         row[0] += cmd.amount
         self._venue_add(WORLD, cmd.asset, -cmd.amount)
         out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
+        return True
 
     def _chain_deposit(self, cmd: ChainDeposit, out: list[Event]) -> None:
         """A ``Deposit`` credited once per ``ref``, ever."""
@@ -1001,16 +1003,9 @@ class RiskEngine:
                 else "a chain deposit needs its ref",
             )  # fmt: skip
             return
-        if not self._check_money(out, cmd):
+        if not self._deposit(cmd, out):
             return
-        row = self._balance(cmd.account, cmd.asset)
-        if row[0] + cmd.amount > MAX_AMOUNT:
-            self._reject(out, cmd, cmd.account, ClearingReject.INVALID_AMOUNT, "balance too large")
-            return
-        row[0] += cmd.amount
-        self._venue_add(WORLD, cmd.asset, -cmd.amount)
         self.chain_deposits[cmd.ref] = [cmd.account, cmd.asset, cmd.amount, 0]
-        out.append(Deposited(cmd.account, cmd.asset, cmd.amount, cmd.ref))
         self._custody_move(
             cmd.asset, CUSTODY_CHAIN, CUSTODY_OMNIBUS, cmd.amount, "", 0, cmd.ref, out
         )
