@@ -255,23 +255,7 @@ def test_eth_worked_example(venue: Venue) -> None:
             assert balances(await call(SELLER, "GET", "/api/v3/account"))["ETH"] == (1, 0)
             assert balances(await call(BUYER, "GET", "/api/v3/account"))["USDT"] == (3000, 0)
 
-            await admin(
-                http, venue, "POST", "/v1/instruments/ETH-USDT/reference-price", {"price": "2500"}
-            )
-            for price in ("2500", "2510"):
-                await call(
-                    SELLER, "POST", "/api/v3/order", symbol="ETHUSDT", side="SELL", type="LIMIT",
-                    timeInForce="GTC", quantity="0.5", price=price,
-                )  # fmt: skip
-            fill = await call(
-                BUYER,
-                "POST",
-                "/api/v3/order",
-                symbol="ETHUSDT",
-                side="BUY",
-                type="MARKET",
-                quantity="0.6",
-            )
+            fill = await _trade(http, venue, call, "ETH", "2500", "2510")
             assert fill["status"] == "FILLED" and Decimal(fill["cummulativeQuoteQty"]) == 1501
             b = balances(await call(BUYER, "GET", "/api/v3/account"))
             s = balances(await call(SELLER, "GET", "/api/v3/account"))
@@ -410,18 +394,7 @@ def test_btc_worked_example(venue: Venue) -> None:
             await until("USDT credited", lambda: _has(deposit_of(BUYER, "USDT"), "status", 1))
             assert balances(await call(SELLER, "GET", "/api/v3/account"))["BTC"] == (1, 0)
 
-            await admin(
-                http, venue, "POST", "/v1/instruments/BTC-USDT/reference-price", {"price": "95000"}
-            )
-            for price in ("95000", "95100"):
-                await call(
-                    SELLER, "POST", "/api/v3/order", symbol="BTCUSDT", side="SELL", type="LIMIT",
-                    timeInForce="GTC", quantity="0.5", price=price,
-                )  # fmt: skip
-            fill = await call(
-                BUYER, "POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="MARKET",
-                quantity="0.6",
-            )  # fmt: skip
+            fill = await _trade(http, venue, call, "BTC", "95000", "95100")
             assert fill["status"] == "FILLED" and Decimal(fill["cummulativeQuoteQty"]) == 57010
             b = balances(await call(BUYER, "GET", "/api/v3/account"))
             s = balances(await call(SELLER, "GET", "/api/v3/account"))
@@ -475,6 +448,25 @@ def _caller(http: aiohttp.ClientSession, venue: Venue, keys: Any) -> Any:
         return answer
 
     return call
+
+
+async def _trade(
+    http: aiohttp.ClientSession, venue: Venue, call: Any, base: str, reference: str, above: str
+) -> Any:
+    """The worked example's trading: an operator sets the reference price, the seller offers
+    0.5 at it and 0.5 at ``above``, the buyer's market order for 0.6 takes the first and part
+    of the next. Answers the buyer's order."""
+    symbol = f"{base}USDT"
+    path = f"/v1/instruments/{base}-USDT/reference-price"
+    await admin(http, venue, "POST", path, {"price": reference})
+    for price in (reference, above):
+        await call(
+            SELLER, "POST", "/api/v3/order", symbol=symbol, side="SELL", type="LIMIT",
+            timeInForce="GTC", quantity="0.5", price=price,
+        )  # fmt: skip
+    return await call(
+        BUYER, "POST", "/api/v3/order", symbol=symbol, side="BUY", type="MARKET", quantity="0.6"
+    )
 
 
 async def _keys(http: aiohttp.ClientSession, venue: Venue) -> dict[int, tuple[str, str]]:
