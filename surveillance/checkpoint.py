@@ -53,6 +53,7 @@ __all__ = [
     "raw_key_id",
     "record_public_key",
     "rotate_key",
+    "write_durably",
 ]
 
 KEY_FILE = "checkpoint.key"
@@ -188,7 +189,7 @@ def verify_signature(audit_dir: Path, cp: Checkpoint, cache: dict[str, Ed25519Pu
         raise CheckpointError(f"bad signature (key {cp.key})") from None
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
+def write_durably(path: Path, data: bytes, mode: int) -> None:
     """Write ``path`` whole (via a temporary file and a rename) and fsync it and its folder."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
@@ -218,7 +219,7 @@ def record_public_key(audit_dir: Path, raw: bytes) -> str:
     keys.mkdir(parents=True, exist_ok=True)
     path = keys / f"{kid}.pub"
     if not path.exists():
-        _write_new(path, raw.hex().encode() + b"\n", 0o644)
+        write_durably(path, raw.hex().encode() + b"\n", 0o644)
     return kid
 
 
@@ -235,7 +236,7 @@ def rotate_key(audit_dir: Path) -> str:
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_new(audit_dir / KEY_FILE, pem, 0o600)
+    write_durably(audit_dir / KEY_FILE, pem, 0o600)
     return kid
 
 

@@ -27,7 +27,13 @@ from pathlib import Path
 
 from custody.hsm import HsmError, Token, TokenEd25519Key
 from surveillance.audit import AUDIT_DIR
-from surveillance.checkpoint import KEY_FILE, CheckpointError, CheckpointKey, record_public_key
+from surveillance.checkpoint import (
+    KEY_FILE,
+    CheckpointError,
+    CheckpointKey,
+    record_public_key,
+    write_durably,
+)
 from venue.config import VenueConfig
 from venue.hsm import acquire_hot_token, release_token
 
@@ -137,28 +143,11 @@ class TokenKeys:
             except HsmError as exc:
                 raise CheckpointError(f"cannot make a checkpoint key in the token: {exc}") from None
             kid = record_public_key(self.audit_dir, key.public_key())
-            _write_line(self.audit_dir / TOKEN_KEY_FILE, label)
+            write_durably(self.audit_dir / TOKEN_KEY_FILE, label.encode("ascii") + b"\n", 0o644)
             self._key = key
             return kid
         finally:
             os.close(fd)  # releases the lock
-
-
-def _write_line(path: Path, text: str) -> None:
-    """``path`` replaced whole by ``text`` and a newline (a temporary file, a rename, fsyncs)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, text.encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def open_token_keys(config: VenueConfig, *, create: bool = True) -> TokenKeys | None:
