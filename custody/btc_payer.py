@@ -10,11 +10,13 @@ coins and chain unconfirmed change.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from custody.chains.bitcoin import BitcoinRpc, ChainError, btc_to_sats
 from custody.chains.btc_tx import (
     BtcTxError,
     InsufficientFunds,
+    MultisigUtxo,
     Network,
     TxOutput,
     Utxo,
@@ -25,13 +27,38 @@ from custody.chains.btc_tx import (
 from custody.signer import EcdsaSigner
 from custody.withdrawals import InsufficientHot, PayoutRefused
 
-__all__ = ["FALLBACK_FEERATE", "BitcoinPayer"]
+__all__ = ["FALLBACK_FEERATE", "BitcoinPayer", "signed_payout"]
 
 log = logging.getLogger("custody.bitcoin")
 
 #: sat/kvB when the node has no estimate (regtest with no history)
 FALLBACK_FEERATE = 2_000
 _ALREADY = ("already in block chain", "txn-already-in-mempool", "txn-already-known")
+
+
+async def signed_payout(
+    node: BitcoinRpc,
+    utxos: Sequence[Utxo | MultisigUtxo],
+    payouts: list[tuple[str, int]],
+    change: str,
+    signers: Sequence[EcdsaSigner],
+    network: Network,
+    wallet: str,
+) -> tuple[str, str, int]:
+    """``payouts`` (address, satoshis) paid from ``utxos`` at the node's feerate for six blocks,
+    the change to ``change``: (raw hex, txid, fee). ``InsufficientHot`` when the coins cannot
+    pay it now, ``PayoutRefused`` when it can never be built; ``wallet`` names the payer in
+    both."""
+    feerate = await node.estimate_fee_sat_per_kvb(6) or FALLBACK_FEERATE
+    try:
+        signed = build_transaction(
+            utxos, [TxOutput(a, n) for a, n in payouts], change, feerate, signers, network
+        )
+    except InsufficientFunds as exc:
+        raise InsufficientHot(f"the Bitcoin {wallet} cannot pay: {exc}") from None
+    except BtcTxError as exc:
+        raise PayoutRefused(str(exc)) from None
+    return signed.hex, signed.txid, signed.fee
 
 
 class BitcoinPayer:
@@ -60,17 +87,9 @@ class BitcoinPayer:
         coins = await self.node.scan_addresses([self.address])
         key = self.hot.public_key()
         utxos = [Utxo(c["txid"], int(c["vout"]), btc_to_sats(c["amount"]), key) for c in coins]
-        feerate = await self.node.estimate_fee_sat_per_kvb(6) or FALLBACK_FEERATE
-        try:
-            signed = build_transaction(
-                utxos, [TxOutput(a, n) for a, n in payouts], self.address, feerate, [self.hot],
-                self.network,
-            )  # fmt: skip
-        except InsufficientFunds as exc:
-            raise InsufficientHot(f"the Bitcoin hot wallet cannot pay: {exc}") from None
-        except BtcTxError as exc:
-            raise PayoutRefused(str(exc)) from None
-        return signed.hex, signed.txid, signed.fee
+        return await signed_payout(
+            self.node, utxos, payouts, self.address, [self.hot], self.network, "hot wallet"
+        )
 
     async def broadcast(self, raw: str) -> None:
         try:

@@ -16,14 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from custody.btc_payer import signed_payout
 from custody.chains.bitcoin import BitcoinRpc, btc_to_sats
 from custody.chains.btc_tx import (
-    BtcTxError,
-    InsufficientFunds,
     MultisigUtxo,
     Network,
-    TxOutput,
-    build_transaction,
     multisig_script,
     p2wsh_address,
 )
@@ -48,7 +45,6 @@ COLD_REQUIRED = 2
 #: Gas of the multisig's deployment and of an execute (two ecrecovers, a call) with headroom.
 DEPLOY_GAS = 1_500_000
 EXECUTE_GAS = 200_000
-FALLBACK_FEERATE = 2_000
 
 
 def cold_labels(chain: str) -> list[str]:
@@ -85,17 +81,11 @@ class BitcoinCold:
         ]
         if not utxos:
             raise InsufficientHot("the Bitcoin cold wallet holds no coins")
-        feerate = await self.node.estimate_fee_sat_per_kvb(6) or FALLBACK_FEERATE
-        try:  # two of the three keys sign (in production: the two custodians present)
-            signed = build_transaction(
-                utxos, [TxOutput(a, n) for a, n in payouts], self.address, feerate,
-                self.keys[:COLD_REQUIRED], self.network,
-            )  # fmt: skip
-        except InsufficientFunds as exc:
-            raise InsufficientHot(f"the Bitcoin cold wallet cannot pay: {exc}") from None
-        except BtcTxError as exc:
-            raise PayoutRefused(str(exc)) from None
-        return signed.hex, signed.txid, signed.fee
+        # two of the three keys sign (in production: the two custodians present)
+        signers = self.keys[:COLD_REQUIRED]
+        return await signed_payout(
+            self.node, utxos, payouts, self.address, signers, self.network, "cold wallet"
+        )
 
 
 class EthereumCold:
